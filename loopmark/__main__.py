@@ -1,0 +1,5 @@
+"""`python -m loopmark` runs the command line."""
+
+from loopmark.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,38 @@
+"""Settings from environment variables, read when asked for (never at import time)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    templates_dir: Path
+    storage_url: str
+    records_url: str
+    dispatch_url: str
+    media_base_url: str | None
+    debug: bool
+
+    @property
+    def prepared_dir(self) -> Path:
+        """Where per-template-version artifacts (frames, palette) are cached."""
+        return self.data_dir / "prepared"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        data_dir = Path(env.get("LOOPMARK_DATA_DIR", "./var"))
+        return cls(
+            data_dir=data_dir,
+            templates_dir=Path(env.get("LOOPMARK_TEMPLATES_DIR", "./templates_video")),
+            storage_url=env.get("LOOPMARK_STORAGE", f"file://{data_dir / 'media'}"),
+            records_url=env.get("LOOPMARK_RECORDS", f"sqlite:///{data_dir / 'loopmark.db'}"),
+            dispatch_url=env.get("LOOPMARK_DISPATCH", "local"),
+            media_base_url=env.get("LOOPMARK_MEDIA_BASE_URL") or None,
+            debug=env.get("LOOPMARK_DEBUG", "").lower() in {"1", "true", "yes", "on"},
+        )

@@ -1,0 +1,61 @@
+"""Errors of the domain: values that carry a reason, translated to HTTP or exit codes at the edge."""
+
+from __future__ import annotations
+
+
+class LoopmarkError(Exception):
+    """Base of every error Loopmark raises on purpose. `code` is stable; `reason` is for people."""
+
+    code = "error"
+
+    def __init__(self, reason: str, *, code: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        if code is not None:
+            self.code = code
+
+
+class BadInput(LoopmarkError):
+    """The caller sent something we refuse (HTTP 4xx, exit status 2)."""
+
+    code = "bad_input"
+
+
+class CaptionRejected(BadInput):
+    """A caption the policy refuses. `code` names the rule (``caption_too_long``, ...)."""
+
+    code = "caption_rejected"
+
+
+class UnknownTemplate(BadInput):
+    code = "unknown_template"
+
+    def __init__(self, template_id: str) -> None:
+        super().__init__(f"unknown template: {template_id!r}")
+        self.template_id = template_id
+
+
+class TemplateInvalid(BadInput):
+    """A template's folder or settings are wrong (bad toml, missing source, values out of range)."""
+
+    code = "template_invalid"
+
+
+class VideoRejected(BadInput):
+    """A video file failed the hardened probe: wrong container, too big, too long, unreadable."""
+
+    code = "video_rejected"
+
+
+class ToolFailed(LoopmarkError):
+    """An external program (FFmpeg, gifsicle) failed, timed out or ran out of memory.
+
+    Keeps the program's stderr for logs; the reason shown to users stays short.
+    """
+
+    code = "tool_failed"
+
+    def __init__(self, reason: str, *, argv: list[str] | None = None, stderr: str = "") -> None:
+        super().__init__(reason)
+        self.argv = argv or []
+        self.stderr = stderr
