@@ -59,3 +59,24 @@ class ToolFailed(LoopmarkError):
         super().__init__(reason)
         self.argv = argv or []
         self.stderr = stderr
+
+
+class ConfigInvalid(BadInput):
+    """A setting such as ``LOOPMARK_STORAGE`` is malformed; the reason says the expected form."""
+
+    code = "config_invalid"
+
+
+class StorageUnavailable(LoopmarkError):
+    """The media storage backend failed or cannot be reached; callers answer 503 + Retry-After.
+
+    The backend's own exception is kept as ``__cause__`` for logs.
+    """
+
+    code = "storage_unavailable"
+
+
+class RecordsUnavailable(LoopmarkError):
+    """The records backend (SQLite, DynamoDB) cannot be reached or answered with an error (503)."""
+
+    code = "records_unavailable"

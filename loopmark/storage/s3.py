@@ -1,0 +1,178 @@
+"""S3BlobStore: media as objects in one S3 bucket under an optional prefix (boto3)."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import boto3
+from botocore.client import BaseClient
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from loopmark.errors import ConfigInvalid, StorageUnavailable
+from loopmark.storage.base import IMMUTABLE_CACHE_CONTROL, check_media_base_url, validate_key
+
+S3_SCHEME = "s3://"
+# A signed media URL is handed to one browser for one page view: minutes, not days.
+SIGNED_URL_SECONDS = 300
+# Short timeouts and few attempts: a request thread waiting on a dead endpoint is worse than a
+# prompt 503 with Retry-After. The read timeout bounds each socket read, not a whole transfer.
+CONNECT_TIMEOUT_SECONDS = 2
+READ_TIMEOUT_SECONDS = 10
+MAX_ATTEMPTS = 3
+
+# S3's bucket naming rules (dots allowed, no uppercase or underscores, 3-63 characters).
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _check_location(bucket: str, prefix: str) -> None:
+    if _BUCKET_RE.fullmatch(bucket) is None or ".." in bucket:
+        raise ValueError(f"not a valid S3 bucket name: {bucket!r}")
+    if prefix:
+        try:
+            validate_key(prefix)
+        except ValueError as exc:
+            raise ValueError(f"not a valid S3 key prefix: {prefix!r} ({exc})") from None
+
+
+class S3BlobStore:
+    """Objects ``prefix + key`` in ``bucket``. The endpoint, region and credentials come from the
+    environment as boto3 reads them (``AWS_ENDPOINT_URL`` points it at moto in tests)."""
+
+    def __init__(self, bucket: str, prefix: str = "", *, media_base_url: str | None = None) -> None:
+        try:
+            _check_location(bucket, prefix)
+        except ValueError as exc:
+            raise ConfigInvalid(str(exc)) from exc
+        self.bucket = bucket
+        self.prefix = prefix + "/" if prefix else ""
+        self.media_base_url = (
+            None if media_base_url is None else check_media_base_url(media_base_url)
+        )
+        self._client: BaseClient | None = None
+        self._client_lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: str, *, media_base_url: str | None = None) -> S3BlobStore:
+        """``s3://bucket`` or ``s3://bucket/prefix/path``."""
+        if not url.startswith(S3_SCHEME):
+            raise ConfigInvalid(f"LOOPMARK_STORAGE for S3 must start with s3://, got {url!r}")
+        rest = url[len(S3_SCHEME) :]
+        if "?" in rest or "#" in rest:
+            raise ConfigInvalid(f"LOOPMARK_STORAGE must be s3://bucket/prefix, got {url!r}")
+        bucket, _, prefix = rest.partition("/")
+        prefix = prefix.strip("/")
+        try:
+            _check_location(bucket, prefix)
+        except ValueError as exc:
+            raise ConfigInvalid(f"LOOPMARK_STORAGE {url!r}: {exc}") from exc
+        return cls(bucket, prefix, media_base_url=media_base_url)
+
+    def __repr__(self) -> str:
+        return f"S3BlobStore(bucket={self.bucket!r}, prefix={self.prefix!r})"
+
+    @property
+    def client(self) -> BaseClient:
+        """One client per store, made on first use: no network or credential lookup before."""
+        if self._client is None:
+            with self._client_lock:
+                # boto3's default session is not thread-safe; a private session under a lock is.
+                if self._client is None:
+                    config = Config(
+                        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                        read_timeout=READ_TIMEOUT_SECONDS,
+                        retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+                        # SigV4 everywhere, presigned URLs included (X-Amz-Expires is honoured).
+                        signature_version="s3v4",
+                    )
+                    self._client = boto3.session.Session().client("s3", config=config)
+        return self._client
+
+    def object_key(self, key: str) -> str:
+        return self.prefix + validate_key(key)
+
+    @contextmanager
+    def _translate(self, operation: str, key: str | None = None) -> Iterator[None]:
+        """Speak the port's language: missing objects are FileNotFoundError, every other backend
+        failure is StorageUnavailable with the boto error kept as its cause."""
+        where = f"s3://{self.bucket}/{self.prefix}{key or ''}"
+        try:
+            yield
+        except ClientError as exc:
+            if key is not None and _error_code(exc) in _MISSING_CODES:
+                raise FileNotFoundError(f"no media under key {key!r}") from exc
+            raise StorageUnavailable(
+                f"S3 {operation} failed for {where}: {_error_code(exc) or exc}"
+            ) from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailable(f"S3 {operation} failed for {where}: {exc}") from exc
+
+    def put(self, key: str, data: bytes, *, content_type: str) -> None:
+        object_key = self.object_key(key)
+        # A single PutObject is atomic: readers see the old object or the new one, never part.
+        with self._translate("put_object"):
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=object_key,
+                Body=data,
+                ContentType=content_type,
+                CacheControl=IMMUTABLE_CACHE_CONTROL,
+            )
+
+    def get(self, key: str) -> bytes:
+        object_key = self.object_key(key)
+        with self._translate("get_object", key):
+            response = self.client.get_object(Bucket=self.bucket, Key=object_key)
+            return response["Body"].read()
+
+    def exists(self, key: str) -> bool:
+        object_key = self.object_key(key)
+        try:
+            with self._translate("head_object", key):
+                self.client.head_object(Bucket=self.bucket, Key=object_key)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def url(self, key: str) -> str:
+        object_key = self.object_key(key)
+        if self.media_base_url is not None:
+            return self.media_base_url + validate_key(key)
+        with self._translate("presign"):
+            return self.client.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": self.bucket, "Key": object_key},
+                ExpiresIn=SIGNED_URL_SECONDS,
+            )
+
+    def delete(self, key: str) -> None:
+        object_key = self.object_key(key)
+        # DeleteObject succeeds for a missing key, so idempotence comes from S3 itself.
+        with self._translate("delete_object"):
+            self.client.delete_object(Bucket=self.bucket, Key=object_key)
+
+    def setup(self) -> None:
+        with self._translate("create_bucket"):
+            region = self.client.meta.region_name
+            kwargs: dict[str, Any] = {"Bucket": self.bucket}
+            # us-east-1 is S3's default location and refuses an explicit LocationConstraint.
+            if region and region != "us-east-1":
+                kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+            try:
+                self.client.create_bucket(**kwargs)
+            except ClientError as exc:
+                if _error_code(exc) != "BucketAlreadyOwnedByYou":
+                    raise
+
+    def check(self) -> None:
+        with self._translate("head_bucket"):
+            self.client.head_bucket(Bucket=self.bucket)
