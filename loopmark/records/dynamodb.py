@@ -1,0 +1,457 @@
+"""DynamoDB records: the table every record type shares, and the render records in it.
+
+:class:`DynamoTable` owns the table: a lazy boto3 client with bounded timeouts, the translation
+of AWS errors into RecordsUnavailable, and setup (the table, its global secondary indexes, TTL on
+``expires_at``). :class:`DynamoRenderRecords` keeps one item per render key (a hex hash, partition
+key ``key``). Other record types are modules of their own over the same DynamoTable: their items
+use prefixed keys (``user#alice``), which no render key can collide with, and any index they need
+joins TABLE_INDEXES (setup adds it to an existing table).
+
+Every lease rule is one conditional write, so it holds across Lambda instances. TTL only ever
+garbage-collects failed records; it is never the lease (DynamoDB deletes expired items up to days
+late, so a lease read from TTL would be a lie).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from decimal import Decimal
+from typing import Any
+
+from loopmark.errors import ConfigInvalid, RecordsUnavailable
+from loopmark.records.base import (
+    MAX_ATTEMPTS,
+    Clock,
+    RenderRecord,
+    RenderStatus,
+    clamp_limit,
+    clamp_progress,
+    decode_media,
+    encode_media,
+    fold_caption,
+    split_records_url,
+)
+
+CONNECT_TIMEOUT_SECONDS = 3.0
+READ_TIMEOUT_SECONDS = 5.0
+MAX_REQUEST_ATTEMPTS = 3  # first try included (botocore "standard" retry mode)
+# Threads of one process share the client; its HTTP pool must not be the bottleneck.
+MAX_POOL_CONNECTIONS = 50
+# How long setup waits for a new table or index to become ACTIVE.
+SETUP_WAIT_SECONDS = 600.0
+SETUP_POLL_SECONDS = 2.0
+# Failed records are garbage after this long (TTL); a record that is gone may be tried afresh.
+FAILED_RECORD_TTL_SECONDS = 7 * 24 * 3600
+TTL_ATTRIBUTE = "expires_at"
+
+# list_recent reads the sparse index "recent": only done render records carry its partition
+# attribute ``listing``. Filters (template, caption) apply after DynamoDB's Limit, so a filtered
+# listing reads pages of LIST_PAGE_ITEMS, at most LIST_MAX_PAGES of them, then returns what it has.
+RECENT_INDEX = "recent"
+RECENT_PARTITION = "render#done"
+LIST_PAGE_ITEMS = 100
+LIST_MAX_PAGES = 10
+
+TABLE_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+
+KEY_ATTRIBUTES: dict[str, str] = {"key": "S", "listing": "S", "updated_at": "N"}
+TABLE_INDEXES: tuple[dict[str, Any], ...] = (
+    {
+        "IndexName": RECENT_INDEX,
+        "KeySchema": [
+            {"AttributeName": "listing", "KeyType": "HASH"},
+            {"AttributeName": "updated_at", "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": "ALL"},
+    },
+)
+
+
+def dynamodb_table_from_url(url: str) -> str:
+    """``dynamodb://table-name`` → ``table-name``."""
+    scheme, rest = split_records_url(url)
+    if scheme != "dynamodb" or not TABLE_NAME_PATTERN.fullmatch(rest):
+        raise ConfigInvalid(f"LOOPMARK_RECORDS must look like dynamodb://table-name, got {url!r}")
+    return rest
+
+
+class ConditionFailed(Exception):
+    """A conditional write's condition was false (not an error: someone else holds the key)."""
+
+
+def number(value: float) -> dict[str, str]:
+    """A DynamoDB number in plain digits, exact to the float (``repr`` alone writes ``1e-05``)."""
+    if isinstance(value, int):
+        return {"N": str(value)}
+    return {"N": format(Decimal(repr(float(value))), "f")}
+
+
+def _names(*expressions: str) -> dict[str, str]:
+    # DynamoDB rejects unused placeholders, so declare exactly the #names the expressions use.
+    return {f"#{name}": name for e in expressions for name in re.findall(r"#(\w+)", e)}
+
+
+class DynamoTable:
+    """One DynamoDB table reached through a lazily created, thread-safe boto3 client.
+
+    boto3 reads the region, credentials and ``AWS_ENDPOINT_URL`` from the environment when the
+    client is first needed, never at construction.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def client(self) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._make_client()
+        return self._client
+
+    def _make_client(self) -> Any:
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError
+
+        config = Config(
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            read_timeout=READ_TIMEOUT_SECONDS,
+            retries={"max_attempts": MAX_REQUEST_ATTEMPTS, "mode": "standard"},
+            max_pool_connections=MAX_POOL_CONNECTIONS,
+        )
+        try:
+            # A session of our own: boto3's default session is not safe to share across threads.
+            return boto3.session.Session().client("dynamodb", config=config)
+        except BotoCoreError as exc:  # e.g. no region configured
+            raise RecordsUnavailable(f"DynamoDB table {self.name}: {exc}") from exc
+
+    def call(
+        self, operation: str, *, tolerate: frozenset[str] = frozenset(), **params: Any
+    ) -> dict[str, Any]:
+        """Run one API operation. A failed condition → ConditionFailed; an error code named in
+        ``tolerate`` → an empty answer; any other AWS or network error → RecordsUnavailable."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        client = self.client()
+        try:
+            response: dict[str, Any] = getattr(client, operation)(**params)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = error.get("Code", "")
+            if code in tolerate:
+                return {}
+            if code == "ConditionalCheckFailedException":
+                raise ConditionFailed from exc
+            if code == "ResourceNotFoundException":
+                raise RecordsUnavailable(
+                    f"DynamoDB table {self.name} does not exist: run `loopmark setup`"
+                ) from exc
+            raise RecordsUnavailable(
+                f"DynamoDB table {self.name}: {code}: {error.get('Message', '')}"
+            ) from exc
+        except BotoCoreError as exc:
+            raise RecordsUnavailable(f"DynamoDB table {self.name}: {exc}") from exc
+        return response
+
+    def describe(self) -> dict[str, Any]:
+        table: dict[str, Any] = self.call("describe_table", TableName=self.name)["Table"]
+        return table
+
+    def setup(self) -> None:
+        """Create the table with its indexes and TTL; add what an older table lacks. Idempotent."""
+        definitions = [{"AttributeName": n, "AttributeType": t} for n, t in KEY_ATTRIBUTES.items()]
+        self.call(
+            "create_table",
+            tolerate=frozenset({"ResourceInUseException"}),  # it exists: check what it lacks
+            TableName=self.name,
+            AttributeDefinitions=definitions,
+            KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+            GlobalSecondaryIndexes=list(TABLE_INDEXES),
+        )
+        self._wait_active()
+        present = {i["IndexName"] for i in self.describe().get("GlobalSecondaryIndexes", [])}
+        for index in TABLE_INDEXES:
+            if index["IndexName"] not in present:
+                # DynamoDB creates one index per UpdateTable, and only on an ACTIVE table.
+                self.call(
+                    "update_table",
+                    TableName=self.name,
+                    AttributeDefinitions=definitions,
+                    GlobalSecondaryIndexUpdates=[{"Create": index}],
+                )
+                self._wait_active()
+        ttl = self.call("describe_time_to_live", TableName=self.name)["TimeToLiveDescription"]
+        if ttl.get("TimeToLiveStatus") not in {"ENABLED", "ENABLING"}:
+            self.call(
+                "update_time_to_live",
+                TableName=self.name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+            )
+
+    def _wait_active(self) -> None:
+        deadline = time.monotonic() + SETUP_WAIT_SECONDS
+        while True:
+            table = self.describe()
+            statuses = [table.get("TableStatus")]
+            statuses += [i.get("IndexStatus") for i in table.get("GlobalSecondaryIndexes", [])]
+            if all(status == "ACTIVE" for status in statuses):
+                return
+            if time.monotonic() > deadline:
+                raise RecordsUnavailable(f"DynamoDB table {self.name} is not ACTIVE: {statuses}")
+            time.sleep(SETUP_POLL_SECONDS)
+
+    def check(self) -> None:
+        status = self.describe().get("TableStatus")
+        if status not in {"ACTIVE", "UPDATING"}:
+            raise RecordsUnavailable(f"DynamoDB table {self.name} is {status}")
+
+
+def _string(item: dict[str, Any], name: str) -> str | None:
+    value = item.get(name)
+    return None if value is None or "S" not in value else str(value["S"])
+
+
+def _float(item: dict[str, Any], name: str) -> float:
+    value = item.get(name)
+    return 0.0 if value is None or "N" not in value else float(value["N"])
+
+
+def _record(item: dict[str, Any]) -> RenderRecord:
+    return RenderRecord(
+        key=_string(item, "key") or "",
+        status=RenderStatus(_string(item, "status")),
+        template_id=_string(item, "template_id") or "",
+        caption=_string(item, "caption") or "",
+        owner=_string(item, "owner"),
+        lease_until=_float(item, "lease_until"),
+        progress=_float(item, "progress"),
+        attempts=int(_float(item, "attempts")),
+        created_at=_float(item, "created_at"),
+        updated_at=_float(item, "updated_at"),
+        media=decode_media(_string(item, "media")),
+        error=_string(item, "error"),
+    )
+
+
+_HELD_BY_OWNER = "#status = :rendering AND #owner = :owner"
+
+
+class DynamoRenderRecords:
+    """RenderRecords as items of a DynamoTable; every lease rule is one conditional write."""
+
+    def __init__(self, table: DynamoTable, *, clock: Clock = time.time) -> None:
+        self.table = table
+        self._clock = clock
+
+    def setup(self) -> None:
+        self.table.setup()
+
+    def check(self) -> None:
+        self.table.check()
+
+    def close(self) -> None:
+        """Nothing to release: the HTTP pool belongs to the client and dies with it."""
+
+    def get(self, key: str) -> RenderRecord | None:
+        # Strongly consistent: a lease decision must not rest on a stale replica.
+        response = self.table.call(
+            "get_item", TableName=self.table.name, Key={"key": {"S": key}}, ConsistentRead=True
+        )
+        item = response.get("Item")
+        return None if item is None else _record(item)
+
+    def claim_lease(
+        self, key: str, *, owner: str, template_id: str, caption: str, lease_seconds: float
+    ) -> RenderRecord | None:
+        now = self._clock()
+        update = (
+            "SET #status = :rendering, #owner = :owner, lease_until = :lease_until,"
+            " template_id = :template_id, caption = :caption, caption_fold = :caption_fold,"
+            " progress = :zero, updated_at = :now, created_at = if_not_exists(created_at, :now),"
+            " attempts = if_not_exists(attempts, :zero) + :one"
+            " REMOVE #error, media, expires_at, listing"
+        )
+        condition = (
+            "attribute_not_exists(#key)"
+            " OR (#status = :rendering AND lease_until < :now)"
+            " OR (#status = :failed AND attempts < :max_attempts)"
+        )
+        try:
+            response = self.table.call(
+                "update_item",
+                TableName=self.table.name,
+                Key={"key": {"S": key}},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=_names(update, condition),
+                ExpressionAttributeValues={
+                    ":rendering": {"S": RenderStatus.RENDERING.value},
+                    ":failed": {"S": RenderStatus.FAILED.value},
+                    ":owner": {"S": owner},
+                    ":lease_until": number(now + lease_seconds),
+                    ":template_id": {"S": template_id},
+                    ":caption": {"S": caption},
+                    ":caption_fold": {"S": fold_caption(caption)},
+                    ":zero": number(0),
+                    ":one": number(1),
+                    ":now": number(now),
+                    ":max_attempts": number(MAX_ATTEMPTS),
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ConditionFailed:
+            return None
+        return _record(response["Attributes"])
+
+    def extend_lease(self, key: str, *, owner: str, lease_seconds: float, progress: float) -> bool:
+        now = self._clock()
+        update = "SET lease_until = :lease_until, progress = :progress, updated_at = :now"
+        return self._update_held(
+            key,
+            update,
+            owner,
+            {
+                ":lease_until": number(now + lease_seconds),
+                ":progress": number(clamp_progress(progress)),
+                ":now": number(now),
+            },
+        )
+
+    def complete(self, key: str, *, owner: str, media: dict[str, Any]) -> bool:
+        update = (
+            "SET #status = :done, media = :media, progress = :one, lease_until = :zero,"
+            " updated_at = :now, listing = :listing"
+            " REMOVE #owner, #error, expires_at"
+        )
+        return self._update_held(
+            key,
+            update,
+            owner,
+            {
+                ":done": {"S": RenderStatus.DONE.value},
+                ":media": {"S": encode_media(media) or "{}"},
+                ":one": number(1),
+                ":zero": number(0),
+                ":now": number(self._clock()),
+                ":listing": {"S": RECENT_PARTITION},
+            },
+        )
+
+    def fail(self, key: str, *, owner: str, error: str) -> bool:
+        now = self._clock()
+        update = (
+            "SET #status = :failed, #error = :error, lease_until = :zero, updated_at = :now,"
+            " expires_at = :expires_at"
+            " REMOVE #owner, listing"
+        )
+        return self._update_held(
+            key,
+            update,
+            owner,
+            {
+                ":failed": {"S": RenderStatus.FAILED.value},
+                ":error": {"S": error},
+                ":zero": number(0),
+                ":now": number(now),
+                ":expires_at": number(int(now + FAILED_RECORD_TTL_SECONDS)),
+            },
+        )
+
+    def block(self, key: str, *, reason: str) -> None:
+        # Unconditional: a take-down overrides whatever is there, and creates the record if
+        # there is none. expires_at is removed, or TTL would one day make the key claimable.
+        # Media (if any) stay so the take-down can find the blobs to delete.
+        update = (
+            "SET #status = :blocked, #error = :reason, lease_until = :zero, updated_at = :now,"
+            " created_at = if_not_exists(created_at, :now),"
+            " attempts = if_not_exists(attempts, :zero),"
+            " progress = if_not_exists(progress, :zero),"
+            " template_id = if_not_exists(template_id, :empty),"
+            " caption = if_not_exists(caption, :empty),"
+            " caption_fold = if_not_exists(caption_fold, :empty)"
+            " REMOVE #owner, expires_at, listing"
+        )
+        self.table.call(
+            "update_item",
+            TableName=self.table.name,
+            Key={"key": {"S": key}},
+            UpdateExpression=update,
+            ExpressionAttributeNames=_names(update),
+            ExpressionAttributeValues={
+                ":blocked": {"S": RenderStatus.BLOCKED.value},
+                ":reason": {"S": reason},
+                ":zero": number(0),
+                ":now": number(self._clock()),
+                ":empty": {"S": ""},
+            },
+        )
+
+    def list_recent(
+        self,
+        *,
+        limit: int = 50,
+        before: float | None = None,
+        template_id: str | None = None,
+        query: str | None = None,
+    ) -> list[RenderRecord]:
+        limit = clamp_limit(limit)
+        key_condition = "listing = :listing"
+        values: dict[str, Any] = {":listing": {"S": RECENT_PARTITION}}
+        if before is not None:
+            key_condition += " AND updated_at < :before"
+            values[":before"] = number(before)
+        filters = []
+        if template_id is not None:
+            filters.append("template_id = :template_id")
+            values[":template_id"] = {"S": template_id}
+        if query:
+            filters.append("contains(caption_fold, :query)")
+            values[":query"] = {"S": fold_caption(query)}
+        params: dict[str, Any] = {
+            "TableName": self.table.name,
+            "IndexName": RECENT_INDEX,
+            "KeyConditionExpression": key_condition,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": False,  # newest first
+            "Limit": max(limit, LIST_PAGE_ITEMS) if filters else limit,
+        }
+        if filters:
+            params["FilterExpression"] = " AND ".join(filters)
+        records: list[RenderRecord] = []
+        for _ in range(LIST_MAX_PAGES):
+            response = self.table.call("query", **params)
+            records.extend(_record(item) for item in response.get("Items", []))
+            last = response.get("LastEvaluatedKey")
+            if len(records) >= limit or not last:
+                break
+            params["ExclusiveStartKey"] = last
+        return records[:limit]
+
+    def _update_held(self, key: str, update: str, owner: str, values: dict[str, Any]) -> bool:
+        """Apply ``update`` only while ``owner`` holds the lease; False when it does not."""
+        try:
+            self.table.call(
+                "update_item",
+                TableName=self.table.name,
+                Key={"key": {"S": key}},
+                UpdateExpression=update,
+                ConditionExpression=_HELD_BY_OWNER,
+                ExpressionAttributeNames=_names(update, _HELD_BY_OWNER),
+                ExpressionAttributeValues={
+                    **values,
+                    ":rendering": {"S": RenderStatus.RENDERING.value},
+                    ":owner": {"S": owner},
+                },
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+
+def open_dynamodb_render_records(url: str, *, clock: Clock = time.time) -> DynamoRenderRecords:
+    return DynamoRenderRecords(DynamoTable(dynamodb_table_from_url(url)), clock=clock)

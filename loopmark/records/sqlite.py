@@ -1,0 +1,394 @@
+"""SQLite records: the database file every record type shares, and the render records in it.
+
+:class:`SqliteDatabase` owns the file: a small pool of connections (each used by one thread at a
+time), WAL, the busy timeout, write transactions (``BEGIN IMMEDIATE``) and the schema's version
+(``PRAGMA user_version``). A record type is a class over a SqliteDatabase —
+:class:`SqliteRenderRecords` here; gallery entries, blocked keys, word lists and admin users in
+modules of their own — whose tables arrive as one more entry at the end of MIGRATIONS.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import time
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from loopmark.errors import ConfigInvalid, RecordsUnavailable
+from loopmark.records.base import (
+    Clock,
+    RenderRecord,
+    RenderStatus,
+    claimable,
+    clamp_limit,
+    clamp_progress,
+    decode_media,
+    encode_media,
+    fold_caption,
+    split_records_url,
+)
+
+# How long a writer waits for another writer before giving up with "database is locked". Writes
+# hold the lock for well under a millisecond, so only a stuck disk ever reaches this.
+BUSY_TIMEOUT_SECONDS = 10.0
+# Connections kept open between uses; a burst beyond this opens (then closes) extra ones.
+IDLE_CONNECTIONS_MAX = 8
+
+# Schema versions, in order: MIGRATIONS[n] takes a database from user_version n to n + 1.
+# Never edit a released entry; append one. Each entry is a tuple of single SQL statements.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """
+        CREATE TABLE render_records (
+            key TEXT PRIMARY KEY,
+            status TEXT NOT NULL CHECK (status IN ('rendering', 'done', 'failed', 'blocked')),
+            template_id TEXT NOT NULL,
+            caption TEXT NOT NULL,
+            caption_fold TEXT NOT NULL,
+            owner TEXT,
+            lease_until REAL NOT NULL,
+            progress REAL NOT NULL,
+            attempts INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            media TEXT,
+            error TEXT
+        )
+        """,
+        "CREATE INDEX render_records_recent ON render_records (status, updated_at)",
+        """
+        CREATE INDEX render_records_template_recent
+            ON render_records (template_id, status, updated_at)
+        """,
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def sqlite_path_from_url(url: str) -> Path:
+    """``sqlite:///var/loopmark.db`` → ``var/loopmark.db`` (relative to the working directory);
+    ``sqlite:////srv/loopmark.db`` → ``/srv/loopmark.db``. The usual SQLAlchemy reading, which is
+    also what the default ``sqlite:///$LOOPMARK_DATA_DIR/loopmark.db`` produces for either kind
+    of data directory.
+    """
+    scheme, rest = split_records_url(url)
+    path = rest[1:] if rest.startswith("/") else ""
+    if scheme != "sqlite" or not path or path.startswith(":memory:") or "?" in path:
+        raise ConfigInvalid(
+            f"LOOPMARK_RECORDS must look like sqlite:///path/to/file.db, got {url!r}"
+        )
+    return Path(path)
+
+
+class SqliteDatabase:
+    """One SQLite file in WAL mode, shared by threads through a small pool of connections.
+
+    Connections are opened lazily (never at construction) and each is used by one thread at a
+    time. Writes run in ``BEGIN IMMEDIATE`` transactions: the write lock is taken up front, so a
+    read-then-write never has to upgrade its lock (the upgrade is what fails with "database is
+    locked" without waiting), and the busy timeout queues writers instead.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        # Fixed now, so a later chdir does not move the database.
+        self.path = Path(path).absolute()
+        self._idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+
+    def _connect(self, *, create: bool) -> sqlite3.Connection:
+        # mode=rw: outside setup, a missing file is an error, not a new empty database.
+        mode = "rwc" if create else "rw"
+        uri = f"file:{urllib.parse.quote(str(self.path))}?mode={mode}"
+        conn = sqlite3.connect(
+            uri,
+            uri=True,
+            timeout=BUSY_TIMEOUT_SECONDS,
+            isolation_level=None,  # autocommit; transactions are explicit BEGIN IMMEDIATE
+            check_same_thread=False,  # the pool hands a connection to one thread at a time
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+            # With WAL, NORMAL loses no committed data on a crash of the process, only
+            # possibly on power loss, and saves an fsync per write.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            if not create:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version < SCHEMA_VERSION:
+                    raise RecordsUnavailable(
+                        f"SQLite records at {self.path} have schema version {version}, "
+                        f"this code needs {SCHEMA_VERSION}: run `loopmark setup`"
+                    )
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection until the block ends; sqlite3 errors → RecordsUnavailable."""
+        try:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                conn = self._connect(create=False)
+        except sqlite3.Error as exc:
+            raise self._unavailable(exc) from exc
+        try:
+            yield conn
+        except sqlite3.Error as exc:
+            raise self._unavailable(exc) from exc
+        finally:
+            if conn.in_transaction or self._idle.qsize() >= IDLE_CONNECTIONS_MAX:
+                conn.close()
+            else:
+                self._idle.put(conn)
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A ``BEGIN IMMEDIATE`` transaction, committed when the block ends, else rolled back."""
+        with self.connection() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def migrate(self) -> None:
+        """Create the file and bring its schema to SCHEMA_VERSION. Idempotent, safe to race."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RecordsUnavailable(f"cannot create {self.path.parent}: {exc}") from exc
+        try:
+            conn = self._connect(create=True)
+            try:
+                # WAL is a property of the file: set once here, every later connection uses it.
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise RecordsUnavailable(f"SQLite at {self.path} refused WAL mode ({mode})")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    # Read inside the write transaction, so two racing setups apply each step once.
+                    version = conn.execute("PRAGMA user_version").fetchone()[0]
+                    for number in range(version, SCHEMA_VERSION):
+                        for statement in MIGRATIONS[number]:
+                            conn.execute(statement)
+                        conn.execute(f"PRAGMA user_version = {number + 1}")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise self._unavailable(exc) from exc
+
+    def close(self) -> None:
+        """Close the idle connections (those in use close when their block ends)."""
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
+
+    def _unavailable(self, exc: sqlite3.Error) -> RecordsUnavailable:
+        if not self.path.exists():
+            return RecordsUnavailable(f"no SQLite records at {self.path}: run `loopmark setup`")
+        return RecordsUnavailable(f"SQLite records at {self.path}: {exc}")
+
+
+_COLUMNS = (
+    "key, status, template_id, caption, owner, lease_until, progress, attempts, "
+    "created_at, updated_at, media, error"
+)
+
+
+def _record(row: tuple[Any, ...]) -> RenderRecord:
+    (key, status, template_id, caption, owner, lease_until, progress, attempts) = row[:8]
+    (created_at, updated_at, media, error) = row[8:]
+    return RenderRecord(
+        key=key,
+        status=RenderStatus(status),
+        template_id=template_id,
+        caption=caption,
+        owner=owner,
+        lease_until=float(lease_until),
+        progress=float(progress),
+        attempts=int(attempts),
+        created_at=float(created_at),
+        updated_at=float(updated_at),
+        media=decode_media(media),
+        error=error,
+    )
+
+
+class SqliteRenderRecords:
+    """RenderRecords in the ``render_records`` table of a SqliteDatabase."""
+
+    def __init__(self, db: SqliteDatabase, *, clock: Clock = time.time) -> None:
+        self.db = db
+        self._clock = clock
+
+    def setup(self) -> None:
+        self.db.migrate()
+
+    def check(self) -> None:
+        with self.db.connection() as conn:
+            conn.execute("SELECT 1 FROM render_records LIMIT 1").fetchall()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def get(self, key: str) -> RenderRecord | None:
+        with self.db.connection() as conn:
+            return self._select(conn, key)
+
+    def claim_lease(
+        self, key: str, *, owner: str, template_id: str, caption: str, lease_seconds: float
+    ) -> RenderRecord | None:
+        with self.db.write() as conn:
+            # Read the clock under the write lock: no other claim can land between the check
+            # and the write, and "now" is not stale by the time we waited for the lock.
+            now = self._clock()
+            current = self._select(conn, key)
+            if not claimable(current, now):
+                return None
+            record = RenderRecord(
+                key=key,
+                status=RenderStatus.RENDERING,
+                template_id=template_id,
+                caption=caption,
+                owner=owner,
+                lease_until=now + lease_seconds,
+                progress=0.0,
+                attempts=(current.attempts if current else 0) + 1,
+                created_at=current.created_at if current else now,
+                updated_at=now,
+                media=None,
+                error=None,
+            )
+            conn.execute(
+                """
+                INSERT INTO render_records (key, status, template_id, caption, caption_fold,
+                    owner, lease_until, progress, attempts, created_at, updated_at, media, error)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)
+                ON CONFLICT (key) DO UPDATE SET
+                    status = excluded.status, template_id = excluded.template_id,
+                    caption = excluded.caption, caption_fold = excluded.caption_fold,
+                    owner = excluded.owner, lease_until = excluded.lease_until,
+                    progress = excluded.progress, attempts = excluded.attempts,
+                    updated_at = excluded.updated_at, media = NULL, error = NULL
+                """,
+                (
+                    key,
+                    RenderStatus.RENDERING.value,
+                    template_id,
+                    caption,
+                    fold_caption(caption),
+                    owner,
+                    record.lease_until,
+                    record.progress,
+                    record.attempts,
+                    record.created_at,
+                    record.updated_at,
+                ),
+            )
+            return record
+
+    def extend_lease(self, key: str, *, owner: str, lease_seconds: float, progress: float) -> bool:
+        with self.db.write() as conn:
+            now = self._clock()
+            cursor = conn.execute(
+                """
+                UPDATE render_records SET lease_until = ?, progress = ?, updated_at = ?
+                WHERE key = ? AND status = 'rendering' AND owner = ?
+                """,
+                (now + lease_seconds, clamp_progress(progress), now, key, owner),
+            )
+            return cursor.rowcount == 1
+
+    def complete(self, key: str, *, owner: str, media: dict[str, Any]) -> bool:
+        with self.db.write() as conn:
+            cursor = conn.execute(
+                """
+                UPDATE render_records SET status = 'done', media = ?, owner = NULL,
+                    lease_until = 0, progress = 1, error = NULL, updated_at = ?
+                WHERE key = ? AND status = 'rendering' AND owner = ?
+                """,
+                (encode_media(media), self._clock(), key, owner),
+            )
+            return cursor.rowcount == 1
+
+    def fail(self, key: str, *, owner: str, error: str) -> bool:
+        with self.db.write() as conn:
+            cursor = conn.execute(
+                """
+                UPDATE render_records SET status = 'failed', error = ?, owner = NULL,
+                    lease_until = 0, updated_at = ?
+                WHERE key = ? AND status = 'rendering' AND owner = ?
+                """,
+                (error, self._clock(), key, owner),
+            )
+            return cursor.rowcount == 1
+
+    def block(self, key: str, *, reason: str) -> None:
+        # Media (if any) stay on the record so the take-down can find the blobs to delete;
+        # status "blocked" is what says they are never served again.
+        with self.db.write() as conn:
+            now = self._clock()
+            conn.execute(
+                """
+                INSERT INTO render_records (key, status, template_id, caption, caption_fold,
+                    owner, lease_until, progress, attempts, created_at, updated_at, media, error)
+                VALUES (?, 'blocked', '', '', '', NULL, 0, 0, 0, ?, ?, NULL, ?)
+                ON CONFLICT (key) DO UPDATE SET
+                    status = 'blocked', owner = NULL, lease_until = 0,
+                    updated_at = excluded.updated_at, error = excluded.error
+                """,
+                (key, now, now, reason),
+            )
+
+    def list_recent(
+        self,
+        *,
+        limit: int = 50,
+        before: float | None = None,
+        template_id: str | None = None,
+        query: str | None = None,
+    ) -> list[RenderRecord]:
+        where = ["status = 'done'"]
+        params: list[Any] = []
+        if before is not None:
+            where.append("updated_at < ?")
+            params.append(before)
+        if template_id is not None:
+            where.append("template_id = ?")
+            params.append(template_id)
+        if query:
+            # instr, not LIKE: the query's own % and _ must match literally.
+            where.append("instr(caption_fold, ?) > 0")
+            params.append(fold_caption(query))
+        params.append(clamp_limit(limit))
+        sql = (
+            f"SELECT {_COLUMNS} FROM render_records WHERE {' AND '.join(where)} "
+            "ORDER BY updated_at DESC, key DESC LIMIT ?"
+        )
+        with self.db.connection() as conn:
+            return [_record(row) for row in conn.execute(sql, params).fetchall()]
+
+    @staticmethod
+    def _select(conn: sqlite3.Connection, key: str) -> RenderRecord | None:
+        row = conn.execute(
+            f"SELECT {_COLUMNS} FROM render_records WHERE key = ?", (key,)
+        ).fetchone()
+        return None if row is None else _record(row)
+
+
+def open_sqlite_render_records(url: str, *, clock: Clock = time.time) -> SqliteRenderRecords:
+    return SqliteRenderRecords(SqliteDatabase(sqlite_path_from_url(url)), clock=clock)

@@ -1,0 +1,123 @@
+"""DynamoDB adapter specifics: the URL, the table, its index and TTL, and errors as values."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+
+from loopmark.errors import ConfigInvalid, RecordsUnavailable
+from loopmark.records import open_render_records
+from loopmark.records.dynamodb import (
+    FAILED_RECORD_TTL_SECONDS,
+    RECENT_INDEX,
+    TTL_ATTRIBUTE,
+    DynamoRenderRecords,
+    DynamoTable,
+    dynamodb_table_from_url,
+    number,
+)
+from tests.moto_server import free_port
+
+TABLE = "loopmark-test"
+NOW = 1_700_000_000.0
+
+
+def make_records(now: float = NOW) -> DynamoRenderRecords:
+    return DynamoRenderRecords(DynamoTable(TABLE), clock=lambda: now)
+
+
+def raw_item(key: str) -> dict[str, object]:
+    item: dict[str, object] = boto3.client("dynamodb").get_item(
+        TableName=TABLE, Key={"key": {"S": key}}
+    )["Item"]
+    return item
+
+
+def test_url_to_table_name() -> None:
+    assert dynamodb_table_from_url("dynamodb://loopmark-prod_1.x") == "loopmark-prod_1.x"
+
+
+@pytest.mark.parametrize("url", ["dynamodb://", "dynamodb://a", "dynamodb://t/x", "dynamo://tab"])
+def test_bad_urls_are_refused(url: str) -> None:
+    with pytest.raises(ConfigInvalid):
+        open_render_records(url)
+
+
+def test_numbers_are_written_in_plain_digits() -> None:
+    assert number(1e-05) == {"N": "0.00001"}
+    assert number(1_700_000_000.25) == {"N": "1700000000.25"}
+    assert number(3) == {"N": "3"} and number(3.0) == {"N": "3.0"}
+
+
+def test_setup_creates_the_table_with_its_index_and_ttl(aws: str) -> None:
+    records = make_records()
+    records.setup()
+    records.setup()  # idempotent
+    client = boto3.client("dynamodb")
+    table = client.describe_table(TableName=TABLE)["Table"]
+    assert [k["AttributeName"] for k in table["KeySchema"]] == ["key"]
+    assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == [RECENT_INDEX]
+    ttl = client.describe_time_to_live(TableName=TABLE)["TimeToLiveDescription"]
+    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", TTL_ATTRIBUTE)
+    records.check()
+
+
+def test_setup_adds_the_index_an_older_table_lacks(aws: str) -> None:
+    client = boto3.client("dynamodb")
+    client.create_table(
+        TableName=TABLE,
+        AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    records = make_records()
+    records.setup()
+    table = client.describe_table(TableName=TABLE)["Table"]
+    assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == [RECENT_INDEX]
+    records.claim_lease("k", owner="a", template_id="t", caption="c", lease_seconds=90)
+    records.complete("k", owner="a", media={"gif": "k.gif"})
+    assert [r.key for r in records.list_recent()] == ["k"]
+
+
+def test_ttl_is_set_only_on_failed_records(aws: str) -> None:
+    records = make_records()
+    records.setup()
+    records.claim_lease("k", owner="a", template_id="t", caption="c", lease_seconds=90)
+    assert TTL_ATTRIBUTE not in raw_item("k")  # the lease never relies on TTL
+    records.fail("k", owner="a", error="boom")
+    assert raw_item("k")[TTL_ATTRIBUTE] == {"N": str(int(NOW + FAILED_RECORD_TTL_SECONDS))}
+    records.claim_lease("k", owner="b", template_id="t", caption="c", lease_seconds=90)
+    assert TTL_ATTRIBUTE not in raw_item("k")
+    records.fail("k", owner="b", error="boom")
+    records.block("k", reason="taken down")
+    assert TTL_ATTRIBUTE not in raw_item("k")  # blocked for ever, never garbage-collected
+    records.claim_lease("d", owner="a", template_id="t", caption="c", lease_seconds=90)
+    records.complete("d", owner="a", media={"gif": "d.gif"})
+    assert TTL_ATTRIBUTE not in raw_item("d")
+
+
+def test_only_done_records_are_in_the_listing_index(aws: str) -> None:
+    records = make_records()
+    records.setup()
+    records.claim_lease("k", owner="a", template_id="t", caption="c", lease_seconds=90)
+    assert "listing" not in raw_item("k")
+    records.complete("k", owner="a", media={"gif": "k.gif"})
+    assert "listing" in raw_item("k")
+    records.block("k", reason="taken down")
+    assert "listing" not in raw_item("k")
+
+
+def test_a_missing_table_is_unavailable(aws: str) -> None:
+    records = make_records()
+    with pytest.raises(RecordsUnavailable, match="loopmark setup"):
+        records.check()
+    with pytest.raises(RecordsUnavailable) as caught:
+        records.get("k")
+    assert caught.value.code == "records_unavailable"
+
+
+def test_an_unreachable_endpoint_is_unavailable(aws: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    records = make_records()
+    with pytest.raises(RecordsUnavailable, match=TABLE):
+        records.get("k")
