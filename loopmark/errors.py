@@ -1,4 +1,4 @@
-"""Errors of the domain: values that carry a reason, translated to HTTP or exit codes at the edge."""
+"""Domain errors: values that carry a reason, translated to HTTP or exit codes at the edge."""
 
 from __future__ import annotations
 

@@ -1,0 +1,183 @@
+"""The `loopmark` command line: a contract that scripts rely on (see DESIGN.md).
+
+Exit status 0 on success, 2 with one line on bad input, 1 with one line when a tool or backend
+fails. No traceback reaches the user unless LOOPMARK_DEBUG is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from loopmark.config import Settings
+from loopmark.errors import BadInput, LoopmarkError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line with exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: {message} (see --help)\n")
+
+
+def _print_json(data: object) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def cmd_templates_list(args: argparse.Namespace, settings: Settings) -> int:
+    from loopmark.renderer.templates import iter_template_ids, load_templates
+
+    if args.ids:
+        print("\n".join(iter_template_ids(settings.templates_dir)))
+        return EXIT_OK
+    templates = load_templates(settings.templates_dir)
+    if args.json:
+        _print_json(
+            [
+                {
+                    "id": t.id,
+                    "name": t.name,
+                    "width": t.width,
+                    "fps": t.fps,
+                    "seconds": t.duration_s,
+                    "loop": t.loop,
+                    "caption_mode": t.caption_mode,
+                    "captions": list(t.captions),
+                    "enabled": t.enabled,
+                    "version": t.version,
+                    "credit": t.credit,
+                }
+                for t in templates
+            ]
+        )
+        return EXIT_OK
+    if not templates:
+        print(f"no templates in {settings.templates_dir}")
+    for t in templates:
+        state = "" if t.enabled else "  (disabled)"
+        print(f"{t.id:<20} {t.name:<24} {t.width}px {t.fps}fps {t.duration_s:g}s {t.loop}{state}")
+    return EXIT_OK
+
+
+def cmd_templates_add(args: argparse.Namespace, settings: Settings) -> int:
+    from loopmark.renderer.authoring import NewTemplate, add_template
+
+    spec = NewTemplate(
+        template_id=args.id,
+        video=Path(args.video),
+        start_s=args.start,
+        duration_s=args.duration,
+        width=args.width,
+        fps=args.fps,
+        frame=Path(args.frame) if args.frame else None,
+        name=args.name,
+    )
+    prepared = add_template(spec, settings.templates_dir, settings.prepared_dir)
+    print(
+        f"added {args.id}: {prepared.width}x{prepared.height}, {prepared.frame_count} frames "
+        f"at {prepared.fps} fps, text box {prepared.box.w}x{prepared.box.h}"
+    )
+    return EXIT_OK
+
+
+def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from loopmark.renderer.prepare import prepare_template
+    from loopmark.renderer.render import render
+    from loopmark.renderer.templates import load_template
+
+    template = load_template(settings.templates_dir, args.id)
+    prepared = prepare_template(template, settings.prepared_dir)
+    started = time.perf_counter()
+    result = render(prepared, args.caption)
+    elapsed = time.perf_counter() - started
+    default_path = settings.data_dir / "renders" / f"{result.key}.gif"
+    gif_path = Path(args.output) if args.output else default_path
+    paths = {
+        "gif": gif_path,
+        "mp4": gif_path.with_suffix(".mp4"),
+        "poster": gif_path.with_suffix(".jpg"),
+    }
+    gif_path.parent.mkdir(parents=True, exist_ok=True)
+    for kind, data in (("gif", result.gif), ("mp4", result.mp4), ("poster", result.poster)):
+        paths[kind].write_bytes(data)
+    summary = {
+        "key": result.key,
+        **{kind: str(path) for kind, path in paths.items()},
+        "bytes": len(result.gif),
+        "frames": result.frames,
+        "width": result.width,
+        "height": result.height,
+        "seconds": result.seconds,
+        "render_seconds": round(elapsed, 3),
+    }
+    if args.json:
+        _print_json(summary)
+    else:
+        print(
+            f"{gif_path} ({len(result.gif):,} bytes, {result.frames} frames, "
+            f"{result.width}x{result.height}) rendered in {elapsed:.2f} s; key {result.key}"
+        )
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="loopmark", description="Branded GIF micro-site.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    templates = commands.add_parser("templates", help="list or add video templates")
+    template_commands = templates.add_subparsers(dest="templates_command", required=True)
+    listing = template_commands.add_parser("list", help="list templates")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.add_argument("--ids", action="store_true", help="print template ids only")
+    listing.set_defaults(handler=cmd_templates_list)
+    add = template_commands.add_parser("add", help="create a template from a video")
+    add.add_argument("id", help="template id: lowercase letters, digits, dashes")
+    add.add_argument("--video", required=True, help="source video (mp4, mov, webm, mkv, gif)")
+    add.add_argument("--start", type=float, default=0.0, help="trim start in seconds")
+    add.add_argument("--duration", type=float, default=None, help="seconds to use (≤ 10)")
+    add.add_argument("--width", type=int, default=480, help="output width in pixels (≤ 480)")
+    add.add_argument("--fps", type=int, default=12, help="output frames per second (≤ 15)")
+    add.add_argument("--frame", help="branding frame: a PNG with alpha")
+    add.add_argument("--name", help="display name")
+    add.set_defaults(handler=cmd_templates_add)
+
+    render = commands.add_parser("render", help="render a caption on a template")
+    render.add_argument("id", help="template id")
+    render.add_argument("caption", help="caption text")
+    render.add_argument("-o", "--output", help="where to write the GIF (MP4 and JPEG beside it)")
+    render.add_argument("--json", action="store_true", help="print JSON")
+    render.set_defaults(handler=cmd_render)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings.from_env()
+    handler: Handler = args.handler
+    try:
+        return handler(args, settings)
+    except BadInput as exc:
+        print(f"loopmark: {exc.reason}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except LoopmarkError as exc:
+        print(f"loopmark: {exc.reason}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the last line of defence: one line, never a traceback
+        if settings.debug:
+            raise
+        print(f"loopmark: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED

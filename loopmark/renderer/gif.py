@@ -1,0 +1,104 @@
+"""The GIF encoder: indexed frames → a looping GIF with frame-difference transparency.
+
+Each frame after the first stores only the rectangle that changed, with unchanged pixels set to
+the transparent index; Pillow's C encoder does the LZW. Measured on Big Buck Bunny at 480 px, a
+``gifsicle -O3`` pass over this output saves 0.1 % of the bytes for 0.75 s of CPU (five times the
+whole render), so gifsicle is an optional final pass (``GifsicleLevel``), streamed through
+stdin/stdout, not the default.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import GifImagePlugin, Image
+
+from loopmark.renderer.process import (
+    GIFSICLE_MEMORY_BYTES,
+    GIFSICLE_TIMEOUT_SECONDS,
+    gifsicle_exe,
+    run_tool,
+)
+from loopmark.renderer.quantize import TRANSPARENT_INDEX
+
+DISPOSE_NONE = 1  # keep the frame in place; the next one draws over it
+GIFSICLE_LEVELS = ("", "-O1", "-O2", "-O3")
+
+
+def frame_delays_cs(count: int, fps: float) -> list[int]:
+    """Delays in centiseconds whose running sum tracks the true timeline (12 fps → 8, 8, 9, …)."""
+    delays: list[int] = []
+    elapsed = 0
+    for i in range(1, count + 1):
+        target = round(i * 100 / fps)
+        delays.append(max(2, target - elapsed))
+        elapsed += delays[-1]
+    return delays
+
+
+def _header(width: int, height: int, palette: NDArray[np.uint8]) -> bytes:
+    screen = width.to_bytes(2, "little") + height.to_bytes(2, "little")
+    # Global colour table of 256 entries (flag 0x80 | 8-bit colour resolution | size 2**(7+1)).
+    packed = 0x80 | 0x70 | 0x07
+    loop_forever = b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"
+    return b"GIF89a" + screen + bytes([packed, 0, 0]) + palette.tobytes() + loop_forever
+
+
+def encode_gif(
+    indices: NDArray[np.uint8],
+    palette: NDArray[np.uint8],
+    delays_cs: Sequence[int],
+    *,
+    on_frame: Callable[[int], None] | None = None,
+) -> bytes:
+    """Encode (frames, height, width) palette indices; ``on_frame(i)`` reports progress."""
+    count, height, width = indices.shape
+    out = io.BytesIO()
+    out.write(_header(width, height, palette))
+    previous: NDArray[np.uint8] | None = None
+    for i in range(count):
+        frame = indices[i]
+        if previous is None:
+            x0, y0, crop, transparency = 0, 0, frame, None
+        else:
+            changed = frame != previous
+            rows = np.flatnonzero(changed.any(axis=1))
+            if len(rows) == 0:
+                # Nothing moved: a 1×1 transparent pixel keeps the frame's timing.
+                x0, y0, crop = 0, 0, np.full((1, 1), TRANSPARENT_INDEX, np.uint8)
+            else:
+                cols = np.flatnonzero(changed.any(axis=0))
+                y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+                crop = np.where(changed[y0:y1, x0:x1], frame[y0:y1, x0:x1], TRANSPARENT_INDEX)
+            transparency = TRANSPARENT_INDEX
+        crop = np.ascontiguousarray(crop, dtype=np.uint8)
+        image = Image.frombytes("P", (crop.shape[1], crop.shape[0]), crop.tobytes())
+        params = {"duration": delays_cs[i] * 10, "disposal": DISPOSE_NONE, "interlace": 0}
+        if transparency is not None:
+            params["transparency"] = transparency
+        for chunk in GifImagePlugin.getdata(image, (int(x0), int(y0)), **params):
+            out.write(chunk)
+        previous = frame
+        if on_frame is not None:
+            on_frame(i)
+    out.write(b";")
+    return out.getvalue()
+
+
+def gifsicle_optimise(gif: bytes, level: str) -> bytes:
+    """Pass a GIF through gifsicle on stdin/stdout (our own output only, never a visitor's)."""
+    if level not in GIFSICLE_LEVELS:
+        raise ValueError(f"gifsicle level must be one of {GIFSICLE_LEVELS}")
+    if not level:
+        return gif
+    argv = [gifsicle_exe(), "--no-warnings", level]
+    return run_tool(
+        argv,
+        what="gifsicle",
+        stdin=gif,
+        timeout_s=GIFSICLE_TIMEOUT_SECONDS,
+        memory_bytes=GIFSICLE_MEMORY_BYTES,
+    )

@@ -1,0 +1,185 @@
+"""Preparation, once per template version: everything a render needs that no caption changes.
+
+Decode, trim, retime, scale, loop style, branding, the palette (with room for the caption's
+colours), every frame mapped onto it and stabilised, and a look-up table for caption pixels. The
+result is cached on disk under ``<prepared_dir>/<template id>/<version>/`` and memory-mapped, so
+a render only touches the caption's box.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from loopmark.errors import TemplateInvalid
+from loopmark.renderer.probe import probe_video
+from loopmark.renderer.quantize import build_lut, build_palette, fold_transparent, stabilise
+from loopmark.renderer.templates import OUTPUT_MAX_FRAMES, Template, TextBox
+from loopmark.renderer.video import decode_frames, encode_mp4, generate_palette, map_to_palette
+
+PREPARE_VERSION = 1  # bump when this module's output changes for the same template
+POSTER_JPEG_QUALITY = 88
+_ARRAYS = ("frames", "indices", "palette", "lut")
+_locks: dict[Path, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+@dataclass(frozen=True)
+class PreparedTemplate:
+    template: Template
+    folder: Path
+    frames: NDArray[np.uint8]  # (n, h, w, 3) RGB with branding: the unquantised truth
+    indices: NDArray[np.uint8]  # (n, h, w) palette indices, stabilised
+    palette: NDArray[np.uint8]  # (256, 3)
+    lut: NDArray[np.uint8]  # RGB at LUT_BITS → palette index
+    box: TextBox  # the text box, resolved against the output height
+
+    @property
+    def width(self) -> int:
+        return int(self.frames.shape[2])
+
+    @property
+    def height(self) -> int:
+        return int(self.frames.shape[1])
+
+    @property
+    def frame_count(self) -> int:
+        return int(self.frames.shape[0])
+
+    @property
+    def fps(self) -> int:
+        return self.template.fps
+
+    @property
+    def seconds(self) -> float:
+        return self.frame_count / self.fps
+
+    @property
+    def preview_mp4(self) -> Path:
+        return self.folder / "preview.mp4"
+
+    @property
+    def poster_jpg(self) -> Path:
+        return self.folder / "poster.jpg"
+
+
+def output_height(width: int, source_width: int, source_height: int) -> int:
+    height = round(width * source_height / source_width)
+    return max(2, height + height % 2)
+
+
+def resolve_box(box: TextBox, width: int, height: int) -> TextBox:
+    """A box with no height means the default: the lower third, inset from the edges."""
+    if box.h == 0:
+        margin = max(4, height // 24)
+        return TextBox(box.x, height * 2 // 3, box.w, height - height * 2 // 3 - margin)
+    if box.y + box.h > height or box.w < 16 or box.h < 8:
+        raise TemplateInvalid(f"text.box {box} does not fit a {width}x{height} output")
+    return box
+
+
+def apply_loop_style(frames: NDArray[np.uint8], loop: str) -> NDArray[np.uint8]:
+    if loop == "reverse":
+        return frames[::-1]
+    if loop == "boomerang" and len(frames) > 2:
+        return np.concatenate([frames, frames[-2:0:-1]])
+    return frames
+
+
+def composite_branding(frames: NDArray[np.uint8], frame_png: Path) -> NDArray[np.uint8]:
+    """Alpha-blend the brand's frame (scaled to the output) over every frame."""
+    _, height, width, _ = frames.shape
+    with Image.open(frame_png) as img:
+        overlay = img.convert("RGBA").resize((width, height), Image.Resampling.LANCZOS)
+    rgba = np.asarray(overlay, dtype=np.float32)
+    alpha = rgba[..., 3:] / 255.0
+    mask = alpha[..., 0] > 0
+    if not mask.any():
+        return frames
+    out = frames.copy()
+    blended = frames[:, mask].astype(np.float32) * (1 - alpha[mask]) + rgba[mask, :3] * alpha[mask]
+    out[:, mask] = np.rint(blended).astype(np.uint8)
+    return out
+
+
+def prepare_template(template: Template, prepared_dir: Path) -> PreparedTemplate:
+    """Load the prepared artifacts of this template version, building them first if needed."""
+    folder = prepared_dir / template.id / f"{template.version}-p{PREPARE_VERSION}"
+    with _lock_for(folder):
+        if not (folder / "meta.json").is_file():
+            _build(template, folder)
+    return _load(template, folder)
+
+
+def _lock_for(folder: Path) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(folder, threading.Lock())
+
+
+def _build(template: Template, folder: Path) -> None:
+    info = probe_video(template.source)
+    width = template.width
+    height = output_height(width, info.width, info.height)
+    box = resolve_box(template.box, width, height)
+    # A boomerang plays every frame twice but the ends once, so decode about half the cap.
+    decode_cap = (OUTPUT_MAX_FRAMES + 2) // 2 if template.loop == "boomerang" else OUTPUT_MAX_FRAMES
+    frames = decode_frames(
+        template.source,
+        start_s=template.start_s,
+        duration_s=template.duration_s,
+        width=width,
+        height=height,
+        fps=template.fps,
+        speed=template.speed,
+        max_frames=decode_cap,
+    )
+    frames = apply_loop_style(frames, template.loop)[:OUTPUT_MAX_FRAMES]
+    if template.frame is not None:
+        frames = composite_branding(frames, template.frame)
+    frames = np.ascontiguousarray(frames)
+    reserved = [template.style.fill, template.style.stroke]
+    clip_colours = generate_palette(frames, colours=255 - len(reserved), fps=template.fps)
+    palette = build_palette(clip_colours, reserved)
+    indices = stabilise(fold_transparent(map_to_palette(frames, palette, fps=template.fps)),
+                        frames, palette)  # fmt: skip
+    arrays = {"frames": frames, "indices": indices, "palette": palette, "lut": build_lut(palette)}
+    meta = {
+        "template": template.id,
+        "version": template.version,
+        "width": width,
+        "height": height,
+        "frames": len(frames),
+        "fps": template.fps,
+        "box": [box.x, box.y, box.w, box.h],
+        "source": {"width": info.width, "height": info.height, "seconds": info.duration_s},
+    }
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=folder.parent))
+    try:
+        for name, array in arrays.items():
+            np.save(tmp / f"{name}.npy", array)
+        (tmp / "preview.mp4").write_bytes(encode_mp4(frames, fps=template.fps))
+        Image.fromarray(frames[0]).save(tmp / "poster.jpg", quality=POSTER_JPEG_QUALITY)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+        try:
+            os.rename(tmp, folder)
+        except OSError:
+            if not (folder / "meta.json").is_file():  # another process won the race
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _load(template: Template, folder: Path) -> PreparedTemplate:
+    meta = json.loads((folder / "meta.json").read_text())
+    loaded = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in _ARRAYS}
+    return PreparedTemplate(template=template, folder=folder, box=TextBox(*meta["box"]), **loaded)

@@ -1,0 +1,209 @@
+"""Video templates: a folder per template with its source loop, branding frame and template.toml.
+
+A template's *version* is a hash of everything that shapes its prepared frames (settings, source
+bytes, frame bytes, font bytes), so editing any of them invalidates the prepared cache and every
+render key made from it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loopmark.errors import TemplateInvalid, UnknownTemplate
+from loopmark.renderer.caption_layout import DEFAULT_FONT, TextStyle, fonts_dir
+
+TEMPLATE_FILE = "template.toml"
+TEMPLATE_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+LOOP_STYLES = ("forward", "reverse", "boomerang")
+CAPTION_MODES = ("free", "presets")
+OUTPUT_MAX_WIDTH = 480
+OUTPUT_MIN_WIDTH = 64
+OUTPUT_MAX_FPS = 15
+OUTPUT_MAX_FRAMES = 150
+SOURCE_USED_SECONDS = 10.0
+MAX_PRESET_CAPTIONS = 20
+HEX_COLOUR = re.compile(r"^#?([0-9a-fA-F]{6})$")
+
+
+@dataclass(frozen=True)
+class TextBox:
+    """Where the caption goes, in output pixels (the height is known once the source is probed)."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+
+@dataclass(frozen=True)
+class Template:
+    id: str
+    folder: Path
+    name: str
+    source: Path
+    frame: Path | None
+    start_s: float
+    duration_s: float
+    width: int
+    fps: int
+    loop: str
+    speed: float
+    box: TextBox
+    style: TextStyle
+    captions: tuple[str, ...]
+    caption_mode: str
+    credit: str
+    enabled: bool
+    raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    @functools.cached_property
+    def version(self) -> str:
+        """Hash of every input of the prepared frames; changes whenever one of them changes."""
+        digest = hashlib.sha256()
+        settings = (
+            self.start_s, self.duration_s, self.width, self.fps, self.loop, self.speed,
+            self.style.fill, self.style.stroke,
+        )  # fmt: skip
+        digest.update(repr(settings).encode())
+        for path in (self.source, self.frame, self.style.font):
+            digest.update(b"\0" if path is None else _file_digest(path).encode())
+        return digest.hexdigest()[:16]
+
+
+def _file_digest(path: Path) -> str:
+    stat = path.stat()
+    return _file_digest_cached(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _file_digest_cached(path: str, size: int, mtime_ns: int) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def parse_colour(value: Any, what: str) -> tuple[int, int, int]:
+    match = HEX_COLOUR.match(str(value))
+    if match is None:
+        raise TemplateInvalid(f"{what} must be a colour like #ffcc00, not {value!r}")
+    hex_digits = match.group(1)
+    return (int(hex_digits[0:2], 16), int(hex_digits[2:4], 16), int(hex_digits[4:6], 16))
+
+
+def _number(table: dict[str, Any], key: str, default: float, lo: float, hi: float) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+        raise TemplateInvalid(f"{key} must be a number from {lo:g} to {hi:g}, not {value!r}")
+    return float(value)
+
+
+def _resolve_font(folder: Path, name: str | None) -> Path:
+    name = name or DEFAULT_FONT
+    for base in (folder, fonts_dir()):
+        candidate = (base / name).resolve()
+        if candidate.is_file() and candidate.is_relative_to(base.resolve()):
+            return candidate
+    raise TemplateInvalid(f"font {name!r} not found in the template folder or static/fonts")
+
+
+def _inside(folder: Path, name: str, what: str) -> Path:
+    path = (folder / name).resolve()
+    if not path.is_relative_to(folder.resolve()):
+        raise TemplateInvalid(f"{what} must be inside the template folder")
+    if not path.is_file():
+        raise TemplateInvalid(f"{what} {name!r} is missing")
+    return path
+
+
+def parse_template(template_id: str, folder: Path, data: dict[str, Any]) -> Template:
+    """Validate a template.toml table into a Template; every problem is a TemplateInvalid."""
+    trim = data.get("trim", {})
+    output = data.get("output", {})
+    text = data.get("text", {})
+    if not all(isinstance(t, dict) for t in (trim, output, text)):
+        raise TemplateInvalid("[trim], [output] and [text] must be tables")
+    width = int(_number(output, "width", OUTPUT_MAX_WIDTH, OUTPUT_MIN_WIDTH, OUTPUT_MAX_WIDTH))
+    loop = output.get("loop", "forward")
+    if loop not in LOOP_STYLES:
+        raise TemplateInvalid(f"loop must be one of {', '.join(LOOP_STYLES)}")
+    caption_mode = data.get("caption_mode", "free")
+    if caption_mode not in CAPTION_MODES:
+        raise TemplateInvalid(f"caption_mode must be one of {', '.join(CAPTION_MODES)}")
+    captions = data.get("captions", [])
+    if not isinstance(captions, list) or not all(isinstance(c, str) for c in captions):
+        raise TemplateInvalid("captions must be a list of strings")
+    if len(captions) > MAX_PRESET_CAPTIONS:
+        raise TemplateInvalid(f"at most {MAX_PRESET_CAPTIONS} predefined captions")
+    if caption_mode == "presets" and not captions:
+        raise TemplateInvalid("caption_mode 'presets' needs at least one caption")
+    box = text.get("box", [width // 16, 0, width - width // 8, 0])
+    if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, int) for v in box)):
+        raise TemplateInvalid("text.box must be [x, y, w, h] in output pixels")
+    if min(box) < 0 or box[0] + box[2] > width:
+        raise TemplateInvalid("text.box must lie inside the output frame")
+    max_size = int(_number(text, "max_size", 40, 8, 200))
+    style = TextStyle(
+        font=_resolve_font(folder, text.get("font")),
+        fill=parse_colour(text.get("fill", "#ffffff"), "text.fill"),
+        stroke=parse_colour(text.get("stroke", "#000000"), "text.stroke"),
+        stroke_width=int(_number(text, "stroke_width", 3, 0, 16)),
+        align=str(text.get("align", "center")),
+        max_lines=int(_number(text, "max_lines", 2, 1, 6)),
+        max_size=max_size,
+        min_size=int(_number(text, "min_size", 14, 6, max_size)),
+    )
+    if style.align not in ("left", "center", "right"):
+        raise TemplateInvalid("text.align must be left, center or right")
+    frame_name = data.get("frame")
+    return Template(
+        id=template_id,
+        folder=folder,
+        name=str(data.get("name", template_id)),
+        source=_inside(folder, str(data.get("source", "")), "source"),
+        frame=_inside(folder, str(frame_name), "frame") if frame_name else None,
+        start_s=_number(trim, "start", 0.0, 0.0, 3600.0),
+        duration_s=_number(trim, "duration", 3.0, 0.2, SOURCE_USED_SECONDS),
+        width=width - width % 2,
+        fps=int(_number(output, "fps", 12, 1, OUTPUT_MAX_FPS)),
+        loop=loop,
+        speed=_number(output, "speed", 1.0, 0.25, 4.0),
+        box=TextBox(*box),
+        style=style,
+        captions=tuple(captions),
+        caption_mode=caption_mode,
+        credit=str(data.get("credit", "")),
+        enabled=bool(data.get("enabled", True)),
+        raw=data,
+    )
+
+
+def load_template(templates_dir: Path, template_id: str) -> Template:
+    if not TEMPLATE_ID_PATTERN.match(template_id):
+        raise UnknownTemplate(template_id)
+    folder = templates_dir / template_id
+    path = folder / TEMPLATE_FILE
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UnknownTemplate(template_id) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise TemplateInvalid(f"{template_id}/{TEMPLATE_FILE}: {exc}") from None
+    return parse_template(template_id, folder, data)
+
+
+def iter_template_ids(templates_dir: Path) -> Iterator[str]:
+    if not templates_dir.is_dir():
+        return
+    for child in sorted(templates_dir.iterdir()):
+        if TEMPLATE_ID_PATTERN.match(child.name) and (child / TEMPLATE_FILE).is_file():
+            yield child.name
+
+
+def load_templates(templates_dir: Path) -> list[Template]:
+    return [load_template(templates_dir, tid) for tid in iter_template_ids(templates_dir)]
