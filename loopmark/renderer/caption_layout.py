@@ -15,7 +15,7 @@ import functools
 import math
 import os
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,7 +158,14 @@ def fit_caption(text: str, size: tuple[int, int], style: TextStyle) -> CaptionFi
             else:
                 best, lo = fit, mid + 1
         if best is not None:
-            return best
+            if len(best.lines) == len(paragraphs):
+                return best  # one line per paragraph: nothing to balance
+            # The size is chosen with greedy filling; balancing only moves breaks at that size,
+            # and when a balanced layout would not fit (ink, height) the greedy one stands.
+            balanced = _layout_at(
+                paragraphs, best.size, size, style, measure, emergency=emergency, balance=True
+            )
+            return balanced if balanced is not None else best
     raise CaptionRejected(
         f"the caption does not fit in {style.max_lines} line(s) at {style.min_size} px: shorten it",
         code="caption_does_not_fit",
@@ -592,26 +599,95 @@ def _strip(line: Sequence[_Cluster]) -> list[_Cluster]:
     return list(line[start:end])
 
 
-def _wrap(
+def _wrap_pieces(
     paragraph: Sequence[_Cluster], size: int, avail: float, measure: _Measurer, emergency: bool
 ) -> list[list[_Cluster]]:
-    """Greedy line filling; in an emergency, words too wide for a line break anywhere."""
+    """The paragraph's unbreakable pieces; in an emergency, words too wide for a line split."""
     pieces: list[list[_Cluster]] = []
     for piece in _pieces(paragraph, split_all=False):
         if emergency and measure.width(_strip(piece), size) > avail:
             pieces.extend(_pieces(piece, split_all=True))
         else:
             pieces.append(piece)
+    return pieces
+
+
+def _wrap(
+    pieces: Sequence[Sequence[_Cluster]], size: int, avail: float, measure: _Measurer
+) -> list[list[_Cluster]]:
+    """Greedy line filling: the fewest lines, the last one often short."""
     lines: list[list[_Cluster]] = []
     current: list[_Cluster] = []
     for piece in pieces:
-        candidate = current + piece
+        candidate = current + list(piece)
         if current and measure.width(_strip(candidate), size) > avail:
             lines.append(_strip(current))
             current = list(piece)
         else:
             current = candidate
     lines.append(_strip(current))
+    return lines
+
+
+def _balance(
+    pieces: Sequence[Sequence[_Cluster]], count: int, limit: float, size: int, measure: _Measurer
+) -> list[list[_Cluster]] | None:
+    """`count` lines whose widest is as narrow as possible (then the most even), or None.
+
+    A dynamic programme over the break opportunities between pieces, like CSS
+    `text-wrap: balance`: first the smallest achievable widest line, then, among the splits that
+    respect it, the one with the least sum of squared widths. `limit` is the greedy layout's
+    widest line, so every line here is at most as wide as greedy's and fits wherever it did.
+    Widths are measured on the shaped line (kerning, joining, fallback fonts), never summed.
+    """
+    n = len(pieces)
+    # width[i][j]: pieces i..j-1 as one stripped line, for the segments not wider than `limit`.
+    width: list[dict[int, float]] = [{} for _ in range(n)]
+    for i in range(n):
+        line: list[_Cluster] = []
+        for j in range(i + 1, n + 1):
+            line.extend(pieces[j - 1])
+            w = measure.width(_strip(line), size)
+            if w > limit:
+                break  # widths only grow as pieces are added
+            width[i][j] = w
+
+    def solve(cost: Callable[[float, float], float], ceiling: float) -> tuple[float, list[int]]:
+        """Best total over exactly `count` lines ending at n; ties keep the earliest break."""
+        best: list[float] = [math.inf] * (n + 1)
+        best[0] = 0.0
+        back: list[list[int]] = []
+        for _ in range(count):
+            nxt, came = [math.inf] * (n + 1), [-1] * (n + 1)
+            for i in range(n):
+                if best[i] == math.inf:
+                    continue
+                for j, w in width[i].items():
+                    if w <= ceiling:
+                        total = cost(best[i], w)
+                        if total < nxt[j]:
+                            nxt[j], came[j] = total, i
+            best = nxt
+            back.append(came)
+        ends, j = [], n
+        for came in reversed(back):
+            if best[n] == math.inf:
+                break
+            ends.append(j)
+            j = came[j]
+        return best[n], ends[::-1]
+
+    widest, _ = solve(max, limit)
+    if widest == math.inf:
+        return None
+    # Widths are compared exactly as measured: the split found above satisfies this ceiling.
+    _, ends = solve(lambda total, w: total + w * w, widest)
+    if len(ends) != count:
+        return None
+    lines, start = [], 0
+    for end in ends:
+        lines.append(_strip([c for piece in pieces[start:end] for c in piece]))
+        start = end
     return lines
 
 
@@ -654,6 +730,7 @@ def _layout_at(
     measure: _Measurer,
     *,
     emergency: bool,
+    balance: bool = False,
 ) -> CaptionFit | None:
     box_w, box_h = box
     stroke = _stroke_at(style, size)
@@ -663,7 +740,16 @@ def _layout_at(
         return None
     wrapped: list[list[_Cluster]] = []
     for paragraph in paragraphs:
-        wrapped.extend(_wrap(paragraph, size, avail, measure, emergency) if paragraph else [[]])
+        if not paragraph:
+            wrapped.append([])
+            continue
+        pieces = _wrap_pieces(paragraph, size, avail, measure, emergency)
+        lines = _wrap(pieces, size, avail, measure)
+        if balance and len(lines) > 1:
+            # Same line count as greedy; only the break points move.
+            widest = max(measure.width(line, size) for line in lines)
+            lines = _balance(pieces, len(lines), widest, size, measure) or lines
+        wrapped.extend(lines)
         if len(wrapped) > style.max_lines:
             return None
     lines = [_shape_line(clusters, size, measure) for clusters in wrapped]

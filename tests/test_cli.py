@@ -1,0 +1,97 @@
+"""The command line as scripts use it: a real subprocess, exit codes, one-line errors, JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.renderer import hostile_videos
+from tests.renderer.conftest import CLIP, DEMO_TEMPLATES
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "loopmark", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "LOOPMARK_DATA_DIR": str(tmp_path / "var"),
+        "LOOPMARK_TEMPLATES_DIR": str(tmp_path / "templates"),
+    }
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], status: int = 2) -> str:
+    assert proc.returncode == status, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def test_add_list_and_render_a_template(env: dict[str, str], tmp_path: Path) -> None:
+    options = ["--start", "1", "--duration", "1", "--width", "160", "--fps", "6", "--name", "Clip"]
+    added = run("templates", "add", "clip", "--video", str(CLIP), *options, env=env)
+    assert added.returncode == 0, added.stderr
+    listed = json.loads(run("templates", "list", "--json", env=env).stdout)
+    assert [t["id"] for t in listed] == ["clip"]
+    assert listed[0]["name"] == "Clip" and listed[0]["fps"] == 6
+
+    out = tmp_path / "out" / "hello.gif"
+    rendered = run("render", "clip", "Hello, world", "-o", str(out), "--json", env=env)
+    assert rendered.returncode == 0, rendered.stderr
+    summary = json.loads(rendered.stdout)
+    assert {"key", "gif", "mp4", "poster", "bytes", "frames", "width", "height", "seconds"} <= set(
+        summary
+    )
+    assert summary["gif"] == str(out) and out.read_bytes()[:6] == b"GIF89a"
+    assert Path(summary["mp4"]).stat().st_size > 0
+    assert Path(summary["poster"]).read_bytes()[:2] == b"\xff\xd8"
+    assert summary["bytes"] == out.stat().st_size
+    assert (summary["frames"], summary["width"], summary["height"]) == (6, 160, 90)
+
+
+def test_unknown_template_exits_2(env: dict[str, str]) -> None:
+    line = assert_one_line_error(run("render", "missing", "Hi", env=env))
+    assert "unknown template" in line
+
+
+def test_rejected_caption_exits_2(env: dict[str, str]) -> None:
+    demo = {**env, "LOOPMARK_TEMPLATES_DIR": str(DEMO_TEMPLATES)}
+    line = assert_one_line_error(run("render", "wake-up", "f\u200bu\u200bc\u200bk", env=demo))
+    assert "invisible" in line
+
+
+def test_usage_errors_exit_2_in_one_line(env: dict[str, str]) -> None:
+    assert_one_line_error(run("render", env=env))
+    assert_one_line_error(run("templates", "add", "x", env=env))
+    assert_one_line_error(run("templates", "add", "x", "--video", str(CLIP), "--fps", "many",
+                              env=env))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        hostile_videos.hls_playlist,
+        hostile_videos.ffconcat_script,
+        hostile_videos.ten_hour_video,
+        hostile_videos.huge_frame_video,
+        hostile_videos.gif_screen_bomb,
+    ],
+)
+def test_hostile_videos_exit_2_with_a_reason(make, env: dict[str, str], tmp_path: Path) -> None:  # noqa: ANN001
+    video = make(tmp_path)
+    line = assert_one_line_error(run("templates", "add", "bad", "--video", str(video), env=env))
+    assert line.startswith("loopmark: ")
+    assert not (Path(env["LOOPMARK_TEMPLATES_DIR"]) / "bad").exists()
