@@ -20,7 +20,9 @@ run: demo
 demo: $(STAMP)
 	$(VENV)/bin/loopmark templates list
 	@for t in $$($(VENV)/bin/loopmark templates list --ids); do \
-	  $(VENV)/bin/loopmark render $$t "Hello from Loopmark" -o var/demo-$$t.gif || exit $$?; \
+	  $(VENV)/bin/loopmark render $$t "$$($(VENV)/bin/loopmark templates list --json | \
+	    $(PY) -c 'import json,sys; t=[x for x in json.load(sys.stdin) if x["id"]==sys.argv[1]][0]; print((t["captions"] or ["Hello from Loopmark"])[0])' $$t)" \
+	    -o var/demo-$$t.gif || exit $$?; \
 	done
 
 test: $(STAMP)
