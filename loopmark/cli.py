@@ -132,6 +132,21 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
+    from loopmark.service.factory import setup_backends
+
+    for line in setup_backends(settings):
+        print(f"ready: {line}")
+    return EXIT_OK
+
+
+def cmd_lambda_local(args: argparse.Namespace, settings: Settings) -> int:
+    from loopmark.dispatch.lambda_local import serve
+
+    serve(args.host, args.port, args.handler_path)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="loopmark", description="Branded GIF micro-site.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -159,6 +174,20 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("-o", "--output", help="where to write the GIF (MP4 and JPEG beside it)")
     render.add_argument("--json", action="store_true", help="print JSON")
     render.set_defaults(handler=cmd_render)
+
+    setup = commands.add_parser("setup", help="create what the configured backends need")
+    setup.set_defaults(handler=cmd_setup)
+
+    lambda_local = commands.add_parser("lambda-local", help="serve Lambda's Invoke API locally")
+    lambda_local.add_argument("--host", default="127.0.0.1")
+    lambda_local.add_argument("--port", type=int, default=9001)
+    lambda_local.add_argument(
+        "--handler",
+        dest="handler_path",
+        default="loopmark.renderer:lambda_handler",
+        help="module:function",
+    )
+    lambda_local.set_defaults(handler=cmd_lambda_local)
     return parser
 
 

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from loopmark.errors import ConfigInvalid
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -17,6 +19,9 @@ class Settings:
     dispatch_url: str
     media_base_url: str | None
     debug: bool
+    render_concurrency: int | None = None  # None: one render per CPU
+    queue_size: int = 200
+    lease_seconds: float = 90.0
 
     @property
     def prepared_dir(self) -> Path:
@@ -35,4 +40,20 @@ class Settings:
             dispatch_url=env.get("LOOPMARK_DISPATCH", "local"),
             media_base_url=env.get("LOOPMARK_MEDIA_BASE_URL") or None,
             debug=env.get("LOOPMARK_DEBUG", "").lower() in {"1", "true", "yes", "on"},
+            render_concurrency=_positive_int(env, "LOOPMARK_RENDER_CONCURRENCY", None),
+            queue_size=_positive_int(env, "LOOPMARK_QUEUE_SIZE", 200) or 200,
+            lease_seconds=float(_positive_int(env, "LOOPMARK_LEASE_SECONDS", 90) or 90),
         )
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigInvalid(f"{name} must be a whole number, not {raw!r}") from None
+    if value < 1:
+        raise ConfigInvalid(f"{name} must be at least 1")
+    return value

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from loopmark.renderer.authoring import NewTemplate, add_template
+from loopmark.renderer.prepare import PreparedTemplate
 from tests.moto_server import moto_server, reset
+from tests.paths import CLIP
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +30,24 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     return moto_endpoint
+
+
+@pytest.fixture(scope="session")
+def clip() -> Path:
+    if not CLIP.is_file():
+        pytest.fail(f"the shared clip is missing: {CLIP}")
+    return CLIP
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("renderer")
+
+
+@pytest.fixture(scope="session")
+def small(clip: Path, workdir: Path) -> PreparedTemplate:
+    """A 160-pixel, 8 fps, one-second template: real footage, quick to prepare and render."""
+    spec = NewTemplate(
+        template_id="small", video=clip, start_s=1.0, duration_s=1.0, width=160, fps=8
+    )
+    return add_template(spec, workdir / "templates", workdir / "prepared")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.paths import CLIP, DEMO_TEMPLATES
 from tests.renderer import hostile_videos
-from tests.renderer.conftest import CLIP, DEMO_TEMPLATES
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -21,7 +21,7 @@ from loopmark.renderer.render import (
     render_key,
 )
 from loopmark.renderer.templates import load_template, load_templates
-from tests.renderer.conftest import DEMO_TEMPLATES
+from tests.paths import DEMO_TEMPLATES
 
 
 def gif_frames(data: bytes) -> tuple[Image.Image, list[np.ndarray]]:

@@ -9,7 +9,7 @@ import pytest
 
 from loopmark.errors import TemplateInvalid, UnknownTemplate
 from loopmark.renderer.templates import load_template, load_templates
-from tests.renderer.conftest import DEMO_TEMPLATES
+from tests.paths import DEMO_TEMPLATES
 
 
 @pytest.fixture

@@ -1,0 +1,46 @@
+"""Wiring: build the render service and its adapters from Settings. The one place that looks at
+backend URLs; everything else speaks to the ports."""
+
+from __future__ import annotations
+
+from loopmark.config import Settings
+from loopmark.dispatch import open_dispatcher
+from loopmark.records import open_render_records
+from loopmark.service.catalog import TemplateCatalog
+from loopmark.service.metrics import Metrics
+from loopmark.service.render_service import RenderService
+from loopmark.storage import open_blob_store
+
+
+def build_render_service(settings: Settings, *, with_dispatcher: bool = True) -> RenderService:
+    """A render service over the configured backends. Opens no connection yet.
+
+    ``with_dispatcher=False`` is for workers that only execute jobs (the Lambda handler).
+    """
+    service = RenderService(
+        catalog=TemplateCatalog(settings.templates_dir, settings.prepared_dir),
+        blobs=open_blob_store(settings.storage_url, media_base_url=settings.media_base_url),
+        records=open_render_records(settings.records_url),
+        metrics=Metrics(),
+        lease_seconds=settings.lease_seconds,
+    )
+    if with_dispatcher:
+        service.attach(
+            open_dispatcher(
+                settings.dispatch_url,
+                service.execute,
+                concurrency=settings.render_concurrency,
+                max_queue=settings.queue_size,
+            )
+        )
+    return service
+
+
+def setup_backends(settings: Settings) -> list[str]:
+    """Create what the configured backends need (idempotent); returns what was set up."""
+    blobs = open_blob_store(settings.storage_url, media_base_url=settings.media_base_url)
+    records = open_render_records(settings.records_url)
+    blobs.setup()
+    records.setup()
+    settings.prepared_dir.mkdir(parents=True, exist_ok=True)
+    return [f"storage {settings.storage_url}", f"records {settings.records_url}"]

@@ -1,0 +1,300 @@
+"""The render service: look a caption's key up, or render it exactly once under a lease.
+
+``request`` is what the site calls: validate, compute the content key, answer from the records
+when the render is done, report progress when someone holds a live lease, and otherwise hand a job
+to the dispatcher. ``execute`` is what a worker runs (the local pool or the Lambda handler): claim
+the lease with a conditional write, render, store the media, and only then mark the record done.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from loopmark.dispatch.base import Dispatcher, JobState, RenderJob
+from loopmark.errors import BadInput, LoopmarkError, StorageUnavailable
+from loopmark.records.base import LEASE_SECONDS, MAX_ATTEMPTS, RenderRecord, RenderRecords
+from loopmark.renderer.caption_policy import WordLists
+from loopmark.renderer.render import RenderResult, accept_caption, render, render_key
+from loopmark.service.catalog import TemplateCatalog
+from loopmark.service.metrics import Metrics
+from loopmark.storage.base import BlobStore
+
+log = logging.getLogger(__name__)
+
+# A worker writes its progress (and extends its lease) at most this often.
+PROGRESS_WRITE_SECONDS = 0.5
+MEDIA_TYPES = {"gif": "image/gif", "mp4": "video/mp4", "poster": "image/jpeg"}
+MEDIA_FILES = {"gif": "loop.gif", "mp4": "loop.mp4", "poster": "poster.jpg"}
+
+
+class RenderBlocked(BadInput):
+    """The key was taken down by an admin; it is never rendered again."""
+
+    code = "render_blocked"
+
+
+class RenderGaveUp(BadInput):
+    """The render failed MAX_ATTEMPTS times; asking again will not help."""
+
+    code = "render_failed"
+
+
+class TemplateChanged(LoopmarkError):
+    """The template changed between the request and the render; the next request gets a new key."""
+
+    code = "template_changed"
+
+
+class LeaseLost(LoopmarkError):
+    """Another worker took the lease over (ours had expired); stop and let it finish."""
+
+    code = "lease_lost"
+
+
+@dataclass(frozen=True)
+class RenderOutcome:
+    """What the site answers for a key: done with media URLs, or waiting with honest progress."""
+
+    key: str
+    status: str  # "done" | "queued" | "rendering"
+    position: int = 0
+    progress: float = 0.0
+    eta_seconds: float | None = None
+    urls: dict[str, str] = field(default_factory=dict)  # gif, mp4, poster
+    media: dict[str, Any] = field(default_factory=dict)  # width, height, frames, bytes, ...
+    template_id: str = ""
+    caption: str = ""
+
+
+def media_keys(key: str) -> dict[str, str]:
+    """Storage keys of a render's media, derived from its content key alone."""
+    return {kind: f"r/{key[:2]}/{key}/{name}" for kind, name in MEDIA_FILES.items()}
+
+
+def default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class RenderService:
+    def __init__(
+        self,
+        *,
+        catalog: TemplateCatalog,
+        blobs: BlobStore,
+        records: RenderRecords,
+        metrics: Metrics | None = None,
+        words: Callable[[], WordLists] = WordLists,
+        owner: str | None = None,
+        lease_seconds: float = LEASE_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.catalog = catalog
+        self.blobs = blobs
+        self.records = records
+        self.metrics = metrics or Metrics()
+        self.words = words
+        self.owner = owner or default_owner()
+        self.lease_seconds = lease_seconds
+        self.clock = clock
+        self._dispatcher: Dispatcher | None = None
+
+    # Wiring: the dispatcher runs ``execute``, so it is attached after construction.
+    @property
+    def dispatcher(self) -> Dispatcher:
+        if self._dispatcher is None:
+            raise RuntimeError("no dispatcher attached to the render service")
+        return self._dispatcher
+
+    def attach(self, dispatcher: Dispatcher) -> None:
+        self._dispatcher = dispatcher
+        self.metrics.track_queue_depth(dispatcher.queue_depth)
+
+    # -- the site's side ----------------------------------------------------------------------
+
+    def request(self, template_id: str, caption: str, *, wait_s: float = 0.0) -> RenderOutcome:
+        """Answer a visitor's render request; may wait up to ``wait_s`` for a quick render.
+
+        Raises BadInput (unknown template, refused caption, blocked key), QueueFull, and the
+        backends' *Unavailable errors.
+        """
+        template = self.catalog.get(template_id)
+        normalised = accept_caption(template, caption, self.words())
+        key = render_key(template, normalised)
+        record = self.records.get(key)
+        if record is not None and record.status == "done":
+            self.metrics.cache_hits.inc()
+            return self._done(record)
+        self._refuse_dead(record)
+        if record is None or not record.lease_live(self.clock()):
+            state = self.dispatcher.submit(RenderJob(key, template.id, normalised))
+            self._raise_failed(state)
+        if wait_s > 0:
+            state = self.dispatcher.wait(key, wait_s)
+            self._raise_failed(state)
+        outcome = self.status(key)
+        if outcome is None:  # the record vanished in between (a purge): report it as queued
+            return RenderOutcome(key, "queued", template_id=template.id, caption=normalised)
+        return outcome
+
+    def status(self, key: str) -> RenderOutcome | None:
+        """The state of a key: done, queued or rendering; None if nobody knows it."""
+        record = self.records.get(key)
+        if record is not None and record.status == "done":
+            return self._done(record)
+        self._refuse_dead(record)
+        state = self.dispatcher.state(key)
+        self._raise_failed(state)
+        if state is not None and state.state in ("queued", "rendering"):
+            return RenderOutcome(
+                key,
+                state.state,
+                position=state.position,
+                progress=state.progress,
+                eta_seconds=state.eta_seconds,
+                template_id=record.template_id if record else "",
+                caption=record.caption if record else "",
+            )
+        if record is not None and record.status in ("rendering", "failed"):
+            # Rendered elsewhere (another process or Lambda): the record carries its progress.
+            return RenderOutcome(
+                key,
+                "rendering",
+                progress=record.progress,
+                template_id=record.template_id,
+                caption=record.caption,
+            )
+        if state is not None and state.state == "done":
+            # Finished here, but its record is not done: another worker completes it.
+            return RenderOutcome(key, "rendering", progress=1.0)
+        return None
+
+    def _done(self, record: RenderRecord) -> RenderOutcome:
+        media = dict(record.media or {})
+        keys = media_keys(record.key)
+        return RenderOutcome(
+            record.key,
+            "done",
+            progress=1.0,
+            eta_seconds=0.0,
+            urls={kind: self.blobs.url(storage_key) for kind, storage_key in keys.items()},
+            media=media,
+            template_id=record.template_id,
+            caption=record.caption,
+        )
+
+    @staticmethod
+    def _refuse_dead(record: RenderRecord | None) -> None:
+        if record is None:
+            return
+        if record.status == "blocked":
+            raise RenderBlocked("This GIF was taken down and can't be made again.")
+        if record.status == "failed" and record.attempts >= MAX_ATTEMPTS:
+            raise RenderGaveUp("This GIF could not be made. Please try another caption.")
+
+    @staticmethod
+    def _raise_failed(state: JobState | None) -> None:
+        if state is not None and state.state == "failed" and state.error is not None:
+            raise state.error
+
+    # -- the worker's side --------------------------------------------------------------------
+
+    def execute(self, job: RenderJob, report: Callable[[float], None]) -> None:
+        """Render one job under the lease; a no-op if someone else holds it or it is done.
+
+        Idempotent under duplicate delivery (a second Lambda event finds the lease taken).
+        """
+        before = self.records.get(job.key)
+        claimed = self.records.claim_lease(
+            job.key,
+            owner=self.owner,
+            template_id=job.template_id,
+            caption=job.caption,
+            lease_seconds=self.lease_seconds,
+        )
+        if claimed is None:
+            log.info("render %s: lease held elsewhere or finished; nothing to do", job.key)
+            return
+        if before is not None and before.status == "rendering":
+            self.metrics.lease_takeovers.inc()
+            log.warning("render %s: took over an expired lease from %s", job.key, before.owner)
+        started = time.perf_counter()
+        try:
+            result = self._render(job, report)
+            self._store(job.key, result)
+        except LeaseLost:
+            # Our lease expired and another worker took over: it will finish the render.
+            self.metrics.renders.labels(result="lost_lease").inc()
+            return
+        except LoopmarkError as exc:
+            self.records.fail(job.key, owner=self.owner, error=f"{exc.code}: {exc.reason}")
+            self.metrics.renders.labels(result="failed").inc()
+            raise
+        except Exception as exc:
+            self.records.fail(job.key, owner=self.owner, error=f"internal: {type(exc).__name__}")
+            self.metrics.renders.labels(result="failed").inc()
+            raise
+        media = {
+            **media_keys(job.key),
+            "bytes": len(result.gif),
+            "mp4_bytes": len(result.mp4),
+            "frames": result.frames,
+            "width": result.width,
+            "height": result.height,
+            "seconds": result.seconds,
+        }
+        # "done" only now that every medium is stored.
+        if self.records.complete(job.key, owner=self.owner, media=media):
+            self.metrics.renders.labels(result="done").inc()
+        else:
+            self.metrics.renders.labels(result="lost_lease").inc()
+        self.metrics.render_seconds.observe(time.perf_counter() - started)
+
+    def _render(self, job: RenderJob, report: Callable[[float], None]) -> RenderResult:
+        template = self.catalog.get(job.template_id, enabled_only=False)
+        if render_key(template, job.caption) != job.key:
+            raise TemplateChanged(f"template {job.template_id!r} changed; please try again")
+        prepared = self.catalog.prepared(template)
+        progress = _LeaseKeeper(self, job.key, report)
+        return render(prepared, job.caption, words=self.words(), progress=progress)
+
+    def _store(self, key: str, result: RenderResult) -> None:
+        payloads = {"gif": result.gif, "mp4": result.mp4, "poster": result.poster}
+        for kind, storage_key in media_keys(key).items():
+            try:
+                self.blobs.put(storage_key, payloads[kind], content_type=MEDIA_TYPES[kind])
+            except StorageUnavailable:
+                raise
+            except OSError as exc:
+                raise StorageUnavailable(f"could not store the {kind}") from exc
+
+
+class _LeaseKeeper:
+    """Progress callback that also extends the lease, at most every PROGRESS_WRITE_SECONDS."""
+
+    def __init__(self, service: RenderService, key: str, report: Callable[[float], None]) -> None:
+        self.service = service
+        self.key = key
+        self.report = report
+        self.last_write = 0.0
+
+    def __call__(self, fraction: float) -> None:
+        self.report(fraction)
+        now = time.monotonic()
+        if now - self.last_write < PROGRESS_WRITE_SECONDS and fraction < 1.0:
+            return
+        self.last_write = now
+        extended = self.service.records.extend_lease(
+            self.key,
+            owner=self.service.owner,
+            lease_seconds=self.service.lease_seconds,
+            progress=fraction,
+        )
+        if not extended:
+            raise LeaseLost(f"render {self.key} lost its lease")
