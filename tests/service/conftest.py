@@ -1,0 +1,40 @@
+"""Render-service fixtures: real adapters (local files, SQLite; S3 and DynamoDB on moto)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from loopmark.config import Settings
+from loopmark.renderer.prepare import PreparedTemplate
+from loopmark.service.factory import build_render_service, setup_backends
+from loopmark.service.render_service import RenderService
+
+
+def make_settings(tmp_path: Path, workdir: Path, **overrides: str) -> Settings:
+    """Fresh media and records under tmp_path; the session's templates and prepared cache
+    (LOOPMARK_DATA_DIR/prepared) are shared so no test prepares the small template again."""
+    env = {
+        "LOOPMARK_DATA_DIR": str(workdir),
+        "LOOPMARK_TEMPLATES_DIR": str(workdir / "templates"),
+        "LOOPMARK_STORAGE": f"file://{tmp_path / 'media'}",
+        "LOOPMARK_RECORDS": f"sqlite:///{tmp_path / 'loopmark.db'}",
+        "LOOPMARK_RENDER_CONCURRENCY": "2",
+        **overrides,
+    }
+    return Settings.from_env(env)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, workdir: Path, small: PreparedTemplate) -> Settings:
+    return make_settings(tmp_path, workdir)
+
+
+@pytest.fixture
+def service(settings: Settings) -> Iterator[RenderService]:
+    setup_backends(settings)
+    service = build_render_service(settings)
+    yield service
+    service.dispatcher.close()

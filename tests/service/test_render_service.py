@@ -1,0 +1,144 @@
+"""The render service end to end on real adapters: cache hits, one render per key, failures."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import boto3
+import pytest
+
+from loopmark.config import Settings
+from loopmark.errors import CaptionRejected, StorageUnavailable, UnknownTemplate
+from loopmark.renderer.render import render_key
+from loopmark.service.factory import build_render_service, setup_backends
+from loopmark.service.render_service import (
+    RenderBlocked,
+    RenderOutcome,
+    RenderService,
+    media_keys,
+)
+from tests.service.conftest import make_settings
+
+WAIT_S = 60.0  # generous: a bound against hangs, not a timing assertion
+
+
+def done(service: RenderService, caption: str) -> RenderOutcome:
+    outcome = service.request("small", caption, wait_s=WAIT_S)
+    assert outcome.status == "done", outcome
+    return outcome
+
+
+def renders_done(service: RenderService) -> float:
+    return service.metrics.renders.labels(result="done")._value.get()
+
+
+def test_first_request_renders_then_the_cache_answers(service: RenderService) -> None:
+    first = done(service, "Cache me")
+    assert set(first.urls) == {"gif", "mp4", "poster"}
+    assert first.urls["gif"].startswith("/media/r/")
+    assert first.media["frames"] == 8 and first.media["width"] == 160
+    for storage_key in media_keys(first.key).values():
+        assert service.blobs.exists(storage_key)
+    assert service.blobs.get(media_keys(first.key)["gif"])[:6] == b"GIF89a"
+
+    second = service.request("small", "Cache me")
+    assert second.status == "done" and second.key == first.key
+    assert renders_done(service) == 1
+    assert service.metrics.cache_hits._value.get() == 1
+    assert service.status(first.key) == second
+
+
+def test_nfd_caption_hits_the_nfc_render(service: RenderService) -> None:
+    nfc = done(service, "Caf\u00e9")
+    assert service.request("small", "Cafe\u0301").key == nfc.key
+    assert renders_done(service) == 1
+
+
+def test_fifty_identical_requests_render_once(service: RenderService, settings: Settings) -> None:
+    # A second service over the same SQLite file and media folder stands in for another process.
+    other = build_render_service(settings)
+    barrier = threading.Barrier(50)
+
+    def ask(i: int) -> RenderOutcome:
+        target = service if i % 2 else other
+        barrier.wait()
+        return target.request("small", "Fifty at once", wait_s=WAIT_S)
+
+    try:
+        with ThreadPoolExecutor(50) as pool:
+            outcomes = list(pool.map(ask, range(50)))
+        keys = {o.key for o in outcomes}
+        assert len(keys) == 1
+        # Everyone ends up with the one render, whoever waited for whom.
+        final = [service.status(o.key) for o in outcomes]
+        assert all(f is not None and f.status == "done" for f in final)
+        assert renders_done(service) + renders_done(other) == 1
+        record = service.records.get(keys.pop())
+        assert record is not None and record.attempts == 1
+    finally:
+        other.dispatcher.close()
+
+
+def test_refused_input_never_reaches_a_render(service: RenderService) -> None:
+    with pytest.raises(UnknownTemplate):
+        service.request("no-such-template", "Hi")
+    with pytest.raises(CaptionRejected):
+        service.request("small", "\u202ekcuf")
+    assert renders_done(service) == 0
+    assert service.dispatcher.queue_depth() == 0
+
+
+def test_a_blocked_key_is_never_rendered(service: RenderService) -> None:
+    template = service.catalog.get("small")
+    key = render_key(template, "Taken down")
+    service.records.block(key, reason="admin")
+    with pytest.raises(RenderBlocked):
+        service.request("small", "Taken down", wait_s=1)
+    assert renders_done(service) == 0
+    assert not service.blobs.exists(media_keys(key)["gif"])
+
+
+def test_unknown_key_has_no_status(service: RenderService) -> None:
+    assert service.status("a" * 24) is None
+
+
+def test_metrics_are_exposed(service: RenderService) -> None:
+    done(service, "Metrics")
+    service.request("small", "Metrics")
+    text = service.metrics.exposition().decode()
+    for name in (
+        'loopmark_renders_total{result="done"} 1.0',
+        "loopmark_cache_hits_total 1.0",
+        "loopmark_render_seconds_count 1.0",
+        "loopmark_queue_depth 0.0",
+        "loopmark_lease_takeovers_total 0.0",
+    ):
+        assert name in text
+
+
+def test_storage_failure_marks_nothing_done_and_the_next_request_succeeds(
+    aws: str, tmp_path: Path, workdir: Path
+) -> None:
+    settings = make_settings(tmp_path, workdir, LOOPMARK_STORAGE="s3://loopmark-media/renders")
+    setup_backends(settings)
+    service = build_render_service(settings)
+    try:
+        s3 = boto3.client("s3")
+        s3.delete_bucket(Bucket="loopmark-media")  # every put now fails for real
+        with pytest.raises(StorageUnavailable):
+            service.request("small", "Storage down", wait_s=WAIT_S)
+        key = render_key(service.catalog.get("small"), "Storage down")
+        record = service.records.get(key)
+        assert record is not None and record.status == "failed"
+        assert renders_done(service) == 0
+
+        service.blobs.setup()  # storage is back
+        outcome = service.request("small", "Storage down", wait_s=WAIT_S)
+        assert outcome.status == "done"
+        assert outcome.urls["gif"].startswith("http")  # a presigned S3 URL
+        body = s3.get_object(Bucket="loopmark-media", Key=f"renders/{media_keys(key)['gif']}")
+        assert body["Body"].read()[:6] == b"GIF89a"
+    finally:
+        service.dispatcher.close()
