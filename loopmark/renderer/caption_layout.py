@@ -5,17 +5,18 @@ template's text box, which the renderer overlays. Pillow with raqm (HarfBuzz + F
 each run; this module does what Pillow does not: pick a font per grapheme cluster (the brand
 font first, then a fallback chain, colour emoji from a bitmap font), order mixed-direction runs
 (a compact Unicode bidi algorithm, enough for text without explicit bidi controls, which the
-caption policy rejects), break lines (spaces, and between CJK characters), and choose the
-largest size that fits.
+caption policy rejects), break lines (spaces, and between CJK characters), choose the
+largest size that fits, and then balance the lines at that size (no one-word last line).
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import os
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +49,10 @@ EMOJI_EM_SCALE = 0.9
 LINE_PITCH_EM = 1.15
 # Extra gap between two lines' ink (after strokes), in ems, when their ink sets the pitch.
 LINE_INK_GAP_EM = 0.08
+# Balanced splits tried, best first, before the greedy one when a split's ink does not fit.
+BALANCE_TRIES = 8
+# Splits enumerated to rank those alternatives; long CJK captions in many lines stop here.
+BALANCE_ENUMERATION_CAP = 2000
 # Kept clear inside the box beyond the stroke: anti-aliasing spills past the glyph's bbox.
 EDGE_MARGIN_PX = 1
 
@@ -131,8 +136,16 @@ def render_caption_layer(text: str, size: tuple[int, int], style: TextStyle) -> 
     return draw_fit(fit, size, style)
 
 
-def fit_caption(text: str, size: tuple[int, int], style: TextStyle) -> CaptionFit:
-    """Lay the caption out at the largest size in [min_size, max_size] that fits the box."""
+def fit_caption(
+    text: str, size: tuple[int, int], style: TextStyle, *, balance: bool = True
+) -> CaptionFit:
+    """Lay the caption out at the largest size in [min_size, max_size] that fits the box.
+
+    The size is the largest at which greedy line filling fits in `max_lines`. With `balance`
+    (the default), the breaks are then moved so that the widest line is as narrow as possible,
+    in the same number of lines at that size (no one-word last line when a better split fits);
+    `balance=False` keeps the greedy breaks.
+    """
     box_w, box_h = size
     if box_w <= 0 or box_h <= 0:
         raise ValueError(f"text box must be positive, got {size}")
@@ -158,14 +171,17 @@ def fit_caption(text: str, size: tuple[int, int], style: TextStyle) -> CaptionFi
             else:
                 best, lo = fit, mid + 1
         if best is not None:
-            if len(best.lines) == len(paragraphs):
+            if not balance or len(best.lines) == len(paragraphs):
                 return best  # one line per paragraph: nothing to balance
-            # The size is chosen with greedy filling; balancing only moves breaks at that size,
-            # and when a balanced layout would not fit (ink, height) the greedy one stands.
-            balanced = _layout_at(
-                paragraphs, best.size, size, style, measure, emergency=emergency, balance=True
-            )
-            return balanced if balanced is not None else best
+            # The size is chosen with greedy filling; balancing only moves the breaks at that
+            # size. A balanced split can be taller (a descender moved to the last line), so the
+            # best few are tried in order and the greedy layout stands when none fits.
+            avail = _avail(style, best.size, size[0])
+            for wrapped in _balanced_wrappings(paragraphs, best.size, avail, measure, emergency):
+                balanced = _place(wrapped, best.size, size, style, measure)
+                if balanced is not None:
+                    return balanced
+            return best
     raise CaptionRejected(
         f"the caption does not fit in {style.max_lines} line(s) at {style.min_size} px: shorten it",
         code="caption_does_not_fit",
@@ -629,66 +645,156 @@ def _wrap(
     return lines
 
 
-def _balance(
-    pieces: Sequence[Sequence[_Cluster]], count: int, limit: float, size: int, measure: _Measurer
-) -> list[list[_Cluster]] | None:
-    """`count` lines whose widest is as narrow as possible (then the most even), or None.
+class _Segments:
+    """Candidate lines of one paragraph: pieces i..j-1 joined and stripped, widths memoised."""
 
-    A dynamic programme over the break opportunities between pieces, like CSS
-    `text-wrap: balance`: first the smallest achievable widest line, then, among the splits that
-    respect it, the one with the least sum of squared widths. `limit` is the greedy layout's
-    widest line, so every line here is at most as wide as greedy's and fits wherever it did.
-    Widths are measured on the shaped line (kerning, joining, fallback fonts), never summed.
+    def __init__(self, pieces: Sequence[Sequence[_Cluster]], size: int, measure: _Measurer) -> None:
+        self.pieces = pieces
+        self.size = size
+        self.measure = measure
+        self._width: dict[tuple[int, int], float] = {}
+
+    def line(self, i: int, j: int) -> list[_Cluster]:
+        return _strip([cluster for piece in self.pieces[i:j] for cluster in piece])
+
+    def width(self, i: int, j: int) -> float:
+        cached = self._width.get((i, j))
+        if cached is None:
+            cached = self._width[(i, j)] = self.measure.width(self.line(i, j), self.size)
+        return cached
+
+
+def _balanced_splits(segments: _Segments, count: int, limit: float) -> Iterator[tuple[int, ...]]:
+    """Splits of the pieces into `count` lines none wider than `limit`, best first.
+
+    A split is the tuple of its lines' end indices. Best means the narrowest widest line, like
+    CSS `text-wrap: balance`, then the least sum of squared widths (the most even lines), then
+    the latest breaks (fuller first lines, as greedy filling gives). Widths are measured on
+    whole shaped lines (kerning, joining, fallback fonts), never summed from pieces; they grow
+    as pieces are added, which bounds the search. The first split comes from a dynamic
+    programme; the next few, wanted only when a split does not fit the box, from ranking the
+    splits enumerated within the same bounds.
     """
-    n = len(pieces)
-    # width[i][j]: pieces i..j-1 as one stripped line, for the segments not wider than `limit`.
-    width: list[dict[int, float]] = [{} for _ in range(n)]
-    for i in range(n):
-        line: list[_Cluster] = []
-        for j in range(i + 1, n + 1):
-            line.extend(pieces[j - 1])
-            w = measure.width(_strip(line), size)
-            if w > limit:
-                break  # widths only grow as pieces are added
-            width[i][j] = w
+    n = len(segments.pieces)
+    # Line l may start at piece index in [earliest[l], latest[l]]: the latest start leaves the
+    # prefix in l greedy lines, the earliest leaves the suffix in count - l lines filled from
+    # the end. Only lines between these windows are measured.
+    latest, i = [0], 0
+    for _ in range(count - 1):
+        j = min(i + 1, n)
+        while j < n and segments.width(i, j + 1) <= limit:
+            j += 1
+        latest.append(j)
+        i = j
+    earliest, j = [n], n
+    for _ in range(count - 1):
+        i = max(j - 1, 0)
+        while i > 0 and segments.width(i - 1, j) <= limit:
+            i -= 1
+        earliest.append(i)
+        j = i
+    earliest = [0, *reversed(earliest[1:])]
+    if any(lo > hi for lo, hi in zip(earliest, latest, strict=True)):
+        return  # widths not monotone here (unusual shaping): keep the greedy split
+    starts = [range(lo, hi + 1) for lo, hi in zip(earliest, latest, strict=True)]
+    ends = [*starts[1:], range(n, n + 1)]
 
-    def solve(cost: Callable[[float, float], float], ceiling: float) -> tuple[float, list[int]]:
-        """Best total over exactly `count` lines ending at n; ties keep the earliest break."""
-        best: list[float] = [math.inf] * (n + 1)
-        best[0] = 0.0
-        back: list[list[int]] = []
-        for _ in range(count):
-            nxt, came = [math.inf] * (n + 1), [-1] * (n + 1)
-            for i in range(n):
-                if best[i] == math.inf:
-                    continue
-                for j, w in width[i].items():
-                    if w <= ceiling:
-                        total = cost(best[i], w)
-                        if total < nxt[j]:
-                            nxt[j], came[j] = total, i
+    def lines_from(line: int, i: int) -> Iterator[tuple[int, float]]:
+        for j in ends[line]:
+            if j > i:
+                w = segments.width(i, j)
+                if w > limit:
+                    break
+                yield j, w
+
+    def solve(cost: Callable[[float, float], float], ceiling: float) -> tuple[int, ...] | None:
+        """Least total cost over `count` lines; on a tie the later break wins (`<=`)."""
+        best = {0: 0.0}
+        back: list[dict[int, int]] = []
+        for line in range(count):
+            nxt: dict[int, float] = {}
+            came: dict[int, int] = {}
+            for i in sorted(best):
+                for j, w in lines_from(line, i):
+                    total = cost(best[i], w)
+                    if w <= ceiling and total <= nxt.get(j, math.inf):
+                        nxt[j], came[j] = total, i
             best = nxt
             back.append(came)
-        ends, j = [], n
+        if n not in best:
+            return None
+        split, j = [], n
         for came in reversed(back):
-            if best[n] == math.inf:
-                break
-            ends.append(j)
+            split.append(j)
             j = came[j]
-        return best[n], ends[::-1]
+        return tuple(reversed(split))
 
-    widest, _ = solve(max, limit)
-    if widest == math.inf:
-        return None
-    # Widths are compared exactly as measured: the split found above satisfies this ceiling.
-    _, ends = solve(lambda total, w: total + w * w, widest)
-    if len(ends) != count:
-        return None
-    lines, start = [], 0
-    for end in ends:
-        lines.append(_strip([c for piece in pieces[start:end] for c in piece]))
-        start = end
-    return lines
+    narrowest = solve(lambda total, w: max(total, w), limit)
+    if narrowest is None:
+        return
+    widest = max(_split_widths(segments, narrowest))
+    first = solve(lambda total, w: total + w * w, widest) or narrowest
+    yield first
+    found: list[tuple[int, ...]] = []
+
+    def enumerate_from(line: int, i: int, prefix: tuple[int, ...]) -> None:
+        if len(found) >= BALANCE_ENUMERATION_CAP:
+            return
+        if line == count:
+            found.append(prefix)
+            return
+        for j, _ in lines_from(line, i):
+            enumerate_from(line + 1, j, (*prefix, j))
+
+    enumerate_from(0, 0, ())
+
+    def rank(split: tuple[int, ...]) -> tuple[float, float, tuple[int, ...]]:
+        widths = _split_widths(segments, split)
+        return max(widths), sum(w * w for w in widths), tuple(-end for end in split)
+
+    yield from sorted((s for s in found if s != first), key=rank)[: BALANCE_TRIES - 1]
+
+
+def _split_widths(segments: _Segments, split: Sequence[int]) -> list[float]:
+    return [segments.width(i, j) for i, j in zip((0, *split), split, strict=False)]
+
+
+def _balanced_wrappings(
+    paragraphs: Sequence[Sequence[_Cluster]],
+    size: int,
+    avail: float,
+    measure: _Measurer,
+    emergency: bool,
+) -> Iterator[list[list[_Cluster]]]:
+    """Balanced line sets for the whole caption, best first, each paragraph in as many lines as
+    greedy filling gives it (so never more lines); at most BALANCE_TRIES of them."""
+    streams: list[Iterator[list[list[_Cluster]]]] = []
+    for paragraph in paragraphs:
+        if not paragraph:
+            streams.append(iter([[[]]]))
+            continue
+        pieces = _wrap_pieces(paragraph, size, avail, measure, emergency)
+        greedy = _wrap(pieces, size, avail, measure)
+        if len(greedy) == 1:
+            streams.append(iter([greedy]))
+            continue
+        segments = _Segments(pieces, size, measure)
+        limit = max(measure.width(line, size) for line in greedy)
+        splits = _balanced_splits(segments, len(greedy), limit)
+        lines = (
+            [segments.line(i, j) for i, j in zip((0, *split), split, strict=False)]
+            for split in splits
+        )
+        streams.append(itertools.chain(lines, [greedy]))
+    # The best split of every paragraph nearly always fits: the alternatives are ranked only
+    # when it does not. Paragraphs then step through theirs together, the k-th layout taking
+    # each paragraph's k-th best split (or its last); a hard break rarely needs more.
+    options = [[next(stream)] for stream in streams]
+    yield [line for choices in options for line in choices[0]]
+    for choices, stream in zip(options, streams, strict=True):
+        choices.extend(itertools.islice(stream, BALANCE_TRIES - 1))
+    for rank in range(1, max(len(choices) for choices in options)):
+        yield [line for choices in options for line in choices[min(rank, len(choices) - 1)]]
 
 
 @dataclass(frozen=True)
@@ -722,6 +828,11 @@ def _shape_line(clusters: Sequence[_Cluster], size: int, measure: _Measurer) -> 
     return _Line(runs, advances, pen, left, right, top, bottom, text)
 
 
+def _avail(style: TextStyle, size: int, box_w: int) -> float:
+    """Width lines may take at `size`: the box less the stroke and the edge margin each side."""
+    return box_w - 2 * (_stroke_at(style, size) + EDGE_MARGIN_PX)
+
+
 def _layout_at(
     paragraphs: Sequence[Sequence[_Cluster]],
     size: int,
@@ -730,28 +841,37 @@ def _layout_at(
     measure: _Measurer,
     *,
     emergency: bool,
-    balance: bool = False,
 ) -> CaptionFit | None:
-    box_w, box_h = box
-    stroke = _stroke_at(style, size)
-    margin = stroke + EDGE_MARGIN_PX
-    avail = box_w - 2 * margin
+    """Greedy wrapping at `size`, placed in the box; None when it does not fit."""
+    avail = _avail(style, size, box[0])
     if avail <= 0:
         return None
     wrapped: list[list[_Cluster]] = []
     for paragraph in paragraphs:
-        if not paragraph:
+        if paragraph:
+            pieces = _wrap_pieces(paragraph, size, avail, measure, emergency)
+            wrapped.extend(_wrap(pieces, size, avail, measure))
+        else:
             wrapped.append([])
-            continue
-        pieces = _wrap_pieces(paragraph, size, avail, measure, emergency)
-        lines = _wrap(pieces, size, avail, measure)
-        if balance and len(lines) > 1:
-            # Same line count as greedy; only the break points move.
-            widest = max(measure.width(line, size) for line in lines)
-            lines = _balance(pieces, len(lines), widest, size, measure) or lines
-        wrapped.extend(lines)
         if len(wrapped) > style.max_lines:
             return None
+    return _place(wrapped, size, box, style, measure)
+
+
+def _place(
+    wrapped: Sequence[Sequence[_Cluster]],
+    size: int,
+    box: tuple[int, int],
+    style: TextStyle,
+    measure: _Measurer,
+) -> CaptionFit | None:
+    """Shape and position the given lines in the box; None when their ink does not fit."""
+    box_w, box_h = box
+    stroke = _stroke_at(style, size)
+    margin = stroke + EDGE_MARGIN_PX
+    avail = _avail(style, size, box_w)
+    if avail <= 0 or len(wrapped) > style.max_lines:
+        return None
     lines = [_shape_line(clusters, size, measure) for clusters in wrapped]
     for line in lines:
         if max(line.width, line.ink_right - line.ink_left) > avail:

@@ -27,7 +27,7 @@ from loopmark.renderer.quantize import STABILISE_DISTANCE, lookup, stabilise
 from loopmark.renderer.templates import Template
 from loopmark.renderer.video import encode_mp4
 
-RENDERER_VERSION = "1"
+RENDERER_VERSION = "2"  # 2: balanced line breaks
 KEY_CHARS = 24  # base32: 120 bits, and a share path /s/<key> of 27 characters
 ProgressCallback = Callable[[float], None]
 
