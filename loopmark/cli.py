@@ -90,6 +90,17 @@ def cmd_templates_add(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_templates_push(args: argparse.Namespace, settings: Settings) -> int:
+    from loopmark.service.catalog import DirectoryTemplateCatalog, push_templates
+    from loopmark.storage import open_blob_store
+
+    catalog = DirectoryTemplateCatalog(settings.templates_dir, settings.prepared_dir)
+    blobs = open_blob_store(settings.storage_url, media_base_url=settings.media_base_url)
+    for template in push_templates(catalog, blobs, args.ids or None):
+        print(f"pushed {template.id} version {template.version} to {settings.storage_url}")
+    return EXIT_OK
+
+
 def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
@@ -167,6 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--frame", help="branding frame: a PNG with alpha")
     add.add_argument("--name", help="display name")
     add.set_defaults(handler=cmd_templates_add)
+    push = template_commands.add_parser(
+        "push", help="upload templates and their prepared artifacts to the configured storage"
+    )
+    push.add_argument("ids", nargs="*", help="template ids (default: all)")
+    push.set_defaults(handler=cmd_templates_push)
 
     render = commands.add_parser("render", help="render a caption on a template")
     render.add_argument("id", help="template id")

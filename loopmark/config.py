@@ -22,6 +22,12 @@ class Settings:
     render_concurrency: int | None = None  # None: one render per CPU
     queue_size: int = 200
     lease_seconds: float = 90.0
+    templates_source: str = "dir"  # "dir": LOOPMARK_TEMPLATES_DIR; "storage": pushed templates
+
+    @property
+    def template_cache_dir(self) -> Path:
+        """Where a renderer keeps templates downloaded from storage (LOOPMARK_TEMPLATES_SOURCE)."""
+        return self.data_dir / "template-cache"
 
     @property
     def prepared_dir(self) -> Path:
@@ -43,7 +49,15 @@ class Settings:
             render_concurrency=_positive_int(env, "LOOPMARK_RENDER_CONCURRENCY", None),
             queue_size=_positive_int(env, "LOOPMARK_QUEUE_SIZE", 200) or 200,
             lease_seconds=float(_positive_int(env, "LOOPMARK_LEASE_SECONDS", 90) or 90),
+            templates_source=_choice(env, "LOOPMARK_TEMPLATES_SOURCE", ("dir", "storage")),
         )
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name) or choices[0]
+    if value not in choices:
+        raise ConfigInvalid(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int | None) -> int | None:

@@ -1,18 +1,27 @@
-"""The template catalog: templates by id, reloaded when their folder changes, prepared on demand.
+"""Template catalogs: templates by id and their prepared artifacts, from a folder or from storage.
 
-Templates are read from ``LOOPMARK_TEMPLATES_DIR``; a template is re-read when its template.toml
-changes, and its prepared artifacts (memory-mapped) are kept per version.
+The folder catalog reads ``LOOPMARK_TEMPLATES_DIR`` and re-reads a template when a file of its
+folder changes. The stored catalog is for renderers that have no template folder (AWS Lambda):
+``loopmark templates push`` uploads each template and its prepared artifacts to the blob store
+under ``templates/<id>/<version>/`` with an index, and the catalog downloads a version once and
+keeps it on local disk, keyed by its version hash.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import tempfile
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Protocol
 
-from loopmark.errors import UnknownTemplate
-from loopmark.renderer.prepare import PreparedTemplate, prepare_template
+from loopmark.errors import StorageUnavailable, TemplateInvalid, UnknownTemplate
+from loopmark.renderer.prepare import PREPARE_VERSION, PreparedTemplate, prepare_template
 from loopmark.renderer.templates import (
     TEMPLATE_FILE,
     TEMPLATE_ID_PATTERN,
@@ -20,20 +29,64 @@ from loopmark.renderer.templates import (
     iter_template_ids,
     load_template,
 )
+from loopmark.storage.base import BlobStore, validate_key
 
 PREPARED_CACHE_SIZE = 32  # prepared templates held open (memory-mapped: cheap)
+INDEX_KEY = "templates/index.json"
+INDEX_REFRESH_SECONDS = 30.0  # a pushed template reaches warm renderers within this bound
 
 
-class TemplateCatalog:
+class TemplateCatalog(Protocol):
+    def get(self, template_id: str, *, enabled_only: bool = True) -> Template:
+        """The template with this id; UnknownTemplate if missing (or disabled)."""
+        ...
+
+    def all(self, *, enabled_only: bool = True) -> list[Template]: ...
+
+    def prepared(self, template: Template) -> PreparedTemplate:
+        """The prepared artifacts of this template version."""
+        ...
+
+
+def prepared_folder_name(template: Template) -> str:
+    return f"{template.version}-p{PREPARE_VERSION}"
+
+
+class _PreparedCache:
+    """Prepared templates by (id, version), least recently used dropped first."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: OrderedDict[tuple[str, str], PreparedTemplate] = OrderedDict()
+
+    def get_or_build(
+        self, template: Template, build: Callable[[], PreparedTemplate]
+    ) -> PreparedTemplate:
+        cache_key = (template.id, template.version)
+        with self._lock:
+            found = self._items.get(cache_key)
+            if found is not None:
+                self._items.move_to_end(cache_key)
+                return found
+        prepared = build()
+        with self._lock:
+            self._items[cache_key] = prepared
+            while len(self._items) > PREPARED_CACHE_SIZE:
+                self._items.popitem(last=False)
+        return prepared
+
+
+class DirectoryTemplateCatalog:
+    """Templates in a folder (the default, and what the admin edits)."""
+
     def __init__(self, templates_dir: Path, prepared_dir: Path) -> None:
         self.templates_dir = templates_dir
         self.prepared_dir = prepared_dir
         self._lock = threading.Lock()
         self._templates: dict[str, tuple[tuple[tuple[str, int, int], ...], Template]] = {}
-        self._prepared: OrderedDict[tuple[str, str], PreparedTemplate] = OrderedDict()
+        self._prepared = _PreparedCache()
 
     def get(self, template_id: str, *, enabled_only: bool = True) -> Template:
-        """The template with this id; UnknownTemplate if missing (or disabled)."""
         template = self._load(template_id)
         if enabled_only and not template.enabled:
             raise UnknownTemplate(template_id)
@@ -44,19 +97,9 @@ class TemplateCatalog:
         return [t for t in templates if t.enabled or not enabled_only]
 
     def prepared(self, template: Template) -> PreparedTemplate:
-        """The prepared artifacts of this template version, built on first use."""
-        cache_key = (template.id, template.version)
-        with self._lock:
-            found = self._prepared.get(cache_key)
-            if found is not None:
-                self._prepared.move_to_end(cache_key)
-                return found
-        prepared = prepare_template(template, self.prepared_dir)
-        with self._lock:
-            self._prepared[cache_key] = prepared
-            while len(self._prepared) > PREPARED_CACHE_SIZE:
-                self._prepared.popitem(last=False)
-        return prepared
+        return self._prepared.get_or_build(
+            template, lambda: prepare_template(template, self.prepared_dir)
+        )
 
     def _load(self, template_id: str) -> Template:
         if not TEMPLATE_ID_PATTERN.match(template_id):
@@ -80,3 +123,164 @@ class TemplateCatalog:
         with self._lock:
             self._templates[template_id] = (stamp, template)
         return template
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def push_templates(
+    catalog: DirectoryTemplateCatalog, blobs: BlobStore, template_ids: list[str] | None = None
+) -> list[Template]:
+    """Upload templates and their prepared artifacts to storage, then the index (last, so a
+    renderer never sees an index entry whose files are not there yet)."""
+    try:
+        index: dict[str, Any] = json.loads(blobs.get(INDEX_KEY))
+    except FileNotFoundError:
+        index = {}
+    chosen = template_ids or list(iter_template_ids(catalog.templates_dir))
+    pushed = []
+    for template_id in chosen:
+        template = catalog.get(template_id, enabled_only=False)
+        prepared = catalog.prepared(template)
+        prefix = f"templates/{template.id}/{template.version}"
+        sources = _files(template.folder)
+        artifacts = _files(prepared.folder)
+        for kind, paths in (("src", sources), ("prepared", artifacts)):
+            for path in paths:
+                try:
+                    storage_key = validate_key(f"{prefix}/{kind}/{path.name}")
+                except ValueError:
+                    raise TemplateInvalid(
+                        f"{template.id}: file name {path.name!r} must be lowercase letters, "
+                        "digits, dots, dashes or underscores"
+                    ) from None
+                blobs.put(storage_key, path.read_bytes(), content_type=_type(path))
+        index[template.id] = {
+            "version": template.version,
+            "prepared": prepared_folder_name(template),
+            "enabled": template.enabled,
+            "src": [p.name for p in sources],
+            "artifacts": [p.name for p in artifacts],
+        }
+        pushed.append(template)
+    blobs.put(INDEX_KEY, json.dumps(index, indent=2).encode(), content_type="application/json")
+    return pushed
+
+
+def _type(path: Path) -> str:
+    return {
+        ".toml": "application/toml",
+        ".json": "application/json",
+        ".npy": "application/octet-stream",
+        ".mp4": "video/mp4",
+        ".png": "image/png",
+        ".jpg": "image/jpeg",
+        ".gif": "image/gif",
+        ".webm": "video/webm",
+    }.get(path.suffix, "application/octet-stream")
+
+
+class StoredTemplateCatalog:
+    """Templates pushed to the blob store, cached on local disk by version (for AWS Lambda)."""
+
+    def __init__(
+        self,
+        blobs: BlobStore,
+        cache_dir: Path,
+        prepared_dir: Path,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.blobs = blobs
+        self.cache_dir = cache_dir
+        self.prepared_dir = prepared_dir
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._index: dict[str, Any] = {}
+        self._index_read_at = -INDEX_REFRESH_SECONDS
+        self._templates: dict[tuple[str, str], Template] = {}
+        self._prepared = _PreparedCache()
+
+    def get(self, template_id: str, *, enabled_only: bool = True) -> Template:
+        if not TEMPLATE_ID_PATTERN.match(template_id):
+            raise UnknownTemplate(template_id)
+        entry = self._entries().get(template_id)
+        if entry is None or (enabled_only and not entry.get("enabled", True)):
+            raise UnknownTemplate(template_id)
+        return self._template(template_id, entry)
+
+    def all(self, *, enabled_only: bool = True) -> list[Template]:
+        entries = self._entries()
+        return [
+            self._template(tid, entry)
+            for tid, entry in sorted(entries.items())
+            if entry.get("enabled", True) or not enabled_only
+        ]
+
+    def prepared(self, template: Template) -> PreparedTemplate:
+        def build() -> PreparedTemplate:
+            entry = self._entries().get(template.id) or {}
+            if entry.get("version") == template.version:
+                target = self.prepared_dir / template.id / prepared_folder_name(template)
+                prefix = f"templates/{template.id}/{template.version}/prepared"
+                self._download(prefix, entry.get("artifacts", []), target)
+            # Found on disk now, or (a version the index no longer names) prepared here.
+            return prepare_template(template, self.prepared_dir)
+
+        return self._prepared.get_or_build(template, build)
+
+    def _entries(self) -> dict[str, Any]:
+        with self._lock:
+            if self.clock() - self._index_read_at < INDEX_REFRESH_SECONDS:
+                return self._index
+        try:
+            index = json.loads(self.blobs.get(INDEX_KEY))
+        except FileNotFoundError:
+            index = {}
+        except ValueError as exc:
+            raise StorageUnavailable("the template index in storage is not valid JSON") from exc
+        with self._lock:
+            self._index, self._index_read_at = index, self.clock()
+        return index
+
+    def _template(self, template_id: str, entry: dict[str, Any]) -> Template:
+        version = str(entry["version"])
+        with self._lock:
+            cached = self._templates.get((template_id, version))
+        if cached is not None:
+            return cached
+        root = self.cache_dir / version
+        folder = root / template_id
+        self._download(f"templates/{template_id}/{version}/src", entry.get("src", []), folder)
+        template = load_template(root, template_id)
+        if template.version != version:
+            # Same files, different version: this renderer's fonts differ from the pusher's.
+            raise TemplateInvalid(
+                f"template {template_id!r} was pushed as version {version} but reads as "
+                f"{template.version} here (are the fonts the same?)"
+            )
+        with self._lock:
+            self._templates[(template_id, version)] = template
+        return template
+
+    def _download(self, prefix: str, names: list[str], folder: Path) -> None:
+        """Fetch files into ``folder`` unless it is complete; atomic, so racing workers are safe."""
+        if folder.is_dir() and all((folder / name).is_file() for name in names):
+            return
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".download-", dir=folder.parent))
+        try:
+            for name in names:
+                if "/" in name or name.startswith("."):
+                    raise StorageUnavailable(f"the template index names a bad file: {name!r}")
+                (staging / name).write_bytes(self.blobs.get(f"{prefix}/{name}"))
+            try:
+                os.rename(staging, folder)
+            except OSError:
+                if not folder.is_dir():
+                    raise
+        except FileNotFoundError as exc:
+            raise StorageUnavailable(f"a pushed template file is missing: {exc}") from exc
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)

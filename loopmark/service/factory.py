@@ -6,10 +6,15 @@ from __future__ import annotations
 from loopmark.config import Settings
 from loopmark.dispatch import open_dispatcher
 from loopmark.records import open_render_records
-from loopmark.service.catalog import TemplateCatalog
+from loopmark.service.catalog import (
+    DirectoryTemplateCatalog,
+    StoredTemplateCatalog,
+    TemplateCatalog,
+)
 from loopmark.service.metrics import Metrics
 from loopmark.service.render_service import RenderService
 from loopmark.storage import open_blob_store
+from loopmark.storage.base import BlobStore
 
 
 def build_render_service(settings: Settings, *, with_dispatcher: bool = True) -> RenderService:
@@ -17,9 +22,10 @@ def build_render_service(settings: Settings, *, with_dispatcher: bool = True) ->
 
     ``with_dispatcher=False`` is for workers that only execute jobs (the Lambda handler).
     """
+    blobs = open_blob_store(settings.storage_url, media_base_url=settings.media_base_url)
     service = RenderService(
-        catalog=TemplateCatalog(settings.templates_dir, settings.prepared_dir),
-        blobs=open_blob_store(settings.storage_url, media_base_url=settings.media_base_url),
+        catalog=build_catalog(settings, blobs),
+        blobs=blobs,
         records=open_render_records(settings.records_url),
         metrics=Metrics(),
         lease_seconds=settings.lease_seconds,
@@ -34,6 +40,12 @@ def build_render_service(settings: Settings, *, with_dispatcher: bool = True) ->
             )
         )
     return service
+
+
+def build_catalog(settings: Settings, blobs: BlobStore) -> TemplateCatalog:
+    if settings.templates_source == "storage":
+        return StoredTemplateCatalog(blobs, settings.template_cache_dir, settings.prepared_dir)
+    return DirectoryTemplateCatalog(settings.templates_dir, settings.prepared_dir)
 
 
 def setup_backends(settings: Settings) -> list[str]:

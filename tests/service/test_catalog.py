@@ -1,0 +1,100 @@
+"""Template catalogs: from a folder, and pushed to storage for renderers without one."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from loopmark.errors import UnknownTemplate
+from loopmark.renderer.prepare import PreparedTemplate
+from loopmark.service.catalog import (
+    INDEX_KEY,
+    DirectoryTemplateCatalog,
+    StoredTemplateCatalog,
+    TemplateCatalog,
+    push_templates,
+)
+from loopmark.storage import open_blob_store
+from loopmark.storage.base import BlobStore
+
+
+def make_blobs(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
+    if kind == "s3":
+        request.getfixturevalue("aws")
+        store = open_blob_store("s3://loopmark-templates/site")
+    else:
+        store = open_blob_store(f"file://{tmp_path / 'media'}")
+    store.setup()
+    return store
+
+
+@pytest.fixture(params=["local", "s3"])
+def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
+    return make_blobs(request.param, request, tmp_path)
+
+
+@pytest.fixture
+def folder_catalog(
+    tmp_path: Path, workdir: Path, small: PreparedTemplate
+) -> DirectoryTemplateCatalog:
+    templates = tmp_path / "templates"
+    shutil.copytree(workdir / "templates" / "small", templates / "small")
+    shutil.copytree(workdir / "templates" / "small", templates / "hidden")
+    toml = templates / "hidden" / "template.toml"
+    toml.write_text("enabled = false\n" + toml.read_text())
+    return DirectoryTemplateCatalog(templates, workdir / "prepared")
+
+
+@pytest.fixture(params=["dir", "local", "s3"])
+def catalog(
+    request: pytest.FixtureRequest, folder_catalog: DirectoryTemplateCatalog, tmp_path: Path
+) -> TemplateCatalog:
+    if request.param == "dir":
+        return folder_catalog
+    blobs = make_blobs(request.param, request, tmp_path)
+    push_templates(folder_catalog, blobs)
+    return StoredTemplateCatalog(blobs, tmp_path / "cache", tmp_path / "lambda-prepared")
+
+
+def test_catalog_contract(catalog: TemplateCatalog, small: PreparedTemplate) -> None:
+    template = catalog.get("small")
+    assert template.version == small.template.version
+    assert [t.id for t in catalog.all()] == ["small"]
+    assert {t.id for t in catalog.all(enabled_only=False)} == {"small", "hidden"}
+    with pytest.raises(UnknownTemplate):
+        catalog.get("hidden")
+    assert catalog.get("hidden", enabled_only=False).id == "hidden"
+    for missing in ("nope", "../small", "SMALL"):
+        with pytest.raises(UnknownTemplate):
+            catalog.get(missing)
+    prepared = catalog.prepared(template)
+    assert np.array_equal(prepared.indices, small.indices)
+    assert np.array_equal(prepared.palette, small.palette)
+    assert catalog.prepared(template) is prepared  # held open, not reloaded
+
+
+def test_pushed_templates_are_downloaded_not_prepared_again(
+    folder_catalog: DirectoryTemplateCatalog, blobs: BlobStore, tmp_path: Path
+) -> None:
+    push_templates(folder_catalog, blobs, ["small"])
+    assert blobs.exists(INDEX_KEY)
+    stored = StoredTemplateCatalog(blobs, tmp_path / "cache", tmp_path / "lambda-prepared")
+    template = stored.get("small")
+    prepared = stored.prepared(template)
+    # The artifacts came from storage: the folder holds exactly the pushed files.
+    assert (prepared.folder / "meta.json").is_file()
+    assert prepared.folder.is_relative_to(tmp_path / "lambda-prepared")
+    with pytest.raises(UnknownTemplate):
+        stored.get("hidden")  # not pushed
+
+
+def test_directory_catalog_sees_edits(folder_catalog: DirectoryTemplateCatalog) -> None:
+    before = folder_catalog.get("small")
+    toml = folder_catalog.templates_dir / "small" / "template.toml"
+    toml.write_text(toml.read_text().replace('name = "Small"', 'name = "Renamed"'))
+    after = folder_catalog.get("small")
+    assert after.name == "Renamed"
+    assert after.version == before.version  # the name does not change the frames
