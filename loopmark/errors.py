@@ -80,3 +80,19 @@ class RecordsUnavailable(LoopmarkError):
     """The records backend (SQLite, DynamoDB) cannot be reached or answered with an error (503)."""
 
     code = "records_unavailable"
+
+
+class QueueFull(LoopmarkError):
+    """The render queue is at its bound; callers answer 429 with ``Retry-After: retry_after_s``."""
+
+    code = "queue_full"
+
+    def __init__(self, reason: str, *, retry_after_s: int) -> None:
+        super().__init__(reason)
+        self.retry_after_s = retry_after_s
+
+
+class DispatchUnavailable(LoopmarkError):
+    """The dispatcher (the local pool after close, AWS Lambda) cannot take work (503)."""
+
+    code = "dispatch_unavailable"
