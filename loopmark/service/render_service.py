@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 # A worker writes its progress (and extends its lease) at most this often.
 PROGRESS_WRITE_SECONDS = 0.5
+# A request waiting on a render it cannot be woken for (Lambda) reads the records this often.
+WAIT_POLL_SECONDS = 0.2
 MEDIA_TYPES = {"gif": "image/gif", "mp4": "video/mp4", "poster": "image/jpeg"}
 MEDIA_FILES = {"gif": "loop.gif", "mp4": "loop.mp4", "poster": "poster.jpg"}
 
@@ -136,12 +138,28 @@ class RenderService:
             state = self.dispatcher.submit(RenderJob(key, template.id, normalised))
             self._raise_failed(state)
         if wait_s > 0:
-            state = self.dispatcher.wait(key, wait_s)
-            self._raise_failed(state)
+            self._wait_for(key, wait_s)
         outcome = self.status(key)
         if outcome is None:  # the record vanished in between (a purge): report it as queued
             return RenderOutcome(key, "queued", template_id=template.id, caption=normalised)
         return outcome
+
+    def _wait_for(self, key: str, wait_s: float) -> None:
+        """Wait until the key is done or ``wait_s`` passes. A local dispatcher wakes us when its
+        job ends; a remote one (Lambda) cannot, so the records are polled between short waits."""
+        deadline = time.monotonic() + wait_s
+        while (remaining := deadline - time.monotonic()) > 0:
+            step = min(WAIT_POLL_SECONDS, remaining)
+            started = time.monotonic()
+            state = self.dispatcher.wait(key, step)
+            self._raise_failed(state)
+            if state is not None and state.state == "done":
+                return
+            record = self.records.get(key)
+            if record is not None and record.status in ("done", "blocked", "failed"):
+                return
+            if time.monotonic() - started < step:  # the dispatcher could not block for us
+                time.sleep(max(0.0, step - (time.monotonic() - started)))
 
     def status(self, key: str) -> RenderOutcome | None:
         """The state of a key: done, queued or rendering; None if nobody knows it."""

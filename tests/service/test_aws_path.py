@@ -1,0 +1,146 @@
+"""The AWS path over the wire: S3 and DynamoDB on moto's server, renders on Lambda through
+`loopmark lambda-local`, templates pushed to the bucket. Nothing is patched in-process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import boto3
+import pytest
+
+from loopmark.config import Settings
+from loopmark.dispatch.base import RenderJob
+from loopmark.renderer.prepare import PreparedTemplate
+from loopmark.renderer.render import render_key
+from loopmark.service.catalog import DirectoryTemplateCatalog, push_templates
+from loopmark.service.factory import build_render_service, setup_backends
+from loopmark.service.render_service import RenderService, media_keys
+from loopmark.storage import open_blob_store
+from tests.moto_server import free_port
+from tests.paths import REPO
+
+BUCKET = "loopmark-media"
+FUNCTION = "loopmark-render"
+BOUND_SECONDS = 60.0  # against hangs only
+
+
+def aws_env(tmp: Path) -> dict[str, str]:
+    return {
+        "LOOPMARK_DATA_DIR": str(tmp),
+        "LOOPMARK_STORAGE": f"s3://{BUCKET}/site",
+        "LOOPMARK_RECORDS": "dynamodb://loopmark-renders",
+        "LOOPMARK_DISPATCH": f"lambda://{FUNCTION}",
+        "LOOPMARK_TEMPLATES_SOURCE": "storage",
+    }
+
+
+@pytest.fixture
+def lambda_endpoint(
+    aws: str,
+    tmp_path: Path,
+    workdir: Path,
+    small: PreparedTemplate,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[str]:
+    """Backends set up, the small template pushed, and lambda-local running the real handler."""
+    site_settings = Settings.from_env(aws_env(tmp_path / "site"))
+    setup_backends(site_settings)
+    blobs = open_blob_store(site_settings.storage_url)
+    push_templates(DirectoryTemplateCatalog(workdir / "templates", workdir / "prepared"), blobs)
+    port = free_port()
+    env = {**os.environ, **aws_env(tmp_path / "lambda"), "PYTHONUNBUFFERED": "1"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "loopmark", "lambda-local", "--port", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + BOUND_SECONDS
+    while True:
+        try:
+            urllib.request.urlopen(endpoint, timeout=1).close()
+        except urllib.error.HTTPError:
+            break  # it answers (404 for /): up
+        except OSError:
+            assert server.poll() is None, "lambda-local exited"
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        else:
+            break
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", endpoint)
+    try:
+        yield endpoint
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture
+def site(lambda_endpoint: str, tmp_path: Path) -> Iterator[RenderService]:
+    service = build_render_service(Settings.from_env(aws_env(tmp_path / "site")))
+    yield service
+    service.dispatcher.close()
+
+
+def wait_done(service: RenderService, key: str) -> None:
+    deadline = time.monotonic() + BOUND_SECONDS
+    while (outcome := service.status(key)) is None or outcome.status != "done":
+        assert time.monotonic() < deadline, outcome
+        time.sleep(0.1)
+
+
+def test_render_on_lambda_lands_in_s3_and_dynamodb(site: RenderService) -> None:
+    outcome = site.request("small", "Hello from Lambda", wait_s=BOUND_SECONDS)
+    assert outcome.status == "done", outcome
+    assert outcome.media["frames"] == 8
+    s3 = boto3.client("s3")
+    gif = s3.get_object(Bucket=BUCKET, Key=f"site/{media_keys(outcome.key)['gif']}")
+    assert gif["Body"].read()[:6] == b"GIF89a"
+    assert gif["CacheControl"] == "public, max-age=31536000, immutable"
+    with urllib.request.urlopen(outcome.urls["gif"], timeout=10) as response:  # presigned
+        assert response.read()[:6] == b"GIF89a"
+    assert site.request("small", "Hello from Lambda").status == "done"
+    assert site.metrics.cache_hits._value.get() == 1
+
+
+def test_duplicate_lambda_events_render_once(site: RenderService) -> None:
+    template = site.catalog.get("small")
+    caption = "Delivered twice"
+    event = RenderJob(render_key(template, caption), "small", caption).to_event()
+    client = boto3.client("lambda")
+
+    def invoke(kind: str) -> int:
+        response = client.invoke(
+            FunctionName=FUNCTION, InvocationType=kind, Payload=json.dumps(event).encode()
+        )
+        return int(response["StatusCode"])
+
+    with ThreadPoolExecutor(4) as pool:
+        codes = list(pool.map(invoke, ["Event", "Event", "RequestResponse", "RequestResponse"]))
+    assert codes.count(202) == 2 and codes.count(200) == 2
+    wait_done(site, event["key"])
+    record = site.records.get(event["key"])
+    assert record is not None and record.attempts == 1
+    # Delivered again after it is done: still one render, and the handler says so.
+    payload = client.invoke(FunctionName=FUNCTION, Payload=json.dumps(event).encode())["Payload"]
+    assert json.loads(payload.read()) == {"ok": True, "key": event["key"], "status": "done"}
+    record = site.records.get(event["key"])
+    assert record is not None and record.attempts == 1
+
+
+def test_a_junk_event_is_answered_not_retried(site: RenderService) -> None:
+    client = boto3.client("lambda")
+    response = client.invoke(FunctionName=FUNCTION, Payload=b'{"key": "../../etc"}')
+    assert "FunctionError" not in response
+    body = json.loads(response["Payload"].read())
+    assert body["ok"] is False and body["error"]["code"]
