@@ -63,12 +63,13 @@ def claimable(record: RenderRecord | None, now: float) -> bool:
     """Whether ``claim_lease`` may take this key at ``now``.
 
     Free when there is no record, when a render's lease has expired (it crashed: take over), or
-    when a render failed fewer than MAX_ATTEMPTS times. "done" and "blocked" are never claimed.
+    when a render failed; either only while fewer than MAX_ATTEMPTS were made, so an input that
+    kills its worker every time is not retried for ever. "done" and "blocked" are never claimed.
     """
     if record is None:
         return True
     if record.status == RenderStatus.RENDERING:
-        return record.lease_until < now
+        return record.lease_until < now and record.attempts < MAX_ATTEMPTS
     if record.status == RenderStatus.FAILED:
         return record.attempts < MAX_ATTEMPTS
     return False

@@ -278,7 +278,7 @@ class DynamoRenderRecords:
         )
         condition = (
             "attribute_not_exists(#key)"
-            " OR (#status = :rendering AND lease_until < :now)"
+            " OR (#status = :rendering AND lease_until < :now AND attempts < :max_attempts)"
             " OR (#status = :failed AND attempts < :max_attempts)"
         )
         try:

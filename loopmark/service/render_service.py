@@ -207,13 +207,13 @@ class RenderService:
             caption=record.caption,
         )
 
-    @staticmethod
-    def _refuse_dead(record: RenderRecord | None) -> None:
+    def _refuse_dead(self, record: RenderRecord | None) -> None:
         if record is None:
             return
         if record.status == "blocked":
             raise RenderBlocked("This GIF was taken down and can't be made again.")
-        if record.status == "failed" and record.attempts >= MAX_ATTEMPTS:
+        crashed = record.status == "rendering" and not record.lease_live(self.clock())
+        if record.attempts >= MAX_ATTEMPTS and (record.status == "failed" or crashed):
             raise RenderGaveUp("This GIF could not be made. Please try another caption.")
 
     @staticmethod

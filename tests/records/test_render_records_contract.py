@@ -222,6 +222,18 @@ def test_an_expired_lease_is_taken_over_by_exactly_one_contender(
     assert records.complete("k1", owner="b", media=MEDIA) is True
 
 
+def test_a_render_that_keeps_crashing_is_taken_over_at_most_max_attempts_times(
+    records: RenderRecords, clock: FakeClock
+) -> None:
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        held = claim(records, "k1", f"worker{attempt}")
+        assert held is not None and held.attempts == attempt
+        clock.advance(LEASE + 1)  # it dies without a word
+    assert claim(records, "k1", "one-more") is None
+    record = records.get("k1")
+    assert record is not None and (record.status, record.attempts) == ("rendering", MAX_ATTEMPTS)
+
+
 def test_a_failed_render_is_reclaimable_until_max_attempts(
     records: RenderRecords, clock: FakeClock
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from loopmark.renderer.render import render_key
 from loopmark.service.factory import build_render_service, setup_backends
 from loopmark.service.render_service import (
     RenderBlocked,
+    RenderGaveUp,
     RenderOutcome,
     RenderService,
     media_keys,
@@ -98,6 +100,20 @@ def test_a_blocked_key_is_never_rendered(service: RenderService) -> None:
         service.request("small", "Taken down", wait_s=1)
     assert renders_done(service) == 0
     assert not service.blobs.exists(media_keys(key)["gif"])
+
+
+def test_a_caption_that_keeps_killing_its_worker_is_given_up(service: RenderService) -> None:
+    template = service.catalog.get("small")
+    key = render_key(template, "Poison")
+    for attempt in range(3):
+        held = service.records.claim_lease(
+            key, owner=f"doomed{attempt}", template_id="small", caption="Poison", lease_seconds=0.01
+        )
+        assert held is not None
+        time.sleep(0.02)  # each worker dies; its lease runs out
+    with pytest.raises(RenderGaveUp):
+        service.request("small", "Poison", wait_s=1)
+    assert renders_done(service) == 0
 
 
 def test_unknown_key_has_no_status(service: RenderService) -> None:
