@@ -263,7 +263,11 @@ class DynamoRenderRecords:
             "get_item", TableName=self.table.name, Key={"key": {"S": key}}, ConsistentRead=True
         )
         item = response.get("Item")
-        return None if item is None else _record(item)
+        # DynamoDB applies an update atomically, but moto's server lets a reader see an item it is
+        # still filling in; an item without a status is not a record yet.
+        if item is None or "status" not in item:
+            return None
+        return _record(item)
 
     def claim_lease(
         self, key: str, *, owner: str, template_id: str, caption: str, lease_seconds: float
