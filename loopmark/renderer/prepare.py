@@ -22,11 +22,17 @@ from PIL import Image
 
 from loopmark.errors import TemplateInvalid
 from loopmark.renderer.probe import probe_video
-from loopmark.renderer.quantize import build_lut, build_palette, fold_transparent, stabilise
+from loopmark.renderer.quantize import (
+    build_lut,
+    build_palette,
+    nearest_indices,
+    refine_palette,
+    stabilise,
+)
 from loopmark.renderer.templates import OUTPUT_MAX_FRAMES, Template, TextBox
-from loopmark.renderer.video import decode_frames, encode_mp4, generate_palette, map_to_palette
+from loopmark.renderer.video import decode_frames, encode_mp4, generate_palette
 
-PREPARE_VERSION = 1  # bump when this module's output changes for the same template
+PREPARE_VERSION = 4  # bump when this module's output changes for the same template
 POSTER_JPEG_QUALITY = 88
 _ARRAYS = ("frames", "indices", "palette", "lut")
 _locks: dict[Path, threading.Lock] = {}
@@ -147,10 +153,11 @@ def _build(template: Template, folder: Path) -> None:
         frames = composite_branding(frames, template.frame)
     frames = np.ascontiguousarray(frames)
     reserved = [template.style.fill, template.style.stroke]
-    clip_colours = generate_palette(frames, colours=255 - len(reserved), fps=template.fps)
+    clip_colours = refine_palette(
+        frames, generate_palette(frames, colours=255 - len(reserved), fps=template.fps)
+    )
     palette = build_palette(clip_colours, reserved)
-    indices = stabilise(fold_transparent(map_to_palette(frames, palette, fps=template.fps)),
-                        frames, palette)  # fmt: skip
+    indices = stabilise(nearest_indices(frames, palette), frames, palette)
     arrays = {"frames": frames, "indices": indices, "palette": palette, "lut": build_lut(palette)}
     meta = {
         "template": template.id,

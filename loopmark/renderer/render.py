@@ -22,7 +22,7 @@ from loopmark.errors import CaptionRejected
 from loopmark.renderer.caption_layout import render_caption_layer
 from loopmark.renderer.caption_policy import WordLists, check_caption, normalize_caption
 from loopmark.renderer.gif import encode_gif, frame_delays_cs, gifsicle_optimise
-from loopmark.renderer.prepare import POSTER_JPEG_QUALITY, PreparedTemplate
+from loopmark.renderer.prepare import POSTER_JPEG_QUALITY, PREPARE_VERSION, PreparedTemplate
 from loopmark.renderer.quantize import STABILISE_DISTANCE, lookup, stabilise
 from loopmark.renderer.templates import Template
 from loopmark.renderer.video import encode_mp4
@@ -57,6 +57,7 @@ def render_key(template: Template, caption: str, settings: RenderSettings | None
     settings = settings or RenderSettings()
     material = {
         "renderer": RENDERER_VERSION,
+        "prepare": PREPARE_VERSION,
         "template": template.id,
         "version": template.version,
         "caption": normalize_caption(caption),

@@ -1,5 +1,5 @@
-"""FFmpeg as a pure function of bytes: decode a source to RGB frames, build a palette, map frames
-onto it, and encode an MP4. Each function builds its argv as a list and runs it once.
+"""FFmpeg as a pure function of bytes: decode a source to RGB frames, build a palette, and
+encode an MP4. Each function builds its argv as a list and runs it once.
 
 Frames always travel as raw RGB over pipes, so no temporary files and no caption text are ever
 involved; source paths come from the template folder and go through the hardened input options.
@@ -7,7 +7,6 @@ involved; source paths come from the template folder and go through the hardened
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
@@ -24,7 +23,6 @@ from loopmark.renderer.process import (
 )
 
 Frames = NDArray[np.uint8]  # (frames, height, width, 3) RGB
-PALETTE_SIZE = 256
 MP4_CRF = 23
 MP4_PRESET = "veryfast"  # measured: 0.12 s for 36 frames at 480x270 on one core
 
@@ -89,54 +87,6 @@ def generate_palette(frames: Frames, *, colours: int, fps: float) -> NDArray[np.
     )
     palette = np.frombuffer(raw, np.uint8).reshape(-1, 3)
     return palette[:colours].copy()
-
-
-def map_to_palette(frames: Frames, palette: NDArray[np.uint8], *, fps: float) -> NDArray[np.uint8]:
-    """Nearest palette index of every pixel (FFmpeg's paletteuse, no dithering).
-
-    No dithering on purpose: measured on Big Buck Bunny at 480 px, dithering lowers SSIM (0.890
-    with sierra2_4a, 0.938 without) and defeats frame-to-frame transparency, growing the file.
-    """
-    count, height, width, _ = frames.shape
-    if len(palette) != PALETTE_SIZE:
-        raise ValueError("paletteuse wants exactly 256 entries")
-    fd, palette_path = tempfile.mkstemp(suffix=".rgb")
-    try:
-        # The palette is server-made; paletteuse reads it as a second raw input.
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(palette.tobytes())
-        argv = _ffmpeg(
-            *_raw_input(width, height, fps), "-i", "pipe:0",
-            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "16x16", "-i", f"file:{palette_path}",
-            "-lavfi", "[0:v][1:v]paletteuse=dither=none:diff_mode=none:new=0",
-            "-f", "rawvideo", "-pix_fmt", "pal8", "pipe:1",
-        )  # fmt: skip
-        raw = run_tool(
-            argv,
-            what="FFmpeg paletteuse",
-            stdin=frames.tobytes(),
-            timeout_s=FFMPEG_TIMEOUT_SECONDS,
-            memory_bytes=FFMPEG_MEMORY_BYTES,
-        )
-    finally:
-        os.unlink(palette_path)
-    # pal8 raw frames are the index plane followed by a 1024-byte palette.
-    plane = width * height
-    stride = plane + 4 * PALETTE_SIZE
-    if len(raw) != count * stride:
-        raise ToolFailed(f"paletteuse returned {len(raw)} bytes, expected {count * stride}")
-    frames_raw = np.frombuffer(raw, np.uint8).reshape(count, stride)
-    # paletteuse reorders the palette it was given (FFmpeg 9 sorts it), so translate its indices
-    # back to ours through the palette it reports (BGRA words) after each index plane.
-    used = frames_raw[0, plane:].reshape(PALETTE_SIZE, 4)[:, [2, 1, 0]]
-    ours: dict[bytes, int] = {}
-    for index, colour in enumerate(palette):
-        ours.setdefault(colour.tobytes(), index)
-    try:
-        translate = np.array([ours[colour.tobytes()] for colour in used], dtype=np.uint8)
-    except KeyError:
-        raise ToolFailed("paletteuse reported a colour that is not in our palette") from None
-    return translate[frames_raw[:, :plane]].reshape(count, height, width)
 
 
 def encode_mp4(frames: Frames, *, fps: float) -> bytes:

@@ -8,8 +8,8 @@ from loopmark.renderer.quantize import (
     TRANSPARENT_INDEX,
     build_lut,
     build_palette,
-    fold_transparent,
     lookup,
+    nearest_indices,
     stabilise,
 )
 
@@ -32,9 +32,16 @@ def test_lookup_finds_the_nearest_colour_and_never_the_transparency_slot() -> No
     assert TRANSPARENT_INDEX not in set(lut.tolist())
 
 
-def test_fold_transparent_moves_pixels_to_the_twin_entry() -> None:
-    indices = np.array([[TRANSPARENT_INDEX, 3]], np.uint8)
-    assert fold_transparent(indices).tolist() == [[TRANSPARENT_INDEX - 1, 3]]
+def test_nearest_indices_are_exact_and_skip_the_transparency_slot() -> None:
+    palette = build_palette(np.array([[0, 0, 0], [255, 255, 255], [200, 0, 0]], np.uint8), [])
+    frames = np.array(
+        [[[[10, 10, 10], [250, 240, 245]], [[190, 20, 5], [120, 120, 120]]]], np.uint8
+    )
+    indices = nearest_indices(frames, palette)
+    assert indices.tolist() == [[[0, 1], [2, 2]]]  # mid-grey is nearer red than black
+    assert TRANSPARENT_INDEX not in nearest_indices(
+        np.full((1, 2, 2, 3), palette[TRANSPARENT_INDEX], np.uint8), palette
+    )
 
 
 def test_stabilise_keeps_close_indices_and_lets_real_changes_through() -> None:
