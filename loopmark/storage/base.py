@@ -37,6 +37,12 @@ class BlobStore(Protocol):
         short-lived signed URL."""
         ...
 
+    @property
+    def urls_are_public(self) -> bool:
+        """True when ``url`` gives lasting public URLs (local files, a CDN base URL); False when
+        it signs short-lived ones, which must not be written into cacheable pages."""
+        ...
+
     def delete(self, key: str) -> None:
         """Remove ``key``; removing a missing key is not an error."""
         ...

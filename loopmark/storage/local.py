@@ -108,6 +108,10 @@ class LocalBlobStore:
         base = LOCAL_MEDIA_PREFIX if self.media_base_url is None else self.media_base_url
         return base + validate_key(key)
 
+    @property
+    def urls_are_public(self) -> bool:
+        return True
+
     def delete(self, key: str) -> None:
         path = self.path(key)
         try:

@@ -154,6 +154,10 @@ class S3BlobStore:
                 ExpiresIn=SIGNED_URL_SECONDS,
             )
 
+    @property
+    def urls_are_public(self) -> bool:
+        return self.media_base_url is not None
+
     def delete(self, key: str) -> None:
         object_key = self.object_key(key)
         # DeleteObject succeeds for a missing key, so idempotence comes from S3 itself.

@@ -1,0 +1,263 @@
+"""The JSON API: templates, caption checks, and renders (request one, then poll its key).
+
+Bodies are small JSON objects (``MAX_CONTENT_LENGTH``); every malformed request is a 4xx with
+``{"error": {"code", "message"}}`` before anything expensive runs, and the caption policy runs
+before a render is queued. ``POST /api/renders`` may hold the request for up to
+``RENDER_WAIT_SECONDS`` so a quick render answers in one round trip, but only while a hold slot
+is free: the rest answer 202 at once, so waiting requests cannot take every server thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import regex
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request, url_for
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+from werkzeug.routing import BuildError
+
+from loopmark.errors import BadInput, LoopmarkError
+from loopmark.renderer.prepare import PreparedTemplate
+from loopmark.renderer.render import accept_caption
+from loopmark.renderer.templates import Template
+from loopmark.service.render_service import RenderOutcome
+from loopmark.site import assets, links
+from loopmark.site.context import services
+from loopmark.site.errors import error_response
+from loopmark.site.paths import FONTS_DIR
+
+log = logging.getLogger(__name__)
+
+blueprint = Blueprint("api", __name__, url_prefix="/api")
+
+TEMPLATES_CACHE_CONTROL = "public, max-age=300, stale-while-revalidate=3600"
+DONE_CACHE_CONTROL = "public, max-age=60"
+NO_STORE = "no-store"
+HOLD_SLOTS_EXTENSION = "loopmark.hold_slots"
+MAX_TEMPLATE_ID_CHARS = 40
+_GRAPHEME = regex.compile(r"\X")
+
+
+class InvalidRequest(BadInput):
+    """A request body with a missing field or a field of the wrong type."""
+
+    code = "invalid_request"
+
+
+class InvalidJson(BadInput):
+    """A request body that does not parse as JSON."""
+
+    code = "invalid_json"
+    http_status = 400
+
+
+# -- templates ---------------------------------------------------------------------------------
+
+
+@blueprint.get("/templates")
+def list_templates() -> Response:
+    """Enabled templates, with what the page's live preview needs to approximate the layout."""
+    catalog = services().render.catalog
+    items = []
+    for template in catalog.all():
+        try:
+            prepared = catalog.prepared(template)
+        except LoopmarkError as exc:
+            # One broken template must not take the whole list down.
+            log.error("template %s cannot be prepared: %s", template.id, exc.reason)
+            continue
+        items.append(template_json(prepared))
+    response = jsonify(items)
+    response.headers["Cache-Control"] = TEMPLATES_CACHE_CONTROL
+    response.add_etag()
+    return response.make_conditional(request)
+
+
+def template_json(prepared: PreparedTemplate) -> dict[str, Any]:
+    template = prepared.template
+    style = template.style
+    box = prepared.box
+    urls = links.template_urls(template)
+    return {
+        "id": template.id,
+        "name": template.name,
+        "width": prepared.width,
+        "height": prepared.height,
+        "fps": prepared.fps,
+        "seconds": round(prepared.seconds, 3),
+        "captions": list(template.captions),
+        "caption_mode": template.caption_mode,
+        "preview_url": urls["preview"],
+        "poster_url": urls["poster"],
+        "credit": template.credit,
+        "text": {
+            "box": [box.x, box.y, box.w, box.h],
+            "font_url": _font_url(template),
+            "fill": _hex(style.fill),
+            "stroke": _hex(style.stroke),
+            "stroke_width": style.stroke_width,
+            "align": style.align,
+            "max_lines": style.max_lines,
+            "max_size": style.max_size,
+            "min_size": style.min_size,
+        },
+    }
+
+
+def _font_url(template: Template) -> str | None:
+    # Only fonts from static/fonts are served; a template's own font is not public.
+    font = template.style.font
+    if font.parent.resolve() != FONTS_DIR.resolve():
+        return None
+    return assets.asset_url(f"fonts/{font.name}")
+
+
+def _hex(colour: tuple[int, int, int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*colour)
+
+
+# -- captions ----------------------------------------------------------------------------------
+
+
+@blueprint.post("/captions/check")
+def check_caption() -> Response:
+    """Whether a caption is accepted for a template: its normalised form, or 422 and why."""
+    template_id, caption = _render_request()
+    service = services().render
+    template = service.catalog.get(template_id)
+    normalised = accept_caption(template, caption, service.words())
+    response = jsonify(
+        {"ok": True, "caption": normalised, "length": len(_GRAPHEME.findall(normalised))}
+    )
+    response.headers["Cache-Control"] = NO_STORE
+    return response
+
+
+# -- renders -----------------------------------------------------------------------------------
+
+
+@blueprint.post("/renders")
+def create_render() -> Response:
+    """Render a caption (or find it rendered): 200 when done, else 202 with progress."""
+    template_id, caption = _render_request()
+    service = services().render
+    slots = hold_slots(current_app)
+    holding = slots.acquire(blocking=False)
+    try:
+        wait_s = float(current_app.config["RENDER_WAIT_SECONDS"]) if holding else 0.0
+        outcome = service.request(template_id, caption, wait_s=wait_s)
+    finally:
+        if holding:
+            slots.release()
+    return outcome_response(outcome, cacheable=False)
+
+
+@blueprint.get("/renders/<key>")
+def render_status(key: str) -> Response:
+    """The state of a render: 200 when done, 202 while queued or rendering, 404 if unknown."""
+    if not links.well_formed_key(key):
+        return error_response(400, "bad_key", "That is not a render key.")
+    g.render_key = key
+    outcome = services().render.status(key)
+    if outcome is None:
+        return error_response(404, "unknown_render", "There is no render with this key.")
+    return outcome_response(outcome, cacheable=True)
+
+
+def outcome_response(outcome: RenderOutcome, *, cacheable: bool) -> Response:
+    """The JSON of an outcome; a finished render's GET may be cached briefly (its media are
+    immutable, and a short lifetime lets a takedown take effect)."""
+    g.render_key = outcome.key
+    body = outcome_json(outcome)
+    response = jsonify(body)
+    if outcome.status == "done":
+        response.status_code = 200
+        response.headers["Cache-Control"] = DONE_CACHE_CONTROL if cacheable else NO_STORE
+    else:
+        response.status_code = 202
+        response.headers["Cache-Control"] = NO_STORE
+        response.headers["Location"] = url_for("api.render_status", key=outcome.key)
+    return response
+
+
+def outcome_json(outcome: RenderOutcome) -> dict[str, Any]:
+    key = outcome.key
+    body: dict[str, Any] = {
+        "key": key,
+        "status": outcome.status,
+        "result_url": _page_url("pages.result", "r", key),
+    }
+    if outcome.status == "done":
+        media = links.media_urls(key)
+        body.update(
+            {
+                "gif_url": media["gif"],
+                "mp4_url": media["mp4"],
+                "poster_url": media["poster"],
+                "share_url": links.absolute(_page_url("pages.share", "s", key)),
+                "width": outcome.media.get("width"),
+                "height": outcome.media.get("height"),
+                "caption": outcome.caption,
+                "template": outcome.template_id,
+            }
+        )
+    else:
+        body.update(
+            {
+                "position": outcome.position,
+                "progress": round(outcome.progress, 3),
+                "eta_seconds": (
+                    None if outcome.eta_seconds is None else round(outcome.eta_seconds, 1)
+                ),
+            }
+        )
+    return body
+
+
+def _page_url(endpoint: str, prefix: str, key: str) -> str:
+    try:
+        return url_for(endpoint, key=key)
+    except BuildError:
+        # An app without the pages blueprint still answers with the contract's paths.
+        return f"/{prefix}/{key}"
+
+
+def hold_slots(app: Flask) -> threading.BoundedSemaphore:
+    """The app's hold slots (RENDER_HOLD_SLOTS), made on first use."""
+    slots = app.extensions.get(HOLD_SLOTS_EXTENSION)
+    if slots is None:
+        slots = app.extensions.setdefault(
+            HOLD_SLOTS_EXTENSION, threading.BoundedSemaphore(app.config["RENDER_HOLD_SLOTS"])
+        )
+    return slots
+
+
+# -- request bodies ----------------------------------------------------------------------------
+
+
+def _render_request() -> tuple[str, str]:
+    """``template`` and ``caption`` from a JSON object body; a 4xx for anything else."""
+    if not request.is_json:
+        raise UnsupportedMediaType("Send the request body as application/json.")
+    try:
+        body = request.get_json()
+    except BadRequest:
+        raise InvalidJson("The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    template_id = _string_field(body, "template")
+    caption = _string_field(body, "caption")
+    if not template_id or len(template_id) > MAX_TEMPLATE_ID_CHARS:
+        raise InvalidRequest("Field 'template' must name a template.")
+    return template_id, caption
+
+
+def _string_field(body: dict[str, Any], name: str) -> str:
+    if name not in body:
+        raise InvalidRequest(f"Field {name!r} is missing.")
+    value = body[name]
+    if not isinstance(value, str):
+        raise InvalidRequest(f"Field {name!r} must be a string.")
+    return value

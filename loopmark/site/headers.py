@@ -1,0 +1,102 @@
+"""Response headers on every answer: deliberate caching for a CDN, and the security headers.
+
+Caching, unless a view set its own Cache-Control:
+- fingerprinted static files and content-addressed media: immutable for a year;
+- HTML pages: briefly public, served stale while revalidating, with an ETag (304 on a match);
+  a page that touched the session (admin, CSRF forms) is private and never stored;
+- everything else (API answers that change state, errors, health): ``no-store``.
+
+Security: a CSP with no inline script or style (media may come from the CDN or the storage's
+signed-URL origin), ``frame-ancestors 'none'``, nosniff, a referrer policy, and HSTS over HTTPS.
+A view with special needs (the debug GraphiQL page) may set its own Content-Security-Policy.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, Response, request
+from flask.sessions import SecureCookieSessionInterface, SessionMixin
+
+from loopmark.site import assets, links
+
+HTML_CACHE_CONTROL = "public, max-age=60, stale-while-revalidate=600"
+NOT_FOUND_CACHE_CONTROL = "public, max-age=60"
+PRIVATE_CACHE_CONTROL = "private, no-store"
+NO_STORE = "no-store"
+HSTS_SECONDS = 31536000  # one year; the site is HTTPS-only once deployed behind TLS
+
+
+def init_app(app: Flask) -> None:
+    app.session_interface = PrivateSessionInterface()
+    app.after_request(_add_headers)
+
+
+class PrivateSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, plus: a response to a request that used the session
+    (an admin page, a form with a CSRF token) is private and never stored by any cache."""
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        super().save_session(app, session, response)
+        if session.accessed or session.modified:
+            response.headers["Cache-Control"] = PRIVATE_CACHE_CONTROL
+
+
+def content_security_policy() -> str:
+    media = " ".join(["'self'", *links.media_origins()])
+    directives = [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        f"img-src {media} data: blob:",
+        f"media-src {media} blob:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+    return "; ".join(directives)
+
+
+def _add_headers(response: Response) -> Response:
+    _cache_headers(response)
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    if "Content-Security-Policy" not in headers:
+        headers["Content-Security-Policy"] = content_security_policy()
+    if request.is_secure:
+        headers.setdefault("Strict-Transport-Security", f"max-age={HSTS_SECONDS}")
+    return response
+
+
+def _cache_headers(response: Response) -> None:
+    if response.headers.get("Cache-Control") and request.endpoint != "static":
+        return  # the view decided
+    if "Set-Cookie" in response.headers:
+        response.headers["Cache-Control"] = PRIVATE_CACHE_CONTROL
+        return
+    reading = request.method in ("GET", "HEAD")
+    if request.endpoint == "static" and reading:
+        if response.status_code in (200, 206, 304):
+            filename = (request.view_args or {}).get("filename", "")
+            response.headers["Cache-Control"] = assets.static_cache_control(
+                filename, request.args.get("v")
+            )
+        else:
+            response.headers["Cache-Control"] = NOT_FOUND_CACHE_CONTROL
+        return
+    if reading and response.mimetype == "text/html":
+        if response.status_code == 200:
+            response.headers["Cache-Control"] = HTML_CACHE_CONTROL
+            if not response.is_streamed:
+                response.add_etag()
+                response.make_conditional(request)
+            return
+        if response.status_code == 404:
+            response.headers["Cache-Control"] = NOT_FOUND_CACHE_CONTROL
+            return
+    response.headers["Cache-Control"] = NO_STORE

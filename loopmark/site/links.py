@@ -1,0 +1,90 @@
+"""Links the site hands out: a render's media URLs, template previews, and absolute URLs.
+
+Media URLs written into pages must stay valid as long as a cache may keep the page, so a signed
+(short-lived) storage URL is never one of them: with private storage the page links the short
+link ``/m/<key>.<ext>``, which redirects to a freshly signed URL when it is fetched.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from urllib.parse import urlsplit
+
+from flask import current_app, request, url_for
+
+from loopmark.errors import LoopmarkError
+from loopmark.renderer.prepare import PREPARE_VERSION
+from loopmark.renderer.render import KEY_CHARS
+from loopmark.renderer.templates import Template
+from loopmark.service.render_service import media_keys
+from loopmark.site.context import services
+
+log = logging.getLogger(__name__)
+
+KEY_RE = re.compile(rf"[a-z2-7]{{{KEY_CHARS}}}")
+# A render's media kinds and the extension of each one's short link.
+SHORT_EXTENSIONS = {"gif": "gif", "mp4": "mp4", "poster": "jpg"}
+TEMPLATE_FILES = {"preview": "preview.mp4", "poster": "poster.jpg"}
+_ORIGINS_KEY = "loopmark.media_origins"
+
+
+def well_formed_key(key: str) -> bool:
+    """Whether ``key`` has the shape of a render key (24 lowercase base32 characters)."""
+    return KEY_RE.fullmatch(key) is not None
+
+
+def media_urls(key: str) -> dict[str, str]:
+    """URLs of a render's ``gif``, ``mp4`` and ``poster``: public storage URLs when storage is
+    local or behind LOOPMARK_MEDIA_BASE_URL, else the /m/ short links. Needs no lookup."""
+    if not well_formed_key(key):
+        raise ValueError(f"not a render key: {key[:40]!r}")
+    blobs = services().render.blobs
+    if blobs.urls_are_public:
+        return {kind: blobs.url(storage_key) for kind, storage_key in media_keys(key).items()}
+    return {
+        kind: url_for("media.short", key=key, ext=ext) for kind, ext in SHORT_EXTENSIONS.items()
+    }
+
+
+def template_version(template: Template) -> str:
+    """The version segment of a template's file URLs: the template version and the preparation
+    code's version, since either changes the bytes of the preview and poster."""
+    return f"{template.version}-p{PREPARE_VERSION}"
+
+
+def template_urls(template: Template) -> dict[str, str]:
+    """Immutable URLs of a template's ``preview`` loop (MP4) and ``poster`` (JPEG)."""
+    version = template_version(template)
+    return {
+        kind: url_for("media.template_file", template_id=template.id, version=version, name=name)
+        for kind, name in TEMPLATE_FILES.items()
+    }
+
+
+def absolute(url: str) -> str:
+    """``url`` made absolute (for Open Graph tags and share links): LOOPMARK_SITE_URL when set,
+    else the request's scheme and host. Absolute URLs are returned unchanged."""
+    if url.startswith(("https://", "http://")):
+        return url
+    base = current_app.config.get("SITE_URL") or request.host_url.rstrip("/")
+    return base + ("" if url.startswith("/") else "/") + url
+
+
+def media_origins() -> list[str]:
+    """Origins other than the site's own that media load from (for the CSP): the media base
+    URL's, or the storage's signed-URL origin. Worked out once per app."""
+    cached = current_app.extensions.get(_ORIGINS_KEY)
+    if cached is not None:
+        return cached
+    blobs = services().render.blobs
+    try:
+        sample = blobs.url(media_keys("a" * KEY_CHARS)["gif"])
+    except LoopmarkError as exc:
+        # No credentials to sign with: media are then limited to 'self' (logged once).
+        log.warning("cannot work out the media origin for the CSP: %s", exc)
+        sample = ""
+    parts = urlsplit(sample)
+    origins = [f"{parts.scheme}://{parts.netloc}"] if parts.scheme in ("http", "https") else []
+    current_app.extensions[_ORIGINS_KEY] = origins
+    return origins

@@ -1,0 +1,161 @@
+"""Per-request observation: the request id, one JSON access-log line, and request counters.
+
+The request id comes from a well-formed ``X-Request-Id`` header (a load balancer's) or is made
+here; it is echoed back and stamped on every log record written while the request runs. A view
+that works on a render sets ``g.render_key`` and the access line carries it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, Response, current_app, g, has_request_context, request
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+PACKAGE_LOGGER = "loopmark"
+ACCESS_LOGGER = "loopmark.site.access"
+REQUEST_ID_HEADER = "X-Request-Id"
+METRICS_EXTENSION = "loopmark.request_metrics"
+_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# Request durations: cache hits take milliseconds, a held render request up to ~2 s.
+REQUEST_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0)
+# Record attributes every LogRecord has; anything else was passed as ``extra`` and is logged.
+_STANDARD_ATTRS = frozenset(
+    logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys() | {"message", "asctime"}
+)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and any ``extra`` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name, value in record.__dict__.items():
+            if name not in _STANDARD_ATTRS and not name.startswith("_"):
+                entry[name] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class RequestContextFilter(logging.Filter):
+    """Stamps the current request's id (and render key, once known) on every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if has_request_context():
+            request_id = g.get("request_id")
+            if request_id and not hasattr(record, "request_id"):
+                record.request_id = request_id
+            render_key = g.get("render_key")
+            if render_key and not hasattr(record, "render_key"):
+                record.render_key = render_key
+        return True
+
+
+class RequestMetrics:
+    """Request counters for /metrics, in a registry of their own (one per app)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "loopmark_http_requests",
+            "HTTP requests answered, by endpoint, method and status",
+            ["endpoint", "method", "status"],
+            registry=self.registry,
+        )
+        self.seconds = Histogram(
+            "loopmark_http_request_seconds",
+            "Time to answer an HTTP request, by endpoint",
+            ["endpoint"],
+            buckets=REQUEST_SECONDS_BUCKETS,
+            registry=self.registry,
+        )
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is now (pytest and embedders swap it), not to the
+    stream that was current when the handler was made."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def init_app(app: Flask) -> None:
+    if app.config.get("JSON_LOGS", True):
+        configure_logging()
+    app.extensions[METRICS_EXTENSION] = RequestMetrics()
+    app.before_request(_start)
+    app.after_request(_finish)
+
+
+def configure_logging(name: str = PACKAGE_LOGGER) -> None:
+    """JSON lines on stderr for the ``name`` logger (``loopmark``); idempotent, and it leaves
+    the root logger alone, so pytest's caplog and an embedding application keep working."""
+    logger = logging.getLogger(name)
+    if any(getattr(handler, "_loopmark_json", False) for handler in logger.handlers):
+        return
+    handler = _StderrHandler()
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RequestContextFilter())
+    handler._loopmark_json = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+
+
+def request_id() -> str:
+    """The current request's id."""
+    return g.get("request_id") or "-"
+
+
+def _start() -> None:
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    g.request_id = incoming if _REQUEST_ID_RE.fullmatch(incoming) else uuid.uuid4().hex
+    g.request_started = time.perf_counter()
+
+
+def _finish(response: Response) -> Response:
+    # Runs last among the after_request hooks, so the status is the one sent (304, 429, ...).
+    request_id = g.get("request_id") or uuid.uuid4().hex
+    response.headers[REQUEST_ID_HEADER] = request_id
+    started = g.get("request_started")
+    seconds = time.perf_counter() - started if started is not None else 0.0
+    endpoint = request.endpoint or "none"
+    metrics: RequestMetrics | None = current_app.extensions.get(METRICS_EXTENSION)
+    if metrics is not None:
+        metrics.requests.labels(endpoint, request.method, str(response.status_code)).inc()
+        metrics.seconds.labels(endpoint).observe(seconds)
+    fields: dict[str, Any] = {
+        "request_id": request_id,
+        "method": request.method,
+        "path": request.path,
+        "status": response.status_code,
+        "duration_ms": round(seconds * 1000, 1),
+    }
+    render_key = g.get("render_key")
+    if render_key:
+        fields["render_key"] = render_key
+    logging.getLogger(ACCESS_LOGGER).info(
+        "%s %s %s", request.method, request.path, response.status_code, extra=fields
+    )
+    return response

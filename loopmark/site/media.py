@@ -1,0 +1,97 @@
+"""Media routes: local media files, short links to signed media, and template previews.
+
+- ``/media/<key>``: a render's files from local storage (content-addressed, so immutable);
+  only for the local adapter, and only keys under ``r/`` with a media extension.
+- ``/m/<key>.<ext>``: a stable link for pages when storage is private; it checks the render is
+  done (so a takedown also takes the link down) and redirects to a freshly signed URL.
+- ``/templates/<id>/<version>/<name>``: a template's preview loop and poster, prepared on first
+  use; the version is in the path, so they are immutable too.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from flask import Blueprint, Response, abort, redirect, send_file
+
+from loopmark.errors import UnknownTemplate
+from loopmark.records.base import RenderStatus
+from loopmark.renderer.prepare import PREPARE_VERSION
+from loopmark.service.render_service import media_keys
+from loopmark.site import links
+from loopmark.site.context import services
+from loopmark.storage.base import IMMUTABLE_CACHE_CONTROL
+from loopmark.storage.local import LocalBlobStore
+
+blueprint = Blueprint("media", __name__)
+
+IMMUTABLE_SECONDS = 31536000
+MEDIA_MIMETYPES = {"gif": "image/gif", "mp4": "video/mp4", "jpg": "image/jpeg"}
+SHORT_KINDS = {ext: kind for kind, ext in links.SHORT_EXTENSIONS.items()}
+# A redirect to a signed URL must not outlive the signature (storage.s3.SIGNED_URL_SECONDS);
+# a redirect to a public URL may be kept longer, but not so long that a takedown lingers.
+SIGNED_REDIRECT_CACHE_CONTROL = "private, max-age=60"
+PUBLIC_REDIRECT_CACHE_CONTROL = "public, max-age=300"
+RENDER_MEDIA_PREFIX = "r/"
+_VERSION_RE = re.compile(r"([0-9a-f]{16})(?:-p([0-9]{1,4}))?")
+
+
+@blueprint.get("/media/<path:key>")
+def media_file(key: str) -> Response:
+    blobs = services().render.blobs
+    if not isinstance(blobs, LocalBlobStore) or not key.startswith(RENDER_MEDIA_PREFIX):
+        abort(404)
+    mimetype = MEDIA_MIMETYPES.get(key.rpartition(".")[2])
+    if mimetype is None:
+        abort(404)
+    try:
+        path = blobs.path(key)
+    except ValueError:
+        abort(404)
+    return _immutable_file(path, mimetype)
+
+
+@blueprint.get("/m/<key>.<any(gif, mp4, jpg):ext>")
+def short(key: str, ext: str) -> Response:
+    if not links.well_formed_key(key):
+        abort(404)
+    render = services().render
+    record = render.records.get(key)
+    if record is None or record.status != RenderStatus.DONE:
+        abort(410 if record is not None and record.status == RenderStatus.BLOCKED else 404)
+    blobs = render.blobs
+    response = redirect(blobs.url(media_keys(key)[SHORT_KINDS[ext]]), code=302)
+    response.headers["Cache-Control"] = (
+        PUBLIC_REDIRECT_CACHE_CONTROL if blobs.urls_are_public else SIGNED_REDIRECT_CACHE_CONTROL
+    )
+    return response
+
+
+@blueprint.get("/templates/<template_id>/<version>/<any('preview.mp4', 'poster.jpg'):name>")
+def template_file(template_id: str, version: str, name: str) -> Response:
+    match = _VERSION_RE.fullmatch(version)
+    if match is None:
+        abort(404)
+    template_version, prepare_version = match[1], match[2] or str(PREPARE_VERSION)
+    render = services().render
+    try:
+        template = render.catalog.get(template_id)
+    except UnknownTemplate:
+        abort(404)
+    folder_name = f"{template_version}-p{prepare_version}"
+    if folder_name == links.template_version(template):
+        # The current version: prepared on first use (later requests find it cached).
+        folder = render.catalog.prepared(template).folder
+    else:
+        # An older version a cached page may still name: served while its files remain.
+        folder = services().settings.prepared_dir / template.id / folder_name
+    return _immutable_file(folder / name, MEDIA_MIMETYPES[name.rpartition(".")[2]])
+
+
+def _immutable_file(path: Path, mimetype: str) -> Response:
+    if not path.is_file():
+        abort(404)
+    response = send_file(path, mimetype=mimetype, conditional=True, max_age=IMMUTABLE_SECONDS)
+    response.headers["Cache-Control"] = IMMUTABLE_CACHE_CONTROL
+    return response

@@ -1,0 +1,110 @@
+"""/healthz and /metrics, and the production server (waitress) answering over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import urllib.request
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from loopmark.site.server import create_server, warm_up
+from tests.site.conftest import render_service, render_via_api
+
+
+def media_root(app: Flask) -> Path:
+    return Path(render_service(app).blobs.root)  # type: ignore[attr-defined]
+
+
+def test_healthz_is_ok_when_every_backend_answers(client: FlaskClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {
+        "ok": True,
+        "checks": {"storage": "ok", "records": "ok", "dispatcher": "ok"},
+        "failing": [],
+    }
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_healthz_names_a_storage_outage(app: Flask, client: FlaskClient) -> None:
+    shutil.rmtree(media_root(app))
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["ok"] is False
+    assert body["checks"]["storage"] == "storage_unavailable"
+    assert body["checks"]["records"] == "ok"
+    assert body["failing"] == ["storage"]
+    assert response.headers["Retry-After"] == "5"
+    # Reasons (paths) are logged, not shown.
+    assert str(media_root(app)) not in response.get_data(as_text=True)
+
+
+def test_healthz_names_a_records_outage(app: Flask, client: FlaskClient, tmp_path: Path) -> None:
+    render_service(app).records.close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{tmp_path / 'loopmark.db'}{suffix}").unlink(missing_ok=True)
+    body = client.get("/healthz").get_json()
+    assert body["failing"] == ["records"]
+    assert body["checks"]["records"] == "records_unavailable"
+
+
+def test_healthz_names_a_stopped_render_pool(app: Flask, client: FlaskClient) -> None:
+    render_service(app).dispatcher.close()
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.get_json()["checks"]["dispatcher"] == "dispatch_unavailable"
+
+
+def test_metrics_expose_renders_and_requests(client: FlaskClient) -> None:
+    render_via_api(client, "Counted")
+    client.post("/api/renders", json={"template": "small", "caption": "Counted"})
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    assert response.headers["Cache-Control"] == "no-store"
+    text = response.get_data(as_text=True)
+    assert 'loopmark_renders_total{result="done"} 1.0' in text
+    assert "loopmark_cache_hits_total 1.0" in text
+    assert "loopmark_queue_depth 0.0" in text
+    assert (
+        'loopmark_http_requests_total{endpoint="api.create_render",method="POST",status="200"}'
+        in text
+    )
+    assert "loopmark_http_request_seconds_bucket" in text
+
+
+def test_warm_up_prepares_every_enabled_template(app: Flask) -> None:
+    assert warm_up(app) == ["small"]
+
+
+@pytest.mark.timeout(120)
+def test_waitress_serves_the_site_over_http(app: Flask) -> None:
+    server = create_server(app, "127.0.0.1", 0, threads=4)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.effective_port}"
+        with urllib.request.urlopen(f"{base}/healthz", timeout=30) as response:
+            assert response.status == 200
+            assert json.load(response)["ok"] is True
+            assert response.headers["Server"] == "loopmark"
+            assert response.headers["X-Request-Id"]
+        request = urllib.request.Request(
+            f"{base}/api/renders",
+            data=json.dumps({"template": "small", "caption": "Over HTTP"}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status in (200, 202)
+            assert json.load(response)["key"]
+    finally:
+        server.close()
+        thread.join(10)
+    assert not thread.is_alive()
