@@ -143,6 +143,17 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from loopmark import create_app
+    from loopmark.service.factory import setup_backends
+    from loopmark.site.server import serve
+
+    # The embedded defaults (a SQLite file, a media folder) need no separate setup step.
+    setup_backends(settings)
+    serve(create_app(), args.host, args.port)
+    return EXIT_OK
+
+
 def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
     from loopmark.service.factory import setup_backends
 
@@ -190,6 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("-o", "--output", help="where to write the GIF (MP4 and JPEG beside it)")
     render.add_argument("--json", action="store_true", help="print JSON")
     render.set_defaults(handler=cmd_render)
+
+    serve = commands.add_parser("serve", help="serve the site (waitress)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(handler=cmd_serve)
 
     setup = commands.add_parser("setup", help="create what the configured backends need")
     setup.set_defaults(handler=cmd_setup)
