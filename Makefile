@@ -14,8 +14,11 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	touch $(STAMP)
 
-# Until the site lands, `make run` prepares the demo templates and renders one GIF per template.
-run: demo
+# The site at http://127.0.0.1:8000 with the embedded defaults (SQLite, local media, local pool).
+run: $(STAMP)
+	LOOPMARK_DEBUG=$${LOOPMARK_DEBUG-1} $(VENV)/bin/loopmark serve --host 127.0.0.1 --port 8000
+
+# One GIF per demo template from the command line, into var/.
 
 demo: $(STAMP)
 	$(VENV)/bin/loopmark templates list
@@ -25,14 +28,26 @@ demo: $(STAMP)
 	    -o var/demo-$$t.gif || exit $$?; \
 	done
 
-test: $(STAMP)
+# Browser tests drive Debian's Chromium; Playwright never downloads a browser of its own.
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	apt-get update && apt-get install -y chromium
+
+test: $(STAMP) $(CHROMIUM)
 	$(PY) -m pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check loopmark tests bench
 	$(VENV)/bin/ruff format --check loopmark tests bench
 
-bench: $(STAMP)
+# gifski (AGPL-3, run as a separate program) is a competitor in the benchmark only.
+GIFSKI := bench/.cache/node_modules/gifski/bin/debian/gifski
+
+$(GIFSKI):
+	npm install --prefix bench/.cache gifski@1.7.1
+
+bench: $(STAMP) $(GIFSKI)
 	$(PY) -m bench
 
 clean:

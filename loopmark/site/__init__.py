@@ -73,6 +73,9 @@ def site_config(env: Mapping[str, str]) -> dict[str, Any]:
         "MAX_FORM_MEMORY_SIZE": MAX_BODY_BYTES,
         "COMPRESS_MIMETYPES": COMPRESS_MIMETYPES,
         "COMPRESS_ALGORITHM": ["br", "gzip"],
+        # flask-compress's streaming mode leaves send_file's file open (a ResourceWarning per
+        # static response); whole-body compression of our small text responses is fine.
+        "COMPRESS_STREAMS": False,
         # Per client IP; Flask-Limiter's syntax ("30/minute;300/hour").
         "RENDER_RATE_LIMIT": env.get("LOOPMARK_RATE_LIMIT_RENDERS") or "30/minute;300/hour",
         "CAPTION_RATE_LIMIT": env.get("LOOPMARK_RATE_LIMIT_CAPTIONS") or "120/minute;2000/hour",

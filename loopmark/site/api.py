@@ -26,7 +26,7 @@ from loopmark.service.render_service import RenderOutcome
 from loopmark.site import assets, links
 from loopmark.site.context import services
 from loopmark.site.errors import error_response
-from loopmark.site.paths import FONTS_DIR
+from loopmark.site.paths import FONTS_DIR, WEB_FONTS_DIR
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +108,13 @@ def template_json(prepared: PreparedTemplate) -> dict[str, Any]:
 
 def _font_url(template: Template) -> str | None:
     # Only fonts from static/fonts are served; a template's own font is not public.
+    # A browser-safe web copy (static/css/fonts/<name>.woff2) wins where one exists: Chromium
+    # refuses some desktop fonts outright (see static/css/fonts/README.md).
     font = template.style.font
     if font.parent.resolve() != FONTS_DIR.resolve():
         return None
+    if (WEB_FONTS_DIR / f"{font.stem}.woff2").is_file():
+        return assets.asset_url(f"css/fonts/{font.stem}.woff2")
     return assets.asset_url(f"fonts/{font.name}")
 
 

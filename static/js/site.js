@@ -1,0 +1,125 @@
+/* Hop & Co. site helpers shared by every page (window.Hop): motion preferences, lazy loops,
+   JSON requests. Plain script, no framework; loaded with `defer` before the page's own script. */
+(function () {
+  "use strict";
+
+  var Hop = (window.Hop = window.Hop || {});
+  var motionQuery = window.matchMedia ? window.matchMedia("(prefers-reduced-motion: reduce)") : null;
+
+  Hop.reducedMotion = function () {
+    return !!(motionQuery && motionQuery.matches);
+  };
+
+  /* Fetch JSON; resolves to {status, body, retryAfter} (retryAfter in seconds, or null) and
+     rejects only on network failure. */
+  Hop.fetchJSON = function (url, options) {
+    options = options || {};
+    var init = { method: options.method || "GET", headers: { Accept: "application/json" } };
+    if (options.json !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(options.json);
+    }
+    return fetch(url, init).then(function (response) {
+      var retry = response.headers.get("Retry-After");
+      var seconds = retry !== null && /^\d+$/.test(retry.trim()) ? parseInt(retry, 10) : null;
+      return response
+        .json()
+        .catch(function () {
+          return null;
+        })
+        .then(function (body) {
+          return { status: response.status, body: body, retryAfter: seconds };
+        });
+    });
+  };
+
+  /* The message of an API error body ({error: {code, message}}), or a fallback. */
+  Hop.errorMessage = function (body, fallback) {
+    if (body && body.error && typeof body.error.message === "string" && body.error.message) {
+      return body.error.message;
+    }
+    return fallback;
+  };
+
+  /* Grapheme clusters, as the server counts a caption's length. */
+  Hop.graphemes = function (text) {
+    if (window.Intl && Intl.Segmenter) {
+      var segmenter = new Intl.Segmenter(undefined, { granularity: "grapheme" });
+      return Array.from(segmenter.segment(text), function (s) {
+        return s.segment;
+      });
+    }
+    return Array.from(text);
+  };
+
+  /* Looping previews (<video class="js-loop" data-src data-poster>): poster and video are set
+     only when the element nears the viewport; the loop plays only without reduced motion. */
+  var observer = null;
+
+  function start(video) {
+    if (video.dataset.poster && !video.getAttribute("poster")) {
+      video.setAttribute("poster", video.dataset.poster);
+    }
+    if (Hop.reducedMotion()) {
+      video.pause();
+      return;
+    }
+    if (video.dataset.src && video.getAttribute("src") !== video.dataset.src) {
+      video.src = video.dataset.src;
+    }
+    var playing = video.play();
+    if (playing && playing.catch) {
+      playing.catch(function () {
+        /* Autoplay refused (data saver, low power): the poster stays, which is fine. */
+      });
+    }
+  }
+
+  function stop(video) {
+    if (!video.paused) {
+      video.pause();
+    }
+  }
+
+  Hop.lazyLoops = function (root) {
+    var videos = (root || document).querySelectorAll("video.js-loop");
+    if (!("IntersectionObserver" in window)) {
+      videos.forEach(start);
+      return;
+    }
+    if (!observer) {
+      observer = new IntersectionObserver(
+        function (entries) {
+          entries.forEach(function (entry) {
+            if (entry.isIntersecting) {
+              start(entry.target);
+            } else {
+              stop(entry.target);
+            }
+          });
+        },
+        { rootMargin: "200px 0px" }
+      );
+    }
+    videos.forEach(function (video) {
+      observer.observe(video);
+    });
+  };
+
+  /* Plays (or, with reduced motion, pauses) one loop right away: the creator's preview. */
+  Hop.playLoop = start;
+
+  if (motionQuery && motionQuery.addEventListener) {
+    motionQuery.addEventListener("change", function () {
+      document.querySelectorAll("video.js-loop").forEach(function (video) {
+        if (Hop.reducedMotion()) {
+          video.pause();
+        } else if (video.getAttribute("src")) {
+          start(video);
+        }
+      });
+    });
+  }
+
+  Hop.lazyLoops(document);
+})();
