@@ -56,13 +56,14 @@ def lambda_endpoint(
     blobs = open_blob_store(site_settings.storage_url)
     push_templates(DirectoryTemplateCatalog(workdir / "templates", workdir / "prepared"), blobs)
     port = free_port()
+    log_file = (tmp_path / "lambda-local.log").open("wb")
     env = {**os.environ, **aws_env(tmp_path / "lambda"), "PYTHONUNBUFFERED": "1"}
     server = subprocess.Popen(
         [sys.executable, "-m", "loopmark", "lambda-local", "--port", str(port)],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=log_file,
     )
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + BOUND_SECONDS
@@ -83,6 +84,8 @@ def lambda_endpoint(
     finally:
         server.terminate()
         server.wait(timeout=10)
+        log_file.close()
+        print((tmp_path / "lambda-local.log").read_text(errors="replace")[-3000:])
 
 
 @pytest.fixture
@@ -101,7 +104,7 @@ def wait_done(service: RenderService, key: str) -> None:
 
 def test_render_on_lambda_lands_in_s3_and_dynamodb(site: RenderService) -> None:
     outcome = site.request("small", "Hello from Lambda", wait_s=BOUND_SECONDS)
-    assert outcome.status == "done", outcome
+    assert outcome.status == "done", (outcome, site.records.get(outcome.key))
     assert outcome.media["frames"] == 8
     s3 = boto3.client("s3")
     gif = s3.get_object(Bucket=BUCKET, Key=f"site/{media_keys(outcome.key)['gif']}")
