@@ -4,8 +4,10 @@
 of AWS errors into RecordsUnavailable, and setup (the table, its global secondary indexes, TTL on
 ``expires_at``). :class:`DynamoRenderRecords` keeps one item per render key (a hex hash, partition
 key ``key``). Other record types are modules of their own over the same DynamoTable: their items
-use prefixed keys (``user#alice``), which no render key can collide with, and any index they need
-joins TABLE_INDEXES (setup adds it to an existing table).
+use prefixed keys (``gallery#order``, ``stats#day#2024-05-01``), which no render key can collide
+with, and an index they need is passed to :meth:`DynamoTable.setup` by their own ``setup`` (which
+adds it to an existing table). Their multi-item changes are transactions: a transaction that loses
+a race raises ConditionFailed like a failed condition does.
 
 Every lease rule is one conditional write, so it holds across Lambda instances. TTL only ever
 garbage-collects failed records; it is never the lease (DynamoDB deletes expired items up to days
@@ -53,6 +55,11 @@ RECENT_INDEX = "recent"
 RECENT_PARTITION = "render#done"
 LIST_PAGE_ITEMS = 100
 LIST_MAX_PAGES = 10
+
+# BatchGetItem's own limit on keys per request, and how often unprocessed keys are asked again.
+BATCH_GET_ITEMS = 100
+BATCH_GET_ATTEMPTS = 5
+BATCH_GET_BACKOFF_SECONDS = 0.05
 
 TABLE_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 
@@ -146,6 +153,8 @@ class DynamoTable:
                 return {}
             if code == "ConditionalCheckFailedException":
                 raise ConditionFailed from exc
+            if code == "TransactionCanceledException" and _lost_race(exc.response):
+                raise ConditionFailed from exc
             if code == "ResourceNotFoundException":
                 raise RecordsUnavailable(
                     f"DynamoDB table {self.name} does not exist: run `loopmark setup`"
@@ -161,9 +170,20 @@ class DynamoTable:
         table: dict[str, Any] = self.call("describe_table", TableName=self.name)["Table"]
         return table
 
-    def setup(self) -> None:
-        """Create the table with its indexes and TTL; add what an older table lacks. Idempotent."""
-        definitions = [{"AttributeName": n, "AttributeType": t} for n, t in KEY_ATTRIBUTES.items()]
+    def setup(
+        self,
+        *,
+        indexes: tuple[dict[str, Any], ...] = (),
+        attributes: dict[str, str] | None = None,
+    ) -> None:
+        """Create the table with its indexes and TTL; add what an older table lacks. Idempotent.
+
+        ``indexes`` are a record type's own, beyond TABLE_INDEXES, with the types of their key
+        ``attributes``: a record type that needs one passes it from its own ``setup``.
+        """
+        key_types = {**KEY_ATTRIBUTES, **(attributes or {})}
+        definitions = [{"AttributeName": n, "AttributeType": t} for n, t in key_types.items()]
+        wanted = TABLE_INDEXES + indexes
         self.call(
             "create_table",
             tolerate=frozenset({"ResourceInUseException"}),  # it exists: check what it lacks
@@ -171,11 +191,11 @@ class DynamoTable:
             AttributeDefinitions=definitions,
             KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
             BillingMode="PAY_PER_REQUEST",
-            GlobalSecondaryIndexes=list(TABLE_INDEXES),
+            GlobalSecondaryIndexes=list(wanted),
         )
         self._wait_active()
         present = {i["IndexName"] for i in self.describe().get("GlobalSecondaryIndexes", [])}
-        for index in TABLE_INDEXES:
+        for index in wanted:
             if index["IndexName"] not in present:
                 # DynamoDB creates one index per UpdateTable, and only on an ACTIVE table.
                 self.call(
@@ -209,6 +229,39 @@ class DynamoTable:
         status = self.describe().get("TableStatus")
         if status not in {"ACTIVE", "UPDATING"}:
             raise RecordsUnavailable(f"DynamoDB table {self.name} is {status}")
+
+    def batch_get(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """Items by ``key`` (strongly consistent; absent when missing), BATCH_GET_ITEMS a request.
+
+        Keys DynamoDB leaves unprocessed (throttling) are asked again, a bounded number of times.
+        """
+        items: dict[str, dict[str, Any]] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), BATCH_GET_ITEMS):
+            request: dict[str, Any] = {
+                self.name: {
+                    "Keys": [{"key": {"S": k}} for k in unique[start : start + BATCH_GET_ITEMS]],
+                    "ConsistentRead": True,
+                }
+            }
+            for attempt in range(BATCH_GET_ATTEMPTS):
+                response = self.call("batch_get_item", RequestItems=request)
+                for item in response.get("Responses", {}).get(self.name, []):
+                    items[item["key"]["S"]] = item
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(BATCH_GET_BACKOFF_SECONDS * (attempt + 1))
+            else:
+                raise RecordsUnavailable(f"DynamoDB table {self.name}: reads stay throttled")
+        return items
+
+
+def _lost_race(response: dict[str, Any]) -> bool:
+    """Whether a cancelled transaction lost to another writer (a condition, a concurrent
+    transaction), rather than failing for a reason a retry cannot fix."""
+    reasons = {r.get("Code") for r in response.get("CancellationReasons", [])}
+    return bool(reasons & {"ConditionalCheckFailed", "TransactionConflict"})
 
 
 def _string(item: dict[str, Any], name: str) -> str | None:

@@ -3,8 +3,9 @@
 :class:`SqliteDatabase` owns the file: a small pool of connections (each used by one thread at a
 time), WAL, the busy timeout, write transactions (``BEGIN IMMEDIATE``) and the schema's version
 (``PRAGMA user_version``). A record type is a class over a SqliteDatabase —
-:class:`SqliteRenderRecords` here; gallery entries, blocked keys, word lists and admin users in
-modules of their own — whose tables arrive as one more entry at the end of MIGRATIONS.
+:class:`SqliteRenderRecords` here; gallery entries, word lists, admin users and statistics in
+modules of their own — whose tables arrive as one more entry at the end of MIGRATIONS. Record types
+that other processes cache keep a change counter (:func:`bump_counter`) in ``record_counters``.
 """
 
 from __future__ import annotations
@@ -63,6 +64,58 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """
         CREATE INDEX render_records_template_recent
             ON render_records (template_id, status, updated_at)
+        """,
+    ),
+    (
+        # Change counters other processes poll (gallery, words): see bump_counter.
+        """
+        CREATE TABLE record_counters (
+            name TEXT PRIMARY KEY,
+            value INTEGER NOT NULL
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE gallery_entries (
+            key TEXT PRIMARY KEY,
+            template_id TEXT NOT NULL,
+            caption TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            added_at REAL NOT NULL,
+            width INTEGER NOT NULL,
+            height INTEGER NOT NULL
+        )
+        """,
+        "CREATE INDEX gallery_entries_position ON gallery_entries (position)",
+        """
+        CREATE TABLE caption_words (
+            kind TEXT NOT NULL CHECK (kind IN ('banned', 'allowed')),
+            word TEXT NOT NULL,
+            PRIMARY KEY (kind, word)
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE admin_users (
+            name TEXT PRIMARY KEY,
+            password_hash TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE stats_events (
+            day TEXT NOT NULL,
+            template_id TEXT NOT NULL,
+            event TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (day, event, template_id)
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE stats_captions (
+            day TEXT NOT NULL,
+            caption TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (day, caption)
+        ) WITHOUT ROWID
         """,
     ),
 )
@@ -201,6 +254,21 @@ class SqliteDatabase:
         if not self.path.exists():
             return RecordsUnavailable(f"no SQLite records at {self.path}: run `loopmark setup`")
         return RecordsUnavailable(f"SQLite records at {self.path}: {exc}")
+
+
+def bump_counter(conn: sqlite3.Connection, name: str) -> None:
+    """Add one to counter ``name`` inside the caller's write transaction (with its change)."""
+    conn.execute(
+        "INSERT INTO record_counters (name, value) VALUES (?, 1)"
+        " ON CONFLICT (name) DO UPDATE SET value = value + 1",
+        (name,),
+    )
+
+
+def read_counter(conn: sqlite3.Connection, name: str) -> int:
+    """Counter ``name``: 0 until its first change."""
+    row = conn.execute("SELECT value FROM record_counters WHERE name = ?", (name,)).fetchone()
+    return 0 if row is None else int(row[0])
 
 
 _COLUMNS = (

@@ -1,0 +1,176 @@
+"""The AdminUserRecords contract, run against every adapter (a SQLite file, DynamoDB on moto)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loopmark.errors import BadInput, ConfigInvalid
+from loopmark.records import AdminUser, AdminUserRecords, open_user_records
+from loopmark.records.users import MAX_ADMIN_USERS, MAX_HASH_CHARS
+from tests.moto_server import reset
+from tests.records.test_render_records_contract import (  # noqa: F401  (a fixture)
+    START,
+    FakeClock,
+    race,
+    serial_moto_endpoint,
+)
+
+HASH = "scrypt:32768:8:1$salt$0123456789abcdef"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def users(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
+) -> Iterator[AdminUserRecords]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'loopmark.db'}"
+    else:
+        request.getfixturevalue("aws")
+        url = "dynamodb://loopmark-test"
+    adapter = open_user_records(url, clock=clock)
+    adapter.setup()
+    yield adapter
+    adapter.close()
+
+
+def test_no_users_at_first(users: AdminUserRecords) -> None:
+    assert users.get("alice") is None
+    assert users.all() == []
+
+
+def test_put_creates_a_user(users: AdminUserRecords) -> None:
+    users.put("alice", HASH)
+    assert users.get("alice") == AdminUser(name="alice", password_hash=HASH, created_at=START)
+    assert users.get("bob") is None
+
+
+def test_put_again_replaces_the_hash_and_keeps_the_creation_time(
+    users: AdminUserRecords, clock: FakeClock
+) -> None:
+    users.put("alice", HASH)
+    clock.advance(3600)
+    users.put("alice", "new-hash")
+    assert users.get("alice") == AdminUser("alice", "new-hash", START)
+    users.put("alice", "new-hash")  # idempotent
+    assert users.all() == [AdminUser("alice", "new-hash", START)]
+
+
+def test_all_lists_every_user_by_name(users: AdminUserRecords, clock: FakeClock) -> None:
+    for name in ("carol", "alice", "bob.smith", "d_e-f", "0"):
+        users.put(name, f"hash-of-{name}")
+        clock.advance(1)
+    listed = users.all()
+    assert [u.name for u in listed] == ["0", "alice", "bob.smith", "carol", "d_e-f"]
+    assert listed[3] == AdminUser("carol", "hash-of-carol", START)
+    assert listed[1].created_at == START + 1
+
+
+def test_delete(users: AdminUserRecords) -> None:
+    users.put("alice", HASH)
+    users.put("bob", HASH)
+    assert users.delete("alice") is True
+    assert users.get("alice") is None
+    assert users.delete("alice") is False
+    assert users.delete("nobody") is False
+    assert [u.name for u in users.all()] == ["bob"]
+    users.put("alice", "again")
+    assert users.get("alice") == AdminUser("alice", "again", START)
+
+
+@pytest.mark.parametrize(
+    "name", ["", "Alice", "a" * 41, "a b", "ålice", "x/y", "a#b", "hash:x", "a\n", None, 7]
+)
+def test_bad_names_are_refused_by_put_and_found_nowhere(users: AdminUserRecords, name: Any) -> None:
+    with pytest.raises(BadInput, match="name"):
+        users.put(name, HASH)
+    assert users.get(name) is None
+    assert users.delete(name) is False
+    assert users.all() == []
+
+
+def test_names_at_the_limits_are_fine(users: AdminUserRecords) -> None:
+    for name in ("a", "a" * 40, "a.b_c-9"):
+        users.put(name, HASH)
+    assert [u.name for u in users.all()] == ["a", "a.b_c-9", "a" * 40]  # by name: "." < "a"
+
+
+@pytest.mark.parametrize(
+    "password_hash", ["", "   ", None, "x" * (MAX_HASH_CHARS + 1), "abc\ndef", "abc\x00"]
+)
+def test_empty_or_odd_hashes_are_refused(users: AdminUserRecords, password_hash: Any) -> None:
+    with pytest.raises(BadInput, match="hash"):
+        users.put("alice", password_hash)
+    users.put("bob", HASH)
+    with pytest.raises(BadInput, match="hash"):
+        users.put("bob", password_hash)
+    assert users.all() == [AdminUser("bob", HASH, START)]
+
+
+def test_the_number_of_users_is_bounded(users: AdminUserRecords) -> None:
+    for i in range(MAX_ADMIN_USERS):
+        users.put(f"user{i}", HASH)
+    with pytest.raises(BadInput, match="delete one"):
+        users.put("one-more", HASH)
+    users.put("user7", "new-hash")  # replacing is not adding
+    assert users.get("user7") == AdminUser("user7", "new-hash", START)
+    assert len(users.all()) == MAX_ADMIN_USERS
+    assert users.delete("user0")
+    users.put("one-more", HASH)
+    assert users.get("one-more") is not None and len(users.all()) == MAX_ADMIN_USERS
+
+
+def test_setup_is_idempotent(users: AdminUserRecords) -> None:
+    users.put("alice", HASH)
+    users.setup()
+    assert users.get("alice") == AdminUser("alice", HASH, START)
+
+
+def test_opening_connects_to_nothing(tmp_path: Path) -> None:
+    open_user_records(f"sqlite:///{tmp_path / 'nothing.db'}")
+    open_user_records("dynamodb://no-such-table")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ConfigInvalid):
+        open_user_records("sqlite://")
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def racing_users(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[AdminUserRecords]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'loopmark.db'}"
+    else:
+        # moto's threaded server does not serialise writes (see the render records contract).
+        request.getfixturevalue("aws")
+        endpoint = request.getfixturevalue("serial_moto_endpoint")
+        reset(endpoint)
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+        url = "dynamodb://loopmark-race"
+    adapter = open_user_records(url, clock=clock)
+    adapter.setup()
+    yield adapter
+    adapter.close()
+
+
+def test_ten_puts_at_once_lose_no_user(racing_users: AdminUserRecords) -> None:
+    users = racing_users
+    race(10, lambda i: users.put(f"user{i}", f"hash{i}"))
+    assert users.all() == [AdminUser(f"user{i}", f"hash{i}", START) for i in range(10)]
+    # The same new user from ten tabs: created once, one of the hashes wins.
+    race(10, lambda i: users.put("same", f"hash{i}"))
+    same = users.get("same")
+    assert same is not None and same.password_hash in {f"hash{i}" for i in range(10)}
+    assert race(10, lambda i: users.delete(f"user{i}" if i % 2 else "same")).count(True) == 6
+    assert [u.name for u in users.all()] == ["user0", "user2", "user4", "user6", "user8"]
