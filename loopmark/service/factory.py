@@ -5,14 +5,18 @@ from __future__ import annotations
 
 from loopmark.config import Settings
 from loopmark.dispatch import open_dispatcher
-from loopmark.records import open_render_records
+from loopmark.records import open_render_records, setup_all
+from loopmark.records.stats import open_stats_records
+from loopmark.records.words import open_word_records
 from loopmark.service.catalog import (
     DirectoryTemplateCatalog,
     StoredTemplateCatalog,
     TemplateCatalog,
 )
 from loopmark.service.metrics import Metrics
+from loopmark.service.purge import open_cdn_purge
 from loopmark.service.render_service import RenderService
+from loopmark.service.words import CachedWordLists
 from loopmark.storage import open_blob_store
 from loopmark.storage.base import BlobStore
 
@@ -27,6 +31,9 @@ def build_render_service(settings: Settings, *, with_dispatcher: bool = True) ->
         catalog=build_catalog(settings, blobs),
         blobs=blobs,
         records=open_render_records(settings.records_url),
+        words=CachedWordLists(open_word_records(settings.records_url)),
+        stats=open_stats_records(settings.records_url),
+        purge=open_cdn_purge(settings.cdn_purge_url),
         metrics=Metrics(),
         lease_seconds=settings.lease_seconds,
     )
@@ -51,8 +58,7 @@ def build_catalog(settings: Settings, blobs: BlobStore) -> TemplateCatalog:
 def setup_backends(settings: Settings) -> list[str]:
     """Create what the configured backends need (idempotent); returns what was set up."""
     blobs = open_blob_store(settings.storage_url, media_base_url=settings.media_base_url)
-    records = open_render_records(settings.records_url)
     blobs.setup()
-    records.setup()
+    setup_all(settings.records_url)
     settings.prepared_dir.mkdir(parents=True, exist_ok=True)
     return [f"storage {settings.storage_url}", f"records {settings.records_url}"]

@@ -20,10 +20,12 @@ from typing import Any
 from loopmark.dispatch.base import Dispatcher, JobState, RenderJob
 from loopmark.errors import BadInput, LoopmarkError, StorageUnavailable
 from loopmark.records.base import LEASE_SECONDS, MAX_ATTEMPTS, RenderRecord, RenderRecords
+from loopmark.records.stats import StatsRecords
 from loopmark.renderer.caption_policy import WordLists
 from loopmark.renderer.render import RenderResult, accept_caption, render, render_key
 from loopmark.service.catalog import TemplateCatalog
 from loopmark.service.metrics import Metrics
+from loopmark.service.purge import CdnPurge, NoPurge
 from loopmark.storage.base import BlobStore
 
 log = logging.getLogger(__name__)
@@ -93,6 +95,8 @@ class RenderService:
         records: RenderRecords,
         metrics: Metrics | None = None,
         words: Callable[[], WordLists] = WordLists,
+        stats: StatsRecords | None = None,
+        purge: CdnPurge | None = None,
         owner: str | None = None,
         lease_seconds: float = LEASE_SECONDS,
         clock: Callable[[], float] = time.time,
@@ -102,6 +106,8 @@ class RenderService:
         self.records = records
         self.metrics = metrics or Metrics()
         self.words = words
+        self.stats = stats
+        self.purge = purge or NoPurge()
         self.owner = owner or default_owner()
         self.lease_seconds = lease_seconds
         self.clock = clock
@@ -132,6 +138,7 @@ class RenderService:
         record = self.records.get(key)
         if record is not None and record.status == "done":
             self.metrics.cache_hits.inc()
+            self._count(template.id, "cache_hit", normalised)
             return self._done(record)
         self._refuse_dead(record)
         if record is None or not record.lease_live(self.clock()):
@@ -270,9 +277,33 @@ class RenderService:
         # "done" only now that every medium is stored.
         if self.records.complete(job.key, owner=self.owner, media=media):
             self.metrics.renders.labels(result="done").inc()
+            self._count(job.template_id, "render", job.caption)
         else:
             self.metrics.renders.labels(result="lost_lease").inc()
         self.metrics.render_seconds.observe(time.perf_counter() - started)
+
+    def _count(self, template_id: str, event: str, caption: str) -> None:
+        """Statistics are best effort: a counter must never fail a render or a cache hit."""
+        if self.stats is None:
+            return
+        try:
+            self.stats.count(template_id=template_id, event=event, caption=caption)
+        except LoopmarkError as exc:
+            log.warning("statistics not counted (%s): %s", event, exc.reason)
+
+    # -- the admin's side ---------------------------------------------------------------------
+
+    def take_down(self, key: str, *, reason: str) -> None:
+        """Block the key for ever, delete its media, and ask the CDN to forget them.
+
+        Blocking comes first, so a render racing the take-down can never be marked done (its
+        ``complete`` finds the record blocked) and no request starts a new one.
+        """
+        self.records.block(key, reason=reason)
+        keys = list(media_keys(key).values())
+        for storage_key in keys:
+            self.blobs.delete(storage_key)
+        self.purge(keys)
 
     def _render(self, job: RenderJob, report: Callable[[float], None]) -> RenderResult:
         template = self.catalog.get(job.template_id, enabled_only=False)

@@ -11,9 +11,12 @@ import boto3
 import pytest
 
 from loopmark.config import Settings
-from loopmark.errors import CaptionRejected, StorageUnavailable, UnknownTemplate
+from loopmark.errors import CaptionRejected, ConfigInvalid, StorageUnavailable, UnknownTemplate
+from loopmark.records.stats import open_stats_records
+from loopmark.records.words import open_word_records
 from loopmark.renderer.render import render_key
 from loopmark.service.factory import build_render_service, setup_backends
+from loopmark.service.purge import NoPurge, open_cdn_purge
 from loopmark.service.render_service import (
     RenderBlocked,
     RenderGaveUp,
@@ -158,3 +161,48 @@ def test_storage_failure_marks_nothing_done_and_the_next_request_succeeds(
         assert body["Body"].read()[:6] == b"GIF89a"
     finally:
         service.dispatcher.close()
+
+
+def test_take_down_blocks_deletes_and_purges(service: RenderService) -> None:
+    purged: list[list[str]] = []
+    service.purge = lambda paths: purged.append(list(paths))
+    outcome = done(service, "Take me down")
+    keys = media_keys(outcome.key)
+    service.take_down(outcome.key, reason="admin: off-brand")
+    assert not any(service.blobs.exists(k) for k in keys.values())
+    assert purged == [list(keys.values())]
+    record = service.records.get(outcome.key)
+    assert record is not None and record.status == "blocked"
+    with pytest.raises(RenderBlocked):
+        service.request("small", "Take me down")
+    with pytest.raises(RenderBlocked):
+        service.status(outcome.key)
+
+
+def test_brand_words_apply_to_the_next_caption(service: RenderService, settings: Settings) -> None:
+    words = open_word_records(settings.records_url)
+    words.add("banned", "carrots")
+    service.words.invalidate()  # type: ignore[attr-defined]
+    with pytest.raises(CaptionRejected) as excinfo:
+        service.request("small", "I love CARROTS")
+    assert excinfo.value.code == "caption_profanity"
+    words.add("allowed", "hell")
+    service.words.invalidate()  # type: ignore[attr-defined]
+    assert done(service, "What the hell").status == "done"
+
+
+def test_renders_and_cache_hits_are_counted(service: RenderService, settings: Settings) -> None:
+    done(service, "Counted")
+    service.request("small", "Counted")
+    service.request("small", "Counted")
+    stats = open_stats_records(settings.records_url)
+    assert [(t, n) for _, t, n in stats.renders_per_day(days=1)] == [("small", 1)]
+    assert stats.cache_hit_rate(days=1) == pytest.approx(2 / 3)
+    assert stats.top_captions(days=1)[0] == ("counted", 3)
+
+
+def test_cdn_purge_configuration() -> None:
+    assert isinstance(open_cdn_purge(None), NoPurge)
+    assert open_cdn_purge("cloudfront://E123ABC").distribution_id == "E123ABC"  # type: ignore[attr-defined]
+    with pytest.raises(ConfigInvalid):
+        open_cdn_purge("fastly://x")
