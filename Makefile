@@ -28,24 +28,24 @@ demo: $(STAMP)
 	    -o var/demo-$$t.gif || exit $$?; \
 	done
 
+# gifski (AGPL-3, run as a separate program) is a competitor in the benchmark (and its test) only.
+GIFSKI := bench/.cache/node_modules/gifski/bin/debian/gifski
+
+$(GIFSKI):
+	npm install --prefix bench/.cache gifski@1.7.1
+
 # Browser tests drive Debian's Chromium; Playwright never downloads a browser of its own.
 CHROMIUM := /usr/bin/chromium
 
 $(CHROMIUM):
 	apt-get update && apt-get install -y chromium
 
-test: $(STAMP) $(CHROMIUM)
+test: $(STAMP) $(CHROMIUM) $(GIFSKI)
 	$(PY) -m pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check loopmark tests bench
 	$(VENV)/bin/ruff format --check loopmark tests bench
-
-# gifski (AGPL-3, run as a separate program) is a competitor in the benchmark only.
-GIFSKI := bench/.cache/node_modules/gifski/bin/debian/gifski
-
-$(GIFSKI):
-	npm install --prefix bench/.cache gifski@1.7.1
 
 bench: $(STAMP) $(GIFSKI)
 	$(PY) -m bench

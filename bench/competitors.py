@@ -1,0 +1,248 @@
+"""The candidates, as run inside the pinned child: ours, ours + gifsicle, FFmpeg's recipe, gifski.
+
+Each candidate reads its inputs first (not timed), then times only its own work with
+``time.perf_counter``, writes the GIFs it made into ``out_dir`` and returns one ``Row`` per line
+of the results table. Our renderer gives three rows from one warm process: the whole per-caption
+render (GIF, MP4, poster), its GIF-only part (what every competitor makes) and the GIF-only part
+with a ``gifsicle -O3`` pass.
+
+Competitors import nothing from Loopmark or numpy, so their peak memory is their tools', not ours.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypedDict
+
+from bench.cases import CaseSpec, TemplateSpec, load_bench_template
+
+OURS_FULL = "ours: full render"
+OURS_GIF = "ours: GIF only"
+OURS_GIFSICLE = "ours + gifsicle -O3"
+RECIPE_FRAMES = "recipe from frames"
+RECIPE_SOURCE = "recipe from source"
+GIFSKI = "gifski 1.7.1"
+PREPARE = "prepare"
+
+
+class Row(TypedDict):
+    seconds: float
+    gif: str  # the GIF this row made (several rows may share one)
+
+
+class CandidateFailed(Exception):
+    """A candidate's tool failed, or our two GIF paths disagreed: the bench stops, saying why."""
+
+
+def _run(argv: list[str], stdin: bytes | None = None) -> None:
+    proc = subprocess.run(argv, input=stdin, capture_output=True, check=False)
+    if proc.returncode != 0:
+        tail = proc.stderr.decode("utf-8", "replace")[-2000:]
+        raise CandidateFailed(f"{Path(argv[0]).name} exited {proc.returncode}: {tail}")
+
+
+# --- ours -----------------------------------------------------------------------------------
+
+
+def _prepared(case: CaseSpec) -> Any:
+    from loopmark.renderer.prepare import prepare_template
+
+    return prepare_template(load_bench_template(case.template), Path(case.template.prepared_dir))
+
+
+def _ours_gif(prepared: Any, caption: str, gifsicle_level: str) -> bytes:
+    """render()'s GIF path and nothing else: policy, layer, compose, quantise, encode, gifsicle.
+
+    Built from render.py's own steps; ``ours`` checks it gives render()'s very bytes.
+    """
+    from loopmark.renderer.gif import encode_gif, frame_delays_cs, gifsicle_optimise
+    from loopmark.renderer.render import (
+        RenderSettings,
+        accept_caption,
+        caption_indices,
+        caption_layer,
+        compose_frames,
+    )
+
+    settings = RenderSettings(gifsicle_level=gifsicle_level)
+    normalised = accept_caption(prepared.template, caption)
+    layer = caption_layer(prepared, normalised)
+    composed = compose_frames(prepared, layer)
+    indices = caption_indices(prepared, composed, layer, settings)
+    delays = frame_delays_cs(prepared.frame_count, prepared.fps)
+    return gifsicle_optimise(encode_gif(indices, prepared.palette, delays), settings.gifsicle_level)
+
+
+def ours(case: CaseSpec, out_dir: Path) -> dict[str, Row]:
+    """Warm up, then time the whole render, its GIF-only part, and that part with gifsicle -O3."""
+    from loopmark.renderer.render import render
+
+    prepared = _prepared(case)
+    render(prepared, case.warmup_caption)
+    start = time.perf_counter()
+    result = render(prepared, case.caption)
+    full_s = time.perf_counter() - start
+    start = time.perf_counter()
+    gif = _ours_gif(prepared, case.caption, "")
+    gif_s = time.perf_counter() - start
+    start = time.perf_counter()
+    optimised = _ours_gif(prepared, case.caption, "-O3")
+    gifsicle_s = time.perf_counter() - start
+    if gif != result.gif:
+        raise CandidateFailed("the GIF-only path does not give render()'s bytes")
+    plain_path, optimised_path = out_dir / "ours.gif", out_dir / "ours-O3.gif"
+    plain_path.write_bytes(gif)
+    optimised_path.write_bytes(optimised)
+    return {
+        OURS_FULL: {"seconds": full_s, "gif": str(plain_path)},
+        OURS_GIF: {"seconds": gif_s, "gif": str(plain_path)},
+        OURS_GIFSICLE: {"seconds": gifsicle_s, "gif": str(optimised_path)},
+    }
+
+
+def prepare(spec: TemplateSpec, out_dir: Path) -> dict[str, Row]:
+    """A template's one-off preparation (decode, brand, palette, map, stabilise, preview MP4)."""
+    from loopmark.renderer.prepare import prepare_template
+
+    template = load_bench_template(spec)
+    start = time.perf_counter()
+    prepared = prepare_template(template, Path(spec.prepared_dir))
+    prepare_s = time.perf_counter() - start
+    return {PREPARE: {"seconds": prepare_s, "gif": str(prepared.folder)}}
+
+
+# --- the standard recipe ------------------------------------------------------------------------
+
+
+def _ffmpeg(case: CaseSpec, *args: str) -> list[str]:
+    return [case.tools.ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", *args]
+
+
+def recipe_frames_argvs(
+    case: CaseSpec, palette: Path, unoptimised: Path, out: Path
+) -> list[list[str]]:
+    """Pass 1 palettegen, pass 2 paletteuse (both read the raw frames on stdin), gifsicle -O3."""
+    raw = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{case.width}x{case.height}",
+           "-r", str(case.fps), "-i", "pipe:0"]  # fmt: skip
+    return [
+        _ffmpeg(case, *raw, "-vf", "palettegen", "-y", f"file:{palette}"),
+        _ffmpeg(case, *raw, "-i", f"file:{palette}", "-lavfi", "paletteuse",
+                "-y", f"file:{unoptimised}"),
+        [case.tools.gifsicle, "--no-warnings", "-O3", str(unoptimised), "-o", str(out)],
+    ]  # fmt: skip
+
+
+def recipe_frames(case: CaseSpec, out_dir: Path) -> dict[str, Row]:
+    """Two-pass palettegen → paletteuse (FFmpeg's defaults) on the same raw frames, gifsicle -O3."""
+    frames = Path(case.frames_rgb).read_bytes()
+    out = out_dir / "recipe-frames.gif"
+    with tempfile.TemporaryDirectory(prefix="bench-recipe-") as tmp:
+        palettegen, paletteuse, gifsicle = recipe_frames_argvs(
+            case, Path(tmp) / "palette.png", Path(tmp) / "ffmpeg.gif", out
+        )
+        start = time.perf_counter()
+        _run(palettegen, frames)
+        _run(paletteuse, frames)
+        _run(gifsicle)
+        seconds = time.perf_counter() - start
+    return {RECIPE_FRAMES: {"seconds": seconds, "gif": str(out)}}
+
+
+def source_filtergraph(case: CaseSpec, tail: str) -> str:
+    """What a naive service runs per request: decode, trim, retime, scale, loop, brand, caption.
+
+    Mirrors the template's preparation (same trim, retime, fps and lanczos scale as
+    ``decode_frames``, the frame PNG scaled over the whole picture, the loop style) and overlays
+    the caption layer at its box, with FFmpeg's default overlay (it blends in yuv420). ``tail``
+    ends the graph: ``palettegen``, or ``[N:v]paletteuse`` with the palette as input N.
+    """
+    w, h = case.width, case.height
+    # Boomerang plays n frames forward and n - 2 back (the ends once): n = (count + 2) / 2.
+    decoded = (case.frame_count + 2) // 2 if case.loop == "boomerang" else case.frame_count
+    chain = [
+        f"[0:v]setpts=PTS/{case.speed:g},fps={case.fps},scale={w}:{h}:flags=lanczos,setsar=1,"
+        f"trim=end_frame={decoded}[v0]"
+    ]
+    current = "v0"
+    if case.brand_png is not None:
+        chain.append(f"[1:v]scale={w}:{h}:flags=lanczos[brand]")
+        chain.append(f"[{current}][brand]overlay=0:0[v1]")
+        current = "v1"
+    caption_input = 2 if case.brand_png is not None else 1
+    chain.append(f"[{current}][{caption_input}:v]overlay={case.box_x}:{case.box_y}[v2]")
+    current = "v2"
+    if case.loop == "reverse":
+        chain.append(f"[{current}]reverse[v3]")
+        current = "v3"
+    elif case.loop == "boomerang":
+        chain.append(f"[{current}]split[fwd][back]")
+        chain.append(f"[back]reverse,trim=start_frame=1:end_frame={decoded - 1}[rev]")
+        chain.append(f"[fwd][rev]concat=n=2:v=1:a=0,setpts=N/({case.fps}*TB)[v3]")
+        current = "v3"
+    chain.append(f"[{current}]{tail}")
+    return ";".join(chain)
+
+
+def recipe_source_argvs(
+    case: CaseSpec, palette: Path, unoptimised: Path, out: Path
+) -> list[list[str]]:
+    """Pass 1 and pass 2 each decode the source again (as the recipe does), then gifsicle -O3."""
+    inputs = ["-ss", f"{case.start_s:.3f}", "-t", f"{case.duration_s * case.speed:.3f}",
+              "-i", f"file:{case.source}"]  # fmt: skip
+    if case.brand_png is not None:
+        inputs += ["-i", f"file:{case.brand_png}"]
+    inputs += ["-i", f"file:{case.layer_png}"]
+    palette_input = 3 if case.brand_png is not None else 2
+    pass1 = source_filtergraph(case, "palettegen")
+    pass2 = source_filtergraph(case, f"[{palette_input}:v]paletteuse")
+    return [
+        _ffmpeg(case, *inputs, "-filter_complex", pass1, "-an", "-y", f"file:{palette}"),
+        _ffmpeg(case, *inputs, "-i", f"file:{palette}", "-filter_complex", pass2, "-an",
+                "-y", f"file:{unoptimised}"),
+        [case.tools.gifsicle, "--no-warnings", "-O3", str(unoptimised), "-o", str(out)],
+    ]  # fmt: skip
+
+
+def recipe_source(case: CaseSpec, out_dir: Path) -> dict[str, Row]:
+    """The same recipe from the template's source video, as if nothing were prepared."""
+    out = out_dir / "recipe-source.gif"
+    with tempfile.TemporaryDirectory(prefix="bench-source-") as tmp:
+        argvs = recipe_source_argvs(case, Path(tmp) / "palette.png", Path(tmp) / "ffmpeg.gif", out)
+        start = time.perf_counter()
+        for argv in argvs:
+            _run(argv)
+        seconds = time.perf_counter() - start
+    return {RECIPE_SOURCE: {"seconds": seconds, "gif": str(out)}}
+
+
+# --- gifski ---------------------------------------------------------------------------------------
+
+
+def gifski_argv(case: CaseSpec, out: Path) -> list[str]:
+    """gifski at the template's frame rate on the PNG frames, defaults otherwise (quality 90)."""
+    pngs = sorted(str(p) for p in Path(case.png_dir).glob("*.png"))
+    return [case.tools.gifski, "--quiet", "--fps", str(case.fps), "-o", str(out), *pngs]
+
+
+def gifski(case: CaseSpec, out_dir: Path) -> dict[str, Row]:
+    out = out_dir / "gifski.gif"
+    argv = gifski_argv(case, out)
+    start = time.perf_counter()
+    _run(argv)
+    return {GIFSKI: {"seconds": time.perf_counter() - start, "gif": str(out)}}
+
+
+Candidate = Callable[[CaseSpec, Path], dict[str, Row]]
+# Run in this order within every repetition (A B C D, A B C D, …).
+CANDIDATES: dict[str, Candidate] = {
+    "ours": ours,
+    "recipe-frames": recipe_frames,
+    "recipe-source": recipe_source,
+    "gifski": gifski,
+}
+# The rows of the results table, in order.
+ROWS = (OURS_FULL, OURS_GIF, OURS_GIFSICLE, RECIPE_FRAMES, RECIPE_SOURCE, GIFSKI)

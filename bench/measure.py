@@ -1,0 +1,89 @@
+"""Measuring from the parent: run a candidate in its pinned child, score a GIF against the truth.
+
+SSIM follows the issue: decode every frame of the GIF with Pillow (composited, as a browser shows
+it), convert to RGB, and average skimage's ``structural_similarity`` (channel_axis=2,
+data_range=255) over frames against the unquantised frames.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import statistics
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.cases import REPO_ROOT
+
+CHILD_TIMEOUT_SECONDS = 300.0
+SSIM_DATA_RANGE = 255
+
+
+class MeasureFailed(Exception):
+    """A child process failed; carries its stderr."""
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    rows: dict[str, tuple[float, Path]]  # row → (seconds, the GIF it made)
+    peak_rss_mb: float
+    cpus: list[int]
+
+
+def run_child(candidate: str, spec: Path, out_dir: Path) -> ChildRun:
+    """Run one candidate in a fresh child (it pins itself to one core) and read its report."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "bench.child", candidate, str(spec), str(out_dir)]
+    proc = subprocess.run(
+        argv,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT_SECONDS,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise MeasureFailed(f"{candidate} failed on {spec.parent}:\n{proc.stderr[-3000:]}")
+    report: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    rows = {name: (float(row["seconds"]), Path(row["gif"])) for name, row in report["rows"].items()}
+    return ChildRun(rows=rows, peak_rss_mb=float(report["peak_rss_mb"]), cpus=report["cpus"])
+
+
+def decode_gif(data: bytes) -> list[Any]:
+    """Every frame of a GIF as shown (disposal and transparency applied), as RGB arrays."""
+    import numpy as np
+    from PIL import Image, ImageSequence
+
+    with Image.open(io.BytesIO(data)) as image:
+        return [np.asarray(frame.convert("RGB")) for frame in ImageSequence.Iterator(image)]
+
+
+def gif_ssim(data: bytes, truth: Any) -> tuple[float | None, int]:
+    """Mean SSIM over frames and the GIF's frame count; SSIM is None when the counts differ."""
+    from skimage.metrics import structural_similarity
+
+    frames = decode_gif(data)
+    if len(frames) != len(truth) or frames[0].shape != truth[0].shape:
+        return None, len(frames)
+    scores = [
+        structural_similarity(got, want, channel_axis=2, data_range=SSIM_DATA_RANGE)
+        for got, want in zip(frames, truth, strict=True)
+    ]
+    return float(statistics.fmean(scores)), len(frames)
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def score_gif(gif: Path, case_json: Path) -> tuple[float | None, int, int]:
+    """SSIM, frame count and bytes of one GIF against its case's truth (a picklable pool task)."""
+    from bench.cases import CaseSpec, load_truth
+
+    data = gif.read_bytes()
+    ssim, frames = gif_ssim(data, load_truth(CaseSpec.load(case_json)))
+    return ssim, frames, len(data)
