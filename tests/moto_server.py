@@ -1,4 +1,7 @@
-"""A real moto server on a free loopback port: S3 and DynamoDB over HTTP, the AWS wire protocol."""
+"""A real moto server on a free loopback port: S3 and DynamoDB over HTTP, the AWS wire protocol.
+
+Two kinds: moto's own threaded ``moto_server``, and a serial one for tests that race writers.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 START_TIMEOUT_SECONDS = 30.0
@@ -20,16 +23,45 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@contextmanager
-def moto_server() -> Iterator[str]:
-    """Start ``moto_server`` as a subprocess and yield its endpoint URL; stop it afterwards."""
+# DynamoDB applies the writes to one item one at a time; moto's threaded server does not (it
+# checks a condition, then writes, with no lock between), so under a true race two conditional
+# writes can both pass there. Races run against a moto server that answers one request at a time:
+# the same wire protocol and semantics, with DynamoDB's per-item serialisation.
+SERIAL_MOTO_SERVER = """
+import sys, threading
+from werkzeug.serving import run_simple
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication, MotoRequestHandler, create_backend_app,
+)
+app = DomainDispatcherApplication(create_backend_app)
+lock = threading.Lock()
+def serial(environ, start_response):
+    with lock:
+        return list(app(environ, start_response))
+run_simple("127.0.0.1", int(sys.argv[1]), serial, threaded=True, request_handler=MotoRequestHandler)
+"""
+
+
+def moto_server() -> AbstractContextManager[str]:
+    """A context that starts ``moto_server`` as a subprocess, yields its endpoint URL and stops it
+    afterwards."""
     port = free_port()
     exe = Path(sys.executable).parent / "moto_server"
-    proc = subprocess.Popen(
-        [str(exe), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    return _serving([str(exe), "-H", "127.0.0.1", "-p", str(port)], port, "moto_server")
+
+
+def serial_moto_server() -> AbstractContextManager[str]:
+    """Like :func:`moto_server`, but one that answers one request at a time (for races)."""
+    port = free_port()
+    argv = [sys.executable, "-c", SERIAL_MOTO_SERVER, str(port)]
+    return _serving(argv, port, "serial moto server")
+
+
+@contextmanager
+def _serving(argv: list[str], port: int, name: str) -> Iterator[str]:
+    """Run ``argv`` (a server listening on ``port``), yield its endpoint once it answers, then stop
+    it."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
@@ -39,7 +71,7 @@ def moto_server() -> Iterator[str]:
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("moto_server did not start") from None
+                    raise RuntimeError(f"{name} did not start") from None
                 time.sleep(0.1)
         yield endpoint
     finally:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import time
 
-from loopmark.errors import ConfigInvalid, RecordsUnavailable
+from loopmark.errors import RecordsUnavailable
+from loopmark.records.backend import open_adapter
 from loopmark.records.base import (
     LEASE_SECONDS,
     MAX_ATTEMPTS,
@@ -22,9 +23,10 @@ from loopmark.records.base import (
     RenderRecords,
     RenderStatus,
     claimable,
-    split_records_url,
 )
+from loopmark.records.dynamodb import DynamoRenderRecords
 from loopmark.records.gallery import GalleryEntry, GalleryRecords, open_gallery_records
+from loopmark.records.sqlite import SqliteRenderRecords
 from loopmark.records.stats import StatsRecords, open_stats_records
 from loopmark.records.users import AdminUser, AdminUserRecords, open_user_records
 from loopmark.records.words import WordListRecords, open_word_records
@@ -58,17 +60,7 @@ def open_render_records(url: str, *, clock: Clock = time.time) -> RenderRecords:
     """The RenderRecords adapter ``url`` names. Opens nothing yet: connections are made on first
     use, and ``setup()`` creates the schema or table. Raises ConfigInvalid for an unknown URL.
     """
-    scheme, _ = split_records_url(url)
-    # Imported here so a SQLite deployment never loads boto3, and vice versa.
-    if scheme == "sqlite":
-        from loopmark.records.sqlite import open_sqlite_render_records
-
-        return open_sqlite_render_records(url, clock=clock)
-    if scheme == "dynamodb":
-        from loopmark.records.dynamodb import open_dynamodb_render_records
-
-        return open_dynamodb_render_records(url, clock=clock)
-    raise ConfigInvalid(f"LOOPMARK_RECORDS scheme must be sqlite or dynamodb, got {url!r}")
+    return open_adapter(url, sqlite=SqliteRenderRecords, dynamodb=DynamoRenderRecords, clock=clock)
 
 
 def setup_all(url: str) -> None:

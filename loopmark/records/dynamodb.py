@@ -3,11 +3,12 @@
 :class:`DynamoTable` owns the table: a lazy boto3 client with bounded timeouts, the translation
 of AWS errors into RecordsUnavailable, and setup (the table, its global secondary indexes, TTL on
 ``expires_at``). :class:`DynamoRenderRecords` keeps one item per render key (a hex hash, partition
-key ``key``). Other record types are modules of their own over the same DynamoTable: their items
-use prefixed keys (``gallery#order``, ``stats#day#2024-05-01``), which no render key can collide
-with, and an index they need is passed to :meth:`DynamoTable.setup` by their own ``setup`` (which
-adds it to an existing table). Their multi-item changes are transactions: a transaction that loses
-a race raises ConditionFailed like a failed condition does.
+key ``key``). Other record types are modules of their own, each a :class:`DynamoAdapter` over the
+same DynamoTable: their items use prefixed keys (``gallery#order``, ``stats#day#2024-05-01``),
+which no render key can collide with, and an index they need is passed to
+:meth:`DynamoTable.setup` by their own ``setup`` (which adds it to an existing table). Their
+multi-item changes are transactions: a transaction that loses a race raises ConditionFailed like a
+failed condition does, and :meth:`DynamoTable.retry_lost_races` tries it again.
 
 Every lease rule is one conditional write, so it holds across Lambda instances. TTL only ever
 garbage-collects failed records; it is never the lease (DynamoDB deletes expired items up to days
@@ -16,11 +17,13 @@ late, so a lease read from TTL would be a lie).
 
 from __future__ import annotations
 
+import random
 import re
 import threading
 import time
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from loopmark.errors import ConfigInvalid, RecordsUnavailable
 from loopmark.records.base import (
@@ -61,9 +64,16 @@ BATCH_GET_ITEMS = 100
 BATCH_GET_ATTEMPTS = 5
 BATCH_GET_BACKOFF_SECONDS = 0.05
 
+# Optimistic writes that lost a race are tried again this many times in all, after a short random
+# pause (so ten admins' tabs at once settle in a few rounds), before giving up as unavailable.
+LOST_RACE_ATTEMPTS = 50
+LOST_RACE_PAUSE_MAX_SECONDS = 0.02
+
 TABLE_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 
 KEY_ATTRIBUTES: dict[str, str] = {"key": "S", "listing": "S", "updated_at": "N"}
+T = TypeVar("T")
+
 TABLE_INDEXES: tuple[dict[str, Any], ...] = (
     {
         "IndexName": RECENT_INDEX,
@@ -166,6 +176,30 @@ class DynamoTable:
             raise RecordsUnavailable(f"DynamoDB table {self.name}: {exc}") from exc
         return response
 
+    def get_item(self, key: str, **params: Any) -> dict[str, Any] | None:
+        """The item under ``key``, or None. Strongly consistent: a decision (a lease, an
+        optimistic write) must not rest on a stale replica."""
+        response = self.call(
+            "get_item", TableName=self.name, Key={"key": {"S": key}}, ConsistentRead=True, **params
+        )
+        item: dict[str, Any] | None = response.get("Item")
+        return item
+
+    def update_item(self, key: str, **params: Any) -> dict[str, Any]:
+        """UpdateItem on the item under ``key`` (errors as :meth:`call` has them)."""
+        return self.call("update_item", TableName=self.name, Key={"key": {"S": key}}, **params)
+
+    def retry_lost_races(self, attempt: Callable[[], T], *, what: str) -> T:
+        """``attempt()``, run again after a short random pause each time it loses a race
+        (ConditionFailed), LOST_RACE_ATTEMPTS times in all; then RecordsUnavailable, saying that
+        ``what`` changed under every attempt."""
+        for _ in range(LOST_RACE_ATTEMPTS):
+            try:
+                return attempt()
+            except ConditionFailed:
+                time.sleep(random.uniform(0, LOST_RACE_PAUSE_MAX_SECONDS))
+        raise RecordsUnavailable(f"DynamoDB table {self.name}: {what} changed under every attempt")
+
     def describe(self) -> dict[str, Any]:
         table: dict[str, Any] = self.call("describe_table", TableName=self.name)["Table"]
         return table
@@ -257,6 +291,30 @@ class DynamoTable:
         return items
 
 
+def read_version(table: DynamoTable, key: str) -> int:
+    """The ``version`` counter of the item under ``key`` (a record type's change counter, bumped
+    by its own writes): 0 until its first change."""
+    item = table.get_item(
+        key, ProjectionExpression="#version", ExpressionAttributeNames={"#version": "version"}
+    )
+    return int(item["version"]["N"]) if item and "version" in item else 0
+
+
+class DynamoAdapter:
+    """What every record type's class over a DynamoTable shares: the table, the clock, setup
+    (the shared table with its indexes and TTL) and close."""
+
+    def __init__(self, table: DynamoTable, *, clock: Clock = time.time) -> None:
+        self.table = table
+        self._clock = clock
+
+    def setup(self) -> None:
+        self.table.setup()
+
+    def close(self) -> None:
+        """Nothing to release: the HTTP pool belongs to the client and dies with it."""
+
+
 def _lost_race(response: dict[str, Any]) -> bool:
     """Whether a cancelled transaction lost to another writer (a condition, a concurrent
     transaction), rather than failing for a reason a retry cannot fix."""
@@ -294,28 +352,14 @@ def _record(item: dict[str, Any]) -> RenderRecord:
 _HELD_BY_OWNER = "#status = :rendering AND #owner = :owner"
 
 
-class DynamoRenderRecords:
+class DynamoRenderRecords(DynamoAdapter):
     """RenderRecords as items of a DynamoTable; every lease rule is one conditional write."""
-
-    def __init__(self, table: DynamoTable, *, clock: Clock = time.time) -> None:
-        self.table = table
-        self._clock = clock
-
-    def setup(self) -> None:
-        self.table.setup()
 
     def check(self) -> None:
         self.table.check()
 
-    def close(self) -> None:
-        """Nothing to release: the HTTP pool belongs to the client and dies with it."""
-
     def get(self, key: str) -> RenderRecord | None:
-        # Strongly consistent: a lease decision must not rest on a stale replica.
-        response = self.table.call(
-            "get_item", TableName=self.table.name, Key={"key": {"S": key}}, ConsistentRead=True
-        )
-        item = response.get("Item")
+        item = self.table.get_item(key)  # strongly consistent, as a lease decision needs
         # DynamoDB applies an update atomically, but moto's server lets a reader see an item it is
         # still filling in; an item without a status is not a record yet.
         if item is None or "status" not in item:
@@ -339,10 +383,8 @@ class DynamoRenderRecords:
             " OR (#status = :failed AND attempts < :max_attempts)"
         )
         try:
-            response = self.table.call(
-                "update_item",
-                TableName=self.table.name,
-                Key={"key": {"S": key}},
+            response = self.table.update_item(
+                key,
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=_names(update, condition),
@@ -433,10 +475,8 @@ class DynamoRenderRecords:
             " caption_fold = if_not_exists(caption_fold, :empty)"
             " REMOVE #owner, expires_at, listing"
         )
-        self.table.call(
-            "update_item",
-            TableName=self.table.name,
-            Key={"key": {"S": key}},
+        self.table.update_item(
+            key,
             UpdateExpression=update,
             ExpressionAttributeNames=_names(update),
             ExpressionAttributeValues={
@@ -492,10 +532,8 @@ class DynamoRenderRecords:
     def _update_held(self, key: str, update: str, owner: str, values: dict[str, Any]) -> bool:
         """Apply ``update`` only while ``owner`` holds the lease; False when it does not."""
         try:
-            self.table.call(
-                "update_item",
-                TableName=self.table.name,
-                Key={"key": {"S": key}},
+            self.table.update_item(
+                key,
                 UpdateExpression=update,
                 ConditionExpression=_HELD_BY_OWNER,
                 ExpressionAttributeNames=_names(update, _HELD_BY_OWNER),
@@ -508,7 +546,3 @@ class DynamoRenderRecords:
         except ConditionFailed:
             return False
         return True
-
-
-def open_dynamodb_render_records(url: str, *, clock: Clock = time.time) -> DynamoRenderRecords:
-    return DynamoRenderRecords(DynamoTable(dynamodb_table_from_url(url)), clock=clock)

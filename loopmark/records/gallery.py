@@ -19,40 +19,23 @@ per 100 entries.
 from __future__ import annotations
 
 import json
-import random
 import sqlite3
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
-from loopmark.errors import BadInput, ConfigInvalid, RecordsUnavailable
-from loopmark.records.base import Clock, RenderRecord, RenderStatus, split_records_url
-from loopmark.records.dynamodb import (
-    ConditionFailed,
-    DynamoTable,
-    dynamodb_table_from_url,
-    number,
-)
-from loopmark.records.sqlite import (
-    SqliteDatabase,
-    bump_counter,
-    read_counter,
-    sqlite_path_from_url,
-)
+from loopmark.errors import BadInput
+from loopmark.records.backend import open_adapter
+from loopmark.records.base import Clock, RenderRecord, RenderStatus
+from loopmark.records.dynamodb import DynamoAdapter, number, read_version
+from loopmark.records.sqlite import SqliteAdapter, bump_counter, read_counter
 
 # The gallery is curated by hand; the bound keeps the DynamoDB order item far below 400 KB.
 MAX_GALLERY_ENTRIES = 500
 COUNTER = "gallery"
-# Optimistic writes that lost a race are tried again this many times in all, after a short random
-# pause (so ten admins' tabs at once settle in a few rounds), before giving up as unavailable.
-MAX_WRITE_ATTEMPTS = 50
-RETRY_PAUSE_MAX_SECONDS = 0.02
 
 ORDER_KEY = "gallery#order"
 ENTRY_PREFIX = "gallery#entry#"
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -150,18 +133,8 @@ def _sqlite_entry(row: tuple[Any, ...]) -> GalleryEntry:
     )
 
 
-class SqliteGalleryRecords:
+class SqliteGalleryRecords(SqliteAdapter):
     """GalleryRecords in the ``gallery_entries`` table of a SqliteDatabase."""
-
-    def __init__(self, db: SqliteDatabase, *, clock: Clock = time.time) -> None:
-        self.db = db
-        self._clock = clock
-
-    def setup(self) -> None:
-        self.db.migrate()
-
-    def close(self) -> None:
-        self.db.close()
 
     def entries(self) -> list[GalleryEntry]:
         with self.db.connection() as conn:
@@ -257,18 +230,8 @@ def _dynamo_entry(item: dict[str, Any], position: int) -> GalleryEntry:
     )
 
 
-class DynamoGalleryRecords:
+class DynamoGalleryRecords(DynamoAdapter):
     """GalleryRecords as an order item and entry items of a DynamoTable (see the module doc)."""
-
-    def __init__(self, table: DynamoTable, *, clock: Clock = time.time) -> None:
-        self.table = table
-        self._clock = clock
-
-    def setup(self) -> None:
-        self.table.setup()
-
-    def close(self) -> None:
-        """Nothing to release: the HTTP pool belongs to the client."""
 
     def entries(self) -> list[GalleryEntry]:
         keys, _ = self._order()
@@ -316,7 +279,7 @@ class DynamoGalleryRecords:
             self._write_order(order, version, also=put)
             return entry
 
-        return self._retry(attempt)
+        return self.table.retry_lost_races(attempt, what="the gallery")
 
     def remove(self, key: str) -> bool:
         def attempt() -> bool:
@@ -329,7 +292,7 @@ class DynamoGalleryRecords:
             self._write_order([k for k in keys if k != key], version, also=delete)
             return True
 
-        return self._retry(attempt)
+        return self.table.retry_lost_races(attempt, what="the gallery")
 
     def reorder(self, keys: list[str]) -> None:
         def attempt() -> None:
@@ -338,42 +301,21 @@ class DynamoGalleryRecords:
             if keys != current:
                 self._write_order(list(keys), version)
 
-        self._retry(attempt)
+        self.table.retry_lost_races(attempt, what="the gallery")
 
     def version(self) -> int:
-        response = self.table.call(
-            "get_item",
-            TableName=self.table.name,
-            Key={"key": {"S": ORDER_KEY}},
-            ConsistentRead=True,
-            ProjectionExpression="#version",
-            ExpressionAttributeNames={"#version": "version"},
-        )
-        item = response.get("Item") or {}
-        return int(item["version"]["N"]) if "version" in item else 0
+        return read_version(self.table, ORDER_KEY)
 
     def _order(self) -> tuple[list[str], int]:
         """The curated keys and the version they belong to (strongly consistent)."""
-        response = self.table.call(
-            "get_item",
-            TableName=self.table.name,
-            Key={"key": {"S": ORDER_KEY}},
-            ConsistentRead=True,
-        )
-        item = response.get("Item") or {}
+        item = self.table.get_item(ORDER_KEY) or {}
         if "version" not in item:
             return [], 0
         keys = json.loads(item["keys"]["S"]) if "keys" in item else []
         return keys, int(item["version"]["N"])
 
     def _get_entry(self, key: str, position: int) -> GalleryEntry | None:
-        response = self.table.call(
-            "get_item",
-            TableName=self.table.name,
-            Key={"key": {"S": ENTRY_PREFIX + key}},
-            ConsistentRead=True,
-        )
-        item = response.get("Item")
+        item = self.table.get_item(ENTRY_PREFIX + key)
         return None if item is None else _dynamo_entry(item, position)
 
     def _write_order(
@@ -403,22 +345,9 @@ class DynamoGalleryRecords:
         else:
             self.table.call("transact_write_items", TransactItems=[{"Update": update}, also])
 
-    def _retry(self, attempt: Callable[[], T]) -> T:
-        for _ in range(MAX_WRITE_ATTEMPTS):
-            try:
-                return attempt()
-            except ConditionFailed:
-                time.sleep(random.uniform(0, RETRY_PAUSE_MAX_SECONDS))
-        raise RecordsUnavailable(
-            f"DynamoDB table {self.table.name}: the gallery changed under every attempt"
-        )
-
 
 def open_gallery_records(url: str, *, clock: Clock = time.time) -> GalleryRecords:
     """The GalleryRecords adapter ``url`` (LOOPMARK_RECORDS) names; connects on first use."""
-    scheme, _ = split_records_url(url)
-    if scheme == "sqlite":
-        return SqliteGalleryRecords(SqliteDatabase(sqlite_path_from_url(url)), clock=clock)
-    if scheme == "dynamodb":
-        return DynamoGalleryRecords(DynamoTable(dynamodb_table_from_url(url)), clock=clock)
-    raise ConfigInvalid(f"LOOPMARK_RECORDS scheme must be sqlite or dynamodb, got {url!r}")
+    return open_adapter(
+        url, sqlite=SqliteGalleryRecords, dynamodb=DynamoGalleryRecords, clock=clock
+    )

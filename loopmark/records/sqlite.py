@@ -2,7 +2,7 @@
 
 :class:`SqliteDatabase` owns the file: a small pool of connections (each used by one thread at a
 time), WAL, the busy timeout, write transactions (``BEGIN IMMEDIATE``) and the schema's version
-(``PRAGMA user_version``). A record type is a class over a SqliteDatabase —
+(``PRAGMA user_version``). A record type is a :class:`SqliteAdapter` over a SqliteDatabase —
 :class:`SqliteRenderRecords` here; gallery entries, word lists, admin users and statistics in
 modules of their own — whose tables arrive as one more entry at the end of MIGRATIONS. Record types
 that other processes cache keep a change counter (:func:`bump_counter`) in ``record_counters``.
@@ -271,6 +271,21 @@ def read_counter(conn: sqlite3.Connection, name: str) -> int:
     return 0 if row is None else int(row[0])
 
 
+class SqliteAdapter:
+    """What every record type's class over a SqliteDatabase shares: the database, the clock,
+    setup (the migrations, which create every record type's tables at once) and close."""
+
+    def __init__(self, db: SqliteDatabase, *, clock: Clock = time.time) -> None:
+        self.db = db
+        self._clock = clock
+
+    def setup(self) -> None:
+        self.db.migrate()
+
+    def close(self) -> None:
+        self.db.close()
+
+
 _COLUMNS = (
     "key, status, template_id, caption, owner, lease_until, progress, attempts, "
     "created_at, updated_at, media, error"
@@ -296,22 +311,12 @@ def _record(row: tuple[Any, ...]) -> RenderRecord:
     )
 
 
-class SqliteRenderRecords:
+class SqliteRenderRecords(SqliteAdapter):
     """RenderRecords in the ``render_records`` table of a SqliteDatabase."""
-
-    def __init__(self, db: SqliteDatabase, *, clock: Clock = time.time) -> None:
-        self.db = db
-        self._clock = clock
-
-    def setup(self) -> None:
-        self.db.migrate()
 
     def check(self) -> None:
         with self.db.connection() as conn:
             conn.execute("SELECT 1 FROM render_records LIMIT 1").fetchall()
-
-    def close(self) -> None:
-        self.db.close()
 
     def get(self, key: str) -> RenderRecord | None:
         with self.db.connection() as conn:
@@ -456,7 +461,3 @@ class SqliteRenderRecords:
             f"SELECT {_COLUMNS} FROM render_records WHERE key = ?", (key,)
         ).fetchone()
         return None if row is None else _record(row)
-
-
-def open_sqlite_render_records(url: str, *, clock: Clock = time.time) -> SqliteRenderRecords:
-    return SqliteRenderRecords(SqliteDatabase(sqlite_path_from_url(url)), clock=clock)

@@ -33,15 +33,11 @@ from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
-from loopmark.errors import BadInput, ConfigInvalid
-from loopmark.records.base import Clock, split_records_url
-from loopmark.records.dynamodb import (
-    TTL_ATTRIBUTE,
-    DynamoTable,
-    dynamodb_table_from_url,
-    number,
-)
-from loopmark.records.sqlite import SqliteDatabase, sqlite_path_from_url
+from loopmark.errors import BadInput
+from loopmark.records.backend import open_adapter
+from loopmark.records.base import Clock
+from loopmark.records.dynamodb import TTL_ATTRIBUTE, DynamoAdapter, number
+from loopmark.records.sqlite import SqliteAdapter
 
 EVENTS = ("render", "cache_hit")
 # Events whose caption is counted too (today every event; a later "share" might not be).
@@ -152,6 +148,13 @@ def window(today: str, days: int) -> list[str]:
     return [(last - timedelta(days=back)).isoformat() for back in range(days - 1, -1, -1)]
 
 
+def recent_days(clock: Clock, days: int, maximum: int) -> list[str]:
+    """The window a statistic reads: the ``days`` UTC days ending today, oldest first, after
+    :func:`check_window` (BadInput beyond ``maximum``)."""
+    check_window(days, maximum)
+    return window(utc_day(clock()), days)
+
+
 def hit_rate(hits: int, renders: int) -> float | None:
     total = hits + renders
     return None if total == 0 else hits / total
@@ -160,18 +163,8 @@ def hit_rate(hits: int, renders: int) -> float | None:
 # --- SQLite ---------------------------------------------------------------------------------------
 
 
-class SqliteStatsRecords:
+class SqliteStatsRecords(SqliteAdapter):
     """StatsRecords in the ``stats_events`` and ``stats_captions`` tables of a SqliteDatabase."""
-
-    def __init__(self, db: SqliteDatabase, *, clock: Clock = time.time) -> None:
-        self.db = db
-        self._clock = clock
-
-    def setup(self) -> None:
-        self.db.migrate()
-
-    def close(self) -> None:
-        self.db.close()
 
     def count(
         self, *, template_id: str, event: str, caption: str | None = None, day: str | None = None
@@ -192,8 +185,7 @@ class SqliteStatsRecords:
                 )
 
     def renders_per_day(self, *, days: int = 14) -> list[tuple[str, str, int]]:
-        check_window(days, MAX_STATS_DAYS)
-        span = window(utc_day(self._clock()), days)
+        span = recent_days(self._clock, days, MAX_STATS_DAYS)
         with self.db.connection() as conn:
             rows = conn.execute(
                 "SELECT day, template_id, count FROM stats_events"
@@ -204,8 +196,7 @@ class SqliteStatsRecords:
         return [(day, template_id, int(count)) for day, template_id, count in rows]
 
     def cache_hit_rate(self, *, days: int = 14) -> float | None:
-        check_window(days, MAX_STATS_DAYS)
-        span = window(utc_day(self._clock()), days)
+        span = recent_days(self._clock, days, MAX_STATS_DAYS)
         with self.db.connection() as conn:
             totals = dict(
                 conn.execute(
@@ -218,8 +209,7 @@ class SqliteStatsRecords:
 
     def top_captions(self, *, limit: int = 20, days: int = 30) -> list[tuple[str, int]]:
         check_limit(limit)
-        check_window(days, MAX_CAPTION_DAYS)
-        span = window(utc_day(self._clock()), days)
+        span = recent_days(self._clock, days, MAX_CAPTION_DAYS)
         with self.db.connection() as conn:
             rows = conn.execute(
                 "SELECT caption, SUM(count) AS total FROM stats_captions"
@@ -233,38 +223,27 @@ class SqliteStatsRecords:
 # --- DynamoDB -------------------------------------------------------------------------------------
 
 
-class DynamoStatsRecords:
+class DynamoStatsRecords(DynamoAdapter):
     """StatsRecords as day items and caption items of a DynamoTable (see the module doc)."""
-
-    def __init__(self, table: DynamoTable, *, clock: Clock = time.time) -> None:
-        self.table = table
-        self._clock = clock
 
     def setup(self) -> None:
         self.table.setup(indexes=(CAPTIONS_INDEX_SPEC,), attributes=CAPTIONS_INDEX_ATTRIBUTES)
-
-    def close(self) -> None:
-        """Nothing to release: the HTTP pool belongs to the client."""
 
     def count(
         self, *, template_id: str, event: str, caption: str | None = None, day: str | None = None
     ) -> None:
         day = check_count(template_id, event, day, utc_day(self._clock()))
         folded = fold_stat_caption(caption) if caption and event in CAPTION_EVENTS else ""
-        self.table.call(
-            "update_item",
-            TableName=self.table.name,
-            Key={"key": {"S": DAY_PREFIX + day}},
+        self.table.update_item(
+            DAY_PREFIX + day,
             UpdateExpression="ADD #counter :one",
             ExpressionAttributeNames={"#counter": f"{event}#{template_id}"},
             ExpressionAttributeValues={":one": number(1)},
         )
         if folded:
             expires_at = day_start(day) + CAPTION_STATS_KEEP_DAYS * SECONDS_PER_DAY
-            self.table.call(
-                "update_item",
-                TableName=self.table.name,
-                Key={"key": {"S": f"{CAPTION_PREFIX}{day}#{folded}"}},
+            self.table.update_item(
+                f"{CAPTION_PREFIX}{day}#{folded}",
                 UpdateExpression="ADD caption_count :one SET caption_day = :day, #ttl = :expires",
                 ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
                 ExpressionAttributeValues={
@@ -275,27 +254,24 @@ class DynamoStatsRecords:
             )
 
     def renders_per_day(self, *, days: int = 14) -> list[tuple[str, str, int]]:
-        check_window(days, MAX_STATS_DAYS)
         rows = []
-        for day, counters in self._days(days):
+        for day, counters in self._days(recent_days(self._clock, days, MAX_STATS_DAYS)):
             for template_id, renders in sorted(counters.get("render", {}).items()):
                 if renders > 0:
                     rows.append((day, template_id, renders))
         return rows
 
     def cache_hit_rate(self, *, days: int = 14) -> float | None:
-        check_window(days, MAX_STATS_DAYS)
         totals: Counter[str] = Counter()
-        for _, counters in self._days(days):
+        for _, counters in self._days(recent_days(self._clock, days, MAX_STATS_DAYS)):
             for event, per_template in counters.items():
                 totals[event] += sum(per_template.values())
         return hit_rate(totals["cache_hit"], totals["render"])
 
     def top_captions(self, *, limit: int = 20, days: int = 30) -> list[tuple[str, int]]:
         check_limit(limit)
-        check_window(days, MAX_CAPTION_DAYS)
         totals: Counter[str] = Counter()
-        for day in window(utc_day(self._clock()), days):
+        for day in recent_days(self._clock, days, MAX_CAPTION_DAYS):
             prefix = f"{CAPTION_PREFIX}{day}#"
             response = self.table.call(
                 "query",
@@ -311,9 +287,8 @@ class DynamoStatsRecords:
         ranked = sorted(totals.items(), key=lambda pair: (-pair[1], pair[0]))
         return ranked[:limit]
 
-    def _days(self, days: int) -> list[tuple[str, dict[str, dict[str, int]]]]:
-        """Each day of the window, oldest first, with its counters as {event: {template: n}}."""
-        span = window(utc_day(self._clock()), days)
+    def _days(self, span: list[str]) -> list[tuple[str, dict[str, dict[str, int]]]]:
+        """Each day of ``span``, in its order, with its counters as {event: {template: n}}."""
         items = self.table.batch_get([DAY_PREFIX + day for day in span])
         result = []
         for day in span:
@@ -328,9 +303,4 @@ class DynamoStatsRecords:
 
 def open_stats_records(url: str, *, clock: Clock = time.time) -> StatsRecords:
     """The StatsRecords adapter ``url`` (LOOPMARK_RECORDS) names; connects on first use."""
-    scheme, _ = split_records_url(url)
-    if scheme == "sqlite":
-        return SqliteStatsRecords(SqliteDatabase(sqlite_path_from_url(url)), clock=clock)
-    if scheme == "dynamodb":
-        return DynamoStatsRecords(DynamoTable(dynamodb_table_from_url(url)), clock=clock)
-    raise ConfigInvalid(f"LOOPMARK_RECORDS scheme must be sqlite or dynamodb, got {url!r}")
+    return open_adapter(url, sqlite=SqliteStatsRecords, dynamodb=DynamoStatsRecords, clock=clock)

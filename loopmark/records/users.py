@@ -17,15 +17,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from loopmark.errors import BadInput, ConfigInvalid, RecordsUnavailable
-from loopmark.records.base import Clock, split_records_url
-from loopmark.records.dynamodb import (
-    ConditionFailed,
-    DynamoTable,
-    dynamodb_table_from_url,
-    number,
-)
-from loopmark.records.sqlite import SqliteDatabase, sqlite_path_from_url
+from loopmark.errors import BadInput, RecordsUnavailable
+from loopmark.records.backend import open_adapter
+from loopmark.records.base import Clock
+from loopmark.records.dynamodb import ConditionFailed, DynamoAdapter, number
+from loopmark.records.sqlite import SqliteAdapter
 
 NAME_PATTERN = re.compile(r"[a-z0-9._-]{1,40}")
 MAX_HASH_CHARS = 1024  # argon2/scrypt/pbkdf2 encodings are a few hundred characters at most
@@ -85,18 +81,8 @@ def _too_many() -> BadInput:
 # --- SQLite ---------------------------------------------------------------------------------------
 
 
-class SqliteAdminUserRecords:
+class SqliteAdminUserRecords(SqliteAdapter):
     """AdminUserRecords in the ``admin_users`` table of a SqliteDatabase."""
-
-    def __init__(self, db: SqliteDatabase, *, clock: Clock = time.time) -> None:
-        self.db = db
-        self._clock = clock
-
-    def setup(self) -> None:
-        self.db.migrate()
-
-    def close(self) -> None:
-        self.db.close()
 
     def get(self, name: str) -> AdminUser | None:
         if not valid_name(name):
@@ -143,31 +129,18 @@ def _user_names(name: str) -> dict[str, str]:
     return {"#hash": f"hash:{name}", "#created": f"created:{name}", "#count": "user_count"}
 
 
-class DynamoAdminUserRecords:
+class DynamoAdminUserRecords(DynamoAdapter):
     """AdminUserRecords as attributes of one item of a DynamoTable (see the module doc)."""
-
-    def __init__(self, table: DynamoTable, *, clock: Clock = time.time) -> None:
-        self.table = table
-        self._clock = clock
-
-    def setup(self) -> None:
-        self.table.setup()
-
-    def close(self) -> None:
-        """Nothing to release: the HTTP pool belongs to the client."""
 
     def get(self, name: str) -> AdminUser | None:
         if not valid_name(name):
             return None
-        response = self.table.call(
-            "get_item",
-            TableName=self.table.name,
-            Key={"key": {"S": USERS_KEY}},
-            ConsistentRead=True,
+        item = self.table.get_item(
+            USERS_KEY,
             ProjectionExpression="#hash, #created",
             ExpressionAttributeNames={k: v for k, v in _user_names(name).items() if k != "#count"},
         )
-        users = self._users(response.get("Item") or {})
+        users = self._users(item or {})
         return users[0] if users else None
 
     def put(self, name: str, password_hash: str) -> None:
@@ -198,13 +171,7 @@ class DynamoAdminUserRecords:
         raise RecordsUnavailable(f"DynamoDB table {self.table.name}: admin users keep changing")
 
     def all(self) -> list[AdminUser]:
-        response = self.table.call(
-            "get_item",
-            TableName=self.table.name,
-            Key={"key": {"S": USERS_KEY}},
-            ConsistentRead=True,
-        )
-        return self._users(response.get("Item") or {})
+        return self._users(self.table.get_item(USERS_KEY) or {})
 
     def delete(self, name: str) -> bool:
         if not valid_name(name):
@@ -219,10 +186,8 @@ class DynamoAdminUserRecords:
     def _update(self, name: str, update: str, condition: str, values: dict[str, Any]) -> bool:
         names = {k: v for k, v in _user_names(name).items() if k in update or k in condition}
         try:
-            self.table.call(
-                "update_item",
-                TableName=self.table.name,
-                Key={"key": {"S": USERS_KEY}},
+            self.table.update_item(
+                USERS_KEY,
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
@@ -245,9 +210,6 @@ class DynamoAdminUserRecords:
 
 def open_user_records(url: str, *, clock: Clock = time.time) -> AdminUserRecords:
     """The AdminUserRecords adapter ``url`` (LOOPMARK_RECORDS) names; connects on first use."""
-    scheme, _ = split_records_url(url)
-    if scheme == "sqlite":
-        return SqliteAdminUserRecords(SqliteDatabase(sqlite_path_from_url(url)), clock=clock)
-    if scheme == "dynamodb":
-        return DynamoAdminUserRecords(DynamoTable(dynamodb_table_from_url(url)), clock=clock)
-    raise ConfigInvalid(f"LOOPMARK_RECORDS scheme must be sqlite or dynamodb, got {url!r}")
+    return open_adapter(
+        url, sqlite=SqliteAdminUserRecords, dynamodb=DynamoAdminUserRecords, clock=clock
+    )

@@ -19,27 +19,17 @@ lists is one TransactGetItems, so a reader never sees half of an import.
 from __future__ import annotations
 
 import hashlib
-import random
 import sqlite3
 import time
 import unicodedata
-from collections.abc import Callable, Iterable
-from typing import Any, Protocol, TypeVar
+from collections.abc import Iterable
+from typing import Any, Protocol
 
-from loopmark.errors import BadInput, ConfigInvalid, RecordsUnavailable
-from loopmark.records.base import Clock, split_records_url
-from loopmark.records.dynamodb import (
-    ConditionFailed,
-    DynamoTable,
-    dynamodb_table_from_url,
-    number,
-)
-from loopmark.records.sqlite import (
-    SqliteDatabase,
-    bump_counter,
-    read_counter,
-    sqlite_path_from_url,
-)
+from loopmark.errors import BadInput
+from loopmark.records.backend import open_adapter
+from loopmark.records.base import Clock
+from loopmark.records.dynamodb import ConditionFailed, DynamoAdapter, number, read_version
+from loopmark.records.sqlite import SqliteAdapter, bump_counter, read_counter
 from loopmark.renderer.caption_policy import WordLists
 
 WORD_KINDS = ("banned", "allowed")
@@ -55,10 +45,6 @@ _REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cn", "Co", "Cs"})
 # DynamoDB: items per list. Fixed for ever: a word's item is its hash modulo this number.
 WORD_SHARDS = 8
 META_KEY = "words#meta"
-MAX_WRITE_ATTEMPTS = 50
-RETRY_PAUSE_MAX_SECONDS = 0.02
-
-T = TypeVar("T")
 
 
 class WordListRecords(Protocol):
@@ -144,17 +130,8 @@ def _list_full(kind: str) -> BadInput:
 # --- SQLite ---------------------------------------------------------------------------------------
 
 
-class SqliteWordListRecords:
+class SqliteWordListRecords(SqliteAdapter):
     """WordListRecords in the ``caption_words`` table of a SqliteDatabase."""
-
-    def __init__(self, db: SqliteDatabase, *, clock: Clock = time.time) -> None:
-        self.db = db
-
-    def setup(self) -> None:
-        self.db.migrate()
-
-    def close(self) -> None:
-        self.db.close()
 
     def lists(self) -> WordLists:
         found: dict[str, set[str]] = {kind: set() for kind in WORD_KINDS}
@@ -225,21 +202,16 @@ def shard_of(word: str) -> int:
     return int.from_bytes(hashlib.sha256(word.encode("utf-8")).digest()[:4], "big") % WORD_SHARDS
 
 
+def _shard_name(kind: str, shard: int) -> str:
+    return f"words#{kind}#{shard}"
+
+
 def _shard_key(kind: str, shard: int) -> dict[str, Any]:
-    return {"key": {"S": f"words#{kind}#{shard}"}}
+    return {"key": {"S": _shard_name(kind, shard)}}
 
 
-class DynamoWordListRecords:
+class DynamoWordListRecords(DynamoAdapter):
     """WordListRecords as sharded string sets of a DynamoTable (see the module doc)."""
-
-    def __init__(self, table: DynamoTable, *, clock: Clock = time.time) -> None:
-        self.table = table
-
-    def setup(self) -> None:
-        self.table.setup()
-
-    def close(self) -> None:
-        """Nothing to release: the HTTP pool belongs to the client."""
 
     def lists(self) -> WordLists:
         found = {kind: self._read_kind(kind) for kind in WORD_KINDS}
@@ -248,14 +220,12 @@ class DynamoWordListRecords:
     def add(self, kind: str, word: str) -> None:
         check_kind(kind)
         word = normalize_word(word)
-        shard_update = {
-            "TableName": self.table.name,
-            "Key": _shard_key(kind, shard_of(word)),
-            "UpdateExpression": "ADD #words :words",
-            "ConditionExpression": "attribute_not_exists(#words) OR NOT contains(#words, :word)",
-            "ExpressionAttributeNames": {"#words": "words"},
-            "ExpressionAttributeValues": {":words": {"SS": [word]}, ":word": {"S": word}},
-        }
+        shard_update = self._shard_update(
+            kind,
+            word,
+            "ADD #words :words",
+            condition="attribute_not_exists(#words) OR NOT contains(#words, :word)",
+        )
         meta_update = self._meta_update(
             "ADD #version :one, #size :one",
             kind,
@@ -275,19 +245,14 @@ class DynamoWordListRecords:
                     raise _list_full(kind) from None
                 raise
 
-        self._retry(attempt)
+        self.table.retry_lost_races(attempt, what="the word lists")
 
     def remove(self, kind: str, word: str) -> bool:
         check_kind(kind)
         word = normalize_word(word)
-        shard_update = {
-            "TableName": self.table.name,
-            "Key": _shard_key(kind, shard_of(word)),
-            "UpdateExpression": "DELETE #words :words",
-            "ConditionExpression": "contains(#words, :word)",
-            "ExpressionAttributeNames": {"#words": "words"},
-            "ExpressionAttributeValues": {":words": {"SS": [word]}, ":word": {"S": word}},
-        }
+        shard_update = self._shard_update(
+            kind, word, "DELETE #words :words", condition="contains(#words, :word)"
+        )
         meta_update = self._meta_update(
             "ADD #version :one, #size :minus_one",
             kind,
@@ -303,7 +268,7 @@ class DynamoWordListRecords:
                 raise
             return True
 
-        return self._retry(attempt)
+        return self.table.retry_lost_races(attempt, what="the word lists")
 
     def replace(self, kind: str, words: Iterable[str]) -> int:
         check_kind(kind)
@@ -335,19 +300,23 @@ class DynamoWordListRecords:
                 self._transact(*updates, meta_update)
             return len(wanted)
 
-        return self._retry(attempt)
+        return self.table.retry_lost_races(attempt, what="the word lists")
 
     def version(self) -> int:
-        response = self.table.call(
-            "get_item",
-            TableName=self.table.name,
-            Key={"key": {"S": META_KEY}},
-            ConsistentRead=True,
-            ProjectionExpression="#version",
-            ExpressionAttributeNames={"#version": "version"},
-        )
-        item = response.get("Item") or {}
-        return int(item["version"]["N"]) if "version" in item else 0
+        return read_version(self.table, META_KEY)
+
+    def _shard_update(
+        self, kind: str, word: str, expression: str, *, condition: str
+    ) -> dict[str, Any]:
+        """A transaction's conditional change of the one string set that holds ``word``."""
+        return {
+            "TableName": self.table.name,
+            "Key": _shard_key(kind, shard_of(word)),
+            "UpdateExpression": expression,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {"#words": "words"},
+            "ExpressionAttributeValues": {":words": {"SS": [word]}, ":word": {"S": word}},
+        }
 
     def _meta_update(
         self, expression: str, kind: str, values: dict[str, Any], *, condition: str | None = None
@@ -368,14 +337,15 @@ class DynamoWordListRecords:
 
     def _read_kind(self, kind: str) -> set[str]:
         """Every shard of one list in one TransactGetItems: a consistent snapshot."""
-        response = self._retry(
+        response = self.table.retry_lost_races(
             lambda: self.table.call(
                 "transact_get_items",
                 TransactItems=[
                     {"Get": {"TableName": self.table.name, "Key": _shard_key(kind, shard)}}
                     for shard in range(WORD_SHARDS)
                 ],
-            )
+            ),
+            what="the word lists",
         )
         words: set[str] = set()
         for answer in response.get("Responses", []):
@@ -383,39 +353,18 @@ class DynamoWordListRecords:
         return words
 
     def _read_shard(self, kind: str, shard: int) -> set[str]:
-        response = self.table.call(
-            "get_item",
-            TableName=self.table.name,
-            Key=_shard_key(kind, shard),
-            ConsistentRead=True,
-        )
-        return set((response.get("Item") or {}).get("words", {}).get("SS", []))
+        item = self.table.get_item(_shard_name(kind, shard)) or {}
+        return set(item.get("words", {}).get("SS", []))
 
     def _sizes(self) -> dict[str, int]:
-        response = self.table.call(
-            "get_item", TableName=self.table.name, Key={"key": {"S": META_KEY}}, ConsistentRead=True
-        )
-        item = response.get("Item") or {}
+        item = self.table.get_item(META_KEY) or {}
         return {
             kind: int(item[f"size_{kind}"]["N"]) for kind in WORD_KINDS if f"size_{kind}" in item
         }
 
-    def _retry(self, attempt: Callable[[], T]) -> T:
-        for _ in range(MAX_WRITE_ATTEMPTS):
-            try:
-                return attempt()
-            except ConditionFailed:
-                time.sleep(random.uniform(0, RETRY_PAUSE_MAX_SECONDS))
-        raise RecordsUnavailable(
-            f"DynamoDB table {self.table.name}: the word lists changed under every attempt"
-        )
-
 
 def open_word_records(url: str, *, clock: Clock = time.time) -> WordListRecords:
     """The WordListRecords adapter ``url`` (LOOPMARK_RECORDS) names; connects on first use."""
-    scheme, _ = split_records_url(url)
-    if scheme == "sqlite":
-        return SqliteWordListRecords(SqliteDatabase(sqlite_path_from_url(url)), clock=clock)
-    if scheme == "dynamodb":
-        return DynamoWordListRecords(DynamoTable(dynamodb_table_from_url(url)), clock=clock)
-    raise ConfigInvalid(f"LOOPMARK_RECORDS scheme must be sqlite or dynamodb, got {url!r}")
+    return open_adapter(
+        url, sqlite=SqliteWordListRecords, dynamodb=DynamoWordListRecords, clock=clock
+    )

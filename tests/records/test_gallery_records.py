@@ -22,13 +22,7 @@ from loopmark.records import (
 from loopmark.records import gallery as gallery_module
 from loopmark.records.gallery import MAX_GALLERY_ENTRIES
 from loopmark.records.sqlite import MIGRATIONS
-from tests.moto_server import reset
-from tests.records.test_render_records_contract import (  # noqa: F401  (a fixture)
-    START,
-    FakeClock,
-    race,
-    serial_moto_endpoint,
-)
+from tests.records.conftest import START, FakeClock, race, set_up
 
 
 def render(key: str, *, status: str = "done", caption: str = "Hello", **media: Any) -> RenderRecord:
@@ -55,23 +49,8 @@ def keys(gallery: GalleryRecords) -> list[str]:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture(params=["sqlite", "dynamodb"])
-def gallery(
-    request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
-) -> Iterator[GalleryRecords]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'loopmark.db'}"
-    else:
-        request.getfixturevalue("aws")
-        url = "dynamodb://loopmark-test"
-    adapter = open_gallery_records(url, clock=clock)
-    adapter.setup()
-    yield adapter
-    adapter.close()
+def gallery(records_url: str, clock: FakeClock) -> Iterator[GalleryRecords]:
+    yield from set_up(open_gallery_records(records_url, clock=clock))
 
 
 def test_an_empty_gallery_has_no_entries_and_version_zero(gallery: GalleryRecords) -> None:
@@ -237,27 +216,9 @@ def test_opening_connects_to_nothing(tmp_path: Path) -> None:
         open_gallery_records("postgres://db")
 
 
-@pytest.fixture(params=["sqlite", "dynamodb"])
-def racing_gallery(
-    request: pytest.FixtureRequest,
-    tmp_path: Path,
-    clock: FakeClock,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[GalleryRecords]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'loopmark.db'}"
-    else:
-        # moto's threaded server does not serialise writes to one item (see the render records
-        # contract): races run against one that answers a request at a time.
-        request.getfixturevalue("aws")
-        endpoint = request.getfixturevalue("serial_moto_endpoint")
-        reset(endpoint)
-        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-        url = "dynamodb://loopmark-race"
-    adapter = open_gallery_records(url, clock=clock)
-    adapter.setup()
-    yield adapter
-    adapter.close()
+@pytest.fixture
+def racing_gallery(racing_records_url: str, clock: FakeClock) -> Iterator[GalleryRecords]:
+    yield from set_up(open_gallery_records(racing_records_url, clock=clock))
 
 
 def test_ten_admins_at_once_leave_a_consistent_order(racing_gallery: GalleryRecords) -> None:

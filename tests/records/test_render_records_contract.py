@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import threading
-import time
-import urllib.request
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -21,10 +14,9 @@ from loopmark.records import (
     RenderStatus,
     open_render_records,
 )
-from tests.moto_server import START_TIMEOUT_SECONDS, free_port, reset
+from tests.records.conftest import START, FakeClock, race, set_up
 
 LEASE = 90.0
-START = 1_700_000_000.0
 MEDIA: dict[str, Any] = {
     "gif": "renders/k.gif",
     "mp4": "renders/k.mp4",
@@ -35,84 +27,11 @@ MEDIA: dict[str, Any] = {
     "height": 270,
     "seconds": 3.2,
 }
-T = TypeVar("T")
-
-
-class FakeClock:
-    """A clock the test moves by hand, so lease expiry needs no sleeping."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-# DynamoDB applies the writes to one item one at a time; moto's threaded server does not (it
-# checks a condition, then writes, with no lock between), so under a true race two conditional
-# writes can both pass there. Races run against a moto server that answers one request at a time:
-# the same wire protocol and semantics, with DynamoDB's per-item serialisation.
-SERIAL_MOTO_SERVER = """
-import sys, threading
-from werkzeug.serving import run_simple
-from moto.moto_server.werkzeug_app import (
-    DomainDispatcherApplication, MotoRequestHandler, create_backend_app,
-)
-app = DomainDispatcherApplication(create_backend_app)
-lock = threading.Lock()
-def serial(environ, start_response):
-    with lock:
-        return list(app(environ, start_response))
-run_simple("127.0.0.1", int(sys.argv[1]), serial, threaded=True, request_handler=MotoRequestHandler)
-"""
-
-
-@pytest.fixture(scope="session")
-def serial_moto_endpoint() -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SERIAL_MOTO_SERVER, str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while True:
-            try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("serial moto server did not start") from None
-                time.sleep(0.1)
-        yield endpoint
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture(params=["sqlite", "dynamodb"])
-def records(
-    request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
-) -> Iterator[RenderRecords]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'loopmark.db'}"
-    else:
-        request.getfixturevalue("aws")
-        url = "dynamodb://loopmark-test"
-    adapter = open_render_records(url, clock=clock)
-    adapter.setup()
-    yield adapter
-    adapter.close()
+def records(records_url: str, clock: FakeClock) -> Iterator[RenderRecords]:
+    yield from set_up(open_render_records(records_url, clock=clock))
 
 
 def claim(
@@ -121,18 +40,6 @@ def claim(
     return records.claim_lease(
         key, owner=owner, template_id="bunny", caption=caption, lease_seconds=LEASE
     )
-
-
-def race(workers: int, task: Callable[[int], T]) -> list[T]:
-    """Run ``task(i)`` on ``workers`` threads released at the same instant."""
-    barrier = threading.Barrier(workers)
-
-    def run(i: int) -> T:
-        barrier.wait()
-        return task(i)
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(run, range(workers)))
 
 
 def test_get_of_an_unknown_key_is_none(records: RenderRecords) -> None:
@@ -348,25 +255,9 @@ def test_setup_is_idempotent(records: RenderRecords) -> None:
     assert records.get("k1").owner == "alice"  # type: ignore[union-attr]
 
 
-@pytest.fixture(params=["sqlite", "dynamodb"])
-def racing_records(
-    request: pytest.FixtureRequest,
-    tmp_path: Path,
-    clock: FakeClock,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[RenderRecords]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'loopmark.db'}"
-    else:
-        request.getfixturevalue("aws")  # credentials and region
-        endpoint = request.getfixturevalue("serial_moto_endpoint")
-        reset(endpoint)
-        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-        url = "dynamodb://loopmark-race"
-    adapter = open_render_records(url, clock=clock)
-    adapter.setup()
-    yield adapter
-    adapter.close()
+@pytest.fixture
+def racing_records(racing_records_url: str, clock: FakeClock) -> Iterator[RenderRecords]:
+    yield from set_up(open_render_records(racing_records_url, clock=clock))
 
 
 def test_twenty_threads_racing_for_one_key_yield_exactly_one_owner(

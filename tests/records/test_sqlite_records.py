@@ -21,6 +21,7 @@ from loopmark.records.sqlite import (
     SqliteRenderRecords,
     sqlite_path_from_url,
 )
+from tests.records.conftest import set_up
 
 STRESS_SECONDS = 2.0
 THREADS = 20
@@ -28,10 +29,7 @@ THREADS = 20
 
 @pytest.fixture
 def records(tmp_path: Path) -> Iterator[SqliteRenderRecords]:
-    adapter = SqliteRenderRecords(SqliteDatabase(tmp_path / "loopmark.db"))
-    adapter.setup()
-    yield adapter
-    adapter.close()
+    yield from set_up(SqliteRenderRecords(SqliteDatabase(tmp_path / "loopmark.db")))
 
 
 @pytest.mark.parametrize(

@@ -32,12 +32,7 @@ from loopmark.records.stats import (
     MAX_TOP_CAPTIONS,
     day_start,
 )
-from tests.moto_server import reset
-from tests.records.test_render_records_contract import (  # noqa: F401  (a fixture)
-    FakeClock,
-    race,
-    serial_moto_endpoint,
-)
+from tests.records.conftest import FakeClock, race, set_up
 
 # FakeClock starts at 1_700_000_000: 2023-11-14 22:13:20 UTC.
 TODAY = "2023-11-14"
@@ -46,23 +41,8 @@ DAY = 86_400.0
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture(params=["sqlite", "dynamodb"])
-def stats(
-    request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
-) -> Iterator[StatsRecords]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'loopmark.db'}"
-    else:
-        request.getfixturevalue("aws")
-        url = "dynamodb://loopmark-test"
-    adapter = open_stats_records(url, clock=clock)
-    adapter.setup()
-    yield adapter
-    adapter.close()
+def stats(records_url: str, clock: FakeClock) -> Iterator[StatsRecords]:
+    yield from set_up(open_stats_records(records_url, clock=clock))
 
 
 def test_nothing_counted_yet(stats: StatsRecords) -> None:
@@ -227,26 +207,9 @@ def test_dynamodb_caption_counts_expire_and_use_their_index(aws: str, clock: Fak
     assert stats.top_captions() == [("hi", 1)]
 
 
-@pytest.fixture(params=["sqlite", "dynamodb"])
-def racing_stats(
-    request: pytest.FixtureRequest,
-    tmp_path: Path,
-    clock: FakeClock,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[StatsRecords]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'loopmark.db'}"
-    else:
-        # moto's threaded server does not serialise writes (see the render records contract).
-        request.getfixturevalue("aws")
-        endpoint = request.getfixturevalue("serial_moto_endpoint")
-        reset(endpoint)
-        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-        url = "dynamodb://loopmark-race"
-    adapter = open_stats_records(url, clock=clock)
-    adapter.setup()
-    yield adapter
-    adapter.close()
+@pytest.fixture
+def racing_stats(racing_records_url: str, clock: FakeClock) -> Iterator[StatsRecords]:
+    yield from set_up(open_stats_records(racing_records_url, clock=clock))
 
 
 def test_counts_from_ten_threads_all_land(racing_stats: StatsRecords) -> None:
@@ -263,22 +226,14 @@ def test_counts_from_ten_threads_all_land(racing_stats: StatsRecords) -> None:
     assert stats.top_captions() == [("same caption", 100)]
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "dynamodb"])
-def test_setup_all_prepares_every_record_type(
-    request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock, backend: str
-) -> None:
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'loopmark.db'}"
-    else:
-        request.getfixturevalue("aws")
-        url = "dynamodb://loopmark-setup"
-    setup_all(url)
-    setup_all(url)  # idempotent
-    render = open_render_records(url, clock=clock)
-    gallery = open_gallery_records(url, clock=clock)
-    words = open_word_records(url, clock=clock)
-    users = open_user_records(url, clock=clock)
-    stats = open_stats_records(url, clock=clock)
+def test_setup_all_prepares_every_record_type(records_url: str, clock: FakeClock) -> None:
+    setup_all(records_url)
+    setup_all(records_url)  # idempotent
+    render = open_render_records(records_url, clock=clock)
+    gallery = open_gallery_records(records_url, clock=clock)
+    words = open_word_records(records_url, clock=clock)
+    users = open_user_records(records_url, clock=clock)
+    stats = open_stats_records(records_url, clock=clock)
     try:
         assert render.get("k") is None
         assert gallery.entries() == [] and gallery.version() == 0

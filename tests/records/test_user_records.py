@@ -11,35 +11,14 @@ import pytest
 from loopmark.errors import BadInput, ConfigInvalid
 from loopmark.records import AdminUser, AdminUserRecords, open_user_records
 from loopmark.records.users import MAX_ADMIN_USERS, MAX_HASH_CHARS
-from tests.moto_server import reset
-from tests.records.test_render_records_contract import (  # noqa: F401  (a fixture)
-    START,
-    FakeClock,
-    race,
-    serial_moto_endpoint,
-)
+from tests.records.conftest import START, FakeClock, race, set_up
 
 HASH = "scrypt:32768:8:1$salt$0123456789abcdef"
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture(params=["sqlite", "dynamodb"])
-def users(
-    request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
-) -> Iterator[AdminUserRecords]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'loopmark.db'}"
-    else:
-        request.getfixturevalue("aws")
-        url = "dynamodb://loopmark-test"
-    adapter = open_user_records(url, clock=clock)
-    adapter.setup()
-    yield adapter
-    adapter.close()
+def users(records_url: str, clock: FakeClock) -> Iterator[AdminUserRecords]:
+    yield from set_up(open_user_records(records_url, clock=clock))
 
 
 def test_no_users_at_first(users: AdminUserRecords) -> None:
@@ -142,26 +121,9 @@ def test_opening_connects_to_nothing(tmp_path: Path) -> None:
         open_user_records("sqlite://")
 
 
-@pytest.fixture(params=["sqlite", "dynamodb"])
-def racing_users(
-    request: pytest.FixtureRequest,
-    tmp_path: Path,
-    clock: FakeClock,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[AdminUserRecords]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'loopmark.db'}"
-    else:
-        # moto's threaded server does not serialise writes (see the render records contract).
-        request.getfixturevalue("aws")
-        endpoint = request.getfixturevalue("serial_moto_endpoint")
-        reset(endpoint)
-        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-        url = "dynamodb://loopmark-race"
-    adapter = open_user_records(url, clock=clock)
-    adapter.setup()
-    yield adapter
-    adapter.close()
+@pytest.fixture
+def racing_users(racing_records_url: str, clock: FakeClock) -> Iterator[AdminUserRecords]:
+    yield from set_up(open_user_records(racing_records_url, clock=clock))
 
 
 def test_ten_puts_at_once_lose_no_user(racing_users: AdminUserRecords) -> None:

@@ -12,24 +12,12 @@ from loopmark.errors import BadInput, ConfigInvalid
 from loopmark.records import WordListRecords, open_word_records
 from loopmark.records.words import MAX_LIST_WORDS, MAX_WORD_CHARS, WORD_SHARDS, shard_of
 from loopmark.renderer.caption_policy import WordLists, check_caption
-from tests.moto_server import reset
-from tests.records.test_render_records_contract import (  # noqa: F401  (a fixture)
-    race,
-    serial_moto_endpoint,
-)
+from tests.records.conftest import race, set_up
 
 
-@pytest.fixture(params=["sqlite", "dynamodb"])
-def words(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WordListRecords]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'loopmark.db'}"
-    else:
-        request.getfixturevalue("aws")
-        url = "dynamodb://loopmark-test"
-    adapter = open_word_records(url)
-    adapter.setup()
-    yield adapter
-    adapter.close()
+@pytest.fixture
+def words(records_url: str) -> Iterator[WordListRecords]:
+    yield from set_up(open_word_records(records_url))
 
 
 def test_empty_lists_and_version_zero(words: WordListRecords) -> None:
@@ -200,23 +188,9 @@ def test_opening_connects_to_nothing(tmp_path: Path) -> None:
         open_word_records("words.txt")
 
 
-@pytest.fixture(params=["sqlite", "dynamodb"])
-def racing_words(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[WordListRecords]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'loopmark.db'}"
-    else:
-        # moto's threaded server does not serialise writes (see the render records contract).
-        request.getfixturevalue("aws")
-        endpoint = request.getfixturevalue("serial_moto_endpoint")
-        reset(endpoint)
-        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-        url = "dynamodb://loopmark-race"
-    adapter = open_word_records(url)
-    adapter.setup()
-    yield adapter
-    adapter.close()
+@pytest.fixture
+def racing_words(racing_records_url: str) -> Iterator[WordListRecords]:
+    yield from set_up(open_word_records(racing_records_url))
 
 
 def test_ten_admins_at_once_lose_no_word(racing_words: WordListRecords) -> None:
