@@ -169,24 +169,19 @@ class RenderService:
                 time.sleep(max(0.0, step - (time.monotonic() - started)))
 
     def status(self, key: str) -> RenderOutcome | None:
-        """The state of a key: done, queued or rendering; None if nobody knows it."""
+        """The state of a key: done, queued or rendering; None if nobody knows it.
+
+        A key whose last render failed or crashed (and may still be retried) is queued again
+        here, so a visitor polling for it is never left waiting on a job that no longer exists.
+        """
         record = self.records.get(key)
         if record is not None and record.status == "done":
             return self._done(record)
         self._refuse_dead(record)
         state = self.dispatcher.state(key)
-        self._raise_failed(state)
         if state is not None and state.state in ("queued", "rendering"):
-            return RenderOutcome(
-                key,
-                state.state,
-                position=state.position,
-                progress=state.progress,
-                eta_seconds=state.eta_seconds,
-                template_id=record.template_id if record else "",
-                caption=record.caption if record else "",
-            )
-        if record is not None and record.status in ("rendering", "failed"):
+            return self._waiting(key, state, record)
+        if record is not None and record.lease_live(self.clock()):
             # Rendered elsewhere (another process or Lambda): the record carries its progress.
             return RenderOutcome(
                 key,
@@ -195,10 +190,27 @@ class RenderService:
                 template_id=record.template_id,
                 caption=record.caption,
             )
+        if record is not None:  # failed or crashed, and retries are left (see _refuse_dead)
+            retry = self.dispatcher.submit(RenderJob(key, record.template_id, record.caption))
+            self._raise_failed(retry)
+            return self._waiting(key, retry, record)
+        self._raise_failed(state)
         if state is not None and state.state == "done":
             # Finished here, but its record is not done: another worker completes it.
             return RenderOutcome(key, "rendering", progress=1.0)
         return None
+
+    @staticmethod
+    def _waiting(key: str, state: JobState, record: RenderRecord | None) -> RenderOutcome:
+        return RenderOutcome(
+            key,
+            "queued" if state.state == "queued" else "rendering",
+            position=state.position,
+            progress=state.progress,
+            eta_seconds=state.eta_seconds,
+            template_id=record.template_id if record else "",
+            caption=record.caption if record else "",
+        )
 
     def _done(self, record: RenderRecord) -> RenderOutcome:
         media = dict(record.media or {})

@@ -206,3 +206,25 @@ def test_cdn_purge_configuration() -> None:
     assert open_cdn_purge("cloudfront://E123ABC").distribution_id == "E123ABC"  # type: ignore[attr-defined]
     with pytest.raises(ConfigInvalid):
         open_cdn_purge("fastly://x")
+
+
+def test_polling_a_failed_render_queues_it_again(aws: str, tmp_path: Path, workdir: Path) -> None:
+    settings = make_settings(tmp_path, workdir, LOOPMARK_STORAGE="s3://loopmark-polled/renders")
+    setup_backends(settings)
+    service = build_render_service(settings)
+    try:
+        boto3.client("s3").delete_bucket(Bucket="loopmark-polled")
+        with pytest.raises(StorageUnavailable):
+            service.request("small", "Poll me", wait_s=WAIT_S)
+        key = render_key(service.catalog.get("small"), "Poll me")
+        service.blobs.setup()
+        # The visitor's page only polls GET /api/renders/<key>; that alone must recover.
+        deadline = time.monotonic() + WAIT_S
+        while (outcome := service.status(key)) is None or outcome.status != "done":
+            assert outcome is not None and outcome.status in ("queued", "rendering")
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        record = service.records.get(key)
+        assert record is not None and record.attempts == 2
+    finally:
+        service.dispatcher.close()
