@@ -1,0 +1,28 @@
+# The site (and, with another CMD, `loopmark lambda-local`) as one image: FFmpeg and gifsicle come
+# from their wheels, so no system packages are needed. Not built on the development machines
+# (they have no Docker engine); keep it in step with setup.cfg and the Makefile.
+
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY setup.cfg pyproject.toml README.md ./
+COPY loopmark ./loopmark
+RUN python -m venv /venv && /venv/bin/pip install --no-cache-dir .
+
+FROM python:3.11-slim
+RUN useradd --create-home --uid 10001 loopmark
+COPY --from=build /venv /venv
+WORKDIR /app
+# Fonts, CSS, JS and the demo templates live beside the package, as in the repository, so the
+# package runs from /app (PYTHONPATH) and the venv only supplies its dependencies.
+COPY static ./static
+COPY templates_video ./templates_video
+COPY loopmark ./loopmark
+ENV PATH=/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONPATH=/app \
+    LOOPMARK_DATA_DIR=/data \
+    LOOPMARK_TEMPLATES_DIR=/app/templates_video
+RUN mkdir /data && chown loopmark /data
+USER loopmark
+EXPOSE 8000
+CMD ["loopmark", "serve", "--host", "0.0.0.0", "--port", "8000"]
