@@ -1,4 +1,5 @@
-"""``python -m bench``: run the render benchmark, print its tables and write bench/results.md."""
+"""``python -m bench``: run the render benchmark, then the render-service benchmark, print their
+tables and write bench/results.md."""
 
 from __future__ import annotations
 
@@ -37,7 +38,20 @@ from bench.report import (
     render_markdown,
     results_table,
     running_command,
+    service_burst_table,
+    service_eta_table,
+    service_hits_table,
+    service_section,
+    service_verdicts,
     targets_table,
+    with_service_section,
+)
+from bench.service import (
+    DEFAULT_TEMPLATE_ID,
+    QUICK_LOOKUPS,
+    QUICK_RENDERS,
+    ServiceBenchConfig,
+    run_service_bench,
 )
 
 DEFAULT_REPS = 5
@@ -46,6 +60,7 @@ QUICK_REPS = 3
 # 5–7 s a run); --captions 3 adds the short Latin one.
 DEFAULT_CAPTIONS = 2
 WORK_DIR = CACHE_DIR / "run"
+SERVICE_WORK_DIR = CACHE_DIR / "service"
 RESULTS_MD = REPO_ROOT / "bench" / "results.md"
 EXIT_BAD_INPUT = 2
 EXIT_RENDERER_CHANGED = 1
@@ -62,6 +77,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP,
                         help="real clip for the extra template (skipped if missing)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS_MD, help="markdown results file")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
+        "--service-only",
+        action="store_true",
+        help="only the render-service bench (replaces its section of --out)",
+    )
+    which.add_argument("--no-service", action="store_true",
+                       help="only the render bench")  # fmt: skip
     args = parser.parse_args(argv)
     if args.reps is not None and args.reps < 1:
         parser.error("--reps must be at least 1")
@@ -143,8 +166,40 @@ def score_all(results: list[CaseResult]) -> None:
                 stats.ssim, stats.frames, _ = jobs[(id(result), name)].result()
 
 
+def run_service(args: argparse.Namespace, argv: list[str]) -> None:
+    """The render-service bench; its section replaces any earlier one at the end of --out."""
+    quick = {"lookups": QUICK_LOOKUPS, "aws_lookups": QUICK_LOOKUPS, "renders": QUICK_RENDERS}
+    config = ServiceBenchConfig(
+        templates_dir=str(DEMO_TEMPLATES_DIR),
+        template_id=DEFAULT_TEMPLATE_ID,
+        data_dir=str(WORK_DIR),  # its prepared/ is the render bench's: nothing prepared twice
+        work_dir=str(SERVICE_WORK_DIR),
+        **(quick if args.quick else {}),
+    )
+    results = run_service_bench(config, log=log)
+    for table in (service_verdicts(results), service_hits_table(results),
+                  service_burst_table(results), service_eta_table(results)):  # fmt: skip
+        print("\n".join(table), end="\n\n")
+    existing = args.out.read_text() if args.out.is_file() else ""
+    args.out.write_text(
+        with_service_section(existing, service_section(results, running_command(argv)))
+    )
+    log(f"wrote the render-service section of {args.out}")
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    status = 0
+    if not args.service_only:
+        status = run_render_bench(args, argv)
+        if status == EXIT_BAD_INPUT:
+            return status
+    if not args.no_service:
+        run_service(args, argv)
+    return status
+
+
+def run_render_bench(args: argparse.Namespace, argv: list[str]) -> int:
     reps = args.reps or (QUICK_REPS if args.quick else DEFAULT_REPS)
     caption_count = 1 if args.quick else (args.captions or DEFAULT_CAPTIONS)
     if not GIFSKI_EXE.is_file():

@@ -24,6 +24,20 @@ from bench.competitors import (
     recipe_source_argvs,
 )
 from bench.measure import median
+from bench.service import (
+    BURST_COLD,
+    BURST_WARM,
+    ETA_ERROR_MEDIAN_MAX,
+    HIT_P99_MAX_MS,
+    SQLITE_BACKEND,
+    WARMUP_LOOKUPS,
+    BurstResult,
+    EtaSummary,
+    JobTiming,
+    ServiceResults,
+    eta_target_met,
+    hit_target_met,
+)
 
 # The targets of DESIGN.md ("Performance targets").
 TIME_VS_RECIPE_MAX = 0.30
@@ -334,3 +348,218 @@ def render_markdown(
 
 def running_command(argv: list[str]) -> str:
     return shlex.join([Path(sys.executable).name, "-m", "bench", *argv])
+
+
+# -- the render service (bench/service.py) ------------------------------------------------------
+
+SERVICE_HEADING = "## Render service"
+# Queue positions grouped for the ETA table: 0 is a job that started at once.
+POSITION_BINS: tuple[tuple[int, int | None], ...] = ((0, 0), (1, 10), (11, 25), (26, None))
+
+
+def _ms(value: float) -> str:
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}"
+
+
+def service_hits_table(results: ServiceResults) -> list[str]:
+    lines = [
+        "| backend | what is timed | lookups | p50 (ms) | p95 (ms) | p99 (ms) | max (ms) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for hit in results.hits:
+        rows = [
+            ("`service.request` on a done key (the whole path)", hit.whole),
+            ("the same, in the thread's CPU time (no waiting for a core)", hit.whole_cpu),
+            ("`records.get` + `blobs.url` × 3 (bare)", hit.bare),
+        ]
+        if hit.stats_count is not None:
+            rows.append(
+                ("statistics counter (one per hit, inside the whole path)", hit.stats_count)
+            )
+        for label, summary in rows:
+            lines.append(
+                f"| {hit.backend} | {label} | {summary.count:,} | {_ms(summary.p50_ms)} "
+                f"| {_ms(summary.p95_ms)} | {_ms(summary.p99_ms)} | {_ms(summary.max_ms)} |"
+            )
+    return lines
+
+
+def _burst_label(burst: BurstResult) -> str:
+    if burst.label == BURST_WARM:
+        return f"seeded by one render ({burst.warmup_render_s or 0:.2f} s)"
+    return "cold (the dispatcher's default)"
+
+
+def service_burst_table(results: ServiceResults) -> list[str]:
+    lines = [
+        "| estimator at submit | renders | total (s) | s per render per worker "
+        "| estimate at submit → after (s) | ETA error median | p90 | max | median bias "
+        "| peak RSS process / FFmpeg (MB) | CPU busy |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for burst in results.bursts:
+        eta = burst.eta
+        eta_cells = (
+            "n/a | n/a | n/a | n/a"
+            if eta is None
+            else f"{eta.median:.1%} | {eta.p90:.1%} | {eta.max:.1%} | {eta.median_bias:+.1%}"
+        )
+        lines.append(
+            f"| {_burst_label(burst)} | {burst.renders} | {burst.total_s:.1f} "
+            f"| {burst.seconds_per_render:.2f} "
+            f"| {burst.estimate_at_submit_s:.2f} → {burst.estimate_after_s:.2f} | {eta_cells} "
+            f"| {burst.peak_rss_mb:.0f} / {burst.tools_peak_rss_mb:.0f} | {burst.cpu_busy:.0%} |"
+        )
+    return lines
+
+
+def _in_bin(job: JobTiming, low: int, high: int | None) -> bool:
+    return job.position >= low and (high is None or job.position <= high)
+
+
+def service_eta_table(results: ServiceResults) -> list[str]:
+    """ETA error by queue position, for each burst."""
+    lines = [
+        "| estimator at submit | queue position first reported | jobs | median ETA (s) "
+        "| median real wait (s) | ETA error median | median bias |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for burst in results.bursts:
+        for low, high in POSITION_BINS:
+            jobs = [job for job in burst.jobs if _in_bin(job, low, high)]
+            eta = EtaSummary.of(jobs)
+            if eta is None:
+                continue
+            where = (
+                "started at once"
+                if high == 0
+                else (f"{low}–{high}" if high is not None else f"{low} and later")
+            )
+            etas = [job.eta_s for job in jobs if job.eta_s is not None]
+            lines.append(
+                f"| {_burst_label(burst)} | {where} | {eta.count} | {median(etas):.2f} "
+                f"| {median([job.actual_s for job in jobs]):.2f} | {eta.median:.1%} "
+                f"| {eta.median_bias:+.1%} |"
+            )
+    return lines
+
+
+def service_verdicts(results: ServiceResults) -> list[str]:
+    lines = []
+    hit = results.hit(SQLITE_BACKEND)
+    hit_ok = hit_target_met(results)
+    if hit is not None and hit_ok is not None:
+        lines.append(
+            f"- Cache hit with SQLite, whole path, p99 < {HIT_P99_MAX_MS:g} ms: "
+            f"{_ms(hit.whole.p99_ms)} ms **{verdict(hit_ok)}** (in the thread's CPU time "
+            f"{_ms(hit.whole_cpu.p99_ms)} ms; the wall time above it is waiting, for a core or "
+            "for the disk)"
+        )
+    burst = results.burst(BURST_WARM)
+    eta_ok = eta_target_met(results)
+    if burst is not None and burst.eta is not None and eta_ok is not None:
+        lines.append(
+            f"- ETA within {ETA_ERROR_MEDIAN_MAX:.0%} of the real wait (median over the "
+            f"{burst.renders} jobs, estimator seeded by one render): {burst.eta.median:.1%} "
+            f"**{verdict(eta_ok)}**"
+        )
+    cold = results.burst(BURST_COLD)
+    if cold is not None and cold.eta is not None:
+        lines.append(
+            f"- For information, a cold estimator (every job submitted before the first "
+            f"measurement, ETAs from the {cold.estimate_at_submit_s:g} s default): median "
+            f"{cold.eta.median:.1%} (not a target: how close it lands is luck of the default)"
+        )
+    lines += [f"- Not run: {reason}" for reason in results.skipped]
+    return lines
+
+
+def service_notes(results: ServiceResults) -> list[str]:
+    config = results.config
+    return [
+        f"- **Cache hit.** A RenderService built as the site builds it (`Settings.from_env`, "
+        f"`setup_backends`, `build_render_service`) renders one caption of `{config.template_id}`, "
+        f"then, after {WARMUP_LOOKUPS} untimed hits, times each lookup with `time.perf_counter`: "
+        "`service.request(template, caption)` is the whole path (template lookup with its stat "
+        "calls, caption policy, content key, records get, statistics counter, the three media "
+        "URLs); the bare row is `records.get` + `blobs.url` for the three media; the rows are "
+        "interleaved, one of each per round. One thread, no concurrent load from the bench. The "
+        "target is on wall time; the CPU-time row (`time.thread_time`) shows how much of a slow "
+        "lookup was the code. The rest is waiting: for a core (the machine is shared; a "
+        "preempted lookup loses a scheduler time slice, a few milliseconds) or for the disk "
+        "(every hit writes its statistics counter, so SQLite's periodic WAL checkpoint, with "
+        "its fsync, lands on one hit in several hundred).",
+        "- **DynamoDB + S3 on moto.** The same over `LOOPMARK_RECORDS=dynamodb://…` and "
+        "`LOOPMARK_STORAGE=s3://…` against a moto server on loopback (the tests' "
+        "`tests.moto_server`). Every records read and statistics increment is an HTTP round trip "
+        "to a single-threaded Python server that parses, emulates and serialises each call: the "
+        "milliseconds here are mostly moto's, not DynamoDB's (whose single-digit-millisecond reads "
+        "come with network latency of their own instead). Media URLs are SigV4-presigned "
+        "locally (no request). Read these rows as the client's overhead plus moto, not as a "
+        "prediction for AWS.",
+        f"- **Burst.** A fresh process with `LOOPMARK_RENDER_CONCURRENCY={config.concurrency}` "
+        f"(not pinned: the whole machine), SQLite and local files; {config.renders} visitor "
+        "threads wait on one barrier, then each calls `service.request(…, wait_s=0)` with its "
+        "own caption and records the first status, queue position and ETA; it then polls "
+        "`service.status(key)` until done, sleeping between reads on the dispatcher's "
+        "`wait(key)`, which returns as soon as the job ends (so *done* is seen within "
+        "milliseconds). Real wait = submit → done; ETA error = |first ETA − real wait| ÷ real "
+        "wait; bias is signed (negative: the ETA promised less than the truth). Total = first "
+        "submit → last done. *Seeded*: one ordinary caption rendered first in the same process, "
+        "so all the burst's jobs are submitted after the estimator's first measurement; "
+        "*cold*: a separate fresh process where every job is submitted before any measurement.",
+        "- **Peak RSS** of the burst: the process's own high-water mark (VmHWM, all its render "
+        "threads together) and, separately, `getrusage(RUSAGE_CHILDREN).ru_maxrss` (the largest "
+        "FFmpeg it ran). **CPU busy**: CPU seconds of the process and its tools during the burst "
+        "÷ (wall seconds × workers); well under 100 % means the workers waited on something "
+        "other than their own CPU (the GIL, or other processes on this shared machine).",
+        f"- The machine is shared: its 1-minute load average was {results.load_average[0]:.1f} "
+        f"at the start and {results.load_average[1]:.1f} at the end on "
+        f"{len(os.sched_getaffinity(0))} CPUs.",
+    ]
+
+
+def service_section(results: ServiceResults, command: str) -> list[str]:
+    """The "Render service" section of results.md."""
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    config = results.config
+    prepared = (
+        "reused from the render bench" if results.prepared_reused else "prepared first (untimed)"
+    )
+    return [
+        SERVICE_HEADING,
+        "",
+        f"Run on {now} with `{command}` in {results.total_seconds:.0f} s; template "
+        f"`{config.template_id}`, its prepared cache {prepared}.",
+        "",
+        "### Targets",
+        "",
+        *service_verdicts(results),
+        "",
+        "### Cache hit: key lookup → media URL",
+        "",
+        *service_hits_table(results),
+        "",
+        f"### {config.renders} unique renders submitted at once, {config.concurrency} workers",
+        "",
+        *service_burst_table(results),
+        "",
+        "ETA error by queue position (as first reported: a snapshot at submission):",
+        "",
+        *service_eta_table(results),
+        "",
+        "### How the service was measured",
+        "",
+        *service_notes(results),
+        "",
+    ]
+
+
+def with_service_section(markdown: str, section: list[str]) -> str:
+    """``markdown`` with its render-service section (if any) replaced by ``section``."""
+    lines = markdown.splitlines()
+    if SERVICE_HEADING in lines:
+        lines = lines[: lines.index(SERVICE_HEADING)]
+    kept = "\n".join(lines).rstrip("\n")
+    body = "\n".join(section)
+    return f"{kept}\n\n{body}" if kept else body

@@ -73,11 +73,17 @@ class StatsRecords(Protocol):
     def setup(self) -> None: ...
 
     def count(
-        self, *, template_id: str, event: str, caption: str | None = None, day: str | None = None
+        self,
+        *,
+        template_id: str,
+        event: str,
+        caption: str | None = None,
+        day: str | None = None,
+        amount: int = 1,
     ) -> None:
-        """Add one ``event`` ("render" | "cache_hit") for ``template_id`` on ``day`` (UTC
-        "YYYY-MM-DD", default today), and one use of ``caption`` when given. BadInput for an
-        unknown event, a malformed day or template id."""
+        """Add ``amount`` ``event``s ("render" | "cache_hit") for ``template_id`` on ``day`` (UTC
+        "YYYY-MM-DD", default today), and as many uses of ``caption`` when given. BadInput for
+        an unknown event, a malformed day or template id, or an amount below 1."""
         ...
 
     def renders_per_day(self, *, days: int = 14) -> list[tuple[str, str, int]]:
@@ -167,21 +173,30 @@ class SqliteStatsRecords(SqliteAdapter):
     """StatsRecords in the ``stats_events`` and ``stats_captions`` tables of a SqliteDatabase."""
 
     def count(
-        self, *, template_id: str, event: str, caption: str | None = None, day: str | None = None
+        self,
+        *,
+        template_id: str,
+        event: str,
+        caption: str | None = None,
+        day: str | None = None,
+        amount: int = 1,
     ) -> None:
         day = check_count(template_id, event, day, utc_day(self._clock()))
+        if amount < 1:
+            raise BadInput("a count adds at least one")
         folded = fold_stat_caption(caption) if caption and event in CAPTION_EVENTS else ""
         with self.db.write() as conn:
             conn.execute(
-                "INSERT INTO stats_events (day, event, template_id, count) VALUES (?, ?, ?, 1)"
-                " ON CONFLICT (day, event, template_id) DO UPDATE SET count = count + 1",
-                (day, event, template_id),
+                "INSERT INTO stats_events (day, event, template_id, count) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (day, event, template_id)"
+                " DO UPDATE SET count = count + excluded.count",
+                (day, event, template_id, amount),
             )
             if folded:
                 conn.execute(
-                    "INSERT INTO stats_captions (day, caption, count) VALUES (?, ?, 1)"
-                    " ON CONFLICT (day, caption) DO UPDATE SET count = count + 1",
-                    (day, folded),
+                    "INSERT INTO stats_captions (day, caption, count) VALUES (?, ?, ?)"
+                    " ON CONFLICT (day, caption) DO UPDATE SET count = count + excluded.count",
+                    (day, folded, amount),
                 )
 
     def renders_per_day(self, *, days: int = 14) -> list[tuple[str, str, int]]:
@@ -230,15 +245,23 @@ class DynamoStatsRecords(DynamoAdapter):
         self.table.setup(indexes=(CAPTIONS_INDEX_SPEC,), attributes=CAPTIONS_INDEX_ATTRIBUTES)
 
     def count(
-        self, *, template_id: str, event: str, caption: str | None = None, day: str | None = None
+        self,
+        *,
+        template_id: str,
+        event: str,
+        caption: str | None = None,
+        day: str | None = None,
+        amount: int = 1,
     ) -> None:
         day = check_count(template_id, event, day, utc_day(self._clock()))
+        if amount < 1:
+            raise BadInput("a count adds at least one")
         folded = fold_stat_caption(caption) if caption and event in CAPTION_EVENTS else ""
         self.table.update_item(
             DAY_PREFIX + day,
             UpdateExpression="ADD #counter :one",
             ExpressionAttributeNames={"#counter": f"{event}#{template_id}"},
-            ExpressionAttributeValues={":one": number(1)},
+            ExpressionAttributeValues={":one": number(amount)},
         )
         if folded:
             expires_at = day_start(day) + CAPTION_STATS_KEEP_DAYS * SECONDS_PER_DAY
@@ -247,7 +270,7 @@ class DynamoStatsRecords(DynamoAdapter):
                 UpdateExpression="ADD caption_count :one SET caption_day = :day, #ttl = :expires",
                 ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
                 ExpressionAttributeValues={
-                    ":one": number(1),
+                    ":one": number(amount),
                     ":day": {"S": day},
                     ":expires": number(expires_at),
                 },

@@ -16,6 +16,7 @@ from loopmark.service.catalog import (
 from loopmark.service.metrics import Metrics
 from loopmark.service.purge import open_cdn_purge
 from loopmark.service.render_service import RenderService
+from loopmark.service.stats_buffer import BufferedStats
 from loopmark.service.words import CachedWordLists
 from loopmark.storage import open_blob_store
 from loopmark.storage.base import BlobStore
@@ -32,7 +33,7 @@ def build_render_service(settings: Settings, *, with_dispatcher: bool = True) ->
         blobs=blobs,
         records=open_render_records(settings.records_url),
         words=CachedWordLists(open_word_records(settings.records_url)),
-        stats=open_stats_records(settings.records_url),
+        stats=BufferedStats(open_stats_records(settings.records_url)),
         purge=open_cdn_purge(settings.cdn_purge_url),
         metrics=Metrics(),
         lease_seconds=settings.lease_seconds,

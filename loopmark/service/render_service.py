@@ -15,12 +15,11 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from loopmark.dispatch.base import Dispatcher, JobState, RenderJob
 from loopmark.errors import BadInput, LoopmarkError, StorageUnavailable
 from loopmark.records.base import LEASE_SECONDS, MAX_ATTEMPTS, RenderRecord, RenderRecords
-from loopmark.records.stats import StatsRecords
 from loopmark.renderer.caption_policy import WordLists
 from loopmark.renderer.render import RenderResult, accept_caption, render, render_key
 from loopmark.service.catalog import TemplateCatalog
@@ -77,6 +76,12 @@ class RenderOutcome:
     caption: str = ""
 
 
+class StatsCounter(Protocol):
+    """Where render and cache-hit events are counted (records.stats, usually buffered)."""
+
+    def count(self, *, template_id: str, event: str, caption: str | None = None) -> None: ...
+
+
 def media_keys(key: str) -> dict[str, str]:
     """Storage keys of a render's media, derived from its content key alone."""
     return {kind: f"r/{key[:2]}/{key}/{name}" for kind, name in MEDIA_FILES.items()}
@@ -95,7 +100,7 @@ class RenderService:
         records: RenderRecords,
         metrics: Metrics | None = None,
         words: Callable[[], WordLists] = WordLists,
-        stats: StatsRecords | None = None,
+        stats: StatsCounter | None = None,
         purge: CdnPurge | None = None,
         owner: str | None = None,
         lease_seconds: float = LEASE_SECONDS,
@@ -123,6 +128,15 @@ class RenderService:
     def attach(self, dispatcher: Dispatcher) -> None:
         self._dispatcher = dispatcher
         self.metrics.track_queue_depth(dispatcher.queue_depth)
+
+    def close(self) -> None:
+        """Stop the workers, write the last statistics, release the records (shutdown, tests)."""
+        if self._dispatcher is not None:
+            self._dispatcher.close()
+        close_stats = getattr(self.stats, "close", None)
+        if close_stats is not None:
+            close_stats()
+        self.records.close()
 
     # -- the site's side ----------------------------------------------------------------------
 

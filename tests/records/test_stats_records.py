@@ -245,3 +245,12 @@ def test_setup_all_prepares_every_record_type(records_url: str, clock: FakeClock
     finally:
         for records in (render, gallery, words, users, stats):
             records.close()
+
+
+def test_a_count_can_add_several_at_once(stats: StatsRecords) -> None:
+    stats.count(template_id="wake-up", event="render", caption="Hi", amount=3)
+    stats.count(template_id="wake-up", event="render", caption="Hi")
+    assert [(t, n) for _, t, n in stats.renders_per_day(days=1)] == [("wake-up", 4)]
+    assert stats.top_captions(days=1) == [("hi", 4)]
+    with pytest.raises(BadInput):
+        stats.count(template_id="wake-up", event="render", amount=0)
