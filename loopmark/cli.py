@@ -162,6 +162,13 @@ def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_admin_create_user(args: argparse.Namespace, settings: Settings) -> int:
+    from loopmark.admin.commands import run_create_user
+
+    print(run_create_user(args.name, settings))
+    return EXIT_OK
+
+
 def cmd_lambda_local(args: argparse.Namespace, settings: Settings) -> int:
     from loopmark.dispatch.lambda_local import serve
 
@@ -209,6 +216,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     setup = commands.add_parser("setup", help="create what the configured backends need")
     setup.set_defaults(handler=cmd_setup)
+
+    admin = commands.add_parser("admin", help="manage the back-office")
+    admin_commands = admin.add_subparsers(dest="admin_command", required=True)
+    create_user = admin_commands.add_parser(
+        "create-user", help="create an admin (or set a new password); reads the password"
+    )
+    create_user.add_argument("name", help="1 to 40 of a-z, 0-9, '.', '_', '-'")
+    create_user.set_defaults(handler=cmd_admin_create_user)
 
     lambda_local = commands.add_parser("lambda-local", help="serve Lambda's Invoke API locally")
     lambda_local.add_argument("--host", default="127.0.0.1")

@@ -44,18 +44,33 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(site_config(env))
     app.config.update({k: v for k, v in config.items() if not k.startswith("LOOPMARK_")})
 
-    from loopmark.site import api, assets, errors, headers, health, limits, logs, media, pages
+    from loopmark.admin import init_app as init_admin
+    from loopmark.site import (
+        api,
+        assets,
+        errors,
+        graphql,
+        headers,
+        health,
+        limits,
+        logs,
+        media,
+        pages,
+    )
 
     # after_request hooks run in reverse order of registration: the access log (registered
     # first) runs last and sees the final status; compression derives its ETag from the one
     # the headers hook set. Logging comes first, so what opening the backends logs is JSON too.
     logs.init_app(app)
-    app.extensions[EXTENSION] = SiteServices.build(settings)
+    app.extensions[EXTENSION] = SiteServices.build(settings, env)
     Compress(app)
     headers.init_app(app)
     for module in (api, pages, media, health):
         app.register_blueprint(module.blueprint)
+    graphql.init_app(app)
     limits.init_app(app)
+    # After the limiter: the admin limits its login form with it.
+    init_admin(app, env)
     errors.init_app(app)
     assets.init_app(app)
     hops = app.config["PROXY_HOPS"]

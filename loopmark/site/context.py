@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from flask import current_app
 
 from loopmark.config import Settings
+from loopmark.records.gallery import open_gallery_records
 from loopmark.service.factory import build_render_service
 from loopmark.service.render_service import RenderService
+from loopmark.site.gallery import InMemoryGallery, gallery_timing
 
 EXTENSION = "loopmark"
 
@@ -17,15 +20,24 @@ EXTENSION = "loopmark"
 class SiteServices:
     settings: Settings
     render: RenderService
+    gallery: InMemoryGallery
 
     @classmethod
-    def build(cls, settings: Settings) -> SiteServices:
-        return cls(settings=settings, render=build_render_service(settings))
+    def build(cls, settings: Settings, env: Mapping[str, str] | None = None) -> SiteServices:
+        """``env``: LOOPMARK_GALLERY_* timings (the defaults when absent)."""
+        refresh_s, version_check_s = gallery_timing(env or {})
+        gallery = InMemoryGallery(
+            open_gallery_records(settings.records_url),
+            refresh_s=refresh_s,
+            version_check_s=version_check_s,
+        )
+        return cls(settings=settings, render=build_render_service(settings), gallery=gallery)
 
     def close(self) -> None:
         """Stop the render pool and close the records (server shutdown, tests)."""
         self.render.dispatcher.close()
         self.render.records.close()
+        self.gallery.close()
 
 
 def services() -> SiteServices:

@@ -1,0 +1,201 @@
+"""Who may use the admin: login, logout, the guard in front of every /admin route, safe ``next``.
+
+The guard runs before every admin view: without a live session a GET is sent to the login page
+(with ``next``) and anything else is refused (403) before its body is read; with one, the view's
+own body limit is applied and then the CSRF token is checked (400 without it). A session is
+absolute: it ends SESSION_LIFETIME_SECONDS after its login whatever the activity, when the user
+is deleted, or when their password changes (the session keeps a fingerprint of the hash).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from flask import (
+    Flask,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_limiter import Limiter
+from flask_wtf.csrf import CSRFProtect
+
+from loopmark.admin import SESSION_LIFETIME_SECONDS, admin_services, blueprint
+from loopmark.admin.forms import ActionForm, LoginForm
+from loopmark.admin.passwords import fingerprint, hash_password, needs_rehash, verify_password
+from loopmark.errors import LoopmarkError
+from loopmark.site.limits import LIMITER_EXTENSION, client_address
+
+log = logging.getLogger(__name__)
+
+SESSION_USER = "admin_user"
+SESSION_LOGIN_AT = "admin_login_at"
+SESSION_PASSWORD = "admin_password"
+# A clock stepping back a little (NTP) must not end sessions; a login "from the future" beyond
+# this is refused.
+CLOCK_SKEW_SECONDS = 60
+PUBLIC_ENDPOINTS = frozenset({"admin.login"})
+MAX_NEXT_CHARS = 2000
+HOME_ENDPOINT = "admin.renders"
+BODY_LIMIT_ATTRIBUTE = "admin_max_body_bytes"
+# Werkzeug's multipart parser holds up to this much unparsed data at once (it reads 64 KB chunks),
+# so the site's 16 KB form-memory cap refuses any upload; its own default is restored for them.
+UPLOAD_FORM_MEMORY_BYTES = 500_000
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def allows_body(max_bytes: int) -> Callable[[F], F]:
+    """Let one view take a bigger body than the site's 16 KB (an upload); applied by the guard
+    only once the session is known, so strangers can never make us read a big body."""
+
+    def mark(view: F) -> F:
+        setattr(view, BODY_LIMIT_ATTRIBUTE, max_bytes)
+        return view
+
+    return mark
+
+
+def limit_login(app: Flask) -> None:
+    """Failed logins are limited per client address and per user name (ADMIN_LOGIN_RATE_LIMIT);
+    only failures count, so an admin who types well is never locked out."""
+    limiter: Limiter = app.extensions[LIMITER_EXTENSION]
+    limit = app.config["ADMIN_LOGIN_RATE_LIMIT"]
+    view = app.view_functions["admin.login"]
+    failed: Callable[[Response], bool] = lambda response: response.status_code == 401  # noqa: E731
+    view = limiter.limit(limit, methods=["POST"], deduct_when=failed, key_func=client_address)(view)
+    view = limiter.limit(
+        limit, methods=["POST"], deduct_when=failed, key_func=_login_name, scope="admin-login-name"
+    )(view)
+    app.view_functions["admin.login"] = view
+
+
+def _login_name() -> str:
+    return "name:" + (request.form.get("name") or "").strip().lower()[:40]
+
+
+def current_user() -> str | None:
+    """The signed-in admin's name, or None (and the admin part of the session dropped)."""
+    name = session.get(SESSION_USER)
+    login_at = session.get(SESSION_LOGIN_AT)
+    if name is None:
+        return None
+    if not isinstance(name, str) or not isinstance(login_at, int | float):
+        _forget()
+        return None
+    age = time.time() - login_at
+    if not -CLOCK_SKEW_SECONDS <= age < SESSION_LIFETIME_SECONDS:
+        _forget()
+        return None
+    user = admin_services().users.get(name)
+    if user is None or fingerprint(user.password_hash) != session.get(SESSION_PASSWORD):
+        _forget()
+        return None
+    return name
+
+
+def _forget() -> None:
+    for key in (SESSION_USER, SESSION_LOGIN_AT, SESSION_PASSWORD):
+        session.pop(key, None)
+
+
+def safe_next(target: str | None) -> str | None:
+    """``target`` when it is a path inside /admin on this site, else None (no open redirect)."""
+    if not target or len(target) > MAX_NEXT_CHARS or not target.isprintable():
+        return None
+    if "\\" in target:
+        return None  # browsers read "/\evil.example" as "//evil.example"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    if parts.path != "/admin" and not parts.path.startswith("/admin/"):
+        return None
+    return target
+
+
+def _here() -> str:
+    return request.full_path.rstrip("?")
+
+
+@blueprint.before_request
+def guard() -> Response | None:
+    csrf: CSRFProtect = current_app.extensions["csrf"]
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        csrf.protect()
+        return None
+    user = current_user()
+    if user is None:
+        if request.method in ("GET", "HEAD"):
+            return redirect(url_for("admin.login", next=_here()))
+        abort(403)
+    g.admin_user = user
+    view = current_app.view_functions.get(request.endpoint or "")
+    limit = getattr(view, BODY_LIMIT_ATTRIBUTE, None)
+    if limit is not None:
+        request.max_content_length = limit
+        request.max_form_memory_size = UPLOAD_FORM_MEMORY_BYTES
+    csrf.protect()
+    return None
+
+
+@blueprint.after_request
+def never_store(response: Response) -> Response:
+    # Admin pages show private data and carry CSRF tokens: no cache may keep them.
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@blueprint.route("/login", methods=["GET", "POST"])
+def login() -> Response | tuple[str, int] | str:
+    target = safe_next(request.args.get("next"))
+    if request.method == "GET" and current_user() is not None:
+        return redirect(target or url_for(HOME_ENDPOINT))
+    form = LoginForm()
+    if not form.validate_on_submit():
+        status = 400 if request.method == "POST" else 200
+        return render_template("admin/login.html", form=form, next=target), status
+    name = (form.name.data or "").strip().lower()
+    password = form.password.data or ""
+    users = admin_services().users
+    user = users.get(name)
+    if not verify_password(user.password_hash if user else None, password) or user is None:
+        log.warning("admin login failed for %r from %s", name[:40], client_address())
+        form.password.data = ""
+        return render_template(
+            "admin/login.html", form=form, next=target, error="Wrong name or password."
+        ), 401
+    password_hash = user.password_hash
+    if needs_rehash(password_hash):
+        try:
+            password_hash = hash_password(password)
+            users.put(name, password_hash)
+        except LoopmarkError as exc:  # a stronger hash next time; the login stands
+            log.warning("could not rehash %s's password: %s", name, exc.reason)
+            password_hash = user.password_hash
+    # A fresh session: nothing a visitor (or an attacker) put in the old one survives the login.
+    session.clear()
+    session.permanent = True
+    session[SESSION_USER] = name
+    session[SESSION_LOGIN_AT] = time.time()
+    session[SESSION_PASSWORD] = fingerprint(password_hash)
+    log.info("admin %s logged in from %s", name, client_address())
+    return redirect(target or url_for(HOME_ENDPOINT), code=303)
+
+
+@blueprint.post("/logout")
+def logout() -> Response:
+    ActionForm()  # the guard has checked its CSRF token
+    session.clear()
+    flash("You are signed out.", "info")
+    return redirect(url_for("admin.login"), code=303)

@@ -1,0 +1,168 @@
+"""The admin's forms (Flask-WTF): every POST carries the session's CSRF token.
+
+The admin's guard checks the token before any view runs; a form's ``validate_on_submit`` then
+only checks its fields. Search forms are GET forms without a token.
+"""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from wtforms import (
+    BooleanField,
+    DecimalField,
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    Regexp,
+)
+
+from loopmark.admin.passwords import MAX_PASSWORD_CHARS
+from loopmark.records.words import MAX_RAW_WORD_CHARS, WORD_KINDS
+from loopmark.renderer.render import KEY_CHARS
+from loopmark.renderer.templates import (
+    CAPTION_MODES,
+    OUTPUT_MAX_FPS,
+    OUTPUT_MAX_WIDTH,
+    OUTPUT_MIN_WIDTH,
+    SOURCE_USED_SECONDS,
+)
+
+KEY_PATTERN = rf"^[a-z2-7]{{{KEY_CHARS}}}$"
+COLOUR_PATTERN = r"^#[0-9a-fA-F]{6}$"
+MAX_REASON_CHARS = 200
+MAX_SEARCH_CHARS = 80
+MAX_NAME_CHARS = 60
+MAX_CREDIT_CHARS = 200
+MAX_CAPTIONS_CHARS = 4000
+WORD_KIND_CHOICES = [SelectChoice(kind, kind.capitalize()) for kind in WORD_KINDS]
+
+
+class LoginForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=40)])
+    password = PasswordField(
+        "Password", validators=[DataRequired(), Length(max=MAX_PASSWORD_CHARS)]
+    )
+
+
+class ActionForm(FlaskForm):
+    """A button that only needs the CSRF token (log out, enable a template)."""
+
+
+class RenderSearchForm(FlaskForm):
+    class Meta:
+        csrf = False  # a GET form: searching changes nothing
+
+    q = StringField("Caption contains", validators=[Optional(), Length(max=MAX_SEARCH_CHARS)])
+    template = SelectField("Template", choices=[], validate_choice=False)
+    before = DecimalField("Before", validators=[Optional()])
+
+
+class KeyForm(FlaskForm):
+    key = HiddenField(validators=[DataRequired(), Regexp(KEY_PATTERN, message="not a render key")])
+    back = HiddenField()
+
+
+class MoveForm(KeyForm):
+    direction = HiddenField(
+        validators=[DataRequired(), Regexp(r"^(up|down|top|bottom)$", message="up or down")]
+    )
+
+
+class TakeDownForm(FlaskForm):
+    reason = StringField(
+        "Reason (kept with the blocked key)",
+        validators=[DataRequired(), Length(max=MAX_REASON_CHARS)],
+    )
+
+
+class TakeDownLinkForm(TakeDownForm):
+    target = StringField("Render key or link", validators=[DataRequired(), Length(max=400)])
+
+
+class WordForm(FlaskForm):
+    kind = SelectField("List", choices=WORD_KIND_CHOICES)
+    word = StringField("Word", validators=[DataRequired(), Length(max=MAX_RAW_WORD_CHARS)])
+
+
+class WordImportForm(FlaskForm):
+    kind = SelectField("List", choices=WORD_KIND_CHOICES)
+    file = FileField("Text file, one word per line", validators=[FileRequired()])
+    replace = BooleanField("Replace the whole list (otherwise add to it)")
+
+
+class TemplateEditForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=MAX_NAME_CHARS)])
+    credit = StringField("Credit", validators=[Optional(), Length(max=MAX_CREDIT_CHARS)])
+    caption_mode = SelectField(
+        "Captions",
+        choices=[
+            SelectChoice(mode, "Free text" if mode == "free" else "Only the predefined captions")
+            for mode in CAPTION_MODES
+        ],
+    )  # fmt: skip
+    captions = TextAreaField(
+        "Predefined captions, one per line",
+        validators=[Optional(), Length(max=MAX_CAPTIONS_CHARS)],
+    )
+    box_x = IntegerField("Box x", validators=[InputRequired(), NumberRange(0, OUTPUT_MAX_WIDTH)])
+    box_y = IntegerField("Box y", validators=[InputRequired(), NumberRange(0, 4000)])
+    box_w = IntegerField(
+        "Box width", validators=[InputRequired(), NumberRange(16, OUTPUT_MAX_WIDTH)]
+    )
+    box_h = IntegerField("Box height", validators=[InputRequired(), NumberRange(8, 4000)])
+    font = SelectField("Font", choices=[])
+    fill = StringField("Text colour", validators=[DataRequired(), Regexp(COLOUR_PATTERN)])
+    stroke = StringField("Outline colour", validators=[DataRequired(), Regexp(COLOUR_PATTERN)])
+    stroke_width = IntegerField("Outline width", validators=[InputRequired(), NumberRange(0, 16)])
+    align = SelectField(
+        "Alignment",
+        choices=[
+            SelectChoice("left", "Left"),
+            SelectChoice("center", "Centre"),
+            SelectChoice("right", "Right"),
+        ],
+    )
+    max_lines = IntegerField("Lines at most", validators=[InputRequired(), NumberRange(1, 6)])
+    max_size = IntegerField("Largest size (px)", validators=[InputRequired(), NumberRange(8, 200)])
+    min_size = IntegerField("Smallest size (px)", validators=[InputRequired(), NumberRange(6, 200)])
+
+
+class TemplateUploadForm(FlaskForm):
+    template_id = StringField(
+        "Id (lowercase letters, digits, dashes)",
+        validators=[
+            DataRequired(),
+            Regexp(r"^[a-z0-9][a-z0-9-]{0,39}$", message="1–40 of a-z, 0-9, -"),
+        ],
+    )
+    name = StringField("Name", validators=[Optional(), Length(max=MAX_NAME_CHARS)])
+    video = FileField(
+        "Loop video (MP4, MOV, WebM, MKV or GIF, at most 25 MB)", validators=[FileRequired()]
+    )
+    frame = FileField("Branding frame (PNG with transparency, optional)")
+    start = DecimalField("Start (s)", default=0, validators=[InputRequired(), NumberRange(0, 3600)])
+    duration = DecimalField(
+        "Duration (s)", validators=[Optional(), NumberRange(0.2, SOURCE_USED_SECONDS)]
+    )
+    width = IntegerField(
+        "Width (px)",
+        default=OUTPUT_MAX_WIDTH,
+        validators=[InputRequired(), NumberRange(OUTPUT_MIN_WIDTH, OUTPUT_MAX_WIDTH)],
+    )
+    fps = IntegerField(
+        "Frames per second",
+        default=12,
+        validators=[InputRequired(), NumberRange(1, OUTPUT_MAX_FPS)],
+    )

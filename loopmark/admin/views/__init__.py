@@ -1,0 +1,26 @@
+"""The admin's views by area (renders, gallery, words, templates, stats) and what they share.
+
+Action views follow post/redirect/get: they change one thing, flash what happened (or why not)
+and redirect, so a reload never repeats an action.
+"""
+
+from __future__ import annotations
+
+from flask import Response, flash, redirect, url_for
+from flask_wtf import FlaskForm
+
+from loopmark.admin.auth import safe_next
+
+
+def flash_form_errors(form: FlaskForm) -> None:
+    """Flash each field's first error, named by its label."""
+    for name, errors in form.errors.items():
+        field = getattr(form, name, None)
+        label = field.label.text if field is not None and field.label else name
+        if errors:
+            flash(f"{label}: {errors[0]}", "error")
+
+
+def back(target: str | None, endpoint: str, **values: str) -> Response:
+    """Redirect (303) to ``target`` when it is an admin path, else to ``endpoint``."""
+    return redirect(safe_next(target) or url_for(endpoint, **values), code=303)

@@ -1,0 +1,91 @@
+"""Gallery curation: add a done render, remove an entry, move one up or down (plain forms, so
+reordering works without JavaScript)."""
+
+from __future__ import annotations
+
+from flask import Response, flash, render_template
+
+from loopmark.admin import admin_services, blueprint
+from loopmark.admin.forms import KeyForm, MoveForm
+from loopmark.admin.views import back, flash_form_errors
+from loopmark.errors import BadInput
+from loopmark.site import links
+from loopmark.site.context import services
+
+
+@blueprint.get("/gallery")
+def gallery() -> str:
+    entries = admin_services().gallery().entries()
+    posters = {entry.key: links.media_urls(entry.key)["poster"] for entry in entries}
+    return render_template(
+        "admin/gallery.html",
+        entries=entries,
+        posters=posters,
+        key_form=KeyForm(),
+        move_form=MoveForm(),
+    )
+
+
+@blueprint.post("/gallery/add")
+def gallery_add() -> Response:
+    form = KeyForm()
+    if not form.validate_on_submit():
+        flash_form_errors(form)
+        return back(form.back.data, "admin.gallery")
+    key = form.key.data or ""
+    record = services().render.records.get(key)
+    if record is None:
+        flash("There is no such render.", "error")
+        return back(form.back.data, "admin.gallery")
+    try:
+        entry = admin_services().gallery().add(record)
+    except BadInput as exc:
+        flash(exc.reason, "error")
+    else:
+        flash(f"In the gallery at position {entry.position + 1}: “{entry.caption}”.", "ok")
+    return back(form.back.data, "admin.gallery")
+
+
+@blueprint.post("/gallery/remove")
+def gallery_remove() -> Response:
+    form = KeyForm()
+    if not form.validate_on_submit():
+        flash_form_errors(form)
+        return back(form.back.data, "admin.gallery")
+    if admin_services().gallery().remove(form.key.data or ""):
+        flash("Removed from the gallery.", "ok")
+    else:
+        flash("That render was not in the gallery.", "error")
+    return back(form.back.data, "admin.gallery")
+
+
+@blueprint.post("/gallery/move")
+def gallery_move() -> Response:
+    form = MoveForm()
+    if not form.validate_on_submit():
+        flash_form_errors(form)
+        return back(form.back.data, "admin.gallery")
+    store = admin_services().gallery()
+    keys = [entry.key for entry in store.entries()]
+    key = form.key.data or ""
+    if key not in keys:
+        flash("That render is no longer in the gallery.", "error")
+        return back(form.back.data, "admin.gallery")
+    try:
+        store.reorder(moved(keys, key, form.direction.data or ""))
+    except BadInput as exc:  # someone else changed the gallery in between
+        flash(exc.reason, "error")
+    return back(form.back.data, "admin.gallery")
+
+
+def moved(keys: list[str], key: str, direction: str) -> list[str]:
+    """``keys`` with ``key`` moved one place up or down, or to the top or bottom."""
+    rest = [k for k in keys if k != key]
+    index = keys.index(key)
+    target = {
+        "up": max(0, index - 1),
+        "down": min(len(rest), index + 1),
+        "top": 0,
+        "bottom": len(rest),
+    }[direction]
+    return [*rest[:target], key, *rest[target:]]
