@@ -60,6 +60,7 @@ class _Entry:
     status: str = QUEUED
     progress: float = 0.0
     started_at: float | None = None
+    shared: bool = False  # another job ran beside it at some point: its time is a "busy" time
 
 
 class LocalDispatcher:
@@ -93,7 +94,12 @@ class LocalDispatcher:
         self._queue: deque[_Entry] = deque()
         self._active: dict[str, _Entry] = {}
         self._finished: OrderedDict[str, JobState] = OrderedDict()
+        # Render seconds per template when a job runs alone, and when it shares the machine
+        # with other renders (they compete for cores and the interpreter: measured 0.58 s alone
+        # against 0.75 s two at a time). A full queue runs busy, so queued jobs use busy times.
         self._estimates: dict[str, float] = {}
+        self._busy_estimates: dict[str, float] = {}
+        self._busy_ratio: float | None = None  # busy time / alone time, over every template
         self._workers: list[threading.Thread] = []
         self._closed = False
 
@@ -168,28 +174,39 @@ class LocalDispatcher:
 
     # -- estimates ---------------------------------------------------------------------------
 
-    def estimate_seconds(self, template_id: str) -> float:
-        """The expected render seconds of one job of ``template_id``."""
+    def estimate_seconds(self, template_id: str, *, busy: bool = False) -> float:
+        """The expected render seconds of one job of ``template_id``, alone or beside others."""
         with self._lock:
-            return self._estimate_locked(template_id)
+            return self._estimate_locked(template_id, busy=busy)
 
-    def _estimate_locked(self, template_id: str) -> float:
+    def _estimate_locked(self, template_id: str, *, busy: bool = False) -> float:
+        if busy:
+            known = self._busy_estimates.get(template_id)
+            if known is not None:
+                return known
+            if self._busy_ratio is not None:
+                return self._busy_ratio * self._estimate_locked(template_id)
+            if template_id not in self._estimates and self._busy_estimates:
+                return sum(self._busy_estimates.values()) / len(self._busy_estimates)
         known = self._estimates.get(template_id)
         if known is not None:
             return known
         if self._estimates:
             # A template not rendered yet most likely costs what the others cost on this machine.
             return sum(self._estimates.values()) / len(self._estimates)
+        if self._busy_estimates:
+            return sum(self._busy_estimates.values()) / len(self._busy_estimates)
         return self._default_estimate_s
 
-    def _measure_locked(self, template_id: str, seconds: float) -> None:
-        previous = self._estimates.get(template_id)
-        if previous is None:
-            self._estimates[template_id] = seconds
-        else:
-            self._estimates[template_id] = (
-                1 - ESTIMATE_WEIGHT
-            ) * previous + ESTIMATE_WEIGHT * seconds
+    def _measure_locked(self, template_id: str, seconds: float, *, shared: bool) -> None:
+        table = self._busy_estimates if shared else self._estimates
+        table[template_id] = _blend(table.get(template_id), seconds)
+        alone = self._estimates.get(template_id)
+        if shared and alone:
+            self._busy_ratio = _blend(self._busy_ratio, seconds / alone)
+
+    def _running_count_locked(self) -> int:
+        return sum(1 for entry in self._active.values() if entry.status == RENDERING)
 
     def _remaining_locked(self, entry: _Entry, now: float) -> float:
         """Seconds a running job still needs."""
@@ -197,7 +214,8 @@ class LocalDispatcher:
         if entry.progress > PROGRESS_RATE_FROM:
             remaining = elapsed * (1.0 - entry.progress) / entry.progress
         else:
-            remaining = self._estimate_locked(entry.job.template_id) - elapsed
+            busy = self._running_count_locked() > 1
+            remaining = self._estimate_locked(entry.job.template_id, busy=busy) - elapsed
         return max(MIN_REMAINING_SECONDS, remaining)
 
     def _schedule_locked(self, now: float) -> list[tuple[float, float]]:
@@ -211,9 +229,11 @@ class LocalDispatcher:
         free.extend([0.0] * max(0, self.concurrency - len(free)))
         heapq.heapify(free)
         schedule: list[tuple[float, float]] = []
+        # With a queue, every worker stays busy until it drains: queued jobs run beside others.
+        busy = self.concurrency > 1
         for entry in self._queue:
             start = heapq.heappop(free)
-            finish = start + self._estimate_locked(entry.job.template_id)
+            finish = start + self._estimate_locked(entry.job.template_id, busy=busy)
             heapq.heappush(free, finish)
             schedule.append((start, finish))
         return schedule
@@ -291,6 +311,10 @@ class LocalDispatcher:
                 entry = self._queue.popleft()
                 entry.status = RENDERING
                 entry.started_at = self._clock()
+                running = [e for e in self._active.values() if e.status == RENDERING]
+                if len(running) > 1:
+                    for other in running:
+                        other.shared = True
             self._run(entry)
 
     def _run(self, entry: _Entry) -> None:
@@ -308,7 +332,8 @@ class LocalDispatcher:
         finally:
             with self._lock:
                 if outcome is None and entry.started_at is not None:
-                    self._measure_locked(job.template_id, self._clock() - entry.started_at)
+                    seconds = self._clock() - entry.started_at
+                    self._measure_locked(job.template_id, seconds, shared=entry.shared)
                 self._finish_locked(entry, outcome)
 
     def _report(self, entry: _Entry, fraction: float) -> None:
@@ -337,3 +362,10 @@ def default_concurrency(env_value: str | None) -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
+
+
+def _blend(previous: float | None, seconds: float) -> float:
+    """An exponentially weighted mean: recent renders count most."""
+    if previous is None:
+        return seconds
+    return (1 - ESTIMATE_WEIGHT) * previous + ESTIMATE_WEIGHT * seconds

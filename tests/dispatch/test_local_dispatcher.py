@@ -482,6 +482,41 @@ def test_estimates_are_measured_per_template() -> None:
         dispatcher.close()
 
 
+def test_renders_beside_others_are_measured_apart_and_used_for_the_queue() -> None:
+    clock = FakeClock()
+    both_running = threading.Barrier(2, timeout=WAIT_SECONDS)
+
+    def runner(job: RenderJob, report: ProgressReport) -> None:
+        if job.key in ("key-solo", "key-b1"):
+            clock.now += 2.0 if job.key == "key-solo" else 1.0
+            return
+        both_running.wait()  # the two "pair" jobs overlap for real
+        if job.key == "key-pair1":
+            clock.now += 3.0
+
+    dispatcher = LocalDispatcher(runner, concurrency=2, clock=clock, default_estimate_s=1.0)
+    try:
+        dispatcher.submit(job("solo", "a"))
+        dispatcher.wait("key-solo", WAIT_SECONDS)
+        assert dispatcher.estimate_seconds("a") == 2.0
+        # Until a busy time is measured, the alone time stands in for it.
+        assert dispatcher.estimate_seconds("a", busy=True) == 2.0
+        dispatcher.submit(job("pair1", "a"))
+        dispatcher.submit(job("pair2", "a"))
+        dispatcher.wait("key-pair1", WAIT_SECONDS)
+        dispatcher.wait("key-pair2", WAIT_SECONDS)
+        assert dispatcher.estimate_seconds("a") == 2.0  # alone times are untouched
+        busy = dispatcher.estimate_seconds("a", busy=True)
+        assert busy != 2.0
+        # Another template alone for 1 s: beside others it is expected to slow down alike.
+        dispatcher.submit(job("b1", "b"))
+        dispatcher.wait("key-b1", WAIT_SECONDS)
+        assert dispatcher.estimate_seconds("b") == 1.0
+        assert dispatcher.estimate_seconds("b", busy=True) == pytest.approx(busy / 2.0)
+    finally:
+        dispatcher.close()
+
+
 def test_failed_renders_do_not_count_as_measurements() -> None:
     clock = FakeClock()
 
