@@ -386,7 +386,7 @@ def service_hits_table(results: ServiceResults) -> list[str]:
 
 def _burst_label(burst: BurstResult) -> str:
     if burst.label == BURST_WARM:
-        return f"seeded by one render ({burst.warmup_render_s or 0:.2f} s)"
+        return f"warm: one render alone ({burst.warmup_render_s or 0:.2f} s), then a pair at once"
     return "cold (the dispatcher's default)"
 
 
@@ -460,7 +460,8 @@ def service_verdicts(results: ServiceResults) -> list[str]:
     if burst is not None and burst.eta is not None and eta_ok is not None:
         lines.append(
             f"- ETA within {ETA_ERROR_MEDIAN_MAX:.0%} of the real wait (median over the "
-            f"{burst.renders} jobs, estimator seeded by one render): {burst.eta.median:.1%} "
+            f"{burst.renders} jobs, estimator warmed by renders alone and side by side): "
+            f"{burst.eta.median:.1%} "
             f"**{verdict(eta_ok)}**"
         )
     cold = results.burst(BURST_COLD)
@@ -486,9 +487,8 @@ def service_notes(results: ServiceResults) -> list[str]:
         "interleaved, one of each per round. One thread, no concurrent load from the bench. The "
         "target is on wall time; the CPU-time row (`time.thread_time`) shows how much of a slow "
         "lookup was the code. The rest is waiting: for a core (the machine is shared; a "
-        "preempted lookup loses a scheduler time slice, a few milliseconds) or for the disk "
-        "(every hit writes its statistics counter, so SQLite's periodic WAL checkpoint, with "
-        "its fsync, lands on one hit in several hundred).",
+        "preempted lookup loses a scheduler time slice, a few milliseconds). Statistics are "
+        "counted in memory and written by a background thread, so a hit does no write.",
         "- **DynamoDB + S3 on moto.** The same over `LOOPMARK_RECORDS=dynamodb://…` and "
         "`LOOPMARK_STORAGE=s3://…` against a moto server on loopback (the tests' "
         "`tests.moto_server`). Every records read and statistics increment is an HTTP round trip "
@@ -505,9 +505,11 @@ def service_notes(results: ServiceResults) -> list[str]:
         "`wait(key)`, which returns as soon as the job ends (so *done* is seen within "
         "milliseconds). Real wait = submit → done; ETA error = |first ETA − real wait| ÷ real "
         "wait; bias is signed (negative: the ETA promised less than the truth). Total = first "
-        "submit → last done. *Seeded*: one ordinary caption rendered first in the same process, "
-        "so all the burst's jobs are submitted after the estimator's first measurement; "
-        "*cold*: a separate fresh process where every job is submitted before any measurement.",
+        "submit → last done. *Warm*: one caption rendered alone, then as many at once as there "
+        "are workers, in the same process, so the estimator has a time for renders alone and "
+        "beside others (a full queue's jobs run beside others), as a server that has been up "
+        "has; *cold*: a separate fresh process where every job is submitted before any "
+        "measurement.",
         "- **Peak RSS** of the burst: the process's own high-water mark (VmHWM, all its render "
         "threads together) and, separately, `getrusage(RUSAGE_CHILDREN).ru_maxrss` (the largest "
         "FFmpeg it ran). **CPU busy**: CPU seconds of the process and its tools during the burst "

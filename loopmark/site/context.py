@@ -34,9 +34,8 @@ class SiteServices:
         return cls(settings=settings, render=build_render_service(settings), gallery=gallery)
 
     def close(self) -> None:
-        """Stop the render pool and close the records (server shutdown, tests)."""
-        self.render.dispatcher.close()
-        self.render.records.close()
+        """Stop the render pool, write the last statistics, close the records (shutdown, tests)."""
+        self.render.close()
         self.gallery.close()
 
 
