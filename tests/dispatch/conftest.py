@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.dispatch.handlers import EVENTS_FILE_ENV
-from tests.moto_server import START_TIMEOUT_SECONDS, free_port
+from tests.moto_server import START_TIMEOUT_SECONDS, free_port, stop
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EVENT_WAIT_SECONDS = 20.0
@@ -114,12 +114,7 @@ def lambda_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LambdaLoc
         _wait_listening(port, proc, log_file)
         yield LambdaLocal(f"http://127.0.0.1:{port}", port, events_file, log_file)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def set_fake_aws_env(monkeypatch: pytest.MonkeyPatch, lambda_endpoint: str) -> None:

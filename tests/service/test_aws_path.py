@@ -24,7 +24,7 @@ from loopmark.service.catalog import DirectoryTemplateCatalog, push_templates
 from loopmark.service.factory import build_render_service, setup_backends
 from loopmark.service.render_service import RenderService, media_keys
 from loopmark.storage import open_blob_store
-from tests.moto_server import free_port
+from tests.moto_server import free_port, stop
 from tests.paths import REPO
 
 BUCKET = "loopmark-media"
@@ -82,8 +82,7 @@ def lambda_endpoint(
     try:
         yield endpoint
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        stop(server)
         log_file.close()
         print((tmp_path / "lambda-local.log").read_text(errors="replace")[-3000:])
 
