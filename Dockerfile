@@ -1,6 +1,7 @@
 # The site (and, with another CMD, `loopmark lambda-local`) as one image: FFmpeg and gifsicle come
 # from their wheels, so no system packages are needed. Not built on the development machines
-# (they have no Docker engine); keep it in step with setup.cfg and the Makefile.
+# (they have no Docker engine); keep it in step with setup.cfg and the Makefile. Run it with
+# LOOPMARK_SECRET_KEY set (32+ characters): the site refuses to start without one outside debug.
 
 FROM python:3.11-slim AS build
 WORKDIR /src
