@@ -11,6 +11,7 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
     DecimalField,
+    Field,
     HiddenField,
     IntegerField,
     PasswordField,
@@ -26,6 +27,7 @@ from wtforms.validators import (
     NumberRange,
     Optional,
     Regexp,
+    StopValidation,
 )
 
 from loopmark.admin.passwords import MAX_PASSWORD_CHARS
@@ -43,6 +45,14 @@ KEY_PATTERN = rf"^[a-z2-7]{{{KEY_CHARS}}}$"
 COLOUR_PATTERN = r"^#[0-9a-fA-F]{6}$"
 MAX_REASON_CHARS = 200
 MAX_SEARCH_CHARS = 80
+
+
+def finite(form: FlaskForm, field: Field) -> None:
+    """Refuse NaN and infinities before NumberRange sees them (a signalling NaN makes it raise)."""
+    if field.data is not None and not field.data.is_finite():
+        raise StopValidation("Please enter a number.")
+
+
 MAX_NAME_CHARS = 60
 MAX_CREDIT_CHARS = 200
 MAX_CAPTIONS_CHARS = 4000
@@ -152,9 +162,11 @@ class TemplateUploadForm(FlaskForm):
         "Loop video (MP4, MOV, WebM, MKV or GIF, at most 25 MB)", validators=[FileRequired()]
     )
     frame = FileField("Branding frame (PNG with transparency, optional)")
-    start = DecimalField("Start (s)", default=0, validators=[InputRequired(), NumberRange(0, 3600)])
+    start = DecimalField(
+        "Start (s)", default=0, validators=[InputRequired(), finite, NumberRange(0, 3600)]
+    )
     duration = DecimalField(
-        "Duration (s)", validators=[Optional(), NumberRange(0.2, SOURCE_USED_SECONDS)]
+        "Duration (s)", validators=[Optional(), finite, NumberRange(0.2, SOURCE_USED_SECONDS)]
     )
     width = IntegerField(
         "Width (px)",

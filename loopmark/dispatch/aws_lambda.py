@@ -38,7 +38,7 @@ TOTAL_MAX_ATTEMPTS = 2
 MAX_POOL_CONNECTIONS = 50
 # How long a submitted key reads as "queued" here before the records are the only truth: long
 # enough to cover the gap before the handler claims its lease, short enough to stay honest.
-RECENT_SUBMIT_SECONDS = 10.0
+RECENT_SUBMIT_SECONDS = 90.0
 # Bounds the memory of that short list whatever the submit rate.
 RECENT_SUBMIT_MAX_KEYS = 10_000
 # Retry-After when Lambda throttles and does not say how long to wait.

@@ -29,7 +29,7 @@ from loopmark.dispatch.base import (
     clamp_fraction,
     retry_after_seconds,
 )
-from loopmark.errors import ConfigInvalid, DispatchUnavailable, LoopmarkError, QueueFull
+from loopmark.errors import ConfigInvalid, DispatchUnavailable, LoopmarkError, QueueFull, ToolFailed
 
 log = logging.getLogger(__name__)
 
@@ -321,7 +321,7 @@ class LocalDispatcher:
         job = entry.job
         # Assume the worst until the runner returns: even an exception that is not an Exception
         # (SystemExit) must not leave the key "rendering" for ever.
-        outcome: LoopmarkError | None = LoopmarkError("render failed", code="render_failed")
+        outcome: LoopmarkError | None = ToolFailed("the render failed; please try again")
         try:
             self._runner(job, lambda fraction: self._report(entry, fraction))
             outcome = None

@@ -144,8 +144,10 @@ class RenderRecords(Protocol):
         """Mark done with its media (stored before this call), only by the owner; lease cleared."""
         ...
 
-    def fail(self, key: str, *, owner: str, error: str) -> bool:
-        """Mark failed, only by the owner; re-claimable until MAX_ATTEMPTS."""
+    def fail(self, key: str, *, owner: str, error: str, retryable: bool = False) -> bool:
+        """Mark failed, only by the owner; re-claimable until MAX_ATTEMPTS. ``retryable``: the
+        failure was the infrastructure's (storage, records), not the render's, so the attempt
+        is given back: an outage must not use up a caption's tries."""
         ...
 
     def block(self, key: str, *, reason: str) -> None:

@@ -441,11 +441,11 @@ class DynamoRenderRecords(DynamoAdapter):
             },
         )
 
-    def fail(self, key: str, *, owner: str, error: str) -> bool:
+    def fail(self, key: str, *, owner: str, error: str, retryable: bool = False) -> bool:
         now = self._clock()
         update = (
             "SET #status = :failed, #error = :error, lease_until = :zero, updated_at = :now,"
-            " expires_at = :expires_at"
+            " expires_at = :expires_at, attempts = attempts - :refund"
             " REMOVE #owner, listing"
         )
         return self._update_held(
@@ -458,6 +458,7 @@ class DynamoRenderRecords(DynamoAdapter):
                 ":zero": number(0),
                 ":now": number(now),
                 ":expires_at": number(int(now + FAILED_RECORD_TTL_SECONDS)),
+                ":refund": number(1 if retryable else 0),
             },
         )
 

@@ -398,15 +398,15 @@ class SqliteRenderRecords(SqliteAdapter):
             )
             return cursor.rowcount == 1
 
-    def fail(self, key: str, *, owner: str, error: str) -> bool:
+    def fail(self, key: str, *, owner: str, error: str, retryable: bool = False) -> bool:
         with self.db.write() as conn:
             cursor = conn.execute(
                 """
                 UPDATE render_records SET status = 'failed', error = ?, owner = NULL,
-                    lease_until = 0, updated_at = ?
+                    lease_until = 0, updated_at = ?, attempts = attempts - ?
                 WHERE key = ? AND status = 'rendering' AND owner = ?
                 """,
-                (error, self._clock(), key, owner),
+                (error, self._clock(), 1 if retryable else 0, key, owner),
             )
             return cursor.rowcount == 1
 

@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from loopmark.dispatch.base import Dispatcher, JobState, RenderJob
-from loopmark.errors import BadInput, LoopmarkError, StorageUnavailable
+from loopmark.errors import (
+    BadInput,
+    DispatchUnavailable,
+    LoopmarkError,
+    RecordsUnavailable,
+    StorageUnavailable,
+)
 from loopmark.records.base import LEASE_SECONDS, MAX_ATTEMPTS, RenderRecord, RenderRecords
 from loopmark.renderer.caption_policy import WordLists
 from loopmark.renderer.render import RenderResult, accept_caption, render, render_key
@@ -33,6 +39,10 @@ log = logging.getLogger(__name__)
 PROGRESS_WRITE_SECONDS = 0.5
 # A request waiting on a render it cannot be woken for (Lambda) reads the records this often.
 WAIT_POLL_SECONDS = 0.2
+# A failed render is tried again by a poll no sooner than this after its failure.
+RETRY_COOLDOWN_SECONDS = 2.0
+# Failures of the infrastructure, not of the render: they give the attempt back.
+TRANSIENT_ERRORS = (StorageUnavailable, RecordsUnavailable, DispatchUnavailable)
 MEDIA_TYPES = {"gif": "image/gif", "mp4": "video/mp4", "poster": "image/jpeg"}
 MEDIA_FILES = {"gif": "loop.gif", "mp4": "loop.mp4", "poster": "poster.jpg"}
 
@@ -205,6 +215,17 @@ class RenderService:
                 caption=record.caption,
             )
         if record is not None:  # failed or crashed, and retries are left (see _refuse_dead)
+            cooling = record.updated_at + RETRY_COOLDOWN_SECONDS - self.clock()
+            if record.status == "failed" and cooling > 0:
+                # Straight after a failure (an outage, most likely) polls wait a moment rather
+                # than render again at every poll.
+                return RenderOutcome(
+                    key,
+                    "queued",
+                    eta_seconds=cooling,
+                    template_id=record.template_id,
+                    caption=record.caption,
+                )
             retry = self.dispatcher.submit(RenderJob(key, record.template_id, record.caption))
             self._raise_failed(retry)
             return self._waiting(key, retry, record)
@@ -284,7 +305,12 @@ class RenderService:
             self.metrics.renders.labels(result="lost_lease").inc()
             return
         except LoopmarkError as exc:
-            self.records.fail(job.key, owner=self.owner, error=f"{exc.code}: {exc.reason}")
+            self.records.fail(
+                job.key,
+                owner=self.owner,
+                error=f"{exc.code}: {exc.reason}",
+                retryable=isinstance(exc, TRANSIENT_ERRORS),
+            )
             self.metrics.renders.labels(result="failed").inc()
             raise
         except Exception as exc:
@@ -306,6 +332,11 @@ class RenderService:
             self._count(job.template_id, "render", job.caption)
         else:
             self.metrics.renders.labels(result="lost_lease").inc()
+            record = self.records.get(job.key)
+            if record is not None and record.status == "blocked":
+                # Taken down while we stored: the take-down deleted the media before we wrote
+                # them again, so delete them now.
+                self._delete_media(job.key)
         self.metrics.render_seconds.observe(time.perf_counter() - started)
 
     def _count(self, template_id: str, event: str, caption: str) -> None:
@@ -326,10 +357,16 @@ class RenderService:
         ``complete`` finds the record blocked) and no request starts a new one.
         """
         self.records.block(key, reason=reason)
+        self._delete_media(key)
+
+    def _delete_media(self, key: str) -> None:
         keys = list(media_keys(key).values())
         for storage_key in keys:
             self.blobs.delete(storage_key)
-        self.purge(keys)
+        # The media, and the site's cached pages that show this render or its caption.
+        pages = [f"s/{key}", f"r/{key}", f"api/renders/{key}"]
+        pages += [f"m/{key}.{ext}" for ext in ("gif", "mp4", "jpg")]
+        self.purge(keys + pages)
 
     def _render(self, job: RenderJob, report: Callable[[float], None]) -> RenderResult:
         template = self.catalog.get(job.template_id, enabled_only=False)

@@ -59,20 +59,28 @@ class BufferedStats:
         """Write what has gathered now (tests, shutdown)."""
         with self._lock:
             pending, self._pending = self._pending, Counter()
-        failed: Counter[_Key] = Counter()
-        for (day, template_id, event, caption), amount in pending.items():
+        items = list(pending.items())
+        for done, ((day, template_id, event, caption), amount) in enumerate(items):
             try:
                 self.stats.count(
                     template_id=template_id, event=event, caption=caption, day=day, amount=amount
                 )
             except RecordsUnavailable as exc:
-                log.warning("statistics not written yet (%s): %s", event, exc.reason)
-                failed[(day, template_id, event, caption)] += amount
+                # The backend is down: keep this and everything after it for the next go,
+                # without a call (and its timeouts) for each.
+                log.warning("statistics not written yet: %s", exc.reason)
+                self._keep(items[done:])
+                return
             except LoopmarkError as exc:  # refused for good (a malformed count): drop it
                 log.warning("statistics dropped (%s): %s", event, exc.reason)
-        if failed:
-            with self._lock:
-                self._pending.update(failed)
+
+    def _keep(self, items: list[tuple[_Key, int]]) -> None:
+        """Put unwritten counts back, still bounded: past the cap they lose their caption."""
+        with self._lock:
+            for key, amount in items:
+                if len(self._pending) >= MAX_PENDING_KEYS and key not in self._pending:
+                    key = (key[0], key[1], key[2], None)
+                self._pending[key] += amount
 
     def close(self) -> None:
         self._closed = True

@@ -78,6 +78,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         # X-Forwarded-For/-Proto/-Host from that many proxies are trusted (rate limits, HSTS,
         # absolute links); without it a client could forge its address.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+    if not (settings.debug or app.testing or app.config["SITE_URL"]):
+        # Shared pages are cached by the CDN: their absolute links must not come from a
+        # request's Host header, or one forged request would poison them for everyone.
+        raise ConfigInvalid(
+            "LOOPMARK_SITE_URL (the public https:// origin) is required outside debug"
+        )
     return app
 
 

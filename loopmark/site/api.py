@@ -247,7 +247,7 @@ def _render_request() -> tuple[str, str]:
         raise UnsupportedMediaType("Send the request body as application/json.")
     try:
         body = request.get_json()
-    except BadRequest:
+    except (BadRequest, RecursionError):  # RecursionError: JSON nested thousands deep
         raise InvalidJson("The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")

@@ -249,7 +249,11 @@ def test_production_needs_a_secret_key(app: Flask) -> None:
     with pytest.raises(ConfigInvalid, match="at least 32"):
         create_app(_bare_config(app, LOOPMARK_SECRET_KEY="short"))
     key = "k" * 40
-    configured = create_app(_bare_config(app, LOOPMARK_SECRET_KEY=key))
+    with pytest.raises(ConfigInvalid, match="LOOPMARK_SITE_URL"):
+        create_app(_bare_config(app, LOOPMARK_SECRET_KEY=key))
+    configured = create_app(
+        _bare_config(app, LOOPMARK_SECRET_KEY=key, LOOPMARK_SITE_URL="https://gifs.example")
+    )
     try:
         assert configured.config["SECRET_KEY"] == key
         assert configured.config["SESSION_COOKIE_SECURE"] is True

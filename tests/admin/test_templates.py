@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import tomllib
 from pathlib import Path
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.datastructures import FileStorage
@@ -180,3 +182,26 @@ def test_upload_body_limit(admin_client: FlaskClient) -> None:
         "/admin/words/add", data={"word": "x" * 20_000, "csrf_token": token}
     )
     assert response.status_code == 413
+
+
+@pytest.mark.parametrize("number", ["sNaN", "NaN", "Infinity"])
+def test_upload_refuses_numbers_that_are_not_finite(
+    app: Flask, admin_client: FlaskClient, number: str
+) -> None:
+    token = page_token(admin_client, "/admin/templates/new")
+    # The numbers are refused before the video is looked at: a few bytes stand in for it.
+    with io.BytesIO(b"\x00\x00\x00\x18ftypmp42") as video:
+        response = admin_client.post(
+            "/admin/templates/new",
+            data={
+                "template_id": "nan",
+                "video": (video, "loop.mp4"),
+                "start": number,
+                "width": "96",
+                "fps": "6",
+                "csrf_token": token,
+            },
+            content_type="multipart/form-data",
+        )
+    assert response.status_code == 422
+    assert not (templates_dir(app) / "nan").exists()

@@ -20,8 +20,8 @@ from loopmark.errors import (
     CaptionRejected,
     ConfigInvalid,
     DispatchUnavailable,
-    LoopmarkError,
     QueueFull,
+    ToolFailed,
 )
 
 WAIT_SECONDS = 20.0
@@ -321,8 +321,8 @@ def test_a_crash_fails_the_job_generically_and_the_worker_lives_on(
             dispatcher.submit(job("crash"))
             state = dispatcher.wait("key-crash", WAIT_SECONDS)
         assert state is not None and state.state == "failed"
-        assert type(state.error) is LoopmarkError
-        assert state.error.reason == "render failed"
+        assert type(state.error) is ToolFailed  # a 503 upstream: try again, not a 500
+        assert state.error.reason == "the render failed; please try again"
         assert "secret" not in state.error.reason
         assert "ZeroDivisionError" in caplog.text
         dispatcher.submit(job("next"))

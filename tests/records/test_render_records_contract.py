@@ -141,6 +141,18 @@ def test_a_render_that_keeps_crashing_is_taken_over_at_most_max_attempts_times(
     assert record is not None and (record.status, record.attempts) == ("rendering", MAX_ATTEMPTS)
 
 
+def test_an_infrastructure_failure_gives_the_attempt_back(
+    records: RenderRecords, clock: FakeClock
+) -> None:
+    for attempt in range(MAX_ATTEMPTS + 2):
+        held = claim(records, "k1", f"worker{attempt}")
+        assert held is not None and held.attempts == 1
+        assert records.fail("k1", owner=f"worker{attempt}", error="storage", retryable=True)
+        clock.advance(1)
+    failed = records.get("k1")
+    assert failed is not None and (failed.status, failed.attempts) == ("failed", 0)
+
+
 def test_a_failed_render_is_reclaimable_until_max_attempts(
     records: RenderRecords, clock: FakeClock
 ) -> None:

@@ -170,7 +170,9 @@ def test_take_down_blocks_deletes_and_purges(service: RenderService) -> None:
     keys = media_keys(outcome.key)
     service.take_down(outcome.key, reason="admin: off-brand")
     assert not any(service.blobs.exists(k) for k in keys.values())
-    assert purged == [list(keys.values())]
+    assert len(purged) == 1
+    assert purged[0][:3] == list(keys.values())
+    assert {f"s/{outcome.key}", f"r/{outcome.key}", f"m/{outcome.key}.gif"} <= set(purged[0])
     record = service.records.get(outcome.key)
     assert record is not None and record.status == "blocked"
     with pytest.raises(RenderBlocked):
@@ -226,6 +228,38 @@ def test_polling_a_failed_render_queues_it_again(aws: str, tmp_path: Path, workd
             assert time.monotonic() < deadline
             time.sleep(0.05)
         record = service.records.get(key)
-        assert record is not None and record.attempts == 2
+        assert record is not None and record.attempts == 1  # the outage gave its attempt back
     finally:
         service.dispatcher.close()
+
+
+def test_outages_never_use_up_a_captions_attempts(aws: str, tmp_path: Path, workdir: Path) -> None:
+    settings = make_settings(tmp_path, workdir, LOOPMARK_STORAGE="s3://loopmark-outage/renders")
+    setup_backends(settings)
+    service = build_render_service(settings)
+    try:
+        boto3.client("s3").delete_bucket(Bucket="loopmark-outage")
+        for _ in range(5):  # more outages than MAX_ATTEMPTS
+            with pytest.raises(StorageUnavailable):
+                service.request("small", "Outage", wait_s=WAIT_S)
+        service.blobs.setup()
+        assert service.request("small", "Outage", wait_s=WAIT_S).status == "done"
+    finally:
+        service.dispatcher.close()
+
+
+def test_a_take_down_during_storing_leaves_no_media(service: RenderService) -> None:
+    real_put = service.blobs.put
+    key = render_key(service.catalog.get("small"), "Racing the admin")
+
+    def put_then_take_down(storage_key: str, data: bytes, *, content_type: str) -> None:
+        if storage_key.endswith("loop.gif"):
+            service.take_down(key, reason="admin, mid-render")
+        real_put(storage_key, data, content_type=content_type)
+
+    service.blobs.put = put_then_take_down  # type: ignore[method-assign]
+    with pytest.raises(RenderBlocked):
+        service.request("small", "Racing the admin", wait_s=WAIT_S)
+    assert not any(service.blobs.exists(k) for k in media_keys(key).values())
+    record = service.records.get(key)
+    assert record is not None and record.status == "blocked"

@@ -393,3 +393,11 @@ def test_without_a_free_hold_slot_a_new_render_answers_202_at_once(make_app: Mak
 def test_clients_are_counted_by_address_or_ipv6_64(app: Flask, remote: str, client_id: str) -> None:
     with app.test_request_context(environ_base={"REMOTE_ADDR": remote}):
         assert client_address() == client_id
+
+
+@pytest.mark.parametrize("path", ["/api/captions/check", "/api/renders"])
+def test_json_nested_thousands_deep_is_a_400(client: FlaskClient, path: str) -> None:
+    body = "[" * 5000 + "]" * 5000
+    response = client.post(path, data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"]

@@ -254,7 +254,14 @@ def template_new() -> Response | tuple[str, int]:
                 )
         else:
             flash_form_errors(form)
+        _close_uploads()
     return render_template("admin/template_new.html", form=form), status
+
+
+def _close_uploads() -> None:
+    """A refused upload's spooled files are closed now, not whenever they are collected."""
+    for upload in request.files.values():
+        upload.close()
 
 
 def _add(form: TemplateUploadForm, catalog: DirectoryTemplateCatalog) -> PreparedTemplate:
