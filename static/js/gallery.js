@@ -298,6 +298,25 @@
       },
       { rootMargin: "0px 0px " + SCROLL_AHEAD_PX + "px 0px" }
     ).observe(sentinel);
+    // An observer only reports changes: if the sentinel stayed in view while a batch was
+    // loading, the next scroll must still ask for more.
+    var scrollQueued = false;
+    window.addEventListener(
+      "scroll",
+      function () {
+        if (scrollQueued) {
+          return;
+        }
+        scrollQueued = true;
+        window.requestAnimationFrame(function () {
+          scrollQueued = false;
+          if (hasNext && !loading && nearTheEnd()) {
+            loadMore();
+          }
+        });
+      },
+      { passive: true }
+    );
   }
 
   var motionQuery = window.matchMedia ? window.matchMedia("(prefers-reduced-motion: reduce)") : null;
