@@ -23,6 +23,34 @@ CHILD_TIMEOUT_SECONDS = 300.0
 SSIM_DATA_RANGE = 255
 
 
+class ChildFailed(RuntimeError):
+    """A measuring child exited with an error; the message is the tail of its stderr."""
+
+
+def run_json_child(
+    module: str,
+    args: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    timeout_s: float = CHILD_TIMEOUT_SECONDS,
+) -> dict[str, Any]:
+    """Run ``python -m module args…`` from the repository root in a fresh process (its memory
+    figures are its own) and return the JSON object it printed last."""
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise ChildFailed(proc.stderr[-3000:])
+    report: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return report
+
+
 class MeasureFailed(Exception):
     """A child process failed; carries its stderr."""
 
@@ -37,18 +65,10 @@ class ChildRun:
 def run_child(candidate: str, spec: Path, out_dir: Path) -> ChildRun:
     """Run one candidate in a fresh child (it pins itself to one core) and read its report."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "bench.child", candidate, str(spec), str(out_dir)]
-    proc = subprocess.run(
-        argv,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=CHILD_TIMEOUT_SECONDS,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise MeasureFailed(f"{candidate} failed on {spec.parent}:\n{proc.stderr[-3000:]}")
-    report: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    try:
+        report = run_json_child("bench.child", [candidate, str(spec), str(out_dir)])
+    except ChildFailed as exc:
+        raise MeasureFailed(f"{candidate} failed on {spec.parent}:\n{exc}") from None
     rows = {name: (float(row["seconds"]), Path(row["gif"])) for name, row in report["rows"].items()}
     return ChildRun(rows=rows, peak_rss_mb=float(report["peak_rss_mb"]), cpus=report["cpus"])
 

@@ -24,7 +24,6 @@ import math
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -33,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.cases import REPO_ROOT
+from bench.measure import ChildFailed, run_json_child
 
 HITS_SQLITE = "hits-sqlite"
 HITS_AWS = "hits-aws"
@@ -288,20 +287,15 @@ def child_env(aws_endpoint: str | None = None) -> dict[str, str]:
 
 def run_part(part: str, config_path: Path, env: dict[str, str]) -> dict[str, Any]:
     """Run one part in a fresh child and return the JSON object it printed last."""
-    argv = [sys.executable, "-m", "bench.service_child", part, str(config_path)]
-    proc = subprocess.run(
-        argv,
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=CHILD_TIMEOUT_SECONDS,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise ServiceBenchFailed(f"service bench part {part} failed:\n{proc.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+    try:
+        return run_json_child(
+            "bench.service_child",
+            [part, str(config_path)],
+            env=env,
+            timeout_s=CHILD_TIMEOUT_SECONDS,
+        )
+    except ChildFailed as exc:
+        raise ServiceBenchFailed(f"service bench part {part} failed:\n{exc}") from None
 
 
 def prepare_shared(config: ServiceBenchConfig) -> bool:
