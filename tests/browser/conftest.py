@@ -15,18 +15,20 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from loopmark import create_app
 from loopmark.service.factory import setup_backends
 from loopmark.service.render_service import RenderService
 from loopmark.site.context import EXTENSION
+from loopmark.site.server import create_server
 from tests.paths import DEMO_TEMPLATES, REPO
 
+SERVER_STOP_SECONDS = 10
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -57,7 +59,7 @@ class LiveSite:
 
     url: str
     app: Flask
-    server: BaseWSGIServer = field(repr=False)
+    server: Any = field(repr=False)  # waitress, as `loopmark serve` runs it
 
     @property
     def render(self) -> RenderService:
@@ -89,19 +91,18 @@ def live_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSite]:
         }
     )
     setup_backends(app.extensions[EXTENSION].settings)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="live-site", daemon=True)
+    server = create_server(app, "127.0.0.1", 0, threads=8)
+    thread = threading.Thread(target=server.run, name="live-site", daemon=True)
     thread.start()
-    site = LiveSite(f"http://127.0.0.1:{server.server_port}", app, server)
+    site = LiveSite(f"http://127.0.0.1:{server.effective_port}", app, server)
     try:
         # Prepares every template once, before any page waits on it.
         with urllib.request.urlopen(f"{site.url}/api/templates", timeout=WARM_UP_SECONDS) as r:
             assert len(json.load(r)) == 3
         yield site
     finally:
-        server.shutdown()
-        thread.join()
-        server.server_close()
+        server.close()
+        thread.join(SERVER_STOP_SECONDS)
         app.extensions[EXTENSION].close()
 
 

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 from flask import Flask
 from playwright.sync_api import Browser, BrowserContext, Page, expect
-from werkzeug.serving import make_server
 
 from loopmark import create_app
 from loopmark.admin import ADMIN_EXTENSION
@@ -27,7 +26,8 @@ from loopmark.records.base import RenderStatus
 from loopmark.service.factory import setup_backends
 from loopmark.service.render_service import media_keys
 from loopmark.site.context import EXTENSION, SiteServices
-from tests.browser.conftest import DESKTOP, LiveSite, new_context, open_page
+from loopmark.site.server import create_server
+from tests.browser.conftest import DESKTOP, SERVER_STOP_SECONDS, LiveSite, new_context, open_page
 from tests.paths import DEMO_TEMPLATES, REPO
 
 ARTIFACTS = REPO / "test-artifacts" / "admin"
@@ -58,16 +58,15 @@ def admin_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSite]:
     services: SiteServices = app.extensions[EXTENSION]
     setup_backends(services.settings)
     app.extensions[ADMIN_EXTENSION].users.put(NAME, hash_password(PASSWORD))
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="admin-site", daemon=True)
+    server = create_server(app, "127.0.0.1", 0, threads=8)
+    thread = threading.Thread(target=server.run, name="admin-site", daemon=True)
     thread.start()
-    site = LiveSite(f"http://127.0.0.1:{server.server_port}", app, server)
+    site = LiveSite(f"http://127.0.0.1:{server.effective_port}", app, server)
     try:
         yield site
     finally:
-        server.shutdown()
-        thread.join()
-        server.server_close()
+        server.close()
+        thread.join(SERVER_STOP_SECONDS)
         app.extensions[ADMIN_EXTENSION].close()
         services.close()
 
