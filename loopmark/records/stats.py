@@ -108,8 +108,11 @@ def fold_stat_caption(caption: str) -> str:
     return " ".join(caption.casefold().split())[:CAPTION_STAT_CHARS]
 
 
-def check_count(template_id: str, event: str, day: str | None, today: str) -> str:
-    """The day to count on; BadInput for an unknown event, a bad template id or day."""
+def check_count(template_id: str, event: str, day: str | None, today: str, amount: int = 1) -> str:
+    """The day to count on; BadInput for an unknown event, a bad template id or day, or an
+    amount below one."""
+    if amount < 1:
+        raise BadInput("a count adds at least one")
     if event not in EVENTS:
         raise BadInput(f"a statistics event is one of {', '.join(EVENTS)}, not {event!r}")
     if (
@@ -181,9 +184,7 @@ class SqliteStatsRecords(SqliteAdapter):
         day: str | None = None,
         amount: int = 1,
     ) -> None:
-        day = check_count(template_id, event, day, utc_day(self._clock()))
-        if amount < 1:
-            raise BadInput("a count adds at least one")
+        day = check_count(template_id, event, day, utc_day(self._clock()), amount)
         folded = fold_stat_caption(caption) if caption and event in CAPTION_EVENTS else ""
         with self.db.write() as conn:
             conn.execute(
@@ -253,9 +254,7 @@ class DynamoStatsRecords(DynamoAdapter):
         day: str | None = None,
         amount: int = 1,
     ) -> None:
-        day = check_count(template_id, event, day, utc_day(self._clock()))
-        if amount < 1:
-            raise BadInput("a count adds at least one")
+        day = check_count(template_id, event, day, utc_day(self._clock()), amount)
         folded = fold_stat_caption(caption) if caption and event in CAPTION_EVENTS else ""
         self.table.update_item(
             DAY_PREFIX + day,
