@@ -13,14 +13,11 @@ FROM python:3.11-slim
 RUN useradd --create-home --uid 10001 loopmark
 COPY --from=build /venv /venv
 WORKDIR /app
-# Fonts, CSS, JS and the demo templates live beside the package, as in the repository, so the
-# package runs from /app (PYTHONPATH) and the venv only supplies its dependencies.
-COPY static ./static
+# Fonts, CSS, JS and page templates are package data inside the venv; only the demo templates
+# (brand data, not code) are copied beside it.
 COPY templates_video ./templates_video
-COPY loopmark ./loopmark
 ENV PATH=/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    PYTHONPATH=/app \
     LOOPMARK_DATA_DIR=/data \
     LOOPMARK_TEMPLATES_DIR=/app/templates_video
 RUN mkdir /data && chown loopmark /data

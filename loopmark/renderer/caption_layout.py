@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-import os
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -24,8 +23,8 @@ import regex
 from PIL import Image, ImageDraw, ImageFont
 
 from loopmark.errors import CaptionRejected, TemplateInvalid
+from loopmark.package_data import FONTS_DIR
 
-FONTS_DIR_ENV = "LOOPMARK_FONTS_DIR"
 # The font used when a template names none: bold, very legible, Latin/Greek/Cyrillic/Vietnamese.
 DEFAULT_FONT = "NotoSans-Bold.ttf"
 # Tried in order after the brand font, for glyphs it lacks (file names under fonts_dir()).
@@ -114,11 +113,8 @@ class CaptionFit:
 
 
 def fonts_dir() -> Path:
-    """The repository's static/fonts folder, or $LOOPMARK_FONTS_DIR when set."""
-    override = os.environ.get(FONTS_DIR_ENV)
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parents[2] / "static" / "fonts"
+    """The fonts shipped in the package (``loopmark/static/fonts``)."""
+    return FONTS_DIR
 
 
 def default_font() -> Path:

@@ -1,9 +1,9 @@
-"""Where the site's files live: the repository's static/ folder and the package's templates."""
+"""Where the site's files live: the package's static/ folder and the site's Jinja templates."""
 
 from pathlib import Path
 
-REPO_DIR = Path(__file__).resolve().parents[2]
-STATIC_DIR = REPO_DIR / "static"
+from loopmark.package_data import FONTS_DIR, STATIC_DIR, WEB_FONTS_DIR
+
+__all__ = ["FONTS_DIR", "STATIC_DIR", "TEMPLATES_DIR", "WEB_FONTS_DIR"]
+
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
-FONTS_DIR = STATIC_DIR / "fonts"
-WEB_FONTS_DIR = STATIC_DIR / "css" / "fonts"

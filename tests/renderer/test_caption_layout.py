@@ -336,11 +336,6 @@ def test_missing_brand_font_is_a_template_error(tmp_path: Path) -> None:
         render_caption_layer("Hi", BOX, st)
 
 
-def test_fonts_dir_can_be_overridden(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("LOOPMARK_FONTS_DIR", str(tmp_path))
-    assert fonts_dir() == tmp_path
-
-
 def test_every_shipped_font_is_listed_with_a_licence() -> None:
     directory = fonts_dir()
     readme = (directory / "README.md").read_text(encoding="utf-8")
