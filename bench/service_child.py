@@ -73,7 +73,7 @@ def settings_for(config: ServiceBenchConfig, part: str, **overrides: str) -> Set
 
 
 def open_service(settings: Settings) -> RenderService:
-    from loopmark.service.factory import build_render_service, setup_backends
+    from loopmark.composition import build_render_service, setup_backends
 
     setup_backends(settings)
     return build_render_service(settings)

@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """The site's app factory (imported on call, so ``import loopmark`` stays cheap)."""
-    from loopmark.site import create_app as site_create_app
+    """The web app factory (imported on call, so ``import loopmark`` stays cheap)."""
+    from loopmark.app import create_app as app_create_app
 
-    return site_create_app(config)
+    return app_create_app(config)

@@ -91,11 +91,10 @@ def cmd_templates_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_templates_push(args: argparse.Namespace, settings: Settings) -> int:
-    from loopmark.service.catalog import DirectoryTemplateCatalog, push_templates
-    from loopmark.storage import open_blob_store
+    from loopmark.composition import open_templates_storage
+    from loopmark.service.catalog import push_templates
 
-    catalog = DirectoryTemplateCatalog(settings.templates_dir, settings.prepared_dir)
-    blobs = open_blob_store(settings.storage_url, media_base_url=settings.media_base_url)
+    catalog, blobs = open_templates_storage(settings)
     for template in push_templates(catalog, blobs, args.ids or None):
         print(f"pushed {template.id} version {template.version} to {settings.storage_url}")
     return EXIT_OK
@@ -145,8 +144,8 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from loopmark import create_app
-    from loopmark.service.factory import setup_backends
-    from loopmark.site.server import serve
+    from loopmark.composition import setup_backends
+    from loopmark.web.server import serve
 
     # The embedded defaults (a SQLite file, a media folder) need no separate setup step.
     setup_backends(settings)
@@ -155,7 +154,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
-    from loopmark.service.factory import setup_backends
+    from loopmark.composition import setup_backends
 
     for line in setup_backends(settings):
         print(f"ready: {line}")
@@ -164,8 +163,13 @@ def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_admin_create_user(args: argparse.Namespace, settings: Settings) -> int:
     from loopmark.admin.commands import run_create_user
+    from loopmark.composition import build_services
 
-    print(run_create_user(args.name, settings))
+    services = build_services(settings, with_dispatcher=False)
+    try:
+        print(run_create_user(args.name, services.users))
+    finally:
+        services.close()
     return EXIT_OK
 
 
@@ -231,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     lambda_local.add_argument(
         "--handler",
         dest="handler_path",
-        default="loopmark.renderer:lambda_handler",
+        default="loopmark.lambda_entry:handle",
         help="module:function",
     )
     lambda_local.set_defaults(handler=cmd_lambda_local)

@@ -1,13 +1,21 @@
-"""Settings from environment variables, read when asked for (never at import time)."""
+"""Settings: every environment variable Loopmark reads, read here and only here, when asked for
+(never at import time). A value that does not parse is a ConfigInvalid with one line that names
+the variable, so a misconfigured deploy stops at start-up.
+"""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from loopmark.errors import ConfigInvalid
+
+MIN_SECRET_KEY_CHARS = 32
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "off"})
 
 
 @dataclass(frozen=True)
@@ -24,6 +32,18 @@ class Settings:
     lease_seconds: float = 90.0
     cdn_purge_url: str | None = None  # cloudfront://DISTRIBUTION_ID: purge taken-down media
     templates_source: str = "dir"  # "dir": LOOPMARK_TEMPLATES_DIR; "storage": pushed templates
+    # The web app's own settings.
+    site_url: str | None = None  # the public origin for absolute links; required outside debug
+    secret_key: str | None = None  # signs admin sessions; required outside debug
+    proxy_hops: int = 0  # reverse proxies whose X-Forwarded-* headers are trusted
+    rate_limits: bool = True
+    render_rate_limit: str = "30/minute;300/hour"  # per client IP, Flask-Limiter's syntax
+    caption_rate_limit: str = "120/minute;2000/hour"
+    login_rate_limit: str = "5/minute;30/hour"  # failed admin logins per IP and per name
+    render_hold_slots: int = 8  # POSTs that may hold for a quick render at once
+    json_logs: bool = True
+    gallery_refresh_seconds: float = 1800.0
+    gallery_version_check_seconds: float = 5.0
 
     @property
     def template_cache_dir(self) -> Path:
@@ -46,12 +66,27 @@ class Settings:
             records_url=env.get("LOOPMARK_RECORDS", f"sqlite:///{data_dir / 'loopmark.db'}"),
             dispatch_url=env.get("LOOPMARK_DISPATCH", "local"),
             media_base_url=env.get("LOOPMARK_MEDIA_BASE_URL") or None,
-            debug=env.get("LOOPMARK_DEBUG", "").lower() in {"1", "true", "yes", "on"},
+            debug=env.get("LOOPMARK_DEBUG", "").lower() in _TRUE,
             render_concurrency=_positive_int(env, "LOOPMARK_RENDER_CONCURRENCY", None),
             queue_size=_positive_int(env, "LOOPMARK_QUEUE_SIZE", 200) or 200,
             lease_seconds=float(_positive_int(env, "LOOPMARK_LEASE_SECONDS", 90) or 90),
             cdn_purge_url=env.get("LOOPMARK_CDN_PURGE") or None,
             templates_source=_choice(env, "LOOPMARK_TEMPLATES_SOURCE", ("dir", "storage")),
+            site_url=_site_url(env.get("LOOPMARK_SITE_URL") or ""),
+            secret_key=_secret_key(env.get("LOOPMARK_SECRET_KEY") or ""),
+            proxy_hops=_whole(env, "LOOPMARK_PROXY_HOPS", 0),
+            rate_limits=env.get("LOOPMARK_RATE_LIMITS", "on").lower() not in _FALSE,
+            render_rate_limit=env.get("LOOPMARK_RATE_LIMIT_RENDERS") or cls.render_rate_limit,
+            caption_rate_limit=env.get("LOOPMARK_RATE_LIMIT_CAPTIONS") or cls.caption_rate_limit,
+            login_rate_limit=env.get("LOOPMARK_RATE_LIMIT_LOGIN") or cls.login_rate_limit,
+            render_hold_slots=_whole(env, "LOOPMARK_RENDER_HOLD_SLOTS", 8),
+            json_logs=env.get("LOOPMARK_JSON_LOGS", "on").lower() not in _FALSE,
+            gallery_refresh_seconds=_seconds(
+                env, "LOOPMARK_GALLERY_REFRESH_SECONDS", cls.gallery_refresh_seconds
+            ),
+            gallery_version_check_seconds=_seconds(
+                env, "LOOPMARK_GALLERY_VERSION_CHECK_SECONDS", cls.gallery_version_check_seconds
+            ),
         )
 
 
@@ -73,3 +108,41 @@ def _positive_int(env: Mapping[str, str], name: str, default: int | None) -> int
     if value < 1:
         raise ConfigInvalid(f"{name} must be at least 1")
     return value
+
+
+def _whole(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name) or str(default)
+    if not raw.isdigit():
+        raise ConfigInvalid(f"{name} must be a whole number, not {raw!r}")
+    return int(raw)
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    """Seconds, at least 0 (0: on every access)."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigInvalid(f"{name} must be a number of seconds, not {raw!r}") from None
+    if not value >= 0 or math.isinf(value):  # also refuses NaN
+        raise ConfigInvalid(f"{name} must be a finite number of seconds, at least 0")
+    return value
+
+
+def _site_url(raw: str) -> str | None:
+    if not raw:
+        return None
+    if not raw.startswith(("https://", "http://")):
+        raise ConfigInvalid(f"LOOPMARK_SITE_URL must start with https:// or http://, got {raw!r}")
+    return raw.rstrip("/")
+
+
+def _secret_key(raw: str) -> str | None:
+    if raw and len(raw) < MIN_SECRET_KEY_CHARS:
+        raise ConfigInvalid(
+            f"LOOPMARK_SECRET_KEY must be at least {MIN_SECRET_KEY_CHARS} characters "
+            "(python -c 'import secrets; print(secrets.token_hex(32))')"
+        )
+    return raw or None

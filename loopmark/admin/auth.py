@@ -31,11 +31,11 @@ from flask import (
 from flask_limiter import Limiter
 from flask_wtf.csrf import CSRFProtect
 
-from loopmark.admin import SESSION_LIFETIME_SECONDS, admin_services, blueprint
+from loopmark.admin import SESSION_LIFETIME_SECONDS, blueprint
 from loopmark.admin.forms import ActionForm, LoginForm
-from loopmark.admin.passwords import fingerprint, hash_password, needs_rehash, verify_password
-from loopmark.errors import LoopmarkError
-from loopmark.site.limits import LIMITER_EXTENSION, client_address
+from loopmark.service.passwords import fingerprint
+from loopmark.web.context import services
+from loopmark.web.limits import LIMITER_EXTENSION, client_address
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def current_user() -> str | None:
     if not -CLOCK_SKEW_SECONDS <= age < SESSION_LIFETIME_SECONDS:
         _forget()
         return None
-    user = admin_services().users.get(name)
+    user = services().users.get(name)
     if user is None or fingerprint(user.password_hash) != session.get(SESSION_PASSWORD):
         _forget()
         return None
@@ -167,28 +167,19 @@ def login() -> Response | tuple[str, int] | str:
         return render_template("admin/login.html", form=form, next=target), status
     name = (form.name.data or "").strip().lower()
     password = form.password.data or ""
-    users = admin_services().users
-    user = users.get(name)
-    if not verify_password(user.password_hash if user else None, password) or user is None:
+    user = services().users.authenticate(name, password)
+    if user is None:
         log.warning("admin login failed for %r from %s", name[:40], client_address())
         form.password.data = ""
         return render_template(
             "admin/login.html", form=form, next=target, error="Wrong name or password."
         ), 401
-    password_hash = user.password_hash
-    if needs_rehash(password_hash):
-        try:
-            password_hash = hash_password(password)
-            users.put(name, password_hash)
-        except LoopmarkError as exc:  # a stronger hash next time; the login stands
-            log.warning("could not rehash %s's password: %s", name, exc.reason)
-            password_hash = user.password_hash
     # A fresh session: nothing a visitor (or an attacker) put in the old one survives the login.
     session.clear()
     session.permanent = True
     session[SESSION_USER] = name
     session[SESSION_LOGIN_AT] = time.time()
-    session[SESSION_PASSWORD] = fingerprint(password_hash)
+    session[SESSION_PASSWORD] = fingerprint(user.password_hash)
     log.info("admin %s logged in from %s", name, client_address())
     return redirect(target or url_for(HOME_ENDPOINT), code=303)
 

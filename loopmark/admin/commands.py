@@ -11,10 +11,9 @@ import getpass
 import sys
 from typing import TextIO
 
-from loopmark.admin.passwords import MAX_PASSWORD_CHARS, check_new_password, hash_password
-from loopmark.config import Settings
 from loopmark.errors import BadInput
-from loopmark.records.users import open_user_records, valid_name
+from loopmark.service.passwords import MAX_PASSWORD_CHARS, check_new_password
+from loopmark.service.users import AdminUsers, check_name
 
 
 def read_new_password(stdin: TextIO | None = None) -> str:
@@ -34,24 +33,8 @@ def read_new_password(stdin: TextIO | None = None) -> str:
     return check_new_password(line.removesuffix("\n").removesuffix("\r"))
 
 
-def create_user(settings: Settings, name: str, password: str) -> bool:
-    """Create the user or give them a new password (which ends their sessions). True when the
-    user is new."""
-    if not valid_name(name):
-        raise BadInput("a user name is 1 to 40 of a-z, 0-9, '.', '_' and '-'")
-    password_hash = hash_password(password)
-    users = open_user_records(settings.records_url)
-    try:
-        existed = users.get(name) is not None
-        users.put(name, password_hash)
-    finally:
-        users.close()
-    return not existed
-
-
-def run_create_user(name: str, settings: Settings, stdin: TextIO | None = None) -> str:
+def run_create_user(name: str, users: AdminUsers, stdin: TextIO | None = None) -> str:
     """The CLI's work: check the name first (before any prompt), read, store; the line to print."""
-    if not valid_name(name):
-        raise BadInput("a user name is 1 to 40 of a-z, 0-9, '.', '_' and '-'")
-    created = create_user(settings, name, read_new_password(stdin))
+    check_name(name)
+    created = users.set_password(name, read_new_password(stdin))
     return f"admin user {name} {'created' if created else 'has a new password'}"

@@ -30,7 +30,6 @@ from wtforms.validators import (
     StopValidation,
 )
 
-from loopmark.admin.passwords import MAX_PASSWORD_CHARS
 from loopmark.records.words import MAX_RAW_WORD_CHARS, WORD_KINDS
 from loopmark.renderer.render import KEY_CHARS
 from loopmark.renderer.templates import (
@@ -40,6 +39,7 @@ from loopmark.renderer.templates import (
     OUTPUT_MIN_WIDTH,
     SOURCE_USED_SECONDS,
 )
+from loopmark.service.passwords import MAX_PASSWORD_CHARS
 
 KEY_PATTERN = rf"^[a-z2-7]{{{KEY_CHARS}}}$"
 COLOUR_PATTERN = r"^#[0-9a-fA-F]{6}$"

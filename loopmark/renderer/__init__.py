@@ -13,6 +13,6 @@ def lambda_handler(event: dict[str, Any], context: object = None) -> dict[str, A
 
     A thin wrapper: the work is the render service's ``execute``, imported only when invoked.
     """
-    from loopmark.service.lambda_entry import handle
+    from loopmark.lambda_entry import handle
 
     return handle(event, context)

@@ -47,6 +47,21 @@ class TemplateCatalog(Protocol):
         """The prepared artifacts of this template version."""
         ...
 
+    def prepared_file(self, template: Template, folder_name: str, name: str) -> Path:
+        """A file of a prepared version (``preview.mp4``, ``poster.jpg``): the current version's
+        (prepared on first use), or an older one's that a cached page may still name (served
+        while its files remain; the path may not exist)."""
+        ...
+
+
+def prepared_file(
+    catalog: TemplateCatalog, prepared_dir: Path, template: Template, folder_name: str, name: str
+) -> Path:
+    """:meth:`TemplateCatalog.prepared_file` for a catalog that prepares into ``prepared_dir``."""
+    if folder_name == prepared_folder_name(template):
+        return catalog.prepared(template).folder / name
+    return prepared_dir / template.id / folder_name / name
+
 
 def prepared_folder_name(template: Template) -> str:
     return f"{template.version}-p{PREPARE_VERSION}"
@@ -100,6 +115,9 @@ class DirectoryTemplateCatalog:
         return self._prepared.get_or_build(
             template, lambda: prepare_template(template, self.prepared_dir)
         )
+
+    def prepared_file(self, template: Template, folder_name: str, name: str) -> Path:
+        return prepared_file(self, self.prepared_dir, template, folder_name, name)
 
     def _load(self, template_id: str) -> Template:
         if not TEMPLATE_ID_PATTERN.match(template_id):
@@ -229,6 +247,9 @@ class StoredTemplateCatalog:
             return prepare_template(template, self.prepared_dir)
 
         return self._prepared.get_or_build(template, build)
+
+    def prepared_file(self, template: Template, folder_name: str, name: str) -> Path:
+        return prepared_file(self, self.prepared_dir, template, folder_name, name)
 
     def _entries(self) -> dict[str, Any]:
         with self._lock:

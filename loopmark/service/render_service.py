@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from loopmark.dispatch.base import Dispatcher, JobState, RenderJob
@@ -148,6 +149,51 @@ class RenderService:
             close_stats()
         self.records.close()
 
+    # -- what the web reads: the records and media behind the service, never the ports ------
+
+    def record(self, key: str) -> RenderRecord | None:
+        """The render's record (any status), or None when the key is unknown."""
+        return self.records.get(key)
+
+    def recent(
+        self,
+        *,
+        limit: int,
+        before: float | None = None,
+        template_id: str | None = None,
+        query: str | None = None,
+    ) -> list[RenderRecord]:
+        """Renders newest first (the admin's search); see RenderRecords.list_recent."""
+        return self.records.list_recent(
+            limit=limit, before=before, template_id=template_id, query=query
+        )
+
+    @property
+    def media_urls_are_public(self) -> bool:
+        """Whether media URLs may be shown as they are (local files, or a public CDN) rather
+        than through short links that sign them afresh."""
+        return self.blobs.urls_are_public
+
+    def media_urls(self, key: str) -> dict[str, str]:
+        """Storage URLs of a render's ``gif``, ``mp4`` and ``poster`` (signed when private)."""
+        return {kind: self.blobs.url(storage_key) for kind, storage_key in media_keys(key).items()}
+
+    def local_media_file(self, storage_key: str) -> Path | None:
+        """The local file behind a storage key, where storage is a local folder; else None."""
+        return self.blobs.local_path(storage_key)
+
+    def health_checks(self) -> dict[str, Callable[[], None]]:
+        """One cheap probe per backend, each raising a LoopmarkError when it is down."""
+        return {
+            "storage": self.blobs.check,
+            "records": self.records.check,
+            "dispatcher": self.dispatcher.check,
+        }
+
+    def check_caption(self, template_id: str, caption: str) -> str:
+        """The caption as the template would accept it (normalised), or CaptionRejected."""
+        return accept_caption(self.catalog.get(template_id), caption, self.words())
+
     # -- the site's side ----------------------------------------------------------------------
 
     def request(self, template_id: str, caption: str, *, wait_s: float = 0.0) -> RenderOutcome:
@@ -249,13 +295,12 @@ class RenderService:
 
     def _done(self, record: RenderRecord) -> RenderOutcome:
         media = dict(record.media or {})
-        keys = media_keys(record.key)
         return RenderOutcome(
             record.key,
             "done",
             progress=1.0,
             eta_seconds=0.0,
-            urls={kind: self.blobs.url(storage_key) for kind, storage_key in keys.items()},
+            urls=self.media_urls(record.key),
             media=media,
             template_id=record.template_id,
             caption=record.caption,

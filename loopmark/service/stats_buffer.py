@@ -27,6 +27,9 @@ _Key = tuple[str, str, str, str | None]  # day, template id, event, caption
 
 
 class BufferedStats:
+    """Counts events for the statistics and reads them back for the admin; a read writes what
+    has gathered first, so it is current."""
+
     def __init__(
         self,
         stats: StatsRecords,
@@ -81,6 +84,18 @@ class BufferedStats:
                 if len(self._pending) >= MAX_PENDING_KEYS and key not in self._pending:
                     key = (key[0], key[1], key[2], None)
                 self._pending[key] += amount
+
+    def renders_per_day(self, *, days: int = 14) -> list[tuple[str, str, int]]:
+        self.flush()
+        return self.stats.renders_per_day(days=days)
+
+    def cache_hit_rate(self, *, days: int = 14) -> float | None:
+        self.flush()
+        return self.stats.cache_hit_rate(days=days)
+
+    def top_captions(self, *, limit: int = 20, days: int = 30) -> list[tuple[str, int]]:
+        self.flush()
+        return self.stats.top_captions(limit=limit, days=days)
 
     def close(self) -> None:
         self._closed = True

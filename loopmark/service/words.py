@@ -1,6 +1,7 @@
-"""The brand's word lists as the caption policy sees them, cached and kept fresh cheaply.
+"""The brand's word lists as the caption policy sees them, cached and kept fresh cheaply, and
+the admin's edits to them.
 
-An admin edit is effective for the next caption in the process that made it (``invalidate``), and
+An admin edit is effective for the next caption in the process that made it, and
 in every other process within VERSION_CHECK_SECONDS: the records' version counter is one cheap
 read, and the lists are reloaded only when it moved.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from loopmark.errors import LoopmarkError
 from loopmark.records.words import WordListRecords
@@ -22,7 +23,10 @@ VERSION_CHECK_SECONDS = 5.0
 
 
 class CachedWordLists:
-    """Callable: the current WordLists. Falls back to the last good lists if the records fail."""
+    """Callable: the current WordLists. Falls back to the last good lists if the records fail.
+
+    ``lists``, ``add``, ``remove`` and ``replace`` are the admin's: they read or write the
+    records themselves and make a change effective for the next caption here."""
 
     def __init__(
         self,
@@ -54,6 +58,27 @@ class CachedWordLists:
             # A records outage must not stop captions; the last lists we had still apply.
             log.warning("word lists unavailable, using the last ones loaded: %s", exc.reason)
         return self._lists
+
+    def lists(self) -> WordLists:
+        """The lists as stored now (not the cached copy)."""
+        return self.records.lists()
+
+    def add(self, kind: str, word: str) -> None:
+        self.records.add(kind, word)
+        self.invalidate()
+
+    def remove(self, kind: str, word: str) -> bool:
+        removed = self.records.remove(kind, word)
+        self.invalidate()
+        return removed
+
+    def replace(self, kind: str, words: Iterable[str]) -> int:
+        count = self.records.replace(kind, words)
+        self.invalidate()
+        return count
+
+    def close(self) -> None:
+        self.records.close()
 
     def invalidate(self) -> None:
         """Re-read on the next caption (the admin just changed the lists in this process)."""

@@ -19,14 +19,13 @@ from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 from werkzeug.routing import BuildError
 
 from loopmark.errors import BadInput, LoopmarkError
+from loopmark.package_data import FONTS_DIR, WEB_FONTS_DIR
 from loopmark.renderer.prepare import PreparedTemplate
-from loopmark.renderer.render import accept_caption
 from loopmark.renderer.templates import Template
 from loopmark.service.render_service import RenderOutcome
-from loopmark.site import assets, links
-from loopmark.site.context import services
-from loopmark.site.errors import error_response
-from loopmark.site.paths import FONTS_DIR, WEB_FONTS_DIR
+from loopmark.web import assets, links
+from loopmark.web.context import services
+from loopmark.web.errors import error_response
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ class InvalidJson(BadInput):
 @blueprint.get("/templates")
 def list_templates() -> Response:
     """Enabled templates, with what the page's live preview needs to approximate the layout."""
-    catalog = services().render.catalog
+    catalog = services().templates
     items = []
     for template in catalog.all():
         try:
@@ -129,9 +128,7 @@ def _hex(colour: tuple[int, int, int]) -> str:
 def check_caption() -> Response:
     """Whether a caption is accepted for a template: its normalised form, or 422 and why."""
     template_id, caption = _render_request()
-    service = services().render
-    template = service.catalog.get(template_id)
-    normalised = accept_caption(template, caption, service.words())
+    normalised = services().render.check_caption(template_id, caption)
     response = jsonify(
         {"ok": True, "caption": normalised, "length": len(_GRAPHEME.findall(normalised))}
     )

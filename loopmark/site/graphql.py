@@ -80,9 +80,9 @@ from loopmark.errors import BadInput, LoopmarkError
 from loopmark.records.gallery import GalleryEntry
 from loopmark.renderer.templates import Template
 from loopmark.service.catalog import TemplateCatalog
-from loopmark.site import links
-from loopmark.site.context import EXTENSION, services
-from loopmark.site.errors import error_response
+from loopmark.web import links
+from loopmark.web.context import services
+from loopmark.web.errors import error_response
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class GalleryContext:
     def current(cls) -> GalleryContext:
         """The context for a request to the current app (needs an app and request context)."""
         site = services()
-        return cls(gallery=site.gallery, catalog=site.render.catalog)
+        return cls(gallery=site.gallery, catalog=site.templates)
 
     def template(self, template_id: str) -> TemplateNode:
         if self._templates is None:
@@ -616,7 +616,7 @@ def refuse_body(req: Request) -> Response | None:
 
 def init_app(app: Flask) -> None:
     """Serve the schema at /graphql; introspection only with LOOPMARK_DEBUG."""
-    debug = app.extensions[EXTENSION].settings.debug
+    debug = services(app).settings.debug
     view = GalleryGraphQLView.as_view(
         "graphql", schema=build_schema().graphql_schema, introspection=debug
     )

@@ -13,9 +13,9 @@ from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import generate_latest
 
 from loopmark.errors import LoopmarkError
-from loopmark.site.context import services
-from loopmark.site.errors import UNAVAILABLE_RETRY_AFTER_SECONDS
-from loopmark.site.logs import METRICS_EXTENSION, RequestMetrics
+from loopmark.web.context import services
+from loopmark.web.errors import UNAVAILABLE_RETRY_AFTER_SECONDS
+from loopmark.web.logs import METRICS_EXTENSION, RequestMetrics
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +26,7 @@ PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 @blueprint.get("/healthz")
 def healthz() -> Response:
-    render = services().render
-    probes: dict[str, Callable[[], None]] = {
-        "storage": render.blobs.check,
-        "records": render.records.check,
-        "dispatcher": render.dispatcher.check,
-    }
+    probes = services().render.health_checks()
     checks = {name: _run(name, probe) for name, probe in probes.items()}
     failing = [name for name, result in checks.items() if result != "ok"]
     response = jsonify({"ok": not failing, "checks": checks, "failing": failing})
@@ -57,7 +52,7 @@ def _run(name: str, probe: Callable[[], None]) -> str:
 @blueprint.get("/metrics")
 def metrics() -> Response:
     """The render service's metrics and the site's request counters (Prometheus text)."""
-    parts = [services().render.metrics.exposition()]
+    parts = [services().metrics.exposition()]
     request_metrics: RequestMetrics | None = current_app.extensions.get(METRICS_EXTENSION)
     if request_metrics is not None:
         parts.append(generate_latest(request_metrics.registry))

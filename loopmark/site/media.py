@@ -18,11 +18,9 @@ from flask import Blueprint, Response, abort, redirect, send_file
 from loopmark.errors import UnknownTemplate
 from loopmark.records.base import RenderStatus
 from loopmark.renderer.prepare import PREPARE_VERSION
-from loopmark.service.render_service import media_keys
-from loopmark.site import links
-from loopmark.site.context import services
 from loopmark.storage.base import IMMUTABLE_CACHE_CONTROL
-from loopmark.storage.local import LocalBlobStore
+from loopmark.web import links
+from loopmark.web.context import services
 
 blueprint = Blueprint("media", __name__)
 
@@ -39,15 +37,11 @@ _VERSION_RE = re.compile(r"([0-9a-f]{16})(?:-p([0-9]{1,4}))?")
 
 @blueprint.get("/media/<path:key>")
 def media_file(key: str) -> Response:
-    blobs = services().render.blobs
-    if not isinstance(blobs, LocalBlobStore) or not key.startswith(RENDER_MEDIA_PREFIX):
-        abort(404)
     mimetype = MEDIA_MIMETYPES.get(key.rpartition(".")[2])
-    if mimetype is None:
+    if mimetype is None or not key.startswith(RENDER_MEDIA_PREFIX):
         abort(404)
-    try:
-        path = blobs.path(key)
-    except ValueError:
+    path = services().render.local_media_file(key)
+    if path is None:  # not local storage, or no such file
         abort(404)
     return _immutable_file(path, mimetype)
 
@@ -57,13 +51,14 @@ def short(key: str, ext: str) -> Response:
     if not links.well_formed_key(key):
         abort(404)
     render = services().render
-    record = render.records.get(key)
+    record = render.record(key)
     if record is None or record.status != RenderStatus.DONE:
         abort(410 if record is not None and record.status == RenderStatus.BLOCKED else 404)
-    blobs = render.blobs
-    response = redirect(blobs.url(media_keys(key)[SHORT_KINDS[ext]]), code=302)
+    response = redirect(render.media_urls(key)[SHORT_KINDS[ext]], code=302)
     response.headers["Cache-Control"] = (
-        PUBLIC_REDIRECT_CACHE_CONTROL if blobs.urls_are_public else SIGNED_REDIRECT_CACHE_CONTROL
+        PUBLIC_REDIRECT_CACHE_CONTROL
+        if render.media_urls_are_public
+        else SIGNED_REDIRECT_CACHE_CONTROL
     )
     return response
 
@@ -74,19 +69,13 @@ def template_file(template_id: str, version: str, name: str) -> Response:
     if match is None:
         abort(404)
     template_version, prepare_version = match[1], match[2] or str(PREPARE_VERSION)
-    render = services().render
+    catalog = services().templates
     try:
-        template = render.catalog.get(template_id)
+        template = catalog.get(template_id)
     except UnknownTemplate:
         abort(404)
-    folder_name = f"{template_version}-p{prepare_version}"
-    if folder_name == links.template_version(template):
-        # The current version: prepared on first use (later requests find it cached).
-        folder = render.catalog.prepared(template).folder
-    else:
-        # An older version a cached page may still name: served while its files remain.
-        folder = services().settings.prepared_dir / template.id / folder_name
-    return _immutable_file(folder / name, MEDIA_MIMETYPES[name.rpartition(".")[2]])
+    path = catalog.prepared_file(template, f"{template_version}-p{prepare_version}", name)
+    return _immutable_file(path, MEDIA_MIMETYPES[name.rpartition(".")[2]])
 
 
 def _immutable_file(path: Path, mimetype: str) -> Response:

@@ -23,12 +23,14 @@ from flask import Blueprint, Response, abort, make_response, render_template, ur
 from loopmark.errors import LoopmarkError
 from loopmark.records.base import RenderRecord, RenderStatus
 from loopmark.service.render_service import RenderBlocked, RenderGaveUp, RenderOutcome
-from loopmark.site import links
-from loopmark.site.context import services
+from loopmark.web import links
+from loopmark.web.context import services
 
 log = logging.getLogger(__name__)
 
-blueprint = Blueprint("pages", __name__)
+# The site's page templates (base layout, error pages) come with this blueprint: the web shell
+# renders 404.html and 500.html for the whole app from here.
+blueprint = Blueprint("pages", __name__, template_folder="templates")
 
 BRAND = "Hop & Co."
 GENERIC_TITLE = "A GIF made with Hop & Co."
@@ -143,7 +145,7 @@ def gallery() -> str:
 @blueprint.get("/credits")
 def credits() -> str:
     try:
-        templates = services().render.catalog.all()
+        templates = services().templates.all()
     except LoopmarkError as exc:
         log.warning("credits: template catalog unavailable: %s", exc)
         templates = []
@@ -158,7 +160,7 @@ def credits() -> str:
 def _hero() -> dict[str, str] | None:
     """The first template's preview loop and poster for the home page's hero (MP4, not a GIF)."""
     try:
-        templates = services().render.catalog.all()
+        templates = services().templates.all()
     except LoopmarkError as exc:
         log.warning("home: template catalog unavailable: %s", exc)
         return None
@@ -189,7 +191,7 @@ def _result_context(key: str, outcome: RenderOutcome) -> dict[str, Any]:
 def _share_meta(key: str) -> ShareMeta:
     """Caption and size from the records when they answer; nothing (never an error) otherwise."""
     try:
-        record = services().render.records.get(key)
+        record = services().render.record(key)
     except LoopmarkError as exc:
         log.warning("share %s: records unavailable, generic tags: %s", key, exc)
         return ShareMeta()

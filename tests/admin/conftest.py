@@ -18,12 +18,11 @@ from flask.testing import FlaskClient
 from werkzeug.datastructures import MultiDict
 from werkzeug.test import TestResponse, encode_multipart
 
-from loopmark.admin import ADMIN_EXTENSION, AdminServices
-from loopmark.admin.passwords import hash_password
+from loopmark.app import create_app
+from loopmark.composition import Services, setup_backends
 from loopmark.renderer.prepare import PreparedTemplate
-from loopmark.service.factory import setup_backends
-from loopmark.site import create_app
-from loopmark.site.context import EXTENSION, SiteServices
+from loopmark.service.passwords import hash_password
+from loopmark.web.context import services
 from tests.site.conftest import site_config
 
 ADMIN_NAME = "ana"
@@ -72,12 +71,12 @@ def post_files(client: FlaskClient, path: str, fields: dict[str, Any]) -> TestRe
     return client.post(path, data=body, content_type=f"multipart/form-data; boundary={boundary}")
 
 
-def site(app: Flask) -> SiteServices:
-    return app.extensions[EXTENSION]
+def site(app: Flask) -> Services:
+    return services(app)
 
 
-def admin(app: Flask) -> AdminServices:
-    return app.extensions[ADMIN_EXTENSION]
+def admin(app: Flask) -> Services:
+    return services(app)
 
 
 @pytest.fixture
@@ -95,13 +94,12 @@ def make_admin_app(
         config = site_config(tmp_path, workdir, LOOPMARK_TEMPLATES_DIR=str(templates))
         app = create_app({**config, **overrides})
         setup_backends(site(app).settings)
-        admin(app).users.put(ADMIN_NAME, admin_hash())
+        admin(app).users.records.put(ADMIN_NAME, admin_hash())
         apps.append(app)
         return app
 
     yield make
     for app in apps:
-        admin(app).close()
         site(app).close()
 
 

@@ -12,9 +12,9 @@ from flask.testing import FlaskClient
 
 from loopmark.admin import SESSION_LIFETIME_SECONDS
 from loopmark.admin.auth import SESSION_LOGIN_AT, safe_next
-from loopmark.admin.passwords import hash_password
+from loopmark.app import create_app
 from loopmark.errors import ConfigInvalid
-from loopmark.site import create_app
+from loopmark.service.passwords import hash_password
 from tests.admin.conftest import (
     ADMIN_NAME,
     ADMIN_PASSWORD,
@@ -166,12 +166,12 @@ def test_a_session_ends_after_its_absolute_lifetime(admin_client: FlaskClient) -
 
 
 def test_a_new_password_ends_existing_sessions(app: Flask, admin_client: FlaskClient) -> None:
-    admin(app).users.put(ADMIN_NAME, hash_password("another long password"))
+    admin(app).users.records.put(ADMIN_NAME, hash_password("another long password"))
     assert admin_client.get("/admin/").status_code == 302
 
 
 def test_a_deleted_user_is_signed_out(app: Flask, admin_client: FlaskClient) -> None:
-    admin(app).users.delete(ADMIN_NAME)
+    admin(app).users.records.delete(ADMIN_NAME)
     assert admin_client.get("/admin/").status_code == 302
 
 

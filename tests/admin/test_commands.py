@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from loopmark.admin import commands
-from loopmark.admin.passwords import verify_password
-from loopmark.config import Settings
 from loopmark.records import setup_all
 from loopmark.records.users import open_user_records
+from loopmark.service.passwords import verify_password
+from loopmark.service.users import AdminUsers
 
 
 @pytest.fixture
@@ -78,6 +80,16 @@ def test_bad_input_exits_2_with_one_line(
     assert stored_hash(env, "ana") is None
 
 
+@contextlib.contextmanager
+def users_of(env: dict[str, str]) -> Iterator[AdminUsers]:
+    """The admin users service over the test's records."""
+    users = AdminUsers(open_user_records(env["LOOPMARK_RECORDS"]))
+    try:
+        yield users
+    finally:
+        users.close()
+
+
 class FakeTerminal(io.StringIO):
     def isatty(self) -> bool:
         return True
@@ -86,8 +98,8 @@ class FakeTerminal(io.StringIO):
 def test_a_terminal_prompts_twice(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     answers = iter(["a long passphrase", "a long passphrase"])
     monkeypatch.setattr(commands.getpass, "getpass", lambda prompt: next(answers))
-    settings = Settings.from_env(env)
-    line = commands.run_create_user("bo", settings, FakeTerminal())
+    with users_of(env) as users:
+        line = commands.run_create_user("bo", users, FakeTerminal())
     assert line == "admin user bo created"
     assert verify_password(stored_hash(env, "bo"), "a long passphrase")
 
@@ -97,6 +109,6 @@ def test_a_terminal_mismatch_is_refused(
 ) -> None:
     answers = iter(["a long passphrase", "a long passfrase"])
     monkeypatch.setattr(commands.getpass, "getpass", lambda prompt: next(answers))
-    with pytest.raises(commands.BadInput, match="do not match"):
-        commands.run_create_user("bo", Settings.from_env(env), FakeTerminal())
+    with pytest.raises(commands.BadInput, match="do not match"), users_of(env) as users:
+        commands.run_create_user("bo", users, FakeTerminal())
     assert stored_hash(env, "bo") is None

@@ -38,7 +38,7 @@ def captions_on(html: str) -> list[str]:
 
 
 def gallery_keys(app: Flask) -> list[str]:
-    return [entry.key for entry in admin(app).gallery().entries()]
+    return [entry.key for entry in admin(app).gallery.entries()]
 
 
 def test_recent_renders_newest_first_searchable(app: Flask, admin_client: FlaskClient) -> None:

@@ -48,7 +48,7 @@ def test_import_adds_or_replaces(app: Flask, admin_client: FlaskClient) -> None:
         content_type="multipart/form-data",
     )
     assert response.status_code == 303
-    words = admin(app).words()
+    words = admin(app).words
     assert words.lists().banned == {"kale", "broccoli", "spinach"}
     assert not caption_ok(admin_client, "I love broccoli")
     replace = io.BytesIO(b"turnip\n")
@@ -72,7 +72,7 @@ def test_a_bad_import_changes_nothing(app: Flask, admin_client: FlaskClient) -> 
         follow_redirects=True,
     )
     assert "must be UTF-8 text" in response.get_data(as_text=True)
-    assert admin(app).words().lists().banned == {"kale"}
+    assert admin(app).words.lists().banned == {"kale"}
 
 
 def test_a_word_with_invisible_characters_is_refused(admin_client: FlaskClient) -> None:

@@ -22,10 +22,10 @@ from flask import Flask
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
 from loopmark import create_app
-from loopmark.service.factory import setup_backends
+from loopmark.composition import setup_backends
 from loopmark.service.render_service import RenderService
-from loopmark.site.context import EXTENSION
-from loopmark.site.server import create_server
+from loopmark.web.context import EXTENSION
+from loopmark.web.server import create_server
 from tests.paths import DEMO_TEMPLATES, REPO
 
 SERVER_STOP_SECONDS = 10

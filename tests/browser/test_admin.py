@@ -20,13 +20,12 @@ from flask import Flask
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from loopmark import create_app
-from loopmark.admin import ADMIN_EXTENSION
-from loopmark.admin.passwords import hash_password
+from loopmark.composition import Services, setup_backends
 from loopmark.records.base import RenderStatus
-from loopmark.service.factory import setup_backends
+from loopmark.service.passwords import hash_password
 from loopmark.service.render_service import media_keys
-from loopmark.site.context import EXTENSION, SiteServices
-from loopmark.site.server import create_server
+from loopmark.web.context import EXTENSION
+from loopmark.web.server import create_server
 from tests.browser.conftest import DESKTOP, SERVER_STOP_SECONDS, LiveSite, new_context, open_page
 from tests.paths import DEMO_TEMPLATES, REPO
 
@@ -55,9 +54,9 @@ def admin_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSite]:
             "COMPRESS_STREAMS": False,
         }
     )
-    services: SiteServices = app.extensions[EXTENSION]
+    services: Services = app.extensions[EXTENSION]
     setup_backends(services.settings)
-    app.extensions[ADMIN_EXTENSION].users.put(NAME, hash_password(PASSWORD))
+    services.users.records.put(NAME, hash_password(PASSWORD))
     server = create_server(app, "127.0.0.1", 0, threads=8)
     thread = threading.Thread(target=server.run, name="admin-site", daemon=True)
     thread.start()
@@ -67,7 +66,6 @@ def admin_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSite]:
     finally:
         server.close()
         thread.join(SERVER_STOP_SECONDS)
-        app.extensions[ADMIN_EXTENSION].close()
         services.close()
 
 
@@ -119,7 +117,7 @@ def log_in(page: Page, path: str = "/admin/") -> None:
 
 
 def gallery_order(app: Flask) -> list[str]:
-    return [entry.key for entry in app.extensions[ADMIN_EXTENSION].gallery().entries()]
+    return [entry.key for entry in app.extensions[EXTENSION].gallery.entries()]
 
 
 def test_curate_reorder_and_take_down(

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from loopmark.composition import build_render_service, setup_backends
 from loopmark.config import Settings
 from loopmark.renderer.prepare import PreparedTemplate
-from loopmark.service.factory import build_render_service, setup_backends
 from loopmark.service.render_service import RenderService
 
 

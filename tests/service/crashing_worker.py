@@ -6,9 +6,9 @@ from __future__ import annotations
 import sys
 import time
 
+from loopmark.composition import build_render_service
 from loopmark.config import Settings
 from loopmark.dispatch.base import RenderJob
-from loopmark.service.factory import build_render_service
 
 HANG_SECONDS = 600
 

@@ -16,12 +16,12 @@ from pathlib import Path
 import boto3
 import pytest
 
+from loopmark.composition import build_render_service, setup_backends
 from loopmark.config import Settings
 from loopmark.dispatch.base import RenderJob
 from loopmark.renderer.prepare import PreparedTemplate
 from loopmark.renderer.render import render_key
 from loopmark.service.catalog import DirectoryTemplateCatalog, push_templates
-from loopmark.service.factory import build_render_service, setup_backends
 from loopmark.service.render_service import RenderService, media_keys
 from loopmark.storage import open_blob_store
 from tests.moto_server import free_port, stop

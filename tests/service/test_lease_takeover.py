@@ -11,10 +11,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from loopmark.composition import build_render_service, setup_backends
 from loopmark.config import Settings
 from loopmark.renderer.prepare import PreparedTemplate
 from loopmark.renderer.render import render_key
-from loopmark.service.factory import build_render_service, setup_backends
 from tests.paths import REPO
 from tests.service.conftest import make_settings
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import boto3
 import pytest
 
+from loopmark.composition import build_render_service, setup_backends
 from loopmark.config import Settings
 from loopmark.errors import CaptionRejected, ConfigInvalid, StorageUnavailable, UnknownTemplate
 from loopmark.records.stats import open_stats_records
 from loopmark.records.words import open_word_records
 from loopmark.renderer.render import render_key
-from loopmark.service.factory import build_render_service, setup_backends
 from loopmark.service.purge import NoPurge, open_cdn_purge
 from loopmark.service.render_service import (
     RenderBlocked,

@@ -17,11 +17,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from loopmark.app import create_app
+from loopmark.composition import Services, setup_backends
 from loopmark.renderer.prepare import PreparedTemplate
-from loopmark.service.factory import setup_backends
 from loopmark.service.render_service import RenderService
-from loopmark.site import create_app
-from loopmark.site.context import EXTENSION, SiteServices
+from loopmark.web.context import EXTENSION
 from tests.paths import DEMO_TEMPLATES
 
 # Generous: the machine is shared. A test polling for a render fails only past this bound.
@@ -48,7 +48,7 @@ def site_config(tmp_path: Path, workdir: Path, **overrides: Any) -> dict[str, An
     }
 
 
-def site_services(app: Flask) -> SiteServices:
+def site_services(app: Flask) -> Services:
     return app.extensions[EXTENSION]
 
 

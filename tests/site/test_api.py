@@ -17,7 +17,7 @@ from werkzeug.test import TestResponse
 
 from loopmark.errors import ConfigInvalid
 from loopmark.renderer.render import KEY_CHARS
-from loopmark.site.limits import client_address
+from loopmark.web.limits import client_address
 from tests.site.conftest import MakeApp, render_service, render_via_api, wait_done
 
 UNKNOWN_KEY = "a" * KEY_CHARS

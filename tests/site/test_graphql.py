@@ -15,7 +15,6 @@ from graphql import build_schema as build_sdl_schema
 from graphql_server.exceptions import GraphQLValidationError
 
 from loopmark.records.gallery import GalleryEntry
-from loopmark.site import links
 from loopmark.site.graphql import (
     MAX_ALIASES,
     MAX_BODY_BYTES,
@@ -29,6 +28,7 @@ from loopmark.site.graphql import (
     encode_cursor,
     execute_checked,
 )
+from loopmark.web import links
 from tests.site.conftest import MakeApp, render_service, render_via_api, site_services
 
 PAGE_QUERY = """

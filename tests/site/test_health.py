@@ -12,7 +12,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from loopmark.site.server import create_server, warm_up
+from loopmark.web.server import create_server, warm_up
 from tests.site.conftest import render_service, render_via_api
 
 

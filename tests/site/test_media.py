@@ -12,7 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from loopmark.renderer.prepare import PREPARE_VERSION
-from loopmark.site.links import absolute, media_urls
+from loopmark.web.links import absolute, media_urls
 from tests.site.conftest import MakeApp, render_service, render_via_api
 
 IMMUTABLE = "public, max-age=31536000, immutable"

@@ -14,12 +14,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from loopmark import create_app
+from loopmark.composition import setup_backends
 from loopmark.errors import RecordsUnavailable
 from loopmark.renderer.prepare import PreparedTemplate
-from loopmark.service.factory import setup_backends
 from loopmark.service.render_service import RenderService
-from loopmark.site.context import EXTENSION
 from loopmark.site.pages import BBB_CREDIT, GENERIC_TITLE, share_links
+from loopmark.web.context import EXTENSION
 
 CAPTION = "Hello from the pages"
 BLOCKED_CAPTION = "Soon taken down"

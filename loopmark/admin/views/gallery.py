@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from flask import Response, flash, render_template
 
-from loopmark.admin import admin_services, blueprint
+from loopmark.admin import blueprint
 from loopmark.admin.forms import KeyForm, MoveForm
 from loopmark.admin.views import back, flash_form_errors
 from loopmark.errors import BadInput
-from loopmark.site import links
-from loopmark.site.context import services
+from loopmark.web import links
+from loopmark.web.context import services
 
 
 @blueprint.get("/gallery")
 def gallery() -> str:
-    entries = admin_services().gallery().entries()
+    entries = services().gallery.entries()
     posters = {entry.key: links.media_urls(entry.key)["poster"] for entry in entries}
     return render_template(
         "admin/gallery.html",
@@ -33,12 +33,12 @@ def gallery_add() -> Response:
         flash_form_errors(form)
         return back(form.back.data, "admin.gallery")
     key = form.key.data or ""
-    record = services().render.records.get(key)
+    record = services().render.record(key)
     if record is None:
         flash("There is no such render.", "error")
         return back(form.back.data, "admin.gallery")
     try:
-        entry = admin_services().gallery().add(record)
+        entry = services().gallery.add(record)
     except BadInput as exc:
         flash(exc.reason, "error")
     else:
@@ -52,7 +52,7 @@ def gallery_remove() -> Response:
     if not form.validate_on_submit():
         flash_form_errors(form)
         return back(form.back.data, "admin.gallery")
-    if admin_services().gallery().remove(form.key.data or ""):
+    if services().gallery.remove(form.key.data or ""):
         flash("Removed from the gallery.", "ok")
     else:
         flash("That render was not in the gallery.", "error")
@@ -65,7 +65,7 @@ def gallery_move() -> Response:
     if not form.validate_on_submit():
         flash_form_errors(form)
         return back(form.back.data, "admin.gallery")
-    store = admin_services().gallery()
+    store = services().gallery
     keys = [entry.key for entry in store.entries()]
     key = form.key.data or ""
     if key not in keys:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from flask import Response, abort, flash, g, redirect, render_template, request, url_for
 from wtforms import SelectChoice
 
-from loopmark.admin import admin_services, blueprint
+from loopmark.admin import blueprint
 from loopmark.admin.forms import (
     KeyForm,
     MoveForm,
@@ -25,8 +25,8 @@ from loopmark.admin.views import back, flash_form_errors
 from loopmark.admin.views.templates import known_template_ids
 from loopmark.errors import BadInput
 from loopmark.records.base import RenderRecord, RenderStatus
-from loopmark.site import links
-from loopmark.site.context import services
+from loopmark.web import links
+from loopmark.web.context import services
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +71,11 @@ def renders() -> str:
     if template_id not in template_ids:
         template_id = None
     before = _before_arg()
-    found = services().render.records.list_recent(
+    found = services().render.recent(
         limit=PAGE_SIZE + 1, before=before, template_id=template_id, query=query
     )
     page, more = found[:PAGE_SIZE], len(found) > PAGE_SIZE
-    curated = {entry.key for entry in admin_services().gallery().entries()}
+    curated = {entry.key for entry in services().gallery.entries()}
     rows = [
         RenderRow(record, links.media_urls(record.key)["poster"], record.key in curated)
         for record in page
@@ -104,10 +104,10 @@ def renders() -> str:
 def render_detail(key: str) -> str:
     if not links.well_formed_key(key):
         abort(404)
-    record = services().render.records.get(key)
+    record = services().render.record(key)
     if record is None:
         abort(404)
-    entries = admin_services().gallery().entries()
+    entries = services().gallery.entries()
     position = next((e.position for e in entries if e.key == key), None)
     urls = links.media_urls(key) if record.status == RenderStatus.DONE else {}
     return render_template(
@@ -156,7 +156,7 @@ def _take_down(key: str, reason: str) -> None:
     who = g.get("admin_user", "?")
     services().render.take_down(key, reason=f"{reason.strip()} (by {who})")
     try:
-        admin_services().gallery().remove(key)
+        services().gallery.remove(key)
     except BadInput as exc:  # not there, or the gallery changed: the key is blocked anyway
         log.info("take-down of %s: gallery unchanged (%s)", key, exc.reason)
     log.warning("admin %s took down %s: %s", who, key, reason)

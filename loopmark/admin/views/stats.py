@@ -6,7 +6,8 @@ from collections import defaultdict
 
 from flask import render_template
 
-from loopmark.admin import admin_services, blueprint
+from loopmark.admin import blueprint
+from loopmark.web.context import services
 
 DAYS = 14
 CAPTION_DAYS = 30
@@ -15,9 +16,7 @@ TOP_CAPTIONS = 20
 
 @blueprint.get("/stats")
 def stats() -> str:
-    records = admin_services().stats()
-    if records is None:
-        return render_template("admin/stats.html", enabled=False)
+    records = services().stats
     per_day = records.renders_per_day(days=DAYS)
     templates = sorted({template_id for _, template_id, _ in per_day})
     table: dict[str, dict[str, int]] = defaultdict(dict)

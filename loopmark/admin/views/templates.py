@@ -35,13 +35,13 @@ from loopmark.admin.template_files import (
 )
 from loopmark.admin.views import flash_form_errors
 from loopmark.errors import BadInput, LoopmarkError, ToolFailed, UnknownTemplate
+from loopmark.package_data import WEB_FONTS_DIR
 from loopmark.renderer.authoring import NewTemplate, add_template
 from loopmark.renderer.prepare import PreparedTemplate
 from loopmark.renderer.templates import Template, iter_template_ids
 from loopmark.service.catalog import DirectoryTemplateCatalog
-from loopmark.site import assets
-from loopmark.site.context import services
-from loopmark.site.paths import WEB_FONTS_DIR
+from loopmark.web import assets
+from loopmark.web.context import services
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +59,12 @@ class TemplateRow:
 
 
 def folder_catalog() -> DirectoryTemplateCatalog | None:
-    catalog = services().render.catalog
+    catalog = services().templates
     return catalog if isinstance(catalog, DirectoryTemplateCatalog) else None
 
 
 def known_template_ids() -> list[str]:
-    catalog = services().render.catalog
+    catalog = services().templates
     if isinstance(catalog, DirectoryTemplateCatalog):
         return list(iter_template_ids(catalog.templates_dir))
     try:
@@ -75,7 +75,7 @@ def known_template_ids() -> list[str]:
 
 
 def _row(template_id: str) -> TemplateRow:
-    catalog = services().render.catalog
+    catalog = services().templates
     try:
         template = catalog.get(template_id, enabled_only=False)
     except LoopmarkError as exc:
@@ -155,13 +155,13 @@ def template_edit(template_id: str) -> Response | tuple[str, int] | str:
     if editable and _posted():
         if form.validate_on_submit():
             try:
-                data = apply_edits(template, prepared, _edits(form), services().render.words())
+                data = apply_edits(template, prepared, _edits(form), services().words())
             except BadInput as exc:
                 flash(exc.reason, "error")
                 status = 422
             else:
                 write_template_file(template.folder, data)
-                catalog = services().render.catalog
+                catalog = services().templates
                 # Prepared now (a new colour is a new version), so visitors never wait for it.
                 catalog.prepared(catalog.get(template_id, enabled_only=False))
                 flash(f"Saved {data['name']}.", "ok")

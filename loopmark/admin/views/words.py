@@ -8,12 +8,13 @@ from typing import TypeVar
 
 from flask import Response, flash, render_template
 
-from loopmark.admin import admin_services, blueprint
+from loopmark.admin import blueprint
 from loopmark.admin.auth import allows_body
 from loopmark.admin.forms import WordForm, WordImportForm
 from loopmark.admin.views import back, flash_form_errors
 from loopmark.errors import BadInput
 from loopmark.records.words import MAX_LIST_WORDS, MAX_RAW_WORD_CHARS, WORD_KINDS
+from loopmark.web.context import services
 
 # A full list: MAX_LIST_WORDS lines of up to MAX_RAW_WORD_CHARS characters (mostly ASCII), plus
 # the form's own fields.
@@ -25,7 +26,7 @@ T = TypeVar("T")
 
 @blueprint.get("/words")
 def words() -> str:
-    lists = admin_services().words().lists()
+    lists = services().words.lists()
     return render_template(
         "admin/words.html",
         lists={kind: sorted(getattr(lists, kind)) for kind in WORD_KINDS},
@@ -40,7 +41,7 @@ def words() -> str:
 def words_add() -> Response:
     form = WordForm()
     if form.validate_on_submit():
-        _change(lambda: admin_services().words().add(form.kind.data, form.word.data or ""))
+        _change(lambda: services().words.add(form.kind.data, form.word.data or ""))
         flash(f"Added to the {form.kind.data} words: {form.word.data.strip()}", "ok")
     else:
         flash_form_errors(form)
@@ -52,7 +53,7 @@ def words_remove() -> Response:
     form = WordForm()
     if form.validate_on_submit():
         removed = _change(
-            lambda: admin_services().words().remove(form.kind.data, form.word.data or "")
+            lambda: services().words.remove(form.kind.data, form.word.data or "")
         )
         if removed:
             flash(f"Removed from the {form.kind.data} words: {form.word.data}", "ok")
@@ -75,7 +76,7 @@ def words_import() -> Response:
     except BadInput as exc:
         flash(exc.reason, "error")
         return back(None, "admin.words")
-    records = admin_services().words()
+    records = services().words
     kind = form.kind.data
     if form.replace.data:
         wanted = imported
@@ -109,11 +110,9 @@ def read_word_file(data: bytes) -> list[str]:
 
 
 def _change(action: Callable[[], T]) -> T | None:
-    """Run a change, make it effective for the next caption, flash a refusal (None)."""
+    """Run a change (effective for the next caption), flash a refusal (None)."""
     try:
-        result = action()
+        return action()
     except BadInput as exc:
         flash(exc.reason, "error")
         return None
-    admin_services().words_changed()
-    return result

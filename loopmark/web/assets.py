@@ -15,7 +15,7 @@ from pathlib import Path
 from flask import Flask, url_for
 from werkzeug.security import safe_join
 
-from loopmark.site.paths import STATIC_DIR
+from loopmark.package_data import STATIC_DIR
 from loopmark.storage.base import IMMUTABLE_CACHE_CONTROL
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ import pytest
 from flask import Flask, Response, session
 from flask.testing import FlaskClient
 
-from loopmark.site.assets import asset_url, fingerprint
-from loopmark.site.logs import ACCESS_LOGGER, JsonFormatter
+from loopmark.web.assets import asset_url, fingerprint
+from loopmark.web.logs import ACCESS_LOGGER, JsonFormatter
 from tests.site.conftest import MakeApp, render_via_api
 
 IMMUTABLE = "public, max-age=31536000, immutable"

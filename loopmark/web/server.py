@@ -18,8 +18,8 @@ from flask import Flask
 from waitress.server import create_server as waitress_server
 
 from loopmark.errors import LoopmarkError
-from loopmark.site.context import EXTENSION, SiteServices
-from loopmark.site.logs import configure_logging
+from loopmark.web.context import services as app_services
+from loopmark.web.logs import configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,7 @@ def create_server(app: Flask, host: str, port: int, *, threads: int = DEFAULT_TH
 def warm_up(app: Flask) -> list[str]:
     """Prepare every enabled template (a no-op when prepared already); returns the ids ready.
     A template that fails is logged and skipped: the site still starts."""
-    services: SiteServices = app.extensions[EXTENSION]
-    catalog = services.render.catalog
+    catalog = app_services(app).templates
     ready = []
     try:
         templates = catalog.all()
@@ -99,7 +98,7 @@ def serve(
         server.run()
     finally:
         server.close()
-        app.extensions[EXTENSION].close()
+        app_services(app).close()
 
 
 def _exit(signum: int, frame: FrameType | None) -> None:

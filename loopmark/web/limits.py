@@ -17,7 +17,7 @@ from flask_limiter import Limiter, RateLimitExceeded
 from limits import parse_many
 
 from loopmark.errors import ConfigInvalid
-from loopmark.site.errors import error_response
+from loopmark.web.errors import error_response
 
 LIMITER_EXTENSION = "loopmark.limiter"
 # Endpoint → the app.config key holding its limits.

@@ -24,9 +24,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
-from loopmark.errors import ConfigInvalid, LoopmarkError
+from loopmark.errors import LoopmarkError
 from loopmark.records.base import RenderRecord
 from loopmark.records.gallery import GalleryEntry, GalleryRecords
 
@@ -38,30 +38,6 @@ REFRESH_SECONDS = 1800.0
 # How often one process asks the records whether the gallery changed: the bound within which
 # another process's admin change reaches this one.
 VERSION_CHECK_SECONDS = 5.0
-REFRESH_ENV = "LOOPMARK_GALLERY_REFRESH_SECONDS"
-VERSION_CHECK_ENV = "LOOPMARK_GALLERY_VERSION_CHECK_SECONDS"
-
-
-def gallery_timing(env: Mapping[str, str]) -> tuple[float, float]:
-    """``(refresh_s, version_check_s)`` from LOOPMARK_GALLERY_REFRESH_SECONDS and
-    LOOPMARK_GALLERY_VERSION_CHECK_SECONDS (seconds, ≥ 0; 0 checks on every access)."""
-    return (
-        _seconds(env, REFRESH_ENV, REFRESH_SECONDS),
-        _seconds(env, VERSION_CHECK_ENV, VERSION_CHECK_SECONDS),
-    )
-
-
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigInvalid(f"{name} must be a number of seconds, not {raw!r}") from None
-    if not value >= 0 or value == float("inf"):  # also refuses NaN
-        raise ConfigInvalid(f"{name} must be a finite number of seconds, at least 0")
-    return value
 
 
 class InMemoryGallery:

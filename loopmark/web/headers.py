@@ -16,7 +16,7 @@ from __future__ import annotations
 from flask import Flask, Response, request
 from flask.sessions import SecureCookieSessionInterface, SessionMixin
 
-from loopmark.site import assets, links
+from loopmark.web import assets, links
 
 HTML_CACHE_CONTROL = "public, max-age=60, stale-while-revalidate=600"
 NOT_FOUND_CACHE_CONTROL = "public, max-age=60"

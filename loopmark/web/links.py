@@ -17,8 +17,7 @@ from loopmark.errors import LoopmarkError
 from loopmark.renderer.prepare import PREPARE_VERSION
 from loopmark.renderer.render import KEY_CHARS
 from loopmark.renderer.templates import Template
-from loopmark.service.render_service import media_keys
-from loopmark.site.context import services
+from loopmark.web.context import services
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +38,9 @@ def media_urls(key: str) -> dict[str, str]:
     local or behind LOOPMARK_MEDIA_BASE_URL, else the /m/ short links. Needs no lookup."""
     if not well_formed_key(key):
         raise ValueError(f"not a render key: {key[:40]!r}")
-    blobs = services().render.blobs
-    if blobs.urls_are_public:
-        return {kind: blobs.url(storage_key) for kind, storage_key in media_keys(key).items()}
+    render = services().render
+    if render.media_urls_are_public:
+        return render.media_urls(key)
     return {
         kind: url_for("media.short", key=key, ext=ext) for kind, ext in SHORT_EXTENSIONS.items()
     }
@@ -77,9 +76,8 @@ def media_origins() -> list[str]:
     cached = current_app.extensions.get(_ORIGINS_KEY)
     if cached is not None:
         return cached
-    blobs = services().render.blobs
     try:
-        sample = blobs.url(media_keys("a" * KEY_CHARS)["gif"])
+        sample = services().render.media_urls("a" * KEY_CHARS)["gif"]
     except LoopmarkError as exc:
         # No credentials to sign with: media are then limited to 'self' (logged once).
         log.warning("cannot work out the media origin for the CSP: %s", exc)

@@ -1,0 +1,99 @@
+"""The web app's entry point: ``create_app`` builds the services from Settings (the composition
+root), then the shared web shell, the public site and the admin as sibling blueprints on it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+from flask_compress import Compress
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from loopmark import admin, site
+from loopmark.composition import build_services
+from loopmark.config import Settings
+from loopmark.errors import ConfigInvalid
+from loopmark.package_data import STATIC_DIR
+from loopmark.web import assets, context, errors, headers, limits, logs
+
+# Every request body the public site takes is a small form or a JSON object; views that take
+# uploads raise ``request.max_content_length`` for themselves.
+MAX_BODY_BYTES = 16 * 1024
+# Types worth compressing; GIF, MP4, JPEG and fonts are compressed already.
+COMPRESS_MIMETYPES = [
+    "text/html",
+    "text/css",
+    "text/plain",
+    "text/javascript",
+    "application/javascript",
+    "application/json",
+    "application/graphql-response+json",
+    "image/svg+xml",
+]
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the web app. ``config`` keys named LOOPMARK_* override the environment; other keys
+    go to ``app.config`` (TESTING, SECRET_KEY, RENDER_RATE_LIMIT, ...). Backends are opened
+    lazily, on first use."""
+    config = dict(config or {})
+    env = {**os.environ, **{k: str(v) for k, v in config.items() if k.startswith("LOOPMARK_")}}
+    settings = Settings.from_env(env)
+    app = Flask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
+    app.config.update(web_config(settings))
+    app.config.update({k: v for k, v in config.items() if not k.startswith("LOOPMARK_")})
+
+    # after_request hooks run in reverse order of registration: the access log (registered
+    # first) runs last and sees the final status; compression derives its ETag from the one
+    # the headers hook set. Logging comes first, so what opening the backends logs is JSON too.
+    logs.init_app(app)
+    context.init_app(app, build_services(settings))
+    Compress(app)
+    headers.init_app(app)
+    site.init_app(app)
+    limits.init_app(app)
+    # After the limiter: the admin limits its login form with it.
+    admin.init_app(app, settings)
+    errors.init_app(app)
+    assets.init_app(app)
+    hops = app.config["PROXY_HOPS"]
+    if hops:
+        # X-Forwarded-For/-Proto/-Host from that many proxies are trusted (rate limits, HSTS,
+        # absolute links); without it a client could forge its address.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+    if not (settings.debug or app.testing or app.config["SITE_URL"]):
+        # Shared pages are cached by the CDN: their absolute links must not come from a
+        # request's Host header, or one forged request would poison them for everyone.
+        raise ConfigInvalid(
+            "LOOPMARK_SITE_URL (the public https:// origin) is required outside debug"
+        )
+    return app
+
+
+def web_config(settings: Settings) -> dict[str, Any]:
+    """The web app's ``app.config``: limits, proxies and links, from Settings."""
+    return {
+        "MAX_CONTENT_LENGTH": MAX_BODY_BYTES,
+        "MAX_FORM_MEMORY_SIZE": MAX_BODY_BYTES,
+        "COMPRESS_MIMETYPES": COMPRESS_MIMETYPES,
+        "COMPRESS_ALGORITHM": ["br", "gzip"],
+        # flask-compress's streaming mode leaves send_file's file open (a ResourceWarning per
+        # static response); whole-body compression of our small text responses is fine.
+        "COMPRESS_STREAMS": False,
+        # Per client IP; Flask-Limiter's syntax ("30/minute;300/hour").
+        "RENDER_RATE_LIMIT": settings.render_rate_limit,
+        "CAPTION_RATE_LIMIT": settings.caption_rate_limit,
+        "ADMIN_LOGIN_RATE_LIMIT": settings.login_rate_limit,
+        "RATELIMIT_ENABLED": settings.rate_limits,
+        # How long POST /api/renders may hold a request for a quick render, and how many
+        # requests may hold at once (the rest answer 202 at once, so threads stay free).
+        "RENDER_WAIT_SECONDS": 2.0,
+        "RENDER_HOLD_SLOTS": settings.render_hold_slots,
+        # Reverse proxies (load balancer, CDN) in front of the site that set X-Forwarded-*.
+        "PROXY_HOPS": settings.proxy_hops,
+        # The public origin for absolute links (Open Graph); the request's host when unset.
+        "SITE_URL": settings.site_url,
+        "JSON_LOGS": settings.json_logs,
+    }

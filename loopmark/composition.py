@@ -1,0 +1,127 @@
+"""The composition root: every service built from Settings, in one place.
+
+This is the only module that looks at backend URLs and opens adapters (storage, records,
+dispatch, CDN purge). The web app, the command line and the Lambda handler each call
+:func:`build_services` and speak to the services it returns; nothing below this layer opens a
+backend, and no view branches on one. Nothing is connected yet when it returns: clients and
+connections are made on first use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from loopmark.config import Settings
+from loopmark.dispatch import open_dispatcher
+from loopmark.records import open_render_records, setup_all
+from loopmark.records.gallery import open_gallery_records
+from loopmark.records.stats import open_stats_records
+from loopmark.records.users import open_user_records
+from loopmark.records.words import open_word_records
+from loopmark.service.catalog import (
+    DirectoryTemplateCatalog,
+    StoredTemplateCatalog,
+    TemplateCatalog,
+)
+from loopmark.service.gallery import InMemoryGallery
+from loopmark.service.metrics import Metrics
+from loopmark.service.purge import open_cdn_purge
+from loopmark.service.render_service import RenderService
+from loopmark.service.stats_buffer import BufferedStats
+from loopmark.service.users import AdminUsers
+from loopmark.service.words import CachedWordLists
+from loopmark.storage import open_blob_store
+from loopmark.storage.base import BlobStore
+
+
+@dataclass
+class Services:
+    """What the entry points use: the render service and everything beside it."""
+
+    settings: Settings
+    templates: TemplateCatalog
+    render: RenderService
+    gallery: InMemoryGallery
+    words: CachedWordLists
+    stats: BufferedStats
+    users: AdminUsers
+    metrics: Metrics
+
+    def close(self) -> None:
+        """Stop the render pool, write the last statistics, close the records (shutdown, tests)."""
+        self.render.close()  # closes its stats buffer and render records too
+        self.gallery.close()
+        self.words.close()
+        self.users.close()
+
+
+def build_services(settings: Settings, *, with_dispatcher: bool = True) -> Services:
+    """Every service over the configured backends. Opens no connection yet.
+
+    ``with_dispatcher=False`` is for workers that only execute jobs (the Lambda handler).
+    """
+    blobs = open_blob_store(settings.storage_url, media_base_url=settings.media_base_url)
+    templates = build_catalog(settings, blobs)
+    words = CachedWordLists(open_word_records(settings.records_url))
+    stats = BufferedStats(open_stats_records(settings.records_url))
+    metrics = Metrics()
+    render = RenderService(
+        catalog=templates,
+        blobs=blobs,
+        records=open_render_records(settings.records_url),
+        words=words,
+        stats=stats,
+        purge=open_cdn_purge(settings.cdn_purge_url),
+        metrics=metrics,
+        lease_seconds=settings.lease_seconds,
+    )
+    if with_dispatcher:
+        render.attach(
+            open_dispatcher(
+                settings.dispatch_url,
+                render.execute,
+                concurrency=settings.render_concurrency,
+                max_queue=settings.queue_size,
+            )
+        )
+    gallery = InMemoryGallery(
+        open_gallery_records(settings.records_url),
+        refresh_s=settings.gallery_refresh_seconds,
+        version_check_s=settings.gallery_version_check_seconds,
+    )
+    return Services(
+        settings=settings,
+        templates=templates,
+        render=render,
+        gallery=gallery,
+        words=words,
+        stats=stats,
+        users=AdminUsers(open_user_records(settings.records_url)),
+        metrics=metrics,
+    )
+
+
+def build_render_service(settings: Settings, *, with_dispatcher: bool = True) -> RenderService:
+    """The render service alone (benchmarks and tests that need nothing else)."""
+    return build_services(settings, with_dispatcher=with_dispatcher).render
+
+
+def build_catalog(settings: Settings, blobs: BlobStore) -> TemplateCatalog:
+    if settings.templates_source == "storage":
+        return StoredTemplateCatalog(blobs, settings.template_cache_dir, settings.prepared_dir)
+    return DirectoryTemplateCatalog(settings.templates_dir, settings.prepared_dir)
+
+
+def open_templates_storage(settings: Settings) -> tuple[TemplateCatalog, BlobStore]:
+    """The template folder and the configured storage (``loopmark templates push``)."""
+    blobs = open_blob_store(settings.storage_url, media_base_url=settings.media_base_url)
+    return DirectoryTemplateCatalog(settings.templates_dir, settings.prepared_dir), blobs
+
+
+def setup_backends(settings: Settings) -> list[str]:
+    """Create what the configured backends need (idempotent); returns what was set up."""
+    blobs = open_blob_store(settings.storage_url, media_base_url=settings.media_base_url)
+    blobs.setup()
+    setup_all(settings.records_url)
+    settings.prepared_dir.mkdir(parents=True, exist_ok=True)
+    return [f"storage {settings.storage_url}", f"records {settings.records_url}"]

@@ -1,0 +1,1 @@
+"""Tests of the shared web shell (loopmark.web): headers, assets, logs, errors, limits."""
