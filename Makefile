@@ -43,9 +43,13 @@ $(CHROMIUM):
 test: $(STAMP) $(CHROMIUM) $(GIFSKI)
 	$(PY) -m pytest
 
+# ruff (lint and format), mypy --strict over the package, and the import contracts (layers point
+# one way; the renderer imports nothing of HTTP, AWS or the backends): see pyproject.toml.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check loopmark tests bench
 	$(VENV)/bin/ruff format --check loopmark tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench: $(STAMP) $(GIFSKI)
 	$(PY) -m bench

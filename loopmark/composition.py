@@ -112,7 +112,7 @@ def build_catalog(settings: Settings, blobs: BlobStore) -> TemplateCatalog:
     return DirectoryTemplateCatalog(settings.templates_dir, settings.prepared_dir)
 
 
-def open_templates_storage(settings: Settings) -> tuple[TemplateCatalog, BlobStore]:
+def open_templates_storage(settings: Settings) -> tuple[DirectoryTemplateCatalog, BlobStore]:
     """The template folder and the configured storage (``loopmark templates push``)."""
     blobs = open_blob_store(settings.storage_url, media_base_url=settings.media_base_url)
     return DirectoryTemplateCatalog(settings.templates_dir, settings.prepared_dir), blobs
