@@ -119,8 +119,12 @@ def build_lut(palette: NDArray[np.uint8]) -> NDArray[np.uint8]:
 
 def lookup(lut: NDArray[np.uint8], rgb: NDArray[np.uint8]) -> NDArray[np.uint8]:
     """Palette indices of an (..., 3) RGB array through the look-up table."""
-    rgb = rgb.astype(np.int32) >> _LUT_SHIFT
-    return lut[(rgb[..., 0] << (2 * LUT_BITS)) | (rgb[..., 1] << LUT_BITS) | rgb[..., 2]]
+    levels = rgb.astype(np.int32) >> _LUT_SHIFT
+    # numpy's stubs type fancy indexing as Any; the result has the table's dtype.
+    indices: NDArray[np.uint8] = lut[
+        (levels[..., 0] << (2 * LUT_BITS)) | (levels[..., 1] << LUT_BITS) | levels[..., 2]
+    ]
+    return indices
 
 
 def stabilise(
