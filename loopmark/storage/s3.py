@@ -6,6 +6,7 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -145,6 +146,10 @@ class S3BlobStore:
         except FileNotFoundError:
             return False
         return True
+
+    def local_path(self, key: str) -> Path | None:
+        """Always None: objects live in S3, browsers fetch them from ``url``."""
+        return None
 
     def url(self, key: str) -> str:
         object_key = self.object_key(key)
