@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from loopmark.renderer.colours import Rgb
+
 TRANSPARENT_INDEX = 255
 LUT_BITS = 6  # 64 levels a channel: 262,144 entries, 256 KiB; error at most 2 levels a channel
 _LUT_SHIFT = 8 - LUT_BITS
@@ -50,9 +52,7 @@ def refine_palette(
     return np.clip(np.rint(centres), 0, 255).astype(np.uint8)
 
 
-def build_palette(
-    clip_colours: NDArray[np.uint8], reserved: list[tuple[int, int, int]]
-) -> NDArray[np.uint8]:
+def build_palette(clip_colours: NDArray[np.uint8], reserved: list[Rgb]) -> NDArray[np.uint8]:
     """256 RGB entries: clip colours, then reserved colours, then the transparency slot.
 
     The transparency slot repeats the last real colour; nearest-colour searches skip it.
