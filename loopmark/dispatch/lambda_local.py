@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9001
-DEFAULT_HANDLER = "loopmark.renderer:lambda_handler"
+DEFAULT_HANDLER = "loopmark.service.lambda_entry:handle"
 # AWS's limit for an asynchronous invocation's payload; render events are a few hundred bytes.
 MAX_PAYLOAD_BYTES = 256 * 1024
 # Event invocations run on this many threads at once; more wait in a bounded backlog and past
