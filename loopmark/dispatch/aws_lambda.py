@@ -18,15 +18,20 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING
 
 import boto3
-from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from loopmark.dispatch.base import QUEUED, JobState, RenderJob, retry_after_seconds
 from loopmark.errors import ConfigInvalid, DispatchUnavailable, QueueFull
+
+if TYPE_CHECKING:
+    # boto3-stubs: for type checking only, the running code never imports it.
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_lambda.literals import InvocationTypeType
+    from mypy_boto3_lambda.type_defs import InvocationResponseTypeDef
 
 LAMBDA_SCHEME = "lambda://"
 # A request thread waiting on a dead endpoint is worse than a prompt 503: short timeouts, one
@@ -74,7 +79,7 @@ class LambdaDispatcher:
             raise ConfigInvalid(f"not a valid Lambda function name: {function_name!r}")
         self.function_name = function_name
         self._clock = clock
-        self._client: BaseClient | None = None
+        self._client: LambdaClient | None = None
         self._lock = threading.Lock()
         self._recent: OrderedDict[str, float] = OrderedDict()  # key → submit time, oldest first
 
@@ -94,7 +99,7 @@ class LambdaDispatcher:
         return f"LambdaDispatcher(function_name={self.function_name!r})"
 
     @property
-    def client(self) -> BaseClient:
+    def client(self) -> LambdaClient:
         if self._client is None:
             with self._lock:
                 # boto3's default session is not thread-safe; a private session under a lock is.
@@ -126,9 +131,11 @@ class LambdaDispatcher:
         except BotoCoreError as exc:
             raise DispatchUnavailable(f"{where} failed: {exc}") from exc
 
-    def _invoke(self, operation: str, invocation_type: str, payload: bytes) -> dict[str, Any]:
+    def _invoke(
+        self, operation: str, invocation_type: InvocationTypeType, payload: bytes
+    ) -> InvocationResponseTypeDef:
         with self._translate(operation):
-            response: dict[str, Any] = self.client.invoke(
+            response = self.client.invoke(
                 FunctionName=self.function_name, InvocationType=invocation_type, Payload=payload
             )
             body = response.get("Payload")

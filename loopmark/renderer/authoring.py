@@ -89,9 +89,10 @@ def add_template(spec: NewTemplate, templates_dir: Path, prepared_dir: Path) -> 
     height = output_height(width, info.width, info.height)
     margin = max(8, width // 20)
     box_y = height * 2 // 3
+    source_name = "source" + SOURCE_EXTENSIONS.get(info.container, ".mp4")
     data = {
         "name": spec.name or spec.template_id.replace("-", " ").capitalize(),
-        "source": "source" + SOURCE_EXTENSIONS.get(info.container, ".mp4"),
+        "source": source_name,
         "caption_mode": "free",
         "captions": [],
         "trim": {"start": round(spec.start_s, 3), "duration": round(duration, 3)},
@@ -110,7 +111,7 @@ def add_template(spec: NewTemplate, templates_dir: Path, prepared_dir: Path) -> 
     templates_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".adding-{spec.template_id}-", dir=templates_dir))
     try:
-        shutil.copyfile(spec.video, staging / data["source"])
+        shutil.copyfile(spec.video, staging / source_name)
         if spec.frame is not None:
             shutil.copyfile(spec.frame, staging / "frame.png")
             data["frame"] = "frame.png"

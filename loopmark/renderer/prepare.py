@@ -78,6 +78,15 @@ class PreparedTemplate:
         return self.folder / "poster.jpg"
 
 
+def prepared_folder_name(template_version: str, prepare_version: int = PREPARE_VERSION) -> str:
+    """The folder of a template version's prepared artifacts, under ``<prepared_dir>/<id>/``.
+
+    It names the preparation code's version too, since either changes the prepared bytes; the
+    site uses it as the version segment of a template's preview and poster URLs.
+    """
+    return f"{template_version}-p{prepare_version}"
+
+
 def output_height(width: int, source_width: int, source_height: int) -> int:
     height = round(width * source_height / source_width)
     return max(2, height + height % 2)
@@ -119,7 +128,7 @@ def composite_branding(frames: NDArray[np.uint8], frame_png: Path) -> NDArray[np
 
 def prepare_template(template: Template, prepared_dir: Path) -> PreparedTemplate:
     """Load the prepared artifacts of this template version, building them first if needed."""
-    folder = prepared_dir / template.id / f"{template.version}-p{PREPARE_VERSION}"
+    folder = prepared_dir / template.id / prepared_folder_name(template.version)
     with _lock_for(folder):
         if not (folder / "meta.json").is_file():
             _build(template, folder)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from loopmark.renderer.colours import Rgb
+
 TRANSPARENT_INDEX = 255
 LUT_BITS = 6  # 64 levels a channel: 262,144 entries, 256 KiB; error at most 2 levels a channel
 _LUT_SHIFT = 8 - LUT_BITS
@@ -50,9 +52,7 @@ def refine_palette(
     return np.clip(np.rint(centres), 0, 255).astype(np.uint8)
 
 
-def build_palette(
-    clip_colours: NDArray[np.uint8], reserved: list[tuple[int, int, int]]
-) -> NDArray[np.uint8]:
+def build_palette(clip_colours: NDArray[np.uint8], reserved: list[Rgb]) -> NDArray[np.uint8]:
     """256 RGB entries: clip colours, then reserved colours, then the transparency slot.
 
     The transparency slot repeats the last real colour; nearest-colour searches skip it.
@@ -119,8 +119,12 @@ def build_lut(palette: NDArray[np.uint8]) -> NDArray[np.uint8]:
 
 def lookup(lut: NDArray[np.uint8], rgb: NDArray[np.uint8]) -> NDArray[np.uint8]:
     """Palette indices of an (..., 3) RGB array through the look-up table."""
-    rgb = rgb.astype(np.int32) >> _LUT_SHIFT
-    return lut[(rgb[..., 0] << (2 * LUT_BITS)) | (rgb[..., 1] << LUT_BITS) | rgb[..., 2]]
+    levels = rgb.astype(np.int32) >> _LUT_SHIFT
+    # numpy's stubs type fancy indexing as Any; the result has the table's dtype.
+    indices: NDArray[np.uint8] = lut[
+        (levels[..., 0] << (2 * LUT_BITS)) | (levels[..., 1] << LUT_BITS) | levels[..., 2]
+    ]
+    return indices
 
 
 def stabilise(

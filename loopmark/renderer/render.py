@@ -53,14 +53,26 @@ class RenderResult:
 
 
 def render_key(template: Template, caption: str, settings: RenderSettings | None = None) -> str:
-    """Content address of a render: same template version, caption and settings → same key."""
+    """Content address of a render: same template version, caption and settings → same key.
+
+    For a caption as written (a job's, a test's): it is normalised first. A caller holding
+    ``accept_caption``'s result uses ``normalised_render_key`` and skips that second pass.
+    """
+    return normalised_render_key(template, normalize_caption(caption), settings)
+
+
+def normalised_render_key(
+    template: Template, normalised: str, settings: RenderSettings | None = None
+) -> str:
+    """``render_key`` of a caption already normalised (by ``accept_caption`` or
+    ``normalize_caption``); a caption in any other form gives a key no render has."""
     settings = settings or RenderSettings()
     material = {
         "renderer": RENDERER_VERSION,
         "prepare": PREPARE_VERSION,
         "template": template.id,
         "version": template.version,
-        "caption": normalize_caption(caption),
+        "caption": normalised,
         "gifsicle": settings.gifsicle_level,
         "stabilise": settings.stabilise_distance,
     }
@@ -126,7 +138,10 @@ def render(
     settings: RenderSettings | None = None,
     progress: ProgressCallback | None = None,
 ) -> RenderResult:
-    """Render a caption on a prepared template. Raises CaptionRejected for a refused caption."""
+    """Render a caption on a prepared template. Raises CaptionRejected for a refused caption.
+
+    The caption is normalised once, by ``accept_caption``, and the key computed once from that.
+    """
     settings = settings or RenderSettings()
     template = prepared.template
     normalised = accept_caption(template, caption, words)
@@ -151,7 +166,7 @@ def render(
     Image.fromarray(composed[0]).save(poster, "JPEG", quality=POSTER_JPEG_QUALITY)
     report(1.0)
     return RenderResult(
-        key=render_key(template, normalised, settings),
+        key=normalised_render_key(template, normalised, settings),
         gif=gif,
         mp4=mp4,
         poster=poster.getvalue(),

@@ -18,6 +18,7 @@ from typing import Any
 
 from loopmark.errors import TemplateInvalid, UnknownTemplate
 from loopmark.renderer.caption_layout import DEFAULT_FONT, TextStyle, fonts_dir
+from loopmark.renderer.colours import Rgb, parse_hex_colour
 
 TEMPLATE_FILE = "template.toml"
 TEMPLATE_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -29,7 +30,6 @@ OUTPUT_MAX_FPS = 15
 OUTPUT_MAX_FRAMES = 150
 SOURCE_USED_SECONDS = 10.0
 MAX_PRESET_CAPTIONS = 20
-HEX_COLOUR = re.compile(r"^#?([0-9a-fA-F]{6})$")
 
 
 @dataclass(frozen=True)
@@ -88,12 +88,11 @@ def _file_digest_cached(path: str, size: int, mtime_ns: int) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def parse_colour(value: Any, what: str) -> tuple[int, int, int]:
-    match = HEX_COLOUR.match(str(value))
-    if match is None:
-        raise TemplateInvalid(f"{what} must be a colour like #ffcc00, not {value!r}")
-    hex_digits = match.group(1)
-    return (int(hex_digits[0:2], 16), int(hex_digits[2:4], 16), int(hex_digits[4:6], 16))
+def parse_colour(value: Any, what: str) -> Rgb:
+    try:
+        return parse_hex_colour(str(value))
+    except ValueError:
+        raise TemplateInvalid(f"{what} must be a colour like #ffcc00, not {value!r}") from None
 
 
 def _number(table: dict[str, Any], key: str, default: float, lo: float, hi: float) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from loopmark.errors import ConfigInvalid
@@ -35,6 +36,13 @@ class BlobStore(Protocol):
     def url(self, key: str) -> str:
         """Where a browser fetches ``key``: the media base URL + key, ``/media/`` + key, or a
         short-lived signed URL."""
+        ...
+
+    def local_path(self, key: str) -> Path | None:
+        """The file on this machine that holds ``key``, for a caller that serves it itself (the
+        site's ``/media/`` route); None when the adapter keeps no local files (S3), when ``key``
+        is not a valid key (unlike the other methods this does not raise ``ValueError``: the key
+        may come from a URL), or when no blob is stored under it."""
         ...
 
     @property

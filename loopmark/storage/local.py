@@ -64,6 +64,14 @@ class LocalBlobStore:
         """The file that holds ``key`` (for the site's ``/media/`` route); may not exist."""
         return self.root / validate_key(key)
 
+    def local_path(self, key: str) -> Path | None:
+        """``path(key)`` when it is a stored blob; None for an invalid key or no file."""
+        try:
+            path = self.path(key)
+        except ValueError:
+            return None
+        return path if self.exists(key) else None
+
     def put(self, key: str, data: bytes, *, content_type: str) -> None:
         # content_type is not stored: the /media/ route derives it from the extension.
         target = self.path(key)

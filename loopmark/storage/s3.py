@@ -6,15 +6,19 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import boto3
-from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from loopmark.errors import ConfigInvalid, StorageUnavailable
 from loopmark.storage.base import IMMUTABLE_CACHE_CONTROL, check_media_base_url, validate_key
+
+if TYPE_CHECKING:
+    # boto3-stubs: for type checking only, the running code never imports it.
+    from mypy_boto3_s3 import S3Client
 
 S3_SCHEME = "s3://"
 # A signed media URL is handed to one browser for one page view: minutes, not days.
@@ -58,7 +62,7 @@ class S3BlobStore:
         self.media_base_url = (
             None if media_base_url is None else check_media_base_url(media_base_url)
         )
-        self._client: BaseClient | None = None
+        self._client: S3Client | None = None
         self._client_lock = threading.Lock()
 
     @classmethod
@@ -81,7 +85,7 @@ class S3BlobStore:
         return f"S3BlobStore(bucket={self.bucket!r}, prefix={self.prefix!r})"
 
     @property
-    def client(self) -> BaseClient:
+    def client(self) -> S3Client:
         """One client per store, made on first use: no network or credential lookup before."""
         if self._client is None:
             with self._client_lock:
@@ -142,6 +146,10 @@ class S3BlobStore:
         except FileNotFoundError:
             return False
         return True
+
+    def local_path(self, key: str) -> Path | None:
+        """Always None: objects live in S3, browsers fetch them from ``url``."""
+        return None
 
     def url(self, key: str) -> str:
         object_key = self.object_key(key)

@@ -11,12 +11,14 @@ import pytest
 from PIL import Image, ImageSequence
 
 from loopmark.errors import CaptionRejected
-from loopmark.renderer import process
+from loopmark.renderer import caption_policy, process
 from loopmark.renderer.prepare import PreparedTemplate, prepare_template
 from loopmark.renderer.render import (
     RenderSettings,
+    accept_caption,
     caption_layer,
     compose_frames,
+    normalised_render_key,
     render,
     render_key,
 )
@@ -81,6 +83,29 @@ def test_nfc_and_nfd_captions_share_a_key(small: PreparedTemplate) -> None:
     assert nfc != nfd
     assert render_key(small.template, nfc) == render_key(small.template, nfd)
     assert render(small, nfc).gif == render(small, nfd).gif
+
+
+def test_the_normalised_key_is_the_key_without_a_second_pass(small: PreparedTemplate) -> None:
+    raw = unicodedata.normalize("NFD", "  Müller \n café ")
+    normalised = accept_caption(small.template, raw)
+    assert normalised_render_key(small.template, normalised) == render_key(small.template, raw)
+    assert normalised_render_key(small.template, raw) != render_key(small.template, raw)
+
+
+def test_a_render_normalises_its_caption_once(
+    small: PreparedTemplate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+
+    def counting(text: str) -> str:
+        calls.append(text)
+        return unicodedata.normalize("NFC", " ".join(text.split()))
+
+    monkeypatch.setattr(caption_policy, "normalize_caption", counting)
+    monkeypatch.setattr("loopmark.renderer.render.normalize_caption", counting)
+    result = render(small, "Once  only")
+    assert calls == ["Once  only"]
+    assert result.key == render_key(small.template, "Once only")
 
 
 def test_keys_differ_by_template_caption_and_settings(small: PreparedTemplate) -> None:

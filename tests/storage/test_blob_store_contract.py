@@ -139,6 +139,34 @@ def test_invalid_keys_are_refused_by_every_method(store: BlobStore, bad_key: str
         store.delete(bad_key)
 
 
+@pytest.mark.parametrize("bad_key", INVALID_KEYS)
+def test_local_path_of_an_invalid_key_is_none(store: BlobStore, bad_key: str) -> None:
+    # Not ValueError like the other methods: a route may pass it a key taken from its URL.
+    assert store.local_path(bad_key) is None
+
+
+def test_local_path_is_none_or_the_file_holding_the_bytes(store: BlobStore, kind: str) -> None:
+    store.put(KEY, BINARY, content_type="image/gif")
+    path = store.local_path(KEY)
+    if kind == "local":
+        assert path is not None
+        assert path.read_bytes() == BINARY
+    else:
+        assert path is None
+
+
+def test_local_path_of_a_missing_or_deleted_key_is_none(store: BlobStore) -> None:
+    assert store.local_path(KEY) is None
+    store.put(KEY, b"x", content_type="image/gif")
+    store.delete(KEY)
+    assert store.local_path(KEY) is None
+
+
+def test_local_path_of_a_key_prefix_is_none(store: BlobStore) -> None:
+    store.put(KEY, b"x", content_type="image/gif")
+    assert store.local_path("r/ab") is None
+
+
 def test_large_object_roundtrips(store: BlobStore) -> None:
     data = os.urandom(5 * 1024 * 1024)
     store.put(KEY, data, content_type="video/mp4")

@@ -16,6 +16,8 @@ from loopmark.errors import StorageUnavailable
 from loopmark.storage import LocalBlobStore, open_blob_store
 
 KEY = "r/ab/abcdef0123456789/loop.gif"
+# Keys that would name a file outside the root, or a temporary file, if they were joined to it.
+ESCAPING_KEYS = ["../etc/passwd", "/etc/passwd", "r/../../x", "r/.tmp-x", "media/../../x"]
 
 # Runs in a child process because RLIMIT_FSIZE would also break pytest's own capture files.
 # The limit makes the write fail with EFBIG part-way through, a real partial write.
@@ -56,10 +58,30 @@ def test_path_is_the_file_under_root(store: LocalBlobStore) -> None:
     assert path.read_bytes() == b"GIF89a"
 
 
-@pytest.mark.parametrize("bad_key", ["../etc/passwd", "/etc/passwd", "r/../../x", "r/.tmp-x"])
+@pytest.mark.parametrize("bad_key", ESCAPING_KEYS)
 def test_path_refuses_keys_that_could_leave_root(store: LocalBlobStore, bad_key: str) -> None:
     with pytest.raises(ValueError):
         store.path(bad_key)
+
+
+def test_local_path_is_the_path_of_a_stored_key(store: LocalBlobStore) -> None:
+    store.put(KEY, b"GIF89a", content_type="image/gif")
+    assert store.local_path(KEY) == store.path(KEY)
+
+
+@pytest.mark.parametrize("bad_key", ESCAPING_KEYS)
+def test_local_path_of_a_key_that_could_leave_root_is_none(
+    store: LocalBlobStore, bad_key: str
+) -> None:
+    # A file the traversal would reach exists, so None comes from the key check, not absence.
+    (store.root.parent / "x").write_bytes(b"outside")
+    assert store.local_path(bad_key) is None
+
+
+def test_local_path_skips_temporary_files(store: LocalBlobStore) -> None:
+    (store.root / "r").mkdir()
+    (store.root / "r" / ".tmp-x").write_bytes(b"partial")
+    assert store.local_path("r/.tmp-x") is None
 
 
 def test_successful_puts_leave_only_final_files(store: LocalBlobStore) -> None:
