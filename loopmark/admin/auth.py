@@ -12,12 +12,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TypeVar, cast
 from urllib.parse import urlsplit
 
 from flask import (
     Flask,
-    Response,
     abort,
     current_app,
     flash,
@@ -28,8 +27,10 @@ from flask import (
     session,
     url_for,
 )
+from flask.typing import RouteCallable
 from flask_limiter import Limiter
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.wrappers import Response
 
 from loopmark.admin import SESSION_LIFETIME_SECONDS, blueprint
 from loopmark.admin.forms import ActionForm, LoginForm
@@ -72,12 +73,14 @@ def limit_login(app: Flask) -> None:
     only failures count, so an admin who types well is never locked out."""
     limiter: Limiter = app.extensions[LIMITER_EXTENSION]
     limit = app.config["ADMIN_LOGIN_RATE_LIMIT"]
-    view = app.view_functions["admin.login"]
+    view: RouteCallable = app.view_functions["admin.login"]
     failed: Callable[[Response], bool] = lambda response: response.status_code == 401  # noqa: E731
-    view = limiter.limit(limit, methods=["POST"], deduct_when=failed, key_func=client_address)(view)
-    view = limiter.limit(
+    by_address = limiter.limit(limit, methods=["POST"], deduct_when=failed, key_func=client_address)
+    by_name = limiter.limit(
         limit, methods=["POST"], deduct_when=failed, key_func=_login_name, scope="admin-login-name"
-    )(view)
+    )
+    # Flask-Limiter types its decorator for async views too; the view stays a plain view.
+    view = cast(RouteCallable, by_name(by_address(view)))
     app.view_functions["admin.login"] = view
 
 

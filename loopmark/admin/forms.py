@@ -6,6 +6,8 @@ only checks its fields. Search forms are GET forms without a token.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (
@@ -15,7 +17,6 @@ from wtforms import (
     HiddenField,
     IntegerField,
     PasswordField,
-    SelectChoice,
     SelectField,
     StringField,
     TextAreaField,
@@ -33,13 +34,29 @@ from wtforms.validators import (
 from loopmark.records.words import MAX_RAW_WORD_CHARS, WORD_KINDS
 from loopmark.renderer.render import KEY_CHARS
 from loopmark.renderer.templates import (
+    BOX_H,
+    BOX_W,
+    BOX_X,
+    BOX_Y,
     CAPTION_MODES,
-    OUTPUT_MAX_FPS,
-    OUTPUT_MAX_WIDTH,
-    OUTPUT_MIN_WIDTH,
-    SOURCE_USED_SECONDS,
+    MAX_LINES,
+    MAX_SIZE,
+    MIN_SIZE,
+    OUTPUT_FPS,
+    OUTPUT_WIDTH,
+    STROKE_WIDTH,
+    TRIM_DURATION,
+    TRIM_START,
+    FieldRange,
 )
 from loopmark.service.passwords import MAX_PASSWORD_CHARS
+
+
+def within(bounds: FieldRange) -> NumberRange:
+    """The form's check of a template field: the renderer's own range (which WTForms also
+    renders as the input's min and max)."""
+    return NumberRange(bounds.lo, bounds.hi)
+
 
 KEY_PATTERN = rf"^[a-z2-7]{{{KEY_CHARS}}}$"
 COLOUR_PATTERN = r"^#[0-9a-fA-F]{6}$"
@@ -56,7 +73,7 @@ def finite(form: FlaskForm, field: Field) -> None:
 MAX_NAME_CHARS = 60
 MAX_CREDIT_CHARS = 200
 MAX_CAPTIONS_CHARS = 4000
-WORD_KIND_CHOICES = [SelectChoice(kind, kind.capitalize()) for kind in WORD_KINDS]
+WORD_KIND_CHOICES = [(kind, kind.capitalize()) for kind in WORD_KINDS]
 
 
 class LoginForm(FlaskForm):
@@ -118,7 +135,7 @@ class TemplateEditForm(FlaskForm):
     caption_mode = SelectField(
         "Captions",
         choices=[
-            SelectChoice(mode, "Free text" if mode == "free" else "Only the predefined captions")
+            (mode, "Free text" if mode == "free" else "Only the predefined captions")
             for mode in CAPTION_MODES
         ],
     )  # fmt: skip
@@ -126,27 +143,25 @@ class TemplateEditForm(FlaskForm):
         "Predefined captions, one per line",
         validators=[Optional(), Length(max=MAX_CAPTIONS_CHARS)],
     )
-    box_x = IntegerField("Box x", validators=[InputRequired(), NumberRange(0, OUTPUT_MAX_WIDTH)])
-    box_y = IntegerField("Box y", validators=[InputRequired(), NumberRange(0, 4000)])
-    box_w = IntegerField(
-        "Box width", validators=[InputRequired(), NumberRange(16, OUTPUT_MAX_WIDTH)]
-    )
-    box_h = IntegerField("Box height", validators=[InputRequired(), NumberRange(8, 4000)])
+    box_x = IntegerField("Box x", validators=[InputRequired(), within(BOX_X)])
+    box_y = IntegerField("Box y", validators=[InputRequired(), within(BOX_Y)])
+    box_w = IntegerField("Box width", validators=[InputRequired(), within(BOX_W)])
+    box_h = IntegerField("Box height", validators=[InputRequired(), within(BOX_H)])
     font = SelectField("Font", choices=[])
     fill = StringField("Text colour", validators=[DataRequired(), Regexp(COLOUR_PATTERN)])
     stroke = StringField("Outline colour", validators=[DataRequired(), Regexp(COLOUR_PATTERN)])
-    stroke_width = IntegerField("Outline width", validators=[InputRequired(), NumberRange(0, 16)])
+    stroke_width = IntegerField("Outline width", validators=[InputRequired(), within(STROKE_WIDTH)])
     align = SelectField(
         "Alignment",
         choices=[
-            SelectChoice("left", "Left"),
-            SelectChoice("center", "Centre"),
-            SelectChoice("right", "Right"),
+            ("left", "Left"),
+            ("center", "Centre"),
+            ("right", "Right"),
         ],
     )
-    max_lines = IntegerField("Lines at most", validators=[InputRequired(), NumberRange(1, 6)])
-    max_size = IntegerField("Largest size (px)", validators=[InputRequired(), NumberRange(8, 200)])
-    min_size = IntegerField("Smallest size (px)", validators=[InputRequired(), NumberRange(6, 200)])
+    max_lines = IntegerField("Lines at most", validators=[InputRequired(), within(MAX_LINES)])
+    max_size = IntegerField("Largest size (px)", validators=[InputRequired(), within(MAX_SIZE)])
+    min_size = IntegerField("Smallest size (px)", validators=[InputRequired(), within(MIN_SIZE)])
 
 
 class TemplateUploadForm(FlaskForm):
@@ -163,18 +178,16 @@ class TemplateUploadForm(FlaskForm):
     )
     frame = FileField("Branding frame (PNG with transparency, optional)")
     start = DecimalField(
-        "Start (s)", default=0, validators=[InputRequired(), finite, NumberRange(0, 3600)]
+        "Start (s)", default=Decimal(0), validators=[InputRequired(), finite, within(TRIM_START)]
     )
-    duration = DecimalField(
-        "Duration (s)", validators=[Optional(), finite, NumberRange(0.2, SOURCE_USED_SECONDS)]
-    )
+    duration = DecimalField("Duration (s)", validators=[Optional(), finite, within(TRIM_DURATION)])
     width = IntegerField(
         "Width (px)",
-        default=OUTPUT_MAX_WIDTH,
-        validators=[InputRequired(), NumberRange(OUTPUT_MIN_WIDTH, OUTPUT_MAX_WIDTH)],
+        default=int(OUTPUT_WIDTH.default),
+        validators=[InputRequired(), within(OUTPUT_WIDTH)],
     )
     fps = IntegerField(
         "Frames per second",
-        default=12,
-        validators=[InputRequired(), NumberRange(1, OUTPUT_MAX_FPS)],
+        default=int(OUTPUT_FPS.default),
+        validators=[InputRequired(), within(OUTPUT_FPS)],
     )

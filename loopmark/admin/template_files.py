@@ -16,6 +16,7 @@ import tomli_w
 from loopmark.errors import BadInput, TemplateInvalid
 from loopmark.renderer.caption_layout import fonts_dir
 from loopmark.renderer.caption_policy import WordLists
+from loopmark.renderer.colours import format_hex_colour
 from loopmark.renderer.prepare import PreparedTemplate, resolve_box
 from loopmark.renderer.render import accept_caption
 from loopmark.renderer.templates import TEMPLATE_FILE, Template, TextBox, parse_template
@@ -75,18 +76,14 @@ def edits_of(template: Template, prepared: PreparedTemplate) -> TemplateEdits:
         captions=list(template.captions),
         box=(box.x, box.y, box.w, box.h),
         font=font_choice(template),
-        fill=hex_colour(style.fill),
-        stroke=hex_colour(style.stroke),
+        fill=format_hex_colour(style.fill),
+        stroke=format_hex_colour(style.stroke),
         stroke_width=style.stroke_width,
         align=style.align,
         max_lines=style.max_lines,
         max_size=style.max_size,
         min_size=style.min_size,
     )
-
-
-def hex_colour(colour: tuple[int, int, int]) -> str:
-    return "#{:02x}{:02x}{:02x}".format(*colour)
 
 
 def apply_edits(

@@ -38,15 +38,25 @@ ProgressReport = Callable[[float], None]
 
 @dataclass(frozen=True)
 class RenderJob:
-    """One render to run: ``caption`` is already normalised and accepted by the caption policy."""
+    """One render to run: ``caption`` is already normalised and accepted by the caption policy,
+    against the brand's word lists at ``words_version`` (None: unknown, so the worker checks the
+    caption again)."""
 
     key: str
     template_id: str
     caption: str
+    words_version: int | None = None
 
-    def to_event(self) -> dict[str, str]:
-        """The Lambda payload (a JSON object of three strings)."""
-        return {"key": self.key, "template_id": self.template_id, "caption": self.caption}
+    def to_event(self) -> dict[str, str | int]:
+        """The Lambda payload (a JSON object: three strings, and the word lists' version)."""
+        event: dict[str, str | int] = {
+            "key": self.key,
+            "template_id": self.template_id,
+            "caption": self.caption,
+        }
+        if self.words_version is not None:
+            event["words_version"] = self.words_version
+        return event
 
     @classmethod
     def from_event(cls, event: Any) -> RenderJob:
@@ -70,7 +80,12 @@ class RenderJob:
             )
         if not values["caption"] or len(values["caption"]) > MAX_EVENT_CAPTION_CHARS:
             raise BadInput("render event caption is empty or too long")
-        return cls(**values)
+        words_version = event.get("words_version")
+        if words_version is not None and (
+            isinstance(words_version, bool) or not isinstance(words_version, int)
+        ):
+            raise BadInput("render event field 'words_version' must be a whole number")
+        return cls(**values, words_version=words_version)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ STDERR_KEEP_CHARS = 4000
 @functools.cache
 def ffmpeg_exe() -> str:
     """The FFmpeg binary shipped in the imageio-ffmpeg wheel (no system package needed)."""
-    import imageio_ffmpeg  # type: ignore[import-untyped]
+    import imageio_ffmpeg
 
     exe: str = imageio_ffmpeg.get_ffmpeg_exe()
     return exe

@@ -138,13 +138,27 @@ def render(
     settings: RenderSettings | None = None,
     progress: ProgressCallback | None = None,
 ) -> RenderResult:
-    """Render a caption on a prepared template. Raises CaptionRejected for a refused caption.
-
-    The caption is normalised once, by ``accept_caption``, and the key computed once from that.
-    """
+    """Render a caption as written on a prepared template (the command line, tests). Raises
+    CaptionRejected for a refused caption. The caption is normalised once, by
+    ``accept_caption``, and the key computed once from that."""
     settings = settings or RenderSettings()
-    template = prepared.template
-    normalised = accept_caption(template, caption, words)
+    normalised = accept_caption(prepared.template, caption, words)
+    key = normalised_render_key(prepared.template, normalised, settings)
+    return render_accepted(prepared, normalised, key, settings=settings, progress=progress)
+
+
+def render_accepted(
+    prepared: PreparedTemplate,
+    normalised: str,
+    key: str,
+    *,
+    settings: RenderSettings | None = None,
+    progress: ProgressCallback | None = None,
+) -> RenderResult:
+    """Render a caption that ``accept_caption`` already accepted, under the ``key`` computed
+    from it (``normalised_render_key``): the render service's path, which checked both before
+    it queued the job. Nothing here checks or normalises the caption again."""
+    settings = settings or RenderSettings()
     report = progress or (lambda _fraction: None)
     layer = caption_layer(prepared, normalised)
     composed = compose_frames(prepared, layer)
@@ -166,7 +180,7 @@ def render(
     Image.fromarray(composed[0]).save(poster, "JPEG", quality=POSTER_JPEG_QUALITY)
     report(1.0)
     return RenderResult(
-        key=normalised_render_key(template, normalised, settings),
+        key=key,
         gif=gif,
         mp4=mp4,
         poster=poster.getvalue(),

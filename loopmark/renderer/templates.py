@@ -33,6 +33,32 @@ MAX_PRESET_CAPTIONS = 20
 
 
 @dataclass(frozen=True)
+class FieldRange:
+    """The values a numeric template field takes, and its default: the one definition that
+    template.toml, ``loopmark templates add``, the admin's form and its live preview read."""
+
+    lo: float
+    hi: float
+    default: float
+
+
+TRIM_START = FieldRange(0.0, 3600.0, 0.0)
+TRIM_DURATION = FieldRange(0.2, SOURCE_USED_SECONDS, 3.0)
+OUTPUT_WIDTH = FieldRange(OUTPUT_MIN_WIDTH, OUTPUT_MAX_WIDTH, OUTPUT_MAX_WIDTH)
+OUTPUT_FPS = FieldRange(1, OUTPUT_MAX_FPS, 12)
+OUTPUT_SPEED = FieldRange(0.25, 4.0, 1.0)
+# The text box, in output pixels; it must also lie inside the frame (checked on load).
+BOX_X = FieldRange(0, OUTPUT_MAX_WIDTH, 0)
+BOX_Y = FieldRange(0, 4000, 0)
+BOX_W = FieldRange(16, OUTPUT_MAX_WIDTH, OUTPUT_MAX_WIDTH)
+BOX_H = FieldRange(8, 4000, 80)
+STROKE_WIDTH = FieldRange(0, 16, 3)
+MAX_LINES = FieldRange(1, 6, 2)
+MAX_SIZE = FieldRange(8, 200, 40)
+MIN_SIZE = FieldRange(6, 200, 14)  # and at most the template's max_size
+
+
+@dataclass(frozen=True)
 class TextBox:
     """Where the caption goes, in output pixels (the height is known once the source is probed)."""
 
@@ -95,8 +121,10 @@ def parse_colour(value: Any, what: str) -> Rgb:
         raise TemplateInvalid(f"{what} must be a colour like #ffcc00, not {value!r}") from None
 
 
-def _number(table: dict[str, Any], key: str, default: float, lo: float, hi: float) -> float:
-    value = table.get(key, default)
+def _number(table: dict[str, Any], key: str, bounds: FieldRange, hi: float | None = None) -> float:
+    """``table[key]`` within ``bounds`` (``hi`` narrows the top), its default when absent."""
+    value = table.get(key, bounds.default)
+    lo, hi = bounds.lo, bounds.hi if hi is None else hi
     if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
         raise TemplateInvalid(f"{key} must be a number from {lo:g} to {hi:g}, not {value!r}")
     return float(value)
@@ -127,7 +155,7 @@ def parse_template(template_id: str, folder: Path, data: dict[str, Any]) -> Temp
     text = data.get("text", {})
     if not all(isinstance(t, dict) for t in (trim, output, text)):
         raise TemplateInvalid("[trim], [output] and [text] must be tables")
-    width = int(_number(output, "width", OUTPUT_MAX_WIDTH, OUTPUT_MIN_WIDTH, OUTPUT_MAX_WIDTH))
+    width = int(_number(output, "width", OUTPUT_WIDTH))
     loop = output.get("loop", "forward")
     if loop not in LOOP_STYLES:
         raise TemplateInvalid(f"loop must be one of {', '.join(LOOP_STYLES)}")
@@ -146,16 +174,16 @@ def parse_template(template_id: str, folder: Path, data: dict[str, Any]) -> Temp
         raise TemplateInvalid("text.box must be [x, y, w, h] in output pixels")
     if min(box) < 0 or box[0] + box[2] > width:
         raise TemplateInvalid("text.box must lie inside the output frame")
-    max_size = int(_number(text, "max_size", 40, 8, 200))
+    max_size = int(_number(text, "max_size", MAX_SIZE))
     style = TextStyle(
         font=_resolve_font(folder, text.get("font")),
         fill=parse_colour(text.get("fill", "#ffffff"), "text.fill"),
         stroke=parse_colour(text.get("stroke", "#000000"), "text.stroke"),
-        stroke_width=int(_number(text, "stroke_width", 3, 0, 16)),
+        stroke_width=int(_number(text, "stroke_width", STROKE_WIDTH)),
         align=str(text.get("align", "center")),
-        max_lines=int(_number(text, "max_lines", 2, 1, 6)),
+        max_lines=int(_number(text, "max_lines", MAX_LINES)),
         max_size=max_size,
-        min_size=int(_number(text, "min_size", 14, 6, max_size)),
+        min_size=int(_number(text, "min_size", MIN_SIZE, hi=max_size)),
     )
     if style.align not in ("left", "center", "right"):
         raise TemplateInvalid("text.align must be left, center or right")
@@ -166,12 +194,12 @@ def parse_template(template_id: str, folder: Path, data: dict[str, Any]) -> Temp
         name=str(data.get("name", template_id)),
         source=_inside(folder, str(data.get("source", "")), "source"),
         frame=_inside(folder, str(frame_name), "frame") if frame_name else None,
-        start_s=_number(trim, "start", 0.0, 0.0, 3600.0),
-        duration_s=_number(trim, "duration", 3.0, 0.2, SOURCE_USED_SECONDS),
+        start_s=_number(trim, "start", TRIM_START),
+        duration_s=_number(trim, "duration", TRIM_DURATION),
         width=width - width % 2,
-        fps=int(_number(output, "fps", 12, 1, OUTPUT_MAX_FPS)),
+        fps=int(_number(output, "fps", OUTPUT_FPS)),
         loop=loop,
-        speed=_number(output, "speed", 1.0, 0.25, 4.0),
+        speed=_number(output, "speed", OUTPUT_SPEED),
         box=TextBox(*box),
         style=style,
         captions=tuple(captions),

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from loopmark.errors import StorageUnavailable, TemplateInvalid, UnknownTemplate
-from loopmark.renderer.prepare import PREPARE_VERSION, PreparedTemplate, prepare_template
+from loopmark.renderer.prepare import PreparedTemplate, prepare_template, prepared_folder_name
 from loopmark.renderer.templates import (
     TEMPLATE_FILE,
     TEMPLATE_ID_PATTERN,
@@ -58,13 +58,9 @@ def prepared_file(
     catalog: TemplateCatalog, prepared_dir: Path, template: Template, folder_name: str, name: str
 ) -> Path:
     """:meth:`TemplateCatalog.prepared_file` for a catalog that prepares into ``prepared_dir``."""
-    if folder_name == prepared_folder_name(template):
+    if folder_name == prepared_folder_name(template.version):
         return catalog.prepared(template).folder / name
     return prepared_dir / template.id / folder_name / name
-
-
-def prepared_folder_name(template: Template) -> str:
-    return f"{template.version}-p{PREPARE_VERSION}"
 
 
 class _PreparedCache:
@@ -176,7 +172,7 @@ def push_templates(
                 blobs.put(storage_key, path.read_bytes(), content_type=_type(path))
         index[template.id] = {
             "version": template.version,
-            "prepared": prepared_folder_name(template),
+            "prepared": prepared_folder_name(template.version),
             "enabled": template.enabled,
             "src": [p.name for p in sources],
             "artifacts": [p.name for p in artifacts],
@@ -240,7 +236,7 @@ class StoredTemplateCatalog:
         def build() -> PreparedTemplate:
             entry = self._entries().get(template.id) or {}
             if entry.get("version") == template.version:
-                target = self.prepared_dir / template.id / prepared_folder_name(template)
+                target = self.prepared_dir / template.id / prepared_folder_name(template.version)
                 prefix = f"templates/{template.id}/{template.version}/prepared"
                 self._download(prefix, entry.get("artifacts", []), target)
             # Found on disk now, or (a version the index no longer names) prepared here.
@@ -255,6 +251,7 @@ class StoredTemplateCatalog:
         with self._lock:
             if self.clock() - self._index_read_at < INDEX_REFRESH_SECONDS:
                 return self._index
+        index: dict[str, Any]
         try:
             index = json.loads(self.blobs.get(INDEX_KEY))
         except FileNotFoundError:

@@ -114,7 +114,7 @@ class InMemoryGallery:
                     raise
                 log.warning("gallery refresh failed, serving the copy held: %s", exc.reason)
                 self._check_at = now + self.version_check_s
-            return self._entries
+            return self._entries or ()
         finally:
             self._lock.release()
 

@@ -27,11 +27,16 @@ from loopmark.errors import (
     StorageUnavailable,
 )
 from loopmark.records.base import LEASE_SECONDS, MAX_ATTEMPTS, RenderRecord, RenderRecords
-from loopmark.renderer.caption_policy import WordLists
-from loopmark.renderer.render import RenderResult, accept_caption, render, render_key
+from loopmark.renderer.render import (
+    RenderResult,
+    accept_caption,
+    normalised_render_key,
+    render_accepted,
+)
 from loopmark.service.catalog import TemplateCatalog
 from loopmark.service.metrics import Metrics
 from loopmark.service.purge import CdnPurge, NoPurge
+from loopmark.service.words import CachedWordLists
 from loopmark.storage.base import BlobStore
 
 log = logging.getLogger(__name__)
@@ -110,7 +115,7 @@ class RenderService:
         blobs: BlobStore,
         records: RenderRecords,
         metrics: Metrics | None = None,
-        words: Callable[[], WordLists] = WordLists,
+        words: CachedWordLists,
         stats: StatsCounter | None = None,
         purge: CdnPurge | None = None,
         owner: str | None = None,
@@ -203,8 +208,9 @@ class RenderService:
         backends' *Unavailable errors.
         """
         template = self.catalog.get(template_id)
-        normalised = accept_caption(template, caption, self.words())
-        key = render_key(template, normalised)
+        lists, words_version = self.words.current()
+        normalised = accept_caption(template, caption, lists)
+        key = normalised_render_key(template, normalised)
         record = self.records.get(key)
         if record is not None and record.status == "done":
             self.metrics.cache_hits.inc()
@@ -212,7 +218,7 @@ class RenderService:
             return self._done(record)
         self._refuse_dead(record)
         if record is None or not record.lease_live(self.clock()):
-            state = self.dispatcher.submit(RenderJob(key, template.id, normalised))
+            state = self.dispatcher.submit(RenderJob(key, template.id, normalised, words_version))
             self._raise_failed(state)
         if wait_s > 0:
             self._wait_for(key, wait_s)
@@ -414,12 +420,18 @@ class RenderService:
         self.purge(keys + pages)
 
     def _render(self, job: RenderJob, report: Callable[[float], None]) -> RenderResult:
+        """Render a job the site already checked: its caption is trusted as normalised and
+        accepted, unless the word lists moved since (then the policy runs again). The template
+        is looked up afresh: a key that no longer matches it is a changed template."""
         template = self.catalog.get(job.template_id, enabled_only=False)
-        if render_key(template, job.caption) != job.key:
+        if normalised_render_key(template, job.caption) != job.key:
             raise TemplateChanged(f"template {job.template_id!r} changed; please try again")
+        lists, words_version = self.words.current()
+        if job.words_version is None or job.words_version != words_version:
+            accept_caption(template, job.caption, lists)
         prepared = self.catalog.prepared(template)
         progress = _LeaseKeeper(self, job.key, report)
-        return render(prepared, job.caption, words=self.words(), progress=progress)
+        return render_accepted(prepared, job.caption, job.key, progress=progress)
 
     def _store(self, key: str, result: RenderResult) -> None:
         payloads = {"gif": result.gif, "mp4": result.mp4, "poster": result.poster}

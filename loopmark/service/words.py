@@ -44,9 +44,15 @@ class CachedWordLists:
         self._checked_at = -check_s
 
     def __call__(self) -> WordLists:
+        return self.current()[0]
+
+    def current(self) -> tuple[WordLists, int | None]:
+        """The current lists and the records' version they were read at (None before the first
+        successful read). A render job carries the version its caption was checked against, so
+        a worker checks it again only when the lists have moved since."""
         with self._lock:
             if self.clock() - self._checked_at < self.check_s:
-                return self._lists
+                return self._lists, self._version
             self._checked_at = self.clock()
         try:
             version = self.records.version()  # before lists(): a change in between only reloads
@@ -57,7 +63,8 @@ class CachedWordLists:
         except LoopmarkError as exc:
             # A records outage must not stop captions; the last lists we had still apply.
             log.warning("word lists unavailable, using the last ones loaded: %s", exc.reason)
-        return self._lists
+        with self._lock:
+            return self._lists, self._version
 
     def lists(self) -> WordLists:
         """The lists as stored now (not the cached copy)."""

@@ -14,12 +14,14 @@ import threading
 from typing import Any
 
 import regex
-from flask import Blueprint, Flask, Response, current_app, g, jsonify, request, url_for
+from flask import Blueprint, Flask, current_app, g, jsonify, request, url_for
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 from werkzeug.routing import BuildError
+from werkzeug.wrappers import Response
 
 from loopmark.errors import BadInput, LoopmarkError
 from loopmark.package_data import FONTS_DIR, WEB_FONTS_DIR
+from loopmark.renderer.colours import format_hex_colour
 from loopmark.renderer.prepare import PreparedTemplate
 from loopmark.renderer.templates import Template
 from loopmark.service.render_service import RenderOutcome
@@ -94,8 +96,8 @@ def template_json(prepared: PreparedTemplate) -> dict[str, Any]:
         "text": {
             "box": [box.x, box.y, box.w, box.h],
             "font_url": _font_url(template),
-            "fill": _hex(style.fill),
-            "stroke": _hex(style.stroke),
+            "fill": format_hex_colour(style.fill),
+            "stroke": format_hex_colour(style.stroke),
             "stroke_width": style.stroke_width,
             "align": style.align,
             "max_lines": style.max_lines,
@@ -115,10 +117,6 @@ def _font_url(template: Template) -> str | None:
     if (WEB_FONTS_DIR / f"{font.stem}.woff2").is_file():
         return assets.asset_url(f"css/fonts/{font.stem}.woff2")
     return assets.asset_url(f"fonts/{font.name}")
-
-
-def _hex(colour: tuple[int, int, int]) -> str:
-    return "#{:02x}{:02x}{:02x}".format(*colour)
 
 
 # -- captions ----------------------------------------------------------------------------------
@@ -227,7 +225,7 @@ def _page_url(endpoint: str, prefix: str, key: str) -> str:
 
 def hold_slots(app: Flask) -> threading.BoundedSemaphore:
     """The app's hold slots (RENDER_HOLD_SLOTS), made on first use."""
-    slots = app.extensions.get(HOLD_SLOTS_EXTENSION)
+    slots: threading.BoundedSemaphore | None = app.extensions.get(HOLD_SLOTS_EXTENSION)
     if slots is None:
         slots = app.extensions.setdefault(
             HOLD_SLOTS_EXTENSION, threading.BoundedSemaphore(app.config["RENDER_HOLD_SLOTS"])

@@ -219,7 +219,7 @@ def decode_cursor(cursor: str) -> int:
 # -- the schema ------------------------------------------------------------------------------
 
 
-class TemplateType(graphene.ObjectType):
+class TemplateType(graphene.ObjectType):  # type: ignore[misc]  # graphene ships no types
     class Meta:
         name = "Template"
         description = "A video loop visitors caption."
@@ -230,7 +230,7 @@ class TemplateType(graphene.ObjectType):
     preview_url = graphene.String(description="The loop (MP4); null if removed.")
 
 
-class GalleryEntryType(graphene.ObjectType):
+class GalleryEntryType(graphene.ObjectType):  # type: ignore[misc]  # graphene ships no types
     class Meta:
         name = "GalleryEntry"
         description = "A render the admin curated. Media URLs are immutable."
@@ -247,7 +247,7 @@ class GalleryEntryType(graphene.ObjectType):
     created_at = graphene.DateTime(required=True, description="When it joined the gallery.")
 
 
-class GalleryConnection(relay.Connection):
+class GalleryConnection(relay.Connection):  # type: ignore[misc]  # graphene ships no types
     class Meta:
         node = GalleryEntryType
         strict_types = True
@@ -302,7 +302,7 @@ def resolve_templates(_root: object, info: graphene.ResolveInfo) -> list[Templat
         raise _graphql_error(exc) from exc
 
 
-class Query(graphene.ObjectType):
+class Query(graphene.ObjectType):  # type: ignore[misc]  # graphene ships no types
     gallery = graphene.Field(
         GalleryConnection,
         required=True,

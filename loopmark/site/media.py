@@ -13,11 +13,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from flask import Blueprint, Response, abort, redirect, send_file
+from flask import Blueprint, abort, redirect, send_file
+from werkzeug.wrappers import Response
 
 from loopmark.errors import UnknownTemplate
 from loopmark.records.base import RenderStatus
-from loopmark.renderer.prepare import PREPARE_VERSION
+from loopmark.renderer.prepare import PREPARE_VERSION, prepared_folder_name
 from loopmark.storage.base import IMMUTABLE_CACHE_CONTROL
 from loopmark.web import links
 from loopmark.web.context import services
@@ -32,7 +33,7 @@ SHORT_KINDS = {ext: kind for kind, ext in links.SHORT_EXTENSIONS.items()}
 SIGNED_REDIRECT_CACHE_CONTROL = "private, max-age=60"
 PUBLIC_REDIRECT_CACHE_CONTROL = "public, max-age=300"
 RENDER_MEDIA_PREFIX = "r/"
-_VERSION_RE = re.compile(r"([0-9a-f]{16})(?:-p([0-9]{1,4}))?")
+_VERSION_RE = re.compile(r"([0-9a-f]{16})(?:-p([1-9][0-9]{0,3}))?")
 
 
 @blueprint.get("/media/<path:key>")
@@ -68,13 +69,16 @@ def template_file(template_id: str, version: str, name: str) -> Response:
     match = _VERSION_RE.fullmatch(version)
     if match is None:
         abort(404)
+    # A version without "-p" (older pages) names the current preparation code.
     template_version, prepare_version = match[1], match[2] or str(PREPARE_VERSION)
     catalog = services().templates
     try:
         template = catalog.get(template_id)
     except UnknownTemplate:
         abort(404)
-    path = catalog.prepared_file(template, f"{template_version}-p{prepare_version}", name)
+    path = catalog.prepared_file(
+        template, prepared_folder_name(template_version, int(prepare_version)), name
+    )
     return _immutable_file(path, MEDIA_MIMETYPES[name.rpartition(".")[2]])
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import ipaddress
 import math
 import time
+from typing import cast
 
 from flask import Flask, Response, current_app, request
+from flask.typing import RouteCallable
 from flask_limiter import Limiter, RateLimitExceeded
 from limits import parse_many
 
@@ -63,7 +65,9 @@ def init_app(app: Flask) -> None:
     for endpoint, config_key in LIMITED_ENDPOINTS.items():
         view = app.view_functions.get(endpoint)
         if view is not None:
-            app.view_functions[endpoint] = limiter.limit(app.config[config_key])(view)
+            # Flask-Limiter types its decorator for async views too; the view stays plain.
+            limited = limiter.limit(app.config[config_key])(view)
+            app.view_functions[endpoint] = cast(RouteCallable, limited)
     app.register_error_handler(RateLimitExceeded, _rate_limited)
 
 

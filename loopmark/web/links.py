@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from flask import current_app, request, url_for
 
 from loopmark.errors import LoopmarkError
-from loopmark.renderer.prepare import PREPARE_VERSION
+from loopmark.renderer.prepare import prepared_folder_name
 from loopmark.renderer.render import KEY_CHARS
 from loopmark.renderer.templates import Template
 from loopmark.web.context import services
@@ -49,7 +49,7 @@ def media_urls(key: str) -> dict[str, str]:
 def template_version(template: Template) -> str:
     """The version segment of a template's file URLs: the template version and the preparation
     code's version, since either changes the bytes of the preview and poster."""
-    return f"{template.version}-p{PREPARE_VERSION}"
+    return prepared_folder_name(template.version)
 
 
 def template_urls(template: Template) -> dict[str, str]:
@@ -73,7 +73,7 @@ def absolute(url: str) -> str:
 def media_origins() -> list[str]:
     """Origins other than the site's own that media load from (for the CSP): the media base
     URL's, or the storage's signed-URL origin. Worked out once per app."""
-    cached = current_app.extensions.get(_ORIGINS_KEY)
+    cached: list[str] | None = current_app.extensions.get(_ORIGINS_KEY)
     if cached is not None:
         return cached
     try:

@@ -54,7 +54,7 @@ def warm_up(app: Flask) -> list[str]:
     """Prepare every enabled template (a no-op when prepared already); returns the ids ready.
     A template that fails is logged and skipped: the site still starts."""
     catalog = app_services(app).templates
-    ready = []
+    ready: list[str] = []
     try:
         templates = catalog.all()
     except LoopmarkError as exc:

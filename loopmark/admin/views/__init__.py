@@ -6,8 +6,12 @@ and redirect, so a reload never repeats an action.
 
 from __future__ import annotations
 
-from flask import Response, flash, redirect, url_for
+from collections.abc import Sequence
+from typing import Any
+
+from flask import flash, redirect, url_for
 from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
 
 from loopmark.admin.auth import safe_next
 
@@ -17,10 +21,11 @@ def flash_form_errors(form: FlaskForm) -> None:
     for name, errors in form.errors.items():
         field = getattr(form, name, None)
         label = field.label.text if field is not None and field.label else name
-        if errors:
+        # Each field's errors are a list of messages (only a FormField's would be a mapping).
+        if errors and isinstance(errors, Sequence):
             flash(f"{label}: {errors[0]}", "error")
 
 
-def back(target: str | None, endpoint: str, **values: str) -> Response:
+def back(target: str | None, endpoint: str, **values: Any) -> Response:
     """Redirect (303) to ``target`` when it is an admin path, else to ``endpoint``."""
     return redirect(safe_next(target) or url_for(endpoint, **values), code=303)

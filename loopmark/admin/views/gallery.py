@@ -3,7 +3,8 @@ reordering works without JavaScript)."""
 
 from __future__ import annotations
 
-from flask import Response, flash, render_template
+from flask import flash, render_template
+from werkzeug.wrappers import Response
 
 from loopmark.admin import blueprint
 from loopmark.admin.forms import KeyForm, MoveForm

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flask import (
-    Response,
     abort,
     flash,
     redirect,
@@ -19,7 +18,7 @@ from flask import (
     request,
     url_for,
 )
-from wtforms import SelectChoice
+from werkzeug.wrappers import Response
 
 from loopmark.admin import blueprint
 from loopmark.admin.auth import allows_body
@@ -147,9 +146,9 @@ def template_edit(template_id: str) -> Response | tuple[str, int] | str:
     current = edits_of(template, prepared)
     form = TemplateEditForm(data=_form_data(current))
     fonts = caption_fonts()
-    choices = [SelectChoice(name, Path(name).stem) for name in fonts]
+    choices = [(name, Path(name).stem) for name in fonts]
     if current.font == OWN_FONT:
-        choices.insert(0, SelectChoice(OWN_FONT, f"Template's own ({template.style.font.name})"))
+        choices.insert(0, (OWN_FONT, f"Template's own ({template.style.font.name})"))
     form.font.choices = choices
     status = 200
     if editable and _posted():
@@ -175,7 +174,7 @@ def template_edit(template_id: str) -> Response | tuple[str, int] | str:
         prepared=prepared,
         form=form,
         editable=editable,
-        font_urls={choice.value: font_url(choice.value) for choice in choices},
+        font_urls={value: font_url(value) for value, _label in choices},
         sample=(template.captions[0] if template.captions else "Your words here"),
     ), status
 
@@ -206,21 +205,33 @@ def _form_data(edits: TemplateEdits) -> dict[str, object]:
     }
 
 
+def _given(value: int | None) -> int:
+    """A required number of a validated form (InputRequired has refused a missing one)."""
+    if value is None:
+        raise BadInput("a required number is missing")
+    return value
+
+
 def _edits(form: TemplateEditForm) -> TemplateEdits:
     return TemplateEdits(
         name=form.name.data or "",
         credit=form.credit.data or "",
         caption_mode=form.caption_mode.data,
         captions=(form.captions.data or "").splitlines(),
-        box=(form.box_x.data, form.box_y.data, form.box_w.data, form.box_h.data),
+        box=(
+            _given(form.box_x.data),
+            _given(form.box_y.data),
+            _given(form.box_w.data),
+            _given(form.box_h.data),
+        ),
         font=form.font.data,
         fill=form.fill.data or "",
         stroke=form.stroke.data or "",
-        stroke_width=form.stroke_width.data,
+        stroke_width=_given(form.stroke_width.data),
         align=form.align.data,
-        max_lines=form.max_lines.data,
-        max_size=form.max_size.data,
-        min_size=form.min_size.data,
+        max_lines=_given(form.max_lines.data),
+        max_size=_given(form.max_size.data),
+        min_size=_given(form.min_size.data),
     )
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from flask import Response, flash, render_template
+from flask import flash, render_template
+from werkzeug.wrappers import Response
 
 from loopmark.admin import blueprint
 from loopmark.admin.auth import allows_body
@@ -42,7 +43,7 @@ def words_add() -> Response:
     form = WordForm()
     if form.validate_on_submit():
         _change(lambda: services().words.add(form.kind.data, form.word.data or ""))
-        flash(f"Added to the {form.kind.data} words: {form.word.data.strip()}", "ok")
+        flash(f"Added to the {form.kind.data} words: {(form.word.data or '').strip()}", "ok")
     else:
         flash_form_errors(form)
     return back(None, "admin.words")
@@ -52,9 +53,7 @@ def words_add() -> Response:
 def words_remove() -> Response:
     form = WordForm()
     if form.validate_on_submit():
-        removed = _change(
-            lambda: services().words.remove(form.kind.data, form.word.data or "")
-        )
+        removed = _change(lambda: services().words.remove(form.kind.data, form.word.data or ""))
         if removed:
             flash(f"Removed from the {form.kind.data} words: {form.word.data}", "ok")
         elif removed is not None:
