@@ -61,7 +61,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import regex
-from better_profanity import Profanity  # type: ignore[import-untyped]
+from better_profanity import Profanity
 
 from loopmark.errors import CaptionRejected
 
