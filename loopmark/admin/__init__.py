@@ -20,8 +20,8 @@ from flask import Blueprint, Flask, current_app
 from flask_wtf.csrf import CSRFProtect
 
 from loopmark.errors import ConfigInvalid
-from loopmark.records.base import RenderRecord
 from loopmark.records.gallery import GalleryEntry, GalleryRecords, open_gallery_records
+from loopmark.records.renders import RenderRecord
 from loopmark.records.stats import StatsRecords, open_stats_records
 from loopmark.records.users import AdminUserRecords, open_user_records
 from loopmark.records.words import WordListRecords, open_word_records

@@ -1,6 +1,6 @@
-"""Opening a record type's adapter over the backend a records URL (LOOPMARK_RECORDS) names.
+"""Opening a record kind's adapter over the backend a records URL (LOOPMARK_RECORDS) names.
 
-Every record type has one class per backend, built the same way — over a
+Every record kind has one class per backend, built the same way — over a
 :class:`~loopmark.records.sqlite.SqliteDatabase` or a
 :class:`~loopmark.records.dynamodb.DynamoTable`, with a clock — so each ``open_*_records`` is one
 call of :func:`open_adapter` naming its two classes.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Protocol, TypeVar
 
 from loopmark.errors import ConfigInvalid
-from loopmark.records.base import Clock, split_records_url
+from loopmark.records.common import Clock, split_records_url
 from loopmark.records.dynamodb import DynamoTable, dynamodb_table_from_url
 from loopmark.records.sqlite import SqliteDatabase, sqlite_path_from_url
 
@@ -19,13 +19,13 @@ R_co = TypeVar("R_co", covariant=True)
 
 
 class SqliteAdapterClass(Protocol[R_co]):
-    """A record type's SQLite class (a :class:`~loopmark.records.sqlite.SqliteAdapter`)."""
+    """A record kind's SQLite class (a :class:`~loopmark.records.sqlite.SqliteAdapter`)."""
 
     def __call__(self, db: SqliteDatabase, /, *, clock: Clock) -> R_co: ...
 
 
 class DynamoAdapterClass(Protocol[R_co]):
-    """A record type's DynamoDB class (a :class:`~loopmark.records.dynamodb.DynamoAdapter`)."""
+    """A record kind's DynamoDB class (a :class:`~loopmark.records.dynamodb.DynamoAdapter`)."""
 
     def __call__(self, table: DynamoTable, /, *, clock: Clock) -> R_co: ...
 

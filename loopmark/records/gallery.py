@@ -26,8 +26,9 @@ from typing import Any, Protocol
 
 from loopmark.errors import BadInput
 from loopmark.records.backend import open_adapter
-from loopmark.records.base import Clock, RenderRecord, RenderStatus
+from loopmark.records.common import Clock
 from loopmark.records.dynamodb import DynamoAdapter, number, read_version
+from loopmark.records.renders import RenderRecord, RenderStatus
 from loopmark.records.sqlite import SqliteAdapter, bump_counter, read_counter
 
 # The gallery is curated by hand; the bound keeps the DynamoDB order item far below 400 KB.

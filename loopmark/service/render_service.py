@@ -25,7 +25,7 @@ from loopmark.errors import (
     RecordsUnavailable,
     StorageUnavailable,
 )
-from loopmark.records.base import LEASE_SECONDS, MAX_ATTEMPTS, RenderRecord, RenderRecords
+from loopmark.records.renders import LEASE_SECONDS, MAX_ATTEMPTS, RenderRecord, RenderRecords
 from loopmark.renderer.caption_policy import WordLists
 from loopmark.renderer.render import RenderResult, accept_caption, render, render_key
 from loopmark.service.catalog import TemplateCatalog

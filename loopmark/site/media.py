@@ -16,7 +16,7 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, redirect, send_file
 
 from loopmark.errors import UnknownTemplate
-from loopmark.records.base import RenderStatus
+from loopmark.records.renders import RenderStatus
 from loopmark.renderer.prepare import PREPARE_VERSION
 from loopmark.service.render_service import media_keys
 from loopmark.site import links

@@ -22,7 +22,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from loopmark import create_app
 from loopmark.admin import ADMIN_EXTENSION
 from loopmark.admin.passwords import hash_password
-from loopmark.records.base import RenderStatus
+from loopmark.records.renders import RenderStatus
 from loopmark.service.factory import setup_backends
 from loopmark.service.render_service import media_keys
 from loopmark.site.context import EXTENSION, SiteServices
