@@ -18,7 +18,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -296,7 +296,7 @@ class DynamoAdapter:
         """Nothing to release: the HTTP pool belongs to the client and dies with it."""
 
 
-def _lost_race(response: dict[str, Any]) -> bool:
+def _lost_race(response: Mapping[str, Any]) -> bool:
     """Whether a cancelled transaction lost to another writer (a condition, a concurrent
     transaction), rather than failing for a reason a retry cannot fix."""
     reasons = {r.get("Code") for r in response.get("CancellationReasons", [])}

@@ -392,7 +392,7 @@ def _float(item: dict[str, Any], name: str) -> float:
 def _dynamo_record(item: dict[str, Any]) -> RenderRecord:
     return RenderRecord(
         key=_string(item, "key") or "",
-        status=RenderStatus(_string(item, "status")),
+        status=RenderStatus(_string(item, "status") or ""),
         template_id=_string(item, "template_id") or "",
         caption=_string(item, "caption") or "",
         owner=_string(item, "owner"),
