@@ -1,9 +1,10 @@
-"""Opening a record type's adapter over the backend a records URL (LOOPMARK_RECORDS) names.
+"""Opening a record kind's adapter over the backend a records URL (LOOPMARK_RECORDS) names.
 
-Every record type has one class per backend, built the same way — over a
+Every record kind has one class per backend, built the same way — over a
 :class:`~loopmark.records.sqlite.SqliteDatabase` or a
 :class:`~loopmark.records.dynamodb.DynamoTable`, with a clock — so each ``open_*_records`` is one
-call of :func:`open_adapter` naming its two classes.
+call of :func:`open_adapter` naming its two classes. The result is typed as either class, so
+the opener's declared port checks that both adapters implement it.
 """
 
 from __future__ import annotations
@@ -11,32 +12,33 @@ from __future__ import annotations
 from typing import Protocol, TypeVar
 
 from loopmark.errors import ConfigInvalid
-from loopmark.records.base import Clock, split_records_url
+from loopmark.records.common import Clock, split_records_url
 from loopmark.records.dynamodb import DynamoTable, dynamodb_table_from_url
 from loopmark.records.sqlite import SqliteDatabase, sqlite_path_from_url
 
-R_co = TypeVar("R_co", covariant=True)
+S_co = TypeVar("S_co", covariant=True)
+D_co = TypeVar("D_co", covariant=True)
 
 
-class SqliteAdapterClass(Protocol[R_co]):
-    """A record type's SQLite class (a :class:`~loopmark.records.sqlite.SqliteAdapter`)."""
+class SqliteAdapterClass(Protocol[S_co]):
+    """A record kind's SQLite class (a :class:`~loopmark.records.sqlite.SqliteAdapter`)."""
 
-    def __call__(self, db: SqliteDatabase, /, *, clock: Clock) -> R_co: ...
+    def __call__(self, db: SqliteDatabase, /, *, clock: Clock) -> S_co: ...
 
 
-class DynamoAdapterClass(Protocol[R_co]):
-    """A record type's DynamoDB class (a :class:`~loopmark.records.dynamodb.DynamoAdapter`)."""
+class DynamoAdapterClass(Protocol[D_co]):
+    """A record kind's DynamoDB class (a :class:`~loopmark.records.dynamodb.DynamoAdapter`)."""
 
-    def __call__(self, table: DynamoTable, /, *, clock: Clock) -> R_co: ...
+    def __call__(self, table: DynamoTable, /, *, clock: Clock) -> D_co: ...
 
 
 def open_adapter(
     url: str,
     *,
-    sqlite: SqliteAdapterClass[R_co],
-    dynamodb: DynamoAdapterClass[R_co],
+    sqlite: SqliteAdapterClass[S_co],
+    dynamodb: DynamoAdapterClass[D_co],
     clock: Clock,
-) -> R_co:
+) -> S_co | D_co:
     """The adapter of the backend ``url`` names: ``sqlite`` over the database file, or
     ``dynamodb`` over the table. Opens nothing yet: connections are made on first use, and the
     adapter's ``setup()`` creates the schema or table. Raises ConfigInvalid for an unknown URL.

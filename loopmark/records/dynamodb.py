@@ -1,18 +1,15 @@
-"""DynamoDB records: the table every record type shares, and the render records in it.
+"""DynamoDB plumbing: the table every record kind shares.
 
 :class:`DynamoTable` owns the table: a lazy boto3 client with bounded timeouts, the translation
 of AWS errors into RecordsUnavailable, and setup (the table, its global secondary indexes, TTL on
-``expires_at``). :class:`DynamoRenderRecords` keeps one item per render key (a hex hash, partition
-key ``key``). Other record types are modules of their own, each a :class:`DynamoAdapter` over the
-same DynamoTable: their items use prefixed keys (``gallery#order``, ``stats#day#2024-05-01``),
-which no render key can collide with, and an index they need is passed to
-:meth:`DynamoTable.setup` by their own ``setup`` (which adds it to an existing table). Their
+``expires_at``). Each record kind's DynamoDB adapter (in the kind's own module: renders, gallery,
+words, users, stats) is a :class:`DynamoAdapter` over the same DynamoTable. Render records are
+items keyed by the render key (a hex hash); every other kind's items use prefixed keys
+(``gallery#order``, ``stats#day#2024-05-01``), which no render key can collide with. The table's
+own index (RECENT_INDEX) is the render listing's; an index another kind needs is passed to
+:meth:`DynamoTable.setup` by that kind's own ``setup`` (which adds it to an existing table). Their
 multi-item changes are transactions: a transaction that loses a race raises ConditionFailed like a
 failed condition does, and :meth:`DynamoTable.retry_lost_races` tries it again.
-
-Every lease rule is one conditional write, so it holds across Lambda instances. TTL only ever
-garbage-collects failed records; it is never the lease (DynamoDB deletes expired items up to days
-late, so a lease read from TTL would be a lie).
 """
 
 from __future__ import annotations
@@ -21,23 +18,12 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from loopmark.errors import ConfigInvalid, RecordsUnavailable
-from loopmark.records.base import (
-    MAX_ATTEMPTS,
-    Clock,
-    RenderRecord,
-    RenderStatus,
-    clamp_limit,
-    clamp_progress,
-    decode_media,
-    encode_media,
-    fold_caption,
-    split_records_url,
-)
+from loopmark.records.common import Clock, split_records_url
 
 CONNECT_TIMEOUT_SECONDS = 3.0
 READ_TIMEOUT_SECONDS = 5.0
@@ -47,17 +33,11 @@ MAX_POOL_CONNECTIONS = 50
 # How long setup waits for a new table or index to become ACTIVE.
 SETUP_WAIT_SECONDS = 600.0
 SETUP_POLL_SECONDS = 2.0
-# Failed records are garbage after this long (TTL); a record that is gone may be tried afresh.
-FAILED_RECORD_TTL_SECONDS = 7 * 24 * 3600
 TTL_ATTRIBUTE = "expires_at"
 
-# list_recent reads the sparse index "recent": only done render records carry its partition
-# attribute ``listing``. Filters (template, caption) apply after DynamoDB's Limit, so a filtered
-# listing reads pages of LIST_PAGE_ITEMS, at most LIST_MAX_PAGES of them, then returns what it has.
+# The table's own index: the render listing's (see loopmark.records.renders), a sparse index whose
+# partition attribute ``listing`` only done render records carry.
 RECENT_INDEX = "recent"
-RECENT_PARTITION = "render#done"
-LIST_PAGE_ITEMS = 100
-LIST_MAX_PAGES = 10
 
 # BatchGetItem's own limit on keys per request, and how often unprocessed keys are asked again.
 BATCH_GET_ITEMS = 100
@@ -105,8 +85,9 @@ def number(value: float) -> dict[str, str]:
     return {"N": format(Decimal(repr(float(value))), "f")}
 
 
-def _names(*expressions: str) -> dict[str, str]:
-    # DynamoDB rejects unused placeholders, so declare exactly the #names the expressions use.
+def attribute_names(*expressions: str) -> dict[str, str]:
+    """ExpressionAttributeNames for ``expressions``: DynamoDB rejects unused placeholders, so
+    exactly the ``#names`` they use, each standing for itself."""
     return {f"#{name}": name for e in expressions for name in re.findall(r"#(\w+)", e)}
 
 
@@ -315,235 +296,8 @@ class DynamoAdapter:
         """Nothing to release: the HTTP pool belongs to the client and dies with it."""
 
 
-def _lost_race(response: dict[str, Any]) -> bool:
+def _lost_race(response: Mapping[str, Any]) -> bool:
     """Whether a cancelled transaction lost to another writer (a condition, a concurrent
     transaction), rather than failing for a reason a retry cannot fix."""
     reasons = {r.get("Code") for r in response.get("CancellationReasons", [])}
     return bool(reasons & {"ConditionalCheckFailed", "TransactionConflict"})
-
-
-def _string(item: dict[str, Any], name: str) -> str | None:
-    value = item.get(name)
-    return None if value is None or "S" not in value else str(value["S"])
-
-
-def _float(item: dict[str, Any], name: str) -> float:
-    value = item.get(name)
-    return 0.0 if value is None or "N" not in value else float(value["N"])
-
-
-def _record(item: dict[str, Any]) -> RenderRecord:
-    return RenderRecord(
-        key=_string(item, "key") or "",
-        status=RenderStatus(_string(item, "status")),
-        template_id=_string(item, "template_id") or "",
-        caption=_string(item, "caption") or "",
-        owner=_string(item, "owner"),
-        lease_until=_float(item, "lease_until"),
-        progress=_float(item, "progress"),
-        attempts=int(_float(item, "attempts")),
-        created_at=_float(item, "created_at"),
-        updated_at=_float(item, "updated_at"),
-        media=decode_media(_string(item, "media")),
-        error=_string(item, "error"),
-    )
-
-
-_HELD_BY_OWNER = "#status = :rendering AND #owner = :owner"
-
-
-class DynamoRenderRecords(DynamoAdapter):
-    """RenderRecords as items of a DynamoTable; every lease rule is one conditional write."""
-
-    def check(self) -> None:
-        self.table.check()
-
-    def get(self, key: str) -> RenderRecord | None:
-        item = self.table.get_item(key)  # strongly consistent, as a lease decision needs
-        # DynamoDB applies an update atomically, but moto's server lets a reader see an item it is
-        # still filling in; an item without a status is not a record yet.
-        if item is None or "status" not in item:
-            return None
-        return _record(item)
-
-    def claim_lease(
-        self, key: str, *, owner: str, template_id: str, caption: str, lease_seconds: float
-    ) -> RenderRecord | None:
-        now = self._clock()
-        update = (
-            "SET #status = :rendering, #owner = :owner, lease_until = :lease_until,"
-            " template_id = :template_id, caption = :caption, caption_fold = :caption_fold,"
-            " progress = :zero, updated_at = :now, created_at = if_not_exists(created_at, :now),"
-            " attempts = if_not_exists(attempts, :zero) + :one"
-            " REMOVE #error, media, expires_at, listing"
-        )
-        condition = (
-            "attribute_not_exists(#key)"
-            " OR (#status = :rendering AND lease_until < :now AND attempts < :max_attempts)"
-            " OR (#status = :failed AND attempts < :max_attempts)"
-        )
-        try:
-            response = self.table.update_item(
-                key,
-                UpdateExpression=update,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=_names(update, condition),
-                ExpressionAttributeValues={
-                    ":rendering": {"S": RenderStatus.RENDERING.value},
-                    ":failed": {"S": RenderStatus.FAILED.value},
-                    ":owner": {"S": owner},
-                    ":lease_until": number(now + lease_seconds),
-                    ":template_id": {"S": template_id},
-                    ":caption": {"S": caption},
-                    ":caption_fold": {"S": fold_caption(caption)},
-                    ":zero": number(0),
-                    ":one": number(1),
-                    ":now": number(now),
-                    ":max_attempts": number(MAX_ATTEMPTS),
-                },
-                ReturnValues="ALL_NEW",
-            )
-        except ConditionFailed:
-            return None
-        return _record(response["Attributes"])
-
-    def extend_lease(self, key: str, *, owner: str, lease_seconds: float, progress: float) -> bool:
-        now = self._clock()
-        update = "SET lease_until = :lease_until, progress = :progress, updated_at = :now"
-        return self._update_held(
-            key,
-            update,
-            owner,
-            {
-                ":lease_until": number(now + lease_seconds),
-                ":progress": number(clamp_progress(progress)),
-                ":now": number(now),
-            },
-        )
-
-    def complete(self, key: str, *, owner: str, media: dict[str, Any]) -> bool:
-        update = (
-            "SET #status = :done, media = :media, progress = :one, lease_until = :zero,"
-            " updated_at = :now, listing = :listing"
-            " REMOVE #owner, #error, expires_at"
-        )
-        return self._update_held(
-            key,
-            update,
-            owner,
-            {
-                ":done": {"S": RenderStatus.DONE.value},
-                ":media": {"S": encode_media(media) or "{}"},
-                ":one": number(1),
-                ":zero": number(0),
-                ":now": number(self._clock()),
-                ":listing": {"S": RECENT_PARTITION},
-            },
-        )
-
-    def fail(self, key: str, *, owner: str, error: str, retryable: bool = False) -> bool:
-        now = self._clock()
-        update = (
-            "SET #status = :failed, #error = :error, lease_until = :zero, updated_at = :now,"
-            " expires_at = :expires_at, attempts = attempts - :refund"
-            " REMOVE #owner, listing"
-        )
-        return self._update_held(
-            key,
-            update,
-            owner,
-            {
-                ":failed": {"S": RenderStatus.FAILED.value},
-                ":error": {"S": error},
-                ":zero": number(0),
-                ":now": number(now),
-                ":expires_at": number(int(now + FAILED_RECORD_TTL_SECONDS)),
-                ":refund": number(1 if retryable else 0),
-            },
-        )
-
-    def block(self, key: str, *, reason: str) -> None:
-        # Unconditional: a take-down overrides whatever is there, and creates the record if
-        # there is none. expires_at is removed, or TTL would one day make the key claimable.
-        # Media (if any) stay so the take-down can find the blobs to delete.
-        update = (
-            "SET #status = :blocked, #error = :reason, lease_until = :zero, updated_at = :now,"
-            " created_at = if_not_exists(created_at, :now),"
-            " attempts = if_not_exists(attempts, :zero),"
-            " progress = if_not_exists(progress, :zero),"
-            " template_id = if_not_exists(template_id, :empty),"
-            " caption = if_not_exists(caption, :empty),"
-            " caption_fold = if_not_exists(caption_fold, :empty)"
-            " REMOVE #owner, expires_at, listing"
-        )
-        self.table.update_item(
-            key,
-            UpdateExpression=update,
-            ExpressionAttributeNames=_names(update),
-            ExpressionAttributeValues={
-                ":blocked": {"S": RenderStatus.BLOCKED.value},
-                ":reason": {"S": reason},
-                ":zero": number(0),
-                ":now": number(self._clock()),
-                ":empty": {"S": ""},
-            },
-        )
-
-    def list_recent(
-        self,
-        *,
-        limit: int = 50,
-        before: float | None = None,
-        template_id: str | None = None,
-        query: str | None = None,
-    ) -> list[RenderRecord]:
-        limit = clamp_limit(limit)
-        key_condition = "listing = :listing"
-        values: dict[str, Any] = {":listing": {"S": RECENT_PARTITION}}
-        if before is not None:
-            key_condition += " AND updated_at < :before"
-            values[":before"] = number(before)
-        filters = []
-        if template_id is not None:
-            filters.append("template_id = :template_id")
-            values[":template_id"] = {"S": template_id}
-        if query:
-            filters.append("contains(caption_fold, :query)")
-            values[":query"] = {"S": fold_caption(query)}
-        params: dict[str, Any] = {
-            "TableName": self.table.name,
-            "IndexName": RECENT_INDEX,
-            "KeyConditionExpression": key_condition,
-            "ExpressionAttributeValues": values,
-            "ScanIndexForward": False,  # newest first
-            "Limit": max(limit, LIST_PAGE_ITEMS) if filters else limit,
-        }
-        if filters:
-            params["FilterExpression"] = " AND ".join(filters)
-        records: list[RenderRecord] = []
-        for _ in range(LIST_MAX_PAGES):
-            response = self.table.call("query", **params)
-            records.extend(_record(item) for item in response.get("Items", []))
-            last = response.get("LastEvaluatedKey")
-            if len(records) >= limit or not last:
-                break
-            params["ExclusiveStartKey"] = last
-        return records[:limit]
-
-    def _update_held(self, key: str, update: str, owner: str, values: dict[str, Any]) -> bool:
-        """Apply ``update`` only while ``owner`` holds the lease; False when it does not."""
-        try:
-            self.table.update_item(
-                key,
-                UpdateExpression=update,
-                ConditionExpression=_HELD_BY_OWNER,
-                ExpressionAttributeNames=_names(update, _HELD_BY_OWNER),
-                ExpressionAttributeValues={
-                    **values,
-                    ":rendering": {"S": RenderStatus.RENDERING.value},
-                    ":owner": {"S": owner},
-                },
-            )
-        except ConditionFailed:
-            return False
-        return True

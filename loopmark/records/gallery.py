@@ -26,8 +26,9 @@ from typing import Any, Protocol
 
 from loopmark.errors import BadInput
 from loopmark.records.backend import open_adapter
-from loopmark.records.base import Clock, RenderRecord, RenderStatus
+from loopmark.records.common import Clock
 from loopmark.records.dynamodb import DynamoAdapter, number, read_version
+from loopmark.records.renders import RenderRecord, RenderStatus
 from loopmark.records.sqlite import SqliteAdapter, bump_counter, read_counter
 
 # The gallery is curated by hand; the bound keeps the DynamoDB order item far below 400 KB.
@@ -89,7 +90,7 @@ def entry_size(record: RenderRecord) -> tuple[int, int]:
     if record.status != RenderStatus.DONE:
         raise BadInput(f"only a done render can join the gallery ({record.key} is {record.status})")
     media = record.media or {}
-    width, height = media.get("width"), media.get("height")
+    width, height = media.get("width", 0), media.get("height", 0)
     for value in (width, height):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise BadInput(f"render {record.key} has no media size")
@@ -332,7 +333,7 @@ class DynamoGalleryRecords(DynamoAdapter):
         }
         if version:
             values[":version"] = number(version)
-        update = {
+        update: dict[str, Any] = {
             "TableName": self.table.name,
             "Key": {"key": {"S": ORDER_KEY}},
             "UpdateExpression": "SET #keys = :keys, #version = :next",

@@ -1,11 +1,12 @@
-"""SQLite records: the database file every record type shares, and the render records in it.
+"""SQLite plumbing: the database file every record kind shares.
 
 :class:`SqliteDatabase` owns the file: a small pool of connections (each used by one thread at a
 time), WAL, the busy timeout, write transactions (``BEGIN IMMEDIATE``) and the schema's version
-(``PRAGMA user_version``). A record type is a :class:`SqliteAdapter` over a SqliteDatabase —
-:class:`SqliteRenderRecords` here; gallery entries, word lists, admin users and statistics in
-modules of their own — whose tables arrive as one more entry at the end of MIGRATIONS. Record types
-that other processes cache keep a change counter (:func:`bump_counter`) in ``record_counters``.
+(``PRAGMA user_version``). Each record kind's SQLite adapter (in the kind's own module: renders,
+gallery, words, users, stats) is a :class:`SqliteAdapter` over a SqliteDatabase; its tables arrive
+as one more entry at the end of MIGRATIONS, which every kind's ``setup`` applies at once. Record
+kinds that other processes cache keep a change counter (:func:`bump_counter`) in
+``record_counters``.
 """
 
 from __future__ import annotations
@@ -17,21 +18,9 @@ import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from loopmark.errors import ConfigInvalid, RecordsUnavailable
-from loopmark.records.base import (
-    Clock,
-    RenderRecord,
-    RenderStatus,
-    claimable,
-    clamp_limit,
-    clamp_progress,
-    decode_media,
-    encode_media,
-    fold_caption,
-    split_records_url,
-)
+from loopmark.records.common import Clock, split_records_url
 
 # How long a writer waits for another writer before giving up with "database is locked". Writes
 # hold the lock for well under a millisecond, so only a stuck disk ever reaches this.
@@ -284,180 +273,3 @@ class SqliteAdapter:
 
     def close(self) -> None:
         self.db.close()
-
-
-_COLUMNS = (
-    "key, status, template_id, caption, owner, lease_until, progress, attempts, "
-    "created_at, updated_at, media, error"
-)
-
-
-def _record(row: tuple[Any, ...]) -> RenderRecord:
-    (key, status, template_id, caption, owner, lease_until, progress, attempts) = row[:8]
-    (created_at, updated_at, media, error) = row[8:]
-    return RenderRecord(
-        key=key,
-        status=RenderStatus(status),
-        template_id=template_id,
-        caption=caption,
-        owner=owner,
-        lease_until=float(lease_until),
-        progress=float(progress),
-        attempts=int(attempts),
-        created_at=float(created_at),
-        updated_at=float(updated_at),
-        media=decode_media(media),
-        error=error,
-    )
-
-
-class SqliteRenderRecords(SqliteAdapter):
-    """RenderRecords in the ``render_records`` table of a SqliteDatabase."""
-
-    def check(self) -> None:
-        with self.db.connection() as conn:
-            conn.execute("SELECT 1 FROM render_records LIMIT 1").fetchall()
-
-    def get(self, key: str) -> RenderRecord | None:
-        with self.db.connection() as conn:
-            return self._select(conn, key)
-
-    def claim_lease(
-        self, key: str, *, owner: str, template_id: str, caption: str, lease_seconds: float
-    ) -> RenderRecord | None:
-        with self.db.write() as conn:
-            # Read the clock under the write lock: no other claim can land between the check
-            # and the write, and "now" is not stale by the time we waited for the lock.
-            now = self._clock()
-            current = self._select(conn, key)
-            if not claimable(current, now):
-                return None
-            record = RenderRecord(
-                key=key,
-                status=RenderStatus.RENDERING,
-                template_id=template_id,
-                caption=caption,
-                owner=owner,
-                lease_until=now + lease_seconds,
-                progress=0.0,
-                attempts=(current.attempts if current else 0) + 1,
-                created_at=current.created_at if current else now,
-                updated_at=now,
-                media=None,
-                error=None,
-            )
-            conn.execute(
-                """
-                INSERT INTO render_records (key, status, template_id, caption, caption_fold,
-                    owner, lease_until, progress, attempts, created_at, updated_at, media, error)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)
-                ON CONFLICT (key) DO UPDATE SET
-                    status = excluded.status, template_id = excluded.template_id,
-                    caption = excluded.caption, caption_fold = excluded.caption_fold,
-                    owner = excluded.owner, lease_until = excluded.lease_until,
-                    progress = excluded.progress, attempts = excluded.attempts,
-                    updated_at = excluded.updated_at, media = NULL, error = NULL
-                """,
-                (
-                    key,
-                    RenderStatus.RENDERING.value,
-                    template_id,
-                    caption,
-                    fold_caption(caption),
-                    owner,
-                    record.lease_until,
-                    record.progress,
-                    record.attempts,
-                    record.created_at,
-                    record.updated_at,
-                ),
-            )
-            return record
-
-    def extend_lease(self, key: str, *, owner: str, lease_seconds: float, progress: float) -> bool:
-        with self.db.write() as conn:
-            now = self._clock()
-            cursor = conn.execute(
-                """
-                UPDATE render_records SET lease_until = ?, progress = ?, updated_at = ?
-                WHERE key = ? AND status = 'rendering' AND owner = ?
-                """,
-                (now + lease_seconds, clamp_progress(progress), now, key, owner),
-            )
-            return cursor.rowcount == 1
-
-    def complete(self, key: str, *, owner: str, media: dict[str, Any]) -> bool:
-        with self.db.write() as conn:
-            cursor = conn.execute(
-                """
-                UPDATE render_records SET status = 'done', media = ?, owner = NULL,
-                    lease_until = 0, progress = 1, error = NULL, updated_at = ?
-                WHERE key = ? AND status = 'rendering' AND owner = ?
-                """,
-                (encode_media(media), self._clock(), key, owner),
-            )
-            return cursor.rowcount == 1
-
-    def fail(self, key: str, *, owner: str, error: str, retryable: bool = False) -> bool:
-        with self.db.write() as conn:
-            cursor = conn.execute(
-                """
-                UPDATE render_records SET status = 'failed', error = ?, owner = NULL,
-                    lease_until = 0, updated_at = ?, attempts = attempts - ?
-                WHERE key = ? AND status = 'rendering' AND owner = ?
-                """,
-                (error, self._clock(), 1 if retryable else 0, key, owner),
-            )
-            return cursor.rowcount == 1
-
-    def block(self, key: str, *, reason: str) -> None:
-        # Media (if any) stay on the record so the take-down can find the blobs to delete;
-        # status "blocked" is what says they are never served again.
-        with self.db.write() as conn:
-            now = self._clock()
-            conn.execute(
-                """
-                INSERT INTO render_records (key, status, template_id, caption, caption_fold,
-                    owner, lease_until, progress, attempts, created_at, updated_at, media, error)
-                VALUES (?, 'blocked', '', '', '', NULL, 0, 0, 0, ?, ?, NULL, ?)
-                ON CONFLICT (key) DO UPDATE SET
-                    status = 'blocked', owner = NULL, lease_until = 0,
-                    updated_at = excluded.updated_at, error = excluded.error
-                """,
-                (key, now, now, reason),
-            )
-
-    def list_recent(
-        self,
-        *,
-        limit: int = 50,
-        before: float | None = None,
-        template_id: str | None = None,
-        query: str | None = None,
-    ) -> list[RenderRecord]:
-        where = ["status = 'done'"]
-        params: list[Any] = []
-        if before is not None:
-            where.append("updated_at < ?")
-            params.append(before)
-        if template_id is not None:
-            where.append("template_id = ?")
-            params.append(template_id)
-        if query:
-            # instr, not LIKE: the query's own % and _ must match literally.
-            where.append("instr(caption_fold, ?) > 0")
-            params.append(fold_caption(query))
-        params.append(clamp_limit(limit))
-        sql = (
-            f"SELECT {_COLUMNS} FROM render_records WHERE {' AND '.join(where)} "
-            "ORDER BY updated_at DESC, key DESC LIMIT ?"
-        )
-        with self.db.connection() as conn:
-            return [_record(row) for row in conn.execute(sql, params).fetchall()]
-
-    @staticmethod
-    def _select(conn: sqlite3.Connection, key: str) -> RenderRecord | None:
-        row = conn.execute(
-            f"SELECT {_COLUMNS} FROM render_records WHERE key = ?", (key,)
-        ).fetchone()
-        return None if row is None else _record(row)

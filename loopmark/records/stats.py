@@ -35,7 +35,7 @@ from typing import Any, Protocol
 
 from loopmark.errors import BadInput
 from loopmark.records.backend import open_adapter
-from loopmark.records.base import Clock
+from loopmark.records.common import Clock
 from loopmark.records.dynamodb import TTL_ATTRIBUTE, DynamoAdapter, number
 from loopmark.records.sqlite import SqliteAdapter
 
@@ -169,11 +169,11 @@ def hit_rate(hits: int, renders: int) -> float | None:
     return None if total == 0 else hits / total
 
 
-# --- SQLite ---------------------------------------------------------------------------------------
+class Counting:
+    """``count`` as both adapters have it: the rules (:func:`check_count`, which events count
+    their caption and in what form) stated once; each adapter's ``_add`` stores the counts."""
 
-
-class SqliteStatsRecords(SqliteAdapter):
-    """StatsRecords in the ``stats_events`` and ``stats_captions`` tables of a SqliteDatabase."""
+    _clock: Clock
 
     def count(
         self,
@@ -186,6 +186,21 @@ class SqliteStatsRecords(SqliteAdapter):
     ) -> None:
         day = check_count(template_id, event, day, utc_day(self._clock()), amount)
         folded = fold_stat_caption(caption) if caption and event in CAPTION_EVENTS else ""
+        self._add(day, event, template_id, folded, amount)
+
+    def _add(self, day: str, event: str, template_id: str, folded: str, amount: int) -> None:
+        """Add ``amount`` to the day's ``event`` counter for ``template_id``, and to the day's
+        ``folded`` caption unless it is empty, in the backend."""
+        raise NotImplementedError
+
+
+# --- SQLite ---------------------------------------------------------------------------------------
+
+
+class SqliteStatsRecords(Counting, SqliteAdapter):
+    """StatsRecords in the ``stats_events`` and ``stats_captions`` tables of a SqliteDatabase."""
+
+    def _add(self, day: str, event: str, template_id: str, folded: str, amount: int) -> None:
         with self.db.write() as conn:
             conn.execute(
                 "INSERT INTO stats_events (day, event, template_id, count) VALUES (?, ?, ?, ?)"
@@ -239,23 +254,13 @@ class SqliteStatsRecords(SqliteAdapter):
 # --- DynamoDB -------------------------------------------------------------------------------------
 
 
-class DynamoStatsRecords(DynamoAdapter):
+class DynamoStatsRecords(Counting, DynamoAdapter):
     """StatsRecords as day items and caption items of a DynamoTable (see the module doc)."""
 
     def setup(self) -> None:
         self.table.setup(indexes=(CAPTIONS_INDEX_SPEC,), attributes=CAPTIONS_INDEX_ATTRIBUTES)
 
-    def count(
-        self,
-        *,
-        template_id: str,
-        event: str,
-        caption: str | None = None,
-        day: str | None = None,
-        amount: int = 1,
-    ) -> None:
-        day = check_count(template_id, event, day, utc_day(self._clock()), amount)
-        folded = fold_stat_caption(caption) if caption and event in CAPTION_EVENTS else ""
+    def _add(self, day: str, event: str, template_id: str, folded: str, amount: int) -> None:
         self.table.update_item(
             DAY_PREFIX + day,
             UpdateExpression="ADD #counter :one",

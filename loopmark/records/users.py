@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from loopmark.errors import BadInput, RecordsUnavailable
 from loopmark.records.backend import open_adapter
-from loopmark.records.base import Clock
+from loopmark.records.common import Clock
 from loopmark.records.dynamodb import ConditionFailed, DynamoAdapter, number
 from loopmark.records.sqlite import SqliteAdapter
 

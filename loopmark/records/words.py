@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from loopmark.errors import BadInput
 from loopmark.records.backend import open_adapter
-from loopmark.records.base import Clock
+from loopmark.records.common import Clock
 from loopmark.records.dynamodb import ConditionFailed, DynamoAdapter, number, read_version
 from loopmark.records.sqlite import SqliteAdapter, bump_counter, read_counter
 from loopmark.renderer.caption_policy import WordLists

@@ -27,8 +27,8 @@ import time
 from collections.abc import Callable
 
 from loopmark.errors import LoopmarkError
-from loopmark.records.base import RenderRecord
 from loopmark.records.gallery import GalleryEntry, GalleryRecords
+from loopmark.records.renders import RenderRecord
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from loopmark.errors import (
     RecordsUnavailable,
     StorageUnavailable,
 )
-from loopmark.records.base import LEASE_SECONDS, MAX_ATTEMPTS, RenderRecord, RenderRecords
+from loopmark.records.renders import LEASE_SECONDS, MAX_ATTEMPTS, RenderRecord, RenderRecords
 from loopmark.renderer.render import (
     RenderResult,
     accept_caption,

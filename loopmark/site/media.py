@@ -17,7 +17,7 @@ from flask import Blueprint, abort, redirect, send_file
 from werkzeug.wrappers import Response
 
 from loopmark.errors import UnknownTemplate
-from loopmark.records.base import RenderStatus
+from loopmark.records.renders import RenderStatus
 from loopmark.renderer.prepare import PREPARE_VERSION, prepared_folder_name
 from loopmark.storage.base import IMMUTABLE_CACHE_CONTROL
 from loopmark.web import links

@@ -21,7 +21,7 @@ from urllib.parse import quote, urlencode
 from flask import Blueprint, Response, abort, make_response, render_template, url_for
 
 from loopmark.errors import LoopmarkError
-from loopmark.records.base import RenderRecord, RenderStatus
+from loopmark.records.renders import RenderRecord, RenderStatus
 from loopmark.service.render_service import RenderBlocked, RenderGaveUp, RenderOutcome
 from loopmark.web import links
 from loopmark.web.context import services

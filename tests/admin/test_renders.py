@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 
 from loopmark.admin.views.gallery import moved
 from loopmark.admin.views.renders import PAGE_SIZE
-from loopmark.records.base import RenderStatus
+from loopmark.records.renders import RenderStatus
 from loopmark.service.render_service import media_keys
 from tests.admin.conftest import admin, csrf_from, page_token, post, site
 from tests.site.conftest import render_via_api

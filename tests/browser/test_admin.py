@@ -21,7 +21,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from loopmark import create_app
 from loopmark.composition import Services, setup_backends
-from loopmark.records.base import RenderStatus
+from loopmark.records.renders import RenderStatus
 from loopmark.service.passwords import hash_password
 from loopmark.service.render_service import media_keys
 from loopmark.web.context import EXTENSION

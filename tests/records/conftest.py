@@ -12,6 +12,7 @@ from typing import Protocol, TypeVar
 
 import pytest
 
+from loopmark.errors import ConfigInvalid
 from tests.moto_server import reset, serial_moto_server
 
 START = 1_700_000_000.0  # FakeClock's first reading: 2023-11-14 22:13:20 UTC
@@ -49,6 +50,18 @@ def set_up(adapter: A) -> Iterator[A]:
     adapter.setup()
     yield adapter
     adapter.close()
+
+
+def assert_opening_connects_to_nothing(
+    opener: Callable[[str], object], tmp_path: Path, bad_url: str
+) -> None:
+    """``opener`` (an ``open_*_records``) makes no file and needs no endpoint until its adapter
+    is used, and refuses ``bad_url`` (ConfigInvalid)."""
+    opener(f"sqlite:///{tmp_path / 'nothing.db'}")
+    opener("dynamodb://no-such-table")  # no endpoint needed until used
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ConfigInvalid):
+        opener(bad_url)
 
 
 def race(workers: int, task: Callable[[int], T]) -> list[T]:

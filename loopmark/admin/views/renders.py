@@ -24,7 +24,7 @@ from loopmark.admin.forms import (
 from loopmark.admin.views import back, flash_form_errors
 from loopmark.admin.views.templates import known_template_ids
 from loopmark.errors import BadInput
-from loopmark.records.base import RenderRecord, RenderStatus
+from loopmark.records.renders import RenderRecord, RenderStatus
 from loopmark.web import links
 from loopmark.web.context import services
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from loopmark.errors import BadInput, ConfigInvalid
+from loopmark.errors import BadInput
 from loopmark.records import WordListRecords, open_word_records
 from loopmark.records.words import MAX_LIST_WORDS, MAX_WORD_CHARS, WORD_SHARDS, shard_of
 from loopmark.renderer.caption_policy import WordLists, check_caption
-from tests.records.conftest import race, set_up
+from tests.records.conftest import assert_opening_connects_to_nothing, race, set_up
 
 
 @pytest.fixture
@@ -181,11 +181,7 @@ def test_setup_is_idempotent(words: WordListRecords) -> None:
 
 
 def test_opening_connects_to_nothing(tmp_path: Path) -> None:
-    open_word_records(f"sqlite:///{tmp_path / 'nothing.db'}")
-    open_word_records("dynamodb://no-such-table")
-    assert list(tmp_path.iterdir()) == []
-    with pytest.raises(ConfigInvalid):
-        open_word_records("words.txt")
+    assert_opening_connects_to_nothing(open_word_records, tmp_path, "words.txt")
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from loopmark.errors import BadInput, ConfigInvalid, RecordsUnavailable
+from loopmark.errors import BadInput, RecordsUnavailable
 from loopmark.records import (
     GalleryEntry,
     GalleryRecords,
@@ -22,7 +22,13 @@ from loopmark.records import (
 from loopmark.records import gallery as gallery_module
 from loopmark.records.gallery import MAX_GALLERY_ENTRIES
 from loopmark.records.sqlite import MIGRATIONS
-from tests.records.conftest import START, FakeClock, race, set_up
+from tests.records.conftest import (
+    START,
+    FakeClock,
+    assert_opening_connects_to_nothing,
+    race,
+    set_up,
+)
 
 
 def render(key: str, *, status: str = "done", caption: str = "Hello", **media: Any) -> RenderRecord:
@@ -209,11 +215,7 @@ def test_setup_is_idempotent(gallery: GalleryRecords) -> None:
 
 
 def test_opening_connects_to_nothing(tmp_path: Path) -> None:
-    open_gallery_records(f"sqlite:///{tmp_path / 'nothing.db'}")
-    open_gallery_records("dynamodb://no-such-table")  # no endpoint needed until used
-    assert list(tmp_path.iterdir()) == []
-    with pytest.raises(ConfigInvalid):
-        open_gallery_records("postgres://db")
+    assert_opening_connects_to_nothing(open_gallery_records, tmp_path, "postgres://db")
 
 
 @pytest.fixture

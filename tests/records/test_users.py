@@ -8,10 +8,16 @@ from typing import Any
 
 import pytest
 
-from loopmark.errors import BadInput, ConfigInvalid
+from loopmark.errors import BadInput
 from loopmark.records import AdminUser, AdminUserRecords, open_user_records
 from loopmark.records.users import MAX_ADMIN_USERS, MAX_HASH_CHARS
-from tests.records.conftest import START, FakeClock, race, set_up
+from tests.records.conftest import (
+    START,
+    FakeClock,
+    assert_opening_connects_to_nothing,
+    race,
+    set_up,
+)
 
 HASH = "scrypt:32768:8:1$salt$0123456789abcdef"
 
@@ -114,11 +120,7 @@ def test_setup_is_idempotent(users: AdminUserRecords) -> None:
 
 
 def test_opening_connects_to_nothing(tmp_path: Path) -> None:
-    open_user_records(f"sqlite:///{tmp_path / 'nothing.db'}")
-    open_user_records("dynamodb://no-such-table")
-    assert list(tmp_path.iterdir()) == []
-    with pytest.raises(ConfigInvalid):
-        open_user_records("sqlite://")
+    assert_opening_connects_to_nothing(open_user_records, tmp_path, "sqlite://")
 
 
 @pytest.fixture

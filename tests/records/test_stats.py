@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
-from loopmark.errors import BadInput, ConfigInvalid
+from loopmark.errors import BadInput
 from loopmark.records import (
     StatsRecords,
     open_gallery_records,
@@ -32,7 +32,7 @@ from loopmark.records.stats import (
     MAX_TOP_CAPTIONS,
     day_start,
 )
-from tests.records.conftest import FakeClock, race, set_up
+from tests.records.conftest import FakeClock, assert_opening_connects_to_nothing, race, set_up
 
 # FakeClock starts at 1_700_000_000: 2023-11-14 22:13:20 UTC.
 TODAY = "2023-11-14"
@@ -180,11 +180,7 @@ def test_setup_is_idempotent(stats: StatsRecords) -> None:
 
 
 def test_opening_connects_to_nothing(tmp_path: Path) -> None:
-    open_stats_records(f"sqlite:///{tmp_path / 'nothing.db'}")
-    open_stats_records("dynamodb://no-such-table")
-    assert list(tmp_path.iterdir()) == []
-    with pytest.raises(ConfigInvalid):
-        open_stats_records("dynamodb://")
+    assert_opening_connects_to_nothing(open_stats_records, tmp_path, "dynamodb://")
 
 
 def test_dynamodb_caption_counts_expire_and_use_their_index(aws: str, clock: FakeClock) -> None:

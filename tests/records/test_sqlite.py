@@ -1,12 +1,10 @@
-"""SQLite adapter specifics: the URL, the file, WAL, schema versions, and many threads at once."""
+"""SQLite plumbing (loopmark.records.sqlite): the URL, the file, WAL, schema versions and setup
+races, seen through the render records' adapter."""
 
 from __future__ import annotations
 
-import random
 import sqlite3
 import threading
-import time
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -15,16 +13,9 @@ import pytest
 
 from loopmark.errors import ConfigInvalid, RecordsUnavailable
 from loopmark.records import open_render_records
-from loopmark.records.sqlite import (
-    SCHEMA_VERSION,
-    SqliteDatabase,
-    SqliteRenderRecords,
-    sqlite_path_from_url,
-)
+from loopmark.records.renders import SqliteRenderRecords
+from loopmark.records.sqlite import SCHEMA_VERSION, SqliteDatabase, sqlite_path_from_url
 from tests.records.conftest import set_up
-
-STRESS_SECONDS = 2.0
-THREADS = 20
 
 
 @pytest.fixture
@@ -123,57 +114,3 @@ def test_racing_setups_apply_the_schema_once(tmp_path: Path) -> None:
     assert errors == []
     with closing(sqlite3.connect(path)) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-
-
-def test_twenty_threads_of_mixed_work_never_see_database_is_locked(
-    records: SqliteRenderRecords,
-) -> None:
-    keys = [f"key{i}" for i in range(12)]
-    errors: list[BaseException] = []
-    completed: Counter[str] = Counter()
-    lock = threading.Lock()
-    barrier = threading.Barrier(THREADS)
-
-    def work(worker: int) -> None:
-        rng = random.Random(worker)
-        owner = f"worker{worker}"
-        barrier.wait()
-        deadline = time.monotonic() + STRESS_SECONDS
-        try:
-            while time.monotonic() < deadline:
-                key = rng.choice(keys)
-                action = rng.random()
-                if action < 0.4:
-                    held = records.claim_lease(
-                        key, owner=owner, template_id="t", caption=key, lease_seconds=0.01
-                    )
-                    if held is None:
-                        continue
-                    records.extend_lease(key, owner=owner, lease_seconds=0.01, progress=0.5)
-                    if rng.random() < 0.3:
-                        records.fail(key, owner=owner, error="boom")
-                    elif records.complete(key, owner=owner, media={"gif": f"{key}.gif"}):
-                        with lock:
-                            completed[key] += 1
-                elif action < 0.9:
-                    records.get(key)
-                else:
-                    records.list_recent(limit=5, query="key")
-        except BaseException as exc:  # collected, asserted below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert errors == []
-    assert sum(completed.values()) > 0  # the work really happened
-    assert max(completed.values()) == 1  # done is written once per key, never re-claimed
-    for key in keys:
-        record = records.get(key)
-        if key in completed:
-            assert record is not None and record.status == "done"
-        else:
-            assert record is None or record.status in {"rendering", "failed"}

@@ -1,4 +1,5 @@
-"""DynamoDB adapter specifics: the URL, the table, its index and TTL, and errors as values."""
+"""DynamoDB plumbing (loopmark.records.dynamodb): the URL, numbers, the table with its index and
+TTL, and errors as values, seen through the render records' adapter."""
 
 from __future__ import annotations
 
@@ -8,14 +9,13 @@ import pytest
 from loopmark.errors import ConfigInvalid, RecordsUnavailable
 from loopmark.records import open_render_records
 from loopmark.records.dynamodb import (
-    FAILED_RECORD_TTL_SECONDS,
     RECENT_INDEX,
     TTL_ATTRIBUTE,
-    DynamoRenderRecords,
     DynamoTable,
     dynamodb_table_from_url,
     number,
 )
+from loopmark.records.renders import DynamoRenderRecords
 from tests.moto_server import free_port
 
 TABLE = "loopmark-test"
@@ -24,13 +24,6 @@ NOW = 1_700_000_000.0
 
 def make_records(now: float = NOW) -> DynamoRenderRecords:
     return DynamoRenderRecords(DynamoTable(TABLE), clock=lambda: now)
-
-
-def raw_item(key: str) -> dict[str, object]:
-    item: dict[str, object] = boto3.client("dynamodb").get_item(
-        TableName=TABLE, Key={"key": {"S": key}}
-    )["Item"]
-    return item
 
 
 def test_url_to_table_name() -> None:
@@ -77,34 +70,6 @@ def test_setup_adds_the_index_an_older_table_lacks(aws: str) -> None:
     records.claim_lease("k", owner="a", template_id="t", caption="c", lease_seconds=90)
     records.complete("k", owner="a", media={"gif": "k.gif"})
     assert [r.key for r in records.list_recent()] == ["k"]
-
-
-def test_ttl_is_set_only_on_failed_records(aws: str) -> None:
-    records = make_records()
-    records.setup()
-    records.claim_lease("k", owner="a", template_id="t", caption="c", lease_seconds=90)
-    assert TTL_ATTRIBUTE not in raw_item("k")  # the lease never relies on TTL
-    records.fail("k", owner="a", error="boom")
-    assert raw_item("k")[TTL_ATTRIBUTE] == {"N": str(int(NOW + FAILED_RECORD_TTL_SECONDS))}
-    records.claim_lease("k", owner="b", template_id="t", caption="c", lease_seconds=90)
-    assert TTL_ATTRIBUTE not in raw_item("k")
-    records.fail("k", owner="b", error="boom")
-    records.block("k", reason="taken down")
-    assert TTL_ATTRIBUTE not in raw_item("k")  # blocked for ever, never garbage-collected
-    records.claim_lease("d", owner="a", template_id="t", caption="c", lease_seconds=90)
-    records.complete("d", owner="a", media={"gif": "d.gif"})
-    assert TTL_ATTRIBUTE not in raw_item("d")
-
-
-def test_only_done_records_are_in_the_listing_index(aws: str) -> None:
-    records = make_records()
-    records.setup()
-    records.claim_lease("k", owner="a", template_id="t", caption="c", lease_seconds=90)
-    assert "listing" not in raw_item("k")
-    records.complete("k", owner="a", media={"gif": "k.gif"})
-    assert "listing" in raw_item("k")
-    records.block("k", reason="taken down")
-    assert "listing" not in raw_item("k")
 
 
 def test_a_missing_table_is_unavailable(aws: str) -> None:

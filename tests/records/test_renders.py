@@ -1,10 +1,18 @@
-"""The RenderRecords contract, run against every adapter (a SQLite file, DynamoDB on moto)."""
+"""Render records (loopmark.records.renders): the RenderRecords contract with its lease races, run
+against every adapter (a SQLite file, DynamoDB on moto), then what is particular to each adapter.
+"""
 
 from __future__ import annotations
 
+import random
+import threading
+import time
+from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from loopmark.records import (
@@ -14,6 +22,13 @@ from loopmark.records import (
     RenderStatus,
     open_render_records,
 )
+from loopmark.records.dynamodb import TTL_ATTRIBUTE, DynamoTable
+from loopmark.records.renders import (
+    FAILED_RECORD_TTL_SECONDS,
+    DynamoRenderRecords,
+    SqliteRenderRecords,
+)
+from loopmark.records.sqlite import SqliteDatabase
 from tests.records.conftest import START, FakeClock, race, set_up
 
 LEASE = 90.0
@@ -287,3 +302,112 @@ def test_twenty_threads_racing_for_one_key_yield_exactly_one_owner(
     winners = [r for r in results if r is not None]
     assert len(winners) == 1 and winners[0].attempts == 2
     assert records.get("hot").owner == winners[0].owner  # type: ignore[union-attr]
+
+
+# --- SQLite ---------------------------------------------------------------------------------------
+
+STRESS_SECONDS = 2.0
+THREADS = 20
+
+
+@pytest.fixture
+def sqlite_records(tmp_path: Path) -> Iterator[SqliteRenderRecords]:
+    yield from set_up(SqliteRenderRecords(SqliteDatabase(tmp_path / "loopmark.db")))
+
+
+def test_twenty_threads_of_mixed_work_never_see_database_is_locked(
+    sqlite_records: SqliteRenderRecords,
+) -> None:
+    records = sqlite_records
+    keys = [f"key{i}" for i in range(12)]
+    errors: list[BaseException] = []
+    completed: Counter[str] = Counter()
+    lock = threading.Lock()
+    barrier = threading.Barrier(THREADS)
+
+    def work(worker: int) -> None:
+        rng = random.Random(worker)
+        owner = f"worker{worker}"
+        barrier.wait()
+        deadline = time.monotonic() + STRESS_SECONDS
+        try:
+            while time.monotonic() < deadline:
+                key = rng.choice(keys)
+                action = rng.random()
+                if action < 0.4:
+                    held = records.claim_lease(
+                        key, owner=owner, template_id="t", caption=key, lease_seconds=0.01
+                    )
+                    if held is None:
+                        continue
+                    records.extend_lease(key, owner=owner, lease_seconds=0.01, progress=0.5)
+                    if rng.random() < 0.3:
+                        records.fail(key, owner=owner, error="boom")
+                    elif records.complete(key, owner=owner, media={"gif": f"{key}.gif"}):
+                        with lock:
+                            completed[key] += 1
+                elif action < 0.9:
+                    records.get(key)
+                else:
+                    records.list_recent(limit=5, query="key")
+        except BaseException as exc:  # collected, asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert sum(completed.values()) > 0  # the work really happened
+    assert max(completed.values()) == 1  # done is written once per key, never re-claimed
+    for key in keys:
+        record = records.get(key)
+        if key in completed:
+            assert record is not None and record.status == "done"
+        else:
+            assert record is None or record.status in {"rendering", "failed"}
+
+
+# --- DynamoDB -------------------------------------------------------------------------------------
+
+TABLE = "loopmark-test"
+
+
+@pytest.fixture
+def dynamo_records(aws: str) -> Iterator[DynamoRenderRecords]:
+    yield from set_up(DynamoRenderRecords(DynamoTable(TABLE), clock=lambda: START))
+
+
+def raw_item(key: str) -> dict[str, object]:
+    item: dict[str, object] = boto3.client("dynamodb").get_item(
+        TableName=TABLE, Key={"key": {"S": key}}
+    )["Item"]
+    return item
+
+
+def test_ttl_is_set_only_on_failed_records(dynamo_records: DynamoRenderRecords) -> None:
+    records = dynamo_records
+    records.claim_lease("k", owner="a", template_id="t", caption="c", lease_seconds=90)
+    assert TTL_ATTRIBUTE not in raw_item("k")  # the lease never relies on TTL
+    records.fail("k", owner="a", error="boom")
+    assert raw_item("k")[TTL_ATTRIBUTE] == {"N": str(int(START + FAILED_RECORD_TTL_SECONDS))}
+    records.claim_lease("k", owner="b", template_id="t", caption="c", lease_seconds=90)
+    assert TTL_ATTRIBUTE not in raw_item("k")
+    records.fail("k", owner="b", error="boom")
+    records.block("k", reason="taken down")
+    assert TTL_ATTRIBUTE not in raw_item("k")  # blocked for ever, never garbage-collected
+    records.claim_lease("d", owner="a", template_id="t", caption="c", lease_seconds=90)
+    records.complete("d", owner="a", media={"gif": "d.gif"})
+    assert TTL_ATTRIBUTE not in raw_item("d")
+
+
+def test_only_done_records_are_in_the_listing_index(dynamo_records: DynamoRenderRecords) -> None:
+    records = dynamo_records
+    records.claim_lease("k", owner="a", template_id="t", caption="c", lease_seconds=90)
+    assert "listing" not in raw_item("k")
+    records.complete("k", owner="a", media={"gif": "k.gif"})
+    assert "listing" in raw_item("k")
+    records.block("k", reason="taken down")
+    assert "listing" not in raw_item("k")
