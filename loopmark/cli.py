@@ -163,13 +163,13 @@ def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_admin_create_user(args: argparse.Namespace, settings: Settings) -> int:
     from loopmark.admin.commands import run_create_user
-    from loopmark.composition import build_services
+    from loopmark.composition import build_admin_users
 
-    services = build_services(settings, with_dispatcher=False)
+    users = build_admin_users(settings)
     try:
-        print(run_create_user(args.name, services.users))
+        print(run_create_user(args.name, users))
     finally:
-        services.close()
+        users.close()
     return EXIT_OK
 
 

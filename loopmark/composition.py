@@ -96,7 +96,7 @@ def build_services(settings: Settings, *, with_dispatcher: bool = True) -> Servi
         gallery=gallery,
         words=words,
         stats=stats,
-        users=AdminUsers(open_user_records(settings.records_url)),
+        users=build_admin_users(settings),
         metrics=metrics,
     )
 
@@ -104,6 +104,11 @@ def build_services(settings: Settings, *, with_dispatcher: bool = True) -> Servi
 def build_render_service(settings: Settings, *, with_dispatcher: bool = True) -> RenderService:
     """The render service alone (benchmarks and tests that need nothing else)."""
     return build_services(settings, with_dispatcher=with_dispatcher).render
+
+
+def build_admin_users(settings: Settings) -> AdminUsers:
+    """The admin users alone (``loopmark admin create-user`` needs nothing else)."""
+    return AdminUsers(open_user_records(settings.records_url))
 
 
 def build_catalog(settings: Settings, blobs: BlobStore) -> TemplateCatalog:
