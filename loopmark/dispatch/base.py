@@ -93,7 +93,7 @@ class JobState:
     """What a dispatcher can tell about one key right now."""
 
     key: str
-    state: str  # a JobStatus: "queued" | "rendering" | "done" | "failed"
+    state: JobStatus
     position: int  # 1-based place in the queue when queued, 0 otherwise
     progress: float  # 0..1
     eta_seconds: float | None  # seconds until done; None when unknown

@@ -72,7 +72,7 @@ class RenderRecord:
     """What the cache knows about one render key."""
 
     key: str
-    status: str  # a RenderStatus value
+    status: RenderStatus
     template_id: str
     caption: str
     owner: str | None

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from loopmark.dispatch.base import Dispatcher, JobState, RenderJob
 from loopmark.errors import (
@@ -77,12 +77,16 @@ class LeaseLost(LoopmarkError):
     code = "lease_lost"
 
 
+# What a visitor is told of a render (a failed one is an error, not a status).
+OutcomeStatus = Literal["done", "queued", "rendering"]
+
+
 @dataclass(frozen=True)
 class RenderOutcome:
     """What the site answers for a key: done with media URLs, or waiting with honest progress."""
 
     key: str
-    status: str  # "done" | "queued" | "rendering"
+    status: OutcomeStatus
     position: int = 0
     progress: float = 0.0
     eta_seconds: float | None = None
