@@ -22,6 +22,16 @@ def test_event_round_trips_through_json() -> None:
     assert RenderJob.from_event(event) == job
 
 
+def test_the_word_lists_version_travels_with_the_job() -> None:
+    job = RenderJob("k7hq2xw3abcdefghijklmnop", "bunny-hop", "Hop", words_version=7)
+    event = json.loads(json.dumps(job.to_event()))
+    assert event["words_version"] == 7
+    assert RenderJob.from_event(event) == job
+    for junk in ("7", 7.5, True, [7]):
+        with pytest.raises(BadInput, match="words_version"):
+            RenderJob.from_event({**event, "words_version": junk})
+
+
 def test_extra_fields_are_ignored() -> None:
     event = {"key": "abc", "template_id": "t", "caption": "hi", "added_later": 1}
     assert RenderJob.from_event(event) == RenderJob("abc", "t", "hi")

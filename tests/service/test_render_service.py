@@ -12,6 +12,7 @@ import pytest
 
 from loopmark.composition import build_render_service, setup_backends
 from loopmark.config import Settings
+from loopmark.dispatch.base import RenderJob
 from loopmark.errors import CaptionRejected, ConfigInvalid, StorageUnavailable, UnknownTemplate
 from loopmark.records.stats import open_stats_records
 from loopmark.records.words import open_word_records
@@ -22,6 +23,7 @@ from loopmark.service.render_service import (
     RenderGaveUp,
     RenderOutcome,
     RenderService,
+    TemplateChanged,
     media_keys,
 )
 from tests.service.conftest import make_settings
@@ -184,12 +186,12 @@ def test_take_down_blocks_deletes_and_purges(service: RenderService) -> None:
 def test_brand_words_apply_to_the_next_caption(service: RenderService, settings: Settings) -> None:
     words = open_word_records(settings.records_url)
     words.add("banned", "carrots")
-    service.words.invalidate()  # type: ignore[attr-defined]
+    service.words.invalidate()
     with pytest.raises(CaptionRejected) as excinfo:
         service.request("small", "I love CARROTS")
     assert excinfo.value.code == "caption_profanity"
     words.add("allowed", "hell")
-    service.words.invalidate()  # type: ignore[attr-defined]
+    service.words.invalidate()
     assert done(service, "What the hell").status == "done"
 
 
@@ -263,3 +265,37 @@ def test_a_take_down_during_storing_leaves_no_media(service: RenderService) -> N
     assert not any(service.blobs.exists(k) for k in media_keys(key).values())
     record = service.records.get(key)
     assert record is not None and record.status == "blocked"
+
+
+def test_a_worker_trusts_a_checked_job_and_checks_again_when_the_words_moved(
+    service: RenderService, settings: Settings
+) -> None:
+    words = open_word_records(settings.records_url)
+    try:
+        words.add("banned", "parsnips")
+    finally:
+        words.close()
+    service.words.invalidate()
+    _lists, version = service.words.current()
+    assert version is not None
+    template = service.catalog.get("small")
+    # Checked against lists other than the worker's (or none known): the policy runs again.
+    stale = "Parsnips for breakfast"
+    stale_key = render_key(template, stale)
+    for words_version in (None, version - 1):
+        with pytest.raises(CaptionRejected):
+            service.execute(RenderJob(stale_key, "small", stale, words_version), lambda _f: None)
+    record = service.record(stale_key)
+    assert record is not None and record.status == "failed"
+    # Checked against the very lists the worker holds: trusted, rendered as it stands.
+    trusted = "Parsnips for lunch"
+    trusted_key = render_key(template, trusted)
+    service.execute(RenderJob(trusted_key, "small", trusted, version), lambda _f: None)
+    record = service.record(trusted_key)
+    assert record is not None and record.status == "done"
+
+
+def test_a_job_whose_template_changed_is_refused(service: RenderService) -> None:
+    job = RenderJob("a" * 24, "small", "Hello", None)
+    with pytest.raises(TemplateChanged):
+        service.execute(job, lambda _f: None)
