@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from loopmark.errors import TemplateInvalid, UnknownTemplate
-from loopmark.renderer.caption_layout import DEFAULT_FONT, TextStyle, fonts_dir
+from loopmark.renderer.caption import DEFAULT_FONT, TextStyle, fonts_dir
 
 TEMPLATE_FILE = "template.toml"
 TEMPLATE_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
