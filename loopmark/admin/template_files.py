@@ -14,7 +14,7 @@ from typing import Any
 import tomli_w
 
 from loopmark.errors import BadInput, TemplateInvalid
-from loopmark.renderer.caption_layout import fonts_dir
+from loopmark.renderer.caption import fonts_dir
 from loopmark.renderer.caption_policy import WordLists
 from loopmark.renderer.colours import format_hex_colour
 from loopmark.renderer.prepare import PreparedTemplate, resolve_box

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from loopmark.errors import CaptionRejected
-from loopmark.renderer.caption_layout import render_caption_layer
+from loopmark.renderer.caption import render_caption_layer
 from loopmark.renderer.caption_policy import WordLists, check_caption, normalize_caption
 from loopmark.renderer.gif import encode_gif, frame_delays_cs, gifsicle_optimise
 from loopmark.renderer.prepare import POSTER_JPEG_QUALITY, PREPARE_VERSION, PreparedTemplate

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from loopmark.errors import TemplateInvalid, UnknownTemplate
-from loopmark.renderer.caption_layout import DEFAULT_FONT, TextStyle, fonts_dir
+from loopmark.renderer.caption import DEFAULT_FONT, TextStyle, fonts_dir
 from loopmark.renderer.colours import Rgb, parse_hex_colour
 
 TEMPLATE_FILE = "template.toml"

@@ -1,5 +1,5 @@
 /* The creator's live caption preview: lays the caption out on a canvas over the template's loop,
-   approximating the server's layout (loopmark/renderer/caption_layout.py): the template's font,
+   approximating the server's layout (loopmark/renderer/caption/): the template's font,
    fill and stroke, alignment, at most max_lines lines, the largest size in [min_size, max_size]
    that fits the text box (measured with canvas measureText), ink centred vertically, and two
    lines balanced. It approximates; the server's render is the truth. */
