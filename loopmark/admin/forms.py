@@ -21,6 +21,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # not in types-WTForms 3.2
 from wtforms.validators import (
     DataRequired,
     InputRequired,
@@ -73,7 +74,7 @@ def finite(form: FlaskForm, field: Field) -> None:
 MAX_NAME_CHARS = 60
 MAX_CREDIT_CHARS = 200
 MAX_CAPTIONS_CHARS = 4000
-WORD_KIND_CHOICES = [(kind, kind.capitalize()) for kind in WORD_KINDS]
+WORD_KIND_CHOICES = [SelectChoice(kind, kind.capitalize()) for kind in WORD_KINDS]
 
 
 class LoginForm(FlaskForm):
@@ -135,7 +136,7 @@ class TemplateEditForm(FlaskForm):
     caption_mode = SelectField(
         "Captions",
         choices=[
-            (mode, "Free text" if mode == "free" else "Only the predefined captions")
+            SelectChoice(mode, "Free text" if mode == "free" else "Only the predefined captions")
             for mode in CAPTION_MODES
         ],
     )  # fmt: skip
@@ -154,9 +155,9 @@ class TemplateEditForm(FlaskForm):
     align = SelectField(
         "Alignment",
         choices=[
-            ("left", "Left"),
-            ("center", "Centre"),
-            ("right", "Right"),
+            SelectChoice("left", "Left"),
+            SelectChoice("center", "Centre"),
+            SelectChoice("right", "Right"),
         ],
     )
     max_lines = IntegerField("Lines at most", validators=[InputRequired(), within(MAX_LINES)])

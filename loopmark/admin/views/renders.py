@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # not in types-WTForms 3.2
 
 from loopmark.admin import blueprint
 from loopmark.admin.forms import (
@@ -63,7 +64,9 @@ def _before_arg() -> float | None:
 def renders() -> str:
     form = RenderSearchForm(request.args)
     template_ids = known_template_ids()
-    form.template.choices = [("", "All templates")] + [(tid, tid) for tid in template_ids]
+    form.template.choices = [SelectChoice("", "All templates")] + [
+        SelectChoice(tid) for tid in template_ids
+    ]
     query = (form.q.data or "").strip()[:80] or None
     template_id = request.args.get("template") or None
     if template_id not in template_ids:

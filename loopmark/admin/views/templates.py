@@ -19,6 +19,7 @@ from flask import (
     url_for,
 )
 from werkzeug.wrappers import Response
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # not in types-WTForms 3.2
 
 from loopmark.admin import blueprint
 from loopmark.admin.auth import allows_body
@@ -146,9 +147,9 @@ def template_edit(template_id: str) -> Response | tuple[str, int] | str:
     current = edits_of(template, prepared)
     form = TemplateEditForm(data=_form_data(current))
     fonts = caption_fonts()
-    choices = [(name, Path(name).stem) for name in fonts]
+    choices = [SelectChoice(name, Path(name).stem) for name in fonts]
     if current.font == OWN_FONT:
-        choices.insert(0, (OWN_FONT, f"Template's own ({template.style.font.name})"))
+        choices.insert(0, SelectChoice(OWN_FONT, f"Template's own ({template.style.font.name})"))
     form.font.choices = choices
     status = 200
     if editable and _posted():
@@ -174,7 +175,7 @@ def template_edit(template_id: str) -> Response | tuple[str, int] | str:
         prepared=prepared,
         form=form,
         editable=editable,
-        font_urls={value: font_url(value) for value, _label in choices},
+        font_urls={choice.value: font_url(choice.value) for choice in choices},
         sample=(template.captions[0] if template.captions else "Your words here"),
     ), status
 
