@@ -93,6 +93,11 @@ class QueueFull(LoopmarkError):
 
 
 class DispatchUnavailable(LoopmarkError):
-    """The dispatcher (the local pool after close, AWS Lambda) cannot take work (503)."""
+    """The dispatcher (the local pool after close, AWS Lambda) cannot take work (503), with the
+    Retry-After it knows (AWS's, when it throttles), else the default for outages."""
 
     code = "dispatch_unavailable"
+
+    def __init__(self, reason: str, *, retry_after_s: int | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after_s = retry_after_s

@@ -3,8 +3,12 @@
 Each submit is one ``Invoke`` with ``InvocationType="Event"``: Lambda queues the event and runs
 the render handler, which claims the render's lease, renders and writes the records. So this
 process never learns how a job went: its states come from the render records (the service reads
-them); the dispatcher only remembers what it submitted in the last few seconds, so a job asked
-for right after submit reads "queued" rather than unknown. The endpoint, region and credentials
+them); the dispatcher only remembers what it submitted lately, so a job asked for before its
+handler has claimed the lease reads "queued" rather than unknown.
+
+A throttled or failed Invoke is tried again with exponential backoff (SUBMIT_ATTEMPTS in all,
+about a second at most), then refused as DispatchUnavailable: 503 with Retry-After upstream,
+never a job that reads "queued" for ever. The endpoint, region and credentials
 come from the environment as boto3 reads them (``AWS_ENDPOINT_URL_LAMBDA`` points it at
 ``loopmark lambda-local`` in tests and local runs).
 """
@@ -12,6 +16,7 @@ come from the environment as boto3 reads them (``AWS_ENDPOINT_URL_LAMBDA`` point
 from __future__ import annotations
 
 import json
+import random
 import re
 import threading
 import time
@@ -25,7 +30,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from loopmark.dispatch.base import QUEUED, JobState, RenderJob, retry_after_seconds
-from loopmark.errors import ConfigInvalid, DispatchUnavailable, QueueFull
+from loopmark.errors import ConfigInvalid, DispatchUnavailable
 
 if TYPE_CHECKING:
     # boto3-stubs: for type checking only, the running code never imports it.
@@ -34,16 +39,24 @@ if TYPE_CHECKING:
     from mypy_boto3_lambda.type_defs import InvocationResponseTypeDef
 
 LAMBDA_SCHEME = "lambda://"
-# A request thread waiting on a dead endpoint is worse than a prompt 503: short timeouts, one
-# retry (botocore's "standard" mode counts the first attempt in total_max_attempts).
+# A request thread waiting on a dead endpoint is worse than a prompt 503: short timeouts, and
+# botocore itself makes one attempt only (its "standard" mode counts the first attempt in
+# total_max_attempts); submit's own loop retries, with backoff.
 CONNECT_TIMEOUT_SECONDS = 2
 READ_TIMEOUT_SECONDS = 5
-TOTAL_MAX_ATTEMPTS = 2
+TOTAL_MAX_ATTEMPTS = 1
+# Invoke attempts per submit, and the first backoff (doubled each time, with jitter): three
+# attempts wait 0.2 + 0.4 s at most between them.
+SUBMIT_ATTEMPTS = 3
+BACKOFF_SECONDS = 0.2
 # Threads of one process share the client; its HTTP pool must not be the bottleneck.
 MAX_POOL_CONNECTIONS = 50
-# How long a submitted key reads as "queued" here before the records are the only truth: long
-# enough to cover the gap before the handler claims its lease, short enough to stay honest.
+# How long a submitted key reads as "queued" here while its handler has not claimed the lease
+# (a container image's cold start takes seconds); once it has, the record is the truth.
 RECENT_SUBMIT_SECONDS = 90.0
+# Submits of one key this close together send one event (fifty visitors asking at once); a
+# later submit (a render to take over after a crash) is sent again: the lease keeps it single.
+SUBMIT_DEDUP_SECONDS = 5.0
 # Bounds the memory of that short list whatever the submit rate.
 RECENT_SUBMIT_MAX_KEYS = 10_000
 # Retry-After when Lambda throttles and does not say how long to wait.
@@ -71,14 +84,25 @@ def _retry_after(exc: ClientError) -> int:
         return THROTTLE_RETRY_SECONDS
 
 
+class TransientDispatchFailure(DispatchUnavailable):
+    """A failure that another attempt may not meet (throttling, the network, Lambda's 5xx)."""
+
+
 class LambdaDispatcher:
     """Submits jobs to ``function_name``; the client is made on first use (no I/O before)."""
 
-    def __init__(self, function_name: str, *, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        function_name: str,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         if FUNCTION_NAME_PATTERN.fullmatch(function_name) is None:
             raise ConfigInvalid(f"not a valid Lambda function name: {function_name!r}")
         self.function_name = function_name
         self._clock = clock
+        self._sleep = sleep
         self._client: LambdaClient | None = None
         self._lock = threading.Lock()
         self._recent: OrderedDict[str, float] = OrderedDict()  # key → submit time, oldest first
@@ -115,21 +139,24 @@ class LambdaDispatcher:
 
     @contextmanager
     def _translate(self, operation: str) -> Iterator[None]:
-        """Speak the port's language: throttling is QueueFull (429 upstream), every other failure
-        DispatchUnavailable (503) with the boto error kept as its cause."""
+        """Speak the port's language: every failure is DispatchUnavailable (503 upstream) with
+        the boto error kept as its cause; throttling carries AWS's Retry-After. Throttling,
+        the network and Lambda's own 5xx are worth another try (TransientDispatchFailure)."""
         where = f"Lambda {operation} of {self.function_name}"
         try:
             yield
         except ClientError as exc:
             code = _error_code(exc)
             if code == "TooManyRequestsException":
-                raise QueueFull(
+                raise TransientDispatchFailure(
                     "Too many renders are running; please try again shortly.",
                     retry_after_s=_retry_after(exc),
                 ) from exc
-            raise DispatchUnavailable(f"{where} failed: {code or exc}") from exc
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            failure = TransientDispatchFailure if status >= 500 else DispatchUnavailable
+            raise failure(f"{where} failed: {code or exc}") from exc
         except BotoCoreError as exc:
-            raise DispatchUnavailable(f"{where} failed: {exc}") from exc
+            raise TransientDispatchFailure(f"{where} failed: {exc}") from exc
 
     def _invoke(
         self, operation: str, invocation_type: InvocationTypeType, payload: bytes
@@ -161,23 +188,38 @@ class LambdaDispatcher:
         with self._lock:
             now = self._clock()
             self._prune_locked(now)
-            if job.key in self._recent:
+            submitted = self._recent.get(job.key)
+            if submitted is not None and now - submitted < SUBMIT_DEDUP_SECONDS:
                 return self._queued(job.key)
             # Reserved before the network call, so fifty simultaneous submits send one event.
             self._recent[job.key] = now
+            self._recent.move_to_end(job.key)
         payload = json.dumps(job.to_event(), ensure_ascii=False).encode("utf-8")
         try:
-            response = self._invoke("invoke", "Event", payload)
-            if response.get("StatusCode") != 202 or response.get("FunctionError"):
-                raise DispatchUnavailable(
-                    f"Lambda invoke of {self.function_name} was not accepted "
-                    f"(status {response.get('StatusCode')})"
-                )
+            self._invoke_with_backoff(payload)
         except BaseException:
             with self._lock:
                 self._recent.pop(job.key, None)
             raise
         return self._queued(job.key)
+
+    def _invoke_with_backoff(self, payload: bytes) -> None:
+        """One asynchronous Invoke, tried SUBMIT_ATTEMPTS times with exponential backoff and
+        jitter while Lambda throttles or cannot be reached; the last failure is raised."""
+        for attempt in range(SUBMIT_ATTEMPTS):
+            try:
+                response = self._invoke("invoke", "Event", payload)
+            except TransientDispatchFailure:
+                if attempt + 1 == SUBMIT_ATTEMPTS:
+                    raise
+                self._sleep(BACKOFF_SECONDS * 2**attempt * random.uniform(0.5, 1.0))
+                continue
+            if response.get("StatusCode") != 202 or response.get("FunctionError"):
+                raise DispatchUnavailable(
+                    f"Lambda invoke of {self.function_name} was not accepted "
+                    f"(status {response.get('StatusCode')})"
+                )
+            return
 
     def state(self, key: str) -> JobState | None:
         with self._lock:

@@ -80,6 +80,8 @@ def status_of(exc: LoopmarkError) -> tuple[int, int | None]:
         return declared, None  # an edge error that names its own status (malformed JSON: 400)
     if isinstance(exc, QueueFull):
         return 429, exc.retry_after_s
+    if isinstance(exc, DispatchUnavailable) and exc.retry_after_s is not None:
+        return 503, exc.retry_after_s
     if isinstance(exc, StorageUnavailable | RecordsUnavailable | DispatchUnavailable):
         return 503, UNAVAILABLE_RETRY_AFTER_SECONDS
     if isinstance(exc, ToolFailed):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -10,12 +11,15 @@ import pytest
 
 from loopmark.dispatch import RenderJob, open_dispatcher
 from loopmark.dispatch.aws_lambda import (
+    BACKOFF_SECONDS,
     RECENT_SUBMIT_SECONDS,
+    SUBMIT_ATTEMPTS,
+    SUBMIT_DEDUP_SECONDS,
     THROTTLE_RETRY_SECONDS,
     LambdaDispatcher,
 )
 from loopmark.dispatch.lambda_local import make_server
-from loopmark.errors import DispatchUnavailable, QueueFull
+from loopmark.errors import DispatchUnavailable
 from tests.dispatch.conftest import LambdaLocal, set_fake_aws_env
 from tests.moto_server import free_port
 
@@ -117,9 +121,12 @@ def test_missing_credentials_are_dispatch_unavailable(
     dispatcher.close()
 
 
-def test_a_full_event_backlog_is_queue_full(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_throttled_submit_is_retried_with_backoff_then_unavailable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """lambda-local answers 429 TooManyRequestsException past its backlog, as a throttled
-    function does; the dispatcher turns that into QueueFull (429 + Retry-After upstream)."""
+    function does; the dispatcher tries SUBMIT_ATTEMPTS times with growing waits, then gives
+    DispatchUnavailable with AWS's Retry-After (503 + Retry-After upstream)."""
     release = threading.Event()
     started = threading.Event()
     received: list[Any] = []
@@ -133,18 +140,51 @@ def test_a_full_event_backlog_is_queue_full(monkeypatch: pytest.MonkeyPatch) -> 
     serving = threading.Thread(target=server.serve_forever, daemon=True)
     serving.start()
     set_fake_aws_env(monkeypatch, f"http://127.0.0.1:{server.server_address[1]}")
-    dispatcher = open_dispatcher("lambda://loopmark-render", lambda j, r: None)
+    waits: list[float] = []
+    dispatcher = LambdaDispatcher("loopmark-render", sleep=waits.append)
     try:
         first = _job()
         dispatcher.submit(first)
         assert started.wait(30)
-        with pytest.raises(QueueFull) as caught:
+        with pytest.raises(DispatchUnavailable) as caught:
             dispatcher.submit(_job())
         assert caught.value.retry_after_s == THROTTLE_RETRY_SECONDS
+        assert len(waits) == SUBMIT_ATTEMPTS - 1
+        assert all(0 < wait <= BACKOFF_SECONDS * 2**i for i, wait in enumerate(waits))
+        # Once the function has room again, the retry goes through: one event, not two.
+        waits.clear()
+        second = _job("Second")
+
+        def release_then_wait(seconds: float) -> None:
+            waits.append(seconds)
+            release.set()  # the running render ends, so the function has room again
+            time.sleep(seconds)
+
+        dispatcher._sleep = release_then_wait
+        assert dispatcher.submit(second).state == "queued"
     finally:
         release.set()
         dispatcher.close()
         server.shutdown()
         server.server_close()
         serving.join(10)
-    assert received == [first.to_event()]
+    assert received[0] == first.to_event()
+    assert received.count(second.to_event()) == 1
+    assert len(waits) >= 1
+
+
+def test_a_resubmit_after_the_dedup_window_is_sent_again(lambda_env: LambdaLocal) -> None:
+    """Fifty submits at once send one event; a submit well after (a render to take over from a
+    crashed worker) is sent again, and the lease keeps the render single."""
+    clock = FakeClock()
+    dispatcher = LambdaDispatcher("loopmark-render", clock=clock)
+    job = _job("Again")
+    try:
+        for _ in range(50):
+            dispatcher.submit(job)
+        clock.now += SUBMIT_DEDUP_SECONDS + 1
+        assert dispatcher.submit(job).state == "queued"
+        received = [e for e in lambda_env.drain() if e["event"].get("key") == job.key]
+        assert [e["event"] for e in received] == [job.to_event(), job.to_event()]
+    finally:
+        dispatcher.close()
