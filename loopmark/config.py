@@ -29,7 +29,7 @@ class Settings:
     debug: bool
     render_concurrency: int | None = None  # None: one render per CPU
     queue_size: int = 200
-    lease_seconds: float = 90.0
+    lease_seconds: float = 10.0  # renewed by a heartbeat; a dead worker is noticed within it
     cdn_purge_url: str | None = None  # cloudfront://DISTRIBUTION_ID: purge taken-down media
     templates_source: str = "dir"  # "dir": LOOPMARK_TEMPLATES_DIR; "storage": pushed templates
     # The web app's own settings.
@@ -69,7 +69,7 @@ class Settings:
             debug=env.get("LOOPMARK_DEBUG", "").lower() in _TRUE,
             render_concurrency=_positive_int(env, "LOOPMARK_RENDER_CONCURRENCY", None),
             queue_size=_positive_int(env, "LOOPMARK_QUEUE_SIZE", 200) or 200,
-            lease_seconds=float(_positive_int(env, "LOOPMARK_LEASE_SECONDS", 90) or 90),
+            lease_seconds=float(_positive_int(env, "LOOPMARK_LEASE_SECONDS", 10) or 10),
             cdn_purge_url=env.get("LOOPMARK_CDN_PURGE") or None,
             templates_source=_choice(env, "LOOPMARK_TEMPLATES_SOURCE", ("dir", "storage")),
             site_url=_site_url(env.get("LOOPMARK_SITE_URL") or ""),

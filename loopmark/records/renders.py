@@ -42,7 +42,7 @@ from loopmark.records.sqlite import SqliteAdapter
 # A render that crashes or fails this many times is not tried again (its record stays "failed").
 MAX_ATTEMPTS = 3
 # How long a claimed lease lasts unless extended (SECURITY.md, "Starting limits").
-LEASE_SECONDS = 90.0
+LEASE_SECONDS = 10.0
 # list_recent never reads more than this many records in one call, whatever the caller asks.
 MAX_LIST_LIMIT = 200
 

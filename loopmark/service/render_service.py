@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -36,6 +37,8 @@ from loopmark.renderer.render import (
 from loopmark.service.catalog import TemplateCatalog
 from loopmark.service.metrics import Metrics
 from loopmark.service.purge import CdnPurge, NoPurge
+from loopmark.service.render_times import SEED_RECORDS as RENDER_TIMES_SEED_RECORDS
+from loopmark.service.render_times import RenderTimes
 from loopmark.service.words import CachedWordLists
 from loopmark.storage.base import BlobStore
 
@@ -43,6 +46,12 @@ log = logging.getLogger(__name__)
 
 # A worker writes its progress (and extends its lease) at most this often.
 PROGRESS_WRITE_SECONDS = 0.5
+# Without progress, a worker's heartbeat renews its lease this many times per lease (not more
+# often than MIN_HEARTBEAT_SECONDS), so a missed beat or two never loses a live render.
+HEARTBEATS_PER_LEASE = 4
+MIN_HEARTBEAT_SECONDS = 0.05
+# How long closing a lease keeper waits for a renewal in flight, beyond one beat.
+READ_TIMEOUT_MARGIN_SECONDS = 10.0
 # A request waiting on a render it cannot be woken for (Lambda) reads the records this often.
 WAIT_POLL_SECONDS = 0.2
 # A failed render is tried again by a poll no sooner than this after its failure.
@@ -137,6 +146,10 @@ class RenderService:
         self.lease_seconds = lease_seconds
         self.clock = clock
         self._dispatcher: Dispatcher | None = None
+        # ETAs of renders that run elsewhere (Lambda, another process), from measured times.
+        self.render_times = RenderTimes(
+            seed=lambda: self.records.list_recent(limit=RENDER_TIMES_SEED_RECORDS)
+        )
 
     # Wiring: the dispatcher runs ``execute``, so it is attached after construction.
     @property
@@ -256,20 +269,25 @@ class RenderService:
         """
         record = self.records.get(key)
         if record is not None and record.status == "done":
+            self.render_times.observe(record)
             return self._done(record)
         self._refuse_dead(record)
         state = self.dispatcher.state(key)
-        if state is not None and state.state in ("queued", "rendering"):
-            return self._waiting(key, state, record)
         if record is not None and record.lease_live(self.clock()):
-            # Rendered elsewhere (another process or Lambda): the record carries its progress.
+            if state is not None and state.state == "rendering":
+                return self._waiting(key, state, record)  # this process renders it
+            # Rendered elsewhere (Lambda, another process): the record carries its real
+            # progress, and the ETA comes from the render times measured there.
             return RenderOutcome(
                 key,
                 "rendering",
                 progress=record.progress,
+                eta_seconds=self.render_times.remaining(record.template_id, record.progress),
                 template_id=record.template_id,
                 caption=record.caption,
             )
+        if record is None and state is not None and state.state in ("queued", "rendering"):
+            return self._waiting(key, state, record)  # submitted, its lease not claimed yet
         if record is not None:  # failed or crashed, and retries are left (see _refuse_dead)
             cooling = record.updated_at + RETRY_COOLDOWN_SECONDS - self.clock()
             if record.status == "failed" and cooling > 0:
@@ -291,14 +309,17 @@ class RenderService:
             return RenderOutcome(key, "rendering", progress=1.0)
         return None
 
-    @staticmethod
-    def _waiting(key: str, state: JobState, record: RenderRecord | None) -> RenderOutcome:
+    def _waiting(self, key: str, state: JobState, record: RenderRecord | None) -> RenderOutcome:
+        eta = state.eta_seconds
+        if eta is None and state.state == "queued":
+            # A dispatcher that cannot tell (Lambda): a whole render, as measured.
+            eta = self.render_times.expected(record.template_id if record else "")
         return RenderOutcome(
             key,
             "queued" if state.state == "queued" else "rendering",
             position=state.position,
             progress=state.progress,
-            eta_seconds=state.eta_seconds,
+            eta_seconds=eta,
             template_id=record.template_id if record else "",
             caption=record.caption if record else "",
         )
@@ -353,8 +374,9 @@ class RenderService:
             log.warning("render %s: took over an expired lease from %s", job.key, before.owner)
         started = time.perf_counter()
         try:
-            result = self._render(job, report)
-            self._store(job.key, result)
+            with _LeaseKeeper(self, job.key, report) as keeper:
+                result = self._render(job, keeper)
+                self._store(job.key, result)
         except LeaseLost:
             # Our lease expired and another worker took over: it will finish the render.
             self.metrics.renders.labels(result="lost_lease").inc()
@@ -380,6 +402,8 @@ class RenderService:
             "width": result.width,
             "height": result.height,
             "seconds": result.seconds,
+            # Claim to stored media, as this worker measured it: other processes' ETAs.
+            "render_seconds": round(time.perf_counter() - started, 3),
         }
         # "done" only now that every medium is stored.
         if self.records.complete(job.key, owner=self.owner, media=media):
@@ -434,8 +458,7 @@ class RenderService:
         if job.words_version is None or job.words_version != words_version:
             accept_caption(template, job.caption, lists)
         prepared = self.catalog.prepared(template)
-        progress = _LeaseKeeper(self, job.key, report)
-        return render_accepted(prepared, job.caption, job.key, progress=progress)
+        return render_accepted(prepared, job.caption, job.key, progress=report)
 
     def _store(self, key: str, result: RenderResult) -> None:
         payloads = {"gif": result.gif, "mp4": result.mp4, "poster": result.poster}
@@ -449,25 +472,63 @@ class RenderService:
 
 
 class _LeaseKeeper:
-    """Progress callback that also extends the lease, at most every PROGRESS_WRITE_SECONDS."""
+    """Keeps a claimed lease alive for as long as its render runs.
+
+    As the progress callback it writes the render's real progress (extending the lease) at most
+    every PROGRESS_WRITE_SECONDS; a heartbeat thread renews the lease every quarter lease when
+    no progress came (a template being prepared, media being stored). So a lease can be short
+    (LEASE_SECONDS): a worker that dies stops renewing and its render is taken over within one
+    lease. A renewal refused means another worker took over: the next report raises LeaseLost.
+    """
 
     def __init__(self, service: RenderService, key: str, report: Callable[[float], None]) -> None:
         self.service = service
         self.key = key
         self.report = report
-        self.last_write = 0.0
+        self.interval = max(MIN_HEARTBEAT_SECONDS, service.lease_seconds / HEARTBEATS_PER_LEASE)
+        self._write = threading.Lock()  # one renewal at a time
+        self._fraction = 0.0
+        self._last_write = time.monotonic()  # the claim itself was a write
+        self._lost = False
+        self._stop = threading.Event()
+        self._beat = threading.Thread(target=self._heartbeat, name=f"lease-{key[:8]}", daemon=True)
+
+    def __enter__(self) -> _LeaseKeeper:
+        self._beat.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._beat.join(timeout=self.interval + READ_TIMEOUT_MARGIN_SECONDS)
 
     def __call__(self, fraction: float) -> None:
         self.report(fraction)
-        now = time.monotonic()
-        if now - self.last_write < PROGRESS_WRITE_SECONDS and fraction < 1.0:
-            return
-        self.last_write = now
-        extended = self.service.records.extend_lease(
-            self.key,
-            owner=self.service.owner,
-            lease_seconds=self.service.lease_seconds,
-            progress=fraction,
-        )
-        if not extended:
+        self._fraction = fraction
+        due = time.monotonic() - self._last_write >= PROGRESS_WRITE_SECONDS or fraction >= 1.0
+        if due:
+            self._renew()
+        if self._lost:
             raise LeaseLost(f"render {self.key} lost its lease")
+
+    def _renew(self) -> None:
+        with self._write:
+            extended = self.service.records.extend_lease(
+                self.key,
+                owner=self.service.owner,
+                lease_seconds=self.service.lease_seconds,
+                progress=self._fraction,
+            )
+            self._last_write = time.monotonic()
+        if not extended:
+            self._lost = True
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.interval) and not self._lost:
+            if time.monotonic() - self._last_write < self.interval:
+                continue  # progress writes renewed it lately
+            try:
+                self._renew()
+            except LoopmarkError as exc:
+                # The records are down: keep trying; if they stay down the lease lapses and
+                # another worker takes over, which the render then learns at its next report.
+                log.warning("render %s: lease not renewed: %s", self.key, exc.reason)

@@ -146,3 +146,61 @@ def test_a_junk_event_is_answered_not_retried(site: RenderService) -> None:
     assert "FunctionError" not in response
     body = json.loads(response["Payload"].read())
     assert body["ok"] is False and body["error"]["code"]
+
+
+def test_a_lambda_render_reports_its_real_progress_and_a_measured_eta(site: RenderService) -> None:
+    # One render on Lambda: the handler measures it, and the site learns the time from its record.
+    done = site.request("small", "Measured on Lambda", wait_s=BOUND_SECONDS)
+    assert done.status == "done", done
+    wait_done(site, done.key)
+    measured = site.record(done.key)
+    assert measured is not None and measured.media is not None
+    seconds = measured.media["render_seconds"]
+    assert 0 < seconds < BOUND_SECONDS
+    # Another render under way on a Lambda worker, 40 % through: not "queued 0 %".
+    template = site.catalog.get("small")
+    caption = "Under way on Lambda"
+    key = render_key(template, caption)
+    records = site.records
+    assert records.claim_lease(
+        key, owner="lambda-worker", template_id="small", caption=caption, lease_seconds=30
+    )
+    assert records.extend_lease(key, owner="lambda-worker", lease_seconds=30, progress=0.4)
+    outcome = site.status(key)
+    assert outcome is not None and outcome.status == "rendering"
+    assert outcome.progress == pytest.approx(0.4)
+    assert outcome.eta_seconds == pytest.approx(seconds * 0.6, abs=0.01)
+
+
+def test_a_crashed_lambda_render_is_taken_over_within_its_lease(
+    lambda_endpoint: str, tmp_path: Path
+) -> None:
+    """A worker that died mid-render stops renewing its lease; the next poll after it lapses
+    dispatches the render again, and exactly one worker takes it over."""
+    lease_s = 2
+    env = {**aws_env(tmp_path / "site"), "LOOPMARK_LEASE_SECONDS": str(lease_s)}
+    site = build_render_service(Settings.from_env(env))
+    try:
+        template = site.catalog.get("small")
+        caption = "Died mid-render"
+        key = render_key(template, caption)
+        crashed = site.records.claim_lease(
+            key, owner="dead-worker", template_id="small", caption=caption, lease_seconds=lease_s
+        )
+        assert crashed is not None
+        # The site had sent the job (the worker that took it died): the dispatcher remembers
+        # the submit, but the record is the truth.
+        site.dispatcher.submit(RenderJob(key, "small", caption))
+        started = time.monotonic()
+        polls: list[str] = []
+        while (outcome := site.status(key)) is None or outcome.status != "done":
+            polls.append(outcome.status if outcome else "unknown")
+            assert time.monotonic() - started < BOUND_SECONDS, polls
+            time.sleep(0.2)
+        # Dispatched again as soon as the lease lapsed: a poll later the render is under way.
+        assert time.monotonic() - started < lease_s + 15
+        assert polls[0] == "rendering"
+        record = site.record(key)
+        assert record is not None and record.attempts == 2 and record.owner != "dead-worker"
+    finally:
+        site.dispatcher.close()

@@ -19,11 +19,13 @@ from loopmark.records.words import open_word_records
 from loopmark.renderer.render import render_key
 from loopmark.service.purge import NoPurge, open_cdn_purge
 from loopmark.service.render_service import (
+    LeaseLost,
     RenderBlocked,
     RenderGaveUp,
     RenderOutcome,
     RenderService,
     TemplateChanged,
+    _LeaseKeeper,
     media_keys,
 )
 from tests.service.conftest import make_settings
@@ -299,3 +301,41 @@ def test_a_job_whose_template_changed_is_refused(service: RenderService) -> None
     job = RenderJob("a" * 24, "small", "Hello", None)
     with pytest.raises(TemplateChanged):
         service.execute(job, lambda _f: None)
+
+
+def test_a_heartbeat_keeps_a_quiet_render_leased_and_stops_with_it(
+    tmp_path: Path, workdir: Path
+) -> None:
+    """No progress for several leases (a template being prepared, media being stored): the
+    heartbeat renews the lease, so nobody takes over; once the render ends, it lapses."""
+    settings = make_settings(tmp_path, workdir, LOOPMARK_LEASE_SECONDS="1")
+    setup_backends(settings)
+    service = build_render_service(settings)
+    key = "b" * 24
+    claim = {"template_id": "small", "caption": "Quiet", "lease_seconds": 1.0}
+    try:
+        assert service.records.claim_lease(key, owner=service.owner, **claim) is not None
+        with _LeaseKeeper(service, key, lambda _fraction: None):
+            time.sleep(2.5)
+            assert service.records.claim_lease(key, owner="another", **claim) is None
+        time.sleep(1.5)
+        assert service.records.claim_lease(key, owner="another", **claim) is not None
+    finally:
+        service.close()
+
+
+def test_a_lost_lease_is_noticed_at_the_next_report(tmp_path: Path, workdir: Path) -> None:
+    settings = make_settings(tmp_path, workdir, LOOPMARK_LEASE_SECONDS="1")
+    setup_backends(settings)
+    service = build_render_service(settings)
+    key = "c" * 24
+    claim = {"template_id": "small", "caption": "Lost", "lease_seconds": 1.0}
+    try:
+        assert service.records.claim_lease(key, owner=service.owner, **claim) is not None
+        # The records say another worker holds it now (ours lapsed and was taken over).
+        service.records.fail(key, owner=service.owner, error="test", retryable=True)
+        assert service.records.claim_lease(key, owner="another", **claim) is not None
+        with pytest.raises(LeaseLost), _LeaseKeeper(service, key, lambda _fraction: None) as keeper:
+            keeper(1.0)
+    finally:
+        service.close()
