@@ -1,19 +1,33 @@
 """Settings: every environment variable Loopmark reads, read here and only here, when asked for
 (never at import time). A value that does not parse is a ConfigInvalid with one line that names
 the variable, so a misconfigured deploy stops at start-up.
+
+Any ``LOOPMARK_*`` value written ``ssm:/path/to/parameter`` is read from AWS Systems Manager
+Parameter Store at start (decrypted: SecureString secrets such as LOOPMARK_SECRET_KEY), once per
+process: the environment names where a secret lives, never the secret.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from loopmark.errors import ConfigInvalid
 
+if TYPE_CHECKING:
+    from mypy_boto3_ssm import SSMClient
+
 MIN_SECRET_KEY_CHARS = 32
+SSM_PREFIX = "ssm:"
+# GetParameters takes at most this many names per call.
+SSM_BATCH = 10
+_ssm_cache: dict[str, str] = {}
+_ssm_lock = threading.Lock()
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "off"})
 
@@ -57,7 +71,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
+        env = resolve_parameters(os.environ if env is None else env)
         data_dir = Path(env.get("LOOPMARK_DATA_DIR", "./var"))
         return cls(
             data_dir=data_dir,
@@ -146,3 +160,48 @@ def _secret_key(raw: str) -> str | None:
             "(python -c 'import secrets; print(secrets.token_hex(32))')"
         )
     return raw or None
+
+
+def resolve_parameters(env: Mapping[str, str]) -> Mapping[str, str]:
+    """``env`` with every ``LOOPMARK_*`` value ``ssm:/name`` replaced by that parameter's value
+    (decrypted), read once per process and name. ConfigInvalid, naming the variable, when a
+    parameter is missing or cannot be read."""
+    wanted = {
+        name: value[len(SSM_PREFIX) :]
+        for name, value in env.items()
+        if name.startswith("LOOPMARK_") and value.startswith(SSM_PREFIX)
+    }
+    if not wanted:
+        return env
+    with _ssm_lock:
+        missing = sorted({path for path in wanted.values() if path not in _ssm_cache})
+        if missing:
+            _ssm_cache.update(_read_parameters(missing, wanted))
+    return {**env, **{name: _ssm_cache[path] for name, path in wanted.items()}}
+
+
+def _read_parameters(paths: list[str], wanted: Mapping[str, str]) -> dict[str, str]:
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    def variable(path: str) -> str:
+        return next(name for name, wanted_path in wanted.items() if wanted_path == path)
+
+    client: SSMClient = boto3.session.Session().client("ssm")
+    values: dict[str, str] = {}
+    for start in range(0, len(paths), SSM_BATCH):
+        batch = paths[start : start + SSM_BATCH]
+        try:
+            answer = client.get_parameters(Names=batch, WithDecryption=True)
+        except (BotoCoreError, ClientError) as exc:
+            raise ConfigInvalid(
+                f"{variable(batch[0])}: cannot read {SSM_PREFIX}{batch[0]} from SSM Parameter "
+                f"Store ({exc})"
+            ) from None
+        for parameter in answer.get("Parameters", []):
+            values[parameter["Name"]] = parameter["Value"]
+        for path in answer.get("InvalidParameters", []):
+            raise ConfigInvalid(
+                f"{variable(path)}: the SSM parameter {path} does not exist (or may not be read)"
+            )
+    return values

@@ -1,20 +1,28 @@
-"""The AWS Lambda entry point (handler ``loopmark.lambda_entry.handle``): a thin wrapper that
-runs one render job through the render service.
+"""The AWS Lambda entry points, thin wrappers over the same services as everywhere else:
 
-The service is built once per container (warm invocations reuse its clients and prepared
-templates). A duplicate event finds the lease taken or the render done and does nothing.
+- ``loopmark.lambda_entry.handle``: the renderer; runs one render job through the render
+  service. A duplicate event finds the lease taken or the render done and does nothing.
+- ``loopmark.lambda_entry.site``: the web app behind a Lambda function URL (or API Gateway),
+  its WSGI calls translated by apig-wsgi.
+
+Each is built once per container, on its first invocation (warm invocations reuse clients and
+prepared templates); importing this module does no work.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from loopmark.composition import Services, build_services
 from loopmark.config import Settings
 from loopmark.dispatch.base import RenderJob
 from loopmark.errors import BadInput
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +30,27 @@ log = logging.getLogger(__name__)
 @functools.cache
 def _services() -> Services:
     return build_services(Settings.from_env(), with_dispatcher=False)
+
+
+@functools.cache
+def site_app() -> Flask:
+    """The web app of this container, built on the first request."""
+    from loopmark.app import create_app
+
+    return create_app()
+
+
+@functools.cache
+def _site_handler() -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    from apig_wsgi import make_lambda_handler
+
+    # Media and fonts are binary: apig-wsgi base64-encodes any body that is not text.
+    return make_lambda_handler(site_app(), binary_support=True)
+
+
+def site(event: dict[str, Any], context: object = None) -> dict[str, Any]:
+    """One HTTP request to the web app (a function URL or API Gateway event)."""
+    return _site_handler()(event, context)
 
 
 def handle(event: dict[str, Any], context: object = None) -> dict[str, Any]:

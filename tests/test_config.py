@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import boto3
 import pytest
 
 from loopmark.config import Settings
@@ -70,3 +71,32 @@ def test_the_web_settings_come_from_the_environment() -> None:
     assert settings.proxy_hops == 2
     assert not settings.rate_limits and not settings.json_logs
     assert settings.login_rate_limit == "3/minute"
+
+
+def test_ssm_values_are_read_from_parameter_store_once(aws: str) -> None:
+    ssm = boto3.client("ssm")
+    secret = "p" * 48
+    ssm.put_parameter(Name="/loopmark/test/secret-key", Value=secret, Type="SecureString")
+    ssm.put_parameter(Name="/loopmark/test/site-url", Value="https://gifs.example", Type="String")
+    env = {
+        "LOOPMARK_SECRET_KEY": "ssm:/loopmark/test/secret-key",
+        "LOOPMARK_SITE_URL": "ssm:/loopmark/test/site-url",
+    }
+    settings = Settings.from_env(env)
+    assert settings.secret_key == secret
+    assert settings.site_url == "https://gifs.example"
+    # Read at start and kept: a second read in this process does not ask again.
+    ssm.delete_parameter(Name="/loopmark/test/secret-key")
+    assert Settings.from_env(env).secret_key == secret
+
+
+def test_a_missing_ssm_parameter_names_its_variable(aws: str) -> None:
+    with pytest.raises(ConfigInvalid, match="LOOPMARK_SECRET_KEY") as raised:
+        Settings.from_env({"LOOPMARK_SECRET_KEY": "ssm:/loopmark/test/never-created"})
+    assert "does not exist" in str(raised.value)
+
+
+def test_an_ssm_value_is_checked_like_any_other(aws: str) -> None:
+    boto3.client("ssm").put_parameter(Name="/loopmark/test/short", Value="short", Type="String")
+    with pytest.raises(ConfigInvalid, match="at least 32 characters"):
+        Settings.from_env({"LOOPMARK_SECRET_KEY": "ssm:/loopmark/test/short"})
