@@ -51,7 +51,7 @@ PROGRESS_WRITE_SECONDS = 0.5
 HEARTBEATS_PER_LEASE = 4
 MIN_HEARTBEAT_SECONDS = 0.05
 # How long closing a lease keeper waits for a renewal in flight, beyond one beat.
-READ_TIMEOUT_MARGIN_SECONDS = 10.0
+KEEPER_JOIN_MARGIN_SECONDS = 10.0
 # A request waiting on a render it cannot be woken for (Lambda) reads the records this often.
 WAIT_POLL_SECONDS = 0.2
 # A failed render is tried again by a poll no sooner than this after its failure.
@@ -488,7 +488,7 @@ class _LeaseKeeper:
         self.interval = max(MIN_HEARTBEAT_SECONDS, service.lease_seconds / HEARTBEATS_PER_LEASE)
         self._write = threading.Lock()  # one renewal at a time
         self._fraction = 0.0
-        self._last_write = time.monotonic()  # the claim itself was a write
+        self._last_write = 0.0  # the first report is written at once: visible progress
         self._lost = False
         self._stop = threading.Event()
         self._beat = threading.Thread(target=self._heartbeat, name=f"lease-{key[:8]}", daemon=True)
@@ -499,7 +499,7 @@ class _LeaseKeeper:
 
     def __exit__(self, *exc_info: object) -> None:
         self._stop.set()
-        self._beat.join(timeout=self.interval + READ_TIMEOUT_MARGIN_SECONDS)
+        self._beat.join(timeout=self.interval + KEEPER_JOIN_MARGIN_SECONDS)
 
     def __call__(self, fraction: float) -> None:
         self.report(fraction)
