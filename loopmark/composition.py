@@ -127,7 +127,10 @@ def build_catalog(settings: Settings, blobs: BlobStore) -> TemplateCatalog:
 def open_templates_storage(settings: Settings) -> tuple[DirectoryTemplateCatalog, BlobStore]:
     """The template folder and the configured storage (``loopmark templates push``)."""
     blobs = open_blob_store(settings.storage_url, media_base_url=settings.media_base_url)
-    return DirectoryTemplateCatalog(settings.templates_dir, settings.prepared_dir), blobs
+    catalog = DirectoryTemplateCatalog(
+        settings.templates_dir, settings.prepared_dir, spill_dir=settings.prepared_spill_dir
+    )
+    return catalog, blobs
 
 
 def setup_backends(settings: Settings) -> list[str]:
