@@ -101,7 +101,7 @@ images: image-base
 # Smoke tests of both images, run from their file systems under chroot (no `podman run`):
 # tests/images/, deselected from `make test`.
 image-test: $(STAMP) images
-	$(PY) -m pytest tests/images -m images -p no:cacheprovider -v -s
+	IMAGE_PREFIX=$(IMAGE_PREFIX) $(PY) -m pytest tests/images -m images -p no:cacheprovider -v -s
 
 clean:
 	rm -rf var .pytest_cache bench/.cache
