@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import boto3.session
 import numpy as np
 import pytest
 from PIL import Image
@@ -73,8 +74,10 @@ class Image_:
     def __init__(self, name: str) -> None:
         self.name = name
         self.root = Path(podman("image", "mount", name))
-        self.config: dict[str, Any] = json.loads(podman("image", "inspect", name))[0]["Config"]
-        self.size = int(json.loads(podman("image", "inspect", name))[0]["Size"])
+        inspected = json.loads(podman("image", "inspect", name))[0]
+        self.config: dict[str, Any] = inspected["Config"]
+        self.healthcheck: list[str] = (inspected.get("Healthcheck") or {}).get("Test") or []
+        self.size = int(inspected["Size"])
 
     @property
     def env(self) -> dict[str, str]:
@@ -95,13 +98,14 @@ class Image_:
             'mount --rbind /dev "$root/dev" && mount -t proc proc "$root/proc" && '
             'exec chroot --userspec="$USERSPEC" "$root" /usr/bin/env -i --chdir="$WORKDIR" "$@"'
         )
-        return subprocess.Popen(
-            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"]
-            + [str(self.root), *environment, *argv],
-            env={"PATH": os.environ["PATH"], "USERSPEC": user, "WORKDIR": workdir},
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-        )
+        with log.open("wb") as output:
+            return subprocess.Popen(
+                ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"]
+                + [str(self.root), *environment, *argv],
+                env={"PATH": os.environ["PATH"], "USERSPEC": user, "WORKDIR": workdir},
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +165,7 @@ class RuntimeApi:
         self.events: list[tuple[str, Any]] = []
         self.answers: dict[str, tuple[str, Any]] = {}
         self.answered = threading.Condition()
+        self.closed = False
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -168,8 +173,10 @@ class RuntimeApi:
                 if self.path != f"{RUNTIME_API}/invocation/next":
                     return self._reply(404, b"{}")
                 with api.answered:
-                    while not api.events:
-                        api.answered.wait()  # the runtime long-polls; the test stops it
+                    while not api.events and not api.closed:
+                        api.answered.wait()  # the runtime long-polls until the test stops it
+                    if api.closed:
+                        return self._reply(503, b"{}")
                     request_id, event = api.events.pop(0)
                 body = json.dumps(event).encode()
                 self.send_response(200)
@@ -200,16 +207,18 @@ class RuntimeApi:
                 self._reply(202, b"{}")
 
             def _reply(self, status: int, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:
+                    pass  # the runtime was stopped while it long-polled
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
         self.address = f"127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -227,8 +236,10 @@ class RuntimeApi:
 
     def close(self) -> None:
         with self.answered:
+            self.closed = True
             self.answered.notify_all()
         self.server.shutdown()
+        self.server.server_close()  # joins the request threads
 
 
 def lambda_process(
@@ -247,7 +258,7 @@ def test_image_configuration(images: dict[str, Image_]) -> None:
     renderer, site = images["renderer"], images["site"]
     assert renderer.entry == ["python", "-m", "awslambdaric", "loopmark.lambda_entry.handle"]
     assert site.entry[:2] == ["loopmark", "serve"]
-    assert site.config.get("Healthcheck", {}).get("Test"), "the site has no HEALTHCHECK"
+    assert site.healthcheck[:1] == ["CMD"] and "/healthz" in site.healthcheck[-1]
     for image in images.values():
         assert (image.config.get("User") or "0").split(":")[0] not in ("", "0", "root")
         assert image.env["LOOPMARK_PREPARED_DIR"] == "/opt/loopmark/prepared"
@@ -281,13 +292,16 @@ def test_renderer_lambda_renders_an_arabic_and_emoji_caption(
         api.close()
     print(show(log)[-1500:])
 
-    dynamodb = boto3.client(
-        "dynamodb", endpoint_url=aws["AWS_ENDPOINT_URL"], region_name="us-east-1"
+    session = boto3.session.Session(
+        aws_access_key_id=aws["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=aws["AWS_SECRET_ACCESS_KEY"],
+        region_name=aws["AWS_DEFAULT_REGION"],
     )
+    dynamodb = session.client("dynamodb", endpoint_url=aws["AWS_ENDPOINT_URL"])
     items = dynamodb.scan(TableName=TABLE)["Items"]
     record = next(item for item in items if key in json.dumps(item))
     assert "done" in json.dumps(record), record
-    s3 = boto3.client("s3", endpoint_url=aws["AWS_ENDPOINT_URL"], region_name="us-east-1")
+    s3 = session.client("s3", endpoint_url=aws["AWS_ENDPOINT_URL"])
     gif = s3.get_object(Bucket=BUCKET, Key=f"media/{media_keys(key)['gif']}")["Body"].read()
     with Image.open(io.BytesIO(gif)) as decoded:
         assert decoded.format == "GIF" and decoded.n_frames > 1
@@ -335,8 +349,9 @@ def test_site_serves_and_renders(
         print(f"\nsite: /healthz 200 after {time.monotonic() - started:.1f} s: {health[1]}")
 
         # The image's own HEALTHCHECK command, pointed at this port.
-        check = image.config["Healthcheck"]["Test"]
-        argv = [part.replace("127.0.0.1:8000", f"127.0.0.1:{port}") for part in check[1:]]
+        argv = [
+            part.replace("127.0.0.1:8000", f"127.0.0.1:{port}") for part in image.healthcheck[1:]
+        ]
         probe = image.popen(argv, env, tmp_path / "healthcheck.log")
         assert probe.wait(timeout=60) == 0, show(tmp_path / "healthcheck.log")
 
