@@ -4,14 +4,14 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint bench demo clean
+.PHONY: install run test lint bench demo clean images image-base image-tools image-test
 
 install: $(STAMP)
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) -m pip install --quiet -e '.[dev,bench,aws]'
 	touch $(STAMP)
 
 # The site at http://127.0.0.1:8000 with the embedded defaults (SQLite, local media, local pool).
@@ -53,6 +53,55 @@ lint: $(STAMP)
 
 bench: $(STAMP) $(GIFSKI)
 	$(PY) -m bench
+
+# Images (Containerfile: targets `site` and `renderer`), built here with no registry: a Debian
+# base made with debootstrap from the mirror apt uses, imported as a local image, then
+# `podman build --isolation=chroot` over it. Layers and pip's downloads are cached, so a second
+# run only rebuilds what changed. The official bases are the Containerfile's defaults elsewhere.
+IMAGES_DIR    := .images
+DEBIAN_SUITE  ?= bookworm
+DEBIAN_MIRROR ?= $(or $(shell sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources \
+                   2>/dev/null | head -1),http://deb.debian.org/debian)
+BASE_IMAGE    ?= localhost/loopmark-base:$(DEBIAN_SUITE)
+BASE_ROOTFS   := $(IMAGES_DIR)/rootfs-$(DEBIAN_SUITE)
+IMAGE_PREFIX  ?= localhost/loopmark
+# Pip in the build reaches PyPI as this machine does: its CA bundle (a TLS-intercepting proxy's CA
+# is in it) goes in as a build secret, and PIP_INDEX_URL as a build argument when set.
+PIP_CERT      ?= /etc/ssl/certs/ca-certificates.crt
+, := ,
+PODMAN_BUILD  := podman build --isolation=chroot --format docker --layers \
+                 --build-arg BASE_IMAGE=$(BASE_IMAGE) \
+                 $(if $(PIP_INDEX_URL),--build-arg PIP_INDEX_URL=$(PIP_INDEX_URL)) \
+                 $(if $(wildcard $(PIP_CERT)),--secret id=pip-cert$(,)src=$(PIP_CERT))
+
+image-tools:
+	@command -v podman >/dev/null && command -v debootstrap >/dev/null || \
+	  { apt-get update && apt-get install -y podman debootstrap; }
+
+image-base: image-tools
+	@if podman image exists $(BASE_IMAGE); then echo "base image $(BASE_IMAGE): present"; else \
+	  set -e; \
+	  if [ ! -x $(BASE_ROOTFS)/usr/bin/python3 ]; then \
+	    rm -rf $(BASE_ROOTFS).tmp; \
+	    debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates \
+	      $(DEBIAN_SUITE) $(BASE_ROOTFS).tmp $(DEBIAN_MIRROR); \
+	    rm -rf $(BASE_ROOTFS).tmp/var/cache/apt/archives/*.deb $(BASE_ROOTFS).tmp/var/lib/apt/lists/*; \
+	    mv $(BASE_ROOTFS).tmp $(BASE_ROOTFS); \
+	  fi; \
+	  tar --numeric-owner -C $(BASE_ROOTFS) -c . | podman import \
+	    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+	    --change 'ENV LANG=C.UTF-8' --change 'CMD ["/bin/bash"]' - $(BASE_IMAGE); \
+	fi
+
+images: image-base
+	$(PODMAN_BUILD) --target renderer -t $(IMAGE_PREFIX)-renderer .
+	$(PODMAN_BUILD) --target site -t $(IMAGE_PREFIX)-site .
+	@podman images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep '^$(IMAGE_PREFIX)-'
+
+# Smoke tests of both images, run from their file systems under chroot (no `podman run`):
+# tests/images/, deselected from `make test`.
+image-test: $(STAMP) images
+	IMAGE_PREFIX=$(IMAGE_PREFIX) $(PY) -m pytest tests/images -m images -p no:cacheprovider -v -s
 
 clean:
 	rm -rf var .pytest_cache bench/.cache

@@ -100,6 +100,30 @@ def cmd_templates_push(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_templates_prepare(args: argparse.Namespace, settings: Settings) -> int:
+    """Prepare templates into LOOPMARK_PREPARED_DIR (an image does this at build time)."""
+    import time
+
+    from loopmark.renderer.prepare import is_prepared, prepare_template, prepared_version_folder
+    from loopmark.renderer.templates import iter_template_ids, load_template
+
+    # Every id is checked before anything is prepared: a typo fails at once, not minutes in.
+    templates = [
+        load_template(settings.templates_dir, template_id)
+        for template_id in args.ids or iter_template_ids(settings.templates_dir)
+    ]
+    for template in templates:
+        started = time.perf_counter()
+        cached = is_prepared(prepared_version_folder(template, settings.prepared_dir))
+        prepared = prepare_template(template, settings.prepared_dir)
+        how = "already prepared" if cached else f"prepared in {time.perf_counter() - started:.1f} s"
+        print(
+            f"{template.id} {template.version}: {prepared.frame_count} frames "
+            f"{prepared.width}x{prepared.height}, {how}: {prepared.folder}"
+        )
+    return EXIT_OK
+
+
 def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
@@ -108,7 +132,9 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
     from loopmark.renderer.templates import load_template
 
     template = load_template(settings.templates_dir, args.id)
-    prepared = prepare_template(template, settings.prepared_dir)
+    prepared = prepare_template(
+        template, settings.prepared_dir, spill_dir=settings.prepared_spill_dir
+    )
     started = time.perf_counter()
     result = render(prepared, args.caption)
     elapsed = time.perf_counter() - started
@@ -184,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="loopmark", description="Branded GIF micro-site.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    templates = commands.add_parser("templates", help="list or add video templates")
+    templates = commands.add_parser("templates", help="list, add, prepare or push templates")
     template_commands = templates.add_subparsers(dest="templates_command", required=True)
     listing = template_commands.add_parser("list", help="list templates")
     listing.add_argument("--json", action="store_true", help="print JSON")
@@ -205,6 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     push.add_argument("ids", nargs="*", help="template ids (default: all)")
     push.set_defaults(handler=cmd_templates_push)
+
+    prepare = template_commands.add_parser(
+        "prepare", help="prepare templates now (decode, palette, ...) into LOOPMARK_PREPARED_DIR"
+    )
+    prepare.add_argument("ids", nargs="*", help="template ids (default: all)")
+    prepare.set_defaults(handler=cmd_templates_prepare)
 
     render = commands.add_parser("render", help="render a caption on a template")
     render.add_argument("id", help="template id")

@@ -113,14 +113,24 @@ def build_admin_users(settings: Settings) -> AdminUsers:
 
 def build_catalog(settings: Settings, blobs: BlobStore) -> TemplateCatalog:
     if settings.templates_source == "storage":
-        return StoredTemplateCatalog(blobs, settings.template_cache_dir, settings.prepared_dir)
-    return DirectoryTemplateCatalog(settings.templates_dir, settings.prepared_dir)
+        return StoredTemplateCatalog(
+            blobs,
+            settings.template_cache_dir,
+            settings.prepared_dir,
+            spill_dir=settings.prepared_spill_dir,
+        )
+    return DirectoryTemplateCatalog(
+        settings.templates_dir, settings.prepared_dir, spill_dir=settings.prepared_spill_dir
+    )
 
 
 def open_templates_storage(settings: Settings) -> tuple[DirectoryTemplateCatalog, BlobStore]:
     """The template folder and the configured storage (``loopmark templates push``)."""
     blobs = open_blob_store(settings.storage_url, media_base_url=settings.media_base_url)
-    return DirectoryTemplateCatalog(settings.templates_dir, settings.prepared_dir), blobs
+    catalog = DirectoryTemplateCatalog(
+        settings.templates_dir, settings.prepared_dir, spill_dir=settings.prepared_spill_dir
+    )
+    return catalog, blobs
 
 
 def setup_backends(settings: Settings) -> list[str]:
@@ -128,5 +138,9 @@ def setup_backends(settings: Settings) -> list[str]:
     blobs = open_blob_store(settings.storage_url, media_base_url=settings.media_base_url)
     blobs.setup()
     setup_all(settings.records_url)
-    settings.prepared_dir.mkdir(parents=True, exist_ok=True)
+    # The prepared folder may be read-only (artifacts baked into an image): only a missing one
+    # is created here, and the spill folder beside the data is always writable.
+    for folder in (settings.prepared_dir, settings.prepared_spill_dir):
+        if not folder.is_dir():
+            folder.mkdir(parents=True, exist_ok=True)
     return [f"storage {settings.storage_url}", f"records {settings.records_url}"]

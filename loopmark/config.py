@@ -36,6 +36,10 @@ _FALSE = frozenset({"0", "off"})
 class Settings:
     data_dir: Path
     templates_dir: Path
+    # Prepared artifacts per template version (LOOPMARK_PREPARED_DIR). It may be read-only (an
+    # image carries them): a complete version is only read, and a missing one is prepared under
+    # prepared_spill_dir when this folder cannot be written.
+    prepared_dir: Path
     storage_url: str
     records_url: str
     dispatch_url: str
@@ -65,8 +69,8 @@ class Settings:
         return self.data_dir / "template-cache"
 
     @property
-    def prepared_dir(self) -> Path:
-        """Where per-template-version artifacts (frames, palette) are cached."""
+    def prepared_spill_dir(self) -> Path:
+        """Where versions missing from a read-only prepared_dir are prepared (or downloaded)."""
         return self.data_dir / "prepared"
 
     @classmethod
@@ -76,6 +80,7 @@ class Settings:
         return cls(
             data_dir=data_dir,
             templates_dir=Path(env.get("LOOPMARK_TEMPLATES_DIR", "./templates_video")),
+            prepared_dir=Path(env.get("LOOPMARK_PREPARED_DIR") or data_dir / "prepared"),
             storage_url=env.get("LOOPMARK_STORAGE", f"file://{data_dir / 'media'}"),
             records_url=env.get("LOOPMARK_RECORDS", f"sqlite:///{data_dir / 'loopmark.db'}"),
             dispatch_url=env.get("LOOPMARK_DISPATCH", "local"),

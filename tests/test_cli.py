@@ -62,6 +62,40 @@ def test_add_list_and_render_a_template(env: dict[str, str], tmp_path: Path) -> 
     assert (summary["frames"], summary["width"], summary["height"]) == (6, 160, 90)
 
 
+def snapshot(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")}
+
+
+def test_templates_prepare_fills_the_prepared_dir_once(env: dict[str, str], tmp_path: Path) -> None:
+    options = ["--duration", "1", "--width", "160", "--fps", "6"]
+    added = run("templates", "add", "clip", "--video", str(CLIP), *options, env=env)
+    assert added.returncode == 0, added.stderr
+    baked = tmp_path / "baked"
+    env = {**env, "LOOPMARK_PREPARED_DIR": str(baked)}
+
+    prepared = run("templates", "prepare", env=env)
+    assert prepared.returncode == 0, prepared.stderr
+    (line,) = prepared.stdout.splitlines()
+    assert line.startswith("clip ") and "prepared in" in line
+    folder = Path(line.rsplit(": ", 1)[1])
+    assert folder.parent == baked / "clip" and (folder / "meta.json").is_file()
+
+    # Complete artifacts are only read: preparing again and rendering write nothing there.
+    before = snapshot(baked)
+    again = run("templates", "prepare", "clip", env=env)
+    assert again.returncode == 0 and "already prepared" in again.stdout
+    rendered = run("render", "clip", "Hi", "-o", str(tmp_path / "hi.gif"), env=env)
+    assert rendered.returncode == 0, rendered.stderr
+    assert snapshot(baked) == before
+
+
+def test_templates_prepare_an_unknown_id_exits_2(env: dict[str, str]) -> None:
+    demo = {**env, "LOOPMARK_TEMPLATES_DIR": str(DEMO_TEMPLATES)}
+    line = assert_one_line_error(run("templates", "prepare", "wake-up", "missing", env=demo))
+    assert "missing" in line
+    assert not (Path(env["LOOPMARK_DATA_DIR"]) / "prepared").exists()  # nothing prepared
+
+
 def test_unknown_template_exits_2(env: dict[str, str]) -> None:
     line = assert_one_line_error(run("render", "missing", "Hi", env=env))
     assert "unknown template" in line

@@ -126,13 +126,45 @@ def composite_branding(frames: NDArray[np.uint8], frame_png: Path) -> NDArray[np
     return out
 
 
-def prepare_template(template: Template, prepared_dir: Path) -> PreparedTemplate:
-    """Load the prepared artifacts of this template version, building them first if needed."""
-    folder = prepared_dir / template.id / prepared_folder_name(template.version)
+def prepare_template(
+    template: Template, prepared_dir: Path, *, spill_dir: Path | None = None
+) -> PreparedTemplate:
+    """Load the prepared artifacts of this template version, building them first if needed.
+
+    Complete artifacts are only read (``prepared_dir`` may be read-only, baked into an image);
+    with a ``spill_dir``, a version missing from a ``prepared_dir`` that cannot be written is
+    built there instead.
+    """
+    folder = prepared_version_folder(template, prepared_dir, spill_dir)
     with _lock_for(folder):
-        if not (folder / "meta.json").is_file():
+        if not is_prepared(folder):
             _build(template, folder)
     return _load(template, folder)
+
+
+def prepared_version_folder(
+    template: Template, prepared_dir: Path, spill_dir: Path | None = None
+) -> Path:
+    """Where this template version's artifacts are read from, or are to be built or fetched:
+    under ``prepared_dir`` when complete there or when it can be written, else ``spill_dir``."""
+    name = prepared_folder_name(template.version)
+    folder = prepared_dir / template.id / name
+    if spill_dir is None or is_prepared(folder) or _writable(folder.parent):
+        return folder
+    return spill_dir / template.id / name
+
+
+def is_prepared(folder: Path) -> bool:
+    """Whether a version's artifacts are complete (``meta.json`` is written last)."""
+    return (folder / "meta.json").is_file()
+
+
+def _writable(path: Path) -> bool:
+    """Whether ``path`` could be written: the nearest folder that exists is writable."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return os.access(candidate, os.W_OK)
+    return False
 
 
 def _lock_for(folder: Path) -> threading.Lock:
@@ -189,7 +221,7 @@ def _build(template: Template, folder: Path) -> None:
         try:
             os.rename(tmp, folder)
         except OSError:
-            if not (folder / "meta.json").is_file():  # another process won the race
+            if not is_prepared(folder):  # another process won the race
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -21,7 +21,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from loopmark.errors import StorageUnavailable, TemplateInvalid, UnknownTemplate
-from loopmark.renderer.prepare import PreparedTemplate, prepare_template, prepared_folder_name
+from loopmark.renderer.prepare import (
+    PreparedTemplate,
+    prepare_template,
+    prepared_folder_name,
+    prepared_version_folder,
+)
 from loopmark.renderer.templates import (
     TEMPLATE_FILE,
     TEMPLATE_ID_PATTERN,
@@ -55,12 +60,21 @@ class TemplateCatalog(Protocol):
 
 
 def prepared_file(
-    catalog: TemplateCatalog, prepared_dir: Path, template: Template, folder_name: str, name: str
+    catalog: TemplateCatalog,
+    prepared_dir: Path,
+    spill_dir: Path | None,
+    template: Template,
+    folder_name: str,
+    name: str,
 ) -> Path:
-    """:meth:`TemplateCatalog.prepared_file` for a catalog that prepares into ``prepared_dir``."""
+    """:meth:`TemplateCatalog.prepared_file` for a catalog that prepares into ``prepared_dir``
+    (or, when that is read-only, ``spill_dir``)."""
     if folder_name == prepared_folder_name(template.version):
         return catalog.prepared(template).folder / name
-    return prepared_dir / template.id / folder_name / name
+    path = prepared_dir / template.id / folder_name / name
+    if spill_dir is not None and not path.is_file():
+        return spill_dir / template.id / folder_name / name
+    return path
 
 
 class _PreparedCache:
@@ -90,9 +104,12 @@ class _PreparedCache:
 class DirectoryTemplateCatalog:
     """Templates in a folder (the default, and what the admin edits)."""
 
-    def __init__(self, templates_dir: Path, prepared_dir: Path) -> None:
+    def __init__(
+        self, templates_dir: Path, prepared_dir: Path, *, spill_dir: Path | None = None
+    ) -> None:
         self.templates_dir = templates_dir
         self.prepared_dir = prepared_dir
+        self.spill_dir = spill_dir  # where versions missing from a read-only prepared_dir go
         self._lock = threading.Lock()
         self._templates: dict[str, tuple[tuple[tuple[str, int, int], ...], Template]] = {}
         self._prepared = _PreparedCache()
@@ -109,11 +126,12 @@ class DirectoryTemplateCatalog:
 
     def prepared(self, template: Template) -> PreparedTemplate:
         return self._prepared.get_or_build(
-            template, lambda: prepare_template(template, self.prepared_dir)
+            template,
+            lambda: prepare_template(template, self.prepared_dir, spill_dir=self.spill_dir),
         )
 
     def prepared_file(self, template: Template, folder_name: str, name: str) -> Path:
-        return prepared_file(self, self.prepared_dir, template, folder_name, name)
+        return prepared_file(self, self.prepared_dir, self.spill_dir, template, folder_name, name)
 
     def _load(self, template_id: str) -> Template:
         if not TEMPLATE_ID_PATTERN.match(template_id):
@@ -204,11 +222,13 @@ class StoredTemplateCatalog:
         cache_dir: Path,
         prepared_dir: Path,
         *,
+        spill_dir: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.blobs = blobs
         self.cache_dir = cache_dir
         self.prepared_dir = prepared_dir
+        self.spill_dir = spill_dir  # where versions missing from a read-only prepared_dir go
         self.clock = clock
         self._lock = threading.Lock()
         self._index: dict[str, Any] = {}
@@ -236,16 +256,16 @@ class StoredTemplateCatalog:
         def build() -> PreparedTemplate:
             entry = self._entries().get(template.id) or {}
             if entry.get("version") == template.version:
-                target = self.prepared_dir / template.id / prepared_folder_name(template.version)
+                target = prepared_version_folder(template, self.prepared_dir, self.spill_dir)
                 prefix = f"templates/{template.id}/{template.version}/prepared"
                 self._download(prefix, entry.get("artifacts", []), target)
             # Found on disk now, or (a version the index no longer names) prepared here.
-            return prepare_template(template, self.prepared_dir)
+            return prepare_template(template, self.prepared_dir, spill_dir=self.spill_dir)
 
         return self._prepared.get_or_build(template, build)
 
     def prepared_file(self, template: Template, folder_name: str, name: str) -> Path:
-        return prepared_file(self, self.prepared_dir, template, folder_name, name)
+        return prepared_file(self, self.prepared_dir, self.spill_dir, template, folder_name, name)
 
     def _entries(self) -> dict[str, Any]:
         with self._lock:

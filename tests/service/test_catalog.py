@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -98,3 +100,50 @@ def test_directory_catalog_sees_edits(folder_catalog: DirectoryTemplateCatalog) 
     after = folder_catalog.get("small")
     assert after.name == "Renamed"
     assert after.version == before.version  # the name does not change the frames
+
+
+def tree(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")}
+
+
+def read_only(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Make ``folder`` look unwritable (the tests run as root, who could write anyway)."""
+    real_access = os.access
+
+    def access(path: Any, mode: int, **kwargs: Any) -> bool:
+        if mode & os.W_OK and Path(path).is_relative_to(folder):
+            return False
+        return real_access(path, mode, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+
+
+def test_a_read_only_prepared_dir_is_read_and_what_it_lacks_spills(
+    folder_catalog: DirectoryTemplateCatalog,
+    blobs: BlobStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    baked = folder_catalog.prepared_dir  # holds "small", as an image carries its templates
+    read_only(monkeypatch, baked)
+    before = tree(baked)
+    spill = tmp_path / "spill"
+    template = folder_catalog.get("small")
+    for catalog in (
+        DirectoryTemplateCatalog(folder_catalog.templates_dir, baked, spill_dir=spill),
+        StoredTemplateCatalog(blobs, tmp_path / "cache", baked, spill_dir=spill),
+    ):
+        if isinstance(catalog, StoredTemplateCatalog):
+            push_templates(folder_catalog, blobs, ["small"])
+        assert catalog.prepared(template).folder.is_relative_to(baked)
+    assert tree(baked) == before and not spill.exists()
+
+    # A version the read-only folder lacks is prepared (or downloaded) under the spill folder.
+    empty = tmp_path / "empty-baked"
+    empty.mkdir()
+    read_only(monkeypatch, empty)
+    folder_only = DirectoryTemplateCatalog(folder_catalog.templates_dir, empty, spill_dir=spill)
+    assert folder_only.prepared(template).folder.is_relative_to(spill)
+    stored = StoredTemplateCatalog(blobs, tmp_path / "cache2", empty, spill_dir=tmp_path / "s2")
+    assert stored.prepared(stored.get("small")).folder.is_relative_to(tmp_path / "s2")
+    assert list(empty.iterdir()) == []
