@@ -66,7 +66,7 @@ STAGE    ?= prod
 CDK_ARGS ?=
 CDK_CLI_VERSION := 2.1148.1
 CDK      := deploy/node_modules/.bin/cdk
-CDK_RUN  := cd deploy && PATH=$(CURDIR)/$(VENV)/bin:$$PATH JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 \
+CDK_RUN  := cd deploy && PATH=$(abspath $(VENV))/bin:$$PATH JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 \
 	node_modules/.bin/cdk --context stage=$(STAGE) $(CDK_ARGS)
 
 $(CDK):
