@@ -18,7 +18,7 @@ do. CloudFront instead sends a secret header the app can check (``ORIGIN_VERIFY_
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Acknowledgment, Duration, Stack, Validations
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
@@ -119,7 +119,10 @@ class Cdn(Construct):
             },
             domain_names=[domain_name] if domain_name else None,
             certificate=certificate,
-            minimum_protocol_version=cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021,
+            # Only a certificate of one's own can raise it; CloudFront's default one is fixed.
+            minimum_protocol_version=(
+                cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021 if certificate else None
+            ),
             http_version=cloudfront.HttpVersion.HTTP2_AND_3,
             price_class=cloudfront.PriceClass.PRICE_CLASS_ALL,
             enable_logging=True,
@@ -137,6 +140,12 @@ class Cdn(Construct):
             )
         )
         self.domain_name = domain_name or self.distribution.distribution_domain_name
+        Validations.of(self.distribution).acknowledge(
+            Acknowledgment(
+                id="Annotation::@aws-cdk/aws-cloudfront-origins:updateImportedBucketPolicyOac",
+                reason="The bucket is referenced on purpose; its policy is written here.",
+            )
+        )
 
     @property
     def distribution_arn(self) -> str:
