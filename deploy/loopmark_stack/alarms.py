@@ -43,23 +43,17 @@ class Alarms(Construct):
         if email:
             self.topic.add_subscription(subscriptions.EmailSubscription(email))
 
-        def site_metric(name: str) -> cloudwatch.Metric:
+        def metric(namespace: str, name: str, dimension: str, value: str) -> cloudwatch.Metric:
             return cloudwatch.Metric(
-                namespace="AWS/Lambda",
+                namespace=namespace,
                 metric_name=name,
-                dimensions_map={"FunctionName": site.function_name},
+                dimensions_map={dimension: value},
                 statistic="Sum",
                 period=PERIOD,
             )
 
         def table_metric(name: str) -> cloudwatch.Metric:
-            return cloudwatch.Metric(
-                namespace="AWS/DynamoDB",
-                metric_name=name,
-                dimensions_map={"TableName": table.table_name},
-                statistic="Sum",
-                period=PERIOD,
-            )
+            return metric("AWS/DynamoDB", name, "TableName", table.table_name)
 
         watched = {
             "RendererErrors": (
@@ -90,7 +84,7 @@ class Alarms(Construct):
                 "DynamoDB throttled writes to the records table",
             ),
             "Site5xx": (
-                site_metric("Url5xxCount"),
+                metric("AWS/Lambda", "Url5xxCount", "FunctionName", site.function_name),
                 SITE_5XX_THRESHOLD,
                 "The site answered 5xx (storage or records outage, or a bug)",
             ),

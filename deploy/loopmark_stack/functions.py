@@ -1,4 +1,6 @@
-"""The renderer and the site as Lambda functions from the repository's container image.
+"""The renderer and the site as Lambda functions from the repository's container image (the
+site is a ContainerFunction of SITE_SHAPE with a function URL, which CloudFront alone is meant
+to call: see cdn.py).
 
 Each function gets a role of its own (no managed policies: logging is granted on its own log
 group only), a log group with a set retention, and the environment the app reads. The images
@@ -29,17 +31,10 @@ RENDERER_TARGET = "renderer"
 SITE_TARGET = "site"
 DATA_DIR = "/tmp/loopmark"  # Lambda's only writable directory
 
-RENDERER_MEMORY_MB = 2048
-RENDERER_TIMEOUT = Duration.seconds(60)
-RENDERER_EPHEMERAL_STORAGE = Size.mebibytes(1024)
 # Lambda retries a failed asynchronous render twice; the lease makes a retry safe. An event
 # older than this is dropped to the DLQ rather than rendered long after its visitor left.
 RENDERER_MAX_EVENT_AGE = Duration.hours(1)
 RENDERER_RETRY_ATTEMPTS = 2
-SITE_MEMORY_MB = 1024
-# CloudFront waits 30 s for a custom origin by default; the site answers long before.
-SITE_TIMEOUT = Duration.seconds(30)
-SITE_EPHEMERAL_STORAGE = Size.mebibytes(1024)
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 DLQ_RETENTION = Duration.days(14)
 
@@ -61,6 +56,35 @@ IMAGE_CONTEXT_EXCLUDES = (
     "dist",
     "test-artifacts",
     ".coverage",
+)
+
+
+@dataclass(frozen=True)
+class FunctionShape:
+    """Which image target a function runs, and how big it is (SCALE.md explains the sizes)."""
+
+    target: str
+    description: str
+    memory_mb: int
+    timeout: Duration
+    ephemeral_storage: Size
+
+
+# (target, description, memory MB, timeout, /tmp size)
+RENDERER_SHAPE = FunctionShape(
+    RENDERER_TARGET,
+    "Loopmark renderer: one caption render per asynchronous event",
+    2048,
+    Duration.seconds(60),
+    Size.mebibytes(1024),
+)
+# CloudFront waits 30 s for a custom origin by default; the site answers long before.
+SITE_SHAPE = FunctionShape(
+    SITE_TARGET,
+    "Loopmark site: pages, API, GraphQL, admin",
+    1024,
+    Duration.seconds(30),
+    Size.mebibytes(1024),
 )
 
 
@@ -90,11 +114,7 @@ class ContainerFunction(Construct):
         construct_id: str,
         *,
         image: ImageSource,
-        target: str,
-        description: str,
-        memory_mb: int,
-        timeout: Duration,
-        ephemeral_storage: Size,
+        shape: FunctionShape,
         environment: Mapping[str, str],
         reserved_concurrency: int | None = None,
     ) -> None:
@@ -104,17 +124,17 @@ class ContainerFunction(Construct):
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"Loopmark {target}: its own log group, bucket prefix, table, parameters",
+            description=f"Loopmark {shape.target}: its log group, bucket prefix, table, parameters",
         )
         self.function = lambda_.DockerImageFunction(
             self,
             "Function",
-            code=image.code(target),
-            description=description,
+            code=image.code(shape.target),
+            description=shape.description,
             architecture=lambda_.Architecture.X86_64,
-            memory_size=memory_mb,
-            timeout=timeout,
-            ephemeral_storage_size=ephemeral_storage,
+            memory_size=shape.memory_mb,
+            timeout=shape.timeout,
+            ephemeral_storage_size=shape.ephemeral_storage,
             environment=dict(environment),
             role=self.role,
             log_group=self.log_group,
@@ -158,11 +178,7 @@ class Renderer(Construct):
             self,
             "Renderer",
             image=image,
-            target=RENDERER_TARGET,
-            description="Loopmark renderer: one caption render per asynchronous event",
-            memory_mb=RENDERER_MEMORY_MB,
-            timeout=RENDERER_TIMEOUT,
-            ephemeral_storage=RENDERER_EPHEMERAL_STORAGE,
+            shape=RENDERER_SHAPE,
             environment=environment,
             reserved_concurrency=reserved_concurrency,
         )
@@ -172,30 +188,3 @@ class Renderer(Construct):
             max_event_age=RENDERER_MAX_EVENT_AGE,
             retry_attempts=RENDERER_RETRY_ATTEMPTS,
         )
-
-
-class Site(Construct):
-    """The WSGI site behind a function URL, which CloudFront alone is meant to call (see cdn.py)."""
-
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        image: ImageSource,
-        environment: Mapping[str, str],
-    ) -> None:
-        super().__init__(scope, construct_id)
-        self.container = ContainerFunction(
-            self,
-            "Site",
-            image=image,
-            target=SITE_TARGET,
-            description="Loopmark site: pages, JSON API, GraphQL and admin behind CloudFront",
-            memory_mb=SITE_MEMORY_MB,
-            timeout=SITE_TIMEOUT,
-            ephemeral_storage=SITE_EPHEMERAL_STORAGE,
-            environment=environment,
-        )
-        self.function = self.container.function
-        self.url = self.function.add_function_url(auth_type=lambda_.FunctionUrlAuthType.NONE)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from . import nag, names
 from .alarms import Alarms
 from .cdn import Cdn
 from .config import StackConfig
-from .functions import ImageSource, Renderer, Site, renderer_environment
+from .functions import SITE_SHAPE, ContainerFunction, ImageSource, Renderer, renderer_environment
 from .records import RecordsTable
 from .settings import ParameterNames, PublishedSettings
 from .storage import MEDIA_PREFIX, MediaStorage
@@ -64,7 +65,10 @@ class LoopmarkStack(Stack):
             "LOOPMARK_PROXY_HOPS": PROXY_HOPS,
             **{variable: parameters.reference(leaf) for variable, leaf in SITE_PARAMETERS.items()},
         }
-        self.site = Site(self, "Web", image=image, environment=site_environment)
+        self.site = ContainerFunction(
+            self, "Site", image=image, shape=SITE_SHAPE, environment=site_environment
+        )
+        site_url = self.site.function.add_function_url(auth_type=lambda_.FunctionUrlAuthType.NONE)
         self.storage.grant_app(self.site.function, delete=True)
         self.records.grant_app(self.site.function)
         # The dispatcher invokes the function by name: no version or alias ARNs (":*").
@@ -81,7 +85,7 @@ class LoopmarkStack(Stack):
             self,
             "Cdn",
             bucket=self.storage.bucket,
-            site_url=self.site.url,
+            site_url=site_url,
             origin_verify=parameters.dynamic_reference(names.ORIGIN_VERIFY),
             log_bucket=self.storage.log_bucket,
             domain_name=config.domain_name,
@@ -92,7 +96,7 @@ class LoopmarkStack(Stack):
         iam.Policy(
             self,
             "SiteInvalidatesCdn",
-            roles=[self.site.container.role],
+            roles=[self.site.role],
             statements=[self.cdn.invalidation_statement()],
         )
         PublishedSettings(
@@ -125,7 +129,7 @@ class LoopmarkStack(Stack):
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)
 
-        for role in (self.renderer.container.role, self.site.container.role):
+        for role in (self.renderer.container.role, self.site.role):
             nag.acknowledge_app_grants(role, self.storage.bucket, self.records.table, MEDIA_PREFIX)
         nag.acknowledge_distribution(
             self.cdn.distribution, custom_domain=config.domain_name is not None

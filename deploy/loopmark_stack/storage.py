@@ -10,6 +10,8 @@ bucket policy lets CloudFront read ``media/r/*`` only, so templates are never se
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
@@ -30,24 +32,25 @@ class MediaStorage(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         removal = RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY
+        # Both buckets: no public access, SSE-S3, TLS only, kept or deleted with the data.
+        private: dict[str, Any] = {
+            "block_public_access": s3.BlockPublicAccess.BLOCK_ALL,
+            "encryption": s3.BucketEncryption.S3_MANAGED,
+            "enforce_ssl": True,
+            "removal_policy": removal,
+        }
         self.log_bucket = s3.Bucket(
             self,
             "Logs",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
             # CloudFront's standard logs are delivered with an ACL grant; S3's access logs use
             # the bucket policy.
             object_ownership=s3.ObjectOwnership.OBJECT_WRITER,
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(LOG_RETENTION_DAYS))],
-            removal_policy=removal,
+            **private,
         )
         self.bucket = s3.Bucket(
             self,
             "Media",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             server_access_logs_bucket=self.log_bucket,
             server_access_logs_prefix="media-bucket/",
@@ -74,7 +77,7 @@ class MediaStorage(Construct):
                     for prefix in temporary_prefixes()
                 ),
             ],
-            removal_policy=removal,
+            **private,
         )
 
     @property
