@@ -67,7 +67,7 @@ CDK_ARGS ?=
 CDK_CLI_VERSION := 2.1148.1
 CDK      := deploy/node_modules/.bin/cdk
 CDK_RUN  := cd deploy && PATH=$(abspath $(VENV))/bin:$$PATH JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 \
-	node_modules/.bin/cdk --context stage=$(STAGE) $(CDK_ARGS)
+	CDK_DISABLE_CLI_TELEMETRY=true node_modules/.bin/cdk --no-notices --context stage=$(STAGE) $(CDK_ARGS)
 
 $(CDK):
 	npm install --prefix deploy --no-save --no-audit --no-fund aws-cdk@$(CDK_CLI_VERSION)
