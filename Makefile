@@ -4,14 +4,14 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint bench demo clean images image-base image-tools image-test
+.PHONY: install run test lint bench demo clean images image-base image-tools image-test synth deploy destroy
 
 install: $(STAMP)
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,bench,aws]'
+	$(PY) -m pip install --quiet -e '.[dev,bench,aws,deploy]'
 	touch $(STAMP)
 
 # The site at http://127.0.0.1:8000 with the embedded defaults (SQLite, local media, local pool).
@@ -46,8 +46,8 @@ test: $(STAMP) $(CHROMIUM) $(GIFSKI)
 # ruff (lint and format), mypy --strict over the package, and the import contracts (layers point
 # one way; the renderer imports nothing of HTTP, AWS or the backends): see pyproject.toml.
 lint: $(STAMP)
-	$(VENV)/bin/ruff check loopmark tests bench
-	$(VENV)/bin/ruff format --check loopmark tests bench
+	$(VENV)/bin/ruff check loopmark tests bench deploy
+	$(VENV)/bin/ruff format --check loopmark tests bench deploy
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
@@ -105,3 +105,37 @@ image-test: $(STAMP) images
 
 clean:
 	rm -rf var .pytest_cache bench/.cache
+
+# --- AWS (deploy/: the CDK app; deploy/README.md) ------------------------------------------------
+# The CDK CLI comes from npm into deploy/node_modules, never globally. `make synth` needs no AWS
+# account and no network; deploy and destroy act on the account and region of the environment's
+# credentials (bootstrap it once: deploy/README.md). STAGE names the stack (Loopmark-$(STAGE)) and
+# its SSM parameters (/loopmark/$(STAGE)/...); CDK_ARGS adds context, e.g. -c domainName=...
+STAGE    ?= prod
+CDK_ARGS ?=
+CDK_CLI_VERSION := 2.1148.1
+CDK      := deploy/node_modules/.bin/cdk
+CDK_RUN  := cd deploy && PATH=$(abspath $(VENV))/bin:$$PATH JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 \
+	CDK_DISABLE_CLI_TELEMETRY=true node_modules/.bin/cdk --no-notices --context stage=$(STAGE) $(CDK_ARGS)
+
+$(CDK):
+	npm install --prefix deploy --no-save --no-audit --no-fund aws-cdk@$(CDK_CLI_VERSION)
+
+# CloudFormation into deploy/cdk.out/ (images are staged there, not built).
+synth: $(STAMP) $(CDK)
+	$(CDK_RUN) synth --quiet
+
+# Parameters first (the session key as a SecureString), then the stack (--require-approval never:
+# the IAM changes are reviewed as code, in deploy/ and its tests), then the app's own setup,
+# the templates, and an admin user when ADMIN is set (its password from standard input).
+deploy: $(STAMP) $(CDK)
+	$(PY) deploy/tasks.py ensure-secrets --stage $(STAGE)
+	$(CDK_RUN) deploy --require-approval never
+	$(PY) deploy/tasks.py after-deploy --stage $(STAGE) $(if $(ADMIN),--admin "$(ADMIN)")
+
+# Everything but the retained media bucket and table (and the SSM parameters made before the
+# stack); with -c retainData=false in CDK_ARGS at deploy and destroy, the bucket is emptied and
+# both go too.
+destroy: $(STAMP) $(CDK)
+	$(PY) deploy/tasks.py before-destroy --stage $(STAGE)
+	$(CDK_RUN) destroy --force
