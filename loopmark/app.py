@@ -16,7 +16,7 @@ from loopmark.composition import build_services
 from loopmark.config import Settings
 from loopmark.errors import ConfigInvalid
 from loopmark.package_data import STATIC_DIR
-from loopmark.web import assets, context, errors, headers, limits, logs
+from loopmark.web import assets, context, errors, headers, limits, logs, origin
 
 # Every request body the public site takes is a small form or a JSON object; views that take
 # uploads raise ``request.max_content_length`` for themselves.
@@ -49,6 +49,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # first) runs last and sees the final status; compression derives its ETag from the one
     # the headers hook set. Logging comes first, so what opening the backends logs is JSON too.
     logs.init_app(app)
+    # Before anything else runs for a request: behind a CDN, only what it forwards is served.
+    origin.init_app(app, settings.origin_verify)
     context.init_app(app, build_services(settings))
     Compress(app)
     headers.init_app(app)

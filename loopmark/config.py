@@ -53,6 +53,8 @@ class Settings:
     # The web app's own settings.
     site_url: str | None = None  # the public origin for absolute links; required outside debug
     secret_key: str | None = None  # signs admin sessions; required outside debug
+    # The secret header a CDN adds to what it forwards; requests without it are refused.
+    origin_verify: str | None = None
     proxy_hops: int = 0  # reverse proxies whose X-Forwarded-* headers are trusted
     rate_limits: bool = True
     render_rate_limit: str = "30/minute;300/hour"  # per client IP, Flask-Limiter's syntax
@@ -93,6 +95,7 @@ class Settings:
             templates_source=_choice(env, "LOOPMARK_TEMPLATES_SOURCE", ("dir", "storage")),
             site_url=_site_url(env.get("LOOPMARK_SITE_URL") or ""),
             secret_key=_secret_key(env.get("LOOPMARK_SECRET_KEY") or ""),
+            origin_verify=env.get("LOOPMARK_ORIGIN_VERIFY") or None,
             proxy_hops=_whole(env, "LOOPMARK_PROXY_HOPS", 0),
             rate_limits=env.get("LOOPMARK_RATE_LIMITS", "on").lower() not in _FALSE,
             render_rate_limit=env.get("LOOPMARK_RATE_LIMIT_RENDERS") or cls.render_rate_limit,
