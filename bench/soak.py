@@ -448,8 +448,8 @@ def write_markdown(report: dict[str, Any], *, quick: bool) -> None:
     lines = [
         "# Soak: a trade-show morning against `loopmark serve`",
         "",
-        f"`python -m bench.soak{' --quick' if quick else ''}`, {time.strftime('%Y-%m-%d')}, on this "
-        f"two-core machine; {report['seconds']} s in all.",
+        f"`python -m bench.soak{' --quick' if quick else ''}`, {time.strftime('%Y-%m-%d')}, "
+        f"on this two-core machine; {report['seconds']} s in all.",
         "",
         "| measure | value |",
         "|---|---:|",
