@@ -28,7 +28,8 @@ from flask.typing import RouteCallable
 from flask_limiter import Limiter, RateLimitExceeded
 from itsdangerous import BadSignature, TimestampSigner
 from limits import RateLimitItem, parse_many
-from limits.strategies import RateLimiter
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter, RateLimiter
 
 from loopmark.errors import ConfigInvalid
 from loopmark.web.errors import error_response
@@ -174,7 +175,10 @@ def init_app(app: Flask) -> None:
     )
     app.extensions[LIMITER_EXTENSION] = limiter
     app.extensions[ADMISSION_EXTENSION] = RenderAdmission(
-        limiter.limiter, app.config["RENDER_RATE_LIMIT"], factor, app.config["RENDER_ADMISSION"]
+        MovingWindowRateLimiter(MemoryStorage()),
+        app.config["RENDER_RATE_LIMIT"],
+        factor,
+        app.config["RENDER_ADMISSION"],
     )
     for endpoint, config_key in LIMITED_ENDPOINTS.items():
         _limit(app, endpoint, limiter.limit(app.config[config_key], key_func=visitor_key))
