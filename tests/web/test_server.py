@@ -39,9 +39,7 @@ def serve() -> Iterator[Serve]:
 
 
 @pytest.mark.timeout(120)
-def test_server_holds_idle_connections_and_keeps_serving(
-    make_app: MakeApp, serve: Serve
-) -> None:
+def test_server_holds_idle_connections_and_keeps_serving(make_app: MakeApp, serve: Serve) -> None:
     # select() could not watch a descriptor above 1024: this died with ValueError at ~500
     # connections in one process (client and server sockets both count) before poll().
     raise_descriptor_limit(3 * IDLE_CONNECTIONS + 500)
