@@ -218,6 +218,18 @@ class RenderService:
 
     # -- the site's side ----------------------------------------------------------------------
 
+    def cached(self, template_id: str, caption: str) -> RenderOutcome | None:
+        """The done render of this caption (a cache hit, counted as one), or None. The site
+        answers hits before its render limits, which count only renders it queues."""
+        template = self.catalog.get(template_id)
+        normalised = accept_caption(template, caption, self.words())
+        record = self.records.get(normalised_render_key(template, normalised))
+        if record is None or record.status != "done":
+            return None
+        self.metrics.cache_hits.inc()
+        self._count(template.id, "cache_hit", normalised)
+        return self._done(record)
+
     def request(self, template_id: str, caption: str, *, wait_s: float = 0.0) -> RenderOutcome:
         """Answer a visitor's render request; may wait up to ``wait_s`` for a quick render.
 

@@ -25,7 +25,7 @@ from loopmark.renderer.colours import format_hex_colour
 from loopmark.renderer.prepare import PreparedTemplate
 from loopmark.renderer.templates import Template
 from loopmark.service.render_service import RenderOutcome
-from loopmark.web import assets, links
+from loopmark.web import assets, limits, links
 from loopmark.web.context import services
 from loopmark.web.errors import error_response
 
@@ -134,6 +134,20 @@ def check_caption() -> Response:
     return response
 
 
+# -- visitors ---------------------------------------------------------------------------------
+
+
+@blueprint.get("/visitor")
+def visitor_token() -> Response:
+    """A visitor token for the page's API calls (the X-Loopmark-Visitor header): limits count
+    per visitor, not per shared address. Asked for by script, so cached pages stay shared."""
+    response = jsonify(
+        {"token": limits.issue_visitor_token(), "expires_in": limits.VISITOR_TOKEN_SECONDS}
+    )
+    response.headers["Cache-Control"] = NO_STORE
+    return response
+
+
 # -- renders -----------------------------------------------------------------------------------
 
 
@@ -142,6 +156,10 @@ def create_render() -> Response:
     """Render a caption (or find it rendered): 200 when done, else 202 with progress."""
     template_id, caption = _render_request()
     service = services().render
+    hit = service.cached(template_id, caption)
+    if hit is not None:
+        return outcome_response(hit, cacheable=False)  # never counted against render limits
+    limits.admit_render()  # RenderRefused (429/503 with Retry-After) past a limit
     slots = hold_slots(current_app)
     holding = slots.acquire(blocking=False)
     try:
