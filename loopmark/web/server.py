@@ -2,14 +2,17 @@
 
 One process on purpose: the render pool, its bounded queue, the rate-limit counters and the
 prepared templates are shared by every request the server takes, so the bound really bounds.
-Before listening, every enabled template is prepared, so the first visitors do not pay for it.
+Before listening, every enabled template is prepared, so the first visitors do not pay for it, and
+the renders a previous run accepted but did not finish are dispatched again. SIGTERM stops
+gracefully: new renders get 503 with Retry-After, running ones get LOOPMARK_SHUTDOWN_GRACE_SECONDS
+to finish (then are handed back to the queue), and the process exits 0.
 """
 
 from __future__ import annotations
 
+import _thread
 import logging
 import signal
-import sys
 import threading
 from types import FrameType
 from typing import Any
@@ -18,6 +21,7 @@ from flask import Flask
 from waitress.server import create_server as waitress_server
 
 from loopmark.errors import LoopmarkError
+from loopmark.service.render_service import RenderService
 from loopmark.web.context import services as app_services
 from loopmark.web.logs import configure_logging
 
@@ -70,6 +74,20 @@ def warm_up(app: Flask) -> list[str]:
     return ready
 
 
+def requeue_unfinished(app: Flask) -> int:
+    """Dispatch again the renders accepted but not finished before this start (a crash, a kill,
+    a stop with renders queued); returns how many. A records outage is logged, not fatal: the
+    renders are dispatched by their visitors' polls meanwhile."""
+    try:
+        count = app_services(app).render.requeue_unfinished()
+    except LoopmarkError as exc:
+        log.error("cannot re-queue unfinished renders: %s", exc.reason)
+        return 0
+    if count:
+        log.info("re-queued %d unfinished renders", count)
+    return count
+
+
 def serve(
     app: Flask,
     host: str = "127.0.0.1",
@@ -78,16 +96,19 @@ def serve(
     threads: int = DEFAULT_THREADS,
     warm: bool = True,
 ) -> None:
-    """Run the site until interrupted (Ctrl-C or SIGTERM), then stop the render pool."""
+    """Run the site until interrupted (Ctrl-C, or SIGTERM: a graceful stop), then stop the
+    render pool."""
     configure_logging()
     configure_logging("waitress")
     if warm:
         ready = warm_up(app)
         log.info("templates ready: %s", ", ".join(ready) or "none")
+    requeue_unfinished(app)
     server = create_server(app, host, port, threads=threads)
+    services = app_services(app)
+    stop = GracefulStop(services.render, services.settings.shutdown_grace_seconds)
     if threading.current_thread() is threading.main_thread():
-        # A container stops with SIGTERM: leave the loop as Ctrl-C does, so the pool is closed.
-        signal.signal(signal.SIGTERM, _exit)
+        signal.signal(signal.SIGTERM, stop.on_signal)
     log.info(
         "serving on http://%s:%s with %d threads",
         server.effective_host,
@@ -95,11 +116,39 @@ def serve(
         threads,
     )
     try:
-        server.run()
+        server.run()  # returns on KeyboardInterrupt and SystemExit
     finally:
+        stop.serving = False
         server.close()
-        app_services(app).close()
+        services.close()  # hands back any render still running (Ctrl-C, a second SIGTERM)
 
 
-def _exit(signum: int, frame: FrameType | None) -> None:
-    sys.exit(0)
+class GracefulStop:
+    """SIGTERM (a container or systemd stopping us): the render service stops taking renders at
+    once (new ones are answered 503 + Retry-After) while the server keeps answering polls, cache
+    hits and pages; running renders get ``grace_s`` to finish, those still running are handed
+    back to the queue, then the server's loop is left as Ctrl-C leaves it, and the process exits
+    0. Queued renders stay recorded for the next start. A second SIGTERM stops at once."""
+
+    def __init__(self, render: RenderService, grace_s: float) -> None:
+        self.render = render
+        self.grace_s = grace_s
+        self.serving = True
+        self._stopping: threading.Thread | None = None
+
+    def on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self._stopping is not None:
+            raise SystemExit(0)
+        log.info("stopping: running renders get %.0f s to finish", self.grace_s)
+        # Not in the handler: the main thread runs the server's loop, which must keep serving.
+        self._stopping = threading.Thread(target=self._drain, name="loopmark-stop", daemon=True)
+        self._stopping.start()
+
+    def _drain(self) -> None:
+        try:
+            self.render.stop(grace_s=self.grace_s)
+        except Exception:
+            log.exception("stopping the render service failed")
+        finally:
+            if self.serving:
+                _thread.interrupt_main()  # KeyboardInterrupt in server.run(): it returns
