@@ -3,9 +3,11 @@
 One process on purpose: the render pool, its bounded queue, the rate-limit counters and the
 prepared templates are shared by every request the server takes, so the bound really bounds.
 Before listening, every enabled template is prepared, so the first visitors do not pay for it, and
-the renders a previous run accepted but did not finish are dispatched again. SIGTERM stops
-gracefully: new renders get 503 with Retry-After, running ones get LOOPMARK_SHUTDOWN_GRACE_SECONDS
-to finish (then are handed back to the queue), and the process exits 0.
+the renders a previous run accepted but did not finish are dispatched again; while serving, a
+sweep every lease does it again (a render killed mid-way is found once its lease lapses).
+SIGTERM stops gracefully: new renders get 503 with Retry-After, running ones get
+LOOPMARK_SHUTDOWN_GRACE_SECONDS to finish (then are handed back to the queue), and the process
+exits 0.
 """
 
 from __future__ import annotations
@@ -74,12 +76,12 @@ def warm_up(app: Flask) -> list[str]:
     return ready
 
 
-def requeue_unfinished(app: Flask) -> int:
+def requeue_unfinished(app: Flask, *, min_age_s: float = 0.0) -> int:
     """Dispatch again the renders accepted but not finished before this start (a crash, a kill,
     a stop with renders queued); returns how many. A records outage is logged, not fatal: the
     renders are dispatched by their visitors' polls meanwhile."""
     try:
-        count = app_services(app).render.requeue_unfinished()
+        count = app_services(app).render.requeue_unfinished(min_age_s=min_age_s)
     except LoopmarkError as exc:
         log.error("cannot re-queue unfinished renders: %s", exc.reason)
         return 0
@@ -106,7 +108,8 @@ def serve(
     requeue_unfinished(app)
     server = create_server(app, host, port, threads=threads)
     services = app_services(app)
-    stop = GracefulStop(services.render, services.settings.shutdown_grace_seconds)
+    sweep = RequeueSweep(app, services.settings.lease_seconds)
+    stop = GracefulStop(services.render, services.settings.shutdown_grace_seconds, sweep)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, stop.on_signal)
     log.info(
@@ -115,12 +118,37 @@ def serve(
         server.effective_port,
         threads,
     )
+    sweep.start()
     try:
         server.run()  # returns on KeyboardInterrupt and SystemExit
     finally:
+        sweep.stop()
         stop.serving = False
         server.close()
         services.close()  # hands back any render still running (Ctrl-C, a second SIGTERM)
+
+
+class RequeueSweep:
+    """Every ``interval_s`` (a lease) while serving, dispatch again the unfinished renders queued
+    at least that long ago: a render whose worker was killed is found once its lease lapses,
+    and one that found the queue full once there is room. Submitting a job the pool holds
+    already changes nothing, and the lease keeps a render single."""
+
+    def __init__(self, app: Flask, interval_s: float) -> None:
+        self.app = app
+        self.interval_s = interval_s
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="loopmark-requeue", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.interval_s):
+            requeue_unfinished(self.app, min_age_s=self.interval_s)
 
 
 class GracefulStop:
@@ -130,9 +158,10 @@ class GracefulStop:
     back to the queue, then the server's loop is left as Ctrl-C leaves it, and the process exits
     0. Queued renders stay recorded for the next start. A second SIGTERM stops at once."""
 
-    def __init__(self, render: RenderService, grace_s: float) -> None:
+    def __init__(self, render: RenderService, grace_s: float, sweep: RequeueSweep) -> None:
         self.render = render
         self.grace_s = grace_s
+        self.sweep = sweep
         self.serving = True
         self._stopping: threading.Thread | None = None
 
@@ -145,6 +174,7 @@ class GracefulStop:
         self._stopping.start()
 
     def _drain(self) -> None:
+        self.sweep.stop()
         try:
             self.render.stop(grace_s=self.grace_s)
         except Exception:
