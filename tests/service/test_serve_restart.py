@@ -97,13 +97,10 @@ class Server:
 
     def statuses(self, keys: list[str]) -> dict[str, str | None]:
         """Each key's record status, read from the SQLite file (no request dispatches)."""
+        marks = ",".join("?" * len(keys))
+        sql = f"SELECT key, status FROM render_records WHERE key IN ({marks})"
         with closing(sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)) as conn:
-            rows = dict(
-                conn.execute(
-                    f"SELECT key, status FROM render_records WHERE key IN ({','.join('?' * len(keys))})",
-                    keys,
-                ).fetchall()
-            )
+            rows = dict(conn.execute(sql, keys).fetchall())
         return {key: rows.get(key) for key in keys}
 
     def log_tail(self) -> str:
