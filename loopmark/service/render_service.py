@@ -351,9 +351,9 @@ class RenderService:
                 template_id=record.template_id,
                 caption=record.caption,
             )
-        held = state is not None and state.state in ("queued", "rendering")
-        if state is not None and held and not self._redispatch_due(record, now):
-            return self._waiting(key, state, record)  # submitted, its lease not claimed yet
+        if state is not None and state.state in ("queued", "rendering"):
+            if record is None or not self._redispatch_due(record, now):
+                return self._waiting(key, state, record)  # submitted, its lease not claimed yet
         if record is not None:  # queued, failed or crashed, and retries are left
             cooling = record.updated_at + RETRY_COOLDOWN_SECONDS - now
             if record.status == "failed" and cooling > 0:
@@ -401,10 +401,12 @@ class RenderService:
             )
         return state
 
-    def _redispatch_due(self, record: RenderRecord | None, now: float) -> bool:
-        """A queued record nobody claimed within REDISPATCH_AFTER_LEASES leases."""
-        if record is None or record.status != RenderStatus.QUEUED:
-            return False
+    def _redispatch_due(self, record: RenderRecord, now: float) -> bool:
+        """Whether a job this dispatcher says it holds should be submitted again: a crashed or
+        failed render always (a local pool answers with the job it holds), a queued one when
+        nobody claimed it within REDISPATCH_AFTER_LEASES leases."""
+        if record.status != RenderStatus.QUEUED:
+            return True
         return now - record.updated_at > self.lease_seconds * REDISPATCH_AFTER_LEASES
 
     def _waiting(self, key: str, state: JobState, record: RenderRecord | None) -> RenderOutcome:
