@@ -560,17 +560,7 @@ class DynamoRenderRecords(DynamoAdapter):
         else:
             update += ", words_version = :words_version REMOVE #owner, #error, media, expires_at"
             values[":words_version"] = number(words_version)
-        try:
-            self.table.update_item(
-                key,
-                UpdateExpression=update,
-                ConditionExpression=_ENQUEUEABLE,
-                ExpressionAttributeNames=attribute_names(update, _ENQUEUEABLE),
-                ExpressionAttributeValues=values,
-            )
-        except ConditionFailed:
-            return False
-        return True
+        return self._update_if(key, update, _ENQUEUEABLE, values)
 
     def claim_lease(
         self, key: str, *, owner: str, template_id: str, caption: str, lease_seconds: float
@@ -776,17 +766,18 @@ class DynamoRenderRecords(DynamoAdapter):
 
     def _update_held(self, key: str, update: str, owner: str, values: dict[str, Any]) -> bool:
         """Apply ``update`` only while ``owner`` holds the lease; False when it does not."""
+        held = {":rendering": {"S": RenderStatus.RENDERING.value}, ":owner": {"S": owner}}
+        return self._update_if(key, update, _HELD_BY_OWNER, {**values, **held})
+
+    def _update_if(self, key: str, update: str, condition: str, values: dict[str, Any]) -> bool:
+        """Apply ``update`` as one conditional write; False when ``condition`` does not hold."""
         try:
             self.table.update_item(
                 key,
                 UpdateExpression=update,
-                ConditionExpression=_HELD_BY_OWNER,
-                ExpressionAttributeNames=attribute_names(update, _HELD_BY_OWNER),
-                ExpressionAttributeValues={
-                    **values,
-                    ":rendering": {"S": RenderStatus.RENDERING.value},
-                    ":owner": {"S": owner},
-                },
+                ConditionExpression=condition,
+                ExpressionAttributeNames=attribute_names(update, condition),
+                ExpressionAttributeValues=values,
             )
         except ConditionFailed:
             return False
