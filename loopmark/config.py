@@ -81,6 +81,8 @@ class Settings:
     json_logs: bool = True
     gallery_refresh_seconds: float = 1800.0
     gallery_version_check_seconds: float = 5.0
+    # SIGTERM: how long running renders may take to finish before they are handed back.
+    shutdown_grace_seconds: float = 20.0
 
     @property
     def template_cache_dir(self) -> Path:
@@ -129,6 +131,9 @@ class Settings:
             ),
             gallery_version_check_seconds=_seconds(
                 env, "LOOPMARK_GALLERY_VERSION_CHECK_SECONDS", cls.gallery_version_check_seconds
+            ),
+            shutdown_grace_seconds=_seconds(
+                env, "LOOPMARK_SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds
             ),
         )
 

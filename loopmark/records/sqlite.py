@@ -107,6 +107,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID
         """,
     ),
+    (
+        # The durable queue (loopmark.records.renders): status 'queued', recorded before a render
+        # is acknowledged, with what a restarted server needs to dispatch it again. The CHECK
+        # only widens, so the table's text is edited in place (SQLite's documented procedure for
+        # loosening a constraint) rather than the table copied: columns that other migrations
+        # add are kept. RESET reloads the schema; the ALTERs then bump the schema cookie, so
+        # every other connection reloads it too.
+        "PRAGMA writable_schema = ON",
+        """
+        UPDATE sqlite_master
+        SET sql = replace(sql, '(''rendering'', ''done''', '(''queued'', ''rendering'', ''done''')
+        WHERE type = 'table' AND name = 'render_records'
+        """,
+        "PRAGMA writable_schema = RESET",
+        "ALTER TABLE render_records ADD COLUMN words_version INTEGER",
+        "ALTER TABLE render_records ADD COLUMN queued_at REAL NOT NULL DEFAULT 0",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -2,16 +2,21 @@
 
 One process on purpose: the render pool, its bounded queue, the rate-limit counters and the
 prepared templates are shared by every request the server takes, so the bound really bounds.
-Before listening, every enabled template is prepared, so the first visitors do not pay for it.
+Before listening, every enabled template is prepared, so the first visitors do not pay for it, and
+the renders a previous run accepted but did not finish are dispatched again; while serving, a
+sweep every lease does it again (a render killed mid-way is found once its lease lapses).
+SIGTERM stops gracefully: new renders get 503 with Retry-After, running ones get
+LOOPMARK_SHUTDOWN_GRACE_SECONDS to finish (then are handed back to the queue), and the process
+exits 0.
 """
 
 from __future__ import annotations
 
+import _thread
 import copy
 import logging
 import resource
 import signal
-import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
@@ -26,6 +31,7 @@ from waitress.server import create_server as waitress_server
 from werkzeug.exceptions import HTTPException
 
 from loopmark.errors import LoopmarkError
+from loopmark.service.render_service import RenderService
 from loopmark.web.context import services as app_services
 from loopmark.web.logs import configure_logging
 
@@ -192,6 +198,20 @@ def warm_up(app: Flask) -> list[str]:
     return ready
 
 
+def requeue_unfinished(app: Flask, *, min_age_s: float = 0.0) -> int:
+    """Dispatch again the renders accepted but not finished before this start (a crash, a kill,
+    a stop with renders queued); returns how many. A records outage is logged, not fatal: the
+    renders are dispatched by their visitors' polls meanwhile."""
+    try:
+        count = app_services(app).render.requeue_unfinished(min_age_s=min_age_s)
+    except LoopmarkError as exc:
+        log.error("cannot re-queue unfinished renders: %s", exc.reason)
+        return 0
+    if count:
+        log.info("re-queued %d unfinished renders", count)
+    return count
+
+
 def serve(
     app: Flask,
     host: str = "127.0.0.1",
@@ -200,28 +220,87 @@ def serve(
     threads: int = DEFAULT_THREADS,
     warm: bool = True,
 ) -> None:
-    """Run the site until interrupted (Ctrl-C or SIGTERM), then stop the render pool."""
+    """Run the site until interrupted (Ctrl-C, or SIGTERM: a graceful stop), then stop the
+    render pool."""
     configure_logging()
     configure_logging("waitress")
     if warm:
         ready = warm_up(app)
         log.info("templates ready: %s", ", ".join(ready) or "none")
+    requeue_unfinished(app)
     server = create_server(app, host, port, threads=threads)
+    services = app_services(app)
+    sweep = RequeueSweep(app, services.settings.lease_seconds)
+    stop = GracefulStop(services.render, services.settings.shutdown_grace_seconds, sweep)
     if threading.current_thread() is threading.main_thread():
-        # A container stops with SIGTERM: leave the loop as Ctrl-C does, so the pool is closed.
-        signal.signal(signal.SIGTERM, _exit)
+        signal.signal(signal.SIGTERM, stop.on_signal)
     log.info(
         "serving on http://%s:%s with %d threads",
         server.effective_host,
         server.effective_port,
         threads,
     )
+    sweep.start()
     try:
-        server.run()
+        server.run()  # returns on KeyboardInterrupt and SystemExit
     finally:
+        sweep.stop()
+        stop.serving = False
         server.close()
-        app_services(app).close()
+        services.close()  # hands back any render still running (Ctrl-C, a second SIGTERM)
 
 
-def _exit(signum: int, frame: FrameType | None) -> None:
-    sys.exit(0)
+class RequeueSweep:
+    """Every ``interval_s`` (a lease) while serving, dispatch again the unfinished renders queued
+    at least that long ago: a render whose worker was killed is found once its lease lapses,
+    and one that found the queue full once there is room. Submitting a job the pool holds
+    already changes nothing, and the lease keeps a render single."""
+
+    def __init__(self, app: Flask, interval_s: float) -> None:
+        self.app = app
+        self.interval_s = interval_s
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="loopmark-requeue", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.interval_s):
+            requeue_unfinished(self.app, min_age_s=self.interval_s)
+
+
+class GracefulStop:
+    """SIGTERM (a container or systemd stopping us): the render service stops taking renders at
+    once (new ones are answered 503 + Retry-After) while the server keeps answering polls, cache
+    hits and pages; running renders get ``grace_s`` to finish, those still running are handed
+    back to the queue, then the server's loop is left as Ctrl-C leaves it, and the process exits
+    0. Queued renders stay recorded for the next start. A second SIGTERM stops at once."""
+
+    def __init__(self, render: RenderService, grace_s: float, sweep: RequeueSweep) -> None:
+        self.render = render
+        self.grace_s = grace_s
+        self.sweep = sweep
+        self.serving = True
+        self._stopping: threading.Thread | None = None
+
+    def on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self._stopping is not None:
+            raise SystemExit(0)
+        log.info("stopping: running renders get %.0f s to finish", self.grace_s)
+        # Not in the handler: the main thread runs the server's loop, which must keep serving.
+        self._stopping = threading.Thread(target=self._drain, name="loopmark-stop", daemon=True)
+        self._stopping.start()
+
+    def _drain(self) -> None:
+        self.sweep.stop()
+        try:
+            self.render.stop(grace_s=self.grace_s)
+        except Exception:
+            log.exception("stopping the render service failed")
+        finally:
+            if self.serving:
+                _thread.interrupt_main()  # KeyboardInterrupt in server.run(): it returns
