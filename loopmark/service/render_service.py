@@ -276,20 +276,19 @@ class RenderService:
 
     # -- the site's side ----------------------------------------------------------------------
 
-    def cached(self, template_id: str, caption: str) -> RenderOutcome | None:
-        """The done render of this caption (a cache hit, counted as one), or None. The site
-        answers hits before its render limits, which count only renders it queues."""
-        template = self.catalog.get(template_id)
-        normalised = accept_caption(template, caption, self.words())
-        record = self.records.get(normalised_render_key(template, normalised))
-        if record is None or record.status != "done":
-            return None
-        self.metrics.cache_hits.inc()
-        self._count(template.id, "cache_hit", normalised)
-        return self._done(record)
-
-    def request(self, template_id: str, caption: str, *, wait_s: float = 0.0) -> RenderOutcome:
+    def request(
+        self,
+        template_id: str,
+        caption: str,
+        *,
+        wait_s: float = 0.0,
+        admit: Callable[[], None] | None = None,
+    ) -> RenderOutcome:
         """Answer a visitor's render request; may wait up to ``wait_s`` for a quick render.
+
+        ``admit`` is called only when this request is about to queue a new render (not for a
+        cache hit, nor for a render already under way): the site's render limits, which may
+        raise to refuse it.
 
         Raises BadInput (unknown template, refused caption, blocked key), QueueFull, and the
         backends' *Unavailable errors.
@@ -305,6 +304,8 @@ class RenderService:
             return self._done(record)
         self._refuse_dead(record)
         if record is None or not record.lease_live(self.clock()):
+            if admit is not None:
+                admit()
             # Dispatched, then recorded: a full queue refuses before anything is written, and
             # the 202 goes out only once the record says "queued".
             job = RenderJob(key, template.id, normalised, words_version)

@@ -156,15 +156,13 @@ def create_render() -> Response:
     """Render a caption (or find it rendered): 200 when done, else 202 with progress."""
     template_id, caption = _render_request()
     service = services().render
-    hit = service.cached(template_id, caption)
-    if hit is not None:
-        return outcome_response(hit, cacheable=False)  # never counted against render limits
-    limits.admit_render()  # RenderRefused (429/503 with Retry-After) past a limit
     slots = hold_slots(current_app)
     holding = slots.acquire(blocking=False)
     try:
         wait_s = float(current_app.config["RENDER_WAIT_SECONDS"]) if holding else 0.0
-        outcome = service.request(template_id, caption, wait_s=wait_s)
+        # The render limits count only renders this request queues (RenderRefused: 429/503
+        # with Retry-After past a limit); cache hits are never limited.
+        outcome = service.request(template_id, caption, wait_s=wait_s, admit=limits.admit_render)
     finally:
         if holding:
             slots.release()
