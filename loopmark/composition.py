@@ -18,6 +18,7 @@ from loopmark.records.gallery import open_gallery_records
 from loopmark.records.stats import open_stats_records
 from loopmark.records.users import open_user_records
 from loopmark.records.words import open_word_records
+from loopmark.service.blocklist import Blocklist, marked_keys, reapply
 from loopmark.service.catalog import (
     DirectoryTemplateCatalog,
     StoredTemplateCatalog,
@@ -46,6 +47,7 @@ class Services:
     stats: BufferedStats
     users: AdminUsers
     metrics: Metrics
+    blocklist: Blocklist
 
     def close(self) -> None:
         """Stop the render pool, write the last statistics, close the records (shutdown, tests)."""
@@ -98,6 +100,7 @@ def build_services(settings: Settings, *, with_dispatcher: bool = True) -> Servi
         stats=stats,
         users=build_admin_users(settings),
         metrics=metrics,
+        blocklist=Blocklist(blobs),
     )
 
 
@@ -143,4 +146,19 @@ def setup_backends(settings: Settings) -> list[str]:
     for folder in (settings.prepared_dir, settings.prepared_spill_dir):
         if not folder.is_dir():
             folder.mkdir(parents=True, exist_ok=True)
-    return [f"storage {settings.storage_url}", f"records {settings.records_url}"]
+    again = reapply_blocklist(settings)
+    return [
+        f"storage {settings.storage_url}",
+        f"records {settings.records_url}",
+        f"blocklist {len(marked_keys(blobs))} take-downs in storage, {len(again)} re-applied",
+    ]
+
+
+def reapply_blocklist(settings: Settings) -> list[str]:
+    """Take down again the keys blocked in storage that the records lost (a restored database:
+    see service.blocklist); the keys taken down again."""
+    services = build_services(settings, with_dispatcher=False)
+    try:
+        return reapply(services.render.blobs, services.render)
+    finally:
+        services.close()

@@ -39,6 +39,7 @@ DESCRIPTION = "Pick a loop, add your words, share the GIF. Made with Hop & Co. c
 BBB_CREDIT = "Big Buck Bunny © Blender Foundation, CC-BY 3.0"
 NO_STORE = "no-store"
 BBB_LICENSE_URL = "https://creativecommons.org/licenses/by/3.0/"
+TAKEN_DOWN = "This GIF was taken down and can't be made again."
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,8 @@ def result(key: str) -> Response | tuple[str, int]:
     if not links.well_formed_key(key):
         abort(404)
     try:
+        if key in services().blocklist:  # kept in storage: holds even if the records forgot
+            raise RenderBlocked(TAKEN_DOWN)
         outcome = services().render.status(key)
     except (RenderBlocked, RenderGaveUp) as exc:
         return render_template("result.html", key=key, gone=exc.reason, outcome=None), 410
@@ -189,7 +192,10 @@ def _result_context(key: str, outcome: RenderOutcome) -> dict[str, Any]:
 
 
 def _share_meta(key: str) -> ShareMeta:
-    """Caption and size from the records when they answer; nothing (never an error) otherwise."""
+    """Caption and size from the records when they answer; nothing (never an error) otherwise.
+    A key in the blocklist kept in storage is taken down whatever the records say."""
+    if key in services().blocklist:
+        return ShareMeta(taken_down=True)
     try:
         record = services().render.record(key)
     except LoopmarkError as exc:
