@@ -255,6 +255,22 @@ def cmd_admin_create_user(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_admin_unlock(args: argparse.Namespace, settings: Settings) -> int:
+    from loopmark.composition import build_admin_users, build_login_limits
+    from loopmark.service.users import check_name
+
+    name = args.name.strip().lower()
+    check_name(name)
+    users = build_admin_users(settings)
+    try:
+        # The counts live in the records, so this reaches every running server at once.
+        forgotten = build_login_limits(settings, users).unlock(name)
+    finally:
+        users.close()
+    print(f"unlocked {name}: {forgotten} failed logins forgotten, with their addresses' counts")
+    return EXIT_OK
+
+
 def cmd_lambda_local(args: argparse.Namespace, settings: Settings) -> int:
     from loopmark.dispatch.lambda_local import serve
 
@@ -338,6 +354,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create_user.add_argument("name", help="1 to 40 of a-z, 0-9, '.', '_', '-'")
     create_user.set_defaults(handler=cmd_admin_create_user)
+    unlock = admin_commands.add_parser(
+        "unlock", help="forget the failed logins holding a user (and their addresses) back"
+    )
+    unlock.add_argument("name", help="the admin user's name")
+    unlock.set_defaults(handler=cmd_admin_unlock)
 
     lambda_local = commands.add_parser("lambda-local", help="serve Lambda's Invoke API locally")
     lambda_local.add_argument("--host", default="127.0.0.1")

@@ -18,6 +18,7 @@ from loopmark.records.gallery import open_gallery_records
 from loopmark.records.stats import open_stats_records
 from loopmark.records.users import open_user_records
 from loopmark.records.words import open_word_records
+from loopmark.service.admin_access import AdminSessions, LoginLimits, parse_limits
 from loopmark.service.blocklist import Blocklist, marked_keys, reapply
 from loopmark.service.catalog import (
     DirectoryTemplateCatalog,
@@ -48,6 +49,8 @@ class Services:
     users: AdminUsers
     metrics: Metrics
     blocklist: Blocklist
+    admin_sessions: AdminSessions
+    login_limits: LoginLimits
 
     def close(self) -> None:
         """Stop the render pool, write the last statistics, close the records (shutdown, tests)."""
@@ -91,6 +94,7 @@ def build_services(settings: Settings, *, with_dispatcher: bool = True) -> Servi
         refresh_s=settings.gallery_refresh_seconds,
         version_check_s=settings.gallery_version_check_seconds,
     )
+    users = build_admin_users(settings)
     return Services(
         settings=settings,
         templates=templates,
@@ -98,9 +102,11 @@ def build_services(settings: Settings, *, with_dispatcher: bool = True) -> Servi
         gallery=gallery,
         words=words,
         stats=stats,
-        users=build_admin_users(settings),
+        users=users,
         metrics=metrics,
         blocklist=Blocklist(blobs),
+        admin_sessions=AdminSessions(users.records),
+        login_limits=build_login_limits(settings, users),
     )
 
 
@@ -112,6 +118,17 @@ def build_render_service(settings: Settings, *, with_dispatcher: bool = True) ->
 def build_admin_users(settings: Settings) -> AdminUsers:
     """The admin users alone (``loopmark admin create-user`` needs nothing else)."""
     return AdminUsers(open_user_records(settings.records_url))
+
+
+def build_login_limits(settings: Settings, users: AdminUsers) -> LoginLimits:
+    """Failed-login limits over the user records (``loopmark admin unlock`` needs nothing else)."""
+    return LoginLimits(
+        users.records,
+        pair_limits=parse_limits(settings.login_rate_limit, "LOOPMARK_RATE_LIMIT_LOGIN"),
+        address_limits=parse_limits(
+            settings.login_address_rate_limit, "LOOPMARK_RATE_LIMIT_LOGIN_ADDRESS"
+        ),
+    )
 
 
 def build_catalog(settings: Settings, blobs: BlobStore) -> TemplateCatalog:
