@@ -255,6 +255,17 @@ def cmd_admin_create_user(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_gc(args: argparse.Namespace, settings: Settings) -> int:
+    from loopmark.composition import run_gc
+    from loopmark.errors import BadInput
+
+    days = settings.retention_days if args.days is None else args.days
+    if days < 1:
+        raise BadInput("--days must be at least 1")
+    print(run_gc(settings, days=days, dry_run=args.dry_run).line(days))
+    return EXIT_OK
+
+
 def cmd_admin_unlock(args: argparse.Namespace, settings: Settings) -> int:
     from loopmark.composition import build_admin_users, build_login_limits
     from loopmark.service.users import check_name
@@ -359,6 +370,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     unlock.add_argument("name", help="the admin user's name")
     unlock.set_defaults(handler=cmd_admin_unlock)
+
+    gc = commands.add_parser(
+        "gc", help="delete media nobody asked for lately, failed records, temporary files"
+    )
+    gc.add_argument(
+        "--days", type=int, default=None, help="retention (default LOOPMARK_RETENTION_DAYS, 90)"
+    )
+    gc.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+    gc.set_defaults(handler=cmd_gc)
 
     lambda_local = commands.add_parser("lambda-local", help="serve Lambda's Invoke API locally")
     lambda_local.add_argument("--host", default="127.0.0.1")

@@ -15,6 +15,7 @@ from loopmark.config import Settings
 from loopmark.dispatch import open_dispatcher
 from loopmark.records import open_render_records, setup_all
 from loopmark.records.gallery import open_gallery_records
+from loopmark.records.retention import open_retention_records
 from loopmark.records.stats import open_stats_records
 from loopmark.records.users import open_user_records
 from loopmark.records.words import open_word_records
@@ -29,6 +30,7 @@ from loopmark.service.gallery import InMemoryGallery
 from loopmark.service.metrics import Metrics
 from loopmark.service.purge import open_cdn_purge
 from loopmark.service.render_service import RenderService
+from loopmark.service.retention import GcReport, HitLog, collect_garbage
 from loopmark.service.stats_buffer import BufferedStats
 from loopmark.service.users import AdminUsers
 from loopmark.service.words import CachedWordLists
@@ -51,9 +53,11 @@ class Services:
     blocklist: Blocklist
     admin_sessions: AdminSessions
     login_limits: LoginLimits
+    hits: HitLog
 
     def close(self) -> None:
         """Stop the render pool, write the last statistics, close the records (shutdown, tests)."""
+        self.hits.close()  # writes the last render hits
         self.render.close()  # closes its stats buffer and render records too
         self.gallery.close()
         self.words.close()
@@ -107,7 +111,25 @@ def build_services(settings: Settings, *, with_dispatcher: bool = True) -> Servi
         blocklist=Blocklist(blobs),
         admin_sessions=AdminSessions(users.records),
         login_limits=build_login_limits(settings, users),
+        hits=HitLog(open_retention_records(settings.records_url)),
     )
+
+
+def run_gc(settings: Settings, *, days: int, dry_run: bool) -> GcReport:
+    """``loopmark gc``: what retention drops, deleted (see service.retention)."""
+    services = build_services(settings, with_dispatcher=False)
+    try:
+        return collect_garbage(
+            render=services.render,
+            retention=services.hits.records,
+            gallery_keys={entry.key for entry in services.gallery.entries()},
+            forget_admin_rows=lambda dry: services.users.records.forget_expired(dry_run=dry),
+            data_dir=settings.data_dir,
+            days=days,
+            dry_run=dry_run,
+        )
+    finally:
+        services.close()
 
 
 def build_render_service(settings: Settings, *, with_dispatcher: bool = True) -> RenderService:

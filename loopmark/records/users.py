@@ -101,7 +101,9 @@ class AdminUserRecords(Protocol):
         """Note a failed login for ``name`` from ``address`` (now)."""
         ...
 
-    def failures_since(self, name: str, address: str, since: Sequence[float]) -> list[tuple[int, int]]:
+    def failures_since(
+        self, name: str, address: str, since: Sequence[float]
+    ) -> list[tuple[int, int]]:
         """For each time in ``since``: (failures of the (name, address) pair, failures from the
         address for any name) after that time."""
         ...
@@ -110,6 +112,11 @@ class AdminUserRecords(Protocol):
         """Forget the failed logins of ``name`` and the per-address counts of every address that
         failed for it (unlock); how many failures of ``name`` were forgotten. Other names' pair
         counts at those addresses may be forgotten too (SQLite) or kept (DynamoDB)."""
+        ...
+
+    def forget_expired(self, *, dry_run: bool = False) -> int:
+        """Delete ended sessions and failures older than FAILURE_KEEP_SECONDS (``loopmark gc``);
+        how many rows. 0 on DynamoDB, where TTL does it."""
         ...
 
     def close(self) -> None: ...
@@ -255,16 +262,18 @@ class SqliteAdminUserRecords(SqliteAdapter):
             )
             return count
 
-    def forget_expired(self) -> int:
-        """Delete ended sessions and failures older than FAILURE_KEEP_SECONDS (``loopmark gc``;
-        DynamoDB's TTL does this there); how many rows."""
+    def forget_expired(self, *, dry_run: bool = False) -> int:
         now = self._clock()
+        verb = "SELECT COUNT(*)" if dry_run else "DELETE"
         with self.db.write() as conn:
-            sessions = conn.execute("DELETE FROM admin_sessions WHERE expires_at <= ?", (now,))
-            failures = conn.execute(
-                "DELETE FROM login_failures WHERE at <= ?", (now - FAILURE_KEEP_SECONDS,)
-            )
-            return sessions.rowcount + failures.rowcount
+            total = 0
+            for sql, param in (
+                (f"{verb} FROM admin_sessions WHERE expires_at <= ?", now),
+                (f"{verb} FROM login_failures WHERE at <= ?", now - FAILURE_KEEP_SECONDS),
+            ):
+                cursor = conn.execute(sql, (param,))
+                total += int(cursor.fetchone()[0]) if dry_run else cursor.rowcount
+            return total
 
 
 # --- DynamoDB -------------------------------------------------------------------------------------
@@ -433,6 +442,9 @@ class DynamoAdminUserRecords(DynamoAdapter):
         return [
             (sum(t > start for t in pair), sum(t > start for t in by_address)) for start in since
         ]
+
+    def forget_expired(self, *, dry_run: bool = False) -> int:
+        return 0  # every session attribute is pruned at the next login; failures expire by TTL
 
     def clear_failures(self, name: str) -> int:
         name = name[:40]

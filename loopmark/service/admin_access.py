@@ -100,7 +100,11 @@ class LoginLimits:
         windows = sorted({limit.window_s for limit in self.pair_limits + self.address_limits})
         now = self.clock()
         counts = dict(
-            zip(windows, self.records.failures_since(name, address, [now - w for w in windows]))
+            zip(
+                windows,
+                self.records.failures_since(name, address, [now - w for w in windows]),
+                strict=True,
+            )
         )
         held = [
             limit.window_s

@@ -71,6 +71,7 @@ def short(key: str, ext: str) -> Response:
     record = render.record(key)
     if record is None or record.status != RenderStatus.DONE:
         abort(410 if record is not None and record.status == RenderStatus.BLOCKED else 404)
+    services().hits.seen(key)
     response = redirect(render.media_urls(key)[SHORT_KINDS[ext]], code=302)
     response.headers["Cache-Control"] = (
         PUBLIC_REDIRECT_CACHE_CONTROL

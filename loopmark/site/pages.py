@@ -107,6 +107,7 @@ def result(key: str) -> Response | tuple[str, int]:
         return render_template("result.html", key=key, gone=exc.reason, outcome=None), 410
     if outcome is None:
         abort(404)
+    services().hits.seen(key)
     response = make_response(
         render_template("result.html", key=key, gone=None, **_result_context(key, outcome))
     )
@@ -122,6 +123,7 @@ def share(key: str) -> tuple[str, int] | str:
     if not links.well_formed_key(key):
         abort(404)
     meta = _share_meta(key)
+    services().hits.seen(key)  # memory only: retention's "last asked for"
     if meta.taken_down:
         return render_template("share.html", key=key, meta=meta, taken_down=True), 410
     media = links.media_urls(key)

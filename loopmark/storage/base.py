@@ -24,6 +24,7 @@ class StoredBlob:
 
     key: str
     modified_at: float  # epoch seconds of its last write
+    size: int  # bytes
 
 
 @runtime_checkable

@@ -144,14 +144,17 @@ class LocalBlobStore:
         try:
             for dirpath, dirnames, filenames in os.walk(folder):
                 # Hidden names are temporary files (see _TEMP_PREFIX), never keys.
-                dirnames[:] = [name for name in dirnames if not name.startswith(".")]
+                dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
                 base = Path(dirpath)
-                for name in filenames:
+                for name in sorted(filenames):
                     key = (base / name).relative_to(self.root).as_posix()
                     if name.startswith(".") or not key.startswith(prefix):
                         continue
-                    with contextlib.suppress(FileNotFoundError):  # deleted meanwhile
-                        yield StoredBlob(key, (base / name).stat().st_mtime)
+                    try:
+                        stat = (base / name).stat()
+                    except FileNotFoundError:  # deleted meanwhile
+                        continue
+                    yield StoredBlob(key, stat.st_mtime, stat.st_size)
         except OSError as exc:
             raise StorageUnavailable(f"cannot list media under {self.root}: {exc}") from exc
 

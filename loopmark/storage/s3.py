@@ -187,7 +187,9 @@ class S3BlobStore:
             for page in pages:
                 for item in page.get("Contents", []):
                     yield StoredBlob(
-                        item["Key"].removeprefix(self.prefix), item["LastModified"].timestamp()
+                        item["Key"].removeprefix(self.prefix),
+                        item["LastModified"].timestamp(),
+                        item["Size"],
                     )
 
     def setup(self) -> None:

@@ -177,9 +177,7 @@ def test_logout_ends_one_session_and_a_new_password_ends_them_all(
     assert users.session_user("c" * 64) is None
 
 
-def test_failures_count_per_pair_and_per_address(
-    users: AdminUserRecords, clock: FakeClock
-) -> None:
+def test_failures_count_per_pair_and_per_address(users: AdminUserRecords, clock: FakeClock) -> None:
     for address in ("198.51.100.1", "198.51.100.1", "198.51.100.2"):
         users.add_failure("alice", address)
     users.add_failure("bob", "198.51.100.1")
