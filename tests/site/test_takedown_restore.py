@@ -59,9 +59,7 @@ def assert_taken_down(client: FlaskClient, done: dict[str, Any]) -> None:
     assert again.get_json()["error"]["code"] == "render_blocked"
 
 
-def test_a_take_down_survives_restoring_an_older_backup(
-    make_app: MakeApp, tmp_path: Path
-) -> None:
+def test_a_take_down_survives_restoring_an_older_backup(make_app: MakeApp, tmp_path: Path) -> None:
     app = make_app()
     client = app.test_client()
     done = render_via_api(client, CAPTION)
