@@ -71,7 +71,9 @@ class Settings:
     rate_limits: bool = True
     render_rate_limit: str = "30/minute;300/hour"  # per client IP, Flask-Limiter's syntax
     caption_rate_limit: str = "120/minute;2000/hour"
-    login_rate_limit: str = "5/minute;30/hour"  # failed admin logins per IP and per name
+    login_rate_limit: str = "5/minute;30/hour"  # failed admin logins per (name, address) pair
+    login_address_rate_limit: str = "20/minute;100/hour"  # failed admin logins per address
+    retention_days: int = 90  # `loopmark gc`: media nobody asked for in this long are deleted
     render_hold_slots: int = 8  # POSTs that may hold for a quick render at once
     # Event mode: the limits above are per visitor (a signed token the page asks for), and one
     # address (a venue's Wi-Fi) may use this many visitors' worth; renders admitted site-wide.
@@ -121,6 +123,9 @@ class Settings:
             render_rate_limit=env.get("LOOPMARK_RATE_LIMIT_RENDERS") or cls.render_rate_limit,
             caption_rate_limit=env.get("LOOPMARK_RATE_LIMIT_CAPTIONS") or cls.caption_rate_limit,
             login_rate_limit=env.get("LOOPMARK_RATE_LIMIT_LOGIN") or cls.login_rate_limit,
+            login_address_rate_limit=env.get("LOOPMARK_RATE_LIMIT_LOGIN_ADDRESS")
+            or cls.login_address_rate_limit,
+            retention_days=_positive_int(env, "LOOPMARK_RETENTION_DAYS", 90) or 90,
             render_hold_slots=_whole(env, "LOOPMARK_RENDER_HOLD_SLOTS", 8),
             address_limit_factor=_positive_int(env, "LOOPMARK_RATE_LIMIT_ADDRESS_FACTOR", 20) or 20,
             render_admission=env.get("LOOPMARK_RENDER_ADMISSION") or cls.render_admission,

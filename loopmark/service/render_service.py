@@ -48,6 +48,7 @@ from loopmark.renderer.render import (
     normalised_render_key,
     render_accepted,
 )
+from loopmark.service.blocklist import check_render_key, write_marker
 from loopmark.service.catalog import TemplateCatalog
 from loopmark.service.metrics import Metrics
 from loopmark.service.purge import CdnPurge, NoPurge
@@ -552,12 +553,17 @@ class RenderService:
     # -- the admin's side ---------------------------------------------------------------------
 
     def take_down(self, key: str, *, reason: str) -> None:
-        """Block the key for ever, delete its media, and ask the CDN to forget them.
+        """Block the key for ever, keep the block beside the media too, delete its media, and
+        ask the CDN to forget them.
 
         Blocking comes first, so a render racing the take-down can never be marked done (its
-        ``complete`` finds the record blocked) and no request starts a new one.
+        ``complete`` finds the record blocked) and no request starts a new one. The marker in
+        storage (service.blocklist) is what a restored database gets the block back from; if
+        writing it fails the take-down fails loudly, and doing it again is safe.
         """
+        check_render_key(key)
         self.records.block(key, reason=reason)
+        write_marker(self.blobs, key, reason=reason, at=self.clock())
         self._delete_media(key)
 
     def _delete_media(self, key: str) -> None:
