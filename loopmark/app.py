@@ -55,7 +55,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     headers.init_app(app)
     site.init_app(app)
     limits.init_app(app)
-    # After the limiter: the admin limits its login form with it.
     admin.init_app(app, settings)
     errors.init_app(app)
     assets.init_app(app)

@@ -22,7 +22,6 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from flask import (
-    Flask,
     abort,
     current_app,
     flash,
@@ -72,12 +71,6 @@ def allows_body(max_bytes: int) -> Callable[[F], F]:
         return view
 
     return mark
-
-
-def limit_login(app: Flask) -> None:
-    """Failed logins are limited by the records (``services().login_limits``, checked in
-    ``login``), not by Flask-Limiter's per-process memory, so the command line can clear them;
-    nothing is left to attach here."""
 
 
 def current_user() -> str | None:
