@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 from loopmark.dispatch.base import Dispatcher, JobState, RenderJob
 from loopmark.errors import (
@@ -567,13 +568,19 @@ class RenderService:
         self._delete_media(key)
 
     def _delete_media(self, key: str) -> None:
-        keys = list(media_keys(key).values())
-        for storage_key in keys:
+        for storage_key in media_keys(key).values():
             self.blobs.delete(storage_key)
-        # The media, and the site's cached pages that show this render or its caption.
+        # The media where the CDN serves them (their public URLs' paths, which follow
+        # LOOPMARK_MEDIA_BASE_URL: /media/r/… on AWS), and the site's cached pages that show this
+        # render or its caption. Signed media URLs bypass the CDN: nothing to forget there.
+        media = (
+            [urlsplit(url).path.lstrip("/") for url in self.media_urls(key).values()]
+            if self.media_urls_are_public
+            else []
+        )
         pages = [f"s/{key}", f"r/{key}", f"api/renders/{key}"]
         pages += [f"m/{key}.{ext}" for ext in ("gif", "mp4", "jpg")]
-        self.purge(keys + pages)
+        self.purge(media + pages)
 
     def _render(self, job: RenderJob, report: Callable[[float], None]) -> RenderResult:
         """Render a job the site already checked: its caption is trusted as normalised and
