@@ -9,14 +9,13 @@ from typing import Any
 
 from flask import Flask
 from flask_compress import Compress
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from loopmark import admin, site
 from loopmark.composition import build_services
 from loopmark.config import Settings
 from loopmark.errors import ConfigInvalid
 from loopmark.package_data import STATIC_DIR
-from loopmark.web import assets, context, errors, headers, limits, logs, origin
+from loopmark.web import assets, context, errors, headers, limits, logs, origin, proxies
 
 # Every request body the public site takes is a small form or a JSON object; views that take
 # uploads raise ``request.max_content_length`` for themselves.
@@ -56,15 +55,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     headers.init_app(app)
     site.init_app(app)
     limits.init_app(app)
-    # After the limiter: the admin limits its login form with it.
     admin.init_app(app, settings)
     errors.init_app(app)
     assets.init_app(app)
-    hops = app.config["PROXY_HOPS"]
-    if hops:
-        # X-Forwarded-For/-Proto/-Host from that many proxies are trusted (rate limits, HSTS,
-        # absolute links); without it a client could forge its address.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+    # Last, so it sees each request first: X-Forwarded-* believed only from trusted proxies.
+    proxies.init_app(app, settings.proxy_hops, settings.trusted_proxies)
     if not (settings.debug or app.testing or app.config["SITE_URL"]):
         # Shared pages are cached by the CDN: their absolute links must not come from a
         # request's Host header, or one forged request would poison them for everyone.
@@ -84,9 +79,12 @@ def web_config(settings: Settings) -> dict[str, Any]:
         # flask-compress's streaming mode leaves send_file's file open (a ResourceWarning per
         # static response); whole-body compression of our small text responses is fine.
         "COMPRESS_STREAMS": False,
-        # Per client IP; Flask-Limiter's syntax ("30/minute;300/hour").
+        # Per visitor (limits.visitor_key); Flask-Limiter's syntax ("30/minute;300/hour").
         "RENDER_RATE_LIMIT": settings.render_rate_limit,
         "CAPTION_RATE_LIMIT": settings.caption_rate_limit,
+        # Per visitor above; an address may use this many visitors' worth; renders site-wide.
+        "ADDRESS_LIMIT_FACTOR": settings.address_limit_factor,
+        "RENDER_ADMISSION": settings.render_admission,
         "ADMIN_LOGIN_RATE_LIMIT": settings.login_rate_limit,
         "RATELIMIT_ENABLED": settings.rate_limits,
         # How long POST /api/renders may hold a request for a quick render, and how many

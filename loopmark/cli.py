@@ -171,11 +171,67 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from loopmark import create_app
     from loopmark.composition import setup_backends
+    from loopmark.service.backup import serving
     from loopmark.web.server import serve
 
-    # The embedded defaults (a SQLite file, a media folder) need no separate setup step.
-    setup_backends(settings)
-    serve(create_app(), args.host, args.port)
+    # The embedded defaults (a SQLite file, a media folder) need no separate setup step; setup
+    # also re-applies take-downs kept in storage that the records lost (a restored database).
+    with serving(settings.records_url):  # `loopmark restore` refuses while this is held
+        setup_backends(settings)
+        serve(create_app(), args.host, args.port)
+    return EXIT_OK
+
+
+def cmd_takedown(args: argparse.Namespace, settings: Settings) -> int:
+    import getpass
+
+    from loopmark.composition import build_services
+    from loopmark.errors import BadInput
+    from loopmark.service.blocklist import check_render_key
+
+    key = check_render_key(args.key.strip().lower())
+    reason = " ".join(args.reason.split())
+    if not reason or len(reason) > 200 or not reason.isprintable():
+        raise BadInput("--reason must be 1 to 200 printable characters")
+    services = build_services(settings, with_dispatcher=False)
+    try:
+        existed = services.render.record(key) is not None
+        services.render.take_down(key, reason=f"{reason} (by {getpass.getuser()}, command line)")
+        try:
+            in_gallery = services.gallery.remove(key)
+        except BadInput:
+            in_gallery = False
+    finally:
+        services.close()
+    what = "" if existed else " (no render had this key yet: it can never be made)"
+    gallery = ", removed from the gallery" if in_gallery else ""
+    print(f"taken down {key}: blocked, media deleted, CDN purge asked{gallery}{what}")
+    return EXIT_OK
+
+
+def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    from loopmark.service.backup import backup, database_path
+    from loopmark.storage import open_blob_store
+
+    database_path(settings.records_url)  # DynamoDB: one line on PITR, before anything else
+    blobs = open_blob_store(settings.storage_url, media_base_url=settings.media_base_url)
+    print(backup(settings.records_url, blobs, Path(args.dir)).line("backed up"))
+    return EXIT_OK
+
+
+def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
+    from loopmark.composition import setup_backends
+    from loopmark.service.backup import DATABASE_FILE, database_path, restore
+    from loopmark.storage import open_blob_store
+
+    database_path(settings.records_url)
+    if not (Path(args.dir) / DATABASE_FILE).is_file():
+        raise BadInput(f"no backup in {args.dir}: {DATABASE_FILE} is missing")
+    blobs = open_blob_store(settings.storage_url, media_base_url=settings.media_base_url)
+    summary = restore(settings.records_url, blobs, Path(args.dir), force=args.force)
+    # Migrations for an older snapshot, and every take-down kept in storage applied again.
+    blocklist = setup_backends(settings)[-1]
+    print(f"{summary.line('restored')}; {blocklist}")
     return EXIT_OK
 
 
@@ -196,6 +252,33 @@ def cmd_admin_create_user(args: argparse.Namespace, settings: Settings) -> int:
         print(run_create_user(args.name, users))
     finally:
         users.close()
+    return EXIT_OK
+
+
+def cmd_gc(args: argparse.Namespace, settings: Settings) -> int:
+    from loopmark.composition import run_gc
+    from loopmark.errors import BadInput
+
+    days = settings.retention_days if args.days is None else args.days
+    if days < 1:
+        raise BadInput("--days must be at least 1")
+    print(run_gc(settings, days=days, dry_run=args.dry_run).line(days))
+    return EXIT_OK
+
+
+def cmd_admin_unlock(args: argparse.Namespace, settings: Settings) -> int:
+    from loopmark.composition import build_admin_users, build_login_limits
+    from loopmark.service.users import check_name
+
+    name = args.name.strip().lower()
+    check_name(name)
+    users = build_admin_users(settings)
+    try:
+        # The counts live in the records, so this reaches every running server at once.
+        forgotten = build_login_limits(settings, users).unlock(name)
+    finally:
+        users.close()
+    print(f"unlocked {name}: {forgotten} failed logins forgotten, with their addresses' counts")
     return EXIT_OK
 
 
@@ -253,6 +336,28 @@ def build_parser() -> argparse.ArgumentParser:
     setup = commands.add_parser("setup", help="create what the configured backends need")
     setup.set_defaults(handler=cmd_setup)
 
+    takedown = commands.add_parser(
+        "takedown", help="take a render down for ever: block its key, delete its media, purge"
+    )
+    takedown.add_argument("key", help="the render key (24 of a-z, 2-7), as in /s/<key>")
+    takedown.add_argument("--reason", default="taken down", help="why (kept with the block)")
+    takedown.set_defaults(handler=cmd_takedown)
+
+    backup = commands.add_parser(
+        "backup", help="a consistent copy of the SQLite records and the take-downs into DIR"
+    )
+    backup.add_argument("dir", help="folder for loopmark.db, blocked/ and backup.json")
+    backup.set_defaults(handler=cmd_backup)
+
+    restore = commands.add_parser(
+        "restore", help="put a backup back (take-downs made since stay in force)"
+    )
+    restore.add_argument("dir", help="a folder written by `loopmark backup`")
+    restore.add_argument(
+        "--force", action="store_true", help="restore even though a server is running on it"
+    )
+    restore.set_defaults(handler=cmd_restore)
+
     admin = commands.add_parser("admin", help="manage the back-office")
     admin_commands = admin.add_subparsers(dest="admin_command", required=True)
     create_user = admin_commands.add_parser(
@@ -260,6 +365,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create_user.add_argument("name", help="1 to 40 of a-z, 0-9, '.', '_', '-'")
     create_user.set_defaults(handler=cmd_admin_create_user)
+    unlock = admin_commands.add_parser(
+        "unlock", help="forget the failed logins holding a user (and their addresses) back"
+    )
+    unlock.add_argument("name", help="the admin user's name")
+    unlock.set_defaults(handler=cmd_admin_unlock)
+
+    gc = commands.add_parser(
+        "gc", help="delete media nobody asked for lately, failed records, temporary files"
+    )
+    gc.add_argument(
+        "--days", type=int, default=None, help="retention (default LOOPMARK_RETENTION_DAYS, 90)"
+    )
+    gc.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+    gc.set_defaults(handler=cmd_gc)
 
     lambda_local = commands.add_parser("lambda-local", help="serve Lambda's Invoke API locally")
     lambda_local.add_argument("--host", default="127.0.0.1")

@@ -15,9 +15,12 @@ from loopmark.config import Settings
 from loopmark.dispatch import open_dispatcher
 from loopmark.records import open_render_records, setup_all
 from loopmark.records.gallery import open_gallery_records
+from loopmark.records.retention import open_retention_records
 from loopmark.records.stats import open_stats_records
 from loopmark.records.users import open_user_records
 from loopmark.records.words import open_word_records
+from loopmark.service.admin_access import AdminSessions, LoginLimits, parse_limits
+from loopmark.service.blocklist import Blocklist, marked_keys, reapply
 from loopmark.service.catalog import (
     DirectoryTemplateCatalog,
     StoredTemplateCatalog,
@@ -27,6 +30,7 @@ from loopmark.service.gallery import InMemoryGallery
 from loopmark.service.metrics import Metrics
 from loopmark.service.purge import open_cdn_purge
 from loopmark.service.render_service import RenderService
+from loopmark.service.retention import GcReport, HitLog, collect_garbage
 from loopmark.service.stats_buffer import BufferedStats
 from loopmark.service.users import AdminUsers
 from loopmark.service.words import CachedWordLists
@@ -46,9 +50,14 @@ class Services:
     stats: BufferedStats
     users: AdminUsers
     metrics: Metrics
+    blocklist: Blocklist
+    admin_sessions: AdminSessions
+    login_limits: LoginLimits
+    hits: HitLog
 
     def close(self) -> None:
         """Stop the render pool, write the last statistics, close the records (shutdown, tests)."""
+        self.hits.close()  # writes the last render hits
         self.render.close()  # closes its stats buffer and render records too
         self.gallery.close()
         self.words.close()
@@ -89,6 +98,7 @@ def build_services(settings: Settings, *, with_dispatcher: bool = True) -> Servi
         refresh_s=settings.gallery_refresh_seconds,
         version_check_s=settings.gallery_version_check_seconds,
     )
+    users = build_admin_users(settings)
     return Services(
         settings=settings,
         templates=templates,
@@ -96,9 +106,30 @@ def build_services(settings: Settings, *, with_dispatcher: bool = True) -> Servi
         gallery=gallery,
         words=words,
         stats=stats,
-        users=build_admin_users(settings),
+        users=users,
         metrics=metrics,
+        blocklist=Blocklist(blobs),
+        admin_sessions=AdminSessions(users.records),
+        login_limits=build_login_limits(settings, users),
+        hits=HitLog(open_retention_records(settings.records_url)),
     )
+
+
+def run_gc(settings: Settings, *, days: int, dry_run: bool) -> GcReport:
+    """``loopmark gc``: what retention drops, deleted (see service.retention)."""
+    services = build_services(settings, with_dispatcher=False)
+    try:
+        return collect_garbage(
+            render=services.render,
+            retention=services.hits.records,
+            gallery_keys={entry.key for entry in services.gallery.entries()},
+            forget_admin_rows=lambda dry: services.users.records.forget_expired(dry_run=dry),
+            data_dir=settings.data_dir,
+            days=days,
+            dry_run=dry_run,
+        )
+    finally:
+        services.close()
 
 
 def build_render_service(settings: Settings, *, with_dispatcher: bool = True) -> RenderService:
@@ -109,6 +140,17 @@ def build_render_service(settings: Settings, *, with_dispatcher: bool = True) ->
 def build_admin_users(settings: Settings) -> AdminUsers:
     """The admin users alone (``loopmark admin create-user`` needs nothing else)."""
     return AdminUsers(open_user_records(settings.records_url))
+
+
+def build_login_limits(settings: Settings, users: AdminUsers) -> LoginLimits:
+    """Failed-login limits over the user records (``loopmark admin unlock`` needs nothing else)."""
+    return LoginLimits(
+        users.records,
+        pair_limits=parse_limits(settings.login_rate_limit, "LOOPMARK_RATE_LIMIT_LOGIN"),
+        address_limits=parse_limits(
+            settings.login_address_rate_limit, "LOOPMARK_RATE_LIMIT_LOGIN_ADDRESS"
+        ),
+    )
 
 
 def build_catalog(settings: Settings, blobs: BlobStore) -> TemplateCatalog:
@@ -143,4 +185,19 @@ def setup_backends(settings: Settings) -> list[str]:
     for folder in (settings.prepared_dir, settings.prepared_spill_dir):
         if not folder.is_dir():
             folder.mkdir(parents=True, exist_ok=True)
-    return [f"storage {settings.storage_url}", f"records {settings.records_url}"]
+    again = reapply_blocklist(settings)
+    return [
+        f"storage {settings.storage_url}",
+        f"records {settings.records_url}",
+        f"blocklist {len(marked_keys(blobs))} take-downs in storage, {len(again)} re-applied",
+    ]
+
+
+def reapply_blocklist(settings: Settings) -> list[str]:
+    """Take down again the keys blocked in storage that the records lost (a restored database:
+    see service.blocklist); the keys taken down again."""
+    services = build_services(settings, with_dispatcher=False)
+    try:
+        return reapply(services.render.blobs, services.render)
+    finally:
+        services.close()

@@ -9,6 +9,7 @@ process: the environment names where a secret lives, never the secret.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import threading
@@ -29,6 +30,15 @@ SSM_BATCH = 10
 _ssm_cache: dict[str, str] = {}
 _ssm_lock = threading.Lock()
 _TRUE = frozenset({"1", "true", "yes", "on"})
+# Loopback and private networks: a load balancer or reverse proxy beside the site.
+DEFAULT_TRUSTED_PROXIES = (
+    "127.0.0.0/8",
+    "::1",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "fc00::/7",
+)
 _FALSE = frozenset({"0", "off"})
 
 
@@ -56,14 +66,25 @@ class Settings:
     # The secret header a CDN adds to what it forwards; requests without it are refused.
     origin_verify: str | None = None
     proxy_hops: int = 0  # reverse proxies whose X-Forwarded-* headers are trusted
+    # Peers whose X-Forwarded-* are believed (addresses, networks, or "*"): private networks.
+    trusted_proxies: tuple[str, ...] = DEFAULT_TRUSTED_PROXIES
     rate_limits: bool = True
     render_rate_limit: str = "30/minute;300/hour"  # per client IP, Flask-Limiter's syntax
     caption_rate_limit: str = "120/minute;2000/hour"
-    login_rate_limit: str = "5/minute;30/hour"  # failed admin logins per IP and per name
+    login_rate_limit: str = "5/minute;30/hour"  # failed admin logins per (name, address) pair
+    login_address_rate_limit: str = "20/minute;100/hour"  # failed admin logins per address
+    retention_days: int = 90  # `loopmark gc`: media nobody asked for in this long are deleted
     render_hold_slots: int = 8  # POSTs that may hold for a quick render at once
+    # Event mode: the limits above are per visitor (a signed token the page asks for), and one
+    # address (a venue's Wi-Fi) may use this many visitors' worth; renders admitted site-wide.
+    address_limit_factor: int = 20
+    render_admission: str = "600/minute"
+    min_free_disk_mb: int = 500  # /healthz answers 503 below this much free space in data_dir
     json_logs: bool = True
     gallery_refresh_seconds: float = 1800.0
     gallery_version_check_seconds: float = 5.0
+    # SIGTERM: how long running renders may take to finish before they are handed back.
+    shutdown_grace_seconds: float = 20.0
 
     @property
     def template_cache_dir(self) -> Path:
@@ -97,17 +118,27 @@ class Settings:
             secret_key=_secret_key(env.get("LOOPMARK_SECRET_KEY") or ""),
             origin_verify=env.get("LOOPMARK_ORIGIN_VERIFY") or None,
             proxy_hops=_whole(env, "LOOPMARK_PROXY_HOPS", 0),
+            trusted_proxies=_networks(env, "LOOPMARK_TRUSTED_PROXIES", DEFAULT_TRUSTED_PROXIES),
             rate_limits=env.get("LOOPMARK_RATE_LIMITS", "on").lower() not in _FALSE,
             render_rate_limit=env.get("LOOPMARK_RATE_LIMIT_RENDERS") or cls.render_rate_limit,
             caption_rate_limit=env.get("LOOPMARK_RATE_LIMIT_CAPTIONS") or cls.caption_rate_limit,
             login_rate_limit=env.get("LOOPMARK_RATE_LIMIT_LOGIN") or cls.login_rate_limit,
+            login_address_rate_limit=env.get("LOOPMARK_RATE_LIMIT_LOGIN_ADDRESS")
+            or cls.login_address_rate_limit,
+            retention_days=_positive_int(env, "LOOPMARK_RETENTION_DAYS", 90) or 90,
             render_hold_slots=_whole(env, "LOOPMARK_RENDER_HOLD_SLOTS", 8),
+            address_limit_factor=_positive_int(env, "LOOPMARK_RATE_LIMIT_ADDRESS_FACTOR", 20) or 20,
+            render_admission=env.get("LOOPMARK_RENDER_ADMISSION") or cls.render_admission,
+            min_free_disk_mb=_whole(env, "LOOPMARK_MIN_FREE_DISK_MB", 500),
             json_logs=env.get("LOOPMARK_JSON_LOGS", "on").lower() not in _FALSE,
             gallery_refresh_seconds=_seconds(
                 env, "LOOPMARK_GALLERY_REFRESH_SECONDS", cls.gallery_refresh_seconds
             ),
             gallery_version_check_seconds=_seconds(
                 env, "LOOPMARK_GALLERY_VERSION_CHECK_SECONDS", cls.gallery_version_check_seconds
+            ),
+            shutdown_grace_seconds=_seconds(
+                env, "LOOPMARK_SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds
             ),
         )
 
@@ -137,6 +168,24 @@ def _whole(env: Mapping[str, str], name: str, default: int) -> int:
     if not raw.isdigit():
         raise ConfigInvalid(f"{name} must be a whole number, not {raw!r}")
     return int(raw)
+
+
+def _networks(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """Comma-separated addresses or networks ("10.0.0.0/8, 192.0.2.7"), or "*"."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    entries = tuple(entry.strip() for entry in raw.split(",") if entry.strip())
+    for entry in entries:
+        if entry == "*":
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigInvalid(
+                f"{name} must list addresses or networks (10.0.0.0/8) or be *, not {entry!r}"
+            ) from None
+    return entries
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:

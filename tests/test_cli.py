@@ -129,3 +129,29 @@ def test_hostile_videos_exit_2_with_a_reason(make, env: dict[str, str], tmp_path
     line = assert_one_line_error(run("templates", "add", "bad", "--video", str(video), env=env))
     assert line.startswith("loopmark: ")
     assert not (Path(env["LOOPMARK_TEMPLATES_DIR"]) / "bad").exists()
+
+
+def test_maintenance_commands_answer_in_one_line(env: dict[str, str], tmp_path: Path) -> None:
+    assert run("setup", env=env).returncode == 0
+    gc = run("gc", "--dry-run", env=env)
+    assert gc.returncode == 0, gc.stderr
+    assert gc.stdout.startswith("gc (90 days): would delete 0 renders")
+    assert len(gc.stdout.splitlines()) == 1
+    assert "gc (7 days)" in run("gc", "--days", "7", env=env).stdout
+    assert "(5 days)" in run("gc", env={**env, "LOOPMARK_RETENTION_DAYS": "5"}).stdout
+    assert_one_line_error(run("gc", "--days", "0", env=env))
+    unlocked = run("admin", "unlock", "ana", env=env)
+    assert unlocked.returncode == 0, unlocked.stderr
+    assert unlocked.stdout.startswith("unlocked ana: 0 failed logins")
+    assert "user name" in assert_one_line_error(run("admin", "unlock", "Not A Name", env=env))
+    assert "not a render key" in assert_one_line_error(run("takedown", "../etc", env=env))
+    missing = assert_one_line_error(run("restore", str(tmp_path / "nothing"), env=env))
+    assert "no backup" in missing
+
+
+def test_backup_and_restore_on_dynamodb_point_to_pitr(env: dict[str, str], tmp_path: Path) -> None:
+    env = {**env, "LOOPMARK_RECORDS": "dynamodb://loopmark-test"}
+    for command in ("backup", "restore"):
+        line = assert_one_line_error(run(command, str(tmp_path / "b"), env=env))
+        assert "point-in-time recovery" in line
+    assert not (tmp_path / "b").exists()

@@ -19,6 +19,7 @@ from .storage import MEDIA_PREFIX, MediaStorage
 
 # CloudFront is the one proxy in front of the site.
 PROXY_HOPS = "1"
+TRUSTED_PROXIES = "*"
 # Site settings read from SSM at start (see settings.py for why each is there).
 SITE_PARAMETERS = {
     "LOOPMARK_SECRET_KEY": names.SECRET_KEY,
@@ -63,6 +64,9 @@ class LoopmarkStack(Stack):
             **shared_environment,
             "LOOPMARK_DISPATCH": f"lambda://{self.renderer.function.function_name}",
             "LOOPMARK_PROXY_HOPS": PROXY_HOPS,
+            # CloudFront reaches the function URL from its own (public, changing) addresses;
+            # the origin secret (LOOPMARK_ORIGIN_VERIFY) already refuses anyone else.
+            "LOOPMARK_TRUSTED_PROXIES": TRUSTED_PROXIES,
             **{variable: parameters.reference(leaf) for variable, leaf in SITE_PARAMETERS.items()},
         }
         self.site = ContainerFunction(

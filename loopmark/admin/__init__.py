@@ -33,18 +33,18 @@ DEBUG_COOKIE_NAME = "loopmark"
 
 
 def init_app(app: Flask, settings: Settings) -> None:
-    """Wire the admin into the app; call after ``limits.init_app``. ConfigInvalid when the
-    secret key is missing outside debug and testing."""
+    """Wire the admin into the app. ConfigInvalid when the secret key is missing outside debug
+    and testing. Failed logins are limited through the records (admin/auth.py), so every
+    process and ``loopmark admin unlock`` see the same counts."""
     configure_session(app, settings)
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False  # checked by the admin's guard, admin only
     app.config["WTF_CSRF_TIME_LIMIT"] = SESSION_LIFETIME_SECONDS
     CSRFProtect(app)
     # Importing the views registers their routes on the blueprint (once per process).
-    from loopmark.admin import auth
+    from loopmark.admin import auth  # noqa: F401
     from loopmark.admin.views import gallery, renders, stats, templates, words  # noqa: F401
 
     app.register_blueprint(blueprint)
-    auth.limit_login(app)
 
 
 def configure_session(app: Flask, settings: Settings) -> None:

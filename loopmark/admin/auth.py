@@ -2,9 +2,15 @@
 
 The guard runs before every admin view: without a live session a GET is sent to the login page
 (with ``next``) and anything else is refused (403) before its body is read; with one, the view's
-own body limit is applied and then the CSRF token is checked (400 without it). A session is
-absolute: it ends SESSION_LIFETIME_SECONDS after its login whatever the activity, when the user
-is deleted, or when their password changes (the session keeps a fingerprint of the hash).
+own body limit is applied and then the CSRF token is checked (400 without it). A session is held
+server-side (service.admin_access: the cookie carries a random id the records must know) and is
+absolute: it ends SESSION_LIFETIME_SECONDS after its login whatever the activity, at logout (a
+copy of the cookie replayed afterwards is refused), when the user is deleted, or when their
+password changes.
+
+Failed logins are limited per (name, address) pair and per address, counted in the records
+(LOOPMARK_RATE_LIMIT_LOGIN, LOOPMARK_RATE_LIMIT_LOGIN_ADDRESS), so a stranger cannot lock the
+admin out by failing with their name, and ``loopmark admin unlock NAME`` clears them.
 """
 
 from __future__ import annotations
@@ -12,11 +18,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TypeVar, cast
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from flask import (
-    Flask,
     abort,
     current_app,
     flash,
@@ -27,8 +32,6 @@ from flask import (
     session,
     url_for,
 )
-from flask.typing import RouteCallable
-from flask_limiter import Limiter
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.wrappers import Response
 
@@ -36,13 +39,15 @@ from loopmark.admin import SESSION_LIFETIME_SECONDS, blueprint
 from loopmark.admin.forms import ActionForm, LoginForm
 from loopmark.service.passwords import fingerprint
 from loopmark.web.context import services
-from loopmark.web.limits import LIMITER_EXTENSION, client_address
+from loopmark.web.errors import error_response
+from loopmark.web.limits import client_address
 
 log = logging.getLogger(__name__)
 
 SESSION_USER = "admin_user"
 SESSION_LOGIN_AT = "admin_login_at"
 SESSION_PASSWORD = "admin_password"
+SESSION_ID = "admin_session"
 # A clock stepping back a little (NTP) must not end sessions; a login "from the future" beyond
 # this is refused.
 CLOCK_SKEW_SECONDS = 60
@@ -68,26 +73,6 @@ def allows_body(max_bytes: int) -> Callable[[F], F]:
     return mark
 
 
-def limit_login(app: Flask) -> None:
-    """Failed logins are limited per client address and per user name (ADMIN_LOGIN_RATE_LIMIT);
-    only failures count, so an admin who types well is never locked out."""
-    limiter: Limiter = app.extensions[LIMITER_EXTENSION]
-    limit = app.config["ADMIN_LOGIN_RATE_LIMIT"]
-    view: RouteCallable = app.view_functions["admin.login"]
-    failed: Callable[[Response], bool] = lambda response: response.status_code == 401  # noqa: E731
-    by_address = limiter.limit(limit, methods=["POST"], deduct_when=failed, key_func=client_address)
-    by_name = limiter.limit(
-        limit, methods=["POST"], deduct_when=failed, key_func=_login_name, scope="admin-login-name"
-    )
-    # Flask-Limiter types its decorator for async views too; the view stays a plain view.
-    view = cast(RouteCallable, by_name(by_address(view)))
-    app.view_functions["admin.login"] = view
-
-
-def _login_name() -> str:
-    return "name:" + (request.form.get("name") or "").strip().lower()[:40]
-
-
 def current_user() -> str | None:
     """The signed-in admin's name, or None (and the admin part of the session dropped)."""
     name = session.get(SESSION_USER)
@@ -101,6 +86,9 @@ def current_user() -> str | None:
     if not -CLOCK_SKEW_SECONDS <= age < SESSION_LIFETIME_SECONDS:
         _forget()
         return None
+    if services().admin_sessions.user(session.get(SESSION_ID)) != name:
+        _forget()  # logged out (perhaps in another tab), or ended by a new password
+        return None
     user = services().users.get(name)
     if user is None or fingerprint(user.password_hash) != session.get(SESSION_PASSWORD):
         _forget()
@@ -109,7 +97,7 @@ def current_user() -> str | None:
 
 
 def _forget() -> None:
-    for key in (SESSION_USER, SESSION_LOGIN_AT, SESSION_PASSWORD):
+    for key in (SESSION_USER, SESSION_LOGIN_AT, SESSION_PASSWORD, SESSION_ID):
         session.pop(key, None)
 
 
@@ -170,26 +158,41 @@ def login() -> Response | tuple[str, int] | str:
         return render_template("admin/login.html", form=form, next=target), status
     name = (form.name.data or "").strip().lower()
     password = form.password.data or ""
+    address = client_address()
+    limits = services().login_limits
+    wait_s = limits.retry_after(name, address) if current_app.config["RATELIMIT_ENABLED"] else None
+    if wait_s is not None:
+        log.warning("admin login for %r from %s held back %d s", name[:40], address, wait_s)
+        return error_response(
+            429,
+            "login_limited",
+            f"Too many failed logins with this name from here; try again in {wait_s} s.",
+            retry_after_s=wait_s,
+        )
     user = services().users.authenticate(name, password)
     if user is None:
-        log.warning("admin login failed for %r from %s", name[:40], client_address())
+        log.warning("admin login failed for %r from %s", name[:40], address)
+        limits.failed(name, address)
         form.password.data = ""
         return render_template(
             "admin/login.html", form=form, next=target, error="Wrong name or password."
         ), 401
     # A fresh session: nothing a visitor (or an attacker) put in the old one survives the login.
+    session_id = services().admin_sessions.open(name, lifetime_s=SESSION_LIFETIME_SECONDS)
     session.clear()
     session.permanent = True
     session[SESSION_USER] = name
     session[SESSION_LOGIN_AT] = time.time()
     session[SESSION_PASSWORD] = fingerprint(user.password_hash)
-    log.info("admin %s logged in from %s", name, client_address())
+    session[SESSION_ID] = session_id
+    log.info("admin %s logged in from %s", name, address)
     return redirect(target or url_for(HOME_ENDPOINT), code=303)
 
 
 @blueprint.post("/logout")
 def logout() -> Response:
     ActionForm()  # the guard has checked its CSRF token
+    services().admin_sessions.end(session.get(SESSION_ID))
     session.clear()
     flash("You are signed out.", "info")
     return redirect(url_for("admin.login"), code=303)

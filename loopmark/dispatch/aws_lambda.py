@@ -239,7 +239,8 @@ class LambdaDispatcher:
         """A DryRun invoke: the function exists and these credentials may invoke it."""
         self._invoke("dry-run invoke", "DryRun", b"{}")
 
-    def close(self) -> None:
+    def close(self, *, grace_s: float = 0.0) -> None:
+        """Nothing runs here to wait for (``grace_s`` is the port's): the client is closed."""
         with self._lock:
             client, self._client = self._client, None
             self._recent.clear()

@@ -135,8 +135,10 @@ class Dispatcher(Protocol):
         """Raise DispatchUnavailable when the dispatcher cannot take work (for /healthz)."""
         ...
 
-    def close(self) -> None:
-        """Stop taking work and stop workers (shutdown, tests). Safe to call twice."""
+    def close(self, *, grace_s: float = ...) -> None:
+        """Stop taking work (DispatchUnavailable with a Retry-After), drop jobs not started yet
+        (their render records keep them queued), and give running renders up to ``grace_s`` to
+        finish (shutdown, tests). Safe to call twice."""
         ...
 
 

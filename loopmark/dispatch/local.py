@@ -2,9 +2,13 @@
 
 At most ``concurrency`` renders run at once in the whole process; up to ``max_queue`` more wait
 in order; past that, submit raises QueueFull with a Retry-After taken from the same schedule the
-ETAs come from. ETAs are measured, not guessed: each template keeps an exponentially weighted
-mean of its real render seconds, and a queued job's ETA simulates the workers draining the jobs
-ahead of it.
+ETAs come from: how long the workers take to drain the queue (QUEUE_FULL_RETRY_MAX_SECONDS at
+most). ETAs are measured, not guessed: each template keeps an exponentially weighted mean of its
+real render seconds, and a queued job's ETA simulates the workers draining the jobs ahead of it.
+
+Closing is graceful: no job is taken any more (DispatchUnavailable, with a Retry-After of
+SHUTDOWN_RETRY_AFTER_SECONDS), queued jobs are dropped (their render records keep them queued for
+the next start) and running renders get up to ``grace_s`` to finish.
 """
 
 from __future__ import annotations
@@ -46,8 +50,13 @@ ESTIMATE_WEIGHT = 0.3
 PROGRESS_RATE_FROM = 0.2
 # A running job's remaining time never reads as zero or negative: it is still running.
 MIN_REMAINING_SECONDS = 0.05
-# How long close() waits for each worker to finish its current render.
+# How long close() waits, by default, for the running renders to finish (all of them together).
 CLOSE_JOIN_SECONDS = 5.0
+# A full queue's Retry-After is the time its workers take to drain it, bounded: a visitor told to
+# come back in an hour has gone.
+QUEUE_FULL_RETRY_MAX_SECONDS = 300
+# Retry-After while the pool is shutting down: a restarted server answers in a few seconds.
+SHUTDOWN_RETRY_AFTER_SECONDS = 5
 
 Clock = Callable[[], float]
 
@@ -111,18 +120,15 @@ class LocalDispatcher:
     def submit(self, job: RenderJob) -> JobState:
         with self._lock:
             if self._closed:
-                raise DispatchUnavailable("the render pool is shut down")
+                raise self._shut_down_error()
             now = self._clock()
             existing = self._active.get(job.key)
             if existing is not None:
                 return self._entry_state_locked(existing, now)
             if len(self._queue) >= self.max_queue:
-                schedule = self._schedule_locked(now)
-                # The first slot frees when the head of the queue starts rendering.
-                wait_s = schedule[0][0] if schedule else self._default_estimate_s
                 raise QueueFull(
                     "Too many renders are waiting; please try again shortly.",
-                    retry_after_s=retry_after_seconds(wait_s),
+                    retry_after_s=self._drain_retry_after_locked(now),
                 )
             entry = _Entry(job)
             self._active[job.key] = entry
@@ -154,23 +160,46 @@ class LocalDispatcher:
     def check(self) -> None:
         with self._lock:
             if self._closed:
-                raise DispatchUnavailable("the render pool is shut down")
+                raise self._shut_down_error()
             dead = sum(1 for worker in self._workers if not worker.is_alive())
         if dead:
             raise DispatchUnavailable(f"{dead} of {self.concurrency} render workers died")
 
-    def close(self) -> None:
+    def close(self, *, grace_s: float = CLOSE_JOIN_SECONDS) -> None:
+        """Take no more jobs, drop the queued ones, and give the running renders up to
+        ``grace_s`` (together) to finish; those still running then are left to their threads
+        (daemons), whose render service hands them back. Safe to call twice."""
+        deadline = time.monotonic() + max(0.0, grace_s)
         with self._lock:
             self._closed = True
-            shut = DispatchUnavailable("the render pool shut down before this render started")
+            shut = DispatchUnavailable(
+                "the render pool shut down before this render started",
+                retry_after_s=SHUTDOWN_RETRY_AFTER_SECONDS,
+            )
             while self._queue:
                 entry = self._queue.popleft()
                 self._finish_locked(entry, shut)
             self._work_ready.notify_all()
+            while self._active and (remaining := deadline - time.monotonic()) > 0:
+                self._job_finished.wait(remaining)
             workers = list(self._workers)
         for worker in workers:
             if worker is not threading.current_thread():
-                worker.join(CLOSE_JOIN_SECONDS)
+                worker.join(max(0.0, deadline - time.monotonic()))
+
+    @staticmethod
+    def _shut_down_error() -> DispatchUnavailable:
+        return DispatchUnavailable(
+            "The server is restarting; please try again in a few seconds.",
+            retry_after_s=SHUTDOWN_RETRY_AFTER_SECONDS,
+        )
+
+    def _drain_retry_after_locked(self, now: float) -> int:
+        """Seconds until the workers have started every queued job (queue length × measured
+        render time ÷ workers, with the running renders' remaining time), bounded."""
+        schedule = self._schedule_locked(now)
+        drain_s = schedule[-1][0] if schedule else self._default_estimate_s
+        return min(QUEUE_FULL_RETRY_MAX_SECONDS, retry_after_seconds(drain_s))
 
     # -- estimates ---------------------------------------------------------------------------
 

@@ -1,7 +1,10 @@
-"""Render records: the render cache's records, the rendering lease and its rules, on SQLite and
-DynamoDB.
+"""Render records: the render cache's records, the durable queue, the rendering lease and its
+rules, on SQLite and DynamoDB.
 
-A render's record is looked up by its content key. A render first *claims the lease* (one
+A render's record is looked up by its content key. An accepted render is *enqueued* (status
+"queued", recorded before the visitor is told it was accepted), so a server that dies or stops
+finds it again (:meth:`RenderRecords.list_unfinished`) and dispatches it once more. A render first
+*claims the lease* (one
 conditional write), reports progress by *extending* it, and finally marks the record *done*
 (only after its media are stored) or *failed*. A lease that is not extended in time belongs to
 a crashed render: exactly one contender may take it over. An admin's take-down *blocks* a key
@@ -16,7 +19,8 @@ other kind's prefixed key can collide with). Every lease rule is one conditional
 holds across Lambda instances. TTL only ever garbage-collects failed records; it is never the
 lease (DynamoDB deletes expired items up to days late, so a lease read from TTL would be a lie).
 Done records carry ``listing``, the partition of the table's sparse index RECENT_INDEX, which
-list_recent reads.
+list_recent reads; queued and rendering records carry another partition of the same index
+(UNFINISHED_PARTITION), which list_unfinished reads oldest first.
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ FAILED_RECORD_TTL_SECONDS = 7 * 24 * 3600
 # a filtered listing reads pages of LIST_PAGE_ITEMS, at most LIST_MAX_PAGES of them, then returns
 # what it has.
 RECENT_PARTITION = "render#done"
+# DynamoDB: queued and rendering records, in the same index; list_unfinished reads it oldest first.
+UNFINISHED_PARTITION = "render#unfinished"
 LIST_PAGE_ITEMS = 100
 LIST_MAX_PAGES = 10
 
@@ -61,6 +67,7 @@ LIST_MAX_PAGES = 10
 class RenderStatus(StrEnum):
     """A record's status. Members are ``str``, so ``record.status == "done"`` works as well."""
 
+    QUEUED = "queued"
     RENDERING = "rendering"
     DONE = "done"
     FAILED = "failed"
@@ -83,6 +90,10 @@ class RenderRecord:
     updated_at: float  # epoch seconds
     media: dict[str, Any] | None  # on done: storage keys gif/mp4/poster, bytes, frames, ...
     error: str | None  # on failed: why; on blocked: the take-down reason
+    # What a queued render needs to be dispatched again after a restart: the word lists' version
+    # its caption was accepted against (None: unknown), and when it was (last) queued.
+    words_version: int | None = None
+    queued_at: float = 0.0  # epoch seconds; 0 when it never was
 
     def lease_live(self, now: float) -> bool:
         """True while a render holds an unexpired lease on this key."""
@@ -92,17 +103,32 @@ class RenderRecord:
 def claimable(record: RenderRecord | None, now: float) -> bool:
     """Whether ``claim_lease`` may take this key at ``now``.
 
-    Free when there is no record, when a render's lease has expired (it crashed: take over), or
-    when a render failed; either only while fewer than MAX_ATTEMPTS were made, so an input that
-    kills its worker every time is not retried for ever. "done" and "blocked" are never claimed.
+    Free when there is no record, when it is queued (queueing uses up no attempt), when a
+    render's lease has expired (it crashed: take over), or when a render failed; the last two
+    only while fewer than MAX_ATTEMPTS were made, so an input that kills its worker every time is
+    not retried for ever. "done" and "blocked" are never claimed.
     """
-    if record is None:
+    if record is None or record.status == RenderStatus.QUEUED:
         return True
     if record.status == RenderStatus.RENDERING:
         return record.lease_until < now and record.attempts < MAX_ATTEMPTS
     if record.status == RenderStatus.FAILED:
         return record.attempts < MAX_ATTEMPTS
     return False
+
+
+def enqueueable(record: RenderRecord | None, now: float) -> bool:
+    """Whether ``enqueue`` records this key as queued at ``now``: whenever it could be claimed,
+    unless it is queued already (its place, ``queued_at``, is kept)."""
+    return claimable(record, now) and (record is None or record.status != RenderStatus.QUEUED)
+
+
+def unfinished(record: RenderRecord, now: float) -> bool:
+    """Whether ``list_unfinished`` returns this record: queued, or rendering under a lease that
+    expired (its worker died) with attempts left."""
+    if record.status == RenderStatus.QUEUED:
+        return True
+    return record.status == RenderStatus.RENDERING and claimable(record, now)
 
 
 def clamp_progress(progress: float) -> float:
@@ -144,6 +170,17 @@ class RenderRecords(Protocol):
 
     def get(self, key: str) -> RenderRecord | None: ...
 
+    def enqueue(
+        self, key: str, *, template_id: str, caption: str, words_version: int | None
+    ) -> bool:
+        """Record an accepted render as queued (one conditional write); True when this call did.
+
+        Only a key that could be claimed (see :func:`enqueueable`): a new key, a failed render or
+        a crashed one with attempts left. Queueing uses up no attempt; a key already queued,
+        rendering under a live lease, done or blocked is left as it is (False).
+        """
+        ...
+
     def claim_lease(
         self, key: str, *, owner: str, template_id: str, caption: str, lease_seconds: float
     ) -> RenderRecord | None:
@@ -168,6 +205,17 @@ class RenderRecords(Protocol):
         """Mark failed, only by the owner; re-claimable until MAX_ATTEMPTS. ``retryable``: the
         failure was the infrastructure's (storage, records), not the render's, so the attempt
         is given back: an outage must not use up a caption's tries."""
+        ...
+
+    def release(self, key: str, *, owner: str) -> bool:
+        """Hand a render back to the queue (a server stopping before it finished): queued again,
+        lease cleared and the attempt given back, only by its owner."""
+        ...
+
+    def list_unfinished(self, *, limit: int = 50) -> list[RenderRecord]:
+        """Renders accepted but not finished, oldest ``updated_at`` first: queued records, and
+        rendering ones whose lease expired with attempts left (see :func:`unfinished`). At most
+        MAX_LIST_LIMIT. What a server dispatches again when it starts."""
         ...
 
     def block(self, key: str, *, reason: str) -> None:
@@ -201,13 +249,13 @@ class RenderRecords(Protocol):
 
 _COLUMNS = (
     "key, status, template_id, caption, owner, lease_until, progress, attempts, "
-    "created_at, updated_at, media, error"
+    "created_at, updated_at, media, error, words_version, queued_at"
 )
 
 
 def _sqlite_record(row: tuple[Any, ...]) -> RenderRecord:
     (key, status, template_id, caption, owner, lease_until, progress, attempts) = row[:8]
-    (created_at, updated_at, media, error) = row[8:]
+    (created_at, updated_at, media, error, words_version, queued_at) = row[8:]
     return RenderRecord(
         key=key,
         status=RenderStatus(status),
@@ -221,6 +269,8 @@ def _sqlite_record(row: tuple[Any, ...]) -> RenderRecord:
         updated_at=float(updated_at),
         media=decode_media(media),
         error=error,
+        words_version=None if words_version is None else int(words_version),
+        queued_at=float(queued_at),
     )
 
 
@@ -234,6 +284,30 @@ class SqliteRenderRecords(SqliteAdapter):
     def get(self, key: str) -> RenderRecord | None:
         with self.db.connection() as conn:
             return self._select(conn, key)
+
+    def enqueue(
+        self, key: str, *, template_id: str, caption: str, words_version: int | None
+    ) -> bool:
+        with self.db.write() as conn:
+            now = self._clock()
+            if not enqueueable(self._select(conn, key), now):
+                return False
+            conn.execute(
+                """
+                INSERT INTO render_records (key, status, template_id, caption, caption_fold,
+                    owner, lease_until, progress, attempts, created_at, updated_at, media, error,
+                    words_version, queued_at)
+                VALUES (?, 'queued', ?, ?, ?, NULL, 0, 0, 0, ?, ?, NULL, NULL, ?, ?)
+                ON CONFLICT (key) DO UPDATE SET
+                    status = 'queued', template_id = excluded.template_id,
+                    caption = excluded.caption, caption_fold = excluded.caption_fold,
+                    owner = NULL, lease_until = 0, progress = 0, updated_at = excluded.updated_at,
+                    media = NULL, error = NULL, words_version = excluded.words_version,
+                    queued_at = excluded.queued_at
+                """,
+                (key, template_id, caption, fold_caption(caption), now, now, words_version, now),
+            )
+            return True
 
     def claim_lease(
         self, key: str, *, owner: str, template_id: str, caption: str, lease_seconds: float
@@ -258,6 +332,8 @@ class SqliteRenderRecords(SqliteAdapter):
                 updated_at=now,
                 media=None,
                 error=None,
+                words_version=current.words_version if current else None,
+                queued_at=current.queued_at if current else 0.0,
             )
             conn.execute(
                 """
@@ -322,6 +398,31 @@ class SqliteRenderRecords(SqliteAdapter):
                 (error, self._clock(), 1 if retryable else 0, key, owner),
             )
             return cursor.rowcount == 1
+
+    def release(self, key: str, *, owner: str) -> bool:
+        with self.db.write() as conn:
+            now = self._clock()
+            cursor = conn.execute(
+                """
+                UPDATE render_records SET status = 'queued', owner = NULL, lease_until = 0,
+                    progress = 0, attempts = max(0, attempts - 1), updated_at = ?, queued_at = ?
+                WHERE key = ? AND status = 'rendering' AND owner = ?
+                """,
+                (now, now, key, owner),
+            )
+            return cursor.rowcount == 1
+
+    def list_unfinished(self, *, limit: int = 50) -> list[RenderRecord]:
+        # Both halves are read through the (status, updated_at) index, oldest first.
+        sql = f"""
+            SELECT {_COLUMNS} FROM render_records
+            WHERE status = 'queued'
+                OR (status = 'rendering' AND lease_until < ? AND attempts < ?)
+            ORDER BY updated_at, key LIMIT ?
+        """
+        with self.db.connection() as conn:
+            rows = conn.execute(sql, (self._clock(), MAX_ATTEMPTS, clamp_limit(limit)))
+            return [_sqlite_record(row) for row in rows.fetchall()]
 
     def block(self, key: str, *, reason: str) -> None:
         # Media (if any) stay on the record so the take-down can find the blobs to delete;
@@ -403,10 +504,19 @@ def _dynamo_record(item: dict[str, Any]) -> RenderRecord:
         updated_at=_float(item, "updated_at"),
         media=decode_media(_string(item, "media")),
         error=_string(item, "error"),
+        words_version=int(_float(item, "words_version")) if "words_version" in item else None,
+        queued_at=_float(item, "queued_at"),
     )
 
 
 _HELD_BY_OWNER = "#status = :rendering AND #owner = :owner"
+# enqueueable and claimable as DynamoDB conditions (the same rules as the Python functions).
+_CRASHED_OR_FAILED = (
+    "(#status = :rendering AND lease_until < :now AND attempts < :max_attempts)"
+    " OR (#status = :failed AND attempts < :max_attempts)"
+)
+_ENQUEUEABLE = f"attribute_not_exists(#key) OR {_CRASHED_OR_FAILED}"
+_CLAIMABLE = f"attribute_not_exists(#key) OR #status = :queued OR {_CRASHED_OR_FAILED}"
 
 
 class DynamoRenderRecords(DynamoAdapter):
@@ -423,6 +533,35 @@ class DynamoRenderRecords(DynamoAdapter):
             return None
         return _dynamo_record(item)
 
+    def enqueue(
+        self, key: str, *, template_id: str, caption: str, words_version: int | None
+    ) -> bool:
+        now = self._clock()
+        update = (
+            "SET #status = :queued, template_id = :template_id, caption = :caption,"
+            " caption_fold = :caption_fold, lease_until = :zero, progress = :zero,"
+            " updated_at = :now, queued_at = :now, created_at = if_not_exists(created_at, :now),"
+            " attempts = if_not_exists(attempts, :zero), listing = :unfinished"
+        )
+        values: dict[str, Any] = {
+            ":queued": {"S": RenderStatus.QUEUED.value},
+            ":rendering": {"S": RenderStatus.RENDERING.value},
+            ":failed": {"S": RenderStatus.FAILED.value},
+            ":template_id": {"S": template_id},
+            ":caption": {"S": caption},
+            ":caption_fold": {"S": fold_caption(caption)},
+            ":zero": number(0),
+            ":now": number(now),
+            ":max_attempts": number(MAX_ATTEMPTS),
+            ":unfinished": {"S": UNFINISHED_PARTITION},
+        }
+        if words_version is None:
+            update += " REMOVE #owner, #error, media, expires_at, words_version"
+        else:
+            update += ", words_version = :words_version REMOVE #owner, #error, media, expires_at"
+            values[":words_version"] = number(words_version)
+        return self._update_if(key, update, _ENQUEUEABLE, values)
+
     def claim_lease(
         self, key: str, *, owner: str, template_id: str, caption: str, lease_seconds: float
     ) -> RenderRecord | None:
@@ -431,14 +570,10 @@ class DynamoRenderRecords(DynamoAdapter):
             "SET #status = :rendering, #owner = :owner, lease_until = :lease_until,"
             " template_id = :template_id, caption = :caption, caption_fold = :caption_fold,"
             " progress = :zero, updated_at = :now, created_at = if_not_exists(created_at, :now),"
-            " attempts = if_not_exists(attempts, :zero) + :one"
-            " REMOVE #error, media, expires_at, listing"
+            " attempts = if_not_exists(attempts, :zero) + :one, listing = :unfinished"
+            " REMOVE #error, media, expires_at"
         )
-        condition = (
-            "attribute_not_exists(#key)"
-            " OR (#status = :rendering AND lease_until < :now AND attempts < :max_attempts)"
-            " OR (#status = :failed AND attempts < :max_attempts)"
-        )
+        condition = _CLAIMABLE
         try:
             response = self.table.update_item(
                 key,
@@ -446,6 +581,7 @@ class DynamoRenderRecords(DynamoAdapter):
                 ConditionExpression=condition,
                 ExpressionAttributeNames=attribute_names(update, condition),
                 ExpressionAttributeValues={
+                    ":queued": {"S": RenderStatus.QUEUED.value},
                     ":rendering": {"S": RenderStatus.RENDERING.value},
                     ":failed": {"S": RenderStatus.FAILED.value},
                     ":owner": {"S": owner},
@@ -457,6 +593,7 @@ class DynamoRenderRecords(DynamoAdapter):
                     ":one": number(1),
                     ":now": number(now),
                     ":max_attempts": number(MAX_ATTEMPTS),
+                    ":unfinished": {"S": UNFINISHED_PARTITION},
                 },
                 ReturnValues="ALL_NEW",
             )
@@ -519,6 +656,42 @@ class DynamoRenderRecords(DynamoAdapter):
             },
         )
 
+    def release(self, key: str, *, owner: str) -> bool:
+        now = self._clock()
+        update = (
+            "SET #status = :queued, lease_until = :zero, progress = :zero, updated_at = :now,"
+            " queued_at = :now, attempts = attempts - :one REMOVE #owner"
+        )
+        values = {
+            ":queued": {"S": RenderStatus.QUEUED.value},
+            ":zero": number(0),
+            ":one": number(1),
+            ":now": number(now),
+        }
+        return self._update_held(key, update, owner, values)
+
+    def list_unfinished(self, *, limit: int = 50) -> list[RenderRecord]:
+        limit = clamp_limit(limit)
+        # Rendering records under a live lease share the partition: the filter drops them after
+        # DynamoDB's Limit, so pages are read (a bounded number) until ``limit`` are found.
+        condition = "#status = :queued OR (lease_until < :now AND attempts < :max_attempts)"
+        params: dict[str, Any] = {
+            "TableName": self.table.name,
+            "IndexName": RECENT_INDEX,
+            "KeyConditionExpression": "listing = :listing",
+            "FilterExpression": condition,
+            "ExpressionAttributeNames": attribute_names(condition),
+            "ExpressionAttributeValues": {
+                ":listing": {"S": UNFINISHED_PARTITION},
+                ":queued": {"S": RenderStatus.QUEUED.value},
+                ":now": number(self._clock()),
+                ":max_attempts": number(MAX_ATTEMPTS),
+            },
+            "ScanIndexForward": True,  # oldest first
+            "Limit": max(limit, LIST_PAGE_ITEMS),
+        }
+        return self._query_pages(params, limit)
+
     def block(self, key: str, *, reason: str) -> None:
         # Unconditional: a take-down overrides whatever is there, and creates the record if
         # there is none. expires_at is removed, or TTL would one day make the key claimable.
@@ -577,6 +750,10 @@ class DynamoRenderRecords(DynamoAdapter):
         }
         if filters:
             params["FilterExpression"] = " AND ".join(filters)
+        return self._query_pages(params, limit)
+
+    def _query_pages(self, params: dict[str, Any], limit: int) -> list[RenderRecord]:
+        """Up to ``limit`` records of an index query, reading at most LIST_MAX_PAGES pages."""
         records: list[RenderRecord] = []
         for _ in range(LIST_MAX_PAGES):
             response = self.table.call("query", **params)
@@ -589,17 +766,18 @@ class DynamoRenderRecords(DynamoAdapter):
 
     def _update_held(self, key: str, update: str, owner: str, values: dict[str, Any]) -> bool:
         """Apply ``update`` only while ``owner`` holds the lease; False when it does not."""
+        held = {":rendering": {"S": RenderStatus.RENDERING.value}, ":owner": {"S": owner}}
+        return self._update_if(key, update, _HELD_BY_OWNER, {**values, **held})
+
+    def _update_if(self, key: str, update: str, condition: str, values: dict[str, Any]) -> bool:
+        """Apply ``update`` as one conditional write; False when ``condition`` does not hold."""
         try:
             self.table.update_item(
                 key,
                 UpdateExpression=update,
-                ConditionExpression=_HELD_BY_OWNER,
-                ExpressionAttributeNames=attribute_names(update, _HELD_BY_OWNER),
-                ExpressionAttributeValues={
-                    **values,
-                    ":rendering": {"S": RenderStatus.RENDERING.value},
-                    ":owner": {"S": owner},
-                },
+                ConditionExpression=condition,
+                ExpressionAttributeNames=attribute_names(update, condition),
+                ExpressionAttributeValues=values,
             )
         except ConditionFailed:
             return False

@@ -107,6 +107,49 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID
         """,
     ),
+    (
+        # The durable queue (loopmark.records.renders): status 'queued', recorded before a render
+        # is acknowledged, with what a restarted server needs to dispatch it again. The CHECK
+        # only widens, so the table's text is edited in place (SQLite's documented procedure for
+        # loosening a constraint) rather than the table copied: columns that other migrations
+        # add are kept. RESET reloads the schema; the ALTERs then bump the schema cookie, so
+        # every other connection reloads it too.
+        "PRAGMA writable_schema = ON",
+        """
+        UPDATE sqlite_master
+        SET sql = replace(sql, '(''rendering'', ''done''', '(''queued'', ''rendering'', ''done''')
+        WHERE type = 'table' AND name = 'render_records'
+        """,
+        "PRAGMA writable_schema = RESET",
+        "ALTER TABLE render_records ADD COLUMN words_version INTEGER",
+        "ALTER TABLE render_records ADD COLUMN queued_at REAL NOT NULL DEFAULT 0",
+    ),
+    (
+        # Admin sessions held server-side, and failed logins (records.users); when each render
+        # was last asked for (service.retention), at most once a day per key.
+        """
+        CREATE TABLE admin_sessions (
+            id_hash TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            expires_at REAL NOT NULL
+        ) WITHOUT ROWID
+        """,
+        "CREATE INDEX admin_sessions_name ON admin_sessions (name)",
+        """
+        CREATE TABLE login_failures (
+            name TEXT NOT NULL,
+            address TEXT NOT NULL,
+            at REAL NOT NULL
+        )
+        """,
+        "CREATE INDEX login_failures_pair ON login_failures (address, name, at)",
+        """
+        CREATE TABLE render_hits (
+            key TEXT PRIMARY KEY,
+            last_hit_at REAL NOT NULL
+        ) WITHOUT ROWID
+        """,
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -2,8 +2,14 @@
 
 ``request`` is what the site calls: validate, compute the content key, answer from the records
 when the render is done, report progress when someone holds a live lease, and otherwise hand a job
-to the dispatcher. ``execute`` is what a worker runs (the local pool or the Lambda handler): claim
-the lease with a conditional write, render, store the media, and only then mark the record done.
+to the dispatcher and record it as queued before answering (the durable queue). ``execute`` is
+what a worker runs (the local pool or the Lambda handler): claim the lease with a conditional
+write, render, store the media, and only then mark the record done.
+
+Nothing accepted is lost: ``requeue_unfinished`` (a server's start) dispatches again every queued
+render and every render whose worker died; a poll dispatches again a queued render that nobody
+has claimed for a while (a Lambda event lost with its runtime); ``stop`` (SIGTERM) lets running
+renders finish within a grace period and hands the others back to the queue.
 """
 
 from __future__ import annotations
@@ -18,22 +24,32 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 from loopmark.dispatch.base import Dispatcher, JobState, RenderJob
 from loopmark.errors import (
     BadInput,
     DispatchUnavailable,
     LoopmarkError,
+    QueueFull,
     RecordsUnavailable,
     StorageUnavailable,
 )
-from loopmark.records.renders import LEASE_SECONDS, MAX_ATTEMPTS, RenderRecord, RenderRecords
+from loopmark.records.renders import (
+    LEASE_SECONDS,
+    MAX_ATTEMPTS,
+    MAX_LIST_LIMIT,
+    RenderRecord,
+    RenderRecords,
+    RenderStatus,
+)
 from loopmark.renderer.render import (
     RenderResult,
     accept_caption,
     normalised_render_key,
     render_accepted,
 )
+from loopmark.service.blocklist import check_render_key, write_marker
 from loopmark.service.catalog import TemplateCatalog
 from loopmark.service.metrics import Metrics
 from loopmark.service.purge import CdnPurge, NoPurge
@@ -56,6 +72,10 @@ KEEPER_JOIN_MARGIN_SECONDS = 10.0
 WAIT_POLL_SECONDS = 0.2
 # A failed render is tried again by a poll no sooner than this after its failure.
 RETRY_COOLDOWN_SECONDS = 2.0
+# A queued render that no worker has claimed this many leases after it was queued is dispatched
+# again by the next poll (an asynchronous Lambda event can die with its runtime); a duplicate is
+# harmless, the lease keeps the render single.
+REDISPATCH_AFTER_LEASES = 1.0
 # Failures of the infrastructure, not of the render: they give the attempt back.
 TRANSIENT_ERRORS = (StorageUnavailable, RecordsUnavailable, DispatchUnavailable)
 MEDIA_TYPES = {"gif": "image/gif", "mp4": "video/mp4", "poster": "image/jpeg"}
@@ -146,6 +166,9 @@ class RenderService:
         self.lease_seconds = lease_seconds
         self.clock = clock
         self._dispatcher: Dispatcher | None = None
+        # Keys this process's workers hold the lease of: what ``stop`` hands back.
+        self._running: set[str] = set()
+        self._running_lock = threading.Lock()
         # ETAs of renders that run elsewhere (Lambda, another process), from measured times.
         self.render_times = RenderTimes(
             seed=lambda: self.records.list_recent(limit=RENDER_TIMES_SEED_RECORDS)
@@ -164,12 +187,49 @@ class RenderService:
 
     def close(self) -> None:
         """Stop the workers, write the last statistics, release the records (shutdown, tests)."""
-        if self._dispatcher is not None:
-            self._dispatcher.close()
+        self.stop(grace_s=0.0)
         close_stats = getattr(self.stats, "close", None)
         if close_stats is not None:
             close_stats()
         self.records.close()
+
+    def stop(self, *, grace_s: float) -> int:
+        """Stop taking renders (new ones: DispatchUnavailable, 503), give the running ones up to
+        ``grace_s`` to finish, and hand back to the queue those still running: their records
+        say "queued" again, with the attempt returned, for the next start. Queued renders stay
+        queued. Returns how many were handed back. Safe to call twice."""
+        if self._dispatcher is not None:
+            self._dispatcher.close(grace_s=grace_s)
+        with self._running_lock:
+            running = sorted(self._running)
+        handed_back = 0
+        for key in running:
+            try:
+                handed_back += self.records.release(key, owner=self.owner)
+            except LoopmarkError as exc:  # its lease lapses instead: taken over within one
+                log.warning("render %s not handed back: %s", key, exc.reason)
+        if handed_back:
+            log.info("handed %d unfinished renders back to the queue", handed_back)
+        return handed_back
+
+    def requeue_unfinished(self, *, limit: int = MAX_LIST_LIMIT, min_age_s: float = 0.0) -> int:
+        """Dispatch again what was accepted but not finished (a server's start): queued renders
+        and renders whose worker died, oldest first, at most ``limit``, skipping those queued
+        less than ``min_age_s`` ago. Stops when the dispatcher is full; the rest wait for a
+        poll or the next start. Harmless when two processes do it: the lease keeps each render
+        single. Returns how many jobs were dispatched."""
+        now = self.clock()
+        dispatched = 0
+        for record in self.records.list_unfinished(limit=limit):
+            if record.status == RenderStatus.QUEUED and now - record.updated_at < min_age_s:
+                continue
+            try:
+                self.dispatcher.submit(_job_of(record))
+            except (QueueFull, DispatchUnavailable) as exc:
+                log.warning("re-queued %d renders, the rest wait: %s", dispatched, exc.reason)
+                break
+            dispatched += 1
+        return dispatched
 
     # -- what the web reads: the records and media behind the service, never the ports ------
 
@@ -218,8 +278,19 @@ class RenderService:
 
     # -- the site's side ----------------------------------------------------------------------
 
-    def request(self, template_id: str, caption: str, *, wait_s: float = 0.0) -> RenderOutcome:
+    def request(
+        self,
+        template_id: str,
+        caption: str,
+        *,
+        wait_s: float = 0.0,
+        admit: Callable[[], None] | None = None,
+    ) -> RenderOutcome:
         """Answer a visitor's render request; may wait up to ``wait_s`` for a quick render.
+
+        ``admit`` is called only when this request is about to queue a new render (not for a
+        cache hit, nor for a render already under way): the site's render limits, which may
+        raise to refuse it.
 
         Raises BadInput (unknown template, refused caption, blocked key), QueueFull, and the
         backends' *Unavailable errors.
@@ -235,8 +306,12 @@ class RenderService:
             return self._done(record)
         self._refuse_dead(record)
         if record is None or not record.lease_live(self.clock()):
-            state = self.dispatcher.submit(RenderJob(key, template.id, normalised, words_version))
-            self._raise_failed(state)
+            if admit is not None:
+                admit()
+            # Dispatched, then recorded: a full queue refuses before anything is written, and
+            # the 202 goes out only once the record says "queued".
+            job = RenderJob(key, template.id, normalised, words_version)
+            self._dispatch(job, record)
         if wait_s > 0:
             self._wait_for(key, wait_s)
         outcome = self.status(key)
@@ -252,6 +327,8 @@ class RenderService:
             step = min(WAIT_POLL_SECONDS, remaining)
             started = time.monotonic()
             state = self.dispatcher.wait(key, step)
+            if state is not None and isinstance(state.error, DispatchUnavailable):
+                return  # dropped by a stopping pool: its record keeps it queued (see status)
             self._raise_failed(state)
             if state is not None and state.state == "done":
                 return
@@ -264,8 +341,10 @@ class RenderService:
     def status(self, key: str) -> RenderOutcome | None:
         """The state of a key: done, queued or rendering; None if nobody knows it.
 
-        A key whose last render failed or crashed (and may still be retried) is queued again
-        here, so a visitor polling for it is never left waiting on a job that no longer exists.
+        A key whose last render failed or crashed (and may still be retried), or that is queued
+        in the records but not held by this process's dispatcher (a restart, a lost Lambda
+        event), is dispatched again here, so a visitor polling for it is never left waiting on
+        a job that no longer exists.
         """
         record = self.records.get(key)
         if record is not None and record.status == "done":
@@ -273,7 +352,8 @@ class RenderService:
             return self._done(record)
         self._refuse_dead(record)
         state = self.dispatcher.state(key)
-        if record is not None and record.lease_live(self.clock()):
+        now = self.clock()
+        if record is not None and record.lease_live(now):
             if state is not None and state.state == "rendering":
                 return self._waiting(key, state, record)  # this process renders it
             # Rendered elsewhere (Lambda, another process): the record carries its real
@@ -286,10 +366,11 @@ class RenderService:
                 template_id=record.template_id,
                 caption=record.caption,
             )
-        if record is None and state is not None and state.state in ("queued", "rendering"):
-            return self._waiting(key, state, record)  # submitted, its lease not claimed yet
-        if record is not None:  # failed or crashed, and retries are left (see _refuse_dead)
-            cooling = record.updated_at + RETRY_COOLDOWN_SECONDS - self.clock()
+        if state is not None and state.state in ("queued", "rendering"):
+            if record is None or not self._redispatch_due(record, now):
+                return self._waiting(key, state, record)  # submitted, its lease not claimed yet
+        if record is not None:  # queued, failed or crashed, and retries are left
+            cooling = record.updated_at + RETRY_COOLDOWN_SECONDS - now
             if record.status == "failed" and cooling > 0:
                 # Straight after a failure (an outage, most likely) polls wait a moment rather
                 # than render again at every poll.
@@ -300,14 +381,48 @@ class RenderService:
                     template_id=record.template_id,
                     caption=record.caption,
                 )
-            retry = self.dispatcher.submit(RenderJob(key, record.template_id, record.caption))
-            self._raise_failed(retry)
+            try:
+                retry = self._dispatch(_job_of(record), record)
+            except (QueueFull, DispatchUnavailable) as exc:
+                if record.status != RenderStatus.QUEUED:
+                    raise
+                # Accepted and recorded already: it waits for room (the next poll, or start).
+                return RenderOutcome(
+                    key,
+                    "queued",
+                    eta_seconds=exc.retry_after_s or self.render_times.expected(record.template_id),
+                    template_id=record.template_id,
+                    caption=record.caption,
+                )
             return self._waiting(key, retry, record)
         self._raise_failed(state)
         if state is not None and state.state == "done":
             # Finished here, but its record is not done: another worker completes it.
             return RenderOutcome(key, "rendering", progress=1.0)
         return None
+
+    def _dispatch(self, job: RenderJob, record: RenderRecord | None) -> JobState:
+        """Submit ``job``, then make sure its record says queued (unless a worker got to it
+        first): the durable queue a restarted server reads. A queued record is so already, and
+        a crashed render's record (rendering, its lease expired) is found as it is."""
+        state = self.dispatcher.submit(job)
+        self._raise_failed(state)
+        if record is None or record.status == RenderStatus.FAILED:
+            self.records.enqueue(
+                job.key,
+                template_id=job.template_id,
+                caption=job.caption,
+                words_version=job.words_version,
+            )
+        return state
+
+    def _redispatch_due(self, record: RenderRecord, now: float) -> bool:
+        """Whether a job this dispatcher says it holds should be submitted again: a crashed or
+        failed render always (a local pool answers with the job it holds), a queued one when
+        nobody claimed it within REDISPATCH_AFTER_LEASES leases."""
+        if record.status != RenderStatus.QUEUED:
+            return True
+        return now - record.updated_at > self.lease_seconds * REDISPATCH_AFTER_LEASES
 
     def _waiting(self, key: str, state: JobState, record: RenderRecord | None) -> RenderOutcome:
         eta = state.eta_seconds
@@ -372,6 +487,15 @@ class RenderService:
         if before is not None and before.status == "rendering":
             self.metrics.lease_takeovers.inc()
             log.warning("render %s: took over an expired lease from %s", job.key, before.owner)
+        with self._running_lock:
+            self._running.add(job.key)
+        try:
+            self._execute_claimed(job, report)
+        finally:
+            with self._running_lock:
+                self._running.discard(job.key)
+
+    def _execute_claimed(self, job: RenderJob, report: Callable[[float], None]) -> None:
         started = time.perf_counter()
         try:
             with _LeaseKeeper(self, job.key, report) as keeper:
@@ -430,22 +554,33 @@ class RenderService:
     # -- the admin's side ---------------------------------------------------------------------
 
     def take_down(self, key: str, *, reason: str) -> None:
-        """Block the key for ever, delete its media, and ask the CDN to forget them.
+        """Block the key for ever, keep the block beside the media too, delete its media, and
+        ask the CDN to forget them.
 
         Blocking comes first, so a render racing the take-down can never be marked done (its
-        ``complete`` finds the record blocked) and no request starts a new one.
+        ``complete`` finds the record blocked) and no request starts a new one. The marker in
+        storage (service.blocklist) is what a restored database gets the block back from; if
+        writing it fails the take-down fails loudly, and doing it again is safe.
         """
+        check_render_key(key)
         self.records.block(key, reason=reason)
+        write_marker(self.blobs, key, reason=reason, at=self.clock())
         self._delete_media(key)
 
     def _delete_media(self, key: str) -> None:
-        keys = list(media_keys(key).values())
-        for storage_key in keys:
+        for storage_key in media_keys(key).values():
             self.blobs.delete(storage_key)
-        # The media, and the site's cached pages that show this render or its caption.
+        # The media where the CDN serves them (their public URLs' paths, which follow
+        # LOOPMARK_MEDIA_BASE_URL: /media/r/… on AWS), and the site's cached pages that show this
+        # render or its caption. Signed media URLs bypass the CDN: nothing to forget there.
+        media = (
+            [urlsplit(url).path.lstrip("/") for url in self.media_urls(key).values()]
+            if self.media_urls_are_public
+            else []
+        )
         pages = [f"s/{key}", f"r/{key}", f"api/renders/{key}"]
         pages += [f"m/{key}.{ext}" for ext in ("gif", "mp4", "jpg")]
-        self.purge(keys + pages)
+        self.purge(media + pages)
 
     def _render(self, job: RenderJob, report: Callable[[float], None]) -> RenderResult:
         """Render a job the site already checked: its caption is trusted as normalised and
@@ -469,6 +604,11 @@ class RenderService:
                 raise
             except OSError as exc:
                 raise StorageUnavailable(f"could not store the {kind}") from exc
+
+
+def _job_of(record: RenderRecord) -> RenderJob:
+    """The job that renders a recorded key again."""
+    return RenderJob(record.key, record.template_id, record.caption, record.words_version)
 
 
 class _LeaseKeeper:

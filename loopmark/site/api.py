@@ -25,7 +25,7 @@ from loopmark.renderer.colours import format_hex_colour
 from loopmark.renderer.prepare import PreparedTemplate
 from loopmark.renderer.templates import Template
 from loopmark.service.render_service import RenderOutcome
-from loopmark.web import assets, links
+from loopmark.web import assets, limits, links
 from loopmark.web.context import services
 from loopmark.web.errors import error_response
 
@@ -134,6 +134,20 @@ def check_caption() -> Response:
     return response
 
 
+# -- visitors ---------------------------------------------------------------------------------
+
+
+@blueprint.get("/visitor")
+def visitor_token() -> Response:
+    """A visitor token for the page's API calls (the X-Loopmark-Visitor header): limits count
+    per visitor, not per shared address. Asked for by script, so cached pages stay shared."""
+    response = jsonify(
+        {"token": limits.issue_visitor_token(), "expires_in": limits.VISITOR_TOKEN_SECONDS}
+    )
+    response.headers["Cache-Control"] = NO_STORE
+    return response
+
+
 # -- renders -----------------------------------------------------------------------------------
 
 
@@ -146,7 +160,9 @@ def create_render() -> Response:
     holding = slots.acquire(blocking=False)
     try:
         wait_s = float(current_app.config["RENDER_WAIT_SECONDS"]) if holding else 0.0
-        outcome = service.request(template_id, caption, wait_s=wait_s)
+        # The render limits count only renders this request queues (RenderRefused: 429/503
+        # with Retry-After past a limit); cache hits are never limited.
+        outcome = service.request(template_id, caption, wait_s=wait_s, admit=limits.admit_render)
     finally:
         if holding:
             slots.release()

@@ -1,27 +1,34 @@
 """Media routes: local media files, short links to signed media, and template previews.
 
 - ``/media/<key>``: a render's files from local storage (content-addressed, so immutable);
-  only for the local adapter, and only keys under ``r/`` with a media extension.
+  only for the local adapter, and only keys under ``r/`` with a media extension. A taken-down
+  render's files answer 410 even if they exist (restored with a copy of the media, say).
 - ``/m/<key>.<ext>``: a stable link for pages when storage is private; it checks the render is
   done (so a takedown also takes the link down) and redirects to a freshly signed URL.
+
+Both check the block twice: the render's record, and the blocklist kept in storage beside the
+media (``service.blocklist``), which still holds when the records were restored without it.
 - ``/templates/<id>/<version>/<name>``: a template's preview loop and poster, prepared on first
   use; the version is in the path, so they are immutable too.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
 from flask import Blueprint, abort, redirect, send_file
 from werkzeug.wrappers import Response
 
-from loopmark.errors import UnknownTemplate
-from loopmark.records.renders import RenderStatus
+from loopmark.errors import LoopmarkError, UnknownTemplate
+from loopmark.records.renders import RenderRecord, RenderStatus
 from loopmark.renderer.prepare import PREPARE_VERSION, prepared_folder_name
 from loopmark.storage.base import IMMUTABLE_CACHE_CONTROL
 from loopmark.web import links
 from loopmark.web.context import services
+
+log = logging.getLogger(__name__)
 
 blueprint = Blueprint("media", __name__)
 
@@ -33,6 +40,8 @@ SHORT_KINDS = {ext: kind for kind, ext in links.SHORT_EXTENSIONS.items()}
 SIGNED_REDIRECT_CACHE_CONTROL = "private, max-age=60"
 PUBLIC_REDIRECT_CACHE_CONTROL = "public, max-age=300"
 RENDER_MEDIA_PREFIX = "r/"
+# r/<first two characters>/<render key>/<file>
+_RENDER_MEDIA_RE = re.compile(r"r/[a-z2-7]{2}/([a-z2-7]+)/[a-z0-9._-]+")
 _VERSION_RE = re.compile(r"([0-9a-f]{16})(?:-p([1-9][0-9]{0,3}))?")
 
 
@@ -41,6 +50,11 @@ def media_file(key: str) -> Response:
     mimetype = MEDIA_MIMETYPES.get(key.rpartition(".")[2])
     if mimetype is None or not key.startswith(RENDER_MEDIA_PREFIX):
         abort(404)
+    match = _RENDER_MEDIA_RE.fullmatch(key)
+    if match is None or not links.well_formed_key(match[1]):
+        abort(404)
+    if taken_down(match[1]):
+        abort(410)
     path = services().render.local_media_file(key)
     if path is None:  # not local storage, or no such file
         abort(404)
@@ -51,10 +65,13 @@ def media_file(key: str) -> Response:
 def short(key: str, ext: str) -> Response:
     if not links.well_formed_key(key):
         abort(404)
+    if key in services().blocklist:
+        abort(410)
     render = services().render
     record = render.record(key)
     if record is None or record.status != RenderStatus.DONE:
         abort(410 if record is not None and record.status == RenderStatus.BLOCKED else 404)
+    services().hits.seen(key)
     response = redirect(render.media_urls(key)[SHORT_KINDS[ext]], code=302)
     response.headers["Cache-Control"] = (
         PUBLIC_REDIRECT_CACHE_CONTROL
@@ -80,6 +97,21 @@ def template_file(template_id: str, version: str, name: str) -> Response:
         template, prepared_folder_name(template_version, int(prepare_version)), name
     )
     return _immutable_file(path, MEDIA_MIMETYPES[name.rpartition(".")[2]])
+
+
+def taken_down(key: str, record: RenderRecord | None = None) -> bool:
+    """Whether render ``key`` was taken down: in the blocklist kept in storage, or in its record
+    (``record`` when the caller has it already, else read; records that are down count as not
+    blocked here, the blocklist having answered first)."""
+    if key in services().blocklist:
+        return True
+    if record is None:
+        try:
+            record = services().render.record(key)
+        except LoopmarkError as exc:
+            log.warning("media %s: records unavailable, blocklist only: %s", key, exc)
+            return False
+    return record is not None and record.status == RenderStatus.BLOCKED
 
 
 def _immutable_file(path: Path, mimetype: str) -> Response:

@@ -39,6 +39,7 @@ DESCRIPTION = "Pick a loop, add your words, share the GIF. Made with Hop & Co. c
 BBB_CREDIT = "Big Buck Bunny © Blender Foundation, CC-BY 3.0"
 NO_STORE = "no-store"
 BBB_LICENSE_URL = "https://creativecommons.org/licenses/by/3.0/"
+TAKEN_DOWN = "This GIF was taken down and can't be made again."
 
 
 @dataclass(frozen=True)
@@ -99,11 +100,14 @@ def result(key: str) -> Response | tuple[str, int]:
     if not links.well_formed_key(key):
         abort(404)
     try:
+        if key in services().blocklist:  # kept in storage: holds even if the records forgot
+            raise RenderBlocked(TAKEN_DOWN)
         outcome = services().render.status(key)
     except (RenderBlocked, RenderGaveUp) as exc:
         return render_template("result.html", key=key, gone=exc.reason, outcome=None), 410
     if outcome is None:
         abort(404)
+    services().hits.seen(key)
     response = make_response(
         render_template("result.html", key=key, gone=None, **_result_context(key, outcome))
     )
@@ -119,6 +123,7 @@ def share(key: str) -> tuple[str, int] | str:
     if not links.well_formed_key(key):
         abort(404)
     meta = _share_meta(key)
+    services().hits.seen(key)  # memory only: retention's "last asked for"
     if meta.taken_down:
         return render_template("share.html", key=key, meta=meta, taken_down=True), 410
     media = links.media_urls(key)
@@ -189,7 +194,10 @@ def _result_context(key: str, outcome: RenderOutcome) -> dict[str, Any]:
 
 
 def _share_meta(key: str) -> ShareMeta:
-    """Caption and size from the records when they answer; nothing (never an error) otherwise."""
+    """Caption and size from the records when they answer; nothing (never an error) otherwise.
+    A key in the blocklist kept in storage is taken down whatever the records say."""
+    if key in services().blocklist:
+        return ShareMeta(taken_down=True)
     try:
         record = services().render.record(key)
     except LoopmarkError as exc:

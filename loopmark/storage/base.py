@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -14,6 +16,15 @@ IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
 LOCAL_MEDIA_PREFIX = "/media/"
 
 _KEY_RE = re.compile(r"[a-z0-9][a-z0-9/._-]*")
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """One stored blob as a listing sees it."""
+
+    key: str
+    modified_at: float  # epoch seconds of its last write
+    size: int  # bytes
 
 
 @runtime_checkable
@@ -53,6 +64,12 @@ class BlobStore(Protocol):
 
     def delete(self, key: str) -> None:
         """Remove ``key``; removing a missing key is not an error."""
+        ...
+
+    def list(self, prefix: str) -> Iterator[StoredBlob]:
+        """Every blob whose key starts with ``prefix`` (a valid key, perhaps ending in "/", or
+        "" for all), in no particular order: for maintenance (the blocklist, ``loopmark gc``),
+        never the request path. A prefix nothing is stored under yields nothing."""
         ...
 
     def setup(self) -> None:

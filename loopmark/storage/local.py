@@ -7,10 +7,16 @@ import functools
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from loopmark.errors import ConfigInvalid, StorageUnavailable
-from loopmark.storage.base import LOCAL_MEDIA_PREFIX, check_media_base_url, validate_key
+from loopmark.storage.base import (
+    LOCAL_MEDIA_PREFIX,
+    StoredBlob,
+    check_media_base_url,
+    validate_key,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +135,28 @@ class LocalBlobStore:
             if not path.is_file():
                 return
             raise StorageUnavailable(f"cannot delete media under {self.root}: {exc}") from exc
+
+    def list(self, prefix: str) -> Iterator[StoredBlob]:
+        # A prefix may end inside a segment ("r/a" finds "r/ab/..."): walk from its folder.
+        if prefix:
+            validate_key(prefix.rstrip("/"))
+        folder = self.root / prefix.rpartition("/")[0]
+        try:
+            for dirpath, dirnames, filenames in os.walk(folder):
+                # Hidden names are temporary files (see _TEMP_PREFIX), never keys.
+                dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
+                base = Path(dirpath)
+                for name in sorted(filenames):
+                    key = (base / name).relative_to(self.root).as_posix()
+                    if name.startswith(".") or not key.startswith(prefix):
+                        continue
+                    try:
+                        stat = (base / name).stat()
+                    except FileNotFoundError:  # deleted meanwhile
+                        continue
+                    yield StoredBlob(key, stat.st_mtime, stat.st_size)
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot list media under {self.root}: {exc}") from exc
 
     def setup(self) -> None:
         try:

@@ -14,7 +14,12 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from loopmark.errors import ConfigInvalid, StorageUnavailable
-from loopmark.storage.base import IMMUTABLE_CACHE_CONTROL, check_media_base_url, validate_key
+from loopmark.storage.base import (
+    IMMUTABLE_CACHE_CONTROL,
+    StoredBlob,
+    check_media_base_url,
+    validate_key,
+)
 
 if TYPE_CHECKING:
     # boto3-stubs: for type checking only, the running code never imports it.
@@ -171,6 +176,21 @@ class S3BlobStore:
         # DeleteObject succeeds for a missing key, so idempotence comes from S3 itself.
         with self._translate("delete_object"):
             self.client.delete_object(Bucket=self.bucket, Key=object_key)
+
+    def list(self, prefix: str) -> Iterator[StoredBlob]:
+        if prefix:
+            validate_key(prefix.rstrip("/"))
+        with self._translate("list_objects_v2"):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.prefix + prefix
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    yield StoredBlob(
+                        item["Key"].removeprefix(self.prefix),
+                        item["LastModified"].timestamp(),
+                        item["Size"],
+                    )
 
     def setup(self) -> None:
         with self._translate("create_bucket"):

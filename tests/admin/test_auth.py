@@ -175,23 +175,62 @@ def test_a_deleted_user_is_signed_out(app: Flask, admin_client: FlaskClient) -> 
     assert admin_client.get("/admin/").status_code == 302
 
 
-def test_failed_logins_are_rate_limited_per_address(client: FlaskClient) -> None:
+def test_failed_logins_are_rate_limited_per_name_and_address(client: FlaskClient) -> None:
     for _ in range(5):
         assert login(client, password="wrong password").status_code == 401
-    # Even the right password waits now.
-    assert login(client).status_code == 429
+    # Even the right password waits now, with a reason and a Retry-After.
+    held = login(client)
+    assert held.status_code == 429
+    assert 0 < int(held.headers["Retry-After"]) <= 3600
+    assert "failed logins" in held.get_data(as_text=True)
 
 
-def test_failed_logins_are_rate_limited_per_name(app: Flask) -> None:
+def test_strangers_failing_with_the_admins_name_do_not_lock_the_admin_out(app: Flask) -> None:
     for number in range(5):
         client = app.test_client()
         client.environ_base["REMOTE_ADDR"] = f"198.51.100.{number}"
-        assert login(client, password="wrong password").status_code == 401
-    other = app.test_client()
-    other.environ_base["REMOTE_ADDR"] = "203.0.113.9"
-    assert login(other).status_code == 429
-    # Another name from that address is not held back.
-    assert login(other, name="somebody", password="x" * 10).status_code == 401
+        for _ in range(5):
+            login(client, password="wrong password")
+        assert login(client, password="wrong password").status_code == 429
+    admin_client = app.test_client()
+    admin_client.environ_base["REMOTE_ADDR"] = "203.0.113.9"
+    assert login(admin_client).status_code == 303
+    assert admin_client.get("/admin/").status_code == 200
+
+
+def test_failed_logins_are_rate_limited_per_address_for_any_name(app: Flask) -> None:
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = "198.51.100.7"
+    for number in range(20):  # LOOPMARK_RATE_LIMIT_LOGIN_ADDRESS: 20/minute
+        assert login(client, name=f"guess{number}", password="x" * 10).status_code == 401
+    assert login(client).status_code == 429
+    elsewhere = app.test_client()
+    elsewhere.environ_base["REMOTE_ADDR"] = "203.0.113.9"
+    assert login(elsewhere).status_code == 303
+
+
+def test_unlock_clears_a_name_and_its_addresses(app: Flask, client: FlaskClient) -> None:
+    for _ in range(5):
+        login(client, password="wrong password")
+    assert login(client).status_code == 429
+    assert admin(app).login_limits.unlock(ADMIN_NAME) == 5
+    assert login(client).status_code == 303
+
+
+def test_logout_revokes_the_session_server_side(app: Flask, admin_client: FlaskClient) -> None:
+    cookie = admin_client.get_cookie("__Host-loopmark")
+    assert cookie is not None
+    stolen = app.test_client()
+    stolen.set_cookie(cookie.key, cookie.value, domain="localhost", path="/")
+    assert stolen.get("/admin/").status_code == 200  # a copy works while the session lives
+    token = page_token(admin_client)
+    assert admin_client.post("/admin/logout", data={"csrf_token": token}).status_code == 303
+    replayed = app.test_client()
+    replayed.set_cookie(cookie.key, cookie.value, domain="localhost", path="/")
+    response = replayed.get("/admin/")
+    assert response.status_code == 302
+    assert response.location.startswith("/admin/login")
+    assert stolen.get("/admin/").status_code == 302
 
 
 def test_good_logins_do_not_count(app: Flask) -> None:

@@ -252,6 +252,7 @@ def test_site_function_environment(synth: Synth) -> None:
         **shared_environment(synth),
         "LOOPMARK_DISPATCH": {"Fn::Join": ["", ["lambda://", {"Ref": renderer}]]},
         "LOOPMARK_PROXY_HOPS": "1",
+        "LOOPMARK_TRUSTED_PROXIES": "*",
         "LOOPMARK_SECRET_KEY": f"ssm:{PARAMETER_PREFIX}secret-key",
         "LOOPMARK_ORIGIN_VERIFY": f"ssm:{PARAMETER_PREFIX}origin-verify",
         "LOOPMARK_SITE_URL": f"ssm:{PARAMETER_PREFIX}site-url",

@@ -15,7 +15,11 @@ import pytest
 from loopmark.dispatch import LocalDispatcher, RenderJob, open_dispatcher
 from loopmark.dispatch.aws_lambda import LambdaDispatcher
 from loopmark.dispatch.base import ProgressReport
-from loopmark.dispatch.local import MIN_REMAINING_SECONDS
+from loopmark.dispatch.local import (
+    MIN_REMAINING_SECONDS,
+    QUEUE_FULL_RETRY_MAX_SECONDS,
+    SHUTDOWN_RETRY_AFTER_SECONDS,
+)
 from loopmark.errors import (
     CaptionRejected,
     ConfigInvalid,
@@ -196,9 +200,10 @@ def test_concurrency_bound_and_queue_positions(held: HeldRunner) -> None:
 def test_positions_decrease_as_work_completes(held: HeldRunner) -> None:
     dispatcher = LocalDispatcher(held, concurrency=1)
     try:
-        for n in range(4):
-            dispatcher.submit(job(n))
+        dispatcher.submit(job(0))
         held.wait_started(1)
+        for n in range(1, 4):
+            dispatcher.submit(job(n))
         before = [dispatcher.state(f"key-{n}") for n in range(1, 4)]
         assert [s.position for s in before if s] == [1, 2, 3]
         held.release("key-0")
@@ -402,9 +407,10 @@ def test_eta_schedule_with_a_fake_clock(held: HeldRunner) -> None:
     clock = FakeClock()
     dispatcher = LocalDispatcher(held, concurrency=1, clock=clock, default_estimate_s=2.0)
     try:
-        for n in range(4):
-            dispatcher.submit(job(n))
+        dispatcher.submit(job(0))
         held.wait_started(1)
+        for n in range(1, 4):
+            dispatcher.submit(job(n))
         etas = [dispatcher.state(f"key-{n}").eta_seconds for n in range(4)]  # type: ignore[union-attr]
         assert etas == [2.0, 4.0, 6.0, 8.0]
         clock.now += 1.5
@@ -552,6 +558,67 @@ def test_queue_full_retry_after_comes_from_the_schedule(held: HeldRunner) -> Non
     finally:
         held.release()
         dispatcher.close()
+
+
+def test_queue_full_retry_after_is_the_time_to_drain_the_whole_queue(held: HeldRunner) -> None:
+    """Issue 10: a full queue said "Retry-After: 1" while it took minutes to drain. Six queued
+    jobs behind two workers at 10 s each drain in 30 s, and that is what the visitor is told."""
+    clock = FakeClock()
+    dispatcher = LocalDispatcher(
+        held, concurrency=2, max_queue=6, clock=clock, default_estimate_s=10.0
+    )
+    try:
+        dispatcher.submit(job(0))
+        dispatcher.submit(job(1))
+        held.wait_started(2)
+        for n in range(2, 8):
+            dispatcher.submit(job(n))
+        with pytest.raises(QueueFull) as caught:
+            dispatcher.submit(job(99))
+        assert caught.value.retry_after_s == 30
+        clock.now += 4  # the running pair is 4 s in: the queue drains 4 s sooner
+        with pytest.raises(QueueFull) as caught:
+            dispatcher.submit(job(99))
+        assert caught.value.retry_after_s == 26
+    finally:
+        held.release()
+        dispatcher.close()
+
+
+def test_queue_full_retry_after_is_bounded(held: HeldRunner) -> None:
+    dispatcher = LocalDispatcher(held, concurrency=1, max_queue=3, default_estimate_s=900.0)
+    try:
+        dispatcher.submit(job(0))
+        held.wait_started(1)
+        for n in range(1, 4):
+            dispatcher.submit(job(n))
+        with pytest.raises(QueueFull) as caught:
+            dispatcher.submit(job(99))
+        assert caught.value.retry_after_s == QUEUE_FULL_RETRY_MAX_SECONDS
+    finally:
+        held.release()
+        dispatcher.close()
+
+
+def test_close_gives_running_renders_a_bounded_grace_and_says_when_to_come_back(
+    held: HeldRunner,
+) -> None:
+    dispatcher = LocalDispatcher(held, concurrency=1)
+    dispatcher.submit(job(1))
+    dispatcher.submit(job(2))
+    held.wait_started(1)
+    started = time.monotonic()
+    dispatcher.close(grace_s=0.3)  # key-1 is never released in time
+    assert time.monotonic() - started < WAIT_SECONDS
+    assert dispatcher.state("key-1").state == "rendering"  # type: ignore[union-attr]
+    with pytest.raises(DispatchUnavailable) as caught:
+        dispatcher.submit(job(3))
+    assert caught.value.retry_after_s == SHUTDOWN_RETRY_AFTER_SECONDS
+    dropped = dispatcher.state("key-2")
+    assert dropped is not None and dropped.state == "failed"
+    held.release()
+    assert dispatcher.wait("key-1", WAIT_SECONDS).state == "done"  # type: ignore[union-attr]
+    assert held.started == ["key-1"]
 
 
 def test_queued_eta_lands_within_a_quarter_of_the_real_wait() -> None:

@@ -25,6 +25,8 @@ from loopmark.records import (
 from loopmark.records.dynamodb import TTL_ATTRIBUTE, DynamoTable
 from loopmark.records.renders import (
     FAILED_RECORD_TTL_SECONDS,
+    RECENT_PARTITION,
+    UNFINISHED_PARTITION,
     DynamoRenderRecords,
     SqliteRenderRecords,
 )
@@ -217,6 +219,161 @@ def test_block_overrides_anything_and_is_never_claimable(
     assert records.get("k1").error == "again"  # type: ignore[union-attr]
 
 
+# --- the durable queue: enqueue, release, list_unfinished ---------------------------------------
+
+
+def enqueue(
+    records: RenderRecords, key: str, caption: str = "Hello", words: int | None = 7
+) -> bool:
+    return records.enqueue(key, template_id="bunny", caption=caption, words_version=words)
+
+
+def test_an_accepted_render_is_recorded_queued_before_any_worker_claims_it(
+    records: RenderRecords, clock: FakeClock
+) -> None:
+    assert enqueue(records, "k1") is True
+    queued = records.get("k1")
+    assert queued == RenderRecord(
+        key="k1",
+        status="queued",
+        template_id="bunny",
+        caption="Hello",
+        owner=None,
+        lease_until=0.0,
+        progress=0.0,
+        attempts=0,
+        created_at=START,
+        updated_at=START,
+        media=None,
+        error=None,
+        words_version=7,
+        queued_at=START,
+    )
+    assert isinstance(queued.status, RenderStatus) and queued.status == RenderStatus.QUEUED
+    assert not queued.lease_live(clock())
+    clock.advance(3)
+    assert enqueue(records, "k1", words=None) is False  # queued already: keeps its place
+    assert records.get("k1") == queued
+    # Nothing but a claim moves it on: it is never done without media.
+    assert records.complete("k1", owner="alice", media=MEDIA) is False
+    assert records.extend_lease("k1", owner="alice", lease_seconds=LEASE, progress=0.5) is False
+    assert records.fail("k1", owner="alice", error="x") is False
+    assert records.list_recent() == []
+    enqueue(records, "k2", words=None)
+    assert records.get("k2").words_version is None  # type: ignore[union-attr]
+
+
+def test_a_queued_render_is_claimed_by_exactly_one_worker_and_queueing_costs_no_attempt(
+    records: RenderRecords, clock: FakeClock
+) -> None:
+    enqueue(records, "k1")
+    clock.advance(2)
+    results = {owner: claim(records, "k1", owner) for owner in ("a", "b", "c")}
+    assert [owner for owner, held in results.items() if held is not None] == ["a"]
+    held = records.get("k1")
+    assert held is not None and held.status == "rendering" and held.owner == "a"
+    assert held.attempts == 1 and held.created_at == START and held.words_version == 7
+    assert records.complete("k1", owner="a", media=MEDIA) is True
+    assert enqueue(records, "k1") is False  # done stays done
+    assert records.get("k1").status == "done"  # type: ignore[union-attr]
+
+
+def test_enqueue_leaves_live_done_and_blocked_records_alone(
+    records: RenderRecords, clock: FakeClock
+) -> None:
+    claim(records, "live", "alice")
+    claim(records, "done", "alice")
+    records.complete("done", owner="alice", media=MEDIA)
+    records.block("blocked", reason="taken down")
+    for key in ("live", "done", "blocked"):
+        before = records.get(key)
+        assert enqueue(records, key) is False
+        assert records.get(key) == before
+
+
+def test_failed_and_crashed_renders_are_queued_again_with_their_attempts(
+    records: RenderRecords, clock: FakeClock
+) -> None:
+    claim(records, "failed", "alice")
+    records.fail("failed", owner="alice", error="boom")
+    claim(records, "crashed", "bob")
+    clock.advance(LEASE + 1)
+    for key in ("failed", "crashed"):
+        assert enqueue(records, key) is True
+        queued = records.get(key)
+        assert queued is not None
+        assert (queued.status, queued.attempts, queued.owner, queued.error) == (
+            "queued",
+            1,
+            None,
+            None,
+        )
+        assert queued.queued_at == clock()
+        held = claim(records, key, "carol")
+        assert held is not None and held.attempts == 2
+    # Out of attempts: never queued again.
+    claim(records, "spent", "w0")
+    for attempt in range(1, MAX_ATTEMPTS):
+        records.fail("spent", owner=f"w{attempt - 1}", error="boom")
+        claim(records, "spent", f"w{attempt}")
+    records.fail("spent", owner=f"w{MAX_ATTEMPTS - 1}", error="boom")
+    assert enqueue(records, "spent") is False
+    assert records.get("spent").status == "failed"  # type: ignore[union-attr]
+
+
+def test_a_render_handed_back_is_queued_again_with_its_attempt_returned(
+    records: RenderRecords, clock: FakeClock
+) -> None:
+    enqueue(records, "k1")
+    claim(records, "k1", "alice")
+    clock.advance(4)
+    assert records.release("k1", owner="bob") is False
+    assert records.release("k1", owner="alice") is True
+    queued = records.get("k1")
+    assert queued is not None
+    assert (queued.status, queued.owner, queued.attempts, queued.lease_until) == (
+        "queued",
+        None,
+        0,
+        0.0,
+    )
+    assert queued.queued_at == START + 4 and queued.words_version == 7
+    # The worker that was stopped cannot finish it any more; the next claim can.
+    assert records.complete("k1", owner="alice", media=MEDIA) is False
+    assert records.release("k1", owner="alice") is False
+    held = claim(records, "k1", "bob")
+    assert held is not None and held.attempts == 1
+
+
+def test_list_unfinished_is_queued_and_crashed_renders_oldest_first(
+    records: RenderRecords, clock: FakeClock
+) -> None:
+    enqueue(records, "q1")
+    clock.advance(1)
+    claim(records, "crashed", "dead")
+    clock.advance(1)
+    enqueue(records, "q2")
+    claim(records, "live", "alive")  # rendering under a live lease: being finished
+    claim(records, "done", "alice")
+    records.complete("done", owner="alice", media=MEDIA)
+    claim(records, "failed", "alice")
+    records.fail("failed", owner="alice", error="boom")
+    records.block("blocked", reason="taken down")
+    enqueue(records, "q3")
+    records.block("q3", reason="taken down while queued")
+    assert [r.key for r in records.list_unfinished()] == ["q1", "q2"]
+    clock.advance(LEASE - 0.5)  # the crashed lease lapses; the live one is still inside its own
+    assert [r.key for r in records.list_unfinished()] == ["q1", "crashed", "q2"]
+    assert [r.key for r in records.list_unfinished(limit=2)] == ["q1", "crashed"]
+    claim(records, "q1", "bob")
+    assert [r.key for r in records.list_unfinished()] == ["crashed", "q2"]
+    for attempt in range(2, MAX_ATTEMPTS + 1):  # a render that kills every worker
+        clock.advance(LEASE + 1)
+        claim(records, "crashed", f"dead{attempt}")
+    clock.advance(LEASE + 1)  # every lease has lapsed now (oldest updated_at first)
+    assert [r.key for r in records.list_unfinished()] == ["live", "q2", "q1"]
+
+
 def test_extend_lease_only_by_the_owner_and_progress_is_stored(
     records: RenderRecords, clock: FakeClock
 ) -> None:
@@ -403,11 +560,19 @@ def test_ttl_is_set_only_on_failed_records(dynamo_records: DynamoRenderRecords) 
     assert TTL_ATTRIBUTE not in raw_item("d")
 
 
-def test_only_done_records_are_in_the_listing_index(dynamo_records: DynamoRenderRecords) -> None:
+def test_the_listing_index_holds_done_and_unfinished_records_apart(
+    dynamo_records: DynamoRenderRecords,
+) -> None:
     records = dynamo_records
+    records.enqueue("k", template_id="t", caption="c", words_version=None)
+    assert raw_item("k")["listing"] == {"S": UNFINISHED_PARTITION}
     records.claim_lease("k", owner="a", template_id="t", caption="c", lease_seconds=90)
-    assert "listing" not in raw_item("k")
+    assert raw_item("k")["listing"] == {"S": UNFINISHED_PARTITION}
+    assert records.list_recent() == []
     records.complete("k", owner="a", media={"gif": "k.gif"})
-    assert "listing" in raw_item("k")
+    assert raw_item("k")["listing"] == {"S": RECENT_PARTITION}
     records.block("k", reason="taken down")
     assert "listing" not in raw_item("k")
+    records.claim_lease("f", owner="a", template_id="t", caption="c", lease_seconds=90)
+    records.fail("f", owner="a", error="boom")
+    assert "listing" not in raw_item("f")

@@ -14,7 +14,12 @@ import pytest
 from loopmark.errors import ConfigInvalid, RecordsUnavailable
 from loopmark.records import open_render_records
 from loopmark.records.renders import SqliteRenderRecords
-from loopmark.records.sqlite import SCHEMA_VERSION, SqliteDatabase, sqlite_path_from_url
+from loopmark.records.sqlite import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    SqliteDatabase,
+    sqlite_path_from_url,
+)
 from tests.records.conftest import set_up
 
 
@@ -114,3 +119,40 @@ def test_racing_setups_apply_the_schema_once(tmp_path: Path) -> None:
     assert errors == []
     with closing(sqlite3.connect(path)) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_the_queue_migration_keeps_every_record_and_column_and_admits_queued(
+    tmp_path: Path,
+) -> None:
+    """A database from before the durable queue (schema 2) is upgraded in place: its render
+    records, and a column another migration added, survive; 'queued' is now a status, and the
+    CHECK still refuses anything else, on a connection opened before the upgrade too."""
+    path = tmp_path / "v2.db"
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("PRAGMA journal_mode = WAL")
+        for number, statements in enumerate(MIGRATIONS[:2]):
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number + 1}")
+        conn.execute("ALTER TABLE render_records ADD COLUMN someone_elses INTEGER")
+        conn.execute(
+            "INSERT INTO render_records VALUES"
+            " ('k', 'done', 't', 'Hi', 'hi', NULL, 0, 1, 1, 1.0, 2.0, '{}', NULL, 42)"
+        )
+    with closing(sqlite3.connect(path, isolation_level=None)) as early:
+        early.execute("SELECT count(*) FROM render_records").fetchall()  # schema cached
+        records = SqliteRenderRecords(SqliteDatabase(path))
+        records.setup()
+        record = records.get("k")
+        assert record is not None and (record.status, record.caption) == ("done", "Hi")
+        assert (record.words_version, record.queued_at) == (None, 0.0)
+        assert records.enqueue("q", template_id="t", caption="Yo", words_version=3)
+        early.execute("UPDATE render_records SET status = 'queued' WHERE key = 'k'")
+        with pytest.raises(sqlite3.IntegrityError):
+            early.execute("UPDATE render_records SET status = 'bogus' WHERE key = 'k'")
+        assert (
+            early.execute("SELECT someone_elses FROM render_records WHERE key = 'k'").fetchone()[0]
+            == 42
+        )
+        assert early.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        records.close()

@@ -138,3 +138,63 @@ def test_ten_puts_at_once_lose_no_user(racing_users: AdminUserRecords) -> None:
     assert same is not None and same.password_hash in {f"hash{i}" for i in range(10)}
     assert race(10, lambda i: users.delete(f"user{i}" if i % 2 else "same")).count(True) == 6
     assert [u.name for u in users.all()] == ["user0", "user2", "user4", "user6", "user8"]
+
+
+SESSION = "a" * 64
+OTHER_SESSION = "b" * 64
+
+
+def test_a_session_lives_until_it_ends_or_expires(
+    users: AdminUserRecords, clock: FakeClock
+) -> None:
+    users.put("alice", HASH)
+    users.add_session(SESSION, "alice", expires_at=START + 100)
+    assert users.session_user(SESSION) == "alice"
+    assert users.session_user(OTHER_SESSION) is None
+    assert users.session_user("not a hash") is None
+    clock.advance(100)
+    assert users.session_user(SESSION) is None  # expired
+
+
+def test_logout_ends_one_session_and_a_new_password_ends_them_all(
+    users: AdminUserRecords,
+) -> None:
+    users.put("alice", HASH)
+    users.put("bob", HASH)
+    users.add_session(SESSION, "alice", expires_at=START + 100)
+    users.add_session(OTHER_SESSION, "alice", expires_at=START + 100)
+    users.add_session("c" * 64, "bob", expires_at=START + 100)
+    users.delete_session(SESSION)
+    users.delete_session(SESSION)  # again: not an error
+    assert users.session_user(SESSION) is None
+    assert users.session_user(OTHER_SESSION) == "alice"
+    users.put("alice", HASH)  # the same hash: not a new password
+    assert users.session_user(OTHER_SESSION) == "alice"
+    users.put("alice", HASH + "2")
+    assert users.session_user(OTHER_SESSION) is None
+    assert users.session_user("c" * 64) == "bob"
+    users.delete("bob")
+    assert users.session_user("c" * 64) is None
+
+
+def test_failures_count_per_pair_and_per_address(users: AdminUserRecords, clock: FakeClock) -> None:
+    for address in ("198.51.100.1", "198.51.100.1", "198.51.100.2"):
+        users.add_failure("alice", address)
+    users.add_failure("bob", "198.51.100.1")
+    clock.advance(10)
+    users.add_failure("alice", "198.51.100.1")
+    since = [START - 1, START + 5]
+    assert users.failures_since("alice", "198.51.100.1", since) == [(3, 4), (1, 1)]
+    assert users.failures_since("alice", "198.51.100.2", since) == [(1, 1), (0, 0)]
+    assert users.failures_since("alice", "203.0.113.9", since) == [(0, 0), (0, 0)]
+    assert users.failures_since("bob", "198.51.100.1", since) == [(1, 4), (0, 1)]
+    # Unlock forgets alice's failures and her addresses' counts, and nobody else's.
+    users.add_failure("carol", "203.0.113.9")
+    assert users.clear_failures("alice") == 4
+    assert users.failures_since("alice", "198.51.100.1", since) == [(0, 0), (0, 0)]
+    assert [by_address for _, by_address in users.failures_since("bob", "198.51.100.1", since)] == [
+        0,
+        0,
+    ]
+    assert users.failures_since("carol", "203.0.113.9", since) == [(1, 1), (1, 1)]
+    assert users.clear_failures("nobody") == 0

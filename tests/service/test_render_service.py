@@ -175,7 +175,8 @@ def test_take_down_blocks_deletes_and_purges(service: RenderService) -> None:
     service.take_down(outcome.key, reason="admin: off-brand")
     assert not any(service.blobs.exists(k) for k in keys.values())
     assert len(purged) == 1
-    assert purged[0][:3] == list(keys.values())
+    # The media's served paths (local: /media/<storage key>), then the pages that show them.
+    assert purged[0][:3] == [f"media/{k}" for k in keys.values()]
     assert {f"s/{outcome.key}", f"r/{outcome.key}", f"m/{outcome.key}.gif"} <= set(purged[0])
     record = service.records.get(outcome.key)
     assert record is not None and record.status == "blocked"
@@ -339,3 +340,20 @@ def test_a_lost_lease_is_noticed_at_the_next_report(tmp_path: Path, workdir: Pat
             keeper(1.0)
     finally:
         service.close()
+
+
+def test_take_down_purges_media_where_the_cdn_serves_them(tmp_path: Path, workdir: Path) -> None:
+    """Behind a CDN (LOOPMARK_MEDIA_BASE_URL), the purge names the URL paths the CDN caches:
+    on AWS the bucket's `media/` prefix under the distribution's /media/ behaviour."""
+    settings = make_settings(tmp_path, workdir, LOOPMARK_MEDIA_BASE_URL="https://cdn.example/media")
+    setup_backends(settings)
+    service = build_render_service(settings)
+    purged: list[list[str]] = []
+    service.purge = lambda paths: purged.append(list(paths))
+    try:
+        outcome = done(service, "Purge me")
+        service.take_down(outcome.key, reason="test")
+    finally:
+        service.close()
+    keys = media_keys(outcome.key)
+    assert purged[0][:3] == [f"media/{k}" for k in keys.values()]

@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import threading
+import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from loopmark.app import create_app
+from loopmark.site.health import HEALTH_BUDGET_SECONDS
 from loopmark.web.server import create_server, warm_up
-from tests.site.conftest import render_service, render_via_api
+from tests.site.conftest import (
+    MakeApp,
+    render_service,
+    render_via_api,
+    site_config,
+    site_services,
+)
 
 
 def media_root(app: Flask) -> Path:
@@ -23,11 +34,11 @@ def media_root(app: Flask) -> Path:
 def test_healthz_is_ok_when_every_backend_answers(client: FlaskClient) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.get_json() == {
-        "ok": True,
-        "checks": {"storage": "ok", "records": "ok", "dispatcher": "ok"},
-        "failing": [],
-    }
+    body = response.get_json()
+    assert body["ok"] is True
+    assert body["checks"] == {"storage": "ok", "records": "ok", "dispatcher": "ok", "disk": "ok"}
+    assert body["failing"] == []
+    assert body["disk_free_mb"] > 0
     assert response.headers["Cache-Control"] == "no-store"
 
 
@@ -108,3 +119,81 @@ def test_waitress_serves_the_site_over_http(app: Flask) -> None:
         server.close()
         thread.join(10)
     assert not thread.is_alive()
+
+
+@pytest.fixture
+def stalled_endpoint() -> Iterator[str]:
+    """A TCP server on loopback that accepts connections and never answers (a frozen backend)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join(5)
+    for conn in held:
+        conn.close()
+    listener.close()
+
+
+@pytest.mark.timeout(120)
+def test_healthz_answers_within_its_budget_when_a_backend_stalls(
+    tmp_path: Path, workdir: Path, stalled_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", stalled_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    # Backends open lazily: nothing waits on the stalled S3 until a probe asks it.
+    app = create_app(site_config(tmp_path, workdir, LOOPMARK_STORAGE="s3://stalled-bucket/m"))
+    client = app.test_client()
+    try:
+        for _ in range(2):  # the second call finds the first probe still stuck
+            started = time.monotonic()
+            response = client.get("/healthz")
+            elapsed_s = time.monotonic() - started
+            assert response.status_code == 503
+            body = response.get_json()
+            assert body["checks"]["storage"] == "timeout"
+            assert body["checks"]["dispatcher"] == "ok"  # the others still report
+            assert "storage" in body["failing"]
+            # The budget is 2 s; generous for a busy machine, far below the backend's stall.
+            assert elapsed_s < HEALTH_BUDGET_SECONDS + 5
+        assert client.get("/readyz").status_code == 503
+    finally:
+        site_services(app).close()
+
+
+def test_healthz_reports_low_disk_space(make_app: MakeApp) -> None:
+    client = make_app(LOOPMARK_MIN_FREE_DISK_MB=str(10**12)).test_client()
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["checks"]["disk"] == "disk_low"
+    assert body["failing"] == ["disk"]
+    assert response.headers["Retry-After"] == "5"
+
+
+def test_readyz_waits_for_warm_templates_then_answers(app: Flask, client: FlaskClient) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json() == {"ready": False, "failing": ["templates"]}
+    warm_up(app)
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.get_json() == {"ready": True, "failing": []}
+    assert response.headers["Cache-Control"] == "no-store"

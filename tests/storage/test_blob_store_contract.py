@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,33 @@ def test_delete_leaves_other_keys(store: BlobStore) -> None:
     store.put(other, b"mp4", content_type="video/mp4")
     store.delete(KEY)
     assert store.get(other) == b"mp4"
+
+
+def test_list_finds_the_keys_under_a_prefix_with_size_and_time(store: BlobStore) -> None:
+    before = time.time() - 60
+    stored = {
+        KEY: b"gif",
+        "r/ab/abcdef0123456789/loop.mp4": b"mp4!",
+        "r/ac/other/loop.gif": b"x",
+        "blocked/abc.json": b"{}",
+    }
+    for key, data in stored.items():
+        store.put(key, data, content_type="application/octet-stream")
+    assert list(store.list("nothing/")) == []
+    listed = {blob.key: blob for blob in store.list("r/ab/")}
+    assert set(listed) == {KEY, "r/ab/abcdef0123456789/loop.mp4"}
+    assert listed[KEY].size == 3
+    assert before < listed[KEY].modified_at < time.time() + 60
+    assert {blob.key for blob in store.list("r/a")} == {k for k in stored if k.startswith("r/")}
+    assert {blob.key for blob in store.list("blocked/")} == {"blocked/abc.json"}
+    assert {blob.key for blob in store.list("")} == set(stored)
+    store.delete(KEY)
+    assert KEY not in {blob.key for blob in store.list("r/")}
+
+
+def test_list_refuses_a_bad_prefix(store: BlobStore) -> None:
+    with pytest.raises(ValueError):
+        list(store.list("../"))
 
 
 def test_url_with_media_base_url_is_base_plus_key(cdn_store: BlobStore) -> None:

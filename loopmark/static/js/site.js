@@ -10,8 +10,62 @@
     return !!(motionQuery && motionQuery.matches);
   };
 
+  /* The visitor token (GET /api/visitor): the API's limits count per visitor, not per shared
+     address (a venue's Wi-Fi). Kept in localStorage, never a cookie; asked for again an hour
+     before it ends. Without one the API still answers, counting against the address. */
+  var VISITOR_KEY = "loopmark.visitor";
+  var visitorPromise = null;
+
+  function storedVisitor() {
+    try {
+      var saved = JSON.parse(window.localStorage.getItem(VISITOR_KEY) || "null");
+      if (saved && typeof saved.token === "string" && saved.renewAt > Date.now()) {
+        return saved.token;
+      }
+    } catch (e) {
+      /* Storage refused (private mode) or garbled: ask again. */
+    }
+    return null;
+  }
+
+  function visitorToken() {
+    var token = storedVisitor();
+    if (token) {
+      return Promise.resolve(token);
+    }
+    if (!visitorPromise) {
+      visitorPromise = fetch("/api/visitor", { headers: { Accept: "application/json" } })
+        .then(function (response) {
+          return response.ok ? response.json() : null;
+        })
+        .then(function (body) {
+          if (!body || typeof body.token !== "string") {
+            return null;
+          }
+          var lifetime = Math.max(0, (body.expires_in || 0) - 3600) * 1000;
+          try {
+            window.localStorage.setItem(
+              VISITOR_KEY,
+              JSON.stringify({ token: body.token, renewAt: Date.now() + lifetime })
+            );
+          } catch (e) {
+            /* Not kept: this page still uses it. */
+          }
+          return body.token;
+        })
+        .catch(function () {
+          return null;
+        })
+        .then(function (token) {
+          visitorPromise = token ? Promise.resolve(token) : null;
+          return token;
+        });
+    }
+    return visitorPromise;
+  }
+
   /* Fetch JSON; resolves to {status, body, retryAfter} (retryAfter in seconds, or null) and
-     rejects only on network failure. */
+     rejects only on network failure. API calls carry the visitor token. */
   Hop.fetchJSON = function (url, options) {
     options = options || {};
     var init = { method: options.method || "GET", headers: { Accept: "application/json" } };
@@ -19,17 +73,23 @@
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(options.json);
     }
-    return fetch(url, init).then(function (response) {
-      var retry = response.headers.get("Retry-After");
-      var seconds = retry !== null && /^\d+$/.test(retry.trim()) ? parseInt(retry, 10) : null;
-      return response
-        .json()
-        .catch(function () {
-          return null;
-        })
-        .then(function (body) {
-          return { status: response.status, body: body, retryAfter: seconds };
-        });
+    var api = /^\/api\//.test(url);
+    return (api ? visitorToken() : Promise.resolve(null)).then(function (token) {
+      if (token) {
+        init.headers["X-Loopmark-Visitor"] = token;
+      }
+      return fetch(url, init).then(function (response) {
+        var retry = response.headers.get("Retry-After");
+        var seconds = retry !== null && /^\d+$/.test(retry.trim()) ? parseInt(retry, 10) : null;
+        return response
+          .json()
+          .catch(function () {
+            return null;
+          })
+          .then(function (body) {
+            return { status: response.status, body: body, retryAfter: seconds };
+          });
+      });
     });
   };
 

@@ -1,0 +1,163 @@
+"""The real server (waitress) on loopback: idle connections, body bounds, trusted proxies."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from loopmark.admin import auth
+from loopmark.web import server as web_server
+from loopmark.web.server import create_server
+from tests.site.conftest import MakeApp, render_via_api
+from tests.web.idle_connections import close_all, get, open_idle, raise_descriptor_limit
+
+IDLE_CONNECTIONS = 1500
+Serve = Callable[[Flask], int]
+
+
+@pytest.fixture
+def serve() -> Iterator[Serve]:
+    """``serve(app)`` runs it on a real waitress server on loopback; its port. Stopped after."""
+    running: list[tuple[Any, threading.Thread]] = []
+
+    def start(app: Flask) -> int:
+        server = create_server(app, "127.0.0.1", 0, threads=4)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        running.append((server, thread))
+        return int(server.effective_port)
+
+    yield start
+    for server, thread in running:
+        server.close()
+        thread.join(10)
+
+
+@pytest.mark.timeout(120)
+def test_server_holds_idle_connections_and_keeps_serving(make_app: MakeApp, serve: Serve) -> None:
+    # select() could not watch a descriptor above 1024: this died with ValueError at ~500
+    # connections in one process (client and server sockets both count) before poll().
+    raise_descriptor_limit(3 * IDLE_CONNECTIONS + 500)
+    app = make_app()
+    key = render_via_api(app.test_client(), "Still here")["key"]
+    port = serve(app)
+    sockets, refused = open_idle(port, IDLE_CONNECTIONS)
+    try:
+        assert (len(sockets), refused) == (IDLE_CONNECTIONS, 0)
+        status, body = get(port, f"/s/{key}")
+        assert status == 200, body[:300]
+        assert b"Still here" in body
+        assert get(port, "/healthz")[0] == 200
+    finally:
+        close_all(sockets)
+
+
+def test_a_body_over_the_route_limit_is_refused_before_it_is_sent(
+    make_app: MakeApp, serve: Serve
+) -> None:
+    port = serve(make_app())
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        # Headers only: the server answers 413 without waiting for (or buffering) the body.
+        sock.sendall(
+            b"POST /api/renders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 10000000\r\n\r\n"
+        )
+        assert sock.recv(4096).startswith(b"HTTP/1.1 413 ")
+    status, _ = get(port, "/healthz")
+    assert status == 200
+
+
+def test_uploads_keep_their_own_limit(app: Flask) -> None:
+    assert web_server.VIEW_BODY_LIMIT_ATTRIBUTE == auth.BODY_LIMIT_ATTRIBUTE
+    limit = web_server.body_limits(app)
+    assert limit("POST", "/api/renders") == 16 * 1024
+    assert limit("POST", "/graphql") == 16 * 1024
+    assert limit("POST", "/no/such/route") == 16 * 1024
+    assert limit("POST", "/admin/templates/new") == 25 * 1024 * 1024
+
+
+def test_descriptor_limit_and_connection_limit(caplog: pytest.LogCaptureFixture) -> None:
+    assert web_server.connection_limit_for(65536) == web_server.CONNECTION_LIMIT
+    assert web_server.connection_limit_for(1024) == 1024 - web_server.RESERVED_DESCRIPTORS
+    assert "LimitNOFILE" in caplog.text
+
+
+# -- proxies -----------------------------------------------------------------------------------
+
+FORWARDED = {"X-Forwarded-For": "198.51.100.7", "X-Forwarded-Proto": "https"}
+
+
+def check(port: int, forwarded_for: str) -> int:
+    status, _ = _post_json(port, "/api/captions/check", forwarded_for)
+    return status
+
+
+def _post_json(port: int, path: str, forwarded_for: str) -> tuple[int, bytes]:
+    import http.client
+    import json
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request(
+            "POST",
+            path,
+            body=json.dumps({"template": "small", "caption": "Hello"}),
+            headers={"Content-Type": "application/json", "X-Forwarded-For": forwarded_for},
+        )
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def head(port: int, path: str, headers: dict[str, str]) -> dict[str, str]:
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("GET", path, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return dict(response.getheaders())
+    finally:
+        connection.close()
+
+
+def test_a_trusted_proxy_gives_the_client_address_and_scheme(
+    make_app: MakeApp, serve: Serve
+) -> None:
+    app = make_app(
+        LOOPMARK_PROXY_HOPS="1",
+        LOOPMARK_TRUSTED_PROXIES="127.0.0.1",
+        LOOPMARK_RATE_LIMIT_CAPTIONS="2/minute",
+        LOOPMARK_RATE_LIMIT_ADDRESS_FACTOR="1",
+    )
+    port = serve(app)
+    assert "Strict-Transport-Security" in head(port, "/healthz", FORWARDED)
+    assert "Strict-Transport-Security" not in head(port, "/healthz", {})
+    # Limits count per forwarded client, not per proxy.
+    assert [check(port, "198.51.100.7") for _ in range(3)] == [200, 200, 429]
+    assert check(port, "198.51.100.8") == 200
+
+
+def test_an_untrusted_peer_cannot_forward(make_app: MakeApp, serve: Serve) -> None:
+    app = make_app(
+        LOOPMARK_PROXY_HOPS="1",
+        LOOPMARK_TRUSTED_PROXIES="10.0.0.0/8",  # not loopback, where the test comes from
+        LOOPMARK_RATE_LIMIT_CAPTIONS="2/minute",
+        LOOPMARK_RATE_LIMIT_ADDRESS_FACTOR="1",
+    )
+    port = serve(app)
+    assert "Strict-Transport-Security" not in head(port, "/healthz", FORWARDED)
+    # Forged addresses all count against the real peer.
+    assert [check(port, f"198.51.100.{n}") for n in range(3)] == [200, 200, 429]
+
+
+def test_no_proxy_hops_ignores_forwarding_headers(make_app: MakeApp, serve: Serve) -> None:
+    port = serve(make_app())
+    assert "Strict-Transport-Security" not in head(port, "/healthz", FORWARDED)
