@@ -62,6 +62,9 @@ class Settings:
     json_logs: bool = True
     gallery_refresh_seconds: float = 1800.0
     gallery_version_check_seconds: float = 5.0
+    # Circuit breakers (records, storage): consecutive failures that open one, and for how long.
+    breaker_failures: int = 5
+    breaker_cooldown_seconds: int = 10
 
     @property
     def template_cache_dir(self) -> Path:
@@ -105,6 +108,10 @@ class Settings:
             ),
             gallery_version_check_seconds=_seconds(
                 env, "LOOPMARK_GALLERY_VERSION_CHECK_SECONDS", cls.gallery_version_check_seconds
+            ),
+            breaker_failures=_positive_int(env, "LOOPMARK_BREAKER_FAILURES", 5) or 5,
+            breaker_cooldown_seconds=(
+                _positive_int(env, "LOOPMARK_BREAKER_COOLDOWN_SECONDS", 10) or 10
             ),
         )
 

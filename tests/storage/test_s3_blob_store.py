@@ -66,9 +66,9 @@ def test_media_base_url_replaces_signing(aws: str) -> None:
 
 def test_no_client_is_made_before_first_use(aws: str) -> None:
     blob_store = S3BlobStore.from_url(f"s3://{BUCKET}")
-    assert blob_store._client is None
+    assert blob_store._clients == {}
     blob_store.setup()
-    assert blob_store._client is not None
+    assert blob_store._clients
 
 
 def test_setup_handles_bucket_already_owned_by_you(
