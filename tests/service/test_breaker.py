@@ -66,6 +66,17 @@ def fail_times(port: Backend, n: int) -> None:
             port.get("k")
 
 
+@pytest.fixture
+def opened(breaker: CircuitBreaker) -> tuple[Backend, Backend]:
+    """A backend that is down and the port over it, whose failures opened the breaker."""
+    backend = Backend()
+    port = guarded(backend, breaker, always=frozenset({"complete"}))
+    backend.down = True
+    fail_times(port, 3)
+    assert breaker.state == "open"
+    return backend, port
+
+
 def test_opens_after_consecutive_failures_and_refuses_at_once(
     breaker: CircuitBreaker, clock: FakeClock
 ) -> None:
@@ -101,12 +112,9 @@ def test_an_answer_resets_the_count(breaker: CircuitBreaker) -> None:
 
 
 def test_half_open_probe_closes_when_the_backend_answers(
-    breaker: CircuitBreaker, clock: FakeClock
+    breaker: CircuitBreaker, clock: FakeClock, opened: tuple[Backend, Backend]
 ) -> None:
-    backend = Backend()
-    port = guarded(backend, breaker)
-    backend.down = True
-    fail_times(port, 3)
+    backend, port = opened
     clock.now += 10
     backend.down = False
     assert port.get("k") == "K"  # the probe
@@ -115,12 +123,9 @@ def test_half_open_probe_closes_when_the_backend_answers(
 
 
 def test_a_failed_probe_opens_for_another_cooldown(
-    breaker: CircuitBreaker, clock: FakeClock
+    breaker: CircuitBreaker, clock: FakeClock, opened: tuple[Backend, Backend]
 ) -> None:
-    backend = Backend()
-    port = guarded(backend, breaker)
-    backend.down = True
-    fail_times(port, 3)
+    backend, port = opened
     clock.now += 10
     fail_times(port, 1)  # the probe reached the backend and failed
     assert breaker.state == "open"
@@ -164,13 +169,9 @@ def _down() -> Backend:
 
 
 def test_always_methods_run_while_open_and_close_it_when_they_succeed(
-    breaker: CircuitBreaker,
+    breaker: CircuitBreaker, opened: tuple[Backend, Backend]
 ) -> None:
-    backend = Backend()
-    port = guarded(backend, breaker, always=frozenset({"complete"}))
-    backend.down = True
-    fail_times(port, 3)
-    assert breaker.state == "open"
+    backend, port = opened
     with pytest.raises(RecordsUnavailable, match="write timeout"):
         port.complete()  # tried, not refused
     assert backend.calls == 4

@@ -28,6 +28,7 @@ from loopmark.composition import setup_backends
 from loopmark.renderer.prepare import PreparedTemplate
 from loopmark.web.context import EXTENSION
 from loopmark.web.server import DEFAULT_THREADS, create_server
+from tests.site.conftest import site_config
 
 STUCK_REQUESTS = 24  # more than the server's threads
 COOLDOWN_SECONDS = 5
@@ -121,20 +122,14 @@ def test_a_stalled_dynamodb_gives_prompt_503s_and_the_rest_keeps_answering(
     proxy: FreezableProxy, tmp_path: Path, workdir: Path, small: PreparedTemplate
 ) -> None:
     app = create_app(
-        {
-            "TESTING": True,
-            "SECRET_KEY": "test-only-secret",
-            "LOOPMARK_DATA_DIR": str(workdir),
-            "LOOPMARK_TEMPLATES_DIR": str(workdir / "templates"),
-            "LOOPMARK_STORAGE": f"file://{tmp_path / 'media'}",
-            "LOOPMARK_RECORDS": "dynamodb://fail-fast",
-            "LOOPMARK_DISPATCH": "local",
-            "LOOPMARK_MEDIA_BASE_URL": "",
-            "LOOPMARK_RENDER_CONCURRENCY": "1",
-            "LOOPMARK_JSON_LOGS": "off",
-            "LOOPMARK_RATE_LIMITS": "off",
-            "LOOPMARK_BREAKER_COOLDOWN_SECONDS": str(COOLDOWN_SECONDS),
-        }
+        site_config(
+            tmp_path,
+            workdir,
+            LOOPMARK_RECORDS="dynamodb://fail-fast",
+            LOOPMARK_RENDER_CONCURRENCY="1",
+            LOOPMARK_RATE_LIMITS="off",
+            LOOPMARK_BREAKER_COOLDOWN_SECONDS=str(COOLDOWN_SECONDS),
+        )
     )
     services = app.extensions[EXTENSION]
     setup_backends(services.settings)
