@@ -75,6 +75,7 @@ class S3BlobStore:
         self.media_base_url = (
             None if media_base_url is None else check_media_base_url(media_base_url)
         )
+        self._session: boto3.session.Session | None = None
         self._clients: dict[bool, S3Client] = {}
         self._client_lock = threading.Lock()
 
@@ -116,7 +117,9 @@ class S3BlobStore:
                 client = self._clients.get(reads)
                 if client is None:
                     config = Config(**(READ_CLIENT if reads else WRITE_CLIENT))
-                    client = boto3.session.Session().client("s3", config=config)
+                    if self._session is None:  # one per store: its second client is cheap
+                        self._session = boto3.session.Session()
+                    client = self._session.client("s3", config=config)
                     self._clients[reads] = client
         return client
 
