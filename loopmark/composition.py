@@ -10,9 +10,11 @@ connections are made on first use.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 from loopmark.config import Settings
 from loopmark.dispatch import open_dispatcher
+from loopmark.errors import RecordsUnavailable, StorageUnavailable
 from loopmark.records import open_render_records, setup_all
 from loopmark.records.gallery import open_gallery_records
 from loopmark.records.retention import open_retention_records
@@ -21,6 +23,7 @@ from loopmark.records.users import open_user_records
 from loopmark.records.words import open_word_records
 from loopmark.service.admin_access import AdminSessions, LoginLimits, parse_limits
 from loopmark.service.blocklist import Blocklist, marked_keys, reapply
+from loopmark.service.breaker import CircuitBreaker, guarded
 from loopmark.service.catalog import (
     DirectoryTemplateCatalog,
     StoredTemplateCatalog,
@@ -64,20 +67,64 @@ class Services:
         self.users.close()
 
 
+R = TypeVar("R")
+
+# Calls that finish a render already under way are never refused by an open breaker (only
+# counted): its media and its "done" are work that can still be saved.
+RECORDS_ALWAYS = frozenset({"extend_lease", "complete", "fail", "release"})
+STORAGE_ALWAYS = frozenset({"put"})
+# BlobStore methods that reach no backend: a URL (presigning is local), a local file's path.
+STORAGE_EXEMPT = frozenset({"url", "local_path", "urls_are_public"})
+
+
+@dataclass(frozen=True)
+class Breakers:
+    """One circuit breaker per backend, shared by every port over it."""
+
+    records: CircuitBreaker
+    storage: CircuitBreaker
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Breakers:
+        def breaker(
+            name: str, error: type[RecordsUnavailable | StorageUnavailable]
+        ) -> CircuitBreaker:
+            return CircuitBreaker(
+                name,
+                error=error,
+                failures=settings.breaker_failures,
+                cooldown_s=settings.breaker_cooldown_seconds,
+            )
+
+        return cls(breaker("records", RecordsUnavailable), breaker("storage", StorageUnavailable))
+
+    def records_port(self, port: R) -> R:
+        """A kind of records behind the records breaker."""
+        return guarded(port, self.records, always=RECORDS_ALWAYS)
+
+    def blob_store(self, port: BlobStore) -> BlobStore:
+        """The media storage behind the storage breaker."""
+        return guarded(port, self.storage, always=STORAGE_ALWAYS, exempt=STORAGE_EXEMPT)
+
+
 def build_services(settings: Settings, *, with_dispatcher: bool = True) -> Services:
     """Every service over the configured backends. Opens no connection yet.
 
-    ``with_dispatcher=False`` is for workers that only execute jobs (the Lambda handler).
+    ``with_dispatcher=False`` is for workers that only execute jobs (the Lambda handler). The
+    records and the storage are reached through their circuit breakers (see Breakers).
     """
-    blobs = open_blob_store(settings.storage_url, media_base_url=settings.media_base_url)
+    breakers = Breakers.from_settings(settings)
+    blobs = breakers.blob_store(
+        open_blob_store(settings.storage_url, media_base_url=settings.media_base_url)
+    )
     templates = build_catalog(settings, blobs)
-    words = CachedWordLists(open_word_records(settings.records_url))
-    stats = BufferedStats(open_stats_records(settings.records_url))
+    words = CachedWordLists(breakers.records_port(open_word_records(settings.records_url)))
+    stats = BufferedStats(breakers.records_port(open_stats_records(settings.records_url)))
     metrics = Metrics()
     render = RenderService(
         catalog=templates,
         blobs=blobs,
-        records=open_render_records(settings.records_url),
+        records=breakers.records_port(open_render_records(settings.records_url)),
         words=words,
         stats=stats,
         purge=open_cdn_purge(settings.cdn_purge_url),
@@ -94,11 +141,11 @@ def build_services(settings: Settings, *, with_dispatcher: bool = True) -> Servi
             )
         )
     gallery = InMemoryGallery(
-        open_gallery_records(settings.records_url),
+        breakers.records_port(open_gallery_records(settings.records_url)),
         refresh_s=settings.gallery_refresh_seconds,
         version_check_s=settings.gallery_version_check_seconds,
     )
-    users = build_admin_users(settings)
+    users = AdminUsers(breakers.records_port(open_user_records(settings.records_url)))
     return Services(
         settings=settings,
         templates=templates,
@@ -111,7 +158,7 @@ def build_services(settings: Settings, *, with_dispatcher: bool = True) -> Servi
         blocklist=Blocklist(blobs),
         admin_sessions=AdminSessions(users.records),
         login_limits=build_login_limits(settings, users),
-        hits=HitLog(open_retention_records(settings.records_url)),
+        hits=HitLog(breakers.records_port(open_retention_records(settings.records_url))),
     )
 
 

@@ -85,6 +85,9 @@ class Settings:
     gallery_version_check_seconds: float = 5.0
     # SIGTERM: how long running renders may take to finish before they are handed back.
     shutdown_grace_seconds: float = 20.0
+    # Circuit breakers (records, storage): consecutive failures that open one, and for how long.
+    breaker_failures: int = 5
+    breaker_cooldown_seconds: int = 10
 
     @property
     def template_cache_dir(self) -> Path:
@@ -139,6 +142,10 @@ class Settings:
             ),
             shutdown_grace_seconds=_seconds(
                 env, "LOOPMARK_SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds
+            ),
+            breaker_failures=_positive_int(env, "LOOPMARK_BREAKER_FAILURES", 5) or 5,
+            breaker_cooldown_seconds=(
+                _positive_int(env, "LOOPMARK_BREAKER_COOLDOWN_SECONDS", 10) or 10
             ),
         )
 

@@ -67,7 +67,19 @@ class ConfigInvalid(BadInput):
     code = "config_invalid"
 
 
-class StorageUnavailable(LoopmarkError):
+class BackendUnavailable(LoopmarkError):
+    """A backend (storage, records) failed or cannot be reached; callers answer 503 with
+    ``Retry-After``: ``retry_after_s`` when known (an open circuit breaker's cool-down), else the
+    edge's default for outages."""
+
+    code = "backend_unavailable"
+
+    def __init__(self, reason: str, *, retry_after_s: int | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after_s = retry_after_s
+
+
+class StorageUnavailable(BackendUnavailable):
     """The media storage backend failed or cannot be reached; callers answer 503 + Retry-After.
 
     The backend's own exception is kept as ``__cause__`` for logs.
@@ -76,7 +88,7 @@ class StorageUnavailable(LoopmarkError):
     code = "storage_unavailable"
 
 
-class RecordsUnavailable(LoopmarkError):
+class RecordsUnavailable(BackendUnavailable):
     """The records backend (SQLite, DynamoDB) cannot be reached or answered with an error (503)."""
 
     code = "records_unavailable"

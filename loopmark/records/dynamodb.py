@@ -1,6 +1,7 @@
 """DynamoDB plumbing: the table every record kind shares.
 
-:class:`DynamoTable` owns the table: a lazy boto3 client with bounded timeouts, the translation
+:class:`DynamoTable` owns the table: lazy boto3 clients with short timeouts (reads, on the
+request path) and longer ones (writes), the translation
 of AWS errors into RecordsUnavailable, and setup (the table, its global secondary indexes, TTL on
 ``expires_at``). Each record kind's DynamoDB adapter (in the kind's own module: renders, gallery,
 words, users, stats) is a :class:`DynamoAdapter` over the same DynamoTable. Render records are
@@ -25,9 +26,27 @@ from typing import Any, TypeVar
 from loopmark.errors import ConfigInvalid, RecordsUnavailable
 from loopmark.records.common import Clock, split_records_url
 
-CONNECT_TIMEOUT_SECONDS = 3.0
-READ_TIMEOUT_SECONDS = 5.0
-MAX_REQUEST_ATTEMPTS = 3  # first try included (botocore "standard" retry mode)
+# botocore settings of the two clients. Reads are on the request path (a cache hit is one
+# GetItem): a stalled endpoint must cost a request about two seconds (1 s, one retry), not
+# 5 s x 4 tries, and the circuit breaker (service.breaker) then answers for it at once.
+# DynamoDB answers in milliseconds, so a second is ample. Writes (a lease, a render's "done",
+# setup) get a more patient client of their own, so a render that took seconds is not lost to
+# one slow answer. Attempts include the first try: "total_max_attempts" (botocore's
+# "max_attempts" counts retries only, so the 3 before meant four tries: 20 s on a stall).
+READ_CLIENT: dict[str, Any] = {
+    "connect_timeout": 1.0,
+    "read_timeout": 1.0,
+    "retries": {"total_max_attempts": 2, "mode": "standard"},
+}
+WRITE_CLIENT: dict[str, Any] = {
+    "connect_timeout": 1.0,
+    "read_timeout": 2.0,
+    "retries": {"total_max_attempts": 3, "mode": "standard"},
+}
+# Operations that only read: they go through the impatient client.
+READ_OPERATIONS = frozenset(
+    {"get_item", "batch_get_item", "query", "scan", "describe_table", "describe_time_to_live"}
+)
 # Threads of one process share the client; its HTTP pool must not be the bottleneck.
 MAX_POOL_CONNECTIONS = 50
 # How long setup waits for a new table or index to become ACTIVE.
@@ -100,30 +119,34 @@ class DynamoTable:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._client: Any = None
+        self._session: Any = None
+        self._clients: dict[bool, Any] = {}
         self._lock = threading.Lock()
 
-    def client(self) -> Any:
-        if self._client is None:
+    def client(self, *, reads: bool = False) -> Any:
+        """The client for reads (short timeouts, one retry) or for writes (more patient)."""
+        client = self._clients.get(reads)
+        if client is None:
             with self._lock:
-                if self._client is None:
-                    self._client = self._make_client()
-        return self._client
+                client = self._clients.get(reads)
+                if client is None:
+                    client = self._clients[reads] = self._make_client(reads)
+        return client
 
-    def _make_client(self) -> Any:
+    def _make_client(self, reads: bool) -> Any:
         import boto3
         from botocore.config import Config
         from botocore.exceptions import BotoCoreError
 
         config = Config(
-            connect_timeout=CONNECT_TIMEOUT_SECONDS,
-            read_timeout=READ_TIMEOUT_SECONDS,
-            retries={"max_attempts": MAX_REQUEST_ATTEMPTS, "mode": "standard"},
-            max_pool_connections=MAX_POOL_CONNECTIONS,
+            **(READ_CLIENT if reads else WRITE_CLIENT), max_pool_connections=MAX_POOL_CONNECTIONS
         )
         try:
-            # A session of our own: boto3's default session is not safe to share across threads.
-            return boto3.session.Session().client("dynamodb", config=config)
+            # A session of our own (boto3's default one is not safe to share across threads),
+            # used under the lock; the second client from it costs a quarter of the first.
+            if self._session is None:
+                self._session = boto3.session.Session()
+            return self._session.client("dynamodb", config=config)
         except BotoCoreError as exc:  # e.g. no region configured
             raise RecordsUnavailable(f"DynamoDB table {self.name}: {exc}") from exc
 
@@ -134,7 +157,7 @@ class DynamoTable:
         ``tolerate`` → an empty answer; any other AWS or network error → RecordsUnavailable."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        client = self.client()
+        client = self.client(reads=operation in READ_OPERATIONS)
         try:
             response: dict[str, Any] = getattr(client, operation)(**params)
         except ClientError as exc:

@@ -22,9 +22,11 @@ from pathlib import Path
 from loopmark.errors import ConfigInvalid, RecordsUnavailable
 from loopmark.records.common import Clock, split_records_url
 
-# How long a writer waits for another writer before giving up with "database is locked". Writes
-# hold the lock for well under a millisecond, so only a stuck disk ever reaches this.
-BUSY_TIMEOUT_SECONDS = 10.0
+# How long a writer waits for another writer before giving up with "database is locked" (then
+# RecordsUnavailable: a 503, and a failure the records' circuit breaker counts). Writes hold the
+# lock for well under a millisecond, so only a stuck disk or a stuck process ever reaches this;
+# a request thread must not wait longer than a few seconds for either. Readers never wait (WAL).
+BUSY_TIMEOUT_SECONDS = 5.0
 # Connections kept open between uses; a burst beyond this opens (then closes) extra ones.
 IDLE_CONNECTIONS_MAX = 8
 

@@ -2,13 +2,22 @@
 
 Decode, trim, retime, scale, loop style, branding, the palette (with room for the caption's
 colours), every frame mapped onto it and stabilised, and a look-up table for caption pixels. The
-result is cached on disk under ``<prepared_dir>/<template id>/<version>/`` and memory-mapped, so
-a render only touches the caption's box.
+result is cached on disk under ``<prepared_dir>/<template id>/<version>/``.
+
+Artifacts are not trusted blindly: ``meta.json`` (the manifest, written last) carries a SHA-256
+of every other file, checked when a process loads the folder (once: the catalog keeps what it
+loaded). Frames are read into memory, never memory-mapped, so a file that shrinks under a
+running server cannot kill it with SIGBUS. A folder that fails the check (a flipped byte, a
+truncated file, an older manifest without checksums) is logged, deleted and prepared again; one
+that cannot be deleted (a read-only, baked-in folder) is prepared again in the spill folder.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -32,11 +41,25 @@ from loopmark.renderer.quantize import (
 from loopmark.renderer.templates import OUTPUT_MAX_FRAMES, Template, TextBox
 from loopmark.renderer.video import decode_frames, encode_mp4, generate_palette
 
-PREPARE_VERSION = 4  # bump when this module's output changes for the same template
+# Bump when this module's output changes for the same template. Render keys include it, so a
+# bump renders every caption afresh: the manifest's format has its own version (below).
+PREPARE_VERSION = 4
+# meta.json's format: 2 added "checksums" (a SHA-256 per file); a folder without them is
+# prepared again (same folder name, same bytes, same render keys).
+MANIFEST_VERSION = 2
 POSTER_JPEG_QUALITY = 88
+MANIFEST = "meta.json"
 _ARRAYS = ("frames", "indices", "palette", "lut")
+_FILES = (*(f"{name}.npy" for name in _ARRAYS), "preview.mp4", "poster.jpg")
 _locks: dict[Path, threading.Lock] = {}
 _locks_guard = threading.Lock()
+
+log = logging.getLogger(__name__)
+
+
+class ArtifactInvalid(Exception):
+    """A prepared folder that must not be used: a file missing, truncated, altered, or a
+    manifest without checksums. Never leaves this module: the folder is prepared again."""
 
 
 @dataclass(frozen=True)
@@ -136,10 +159,37 @@ def prepare_template(
     built there instead.
     """
     folder = prepared_version_folder(template, prepared_dir, spill_dir)
+    spill = None if spill_dir is None else spill_dir / template.id / folder.name
+    return _prepare_in(template, folder, spill if spill != folder else None)
+
+
+def _prepare_in(template: Template, folder: Path, spill: Path | None) -> PreparedTemplate:
+    """Load ``folder``, verified; build it first when missing, again when bad. When a bad folder
+    cannot be deleted (read-only), prepare in ``spill`` instead."""
     with _lock_for(folder):
-        if not is_prepared(folder):
-            _build(template, folder)
-    return _load(template, folder)
+        if is_prepared(folder):
+            try:
+                return _load(template, folder)
+            except ArtifactInvalid as exc:
+                log.error(
+                    "template %s: prepared artifacts in %s are bad (%s)", template.id, folder, exc
+                )
+                if not _discard(folder):
+                    if spill is None:
+                        raise TemplateInvalid(
+                            f"template {template.id!r}: its prepared artifacts are bad ({exc}) "
+                            f"and {folder} cannot be written"
+                        ) from exc
+                    log.warning("template %s: preparing again in %s", template.id, spill)
+                    return _prepare_in(template, spill, None)
+                log.warning("template %s: deleted %s, preparing it again", template.id, folder)
+        _build(template, folder)
+        try:
+            return _load(template, folder)
+        except ArtifactInvalid as exc:  # the disk lost what was just written: never serve it
+            raise TemplateInvalid(
+                f"template {template.id!r}: fresh preparation in {folder} does not verify: {exc}"
+            ) from exc
 
 
 def prepared_version_folder(
@@ -155,8 +205,9 @@ def prepared_version_folder(
 
 
 def is_prepared(folder: Path) -> bool:
-    """Whether a version's artifacts are complete (``meta.json`` is written last)."""
-    return (folder / "meta.json").is_file()
+    """Whether a version's artifacts are complete (``meta.json`` is written last); whether they
+    are intact is checked when they are loaded."""
+    return (folder / MANIFEST).is_file()
 
 
 def _writable(path: Path) -> bool:
@@ -217,7 +268,9 @@ def _build(template: Template, folder: Path) -> None:
             np.save(tmp / f"{name}.npy", array)
         (tmp / "preview.mp4").write_bytes(encode_mp4(frames, fps=template.fps))
         Image.fromarray(frames[0]).save(tmp / "poster.jpg", quality=POSTER_JPEG_QUALITY)
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+        meta["manifest"] = MANIFEST_VERSION
+        meta["checksums"] = {name: _sha256((tmp / name).read_bytes()) for name in _FILES}
+        (tmp / MANIFEST).write_text(json.dumps(meta, indent=2))
         try:
             os.rename(tmp, folder)
         except OSError:
@@ -228,6 +281,58 @@ def _build(template: Template, folder: Path) -> None:
 
 
 def _load(template: Template, folder: Path) -> PreparedTemplate:
-    meta = json.loads((folder / "meta.json").read_text())
-    loaded = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in _ARRAYS}
-    return PreparedTemplate(template=template, folder=folder, box=TextBox(*meta["box"]), **loaded)
+    """The folder's artifacts, read into memory and checked against the manifest's checksums
+    (a SHA-256 of a 480 px, 3 s template's files: tens of milliseconds, once per process).
+    ArtifactInvalid when anything is missing, altered or inconsistent."""
+    try:
+        meta = json.loads((folder / MANIFEST).read_text())
+        if not isinstance(meta, dict) or meta.get("manifest") != MANIFEST_VERSION:
+            raise ArtifactInvalid(f"manifest is not version {MANIFEST_VERSION} (no checksums)")
+        checksums = meta["checksums"]
+        loaded = {}
+        for name in _FILES:
+            data = (folder / name).read_bytes()
+            if _sha256(data) != checksums[name]:
+                raise ArtifactInvalid(f"{name} does not match its checksum")
+            if name.endswith(".npy"):
+                loaded[name.removesuffix(".npy")] = _array(data)
+        box = TextBox(*meta["box"])
+        shape = (int(meta["frames"]), int(meta["height"]), int(meta["width"]), 3)
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+        raise ArtifactInvalid(f"{type(exc).__name__}: {exc}") from exc
+    if loaded["frames"].shape != shape or loaded["indices"].shape != shape[:3]:
+        raise ArtifactInvalid(f"frames are {loaded['frames'].shape}, the manifest says {shape}")
+    return PreparedTemplate(template=template, folder=folder, box=box, **loaded)
+
+
+def _array(data: bytes) -> NDArray[np.uint8]:
+    """An ``.npy`` file's array over ``data`` itself (no copy), read-only as the artifacts are."""
+    stream = io.BytesIO(data)
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+    else:
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+    if dtype != np.uint8 or fortran:
+        raise ArtifactInvalid(f"unexpected array layout: {dtype}, fortran={fortran}")
+    count = int(np.prod(shape))
+    array = np.frombuffer(data, dtype=np.uint8, count=count, offset=stream.tell())
+    return array.reshape(shape)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _discard(folder: Path) -> bool:
+    """Delete a bad prepared folder: renamed aside first, so no reader sees it half deleted.
+    False when it cannot be (a read-only folder)."""
+    aside = folder.with_name(f".bad-{folder.name}-{os.getpid()}-{threading.get_ident()}")
+    try:
+        os.rename(folder, aside)
+    except FileNotFoundError:
+        return True  # another process discarded it first
+    except OSError:
+        return False
+    shutil.rmtree(aside, ignore_errors=True)
+    return True

@@ -5,22 +5,34 @@ folder changes. The stored catalog is for renderers that have no template folder
 ``loopmark templates push`` uploads each template and its prepared artifacts to the blob store
 under ``templates/<id>/<version>/`` with an index, and the catalog downloads a version once and
 keeps it on local disk, keyed by its version hash.
+
+A template that cannot be loaded or prepared is never served: it is left out of the public
+listing with an error in the log (the others still are), and asking for its preparation again
+within PREPARE_RETRY_SECONDS fails at once instead of running FFmpeg for every request.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import os
 import shutil
 import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
-from loopmark.errors import StorageUnavailable, TemplateInvalid, UnknownTemplate
+from loopmark.errors import (
+    BackendUnavailable,
+    LoopmarkError,
+    StorageUnavailable,
+    TemplateInvalid,
+    UnknownTemplate,
+)
 from loopmark.renderer.prepare import (
     PreparedTemplate,
     prepare_template,
@@ -36,9 +48,14 @@ from loopmark.renderer.templates import (
 )
 from loopmark.storage.base import BlobStore, validate_key
 
-PREPARED_CACHE_SIZE = 32  # prepared templates held open (memory-mapped: cheap)
+# Prepared templates held in memory (read, not mapped: about 14 MB for a 480 px, 2 s template).
+PREPARED_CACHE_SIZE = 16
+# A template version that failed to prepare is tried again after this long, not on every request.
+PREPARE_RETRY_SECONDS = 60.0
 INDEX_KEY = "templates/index.json"
 INDEX_REFRESH_SECONDS = 30.0  # a pushed template reaches warm renderers within this bound
+
+log = logging.getLogger(__name__)
 
 
 class TemplateCatalog(Protocol):
@@ -78,11 +95,14 @@ def prepared_file(
 
 
 class _PreparedCache:
-    """Prepared templates by (id, version), least recently used dropped first."""
+    """Prepared templates by (id, version), least recently used dropped first; and the versions
+    that failed to prepare lately (not a backend outage: that passes)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
         self._lock = threading.Lock()
         self._items: OrderedDict[tuple[str, str], PreparedTemplate] = OrderedDict()
+        self._failed: dict[tuple[str, str], tuple[float, str]] = {}
 
     def get_or_build(
         self, template: Template, build: Callable[[], PreparedTemplate]
@@ -93,12 +113,48 @@ class _PreparedCache:
             if found is not None:
                 self._items.move_to_end(cache_key)
                 return found
-        prepared = build()
+            failure = self._failed.get(cache_key)
+        if failure is not None and self.clock() - failure[0] < PREPARE_RETRY_SECONDS:
+            raise TemplateInvalid(failure[1])
+        try:
+            prepared = build()
+        except BackendUnavailable:
+            raise
+        except Exception as exc:
+            why = exc.reason if isinstance(exc, LoopmarkError) else f"{type(exc).__name__}: {exc}"
+            reason = f"template {template.id!r} cannot be prepared: {why}"
+            log.error("%s (version %s)", reason, template.version, exc_info=exc)
+            with self._lock:
+                self._failed[cache_key] = (self.clock(), reason)
+            raise
         with self._lock:
+            self._failed.pop(cache_key, None)
             self._items[cache_key] = prepared
             while len(self._items) > PREPARED_CACHE_SIZE:
                 self._items.popitem(last=False)
         return prepared
+
+    def failed_lately(self, template: Template) -> bool:
+        """Whether this version failed to prepare within PREPARE_RETRY_SECONDS."""
+        with self._lock:
+            failure = self._failed.get((template.id, template.version))
+        return failure is not None and self.clock() - failure[0] < PREPARE_RETRY_SECONDS
+
+
+def servable(
+    templates: Iterable[tuple[str, Callable[[], Template]]], prepared: _PreparedCache
+) -> list[Template]:
+    """The templates that load and did not fail to prepare lately; the others are logged."""
+    found = []
+    for template_id, load in templates:
+        try:
+            template = load()
+        except TemplateInvalid as exc:
+            log.error("template %s left out: %s", template_id, exc.reason)
+            continue
+        if not prepared.failed_lately(template):
+            found.append(template)
+    return found
 
 
 class DirectoryTemplateCatalog:
@@ -121,8 +177,13 @@ class DirectoryTemplateCatalog:
         return template
 
     def all(self, *, enabled_only: bool = True) -> list[Template]:
-        templates = [self._load(tid) for tid in iter_template_ids(self.templates_dir)]
-        return [t for t in templates if t.enabled or not enabled_only]
+        """Templates by id. The public listing (``enabled_only``) leaves out, with an error in
+        the log, those that cannot be loaded or prepared; the admin's sees every one."""
+        ids = iter_template_ids(self.templates_dir)
+        if not enabled_only:
+            return [self._load(tid) for tid in ids]
+        loaders = [(tid, functools.partial(self._load, tid)) for tid in ids]
+        return [t for t in servable(loaders, self._prepared) if t.enabled]
 
     def prepared(self, template: Template) -> PreparedTemplate:
         return self._prepared.get_or_build(
@@ -245,12 +306,15 @@ class StoredTemplateCatalog:
         return self._template(template_id, entry)
 
     def all(self, *, enabled_only: bool = True) -> list[Template]:
-        entries = self._entries()
-        return [
-            self._template(tid, entry)
-            for tid, entry in sorted(entries.items())
-            if entry.get("enabled", True) or not enabled_only
+        entries = sorted(self._entries().items())
+        if not enabled_only:
+            return [self._template(tid, entry) for tid, entry in entries]
+        loaders = [
+            (tid, functools.partial(self._template, tid, entry))
+            for tid, entry in entries
+            if entry.get("enabled", True)
         ]
+        return servable(loaders, self._prepared)
 
     def prepared(self, template: Template) -> PreparedTemplate:
         def build() -> PreparedTemplate:

@@ -28,11 +28,24 @@ if TYPE_CHECKING:
 S3_SCHEME = "s3://"
 # A signed media URL is handed to one browser for one page view: minutes, not days.
 SIGNED_URL_SECONDS = 300
-# Short timeouts and few attempts: a request thread waiting on a dead endpoint is worse than a
-# prompt 503 with Retry-After. The read timeout bounds each socket read, not a whole transfer.
-CONNECT_TIMEOUT_SECONDS = 2
-READ_TIMEOUT_SECONDS = 10
-MAX_ATTEMPTS = 3
+# botocore settings of the two clients. Short timeouts and one retry for reads, which are on
+# the request path: a request thread waiting on a dead endpoint is worse than a prompt 503 with
+# Retry-After (and the circuit breaker, service.breaker, answers for it once it stays dead).
+# Writes (a render's media, a take-down's deletes) get a more patient client, so finished work
+# is not lost to one slow answer. A read timeout bounds each socket read, not a whole transfer.
+# Attempts include the first try ("total_max_attempts"); SigV4 everywhere, presigned URLs included.
+READ_CLIENT: dict[str, Any] = {
+    "connect_timeout": 1.0,
+    "read_timeout": 1.0,
+    "retries": {"total_max_attempts": 2, "mode": "standard"},
+    "signature_version": "s3v4",
+}
+WRITE_CLIENT: dict[str, Any] = {
+    "connect_timeout": 2.0,
+    "read_timeout": 10.0,
+    "retries": {"total_max_attempts": 3, "mode": "standard"},
+    "signature_version": "s3v4",
+}
 
 # S3's bucket naming rules (dots allowed, no uppercase or underscores, 3-63 characters).
 _BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -67,7 +80,8 @@ class S3BlobStore:
         self.media_base_url = (
             None if media_base_url is None else check_media_base_url(media_base_url)
         )
-        self._client: S3Client | None = None
+        self._session: boto3.session.Session | None = None
+        self._clients: dict[bool, S3Client] = {}
         self._client_lock = threading.Lock()
 
     @classmethod
@@ -91,20 +105,28 @@ class S3BlobStore:
 
     @property
     def client(self) -> S3Client:
-        """One client per store, made on first use: no network or credential lookup before."""
-        if self._client is None:
+        """The client for reads and URLs (short timeouts, one retry)."""
+        return self._client_for(reads=True)
+
+    @property
+    def writer(self) -> S3Client:
+        """The client for writes and deletes (more patient)."""
+        return self._client_for(reads=False)
+
+    def _client_for(self, *, reads: bool) -> S3Client:
+        """One client per store and kind, made on first use: no network or credential lookup
+        before. boto3's default session is not thread-safe; a private session under a lock is."""
+        client = self._clients.get(reads)
+        if client is None:
             with self._client_lock:
-                # boto3's default session is not thread-safe; a private session under a lock is.
-                if self._client is None:
-                    config = Config(
-                        connect_timeout=CONNECT_TIMEOUT_SECONDS,
-                        read_timeout=READ_TIMEOUT_SECONDS,
-                        retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
-                        # SigV4 everywhere, presigned URLs included (X-Amz-Expires is honoured).
-                        signature_version="s3v4",
-                    )
-                    self._client = boto3.session.Session().client("s3", config=config)
-        return self._client
+                client = self._clients.get(reads)
+                if client is None:
+                    config = Config(**(READ_CLIENT if reads else WRITE_CLIENT))
+                    if self._session is None:  # one per store: its second client is cheap
+                        self._session = boto3.session.Session()
+                    client = self._session.client("s3", config=config)
+                    self._clients[reads] = client
+        return client
 
     def object_key(self, key: str) -> str:
         return self.prefix + validate_key(key)
@@ -129,7 +151,7 @@ class S3BlobStore:
         object_key = self.object_key(key)
         # A single PutObject is atomic: readers see the old object or the new one, never part.
         with self._translate("put_object"):
-            self.client.put_object(
+            self.writer.put_object(
                 Bucket=self.bucket,
                 Key=object_key,
                 Body=data,
@@ -175,7 +197,7 @@ class S3BlobStore:
         object_key = self.object_key(key)
         # DeleteObject succeeds for a missing key, so idempotence comes from S3 itself.
         with self._translate("delete_object"):
-            self.client.delete_object(Bucket=self.bucket, Key=object_key)
+            self.writer.delete_object(Bucket=self.bucket, Key=object_key)
 
     def list(self, prefix: str) -> Iterator[StoredBlob]:
         if prefix:
@@ -194,13 +216,13 @@ class S3BlobStore:
 
     def setup(self) -> None:
         with self._translate("create_bucket"):
-            region = self.client.meta.region_name
+            region = self.writer.meta.region_name
             kwargs: dict[str, Any] = {"Bucket": self.bucket}
             # us-east-1 is S3's default location and refuses an explicit LocationConstraint.
             if region and region != "us-east-1":
                 kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
             try:
-                self.client.create_bucket(**kwargs)
+                self.writer.create_bucket(**kwargs)
             except ClientError as exc:
                 if _error_code(exc) != "BucketAlreadyOwnedByYou":
                     raise

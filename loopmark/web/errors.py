@@ -15,6 +15,7 @@ from flask import Flask, Response, current_app, jsonify, render_template, reques
 from werkzeug.exceptions import HTTPException
 
 from loopmark.errors import (
+    BackendUnavailable,
     BadInput,
     ConfigInvalid,
     DispatchUnavailable,
@@ -80,7 +81,7 @@ def status_of(exc: LoopmarkError) -> tuple[int, int | None]:
         return declared, None  # an edge error that names its own status (malformed JSON: 400)
     if isinstance(exc, QueueFull):
         return 429, exc.retry_after_s
-    if isinstance(exc, DispatchUnavailable) and exc.retry_after_s is not None:
+    if isinstance(exc, DispatchUnavailable | BackendUnavailable) and exc.retry_after_s is not None:
         return 503, exc.retry_after_s
     if isinstance(exc, StorageUnavailable | RecordsUnavailable | DispatchUnavailable):
         return 503, UNAVAILABLE_RETRY_AFTER_SECONDS

@@ -178,8 +178,9 @@ def _listeners(server: Any) -> list[Any]:
 
 
 def warm_up(app: Flask) -> list[str]:
-    """Prepare every enabled template (a no-op when prepared already); returns the ids ready.
-    A template that fails is logged and skipped: the site still starts."""
+    """Prepare every enabled template (loads and verifies those prepared already: a bad one is
+    prepared again); returns the ids ready. A template that fails, for whatever reason, is
+    logged (by the catalog) and skipped: the site still starts, without it."""
     catalog = app_services(app).templates
     ready: list[str] = []
     try:
@@ -190,8 +191,8 @@ def warm_up(app: Flask) -> list[str]:
     for template in templates:
         try:
             catalog.prepared(template)
-        except LoopmarkError as exc:
-            log.error("template %s cannot be prepared: %s", template.id, exc.reason)
+        except Exception as exc:  # start-up goes on without it (the catalog logged the cause)
+            log.error("template %s skipped: %s", template.id, getattr(exc, "reason", exc))
             continue
         ready.append(template.id)
     app.extensions[WARMED_EXTENSION] = True

@@ -3,6 +3,9 @@ TTL, and errors as values, seen through the render records' adapter."""
 
 from __future__ import annotations
 
+import socket
+import time
+
 import boto3
 import pytest
 
@@ -86,3 +89,23 @@ def test_an_unreachable_endpoint_is_unavailable(aws: str, monkeypatch: pytest.Mo
     records = make_records()
     with pytest.raises(RecordsUnavailable, match=TABLE):
         records.get("k")
+
+
+# Before: 5 s reads, four tries (botocore's "max_attempts" counts retries): 20 s per stalled read.
+STALLED_READ_BOUND_SECONDS = 10.0
+
+
+def test_a_stalled_endpoint_fails_a_read_within_two_short_tries(
+    aws: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as stalled:  # listens, never answers
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{stalled.getsockname()[1]}")
+        table = DynamoTable(TABLE)
+        started = time.monotonic()
+        with pytest.raises(RecordsUnavailable, match="[Tt]imeout"):
+            table.get_item("k")
+        assert time.monotonic() - started < STALLED_READ_BOUND_SECONDS
+    reads, writes = table.client(reads=True).meta.config, table.client().meta.config
+    assert (reads.connect_timeout, reads.read_timeout) == (1.0, 1.0)
+    assert reads.retries["total_max_attempts"] == 2  # one retry
+    assert writes.read_timeout > reads.read_timeout  # a render's last writes may take longer

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from loopmark.errors import UnknownTemplate
+from loopmark.app import create_app
+from loopmark.errors import TemplateInvalid, UnknownTemplate
 from loopmark.renderer.prepare import PreparedTemplate
 from loopmark.service.catalog import (
     INDEX_KEY,
@@ -21,6 +22,8 @@ from loopmark.service.catalog import (
 )
 from loopmark.storage import open_blob_store
 from loopmark.storage.base import BlobStore
+from loopmark.web.context import EXTENSION
+from loopmark.web.server import warm_up
 
 
 def make_blobs(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
@@ -147,3 +150,42 @@ def test_a_read_only_prepared_dir_is_read_and_what_it_lacks_spills(
     stored = StoredTemplateCatalog(blobs, tmp_path / "cache2", empty, spill_dir=tmp_path / "s2")
     assert stored.prepared(stored.get("small")).folder.is_relative_to(tmp_path / "s2")
     assert list(empty.iterdir()) == []
+
+
+def test_start_up_rebuilds_bad_artifacts_and_leaves_out_what_cannot_be_prepared(
+    tmp_path: Path, workdir: Path, small: PreparedTemplate, caplog: pytest.LogCaptureFixture
+) -> None:
+    templates, prepared_dir = tmp_path / "templates", tmp_path / "prepared"
+    shutil.copytree(small.template.folder, templates / "small")
+    shutil.copytree(small.template.folder, templates / "broken")
+    (templates / "broken" / small.template.source.name).write_bytes(b"not a video" * 1000)
+    baked = prepared_dir / "small" / small.folder.name
+    shutil.copytree(small.folder, baked)
+    os.truncate(baked / "frames.npy", 1000)  # truncated while a previous server ran
+    app = create_app(
+        {
+            "TESTING": True,
+            "LOOPMARK_DATA_DIR": str(tmp_path),
+            "LOOPMARK_TEMPLATES_DIR": str(templates),
+            "LOOPMARK_PREPARED_DIR": str(prepared_dir),
+            "LOOPMARK_JSON_LOGS": "off",
+        }
+    )
+    try:
+        assert warm_up(app) == ["small"]  # started, without the broken one
+        assert "frames.npy does not match its checksum" in caplog.text
+        assert "template 'broken' cannot be prepared" in caplog.text
+        catalog = app.extensions[EXTENSION].templates
+        assert np.array_equal(catalog.prepared(catalog.get("small")).frames, small.frames)
+        assert [t.id for t in catalog.all()] == ["small"]
+        assert {t.id for t in catalog.all(enabled_only=False)} == {"small", "broken"}
+        caplog.clear()
+        with pytest.raises(TemplateInvalid, match="cannot be prepared"):
+            catalog.prepared(catalog.get("broken"))  # at once: not tried again for a while
+        assert "cannot be prepared" not in caplog.text
+        # A folder whose settings do not even load is left out of the listing too.
+        (templates / "broken" / "template.toml").write_text("not = [toml")
+        assert [t.id for t in catalog.all()] == ["small"]
+        assert "template broken left out" in caplog.text
+    finally:
+        app.extensions[EXTENSION].close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 import urllib.request
 from urllib.parse import parse_qs, urlsplit
 
@@ -66,9 +68,9 @@ def test_media_base_url_replaces_signing(aws: str) -> None:
 
 def test_no_client_is_made_before_first_use(aws: str) -> None:
     blob_store = S3BlobStore.from_url(f"s3://{BUCKET}")
-    assert blob_store._client is None
+    assert blob_store._clients == {}
     blob_store.setup()
-    assert blob_store._client is not None
+    assert blob_store._clients
 
 
 def test_setup_handles_bucket_already_owned_by_you(
@@ -128,3 +130,19 @@ def test_unreachable_endpoint_is_storage_unavailable(monkeypatch: pytest.MonkeyP
         with pytest.raises(StorageUnavailable) as excinfo:
             call()
         assert isinstance(excinfo.value.__cause__, EndpointConnectionError)
+
+
+def test_a_stalled_endpoint_fails_a_read_within_two_short_tries(
+    aws: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as stalled:  # listens, never answers
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{stalled.getsockname()[1]}")
+        blob_store = S3BlobStore.from_url(f"s3://{BUCKET}")
+        started = time.monotonic()
+        with pytest.raises(StorageUnavailable, match="[Tt]imeout"):
+            blob_store.get(KEY)
+        assert time.monotonic() - started < 10.0  # before: 10 s reads, four tries
+    reads, writes = blob_store.client.meta.config, blob_store.writer.meta.config
+    assert (reads.connect_timeout, reads.read_timeout) == (1.0, 1.0)
+    assert reads.retries["total_max_attempts"] == 2  # one retry
+    assert writes.read_timeout > reads.read_timeout  # media uploads may take longer

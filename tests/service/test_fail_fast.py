@@ -1,0 +1,185 @@
+"""A stalled DynamoDB endpoint, end to end through the real server (waitress on loopback).
+
+DynamoDB is moto behind a TCP proxy that can freeze: frozen, it takes requests and answers
+nothing, as a hung endpoint does. With the records frozen, cache-hit requests answer 503 with
+Retry-After (the first ones after the short read timeouts, the rest at once from the open
+circuit breaker, without reaching DynamoDB), while static files and share pages keep answering
+on the same 16 threads; once DynamoDB answers again, the next cache hit after the cool-down is a
+200. Before this, one cache hit took 20 s and thirty of them filled every thread for 45 s.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loopmark.app import create_app
+from loopmark.composition import setup_backends
+from loopmark.renderer.prepare import PreparedTemplate
+from loopmark.web.context import EXTENSION
+from loopmark.web.server import DEFAULT_THREADS, create_server
+from tests.site.conftest import site_config
+
+STUCK_REQUESTS = 24  # more than the server's threads
+COOLDOWN_SECONDS = 5
+CLIENT_TIMEOUT_SECONDS = 30.0  # a bound on every request: a hang fails the test, never blocks it
+RENDER_DONE_SECONDS = 120.0
+# Generous bounds on a shared machine; before the breaker these took 15-45 s.
+FIRST_WAVE_SECONDS = 8.0  # two 1 s tries, plus the wait for a thread
+OPEN_ANSWER_SECONDS = 2.0  # what the issue asks of a stalled backend
+
+
+class FreezableProxy:
+    """A TCP proxy on loopback to ``upstream``. Frozen, it reads requests and relays nothing."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self.requests = 0  # DynamoDB API requests seen (each carries X-Amz-Target)
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def freeze(self) -> None:
+        self.flowing.clear()
+
+    def thaw(self) -> None:
+        self.flowing.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self.flowing.set()
+        self.listener.close()
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self.listener.accept()
+                server = socket.create_connection(self.upstream, timeout=CLIENT_TIMEOUT_SECONDS)
+            except OSError:
+                return
+            with self._lock:
+                self._sockets += [client, server]
+            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket, requests: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                if requests:
+                    with self._lock:
+                        self.requests += data.lower().count(b"x-amz-target:")
+                self.flowing.wait()
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, target):
+                sock.close()
+
+
+def fetch(url: str, payload: dict[str, Any] | None = None) -> tuple[int, float, str | None]:
+    """(status, seconds, Retry-After) of one request."""
+    data = None if payload is None else json.dumps(payload).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=CLIENT_TIMEOUT_SECONDS) as response:
+            response.read()
+            status, retry_after = response.status, response.headers.get("Retry-After")
+    except urllib.error.HTTPError as exc:
+        status, retry_after = exc.code, exc.headers.get("Retry-After")
+    return status, time.monotonic() - started, retry_after
+
+
+@pytest.fixture
+def proxy(aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FreezableProxy]:
+    host, port = aws.removeprefix("http://").split(":")
+    proxy = FreezableProxy((host, int(port)))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+    yield proxy
+    proxy.close()
+
+
+def test_a_stalled_dynamodb_gives_prompt_503s_and_the_rest_keeps_answering(
+    proxy: FreezableProxy, tmp_path: Path, workdir: Path, small: PreparedTemplate
+) -> None:
+    app = create_app(
+        site_config(
+            tmp_path,
+            workdir,
+            LOOPMARK_RECORDS="dynamodb://fail-fast",
+            LOOPMARK_RENDER_CONCURRENCY="1",
+            LOOPMARK_RATE_LIMITS="off",
+            LOOPMARK_BREAKER_COOLDOWN_SECONDS=str(COOLDOWN_SECONDS),
+        )
+    )
+    services = app.extensions[EXTENSION]
+    setup_backends(services.settings)
+    server = create_server(app, "127.0.0.1", 0)
+    assert DEFAULT_THREADS < STUCK_REQUESTS
+    runner = threading.Thread(target=server.run, daemon=True)
+    runner.start()
+    base = f"http://127.0.0.1:{server.effective_port}"
+    hit = {"template": small.template.id, "caption": "frozen backends"}
+    try:
+        deadline = time.monotonic() + RENDER_DONE_SECONDS
+        while fetch(f"{base}/api/renders", hit)[0] != 200:
+            assert time.monotonic() < deadline, "the render never finished"
+            time.sleep(0.1)
+        key = services.render.recent(limit=1)[0].key
+        assert fetch(f"{base}/s/{key}")[0] == 200
+
+        proxy.freeze()
+        with ThreadPoolExecutor(STUCK_REQUESTS + 2) as pool:
+            stuck = [pool.submit(fetch, f"{base}/api/renders", hit) for _ in range(STUCK_REQUESTS)]
+            time.sleep(0.2)  # every thread is now waiting on DynamoDB
+            css = pool.submit(fetch, f"{base}/static/css/site.css")
+            first_wave = [future.result() for future in stuck]
+            css_status, css_seconds, _ = css.result()
+        assert {status for status, _, _ in first_wave} == {503}
+        assert all(retry_after for _, _, retry_after in first_wave)
+        assert max(seconds for _, seconds, _ in first_wave) < FIRST_WAVE_SECONDS
+        assert css_status == 200 and css_seconds < FIRST_WAVE_SECONDS
+
+        # The breaker is open: answers come at once, without a request to DynamoDB.
+        reached = proxy.requests
+        with ThreadPoolExecutor(STUCK_REQUESTS + 2) as pool:
+            hits = [pool.submit(fetch, f"{base}/api/renders", hit) for _ in range(STUCK_REQUESTS)]
+            page = pool.submit(fetch, f"{base}/s/{key}")
+            css = pool.submit(fetch, f"{base}/static/css/site.css")
+            open_wave = [future.result() for future in hits]
+            others = [page.result(), css.result()]
+        assert {status for status, _, _ in open_wave} == {503}
+        assert all(seconds < OPEN_ANSWER_SECONDS for _, seconds, _ in open_wave + others)
+        assert all(1 <= int(ra or 0) <= COOLDOWN_SECONDS for _, _, ra in open_wave)
+        assert [status for status, _, _ in others] == [200, 200]
+        assert proxy.requests == reached
+
+        proxy.thaw()
+        deadline = time.monotonic() + COOLDOWN_SECONDS + CLIENT_TIMEOUT_SECONDS
+        while (status := fetch(f"{base}/api/renders", hit)[0]) != 200:
+            assert status == 503 and time.monotonic() < deadline
+            time.sleep(0.5)
+    finally:
+        proxy.thaw()
+        server.close()
+        runner.join(CLIENT_TIMEOUT_SECONDS)
+        services.close()
