@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint bench demo clean images image-base image-tools image-test synth deploy destroy
+.PHONY: install run test lint bench demo clean soak images image-base image-tools image-test synth deploy destroy
 
 install: $(STAMP)
 
@@ -53,6 +53,12 @@ lint: $(STAMP)
 
 bench: $(STAMP) $(GIFSKI)
 	$(PY) -m bench
+
+# A trade-show morning against the real server, about ten minutes on loopback: 5,000 idle
+# connections, a spike of renders from one address and behind a proxy, a SIGKILL and restart,
+# a frozen records backend; figures into bench/soak.md (SOAK_ARGS=--quick: about a minute).
+soak: $(STAMP)
+	$(PY) -m bench.soak $(SOAK_ARGS)
 
 # Images (Containerfile: targets `site` and `renderer`), built here with no registry: a Debian
 # base made with debootstrap from the mirror apt uses, imported as a local image, then

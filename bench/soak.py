@@ -52,7 +52,6 @@ FREEZE_SECONDS = 20.0
 START_TIMEOUT_SECONDS = 120.0
 FINISH_TIMEOUT_SECONDS = 600.0
 SAMPLE_INTERVAL_SECONDS = 0.05
-TOKEN_RE = re.compile(r'data-visitor(?:-token)?="([^"]+)"')
 VISITOR_HEADER = "X-Loopmark-Visitor"
 
 
@@ -164,10 +163,15 @@ class Server:
 
 @contextmanager
 def moto(data: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """moto's server answering one request at a time, as DynamoDB applies conditional writes to
+    one item (tests.moto_server explains why the threaded one will not do)."""
+    from tests.moto_server import SERIAL_MOTO_SERVER
+
     port = free_port()
-    exe = Path(sys.executable).parent / "moto_server"
     log = (data / "moto.log").open("wb")
-    proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERIAL_MOTO_SERVER, str(port)], stdout=log, stderr=log
+    )
     try:
         wait_http(f"http://127.0.0.1:{port}/moto-api/", 60, proc)
         yield f"http://127.0.0.1:{port}", proc
@@ -252,12 +256,13 @@ def sample_shares(server: Server, tally: Tally, keys: list[str], stop: threading
 
 
 def visitor_token(server: Server, tally: Tally, forwarded_for: str | None) -> str | None:
+    """The token a visitor's page asks for (GET /api/visitor), as the page's script does."""
     headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
-    status, page = request(server, tally, "GET", "/", headers=headers)
-    if status != 200 or not isinstance(page, str):
+    status, answer = request(server, tally, "GET", "/api/visitor", headers=headers)
+    if status != 200 or not isinstance(answer, dict):
         return None
-    match = TOKEN_RE.search(page)
-    return match[1] if match else None
+    token = answer.get("token")
+    return token if isinstance(token, str) else None
 
 
 def spike(
