@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -85,6 +86,7 @@ class Settings:
     gallery_version_check_seconds: float = 5.0
     # SIGTERM: how long running renders may take to finish before they are handed back.
     shutdown_grace_seconds: float = 20.0
+    twitter_site: str = "@hopandco"  # the brand's X account, for share cards' twitter:site
 
     @property
     def template_cache_dir(self) -> Path:
@@ -140,6 +142,7 @@ class Settings:
             shutdown_grace_seconds=_seconds(
                 env, "LOOPMARK_SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds
             ),
+            twitter_site=_twitter_site(env.get("LOOPMARK_TWITTER_SITE") or cls.twitter_site),
         )
 
 
@@ -200,6 +203,16 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     if not value >= 0 or math.isinf(value):  # also refuses NaN
         raise ConfigInvalid(f"{name} must be a finite number of seconds, at least 0")
     return value
+
+
+def _twitter_site(raw: str) -> str:
+    """An X handle: "@name" or "name", 1-15 letters, digits or underscores; kept with its @."""
+    handle = raw.strip().removeprefix("@")
+    if not re.fullmatch(r"[A-Za-z0-9_]{1,15}", handle):
+        raise ConfigInvalid(
+            f"LOOPMARK_TWITTER_SITE must be an X handle like @hopandco, not {raw!r}"
+        )
+    return "@" + handle
 
 
 def _site_url(raw: str) -> str | None:
