@@ -233,9 +233,10 @@ def _share_card(
     site's card while it is not done yet."""
     if meta.found and not meta.done:
         return replace(site_card(title, DESCRIPTION), url=canonical, kind="video.other")
-    if meta.card or meta.found is None:
-        image, width, height = media["card"], CARD_WIDTH, CARD_HEIGHT
-    else:
+    width: int | None = CARD_WIDTH
+    height: int | None = CARD_HEIGHT
+    image = media["card"]
+    if meta.found and not meta.card:
         image, width, height = media["poster"], meta.width, meta.height
     return SocialCard(
         title=title,
