@@ -91,6 +91,8 @@ def test_share_page_tags_are_absolute_sized_and_answer(https_app: Flask) -> None
     )
     assert b"ftyp" in fetch_local(client, video)[:12]
     assert page.one("twitter:site") == "@hop_and_co"
+    # The card's short link (what pages link when storage is private) leads to it too.
+    assert client.get(f"/m/{key}.card.jpg").headers["Location"] == done["card_url"]
 
 
 def test_a_render_made_before_cards_shows_its_poster_with_its_true_size(app: Flask) -> None:
