@@ -300,12 +300,12 @@ def run_part(part: str, config_path: Path, env: dict[str, str]) -> dict[str, Any
 
 def prepare_shared(config: ServiceBenchConfig) -> bool:
     """Make sure the template is prepared in the shared cache; True when it already was."""
-    from loopmark.renderer.prepare import PREPARE_VERSION, prepare_template
+    from loopmark.renderer.prepare import prepare_template, prepared_folder_name
     from loopmark.renderer.templates import load_template
 
     template = load_template(Path(config.templates_dir), config.template_id)
     prepared_dir = Path(config.data_dir) / "prepared"
-    folder = prepared_dir / template.id / f"{template.version}-p{PREPARE_VERSION}"
+    folder = prepared_dir / template.id / prepared_folder_name(template.version)
     reused = (folder / "meta.json").is_file()
     prepare_template(template, prepared_dir)
     return reused
@@ -317,10 +317,12 @@ def _moto(endpoint: str | None) -> Iterator[str]:
         yield endpoint
         return
     # The tests' helper starts the same real server on loopback (the repository root is on
-    # sys.path when the bench runs as ``python -m bench``).
-    from tests.moto_server import moto_server
+    # sys.path when the bench runs as ``python -m bench``); the serial one, since a worker's
+    # claim races the request's "queued" and DynamoDB, unlike moto's threaded server, applies
+    # conditional writes to one item one at a time.
+    from tests.moto_server import serial_moto_server
 
-    with moto_server() as started:
+    with serial_moto_server() as started:
         yield started
 
 

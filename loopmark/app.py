@@ -95,5 +95,6 @@ def web_config(settings: Settings) -> dict[str, Any]:
         "PROXY_HOPS": settings.proxy_hops,
         # The public origin for absolute links (Open Graph); the request's host when unset.
         "SITE_URL": settings.site_url,
+        "TWITTER_SITE": settings.twitter_site,  # twitter:site on every page's card
         "JSON_LOGS": settings.json_logs,
     }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -88,6 +89,7 @@ class Settings:
     # Circuit breakers (records, storage): consecutive failures that open one, and for how long.
     breaker_failures: int = 5
     breaker_cooldown_seconds: int = 10
+    twitter_site: str = "@hopandco"  # the brand's X account, for share cards' twitter:site
 
     @property
     def template_cache_dir(self) -> Path:
@@ -147,6 +149,7 @@ class Settings:
             breaker_cooldown_seconds=(
                 _positive_int(env, "LOOPMARK_BREAKER_COOLDOWN_SECONDS", 10) or 10
             ),
+            twitter_site=_twitter_site(env.get("LOOPMARK_TWITTER_SITE") or cls.twitter_site),
         )
 
 
@@ -207,6 +210,16 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     if not value >= 0 or math.isinf(value):  # also refuses NaN
         raise ConfigInvalid(f"{name} must be a finite number of seconds, at least 0")
     return value
+
+
+def _twitter_site(raw: str) -> str:
+    """An X handle: "@name" or "name", 1-15 letters, digits or underscores; kept with its @."""
+    handle = raw.strip().removeprefix("@")
+    if not re.fullmatch(r"[A-Za-z0-9_]{1,15}", handle):
+        raise ConfigInvalid(
+            f"LOOPMARK_TWITTER_SITE must be an X handle like @hopandco, not {raw!r}"
+        )
+    return "@" + handle
 
 
 def _site_url(raw: str) -> str | None:

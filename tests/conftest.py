@@ -9,14 +9,17 @@ import pytest
 
 from loopmark.renderer.authoring import NewTemplate, add_template
 from loopmark.renderer.prepare import PreparedTemplate
-from tests.moto_server import moto_server, reset
+from tests.moto_server import reset, serial_moto_server
 from tests.paths import CLIP
 
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    """One moto server for the session (real HTTP on loopback)."""
-    with moto_server() as endpoint:
+    """One moto server for the session (real HTTP on loopback), answering one request at a time:
+    DynamoDB applies conditional writes to one item one at a time, and the render service relies
+    on it everywhere (a worker's claim races the request's "queued"), which moto's threaded
+    server does not do."""
+    with serial_moto_server() as endpoint:
         yield endpoint
 
 

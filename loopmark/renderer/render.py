@@ -1,4 +1,4 @@
-"""The per-caption render: a prepared template and a caption → GIF, MP4 and poster bytes.
+"""The per-caption render: a prepared template and a caption → GIF, MP4, poster and share card.
 
 Only the caption's box is touched: its layer is blended over the box in every frame, those
 pixels are mapped onto the template's palette, and the frames are encoded. The caption reaches
@@ -21,6 +21,7 @@ from PIL import Image
 from loopmark.errors import CaptionRejected
 from loopmark.renderer.caption import render_caption_layer
 from loopmark.renderer.caption_policy import WordLists, check_caption, normalize_caption
+from loopmark.renderer.card import share_card
 from loopmark.renderer.gif import encode_gif, frame_delays_cs, gifsicle_optimise
 from loopmark.renderer.prepare import POSTER_JPEG_QUALITY, PREPARE_VERSION, PreparedTemplate
 from loopmark.renderer.quantize import STABILISE_DISTANCE, lookup, stabilise
@@ -46,6 +47,7 @@ class RenderResult:
     gif: bytes
     mp4: bytes
     poster: bytes
+    card: bytes  # the 1200×630 share card (renderer.card): not part of the key
     frames: int
     width: int
     height: int
@@ -178,12 +180,14 @@ def render_accepted(
     report(0.95)
     poster = io.BytesIO()
     Image.fromarray(composed[0]).save(poster, "JPEG", quality=POSTER_JPEG_QUALITY)
+    card = share_card(composed[0])
     report(1.0)
     return RenderResult(
         key=key,
         gif=gif,
         mp4=mp4,
         poster=poster.getvalue(),
+        card=card,
         frames=count,
         width=prepared.width,
         height=prepared.height,

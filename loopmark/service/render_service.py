@@ -78,8 +78,10 @@ RETRY_COOLDOWN_SECONDS = 2.0
 REDISPATCH_AFTER_LEASES = 1.0
 # Failures of the infrastructure, not of the render: they give the attempt back.
 TRANSIENT_ERRORS = (StorageUnavailable, RecordsUnavailable, DispatchUnavailable)
-MEDIA_TYPES = {"gif": "image/gif", "mp4": "video/mp4", "poster": "image/jpeg"}
-MEDIA_FILES = {"gif": "loop.gif", "mp4": "loop.mp4", "poster": "poster.jpg"}
+MEDIA_TYPES = {"gif": "image/gif", "mp4": "video/mp4", "poster": "image/jpeg", "card": "image/jpeg"}
+# "card": the 1200×630 share card. Renders made before it have none: their record's media
+# list no "card" key (see ``has_card``), and deleting its absent file is harmless.
+MEDIA_FILES = {"gif": "loop.gif", "mp4": "loop.mp4", "poster": "poster.jpg", "card": "card.jpg"}
 
 
 class RenderBlocked(BadInput):
@@ -119,7 +121,7 @@ class RenderOutcome:
     position: int = 0
     progress: float = 0.0
     eta_seconds: float | None = None
-    urls: dict[str, str] = field(default_factory=dict)  # gif, mp4, poster
+    urls: dict[str, str] = field(default_factory=dict)  # gif, mp4, poster, card
     media: dict[str, Any] = field(default_factory=dict)  # width, height, frames, bytes, ...
     template_id: str = ""
     caption: str = ""
@@ -134,6 +136,12 @@ class StatsCounter(Protocol):
 def media_keys(key: str) -> dict[str, str]:
     """Storage keys of a render's media, derived from its content key alone."""
     return {kind: f"r/{key[:2]}/{key}/{name}" for kind, name in MEDIA_FILES.items()}
+
+
+def has_card(media: dict[str, Any] | None) -> bool:
+    """Whether a done render's media (its record's) include the share card: renders made before
+    cards existed do not."""
+    return media is not None and "card" in media
 
 
 def default_owner() -> str:
@@ -522,6 +530,7 @@ class RenderService:
             **media_keys(job.key),
             "bytes": len(result.gif),
             "mp4_bytes": len(result.mp4),
+            "card_bytes": len(result.card),
             "frames": result.frames,
             "width": result.width,
             "height": result.height,
@@ -579,7 +588,7 @@ class RenderService:
             else []
         )
         pages = [f"s/{key}", f"r/{key}", f"api/renders/{key}"]
-        pages += [f"m/{key}.{ext}" for ext in ("gif", "mp4", "jpg")]
+        pages += [f"m/{key}.{ext}" for ext in ("gif", "mp4", "jpg", "card.jpg")]
         self.purge(media + pages)
 
     def _render(self, job: RenderJob, report: Callable[[float], None]) -> RenderResult:
@@ -596,7 +605,12 @@ class RenderService:
         return render_accepted(prepared, job.caption, job.key, progress=report)
 
     def _store(self, key: str, result: RenderResult) -> None:
-        payloads = {"gif": result.gif, "mp4": result.mp4, "poster": result.poster}
+        payloads = {
+            "gif": result.gif,
+            "mp4": result.mp4,
+            "poster": result.poster,
+            "card": result.card,
+        }
         for kind, storage_key in media_keys(key).items():
             try:
                 self.blobs.put(storage_key, payloads[kind], content_type=MEDIA_TYPES[kind])

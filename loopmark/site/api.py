@@ -24,7 +24,7 @@ from loopmark.package_data import FONTS_DIR, WEB_FONTS_DIR
 from loopmark.renderer.colours import format_hex_colour
 from loopmark.renderer.prepare import PreparedTemplate
 from loopmark.renderer.templates import Template
-from loopmark.service.render_service import RenderOutcome
+from loopmark.service.render_service import RenderOutcome, has_card
 from loopmark.web import assets, limits, links
 from loopmark.web.context import services
 from loopmark.web.errors import error_response
@@ -211,6 +211,8 @@ def outcome_json(outcome: RenderOutcome) -> dict[str, Any]:
                 "gif_url": media["gif"],
                 "mp4_url": media["mp4"],
                 "poster_url": media["poster"],
+                # The 1200×630 share card; null for renders made before cards existed.
+                "card_url": media["card"] if has_card(outcome.media) else None,
                 "share_url": links.absolute(_page_url("pages.share", "s", key)),
                 "width": outcome.media.get("width"),
                 "height": outcome.media.get("height"),

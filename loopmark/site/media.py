@@ -24,6 +24,7 @@ from werkzeug.wrappers import Response
 from loopmark.errors import LoopmarkError, UnknownTemplate
 from loopmark.records.renders import RenderRecord, RenderStatus
 from loopmark.renderer.prepare import PREPARE_VERSION, prepared_folder_name
+from loopmark.renderer.render import KEY_CHARS
 from loopmark.storage.base import IMMUTABLE_CACHE_CONTROL
 from loopmark.web import links
 from loopmark.web.context import services
@@ -61,7 +62,9 @@ def media_file(key: str) -> Response:
     return _immutable_file(path, mimetype)
 
 
-@blueprint.get("/m/<key>.<any(gif, mp4, jpg):ext>")
+# The key's length is fixed so that ``<key>.card.jpg`` (the share card) is not read as a key
+# ``<key>.card`` with ``jpg``.
+@blueprint.get(f"/m/<string(length={KEY_CHARS}):key>.<any(gif, mp4, jpg, 'card.jpg'):ext>")
 def short(key: str, ext: str) -> Response:
     if not links.well_formed_key(key):
         abort(404)

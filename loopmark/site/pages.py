@@ -3,27 +3,45 @@
 Pages are server-rendered Jinja; their scripts (static/js) read what they need from ``data-*``
 attributes or from the JSON API, since the CSP forbids inline script and style.
 
-The share page (/s/<key>) renders for any well-formed key: the key alone gives its media URLs
-(``links.media_urls``). It then makes one *best-effort* records lookup, only to enrich the
-Open Graph tags with the caption (og:title) and the real media size (og:image:width/height,
-og:video:width/height). When the records are down, or do not know the key, the page still
-renders with a generic title and without the sizes (an honest omission beats a wrong size);
-the media load lazily in the page and a missing GIF shows a message.
+Every public page carries Open Graph and Twitter tags (``SocialCard``, written by base.html):
+the home, gallery, credits and error pages the site's own 1200×630 card (static/img), the share
+page (/s/<key>) the render's share card. The share page makes one *best-effort* records lookup:
+a key the records do not know answers 404 (with the site's card, never a broken image); a done
+render gets its card (or, made before cards existed, its poster) with true sizes; when the
+records are down the page still renders from the key alone (``links.media_urls``), pointing at
+the card, whose size is fixed, and without the video's size (an honest omission beats a wrong
+size).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from flask import Blueprint, Response, abort, make_response, render_template, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    has_request_context,
+    make_response,
+    render_template,
+    url_for,
+)
 
 from loopmark.errors import LoopmarkError
 from loopmark.records.renders import RenderRecord, RenderStatus
-from loopmark.service.render_service import RenderBlocked, RenderGaveUp, RenderOutcome
+from loopmark.renderer.card import CARD_HEIGHT, CARD_WIDTH
+from loopmark.service.render_service import (
+    RenderBlocked,
+    RenderGaveUp,
+    RenderOutcome,
+    has_card,
+)
 from loopmark.web import links
+from loopmark.web.assets import asset_url
 from loopmark.web.context import services
 
 log = logging.getLogger(__name__)
@@ -35,6 +53,15 @@ blueprint = Blueprint("pages", __name__, template_folder="templates")
 BRAND = "Hop & Co."
 GENERIC_TITLE = "A GIF made with Hop & Co."
 DESCRIPTION = "Pick a loop, add your words, share the GIF. Made with Hop & Co. cold brew."
+SITE_TITLE = "Hop & Co. — make a GIF"
+GALLERY_TITLE = "Gallery · Hop & Co."
+GALLERY_DESCRIPTION = "GIFs made with Hop & Co.: pick one of our loops and add your own words."
+CREDITS_TITLE = "Credits · Hop & Co."
+CREDITS_DESCRIPTION = "The footage, fonts and people behind the Hop & Co. GIF maker."
+# The site's own share card (made once with renderer.card.card_image from a demo frame).
+SITE_CARD = "img/share-card.jpg"
+SITE_CARD_ALT = "Hop & Co.: your words, our loops, one GIF."
+UNKNOWN_SHARE = "There is no GIF at this address. It may never have been made."
 # Big Buck Bunny's licence asks for this credit wherever a template made from it is shown.
 BBB_CREDIT = "Big Buck Bunny © Blender Foundation, CC-BY 3.0"
 NO_STORE = "no-store"
@@ -53,12 +80,53 @@ class ShareLink:
 
 @dataclass(frozen=True)
 class ShareMeta:
-    """What the share page knows beyond the key: the caption and the media size, if anything."""
+    """What the share page knows beyond the key: the caption and the media size, if anything.
+    ``found`` is None when the records did not answer."""
 
     caption: str | None = None
     width: int | None = None
     height: int | None = None
     taken_down: bool = False
+    found: bool | None = None
+    done: bool = False
+    card: bool = False
+
+
+@dataclass(frozen=True)
+class SocialCard:
+    """A page's Open Graph and Twitter tags (base.html writes them); every URL absolute."""
+
+    title: str
+    description: str
+    url: str
+    image: str
+    image_alt: str
+    image_width: int | None = CARD_WIDTH
+    image_height: int | None = CARD_HEIGHT
+    image_type: str = "image/jpeg"
+    kind: str = "website"  # og:type
+    video: str | None = None
+    video_width: int | None = None
+    video_height: int | None = None
+    twitter_site: str | None = None
+
+
+def site_card(title: str, description: str, endpoint: str = "pages.home") -> SocialCard:
+    """The site's own card for a page: its title and description, the brand card image."""
+    return SocialCard(
+        title=title,
+        description=description,
+        url=links.absolute(url_for(endpoint)),
+        image=links.absolute(asset_url(SITE_CARD)),
+        image_alt=SITE_CARD_ALT,
+        twitter_site=current_app.config.get("TWITTER_SITE"),
+    )
+
+
+@blueprint.app_context_processor
+def _default_social() -> dict[str, Any]:
+    """Pages that name no card (errors, the 404 of an unknown share key) get the site's."""
+    return {"social": site_card(SITE_TITLE, DESCRIPTION) if has_request_context() else None}
 
 
 def share_links(share_url: str, text: str) -> list[ShareLink]:
@@ -91,7 +159,12 @@ def share_links(share_url: str, text: str) -> list[ShareLink]:
 
 @blueprint.get("/")
 def home() -> str:
-    return render_template("home.html", hero=_hero(), bbb_credit=BBB_CREDIT)
+    return render_template(
+        "home.html",
+        hero=_hero(),
+        bbb_credit=BBB_CREDIT,
+        social=site_card(SITE_TITLE, DESCRIPTION),
+    )
 
 
 @blueprint.get("/r/<key>")
@@ -118,33 +191,74 @@ def result(key: str) -> Response | tuple[str, int]:
 
 
 @blueprint.get("/s/<key>")
-def share(key: str) -> tuple[str, int] | str:
-    """The share landing page: Open Graph and Twitter tags for any well-formed key."""
+def share(key: str) -> Response | tuple[str, int]:
+    """The share landing page: Open Graph and Twitter tags for the render's share card."""
     if not links.well_formed_key(key):
         abort(404)
     meta = _share_meta(key)
-    services().hits.seen(key)  # memory only: retention's "last asked for"
     if meta.taken_down:
-        return render_template("share.html", key=key, meta=meta, taken_down=True), 410
+        services().hits.seen(key)
+        html = render_template("share.html", key=key, meta=meta, taken_down=True, social=None)
+        return html, 410
+    if meta.found is False:
+        return render_template("404.html", message=UNKNOWN_SHARE), 404
+    services().hits.seen(key)  # memory only: retention's "last asked for"
     media = links.media_urls(key)
     canonical = links.absolute(url_for("pages.share", key=key))
-    return render_template(
-        "share.html",
-        key=key,
-        meta=meta,
-        taken_down=False,
-        title=meta.caption or GENERIC_TITLE,
+    title = meta.caption or GENERIC_TITLE
+    response = make_response(
+        render_template(
+            "share.html",
+            key=key,
+            meta=meta,
+            taken_down=False,
+            title=title,
+            description=DESCRIPTION,
+            canonical=canonical,
+            media=media,
+            social=_share_card(meta, media, title=title, canonical=canonical),
+        )
+    )
+    if meta.found and not meta.done:
+        # Queued or rendering: the tags show the site's card until the render's exists.
+        response.headers["Cache-Control"] = NO_STORE
+    return response
+
+
+def _share_card(
+    meta: ShareMeta, media: dict[str, str], *, title: str, canonical: str
+) -> SocialCard:
+    """The render's card when it has one (or the records are down: every render made since
+    cards exist has one, of a fixed size); its poster, truly sized, when made before cards; the
+    site's card while it is not done yet."""
+    if meta.found and not meta.done:
+        return replace(site_card(title, DESCRIPTION), url=canonical, kind="video.other")
+    width: int | None = CARD_WIDTH
+    height: int | None = CARD_HEIGHT
+    image = media["card"]
+    if meta.found and not meta.card:
+        image, width, height = media["poster"], meta.width, meta.height
+    return SocialCard(
+        title=title,
         description=DESCRIPTION,
-        canonical=canonical,
-        media=media,
-        og_image=links.absolute(media["poster"]),
-        og_video=links.absolute(media["mp4"]),
+        url=canonical,
+        image=links.absolute(image),
+        image_alt=meta.caption or title,
+        image_width=width,
+        image_height=height,
+        kind="video.other",
+        video=links.absolute(media["mp4"]),
+        video_width=meta.width,
+        video_height=meta.height,
+        twitter_site=current_app.config.get("TWITTER_SITE"),
     )
 
 
 @blueprint.get("/gallery")
 def gallery() -> str:
-    return render_template("gallery.html")
+    return render_template(
+        "gallery.html", social=site_card(GALLERY_TITLE, GALLERY_DESCRIPTION, "pages.gallery")
+    )
 
 
 @blueprint.get("/credits")
@@ -159,6 +273,7 @@ def credits() -> str:
         templates=templates,
         bbb_credit=BBB_CREDIT,
         bbb_license_url=BBB_LICENSE_URL,
+        social=site_card(CREDITS_TITLE, CREDITS_DESCRIPTION, "pages.credits"),
     )
 
 
@@ -204,7 +319,7 @@ def _share_meta(key: str) -> ShareMeta:
         log.warning("share %s: records unavailable, generic tags: %s", key, exc)
         return ShareMeta()
     if record is None:
-        return ShareMeta()
+        return ShareMeta(found=False)
     return _meta_from_record(record)
 
 
@@ -214,8 +329,12 @@ def _meta_from_record(record: RenderRecord) -> ShareMeta:
     media = record.media or {}
     width, height = media.get("width"), media.get("height")
     sized = isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0
+    done = record.status == RenderStatus.DONE
     return ShareMeta(
         caption=record.caption or None,
         width=width if sized else None,
         height=height if sized else None,
+        found=True,
+        done=done,
+        card=done and has_card(media),
     )

@@ -13,7 +13,7 @@ from typing import Protocol, TypeVar
 import pytest
 
 from loopmark.errors import ConfigInvalid
-from tests.moto_server import reset, serial_moto_server
+from tests.moto_server import reset
 
 START = 1_700_000_000.0  # FakeClock's first reading: 2023-11-14 22:13:20 UTC
 BACKENDS = ["sqlite", "dynamodb"]
@@ -91,10 +91,9 @@ def records_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def serial_moto_endpoint() -> Iterator[str]:
-    """One serial moto server for the whole session (see tests.moto_server.SERIAL_MOTO_SERVER)."""
-    with serial_moto_server() as endpoint:
-        yield endpoint
+def serial_moto_endpoint(moto_endpoint: str) -> str:
+    """The session's moto server, which is the serial one (see tests.moto_server)."""
+    return moto_endpoint
 
 
 @pytest.fixture(params=BACKENDS)

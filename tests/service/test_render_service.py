@@ -45,7 +45,8 @@ def renders_done(service: RenderService) -> float:
 
 def test_first_request_renders_then_the_cache_answers(service: RenderService) -> None:
     first = done(service, "Cache me")
-    assert set(first.urls) == {"gif", "mp4", "poster"}
+    assert set(first.urls) == {"gif", "mp4", "poster", "card"}
+    assert first.media["card"] == media_keys(first.key)["card"] and first.media["card_bytes"] > 0
     assert first.urls["gif"].startswith("/media/r/")
     assert first.media["frames"] == 8 and first.media["width"] == 160
     for storage_key in media_keys(first.key).values():
@@ -172,12 +173,16 @@ def test_take_down_blocks_deletes_and_purges(service: RenderService) -> None:
     service.purge = lambda paths: purged.append(list(paths))
     outcome = done(service, "Take me down")
     keys = media_keys(outcome.key)
+    assert service.blobs.get(keys["card"])[:2] == b"\xff\xd8"  # the share card was stored
     service.take_down(outcome.key, reason="admin: off-brand")
     assert not any(service.blobs.exists(k) for k in keys.values())
+    assert not service.blobs.exists(f"r/{outcome.key[:2]}/{outcome.key}/card.jpg")
     assert len(purged) == 1
     # The media's served paths (local: /media/<storage key>), then the pages that show them.
-    assert purged[0][:3] == [f"media/{k}" for k in keys.values()]
+    assert purged[0][: len(keys)] == [f"media/{k}" for k in keys.values()]
+    assert f"media/r/{outcome.key[:2]}/{outcome.key}/card.jpg" in purged[0]
     assert {f"s/{outcome.key}", f"r/{outcome.key}", f"m/{outcome.key}.gif"} <= set(purged[0])
+    assert f"m/{outcome.key}.card.jpg" in purged[0]
     record = service.records.get(outcome.key)
     assert record is not None and record.status == "blocked"
     with pytest.raises(RenderBlocked):
@@ -356,4 +361,4 @@ def test_take_down_purges_media_where_the_cdn_serves_them(tmp_path: Path, workdi
     finally:
         service.close()
     keys = media_keys(outcome.key)
-    assert purged[0][:3] == [f"media/{k}" for k in keys.values()]
+    assert purged[0][: len(keys)] == [f"media/{k}" for k in keys.values()]

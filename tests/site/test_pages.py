@@ -260,43 +260,46 @@ def test_500_template_renders_a_message(site: Flask) -> None:
 # -- the share page ----------------------------------------------------------------------------
 
 
-def test_share_page_for_any_well_formed_key(web: FlaskClient) -> None:
+def test_unknown_share_key_is_404_with_the_site_card(web: FlaskClient) -> None:
     path = f"/s/{UNKNOWN_KEY}"
     assert len(path) <= 32
+    page = get_page(web, path, status=404)
+    assert_csp_friendly(page)
+    # The site's own card, never the 404s of media that do not exist.
+    image = page.one("og:image")
+    assert image.startswith("http://localhost/static/img/share-card.jpg")
+    assert UNKNOWN_KEY not in image and "og:video" not in page.meta
+    assert (page.one("og:image:width"), page.one("og:image:height")) == ("1200", "630")
+    assert page.one("twitter:card") == "summary_large_image"
+    assert page.one("twitter:image") == image
+    assert media_bytes(web, image)[:2] == b"\xff\xd8"
+
+
+def test_share_page_of_a_render_has_its_caption_and_card(web: FlaskClient, done_key: str) -> None:
+    path = f"/s/{done_key}"
     page = get_page(web, path)
     assert_csp_friendly(page)
     canonical = f"http://localhost{path}"
     assert page.links["canonical"] == canonical
     assert page.one("og:url") == canonical
-    assert page.one("og:title") == GENERIC_TITLE
     assert page.one("og:type") == "video.other"
     assert page.one("og:description")
-    image = page.one("og:image")
-    video = page.one("og:video")
-    assert image.startswith("http://localhost/") and UNKNOWN_KEY in image
-    assert image.endswith(".jpg")
-    assert video.startswith("http://localhost/") and video.endswith(".mp4")
-    assert page.one("og:video:type") == "video/mp4"
-    assert page.one("twitter:card") == "summary_large_image"
-    assert page.one("twitter:image") == image
-    # No lookup answered, so no size is claimed rather than a wrong one.
-    for name in ("og:image:width", "og:image:height", "og:video:width", "og:video:height"):
-        assert name not in page.meta
-    (figure,) = page.find("figure", class_="media")
-    assert figure["data-gif"].endswith(".gif") and UNKNOWN_KEY in figure["data-gif"]
-
-
-def test_share_page_of_a_render_has_its_caption_and_size(web: FlaskClient, done_key: str) -> None:
-    page = get_page(web, f"/s/{done_key}")
     assert page.one("og:title") == CAPTION
     assert page.one("og:image:alt") == CAPTION
-    width, height = int(page.one("og:image:width")), int(page.one("og:image:height"))
+    image, video = page.one("og:image"), page.one("og:video")
+    assert image.startswith("http://localhost/") and image.endswith(f"{done_key}/card.jpg")
+    assert video.startswith("http://localhost/") and video.endswith(".mp4")
+    assert page.one("og:image:type") == "image/jpeg"
+    assert (page.one("og:image:width"), page.one("og:image:height")) == ("1200", "630")
+    assert page.one("og:video:type") == "video/mp4"
+    assert page.one("twitter:card") == "summary_large_image"
+    assert page.one("twitter:site") == "@hopandco"
+    assert page.one("twitter:image") == image
+    width, height = int(page.one("og:video:width")), int(page.one("og:video:height"))
     assert width == 160 and height > 0
-    assert int(page.one("og:video:width")) == width
-    assert int(page.one("og:video:height")) == height
-    # The media URLs in the tags really serve the render's poster and MP4.
-    assert media_bytes(web, page.one("og:image"))[:2] == b"\xff\xd8"
-    assert b"ftyp" in media_bytes(web, page.one("og:video"))[:12]
+    # The media URLs in the tags really serve the render's card and MP4.
+    assert media_bytes(web, image)[:2] == b"\xff\xd8"
+    assert b"ftyp" in media_bytes(web, video)[:12]
     (img,) = page.find("img", class_="media-img")
     assert img["alt"] == CAPTION and img["width"] == str(width)
 
@@ -312,8 +315,13 @@ def test_share_page_renders_when_records_are_down(workdir: Path, tmp_path: Path)
         page = get_page(app.test_client(), f"/s/{UNKNOWN_KEY}")
     finally:
         app.extensions[EXTENSION].close()
+    # From the key alone: the card (its size is fixed), the MP4 without a size claimed.
     assert page.one("og:title") == GENERIC_TITLE
-    assert page.one("og:image").endswith(".jpg")
+    image = page.one("og:image")
+    assert image.startswith("http://localhost/") and image.endswith(f"{UNKNOWN_KEY}/card.jpg")
+    assert (page.one("og:image:width"), page.one("og:image:height")) == ("1200", "630")
+    assert page.one("og:video").endswith(".mp4")
+    assert "og:video:width" not in page.meta and "og:video:height" not in page.meta
 
 
 def test_taken_down_share_page_is_gone(web: FlaskClient, blocked_key: str) -> None:

@@ -1,0 +1,136 @@
+"""Share cards: a render's first frame (caption and branding already in its pixels) on a branded
+1200×630 canvas, as a JPEG small enough for every network's link preview.
+
+Facebook wants at least 600 px wide for a large preview and recommends 1200×630 (1.91:1); X's
+``summary_large_image`` takes the same. Only brand text is drawn here, with the package's fonts
+through Pillow; a visitor's caption is never text here (nor ever handed to FFmpeg), only pixels.
+Pure: pixels and brand in, JPEG bytes out.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image, ImageDraw, ImageFont
+
+from loopmark.package_data import FONTS_DIR
+from loopmark.renderer.colours import Rgb, parse_hex_colour
+
+CARD_WIDTH = 1200
+CARD_HEIGHT = 630
+CARD_MAX_BYTES = 300_000  # a preview fetched on a phone: well under what networks accept
+# JPEG qualities tried in turn until the card fits CARD_MAX_BYTES (the first almost always does).
+CARD_QUALITIES = (85, 75, 65, 50, 35)
+MARGIN_PX = 36  # around the frame, and below the brand line
+BRAND_BAND_PX = 78  # the strip under the frame that carries the brand line
+FRAME_BORDER_PX = 6
+BRAND_FONT_FILE = "CherryBombOne-Regular.otf"
+BRAND_FONT_PX = 40
+HEADLINE_FONT_PX = 64
+
+
+@dataclass(frozen=True)
+class CardBrand:
+    """The brand as a card shows it: its name and three colours (``#rrggbb``)."""
+
+    name: str = "Hop & Co."
+    background: str = "#5b2e91"  # the site's purple
+    accent: str = "#ff7a1a"  # the site's orange: the frame's border
+    text: str = "#fff7ec"  # the site's cream
+
+    def rgb(self, colour: str) -> Rgb:
+        return parse_hex_colour(colour)
+
+
+DEFAULT_BRAND = CardBrand()
+
+
+def share_card(
+    frame: NDArray[np.uint8] | Image.Image,
+    brand: CardBrand = DEFAULT_BRAND,
+    *,
+    line: str | None = None,
+) -> bytes:
+    """The 1200×630 JPEG share card of ``frame`` (an RGB image of any size): the frame scaled to
+    fit above a brand line (``line``, by default "Made with <brand>"), on the brand's colour."""
+    canvas = card_image(frame, brand, line=line)
+    return encode_card(canvas)
+
+
+def card_image(
+    frame: NDArray[np.uint8] | Image.Image,
+    brand: CardBrand = DEFAULT_BRAND,
+    *,
+    line: str | None = None,
+    headline: str | None = None,
+) -> Image.Image:
+    """The card as an RGB image (``share_card`` before encoding). A ``headline`` (the site's own
+    card) is set large beside the frame instead of the frame taking the whole width."""
+    picture = frame if isinstance(frame, Image.Image) else Image.fromarray(frame)
+    picture = picture.convert("RGB")
+    canvas = Image.new("RGB", (CARD_WIDTH, CARD_HEIGHT), brand.rgb(brand.background))
+    draw = ImageDraw.Draw(canvas)
+    box_w = CARD_WIDTH - 2 * MARGIN_PX
+    if headline:
+        box_w = box_w * 3 // 5
+    box_h = CARD_HEIGHT - 2 * MARGIN_PX - BRAND_BAND_PX
+    scale = min(
+        (box_w - 2 * FRAME_BORDER_PX) / picture.width,
+        (box_h - 2 * FRAME_BORDER_PX) / picture.height,
+    )
+    size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+    scaled = picture.resize(size, Image.Resampling.LANCZOS)
+    left = MARGIN_PX + (box_w - size[0]) // 2 if not headline else MARGIN_PX + FRAME_BORDER_PX
+    top = MARGIN_PX + (box_h - size[1]) // 2
+    draw.rectangle(
+        (
+            left - FRAME_BORDER_PX,
+            top - FRAME_BORDER_PX,
+            left + size[0] + FRAME_BORDER_PX - 1,
+            top + size[1] + FRAME_BORDER_PX - 1,
+        ),
+        fill=brand.rgb(brand.accent),
+    )
+    canvas.paste(scaled, (left, top))
+    text = line if line is not None else f"Made with {brand.name}"
+    font = _brand_font(BRAND_FONT_PX)
+    baseline = CARD_HEIGHT - MARGIN_PX
+    draw.text((CARD_WIDTH // 2, baseline), text, font=font, fill=brand.rgb(brand.text), anchor="ms")
+    if headline:
+        _draw_headline(draw, headline, brand, left=left + size[0] + MARGIN_PX, box_h=box_h)
+    return canvas
+
+
+def encode_card(canvas: Image.Image) -> bytes:
+    """The card as a progressive JPEG under CARD_MAX_BYTES (quality lowered until it fits)."""
+    data = b""
+    for quality in CARD_QUALITIES:
+        out = io.BytesIO()
+        canvas.save(out, "JPEG", quality=quality, optimize=True, progressive=True)
+        data = out.getvalue()
+        if len(data) < CARD_MAX_BYTES:
+            break
+    return data
+
+
+def _draw_headline(
+    draw: ImageDraw.ImageDraw, text: str, brand: CardBrand, *, left: int, box_h: int
+) -> None:
+    """The site card's headline (lines split at newlines), centred right of the frame."""
+    font = _brand_font(HEADLINE_FONT_PX)
+    words = text.splitlines()
+    line_h = HEADLINE_FONT_PX + 8
+    centre_x = (left + CARD_WIDTH - MARGIN_PX) // 2
+    top = MARGIN_PX + (box_h - line_h * len(words)) // 2 + HEADLINE_FONT_PX
+    for i, words_of_line in enumerate(words):
+        position = (centre_x, top + i * line_h)
+        draw.text(position, words_of_line, font=font, fill=brand.rgb(brand.text), anchor="ms")
+
+
+@functools.lru_cache(maxsize=4)
+def _brand_font(size_px: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(str(FONTS_DIR / BRAND_FONT_FILE), size_px)
