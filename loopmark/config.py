@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -85,6 +86,7 @@ class Settings:
     gallery_version_check_seconds: float = 5.0
     # SIGTERM: how long running renders may take to finish before they are handed back.
     shutdown_grace_seconds: float = 20.0
+    brand_slug: str = "hop-and-co"  # download names: <brand_slug>-<render key>.gif
 
     @property
     def template_cache_dir(self) -> Path:
@@ -140,6 +142,7 @@ class Settings:
             shutdown_grace_seconds=_seconds(
                 env, "LOOPMARK_SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds
             ),
+            brand_slug=_brand_slug(env.get("LOOPMARK_BRAND_SLUG") or cls.brand_slug),
         )
 
 
@@ -200,6 +203,15 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     if not value >= 0 or math.isinf(value):  # also refuses NaN
         raise ConfigInvalid(f"{name} must be a finite number of seconds, at least 0")
     return value
+
+
+def _brand_slug(raw: str) -> str:
+    """A slug for file names: lowercase letters, digits and inner hyphens, up to 40."""
+    if re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?", raw) is None:
+        raise ConfigInvalid(
+            f"LOOPMARK_BRAND_SLUG must be lowercase letters, digits and hyphens, not {raw!r}"
+        )
+    return raw
 
 
 def _site_url(raw: str) -> str | None:
