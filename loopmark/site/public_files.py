@@ -73,9 +73,8 @@ def manifest() -> ResponseReturnValue:
             for name, sizes, purpose in MANIFEST_ICONS
         ],
     }
-    response = current_app.json.response(body)
-    response.mimetype = "application/manifest+json"
-    return _cached(response)
+    text = current_app.json.dumps(body)
+    return _cached(Response(text, mimetype="application/manifest+json"))
 
 
 @blueprint.get("/favicon.ico")
