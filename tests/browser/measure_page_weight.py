@@ -24,8 +24,7 @@ from loopmark import create_app
 from loopmark.composition import setup_backends
 from loopmark.web.context import EXTENSION
 from loopmark.web.server import create_server
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, PHONE
-from tests.paths import DEMO_TEMPLATES
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, PHONE, live_site_config
 
 SLOW_4G = {"offline": False, "latency": 150, "downloadThroughput": 1_600_000 / 8}
 SLOW_4G_UP = 750_000 / 8
@@ -34,22 +33,7 @@ TIMEOUT_MS = 180_000
 
 
 def measure(data: Path) -> dict[str, Any]:
-    app = create_app(
-        {
-            "TESTING": True,
-            "SECRET_KEY": "measure-only",
-            "LOOPMARK_DATA_DIR": str(data),
-            "LOOPMARK_TEMPLATES_DIR": str(DEMO_TEMPLATES),
-            "LOOPMARK_STORAGE": f"file://{data / 'media'}",
-            "LOOPMARK_RECORDS": f"sqlite:///{data / 'loopmark.db'}",
-            "LOOPMARK_DISPATCH": "local",
-            "LOOPMARK_MEDIA_BASE_URL": "",
-            "LOOPMARK_RENDER_CONCURRENCY": "1",
-            "LOOPMARK_RATE_LIMITS": "off",
-            "LOOPMARK_JSON_LOGS": "off",
-            "COMPRESS_STREAMS": False,
-        }
-    )
+    app = create_app(live_site_config(data))
     services = app.extensions[EXTENSION]
     setup_backends(services.settings)
     server = create_server(app, "127.0.0.1", 0, threads=4)
