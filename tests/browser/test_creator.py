@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, Route, expect
 
 from loopmark.errors import QueueFull
+from loopmark.service.render_service import media_keys
 from tests.browser.conftest import QUEUE_SIZE, LiveSite, open_page
 
 # Renders queued ahead of the visitor's, so the page shows a real queue and progress; at about
@@ -123,7 +124,7 @@ def check_share_page(page: Page, site: LiveSite, key: str, caption: str) -> None
     assert meta("og:title") == caption
     assert meta("og:image") == f"{site.url}" + urlsplit(meta("og:image") or "").path
     assert (meta("og:video") or "").endswith(".mp4")
-    assert meta("og:image:width") == "480"
+    assert (meta("og:image:width"), meta("og:image:height")) == ("1200", "630")  # the card
     assert meta("twitter:card") == "summary_large_image"
 
 
@@ -252,10 +253,17 @@ def test_reduced_motion_shows_posters(
     watched.assert_clean()
 
 
-def test_missing_gif_shows_a_message(desktop: BrowserContext, artifacts: Path) -> None:
+def test_missing_gif_shows_a_message(
+    desktop: BrowserContext, live_site: LiveSite, artifacts: Path
+) -> None:
     watched = open_page(desktop)
     page = watched.page
-    page.goto("/s/" + "b" * 24)  # well formed, never rendered: the page renders, media fail
+    # A done render whose files went missing: the page renders, its media fail.
+    outcome = live_site.render.request("wake-up", "Files gone", wait_s=RESULT_TIMEOUT_MS / 1000)
+    assert outcome.status == "done", outcome
+    for storage_key in media_keys(outcome.key).values():
+        live_site.render.blobs.delete(storage_key)
+    page.goto(f"/s/{outcome.key}")
     figure = page.locator("figure.media")
     expect(figure).to_have_attribute("data-state", "failed")
     expect(page.locator(".media-status")).to_contain_text("couldn't load")
