@@ -90,6 +90,7 @@ class Settings:
     breaker_failures: int = 5
     breaker_cooldown_seconds: int = 10
     twitter_site: str = "@hopandco"  # the brand's X account, for share cards' twitter:site
+    brand_slug: str = "hop-and-co"  # download names: <brand_slug>-<render key>.gif
 
     @property
     def template_cache_dir(self) -> Path:
@@ -150,6 +151,7 @@ class Settings:
                 _positive_int(env, "LOOPMARK_BREAKER_COOLDOWN_SECONDS", 10) or 10
             ),
             twitter_site=_twitter_site(env.get("LOOPMARK_TWITTER_SITE") or cls.twitter_site),
+            brand_slug=_brand_slug(env.get("LOOPMARK_BRAND_SLUG") or cls.brand_slug),
         )
 
 
@@ -220,6 +222,13 @@ def _twitter_site(raw: str) -> str:
             f"LOOPMARK_TWITTER_SITE must be an X handle like @hopandco, not {raw!r}"
         )
     return "@" + handle
+def _brand_slug(raw: str) -> str:
+    """A slug for file names: lowercase letters, digits and inner hyphens, up to 40."""
+    if re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?", raw) is None:
+        raise ConfigInvalid(
+            f"LOOPMARK_BRAND_SLUG must be lowercase letters, digits and hyphens, not {raw!r}"
+        )
+    return raw
 
 
 def _site_url(raw: str) -> str | None:

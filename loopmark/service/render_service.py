@@ -268,6 +268,12 @@ class RenderService:
         """Storage URLs of a render's ``gif``, ``mp4`` and ``poster`` (signed when private)."""
         return {kind: self.blobs.url(storage_key) for kind, storage_key in media_keys(key).items()}
 
+    def download_url(self, key: str, kind: str, filename: str) -> str | None:
+        """A short-lived URL that saves the render's ``kind`` file as ``filename``, or None when
+        storage is local and the caller serves ``local_media_file`` itself (see BlobStore)."""
+        storage_key = media_keys(key)[kind]
+        return self.blobs.download_url(storage_key, filename, content_type=MEDIA_TYPES[kind])
+
     def local_media_file(self, storage_key: str) -> Path | None:
         """The local file behind a storage key, where storage is a local folder; else None."""
         return self.blobs.local_path(storage_key)

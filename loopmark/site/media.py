@@ -6,7 +6,11 @@
 - ``/m/<key>.<ext>``: a stable link for pages when storage is private; it checks the render is
   done (so a takedown also takes the link down) and redirects to a freshly signed URL.
 
-Both check the block twice: the render's record, and the blocklist kept in storage beside the
+- ``/d/<key>.<gif|mp4>``: a download (the result page's buttons): the file as an attachment
+  named ``<brand slug>-<key>.<ext>``, served here with local storage, or a redirect to a URL
+  signed with that disposition (S3): browsers ignore ``download=`` across origins (a CDN).
+
+All three check the block twice: the render's record, and the blocklist kept in storage beside the
 media (``service.blocklist``), which still holds when the records were restored without it.
 - ``/templates/<id>/<version>/<name>``: a template's preview loop and poster, prepared on first
   use; the version is in the path, so they are immutable too.
@@ -25,7 +29,8 @@ from loopmark.errors import LoopmarkError, UnknownTemplate
 from loopmark.records.renders import RenderRecord, RenderStatus
 from loopmark.renderer.prepare import PREPARE_VERSION, prepared_folder_name
 from loopmark.renderer.render import KEY_CHARS
-from loopmark.storage.base import IMMUTABLE_CACHE_CONTROL
+from loopmark.service.render_service import media_keys
+from loopmark.storage.base import IMMUTABLE_CACHE_CONTROL, attachment_disposition
 from loopmark.web import links
 from loopmark.web.context import services
 
@@ -66,21 +71,35 @@ def media_file(key: str) -> Response:
 # ``<key>.card`` with ``jpg``.
 @blueprint.get(f"/m/<string(length={KEY_CHARS}):key>.<any(gif, mp4, jpg, 'card.jpg'):ext>")
 def short(key: str, ext: str) -> Response:
-    if not links.well_formed_key(key):
-        abort(404)
-    if key in services().blocklist:
-        abort(410)
+    _require_done(key)
     render = services().render
-    record = render.record(key)
-    if record is None or record.status != RenderStatus.DONE:
-        abort(410 if record is not None and record.status == RenderStatus.BLOCKED else 404)
-    services().hits.seen(key)
     response = redirect(render.media_urls(key)[SHORT_KINDS[ext]], code=302)
     response.headers["Cache-Control"] = (
         PUBLIC_REDIRECT_CACHE_CONTROL
         if render.media_urls_are_public
         else SIGNED_REDIRECT_CACHE_CONTROL
     )
+    return response
+
+
+@blueprint.get("/d/<key>.<any(gif, mp4):ext>")
+def download(key: str, ext: str) -> Response:
+    """The render's GIF or MP4 as a file to save, named after the brand and the key."""
+    _require_done(key)
+    filename = f"{services().settings.brand_slug}-{key}.{ext}"
+    render = services().render
+    signed = render.download_url(key, ext, filename)
+    if signed is not None:
+        response = redirect(signed, code=302)
+        response.headers["Cache-Control"] = SIGNED_REDIRECT_CACHE_CONTROL
+        return response
+    path = render.local_media_file(media_keys(key)[ext])
+    if path is None:  # done, yet the file is gone: nothing to save
+        abort(404)
+    response = send_file(path, mimetype=MEDIA_MIMETYPES[ext], conditional=True)
+    response.headers["Content-Disposition"] = attachment_disposition(filename)
+    # Not immutable like /media/: a take-down must reach a cached download within minutes.
+    response.headers["Cache-Control"] = PUBLIC_REDIRECT_CACHE_CONTROL
     return response
 
 
@@ -100,6 +119,19 @@ def template_file(template_id: str, version: str, name: str) -> Response:
         template, prepared_folder_name(template_version, int(prepare_version)), name
     )
     return _immutable_file(path, MEDIA_MIMETYPES[name.rpartition(".")[2]])
+
+
+def _require_done(key: str) -> None:
+    """Abort unless ``key`` is a done render: 404 for a malformed, unknown or unfinished key,
+    410 for a taken-down one (blocklist first, then the record). Counts the hit."""
+    if not links.well_formed_key(key):
+        abort(404)
+    if key in services().blocklist:
+        abort(410)
+    record = services().render.record(key)
+    if record is None or record.status != RenderStatus.DONE:
+        abort(410 if record is not None and record.status == RenderStatus.BLOCKED else 404)
+    services().hits.seen(key)
 
 
 def taken_down(key: str, record: RenderRecord | None = None) -> bool:

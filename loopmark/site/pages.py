@@ -304,7 +304,7 @@ def _result_context(key: str, outcome: RenderOutcome) -> dict[str, Any]:
         "share_url": share_url,
         "share_text": text,
         "share_links": share_links(share_url, text),
-        "download_name": f"hop-and-co-{key[:8]}",
+        "download_name": f"{services().settings.brand_slug}-{key}",
     }
 
 

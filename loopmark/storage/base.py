@@ -16,6 +16,7 @@ IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
 LOCAL_MEDIA_PREFIX = "/media/"
 
 _KEY_RE = re.compile(r"[a-z0-9][a-z0-9/._-]*")
+_FILENAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,13 @@ class BlobStore(Protocol):
     def url(self, key: str) -> str:
         """Where a browser fetches ``key``: the media base URL + key, ``/media/`` + key, or a
         short-lived signed URL."""
+        ...
+
+    def download_url(self, key: str, filename: str, *, content_type: str) -> str | None:
+        """A short-lived URL that makes a browser save ``key`` as ``filename`` (the response
+        carries ``Content-Disposition: attachment``, whatever origin or CDN it comes through);
+        None when the adapter has local files the caller serves itself with that disposition.
+        ``filename`` is a plain name (``[A-Za-z0-9._-]``), else ``ValueError``."""
         ...
 
     def local_path(self, key: str) -> Path | None:
@@ -101,6 +109,14 @@ def validate_key(key: str) -> str:
     if any(segment.startswith(".") for segment in key.split("/")):
         raise ValueError(f"storage key has a segment starting with '.': {key!r}")
     return key
+
+
+def attachment_disposition(filename: str) -> str:
+    """``attachment; filename="<filename>"`` for a plain file name; ``ValueError`` otherwise (a
+    quote or a slash in a name is a bug here: download names are built by the server)."""
+    if _FILENAME_RE.fullmatch(filename) is None:
+        raise ValueError(f"download file name must be plain [A-Za-z0-9._-]: {filename!r}")
+    return f'attachment; filename="{filename}"'
 
 
 def check_media_base_url(base_url: str) -> str:

@@ -14,6 +14,7 @@ from loopmark.errors import ConfigInvalid, StorageUnavailable
 from loopmark.storage.base import (
     LOCAL_MEDIA_PREFIX,
     StoredBlob,
+    attachment_disposition,
     check_media_base_url,
     validate_key,
 )
@@ -121,6 +122,12 @@ class LocalBlobStore:
     def url(self, key: str) -> str:
         base = LOCAL_MEDIA_PREFIX if self.media_base_url is None else self.media_base_url
         return base + validate_key(key)
+
+    def download_url(self, key: str, filename: str, *, content_type: str) -> str | None:
+        """None: the site serves the file itself, with the attachment disposition."""
+        validate_key(key)
+        attachment_disposition(filename)
+        return None
 
     @property
     def urls_are_public(self) -> bool:

@@ -17,6 +17,7 @@ from loopmark.errors import ConfigInvalid, StorageUnavailable
 from loopmark.storage.base import (
     IMMUTABLE_CACHE_CONTROL,
     StoredBlob,
+    attachment_disposition,
     check_media_base_url,
     validate_key,
 )
@@ -186,6 +187,25 @@ class S3BlobStore:
             return self.client.generate_presigned_url(
                 "get_object",
                 Params={"Bucket": self.bucket, "Key": object_key},
+                ExpiresIn=SIGNED_URL_SECONDS,
+            )
+
+    def download_url(self, key: str, filename: str, *, content_type: str) -> str | None:
+        """A presigned GET whose response S3 sends as an attachment named ``filename``
+        (``response-content-disposition``): browsers ignore ``download=`` across origins, so
+        the name must come with the response. Signed against S3 itself, never the CDN base
+        URL: a CDN would cache one disposition for every name."""
+        object_key = self.object_key(key)
+        disposition = attachment_disposition(filename)
+        with self._translate("presign"):
+            return self.client.generate_presigned_url(
+                "get_object",
+                Params={
+                    "Bucket": self.bucket,
+                    "Key": object_key,
+                    "ResponseContentDisposition": disposition,
+                    "ResponseContentType": content_type,
+                },
                 ExpiresIn=SIGNED_URL_SECONDS,
             )
 

@@ -66,30 +66,33 @@ class LiveSite:
         return self.app.extensions[EXTENSION].render
 
 
+def live_site_config(data: Path) -> dict[str, Any]:
+    """create_app's config for a site over the demo templates, its media and records in ``data``."""
+    return {
+        "TESTING": True,
+        "SECRET_KEY": "browser-test-only",
+        "LOOPMARK_DATA_DIR": str(data),
+        "LOOPMARK_TEMPLATES_DIR": str(DEMO_TEMPLATES),
+        "LOOPMARK_STORAGE": f"file://{data / 'media'}",
+        "LOOPMARK_RECORDS": f"sqlite:///{data / 'loopmark.db'}",
+        "LOOPMARK_DISPATCH": "local",
+        "LOOPMARK_MEDIA_BASE_URL": "",
+        # One worker: renders queue up behind each other, so the queue position is real.
+        "LOOPMARK_RENDER_CONCURRENCY": "1",
+        # A short queue, so a test can fill it and see the 429 answer and its Retry-After.
+        "LOOPMARK_QUEUE_SIZE": str(QUEUE_SIZE),
+        "LOOPMARK_RATE_LIMITS": "off",
+        "LOOPMARK_JSON_LOGS": "off",
+        # flask-compress's streaming path never closes a streamed file (static files):
+        # a ResourceWarning per request. Reported to the site's owner; off until fixed.
+        "COMPRESS_STREAMS": False,
+    }
+
+
 @pytest.fixture(scope="session")
 def live_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSite]:
     data = tmp_path_factory.mktemp("browser-site")
-    app = create_app(
-        {
-            "TESTING": True,
-            "SECRET_KEY": "browser-test-only",
-            "LOOPMARK_DATA_DIR": str(data),
-            "LOOPMARK_TEMPLATES_DIR": str(DEMO_TEMPLATES),
-            "LOOPMARK_STORAGE": f"file://{data / 'media'}",
-            "LOOPMARK_RECORDS": f"sqlite:///{data / 'loopmark.db'}",
-            "LOOPMARK_DISPATCH": "local",
-            "LOOPMARK_MEDIA_BASE_URL": "",
-            # One worker: renders queue up behind each other, so the queue position is real.
-            "LOOPMARK_RENDER_CONCURRENCY": "1",
-            # A short queue, so a test can fill it and see the 429 answer and its Retry-After.
-            "LOOPMARK_QUEUE_SIZE": str(QUEUE_SIZE),
-            "LOOPMARK_RATE_LIMITS": "off",
-            "LOOPMARK_JSON_LOGS": "off",
-            # flask-compress's streaming path never closes a streamed file (static files):
-            # a ResourceWarning per request. Reported to the site's owner; off until fixed.
-            "COMPRESS_STREAMS": False,
-        }
-    )
+    app = create_app(live_site_config(data))
     setup_backends(app.extensions[EXTENSION].settings)
     server = create_server(app, "127.0.0.1", 0, threads=8)
     thread = threading.Thread(target=server.run, name="live-site", daemon=True)

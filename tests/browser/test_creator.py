@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, Route, expect
 
 from loopmark.errors import QueueFull
+from loopmark.service.render_service import media_keys
 from tests.browser.conftest import QUEUE_SIZE, LiveSite, open_page
 
 # Renders queued ahead of the visitor's, so the page shows a real queue and progress; at about
@@ -59,10 +60,8 @@ def check_result(page: Page, site: LiveSite, caption: str, artifacts: Path, name
     assert re.fullmatch(rf"{re.escape(site.url)}/r/[a-z2-7]{{24}}", page.url), page.url
     key = urlsplit(page.url).path.rsplit("/", 1)[-1]
     figure = page.locator("figure.media")
-    expect(figure).to_have_attribute("data-state", "gif", timeout=60_000)
-    img = page.locator("figure.media .media-img")
-    expect(img).to_have_attribute("alt", caption)
-    assert img.evaluate("i => i.currentSrc.endsWith('.gif') && i.naturalWidth > 0")
+    expect(figure).to_have_attribute("data-state", "playing", timeout=60_000)
+    assert_playing_mp4(page, caption)
     expect(page.locator(".result-caption")).to_contain_text(caption)
     shot(page, artifacts, f"{name}-result")
 
@@ -84,17 +83,38 @@ def check_result(page: Page, site: LiveSite, caption: str, artifacts: Path, name
 
     with page.expect_download() as gif_download:
         page.locator("a.download-gif").click()
+    assert gif_download.value.suggested_filename == f"hop-and-co-{key}.gif"
     saved = artifacts / f"{name}-download.gif"
     gif_download.value.save_as(saved)
     assert saved.read_bytes()[:6] == b"GIF89a"
     with page.expect_download() as mp4_download:
         page.locator("a.download-mp4").click()
-    assert mp4_download.value.suggested_filename.endswith(".mp4")
+    assert mp4_download.value.suggested_filename == f"hop-and-co-{key}.mp4"
     return key
 
 
+def assert_playing_mp4(page: Page, caption: str) -> None:
+    """The page's loop is a muted, looping, inline <video> of the MP4 that is playing."""
+    video = page.locator("figure.media video.media-video")
+    expect(video).to_have_attribute("aria-label", caption)
+    assert video.evaluate(
+        """v => v.autoplay && v.muted && v.loop && v.playsInline && !!v.poster &&
+            v.currentSrc.endsWith('.mp4') && !v.paused && v.videoWidth > 0 &&
+            v.querySelector('source').type === 'video/mp4'"""
+    )
+    assert page.locator("figure.media img").count() == 0
+
+
 def check_share_page(page: Page, site: LiveSite, key: str, caption: str) -> None:
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
     page.goto(f"/s/{key}")
+    expect(page.locator("figure.media")).to_have_attribute("data-state", "playing")
+    assert_playing_mp4(page, caption)
+    # Looked at, never fetched: the GIF is for downloads and sharing only.
+    assert [url for url in requested if ".gif" in urlsplit(url).path] == []
+    assert any(urlsplit(url).path.endswith(".mp4") for url in requested)
+    assert page.locator('meta[name="robots"]').get_attribute("content") == "noindex"
 
     def meta(name: str) -> str | None:
         return page.locator(f'meta[property="{name}"], meta[name="{name}"]').get_attribute(
@@ -104,9 +124,8 @@ def check_share_page(page: Page, site: LiveSite, key: str, caption: str) -> None
     assert meta("og:title") == caption
     assert meta("og:image") == f"{site.url}" + urlsplit(meta("og:image") or "").path
     assert (meta("og:video") or "").endswith(".mp4")
-    assert meta("og:image:width") == "480"
+    assert (meta("og:image:width"), meta("og:image:height")) == ("1200", "630")  # the card
     assert meta("twitter:card") == "summary_large_image"
-    expect(page.locator("figure.media")).to_have_attribute("data-state", "gif")
 
 
 @pytest.mark.parametrize("device", ["desktop", "phone"])
@@ -198,7 +217,7 @@ def test_keyboard_only_reaches_the_caption_step(desktop: BrowserContext) -> None
     expect(page.locator("#caption-input")).to_have_value("Hello keyboard")
     page.keyboard.press("Enter")  # submits the caption form: on to the render
     page.wait_for_url("**/r/*", timeout=RESULT_TIMEOUT_MS)
-    expect(page.locator("figure.media")).to_have_attribute("data-state", "gif")
+    expect(page.locator("figure.media")).to_have_attribute("data-state", "playing")
 
 
 def test_reduced_motion_shows_posters(
@@ -225,17 +244,26 @@ def test_reduced_motion_shows_posters(
     page.goto(f"/r/{outcome.key}")
     figure = page.locator("figure.media")
     expect(figure).to_have_attribute("data-state", "poster")
-    assert page.locator(".media-img").evaluate("i => i.currentSrc.endsWith('.jpg')")
+    video = page.locator("figure.media video.media-video")
+    assert video.evaluate("v => v.paused && v.currentTime === 0 && v.poster.endsWith('.jpg')")
     shot(page, artifacts, "reduced-motion-result")
-    page.locator(".media-play").click()  # the GIF only when asked for
-    expect(figure).to_have_attribute("data-state", "gif")
+    page.locator(".media-play").click()  # the loop only when asked for
+    expect(figure).to_have_attribute("data-state", "playing")
+    assert not video.evaluate("v => v.paused")
     watched.assert_clean()
 
 
-def test_missing_gif_shows_a_message(desktop: BrowserContext, artifacts: Path) -> None:
+def test_missing_gif_shows_a_message(
+    desktop: BrowserContext, live_site: LiveSite, artifacts: Path
+) -> None:
     watched = open_page(desktop)
     page = watched.page
-    page.goto("/s/" + "b" * 24)  # well formed, never rendered: the page renders, media fail
+    # A done render whose files went missing: the page renders, its media fail.
+    outcome = live_site.render.request("wake-up", "Files gone", wait_s=RESULT_TIMEOUT_MS / 1000)
+    assert outcome.status == "done", outcome
+    for storage_key in media_keys(outcome.key).values():
+        live_site.render.blobs.delete(storage_key)
+    page.goto(f"/s/{outcome.key}")
     figure = page.locator("figure.media")
     expect(figure).to_have_attribute("data-state", "failed")
     expect(page.locator(".media-status")).to_contain_text("couldn't load")
@@ -256,7 +284,7 @@ def test_result_page_follows_a_queued_render(
     shot(page, artifacts, "desktop-result-pending")
     # The page polls the real job and shows the GIF once it is done.
     expect(page.locator("figure.media")).to_have_attribute(
-        "data-state", "gif", timeout=RESULT_TIMEOUT_MS
+        "data-state", "playing", timeout=RESULT_TIMEOUT_MS
     )
     assert page.url.endswith(f"/r/{outcome.key}")
     watched.assert_clean()
@@ -300,9 +328,13 @@ def test_web_share_shares_the_gif_file(desktop: BrowserContext, live_site: LiveS
     assert outcome.status == "done"
     desktop.add_init_script(SHARE_SHEET)
     page = open_page(desktop).page
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
     page.goto(f"/r/{outcome.key}")
-    expect(page.locator("figure.media")).to_have_attribute("data-state", "gif")
+    expect(page.locator("figure.media")).to_have_attribute("data-state", "playing")
     native = page.locator("button.share-native")
+    expect(native).to_be_visible()
+    assert not [url for url in requested if url.endswith(".gif")]  # not before the visitor asks
     expect(native).to_be_visible()
     native.hover()  # the file is read ahead of the tap
     expect(page.locator(".share")).to_have_attribute("data-file-ready", "true")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, Request, expect
@@ -67,6 +68,8 @@ def media_order(page: Page) -> list[tuple[str, str]]:
             match = pattern.search(request.url)
             if match:
                 order.append((kind, match.group(1)))
+        if urlsplit(request.url).path.endswith(".gif"):
+            order.append(("gif", request.url))  # never: the wall shows posters and MP4 loops
 
     page.on("request", seen)
     return order
@@ -134,6 +137,7 @@ def check_gallery(page: Page, curated: list[str], width: int) -> dict[str, int]:
         "() => { const v = document.querySelector('.gallery-item video.gallery-loop');"
         " return v && v.muted && v.loop && !v.paused && v.currentTime > 0; }"
     )
+    assert loop.evaluate("v => v.playsInline && v.poster.endsWith('.jpg')")
     assert ("poster", key) in order and ("loop", key) in order
     assert order.index(("poster", key)) < order.index(("loop", key))
     for kind, loop_key in order:  # no loop is ever fetched before its poster
@@ -142,6 +146,7 @@ def check_gallery(page: Page, curated: list[str], width: int) -> dict[str, int]:
 
     # Scrolling fetches the rest, in order and without repeats, then stops asking.
     scroll_to_the_end(page)
+    assert [url for kind, url in order if kind == "gif"] == []
     keys = card_keys(page)
     assert keys[: len(curated)] == curated
     assert len(keys) == len(set(keys))

@@ -20,6 +20,7 @@ from loopmark.renderer.prepare import PreparedTemplate
 from loopmark.service.render_service import RenderService
 from loopmark.site.pages import BBB_CREDIT, GENERIC_TITLE, share_links
 from loopmark.web.context import EXTENSION
+from loopmark.web.links import media_urls
 
 CAPTION = "Hello from the pages"
 BLOCKED_CAPTION = "Soon taken down"
@@ -153,6 +154,22 @@ def media_bytes(web: FlaskClient, url: str) -> bytes:
     with web.get(path) as response:
         assert response.status_code == 200, (path, response.status_code)
         return response.get_data()
+
+
+def looping_video(page: Page) -> tuple[dict[str, str], dict[str, str]]:
+    """The page's one loop: <video autoplay muted loop playsinline poster> and its MP4 source."""
+    (video,) = page.with_class("video", "media-video")
+    assert {"autoplay", "muted", "loop", "playsinline"} <= video.keys()
+    assert video["poster"]
+    (source,) = page.find("source", type="video/mp4")
+    return video, source
+
+
+def render_service_urls(web: FlaskClient, key: str) -> dict[str, str]:
+    """The render's media URLs, as the pages link them."""
+    assert web.application is not None
+    with web.application.test_request_context():
+        return media_urls(key)
 
 
 def assert_csp_friendly(page: Page) -> None:
@@ -300,8 +317,12 @@ def test_share_page_of_a_render_has_its_caption_and_card(web: FlaskClient, done_
     # The media URLs in the tags really serve the render's card and MP4.
     assert media_bytes(web, image)[:2] == b"\xff\xd8"
     assert b"ftyp" in media_bytes(web, video)[:12]
-    (img,) = page.find("img", class_="media-img")
-    assert img["alt"] == CAPTION and img["width"] == str(width)
+    video_element, _ = looping_video(page)
+    assert video_element["aria-label"] == CAPTION and video_element["width"] == str(width)
+    # Share pages stay out of search results; the GIF is offered as a download.
+    assert page.one("robots") == "noindex"
+    (gif,) = page.with_class("a", "download-gif")
+    assert gif["href"] == f"/d/{done_key}.gif"
 
 
 def test_share_page_renders_when_records_are_down(workdir: Path, tmp_path: Path) -> None:
@@ -337,17 +358,20 @@ def test_result_page_offers_downloads_and_share_links(web: FlaskClient, done_key
     page = get_page(web, f"/r/{done_key}")
     assert_csp_friendly(page)
     assert page.one("robots") == "noindex"
-    (img,) = page.find("img", class_="media-img")
-    assert img["alt"] == CAPTION
-    (figure,) = page.find("figure", class_="media")
-    gif_url = figure["data-gif"]
-    # The GIF is loaded by script: the page's <img> starts on the poster.
-    assert img["src"] == figure["data-poster"] != gif_url
+    video, source = looping_video(page)
+    assert video["aria-label"] == CAPTION
+    assert b"ftyp" in media_bytes(web, source["src"])[:12]
+    assert media_bytes(web, video["poster"])[:2] == b"\xff\xd8"
+    # The GIF is never shown: it is only downloaded (the /d/ route) and shared (the file).
+    assert not [a for t, a in page.elements if t == "img" and ".gif" in a.get("src", "")]
     (gif,) = page.with_class("a", "download-gif")
     (mp4,) = page.with_class("a", "download-mp4")
-    assert gif["href"] == gif_url and gif["download"].endswith(".gif")
-    assert mp4["href"].endswith(".mp4") and mp4["download"].endswith(".mp4")
+    assert gif["href"] == f"/d/{done_key}.gif"
+    assert gif["download"] == f"hop-and-co-{done_key}.gif"
+    assert mp4["href"] == f"/d/{done_key}.mp4"
+    assert mp4["download"] == f"hop-and-co-{done_key}.mp4"
     assert media_bytes(web, gif["href"])[:6] == b"GIF89a"
+    gif_url = render_service_urls(web, done_key)["gif"]
 
     share_url = f"http://localhost/s/{done_key}"
     (box,) = page.find("div", class_="share")

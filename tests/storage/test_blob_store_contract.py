@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -142,6 +143,33 @@ def test_url_without_base_names_the_key(store: BlobStore, kind: str) -> None:
         assert "/media/v1/" + KEY + "?" in url
 
 
+def test_download_url_saves_the_blob_under_the_given_name(
+    store: BlobStore, cdn_store: BlobStore, kind: str
+) -> None:
+    store.put(KEY, BINARY, content_type="image/gif")
+    for each in (store, cdn_store):
+        url = each.download_url(KEY, "hop-and-co-abc.gif", content_type="image/gif")
+        if kind == "local":
+            assert url is None  # the site serves the file itself, with the disposition
+            assert each.local_path(KEY) is not None
+            continue
+        # Signed against S3 itself, never the CDN: the name travels in the signed query.
+        assert url is not None and url.startswith(os.environ["AWS_ENDPOINT_URL"])
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert response.status == 200
+            assert response.headers["Content-Disposition"] == (
+                'attachment; filename="hop-and-co-abc.gif"'
+            )
+            assert response.headers["Content-Type"] == "image/gif"
+            assert response.read() == BINARY
+
+
+@pytest.mark.parametrize("bad_name", ['a".gif', "a/b.gif", "a b.gif", "", ".hidden", "é.gif"])
+def test_download_url_refuses_a_name_that_is_not_plain(store: BlobStore, bad_name: str) -> None:
+    with pytest.raises(ValueError):
+        store.download_url(KEY, bad_name, content_type="image/gif")
+
+
 def test_setup_is_idempotent_and_keeps_objects(store: BlobStore) -> None:
     store.put(KEY, b"kept", content_type="image/gif")
     store.setup()
@@ -163,6 +191,8 @@ def test_invalid_keys_are_refused_by_every_method(store: BlobStore, bad_key: str
         store.exists(bad_key)
     with pytest.raises(ValueError):
         store.url(bad_key)
+    with pytest.raises(ValueError):
+        store.download_url(bad_key, "x.gif", content_type="image/gif")
     with pytest.raises(ValueError):
         store.delete(bad_key)
 

@@ -1,73 +1,103 @@
-/* Result and share pages: the GIF loaded lazily by script (poster first; the loop unless the
-   visitor prefers reduced motion; a clear message when it fails), copy-link, and the Web Share
-   API (sharing the GIF file itself where the browser can). */
+/* Result and share pages: the loop as a muted MP4 video (poster first; paused on the poster
+   with a play button where the visitor prefers reduced motion; a clear message when it fails),
+   copy-link, and the Web Share API (sharing the GIF file itself where the browser can). The GIF
+   is fetched only for sharing, never to be looked at. */
 (function () {
   "use strict";
 
   var Hop = (window.Hop = window.Hop || {});
 
-  // -- the GIF -------------------------------------------------------------------------------
+  // -- the loop ------------------------------------------------------------------------------
 
   function setupMedia(figure) {
-    var img = figure.querySelector(".media-img");
+    var video = figure.querySelector("video.media-video");
+    var source = video.querySelector("source");
     var status = figure.querySelector(".media-status");
     var play = figure.querySelector(".media-play");
     var retry = figure.querySelector(".media-retry");
-    var gif = figure.dataset.gif;
-    var showingGif = false;
+
+    function state(name) {
+      figure.dataset.state = name;
+    }
 
     function failed() {
+      video.pause();
       figure.classList.add("is-failed");
-      figure.dataset.state = "failed";
+      state("failed");
       status.textContent = "We couldn't load this GIF. It may have been removed, or the " +
         "connection dropped.";
       play.hidden = true;
       retry.hidden = false;
+      // No poster either (an unknown key): show the branded placeholder instead.
+      var probe = new Image();
+      probe.onerror = function () {
+        figure.classList.add("no-poster");
+      };
+      probe.src = figure.dataset.poster;
     }
 
-    function load() {
-      figure.classList.remove("is-failed");
-      figure.dataset.state = "loading";
-      status.textContent = "Loading the GIF…";
+    function onPoster() {
+      // Still: the poster (or the first frame) until the visitor asks for the loop.
+      state("poster");
+      status.textContent = "";
+      play.hidden = false;
+      retry.hidden = true;
+    }
+
+    function start() {
+      var playing = video.play();
+      if (playing && playing.catch) {
+        playing.catch(function (err) {
+          if (figure.dataset.state !== "failed" && !(err && err.name === "AbortError")) {
+            onPoster(); // autoplay refused (data saver, low power): a tap plays it
+          }
+        });
+      }
+    }
+
+    video.addEventListener("playing", function () {
+      figure.classList.remove("is-failed", "no-poster");
+      state("playing");
+      status.textContent = "";
       play.hidden = true;
       retry.hidden = true;
-      var probe = new Image();
-      probe.onload = function () {
-        showingGif = true;
-        img.src = gif;
-        figure.dataset.state = "gif";
-        status.textContent = "";
-        document.dispatchEvent(new CustomEvent("hop:gif-loaded"));
-      };
-      probe.onerror = failed;
-      probe.src = gif;
-    }
-
-    // A poster that fails (an unknown key on the share page) is a failure as well.
-    img.addEventListener("error", function () {
-      if (!showingGif) {
-        figure.classList.add("no-poster");
-        failed();
-      }
     });
-    play.addEventListener("click", load);
-    retry.addEventListener("click", load);
+    // With <source> children a failed fetch fires "error" on the source, not the video.
+    source.addEventListener("error", failed);
+    video.addEventListener("error", failed);
+    play.addEventListener("click", start);
+    retry.addEventListener("click", function () {
+      figure.classList.remove("is-failed", "no-poster");
+      state("loading");
+      status.textContent = "Loading the loop…";
+      retry.hidden = true;
+      video.load();
+      start();
+    });
 
-    if (img.complete && img.naturalWidth === 0 && img.getAttribute("src")) {
-      figure.classList.add("no-poster");
-      failed();
+    if (video.error || video.networkState === HTMLMediaElement.NETWORK_NO_SOURCE) {
+      failed(); // failed before this script ran
       return;
     }
     if (Hop.reducedMotion && Hop.reducedMotion()) {
-      // Reduced motion: the still poster stays until the visitor asks for the animation.
-      figure.dataset.state = "poster";
-      play.hidden = false;
+      video.removeAttribute("autoplay");
+      video.autoplay = false;
+      video.pause();
+      if (video.currentTime > 0) {
+        video.currentTime = 0;
+      }
+      onPoster();
       return;
     }
-    load();
+    if (video.paused) {
+      state("loading");
+      start();
+    } else {
+      state("playing");
+    }
   }
 
-  document.querySelectorAll("figure.media[data-gif]").forEach(setupMedia);
+  document.querySelectorAll("figure.media").forEach(setupMedia);
 
   // -- sharing -------------------------------------------------------------------------------
 
@@ -113,15 +143,14 @@
     }
     native.hidden = false;
     // The GIF file is read ahead of the tap (a share must start inside the tap's user
-    // activation): once the page has shown it (so it comes from the HTTP cache), or when the
-    // visitor heads for the button.
-    var preparing = false;
+    // activation) when the visitor heads for the button: never just because the page shows it.
+    var preparing = null; // the file's fetch, once started
+    var FILE_WAIT_MS = 2500; // within the tap's user activation (about 5 s in Chromium)
     function prepareFile() {
       if (preparing || !box.dataset.shareFile || !navigator.canShare || !window.File) {
-        return;
+        return preparing;
       }
-      preparing = true;
-      fetch(box.dataset.shareFile)
+      preparing = fetch(box.dataset.shareFile)
         .then(function (response) {
           return response.ok ? response.blob() : null;
         })
@@ -138,13 +167,12 @@
           }
         })
         .catch(function () {
-          preparing = false; /* No file then: the link is shared instead. */
+          preparing = null; /* No file then: the link is shared instead. */
         });
+      return preparing;
     }
-    document.addEventListener("hop:gif-loaded", prepareFile);
-    native.addEventListener("pointerenter", prepareFile);
-    native.addEventListener("focus", prepareFile);
-    native.addEventListener("click", function () {
+
+    function share() {
       var data = file
         ? { files: [file], title: text, text: text + " " + url }
         : { title: text, text: text, url: url };
@@ -153,6 +181,23 @@
           say("Sharing didn't work here: try a button below.");
         }
       });
+    }
+
+    native.addEventListener("pointerdown", prepareFile);
+    native.addEventListener("pointerenter", prepareFile);
+    native.addEventListener("focus", prepareFile);
+    native.addEventListener("click", function () {
+      var pending = file ? null : prepareFile();
+      if (!pending) {
+        share();
+        return;
+      }
+      // A tap on a phone starts the fetch just before the click: wait briefly for the file,
+      // then share the link if it is not there yet.
+      var waited = new Promise(function (resolve) {
+        window.setTimeout(resolve, FILE_WAIT_MS);
+      });
+      Promise.race([pending, waited]).then(share);
     });
   }
 
