@@ -222,6 +222,8 @@ def _twitter_site(raw: str) -> str:
             f"LOOPMARK_TWITTER_SITE must be an X handle like @hopandco, not {raw!r}"
         )
     return "@" + handle
+
+
 def _brand_slug(raw: str) -> str:
     """A slug for file names: lowercase letters, digits and inner hyphens, up to 40."""
     if re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?", raw) is None:
