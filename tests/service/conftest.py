@@ -10,7 +10,9 @@ import pytest
 from loopmark.composition import build_render_service, setup_backends
 from loopmark.config import Settings
 from loopmark.renderer.prepare import PreparedTemplate
+from loopmark.service.catalog import DirectoryTemplateCatalog, push_templates
 from loopmark.service.render_service import RenderService
+from loopmark.storage import open_blob_store
 
 
 def make_settings(tmp_path: Path, workdir: Path, **overrides: str) -> Settings:
@@ -38,3 +40,13 @@ def service(settings: Settings) -> Iterator[RenderService]:
     service = build_render_service(settings)
     yield service
     service.dispatcher.close()
+
+
+def set_up_aws_site(site_env: dict[str, str], templates: Path, prepared: Path) -> Settings:
+    """Backends created and the templates pushed for a site over ``site_env`` (S3, DynamoDB):
+    what `loopmark setup` and `loopmark templates push` do before a deployment renders."""
+    settings = Settings.from_env(site_env)
+    setup_backends(settings)
+    blobs = open_blob_store(settings.storage_url)
+    push_templates(DirectoryTemplateCatalog(templates, prepared), blobs)
+    return settings

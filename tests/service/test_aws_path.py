@@ -16,16 +16,15 @@ from pathlib import Path
 import boto3
 import pytest
 
-from loopmark.composition import build_render_service, setup_backends
+from loopmark.composition import build_render_service
 from loopmark.config import Settings
 from loopmark.dispatch.base import RenderJob
 from loopmark.renderer.prepare import PreparedTemplate
 from loopmark.renderer.render import render_key
-from loopmark.service.catalog import DirectoryTemplateCatalog, push_templates
 from loopmark.service.render_service import RenderService, media_keys
-from loopmark.storage import open_blob_store
 from tests.moto_server import free_port, stop
 from tests.paths import REPO
+from tests.service.conftest import set_up_aws_site
 
 BUCKET = "loopmark-media"
 FUNCTION = "loopmark-render"
@@ -51,10 +50,7 @@ def lambda_endpoint(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[str]:
     """Backends set up, the small template pushed, and lambda-local running the real handler."""
-    site_settings = Settings.from_env(aws_env(tmp_path / "site"))
-    setup_backends(site_settings)
-    blobs = open_blob_store(site_settings.storage_url)
-    push_templates(DirectoryTemplateCatalog(workdir / "templates", workdir / "prepared"), blobs)
+    set_up_aws_site(aws_env(tmp_path / "site"), workdir / "templates", workdir / "prepared")
     port = free_port()
     log_file = (tmp_path / "lambda-local.log").open("wb")
     env = {**os.environ, **aws_env(tmp_path / "lambda"), "PYTHONUNBUFFERED": "1"}

@@ -19,13 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from loopmark.composition import build_render_service, setup_backends
+from loopmark.composition import build_render_service
 from loopmark.config import Settings
 from loopmark.renderer.prepare import PreparedTemplate
-from loopmark.service.catalog import DirectoryTemplateCatalog, push_templates
-from loopmark.storage import open_blob_store
 from tests.moto_server import free_port, stop
 from tests.paths import REPO
+from tests.service.conftest import set_up_aws_site
 from tests.service.test_aws_path import aws_env
 
 RENDERS = 6
@@ -85,10 +84,7 @@ def runtime(
     small: PreparedTemplate,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[LambdaLocal]:
-    settings = Settings.from_env(aws_env(tmp_path / "site"))
-    setup_backends(settings)
-    blobs = open_blob_store(settings.storage_url)
-    push_templates(DirectoryTemplateCatalog(workdir / "templates", workdir / "prepared"), blobs)
+    set_up_aws_site(aws_env(tmp_path / "site"), workdir / "templates", workdir / "prepared")
     runtime = LambdaLocal(tmp_path)
     runtime.start()
     monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", runtime.endpoint)

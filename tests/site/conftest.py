@@ -126,3 +126,9 @@ def demo_app(make_app: MakeApp, demo_data_dir: Path) -> Flask:
 @pytest.fixture
 def demo_client(demo_app: Flask) -> FlaskClient:
     return demo_app.test_client()
+
+
+@pytest.fixture
+def done(client: FlaskClient) -> dict[str, Any]:
+    """One caption rendered through the API to done: its done JSON."""
+    return render_via_api(client, "Media")

@@ -18,11 +18,6 @@ from tests.site.conftest import MakeApp, render_service, render_via_api
 UNKNOWN_KEY = "b" * 24
 
 
-@pytest.fixture
-def done(client: FlaskClient) -> dict[str, Any]:
-    return render_via_api(client, "Save me")
-
-
 def test_local_download_is_an_attachment_named_after_the_brand(
     client: FlaskClient, done: dict[str, Any]
 ) -> None:

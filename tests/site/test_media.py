@@ -19,11 +19,6 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 UNKNOWN_KEY = "b" * 24
 
 
-@pytest.fixture
-def done(client: FlaskClient) -> dict[str, Any]:
-    return render_via_api(client, "Media")
-
-
 # -- /media/ -----------------------------------------------------------------------------------
 
 
