@@ -389,5 +389,7 @@ def test_a_full_queue_retries_after_the_servers_delay(
     expect(page.locator("#progress-status")).to_have_text("Waiting for a place in the queue…")
     shot(page, artifacts, "phone-queue-full")
     page.wait_for_url("**/r/*", timeout=RESULT_TIMEOUT_MS)
-    expect(page.locator("figure.media .media-img")).to_have_attribute("alt", caption)
+    expect(page.locator("figure.media video.media-video")).to_have_attribute(
+        "aria-label", caption, timeout=RESULT_TIMEOUT_MS
+    )
     watched.assert_clean(allow=("429",))
