@@ -168,7 +168,9 @@ def test_healthz_answers_within_its_budget_when_a_backend_stalls(
             elapsed_s = time.monotonic() - started
             assert response.status_code == 503
             body = response.get_json()
-            assert body["checks"]["storage"] == "timeout"
+            # Either the budget ran out first, or S3's own short read timeout (1 s, two tries)
+            # gave up first: both report the stalled storage, neither waits for the stall.
+            assert body["checks"]["storage"] in ("timeout", "storage_unavailable")
             assert body["checks"]["dispatcher"] == "ok"  # the others still report
             assert "storage" in body["failing"]
             # The budget is 2 s; generous for a busy machine, far below the backend's stall.
