@@ -3,7 +3,6 @@ root), then the shared web shell, the public site and the admin as sibling bluep
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,8 +37,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     go to ``app.config`` (TESTING, SECRET_KEY, RENDER_RATE_LIMIT, ...). Backends are opened
     lazily, on first use."""
     config = dict(config or {})
-    env = {**os.environ, **{k: str(v) for k, v in config.items() if k.startswith("LOOPMARK_")}}
-    settings = Settings.from_env(env)
+    settings = Settings.from_env(
+        overrides={k: str(v) for k, v in config.items() if k.startswith("LOOPMARK_")}
+    )
     app = Flask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
     app.config.update(web_config(settings))
     app.config.update({k: v for k, v in config.items() if not k.startswith("LOOPMARK_")})

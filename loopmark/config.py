@@ -103,8 +103,13 @@ class Settings:
         return self.data_dir / "prepared"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = resolve_parameters(os.environ if env is None else env)
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, overrides: Mapping[str, str] | None = None
+    ) -> Settings:
+        """From ``env`` (the process environment by default), ``overrides`` taking precedence
+        (``create_app``'s LOOPMARK_* config keys)."""
+        base = os.environ if env is None else env
+        env = resolve_parameters({**base, **overrides} if overrides else base)
         data_dir = Path(env.get("LOOPMARK_DATA_DIR", "./var"))
         return cls(
             data_dir=data_dir,

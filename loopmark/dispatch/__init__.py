@@ -1,13 +1,12 @@
 """Dispatch: where render jobs run, as a port with a local pool and an AWS Lambda adapter.
 
 One URL chooses the adapter (``LOOPMARK_DISPATCH``): ``local`` runs jobs on a bounded pool of
-threads in this process (LOOPMARK_RENDER_CONCURRENCY at once, default the CPU count); a
+threads in this process (``concurrency`` at once — Settings' LOOPMARK_RENDER_CONCURRENCY —,
+default the CPU count); a
 ``lambda://function-name`` sends each job to Lambda as an asynchronous invocation.
 """
 
 from __future__ import annotations
-
-import os
 
 from loopmark.dispatch.base import (
     DONE,
@@ -37,8 +36,6 @@ __all__ = [
     "open_dispatcher",
 ]
 
-CONCURRENCY_ENV = "LOOPMARK_RENDER_CONCURRENCY"
-
 
 def open_dispatcher(
     url: str,
@@ -52,7 +49,7 @@ def open_dispatcher(
     handler runs the same service itself. Raises ConfigInvalid for an unknown URL."""
     if url == "local":
         if concurrency is None:
-            concurrency = default_concurrency(os.environ.get(CONCURRENCY_ENV))
+            concurrency = default_concurrency()
         return LocalDispatcher(runner, concurrency=concurrency, max_queue=max_queue)
     if url.startswith("lambda://"):
         # Imported here so a local deployment never loads boto3 for dispatch.

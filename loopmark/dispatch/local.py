@@ -33,7 +33,7 @@ from loopmark.dispatch.base import (
     clamp_fraction,
     retry_after_seconds,
 )
-from loopmark.errors import ConfigInvalid, DispatchUnavailable, LoopmarkError, QueueFull, ToolFailed
+from loopmark.errors import DispatchUnavailable, LoopmarkError, QueueFull, ToolFailed
 
 log = logging.getLogger(__name__)
 
@@ -373,19 +373,8 @@ class LocalDispatcher:
                 entry.progress = value
 
 
-def default_concurrency(env_value: str | None) -> int:
-    """LOOPMARK_RENDER_CONCURRENCY when set, else the CPUs this process may run on."""
-    if env_value is not None and env_value.strip():
-        try:
-            value = int(env_value)
-        except ValueError:
-            value = 0
-        if value < 1:
-            raise ConfigInvalid(
-                f"LOOPMARK_RENDER_CONCURRENCY must be a whole number of at least 1, "
-                f"got {env_value!r}"
-            )
-        return value
+def default_concurrency() -> int:
+    """Renders at once when none is configured: the CPUs this process may run on."""
     try:
         # A container's CPU set, not the host's CPU count.
         return max(1, len(os.sched_getaffinity(0)))

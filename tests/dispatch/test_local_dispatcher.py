@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from loopmark.config import Settings
 from loopmark.dispatch import LocalDispatcher, RenderJob, open_dispatcher
 from loopmark.dispatch.aws_lambda import LambdaDispatcher
 from loopmark.dispatch.base import ProgressReport
@@ -97,12 +98,12 @@ def _workers() -> list[threading.Thread]:
 # -- choosing and starting ----------------------------------------------------------------------
 
 
-def test_open_dispatcher_reads_concurrency_and_starts_nothing(
-    monkeypatch: pytest.MonkeyPatch, held: HeldRunner
+def test_open_dispatcher_takes_the_configured_concurrency_and_starts_nothing(
+    held: HeldRunner,
 ) -> None:
-    monkeypatch.setenv("LOOPMARK_RENDER_CONCURRENCY", "3")
+    settings = Settings.from_env({"LOOPMARK_RENDER_CONCURRENCY": "3"})
     before = len(_workers())
-    dispatcher = open_dispatcher("local", held)
+    dispatcher = open_dispatcher("local", held, concurrency=settings.render_concurrency)
     try:
         assert isinstance(dispatcher, LocalDispatcher)
         assert dispatcher.concurrency == 3
@@ -117,19 +118,17 @@ def test_open_dispatcher_reads_concurrency_and_starts_nothing(
 
 
 def test_open_dispatcher_defaults_to_the_cpu_count(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("LOOPMARK_RENDER_CONCURRENCY", raising=False)
+    # Whatever the environment says: settings are read by loopmark.config alone.
+    monkeypatch.setenv("LOOPMARK_RENDER_CONCURRENCY", "977")
     dispatcher = open_dispatcher("local", lambda j, r: None)
     assert isinstance(dispatcher, LocalDispatcher)
-    assert dispatcher.concurrency >= 1
+    assert 1 <= dispatcher.concurrency != 977
 
 
 @pytest.mark.parametrize("value", ["0", "-2", "many", "1.5"])
-def test_bad_concurrency_setting_is_config_invalid(
-    monkeypatch: pytest.MonkeyPatch, value: str
-) -> None:
-    monkeypatch.setenv("LOOPMARK_RENDER_CONCURRENCY", value)
+def test_bad_concurrency_setting_is_config_invalid(value: str) -> None:
     with pytest.raises(ConfigInvalid, match="LOOPMARK_RENDER_CONCURRENCY"):
-        open_dispatcher("local", lambda j, r: None)
+        Settings.from_env({"LOOPMARK_RENDER_CONCURRENCY": value})
 
 
 @pytest.mark.parametrize(
