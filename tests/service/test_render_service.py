@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -309,42 +310,40 @@ def test_a_job_whose_template_changed_is_refused(service: RenderService) -> None
         service.execute(job, lambda _f: None)
 
 
+@pytest.fixture
+def short_lease(tmp_path: Path, workdir: Path) -> Iterator[RenderService]:
+    """A render service whose leases last one second."""
+    settings = make_settings(tmp_path, workdir, LOOPMARK_LEASE_SECONDS="1")
+    setup_backends(settings)
+    service = build_render_service(settings)
+    yield service
+    service.close()
+
+
 def test_a_heartbeat_keeps_a_quiet_render_leased_and_stops_with_it(
-    tmp_path: Path, workdir: Path
+    short_lease: RenderService,
 ) -> None:
     """No progress for several leases (a template being prepared, media being stored): the
     heartbeat renews the lease, so nobody takes over; once the render ends, it lapses."""
-    settings = make_settings(tmp_path, workdir, LOOPMARK_LEASE_SECONDS="1")
-    setup_backends(settings)
-    service = build_render_service(settings)
-    key = "b" * 24
+    service, key = short_lease, "b" * 24
     claim = {"template_id": "small", "caption": "Quiet", "lease_seconds": 1.0}
-    try:
-        assert service.records.claim_lease(key, owner=service.owner, **claim) is not None
-        with _LeaseKeeper(service, key, lambda _fraction: None):
-            time.sleep(2.5)
-            assert service.records.claim_lease(key, owner="another", **claim) is None
-        time.sleep(1.5)
-        assert service.records.claim_lease(key, owner="another", **claim) is not None
-    finally:
-        service.close()
+    assert service.records.claim_lease(key, owner=service.owner, **claim) is not None
+    with _LeaseKeeper(service, key, lambda _fraction: None):
+        time.sleep(2.5)
+        assert service.records.claim_lease(key, owner="another", **claim) is None
+    time.sleep(1.5)
+    assert service.records.claim_lease(key, owner="another", **claim) is not None
 
 
-def test_a_lost_lease_is_noticed_at_the_next_report(tmp_path: Path, workdir: Path) -> None:
-    settings = make_settings(tmp_path, workdir, LOOPMARK_LEASE_SECONDS="1")
-    setup_backends(settings)
-    service = build_render_service(settings)
-    key = "c" * 24
+def test_a_lost_lease_is_noticed_at_the_next_report(short_lease: RenderService) -> None:
+    service, key = short_lease, "c" * 24
     claim = {"template_id": "small", "caption": "Lost", "lease_seconds": 1.0}
-    try:
-        assert service.records.claim_lease(key, owner=service.owner, **claim) is not None
-        # The records say another worker holds it now (ours lapsed and was taken over).
-        service.records.fail(key, owner=service.owner, error="test", retryable=True)
-        assert service.records.claim_lease(key, owner="another", **claim) is not None
-        with pytest.raises(LeaseLost), _LeaseKeeper(service, key, lambda _fraction: None) as keeper:
-            keeper(1.0)
-    finally:
-        service.close()
+    assert service.records.claim_lease(key, owner=service.owner, **claim) is not None
+    # The records say another worker holds it now (ours lapsed and was taken over).
+    service.records.fail(key, owner=service.owner, error="test", retryable=True)
+    assert service.records.claim_lease(key, owner="another", **claim) is not None
+    with pytest.raises(LeaseLost), _LeaseKeeper(service, key, lambda _fraction: None) as keeper:
+        keeper(1.0)
 
 
 def test_take_down_purges_media_where_the_cdn_serves_them(tmp_path: Path, workdir: Path) -> None:
