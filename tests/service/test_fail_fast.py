@@ -171,7 +171,9 @@ def test_a_stalled_dynamodb_gives_prompt_503s_and_the_rest_keeps_answering(
         assert all(seconds < OPEN_ANSWER_SECONDS for _, seconds, _ in open_wave + others)
         assert all(1 <= int(ra or 0) <= COOLDOWN_SECONDS for _, _, ra in open_wave)
         assert [status for status, _, _ in others] == [200, 200]
-        assert proxy.requests == reached
+        # None of the stuck requests reached DynamoDB; at most the breaker's one half-open probe,
+        # should the cool-down have run out on a slow machine.
+        assert proxy.requests - reached <= 1
 
         proxy.thaw()
         deadline = time.monotonic() + COOLDOWN_SECONDS + CLIENT_TIMEOUT_SECONDS
