@@ -40,10 +40,12 @@ from loopmark.renderer.templates import (
     BOX_X,
     BOX_Y,
     CAPTION_MODES,
+    LOOP_STYLES,
     MAX_LINES,
     MAX_SIZE,
     MIN_SIZE,
     OUTPUT_FPS,
+    OUTPUT_SPEED,
     OUTPUT_WIDTH,
     STROKE_WIDTH,
     TRIM_DURATION,
@@ -74,6 +76,11 @@ def finite(form: FlaskForm, field: Field) -> None:
 MAX_NAME_CHARS = 60
 MAX_CREDIT_CHARS = 200
 MAX_CAPTIONS_CHARS = 4000
+LOOP_LABELS = {
+    "forward": "Forwards",
+    "reverse": "Backwards (reversed)",
+    "boomerang": "Forwards, then back (boomerang)",
+}
 WORD_KIND_CHOICES = [SelectChoice(kind, kind.capitalize()) for kind in WORD_KINDS]
 
 
@@ -163,6 +170,18 @@ class TemplateEditForm(FlaskForm):
     max_lines = IntegerField("Lines at most", validators=[InputRequired(), within(MAX_LINES)])
     max_size = IntegerField("Largest size (px)", validators=[InputRequired(), within(MAX_SIZE)])
     min_size = IntegerField("Smallest size (px)", validators=[InputRequired(), within(MIN_SIZE)])
+    loop = SelectField("Plays", choices=[SelectChoice(s, LOOP_LABELS[s]) for s in LOOP_STYLES])
+    speed = DecimalField(
+        "Speed (1 = as filmed)",
+        places=2,
+        validators=[InputRequired(), finite, within(OUTPUT_SPEED)],
+    )
+    trim_start = DecimalField(
+        "Start in the video (s)", places=2, validators=[InputRequired(), finite, within(TRIM_START)]
+    )
+    trim_duration = DecimalField(
+        "Length (s)", places=2, validators=[InputRequired(), finite, within(TRIM_DURATION)]
+    )
 
 
 class TemplateUploadForm(FlaskForm):

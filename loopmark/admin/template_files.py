@@ -17,14 +17,23 @@ from loopmark.errors import BadInput, TemplateInvalid
 from loopmark.renderer.caption import fonts_dir
 from loopmark.renderer.caption_policy import WordLists
 from loopmark.renderer.colours import format_hex_colour
-from loopmark.renderer.prepare import PreparedTemplate, resolve_box
+from loopmark.renderer.prepare import PreparedTemplate
+from loopmark.renderer.probe import probe_video
 from loopmark.renderer.render import accept_caption
-from loopmark.renderer.templates import TEMPLATE_FILE, Template, TextBox, parse_template
+from loopmark.renderer.templates import TEMPLATE_FILE, Template, parse_template
 
 FONT_SUFFIXES = (".ttf", ".otf")
 # Colour bitmap fonts are fallbacks for emoji, not caption fonts.
 NOT_CAPTION_FONTS = ("Emoji",)
 OWN_FONT = "@own"  # the font select's value for a font kept in the template's own folder
+
+
+class FieldInvalid(BadInput):
+    """An edit refused, in plain words, naming the form field to mark (``None``: the form)."""
+
+    def __init__(self, field: str | None, reason: str) -> None:
+        super().__init__(reason)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,11 @@ class TemplateEdits:
     max_lines: int
     max_size: int
     min_size: int
+    loop: str
+    speed: float
+    trim_start: float
+    trim_duration: float
+    publish: bool = False  # "Save and publish"
 
 
 def caption_fonts() -> list[str]:
@@ -83,17 +97,58 @@ def edits_of(template: Template, prepared: PreparedTemplate) -> TemplateEdits:
         max_lines=style.max_lines,
         max_size=style.max_size,
         min_size=style.min_size,
+        loop=template.loop,
+        speed=template.speed,
+        trim_start=template.start_s,
+        trim_duration=template.duration_s,
     )
+
+
+def check_box(box: tuple[int, int, int, int], width: int, height: int) -> None:
+    """FieldInvalid, in plain words, when the text box leaves the loop's frame."""
+    x, y, w, h = box
+    size = f"{width} × {height}"
+    if x >= width:
+        raise FieldInvalid("box_x", f"The text box starts past the right edge of the {size} "
+                           f"loop: move it left (x below {width}).")  # fmt: skip
+    if y >= height:
+        raise FieldInvalid("box_y", f"The text box starts below the bottom edge of the {size} "
+                           f"loop: move it up (y below {height}).")  # fmt: skip
+    if x + w > width:
+        raise FieldInvalid("box_w", f"The text box goes past the right edge of the {size} loop: "
+                           "make it narrower or move it left.")  # fmt: skip
+    if y + h > height:
+        raise FieldInvalid("box_h", f"The text box goes past the bottom edge of the {size} "
+                           "loop: make it shorter or move it up.")  # fmt: skip
+
+
+def check_trim(template: Template, edits: TemplateEdits) -> None:
+    """A new start must fall inside the source video (probed again only when the trim changed)."""
+    if (edits.trim_start, edits.trim_duration) == (template.start_s, template.duration_s):
+        return
+    length = probe_video(template.source).duration_s
+    if edits.trim_start >= length:
+        raise FieldInvalid("trim_start", f"The video is {length:.1f} s long: start the loop "
+                           "before its end.")  # fmt: skip
 
 
 def apply_edits(
     template: Template, prepared: PreparedTemplate, edits: TemplateEdits, words: WordLists
 ) -> dict[str, Any]:
-    """template.toml's new table; TemplateInvalid or CaptionRejected (BadInput) naming what is
-    wrong. Keys the form does not show (trim, output, source, frame, enabled) are kept."""
+    """template.toml's new table, or FieldInvalid (plain words, the field to mark). Keys the
+    form does not show (output width and fps, source, frame) are kept; ``enabled`` (false: a
+    draft) changes only by publishing, which needs a credit line."""
     data = copy.deepcopy(template.raw)
     data["name"] = edits.name.strip()
     data["credit"] = edits.credit.strip()
+    if not data["credit"] and (template.enabled or edits.publish):
+        raise FieldInvalid(
+            "credit",
+            "A published template needs a credit line (who made the footage, its licence)."
+            + ("" if edits.publish else " Unpublish it first to leave the credit empty."),
+        )
+    if edits.publish:
+        data["enabled"] = True
     data["caption_mode"] = edits.caption_mode
     data["captions"] = [c.strip() for c in edits.captions if c.strip()]
     text = dict(data.get("text") or {})
@@ -109,24 +164,41 @@ def apply_edits(
     )
     if edits.font != OWN_FONT:
         if edits.font not in caption_fonts():
-            raise TemplateInvalid(f"unknown font {edits.font!r}")
+            raise FieldInvalid("font", "Choose one of the fonts in the list.")
         text["font"] = edits.font
     data["text"] = text
+    data["trim"] = {**(data.get("trim") or {}), "start": edits.trim_start,
+                    "duration": edits.trim_duration}  # fmt: skip
+    data["output"] = {**(data.get("output") or {}), "loop": edits.loop, "speed": edits.speed}
     if edits.min_size > edits.max_size:
-        raise TemplateInvalid("the smallest size must not exceed the largest")
-    updated = parse_template(template.id, template.folder, data)
-    resolve_box(TextBox(*edits.box), prepared.width, prepared.height)
+        raise FieldInvalid("min_size", f"The smallest size is larger than the largest "
+                           f"({edits.max_size} px): lower it, or raise the largest.")  # fmt: skip
+    check_box(edits.box, prepared.width, prepared.height)
+    if data["caption_mode"] == "presets" and not data["captions"]:
+        raise FieldInvalid("captions", "Add at least one predefined caption, or let visitors "
+                           "write their own (Captions: free text).")  # fmt: skip
+    try:
+        updated = parse_template(template.id, template.folder, data)
+    except TemplateInvalid as exc:
+        raise FieldInvalid(None, f"These settings cannot be used: {exc.reason}") from None
     for number, caption in enumerate(updated.captions, start=1):
         try:
             accept_caption(updated, caption, words)
         except BadInput as exc:
-            raise BadInput(f"caption {number} ({caption[:30]!r}): {exc.reason}") from None
+            raise FieldInvalid("captions", f"Caption {number} (“{caption[:30]}”) would be "
+                               f"refused to visitors: {exc.reason}") from None  # fmt: skip
+    check_trim(template, edits)
     return data
 
 
-def set_enabled(template: Template, enabled: bool) -> dict[str, Any]:
+def set_published(template: Template, published: bool) -> dict[str, Any]:
+    """template.toml with the template published (shown to visitors) or back to a draft; a
+    template without a credit line cannot be published (FieldInvalid on ``credit``)."""
+    if published and not template.credit.strip():
+        raise FieldInvalid("credit", "Add a credit line before publishing (who made the "
+                           "footage, its licence).")  # fmt: skip
     data = copy.deepcopy(template.raw)
-    data["enabled"] = enabled
+    data["enabled"] = published
     return data
 
 
