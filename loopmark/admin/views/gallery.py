@@ -1,9 +1,10 @@
 """Gallery curation: add a done render, remove an entry, move one up or down (plain forms, so
-reordering works without JavaScript)."""
+reordering works without JavaScript; the page's script sends the same forms with fetch and gets
+the new order as JSON)."""
 
 from __future__ import annotations
 
-from flask import flash, render_template
+from flask import flash, jsonify, render_template, request
 from werkzeug.wrappers import Response
 
 from loopmark.admin import blueprint
@@ -61,21 +62,33 @@ def gallery_remove() -> Response:
 
 
 @blueprint.post("/gallery/move")
-def gallery_move() -> Response:
+def gallery_move() -> Response | tuple[Response, int]:
+    """Move an entry; the page's script asks for JSON (the new order) and reorders in place."""
     form = MoveForm()
+    as_json = request.accept_mimetypes.best == "application/json"
     if not form.validate_on_submit():
+        if as_json:
+            return jsonify(error="That move could not be understood: reload the page."), 400
         flash_form_errors(form)
         return back(form.back.data, "admin.gallery")
     store = services().gallery
     keys = [entry.key for entry in store.entries()]
     key = form.key.data or ""
+    problem = None
     if key not in keys:
-        flash("That render is no longer in the gallery.", "error")
-        return back(form.back.data, "admin.gallery")
-    try:
-        store.reorder(moved(keys, key, form.direction.data or ""))
-    except BadInput as exc:  # someone else changed the gallery in between
-        flash(exc.reason, "error")
+        problem = "That render is no longer in the gallery: reload the page."
+    else:
+        try:
+            keys = moved(keys, key, form.direction.data or "")
+            store.reorder(keys)
+        except BadInput as exc:  # someone else changed the gallery in between
+            problem = exc.reason
+    if as_json:
+        if problem is not None:
+            return jsonify(error=problem), 409
+        return jsonify(order=keys), 200
+    if problem is not None:
+        flash(problem, "error")
     return back(form.back.data, "admin.gallery")
 
 
