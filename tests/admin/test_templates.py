@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import TestResponse
 
+from loopmark.admin.preparation import preparations
 from loopmark.admin.template_files import caption_fonts
 from loopmark.admin.views.templates import UPLOAD_MAX_BYTES
 from tests.admin.conftest import csrf_from, page_token, post, post_files, site
@@ -106,6 +107,7 @@ def test_publishing_needs_a_credit_line(app: Flask, admin_client: FlaskClient) -
     form = edit_form(admin_client, publish="1")
     response = admin_client.post("/admin/templates/small", data=form)
     assert response.status_code == 303, response.get_data(as_text=True)
+    assert wait_ready(admin_client, "small")["state"] == "ready"  # a new colour: new frames
     assert toml_of(app)["enabled"] is True and toml_of(app)["credit"] == credit
     assert public_ids(admin_client) == ["small"]
     # A published template keeps its credit line.
@@ -120,6 +122,7 @@ def test_edit_writes_template_toml_and_the_catalog_follows(
     before = toml_of(app)
     response = admin_client.post("/admin/templates/small", data=edit_form(admin_client))
     assert response.status_code == 303, response.get_data(as_text=True)
+    assert wait_ready(admin_client, "small")["state"] == "ready"
     data = toml_of(app)
     assert data["name"] == "Small"
     assert data["captions"] == ["Hello", "Hop on"]
@@ -234,6 +237,27 @@ def test_upload_by_script_answers_json(app: Flask, admin_client: FlaskClient, cl
     assert wait_ready(admin_client, "scripted")["state"] == "ready"
 
 
+def test_visitors_keep_the_current_version_until_the_edit_is_prepared(
+    app: Flask, admin_client: FlaskClient
+) -> None:
+    before = toml_of(app)
+    listed = admin_client.get("/api/templates").get_json()[0]
+    jobs = preparations(site(app).templates, app)  # type: ignore[arg-type]
+    with jobs._one_at_a_time:  # another preparation is running: this edit waits for it
+        response = admin_client.post(
+            "/admin/templates/small", data=edit_form(admin_client, loop="boomerang")
+        )
+        assert response.status_code == 303
+        assert admin_client.get("/admin/templates/small/state").get_json()["state"] == "preparing"
+        page = admin_client.get("/admin/templates/small").get_data(as_text=True)
+        assert "data-template-state" in page and "Preparing the new frames of Small" in page
+        assert toml_of(app) == before
+        assert admin_client.get("/api/templates").get_json()[0] == listed
+    assert wait_ready(admin_client, "small")["state"] == "ready"
+    assert toml_of(app)["output"]["loop"] == "boomerang"  # type: ignore[index]
+    assert admin_client.get("/api/templates").get_json()[0]["preview_url"] != listed["preview_url"]
+
+
 def test_reverse_speed_and_trim_are_edited_and_prepared_again(
     app: Flask, admin_client: FlaskClient
 ) -> None:
@@ -243,8 +267,9 @@ def test_reverse_speed_and_trim_are_edited_and_prepared_again(
         "/admin/templates/small", data=edit_form(admin_client, loop="reverse")
     )
     assert response.status_code == 303, response.get_data(as_text=True)
-    assert toml_of(app)["output"]["loop"] == "reverse"  # type: ignore[index]
+    # Written once the new frames are ready; visitors keep the old version meanwhile.
     assert wait_ready(admin_client, "small")["state"] == "ready"
+    assert toml_of(app)["output"]["loop"] == "reverse"  # type: ignore[index]
     new = catalog.prepared(catalog.get("small"))
     assert new.template.version != old.template.version
     assert np.array_equal(new.frames[0], old.frames[-1])
@@ -255,10 +280,10 @@ def test_reverse_speed_and_trim_are_edited_and_prepared_again(
         ),
     )
     assert response.status_code == 303, response.get_data(as_text=True)
+    assert wait_ready(admin_client, "small")["state"] == "ready"
     data = toml_of(app)
     assert data["output"]["speed"] == 2.0  # type: ignore[index]
     assert data["trim"] == {"start": 0.5, "duration": 0.5}
-    assert wait_ready(admin_client, "small")["state"] == "ready"
     faster = catalog.prepared(catalog.get("small"))
     assert faster.frame_count == 4  # 0.5 s at 8 fps
     # A start past the end of the video is refused next to its field.

@@ -271,8 +271,9 @@ def test_add_a_template_as_a_draft_tune_and_publish_it(
     page.get_by_label("Plays").select_option("reverse")
     page.screenshot(path=str(shots / "template-edit.png"), full_page=True)
     page.get_by_role("button", name="Save and publish").click()
-    expect(page.locator(".flash-ok")).to_contain_text("Saved and published Bunny hop")
-    # Reversing changes the frames: prepared again in the background, then the editor again.
+    # Reversing changes the frames: prepared in the background before anything is written,
+    # then the page opens the editor again by itself.
+    expect(page.locator(".flash-ok")).to_contain_text("Preparing the new frames of Bunny hop")
     expect(page.locator("[data-admin-preview]")).to_be_visible(timeout=120_000)
     expect(page.get_by_role("heading", level=1)).to_contain_text("Published")
     expect(page.get_by_label("Plays")).to_have_value("reverse")

@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from flask import (
     abort,
@@ -235,22 +236,34 @@ def template_edit(template_id: str) -> Response | tuple[str, int] | str:
                 flash(exc.reason, "error")
                 status = 422
             else:
-                write_template_file(template.folder, data)
-                saved = data["name"]
-                if data.get("enabled", True) and not template.enabled:
-                    flash(f"Saved and published {saved}: visitors can pick it now.", "ok")
-                else:
-                    flash(f"Saved {saved}.", "ok")
-                updated = parse_template(template.id, template.folder, data)
-                if jobs is not None and updated.version != template.version:
-                    # New frames (trim, speed, direction, colours): prepared in the background.
-                    jobs.start(template_id)
+                _save(template, data, jobs)
                 return redirect(url_for("admin.template_edit", template_id=template_id), code=303)
         else:
             status = 422
         if status == 422:
             flash("Not saved: see the marked fields.", "error")
     return _edit_page(template, prepared, form, status)
+
+
+def _save(template: Template, data: dict[str, Any], jobs: Preparations | None) -> None:
+    """Write the edit now, or (new frames: trim, speed, direction, colours, font) once the new
+    version is prepared in the background, so visitors never wait for it."""
+    name = data["name"]
+    publishing = bool(data.get("enabled", True)) and not template.enabled
+    updated = parse_template(template.id, template.folder, data)
+    if jobs is not None and updated.version != template.version:
+        if not jobs.start_edit(template, data):
+            flash(f"{template.name} is being prepared already: try again in a moment.", "error")
+            return
+        then = "saved and published" if publishing else "saved"
+        flash(f"Preparing the new frames of {name}: your changes are {then} once they are "
+              "ready; visitors keep the current version meanwhile.", "ok")  # fmt: skip
+        return
+    write_template_file(template.folder, data)
+    if publishing:
+        flash(f"Saved and published {name}: visitors can pick it now.", "ok")
+    else:
+        flash(f"Saved {name}.", "ok")
 
 
 def _waiting(jobs: Preparations, template_id: str) -> tuple[str, int] | None:
@@ -261,12 +274,15 @@ def _waiting(jobs: Preparations, template_id: str) -> tuple[str, int] | None:
     except UnknownTemplate:
         template = None
     except LoopmarkError as exc:
-        failed = Preparation("failed", exc.reason)
+        broken = Preparation("failed", exc.reason)
         page = render_template(
-            "admin/template_state.html", template_id=template_id, template=None, state=failed
+            "admin/template_state.html", template_id=template_id, template=None, state=broken
         )
         return page, 200
-    if template is not None and jobs.is_ready(template):
+    if template is not None and not jobs.running(template_id) and jobs.is_ready(template):
+        failed = jobs.take_failure(template_id)
+        if failed is not None:  # an edit that could not be prepared: nothing was written
+            flash(f"Your last changes were not saved: {failed}", "error")
         return None
     state = jobs.state(template_id)
     if template is None and state.state != "failed":

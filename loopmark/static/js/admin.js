@@ -3,7 +3,7 @@
      font, colours and sizes over the template's loop (Hop.CaptionPreview, the creator's own
      layout approximation) and the text box, which can be dragged, resized from its corner, or
      nudged with the arrow keys (Shift: resize); the number fields stay in sync.
-   - A template being prepared: its page polls the state and opens the editor when ready.
+   - A template being prepared: its page polls the state and reloads when it is ready or failed.
    - The upload form: sent with XHR to show its progress; refusals are marked on their fields.
    - The gallery: moves are sent with fetch and the list reordered in place.
    Messages come from data-msg-* attributes of the page (translatable there), never from here. */
@@ -210,19 +210,10 @@
         })
         .then(function (state) {
           root.dataset.templateState = state.state;
-          if (state.state === "ready") {
-            text.textContent = message(root, "Ready");
+          if (state.state === "ready" || state.state === "failed") {
+            // The server's page says what happened (the editor, or the reason it failed).
+            text.textContent = message(root, state.state === "ready" ? "Ready" : "Failed");
             window.location.reload();
-            return;
-          }
-          if (state.state === "failed") {
-            var progress = root.querySelector("progress");
-            if (progress) {
-              progress.remove();
-            }
-            text.setAttribute("role", "alert");
-            text.classList.add("field-error");
-            text.textContent = message(root, "Failed") + " " + state.reason;
             return;
           }
           window.setTimeout(poll, delay);
