@@ -4,12 +4,12 @@ the new order as JSON)."""
 
 from __future__ import annotations
 
-from flask import flash, jsonify, render_template, request
+from flask import flash, jsonify, render_template
 from werkzeug.wrappers import Response
 
 from loopmark.admin import blueprint
 from loopmark.admin.forms import KeyForm, MoveForm
-from loopmark.admin.views import back, flash_form_errors
+from loopmark.admin.views import back, flash_form_errors, wants_json
 from loopmark.errors import BadInput
 from loopmark.web import links
 from loopmark.web.context import services
@@ -65,7 +65,7 @@ def gallery_remove() -> Response:
 def gallery_move() -> Response | tuple[Response, int]:
     """Move an entry; the page's script asks for JSON (the new order) and reorders in place."""
     form = MoveForm()
-    as_json = request.accept_mimetypes.best == "application/json"
+    as_json = wants_json()
     if not form.validate_on_submit():
         if as_json:
             return jsonify(error="That move could not be understood: reload the page."), 400

@@ -45,6 +45,7 @@ from loopmark.admin.template_files import (
     set_published,
     write_template_file,
 )
+from loopmark.admin.views import wants_json
 from loopmark.errors import BadInput, LoopmarkError, ToolFailed, UnknownTemplate
 from loopmark.package_data import WEB_FONTS_DIR
 from loopmark.renderer.authoring import NewTemplate, create_template
@@ -126,11 +127,6 @@ def font_url(name: str) -> str | None:
     if (WEB_FONTS_DIR / f"{stem}.woff2").is_file():
         return assets.asset_url(f"css/fonts/{stem}.woff2")
     return assets.asset_url(f"fonts/{name}")
-
-
-def wants_json() -> bool:
-    """The page's script asked (progressive enhancement); a plain form gets HTML."""
-    return request.accept_mimetypes.best == "application/json"
 
 
 @blueprint.get("/templates")
@@ -425,10 +421,9 @@ def template_new() -> Response | tuple[str, int] | tuple[Response, int]:
                     f"Uploaded {template.name}: it is a draft, hidden from visitors, "
                     "until you publish it."
                 )
+                flash(message, "ok")  # shown by the template's page, however it is reached
                 if wants_json():
-                    flash(message, "ok")
                     return jsonify(location=location), 201
-                flash(message, "ok")
                 return redirect(location, code=303)
         _close_uploads()
         if wants_json():

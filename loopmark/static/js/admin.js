@@ -313,6 +313,10 @@
           window.location.assign(body.location);
           return;
         }
+        if (xhr.status === 413) {
+          done(message(form, "TooBig"));
+          return;
+        }
         if (xhr.status === 422 && body) {
           markErrors(body.fields);
           var extra = (body.errors || []).join(" ");
