@@ -211,6 +211,13 @@ def test_add_a_template_as_a_draft_tune_and_publish_it(
     page = watched.page
     log_in(page, "/admin/templates")
     page.get_by_role("link", name="Upload a new loop").click()
+    # A refusal comes back as JSON and is marked on its field, without leaving the page.
+    page.get_by_label("Id (lowercase").fill(TEMPLATE)
+    page.get_by_label("Loop video").set_input_files(str(clip))
+    page.get_by_role("button", name="Upload and prepare").click()
+    expect(page.get_by_label("Id (lowercase")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#template_id-error")).to_contain_text("already exists")
+    expect(page.locator(".upload-status")).to_have_text("Not uploaded: see the marked fields.")
     page.get_by_label("Id (lowercase").fill("bunny-hop")
     page.get_by_label("Name", exact=True).fill("Bunny hop")
     page.get_by_label("Loop video").set_input_files(str(clip))
@@ -285,7 +292,7 @@ def test_add_a_template_as_a_draft_tune_and_publish_it(
     assert listed["bunny-hop"]["text"]["box"][1] == 20
     page.get_by_role("link", name="Templates", exact=True).click()
     page.screenshot(path=str(shots / "templates.png"), full_page=True)
-    watched.assert_clean(allow=("status of 422",))  # the two refusals above
+    watched.assert_clean(allow=("status of 422",))  # the three refusals above
 
 
 def test_drag_the_text_box_on_a_phone(admin_site: LiveSite, browser: Browser, shots: Path) -> None:
