@@ -295,14 +295,18 @@ def test_add_a_template_as_a_draft_tune_and_publish_it(
     watched.assert_clean(allow=("status of 422",))  # the three refusals above
 
 
-def test_drag_the_text_box_on_a_phone(admin_site: LiveSite, browser: Browser, shots: Path) -> None:
-    context = new_context(browser, admin_site, **PHONE_390)
+def test_drag_the_text_box_on_a_phone_with_reduced_motion(
+    admin_site: LiveSite, browser: Browser, shots: Path
+) -> None:
+    context = new_context(browser, admin_site, reduced_motion="reduce", **PHONE_390)
     try:
         watched = open_page(context)
         page = watched.page
         log_in(page, f"/admin/templates/{TEMPLATE}")
         # Prepared in the background first when no earlier test needed it.
         expect(page.locator("[data-admin-preview]")).to_be_visible(timeout=300_000)
+        # Reduced motion: the preview loop does not play.
+        assert page.evaluate("document.querySelector('[data-admin-preview] video').paused")
         drag_the_text_box(page)
         overflow = page.evaluate(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"

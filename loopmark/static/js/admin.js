@@ -186,6 +186,13 @@
       });
     }
 
+    // Reduced motion: the loop stays on its poster frame.
+    var video = root.querySelector("video");
+    if (video && window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches) {
+      video.removeAttribute("autoplay");
+      video.pause();
+    }
+
     form.addEventListener("input", draw);
     form.addEventListener("change", draw);
     sample.addEventListener("input", draw);
