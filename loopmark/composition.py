@@ -130,6 +130,7 @@ def build_services(settings: Settings, *, with_dispatcher: bool = True) -> Servi
         purge=open_cdn_purge(settings.cdn_purge_url),
         metrics=metrics,
         lease_seconds=settings.lease_seconds,
+        brand=settings.brand,
     )
     if with_dispatcher:
         render.attach(
