@@ -1,0 +1,90 @@
+"""axe-core over every public page, on a desktop and a phone: no serious or critical violation.
+
+axe-core comes from npm into tests/browser/.cache (``make test`` installs it: the Makefile's
+$(AXE) rule). It is injected with the page's CSP bypassed (the site forbids inline script, and
+axe is handed in as one); everything else is the real page.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+from tests.browser.conftest import DESKTOP, PHONE, LiveSite, new_context, open_page
+from tests.paths import REPO
+
+AXE_JS = REPO / "tests" / "browser" / ".cache" / "node_modules" / "axe-core" / "axe.min.js"
+FAILING_IMPACTS = ("serious", "critical")
+RESULT_TIMEOUT_MS = 180_000
+PAGES = ("/", "/gallery", "/credits", "/privacy", "/terms", "/no-such-page")
+
+
+@pytest.fixture(scope="module")
+def axe_source() -> str:
+    if not AXE_JS.is_file():
+        pytest.fail(f"{AXE_JS} is missing: `make test` installs axe-core from npm")
+    return AXE_JS.read_text(encoding="utf-8")
+
+
+@pytest.fixture(params=["desktop", "phone"])
+def axe_context(
+    request: pytest.FixtureRequest, browser: Browser, live_site: LiveSite
+) -> Iterator[BrowserContext]:
+    options: dict[str, Any] = dict(DESKTOP if request.param == "desktop" else PHONE)
+    context = new_context(browser, live_site, bypass_csp=True, **options)
+    yield context
+    context.close()
+
+
+def violations(page: Page, axe_source: str) -> list[str]:
+    """axe's serious and critical violations on the page as it stands, one line each."""
+    page.evaluate("() => document.fonts.ready.then(() => true)")
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.add_script_tag(content=axe_source)
+    result = page.evaluate(
+        """() => axe.run(document, {resultTypes: ['violations']}).then(r => r.violations.map(
+              v => ({id: v.id, impact: v.impact, help: v.help,
+                     targets: v.nodes.slice(0, 3).map(n => n.target.join(' '))})))"""
+    )
+    return [
+        f"{v['impact']} {v['id']}: {v['help']} at {json.dumps(v['targets'])}"
+        for v in result
+        if v["impact"] in FAILING_IMPACTS
+    ]
+
+
+def test_public_pages_have_no_serious_violations(
+    axe_context: BrowserContext, axe_source: str
+) -> None:
+    page = open_page(axe_context).page
+    found: dict[str, list[str]] = {}
+    for path in PAGES:
+        page.goto(path)
+        found[path] = violations(page, axe_source)
+    # The creator's later steps: a loop picked, a caption refused (error state).
+    page.goto("/")
+    page.locator(".tpl-card", has_text="Wake up").click()
+    expect(page.locator("#step-caption")).to_be_visible()
+    found["/ caption step"] = violations(page, axe_source)
+    page.locator("#caption-input").fill("what the fuck")
+    expect(page.locator("#caption-error")).to_be_visible()
+    found["/ refused caption"] = violations(page, axe_source)
+    assert {path: lines for path, lines in found.items() if lines} == {}
+
+
+def test_result_and_share_pages_have_no_serious_violations(
+    axe_context: BrowserContext, axe_source: str, live_site: LiveSite
+) -> None:
+    key = live_site.render.request("big-stretch", "Accessible loops").key
+    page = open_page(axe_context).page
+    found: dict[str, list[str]] = {}
+    for path in (f"/r/{key}", f"/s/{key}", "/s/" + "a" * 24):
+        page.goto(path)
+        if not path.endswith("a" * 24):
+            expect(page.locator("figure.media")).to_be_visible(timeout=RESULT_TIMEOUT_MS)
+        found[path] = violations(page, axe_source)
+    assert {path: lines for path, lines in found.items() if lines} == {}
