@@ -8,12 +8,15 @@ axe is handed in as one); everything else is the real page.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+from loopmark.service.passwords import hash_password
+from loopmark.web.context import EXTENSION
 from tests.browser.conftest import DESKTOP, PHONE, LiveSite, new_context, open_page
 from tests.paths import REPO
 
@@ -82,9 +85,41 @@ def test_result_and_share_pages_have_no_serious_violations(
     key = live_site.render.request("big-stretch", "Accessible loops").key
     page = open_page(axe_context).page
     found: dict[str, list[str]] = {}
-    for path in (f"/r/{key}", f"/s/{key}", "/s/" + "a" * 24):
+    for path in (f"/r/{key}", f"/s/{key}", f"/s/{key}/report", "/s/" + "a" * 24):
         page.goto(path)
-        if not path.endswith("a" * 24):
+        if path.startswith(("/r/", f"/s/{key}")) and not path.endswith("/report"):
             expect(page.locator("figure.media")).to_be_visible(timeout=RESULT_TIMEOUT_MS)
+        found[path] = violations(page, axe_source)
+    assert {path: lines for path, lines in found.items() if lines} == {}
+
+
+ADMIN_NAME, ADMIN_PASSWORD = "axe", "an accessible admin passphrase"
+ADMIN_PAGES = ("/admin/", "/admin/gallery", "/admin/words", "/admin/templates", "/admin/stats")
+
+
+def test_admin_pages_have_no_serious_violations(
+    axe_context: BrowserContext, axe_source: str, live_site: LiveSite
+) -> None:
+    services = live_site.app.extensions[EXTENSION]
+    services.users.records.put(ADMIN_NAME, hash_password(ADMIN_PASSWORD))
+    key = live_site.render.request("wake-up", "Admin's view").key
+    deadline = time.monotonic() + RESULT_TIMEOUT_MS / 1000
+    while (record := services.render.record(key)) is None or record.status != "done":
+        assert time.monotonic() < deadline, f"render {key} not done"
+        time.sleep(0.1)
+    if key not in {entry.key for entry in services.gallery.entries()}:
+        services.gallery.add(record)  # the gallery page lists an entry
+    services.reports.submit(key, "a report for the renders view")
+    page = open_page(axe_context).page
+    found: dict[str, list[str]] = {}
+    page.goto("/admin/login")
+    found["/admin/login"] = violations(page, axe_source)
+    page.get_by_label("Name").fill(ADMIN_NAME)
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    paths = (*ADMIN_PAGES, f"/admin/renders/{key}", "/admin/templates/wake-up")
+    for path in paths:
+        page.goto(path)
         found[path] = violations(page, axe_source)
     assert {path: lines for path, lines in found.items() if lines} == {}
