@@ -11,6 +11,7 @@ import pytest
 from loopmark.brand import DEMO_BRAND_FILE, demo_brand, load_brand
 from loopmark.config import Settings
 from loopmark.errors import ConfigInvalid
+from tests.test_cli import assert_one_line_error, run
 
 
 @pytest.fixture
@@ -100,3 +101,18 @@ def test_a_bad_brand_file_stops_start_up_with_one_line(
 def test_a_missing_brand_file_is_named() -> None:
     with pytest.raises(ConfigInvalid, match="LOOPMARK_BRAND_FILE"):
         load_brand(Path("/nowhere/brand.toml"))
+
+
+def test_the_command_line_names_a_bad_brand_file_in_one_line(brand_dir: Path) -> None:
+    path = edit(brand_dir, 'accent = "#ff7a1a"', 'accent = "orange"')
+    for variables in (
+        {"LOOPMARK_BRAND_FILE": str(path)},
+        {"LOOPMARK_TWITTER_SITE": "not a handle"},
+    ):
+        proc = run("templates", "list", env=variables)
+        line = assert_one_line_error(proc)
+        assert line.startswith("loopmark: ")
+    assert (
+        "colours.accent must be a colour like #5b2e91, not 'orange'"
+        in run("templates", "list", env={"LOOPMARK_BRAND_FILE": str(path)}).stderr
+    )
