@@ -203,6 +203,9 @@ def outcome_json(outcome: RenderOutcome) -> dict[str, Any]:
         "key": key,
         "status": outcome.status,
         "result_url": _page_url("pages.result", "r", key),
+        # Which media are stored: the GIF lands first (status still "rendering"), then the
+        # poster, the MP4 and the share card; each URL is in the body once its file is.
+        "renditions": outcome.renditions,
     }
     if outcome.status == "done":
         media = links.media_urls(key)
@@ -221,6 +224,19 @@ def outcome_json(outcome: RenderOutcome) -> dict[str, Any]:
             }
         )
     else:
+        if any(outcome.renditions.values()):
+            # Under way, its first renditions stored (the GIF lands before the MP4): their
+            # URLs now, the others' once they land.
+            media = links.media_urls(key)
+            body.update(
+                {
+                    f"{kind}_url": media[kind]
+                    for kind, stored in outcome.renditions.items()
+                    if stored
+                }
+            )
+            body["width"] = outcome.media.get("width")
+            body["height"] = outcome.media.get("height")
         body.update(
             {
                 "position": outcome.position,
