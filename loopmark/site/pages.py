@@ -39,6 +39,7 @@ from loopmark.service.render_service import (
     RenderGaveUp,
     RenderOutcome,
     has_card,
+    renditions_of,
 )
 from loopmark.web import links
 from loopmark.web.assets import asset_url
@@ -90,6 +91,8 @@ class ShareMeta:
     found: bool | None = None
     done: bool = False
     card: bool = False
+    # Which media are stored (the GIF lands before the MP4); None when the records did not say.
+    renditions: dict[str, bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -185,7 +188,8 @@ def result(key: str) -> Response | tuple[str, int]:
         render_template("result.html", key=key, gone=None, **_result_context(key, outcome))
     )
     if outcome.status != "done":
-        # The page shows live progress and reloads itself when done: no cache may keep it.
+        # The page shows live progress and reloads itself when the GIF lands (then brings the
+        # MP4 in when it does): no cache may keep it.
         response.headers["Cache-Control"] = NO_STORE
     return response
 
@@ -216,6 +220,7 @@ def share(key: str) -> Response | tuple[str, int]:
             description=DESCRIPTION,
             canonical=canonical,
             media=media,
+            renditions=meta.renditions,
             social=_share_card(meta, media, title=title, canonical=canonical),
         )
     )
@@ -299,6 +304,7 @@ def _result_context(key: str, outcome: RenderOutcome) -> dict[str, Any]:
         "outcome": outcome,
         "caption": caption,
         "media": links.media_urls(key),
+        "renditions": outcome.renditions,
         "width": outcome.media.get("width"),
         "height": outcome.media.get("height"),
         "share_url": share_url,
@@ -337,4 +343,5 @@ def _meta_from_record(record: RenderRecord) -> ShareMeta:
         found=True,
         done=done,
         card=done and has_card(media),
+        renditions=renditions_of(record.media),
     )
