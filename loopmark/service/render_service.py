@@ -52,6 +52,7 @@ from loopmark.renderer.render import (
     render_gif_stage,
 )
 from loopmark.service.blocklist import check_render_key, write_marker
+from loopmark.service.caption_verdicts import CaptionVerdicts
 from loopmark.service.catalog import TemplateCatalog
 from loopmark.service.metrics import Metrics
 from loopmark.service.purge import CdnPurge, NoPurge
@@ -187,6 +188,8 @@ class RenderService:
         self.lease_seconds = lease_seconds
         self.clock = clock
         self._dispatcher: Dispatcher | None = None
+        # The caption policy's verdicts by (template version, caption, word lists' version).
+        self.verdicts = CaptionVerdicts()
         # Keys this process's workers hold the lease of: what ``stop`` hands back.
         self._running: set[str] = set()
         self._running_lock = threading.Lock()
@@ -301,7 +304,9 @@ class RenderService:
 
     def check_caption(self, template_id: str, caption: str) -> str:
         """The caption as the template would accept it (normalised), or CaptionRejected."""
-        return accept_caption(self.catalog.get(template_id), caption, self.words())
+        lists, words_version = self.words.current()
+        template = self.catalog.get(template_id)
+        return self.verdicts.accept(template, caption, lists, words_version)[0]
 
     # -- the site's side ----------------------------------------------------------------------
 
@@ -324,8 +329,7 @@ class RenderService:
         """
         template = self.catalog.get(template_id)
         lists, words_version = self.words.current()
-        normalised = accept_caption(template, caption, lists)
-        key = normalised_render_key(template, normalised)
+        normalised, key = self.verdicts.accept(template, caption, lists, words_version)
         record = self.records.get(key)
         if record is not None and record.status == "done":
             self.metrics.cache_hits.inc()
