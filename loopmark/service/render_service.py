@@ -79,6 +79,8 @@ RETRY_COOLDOWN_SECONDS = 2.0
 # again by the next poll (an asynchronous Lambda event can die with its runtime); a duplicate is
 # harmless, the lease keeps the render single.
 REDISPATCH_AFTER_LEASES = 1.0
+# A render of a template the start is still preparing is asked for again after this long.
+WARM_UP_RETRY_SECONDS = 5
 # Failures of the infrastructure, not of the render: they give the attempt back.
 TRANSIENT_ERRORS = (StorageUnavailable, RecordsUnavailable, DispatchUnavailable)
 MEDIA_TYPES = {"gif": "image/gif", "mp4": "video/mp4", "poster": "image/jpeg", "card": "image/jpeg"}
@@ -105,6 +107,13 @@ class TemplateChanged(LoopmarkError):
     """The template changed between the request and the render; the next request gets a new key."""
 
     code = "template_changed"
+
+
+class TemplateNotReady(DispatchUnavailable):
+    """The template is still being prepared by the server's start (its warm-up): 503 with
+    Retry-After, never a visitor's wait behind a preparation."""
+
+    code = "template_not_ready"
 
 
 class LeaseLost(LoopmarkError):
@@ -337,6 +346,11 @@ class RenderService:
             return self._done(record)
         self._refuse_dead(record)
         if record is None or not record.lease_live(self.clock()):
+            if self.catalog.warming(template):
+                raise TemplateNotReady(
+                    "This loop is still getting ready. Please try again in a few seconds.",
+                    retry_after_s=WARM_UP_RETRY_SECONDS,
+                )
             if admit is not None:
                 admit()
             # Dispatched, then recorded: a full queue refuses before anything is written, and

@@ -29,7 +29,7 @@ from loopmark.errors import LoopmarkError, UnknownTemplate
 from loopmark.records.renders import RenderRecord, RenderStatus
 from loopmark.renderer.prepare import PREPARE_VERSION, prepared_folder_name
 from loopmark.renderer.render import KEY_CHARS
-from loopmark.service.render_service import media_keys
+from loopmark.service.render_service import WARM_UP_RETRY_SECONDS, TemplateNotReady, media_keys
 from loopmark.storage.base import IMMUTABLE_CACHE_CONTROL, attachment_disposition
 from loopmark.web import links
 from loopmark.web.context import services
@@ -115,6 +115,10 @@ def template_file(template_id: str, version: str, name: str) -> Response:
         template = catalog.get(template_id)
     except UnknownTemplate:
         abort(404)
+    if catalog.warming(template):  # the start is preparing it: never hold a thread for that
+        raise TemplateNotReady(
+            "This loop is still getting ready.", retry_after_s=WARM_UP_RETRY_SECONDS
+        )
     path = catalog.prepared_file(
         template, prepared_folder_name(template_version, int(prepare_version)), name
     )

@@ -289,9 +289,11 @@ def _hero() -> dict[str, str] | None:
     except LoopmarkError as exc:
         log.warning("home: template catalog unavailable: %s", exc)
         return None
-    if not templates:
+    catalog = services().templates
+    ready = [template for template in templates if not catalog.warming(template)]
+    if not ready:  # none ready yet (the server just started): the picker says so
         return None
-    first = templates[0]
+    first = ready[0]
     urls = links.template_urls(first)  # versioned, so immutable
     return {"video": urls["preview"], "poster": urls["poster"], "name": first.name}
 

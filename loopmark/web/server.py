@@ -15,6 +15,7 @@ from __future__ import annotations
 import _thread
 import copy
 import logging
+import os
 import resource
 import signal
 import threading
@@ -179,24 +180,26 @@ def _listeners(server: Any) -> list[Any]:
 
 def warm_up(app: Flask) -> list[str]:
     """Prepare every enabled template (loads and verifies those prepared already: a bad one is
-    prepared again); returns the ids ready. A template that fails, for whatever reason, is
-    logged (by the catalog) and skipped: the site still starts, without it."""
-    catalog = app_services(app).templates
-    ready: list[str] = []
-    try:
-        templates = catalog.all()
-    except LoopmarkError as exc:
-        log.error("cannot list templates to prepare: %s", exc.reason)
-        return ready
-    for template in templates:
-        try:
-            catalog.prepared(template)
-        except Exception as exc:  # start-up goes on without it (the catalog logged the cause)
-            log.error("template %s skipped: %s", template.id, getattr(exc, "reason", exc))
-            continue
-        ready.append(template.id)
+    prepared again), side by side in child processes, one per core; returns the ids ready. A
+    template that fails, for whatever reason, is logged (by the catalog) and skipped: the site
+    still starts, without it. /readyz answers 200 once this is done."""
+    ready = app_services(app).templates.warm_up(workers=len(os.sched_getaffinity(0)))
     app.extensions[WARMED_EXTENSION] = True
     return ready
+
+
+def start_warm_up(app: Flask) -> threading.Thread:
+    """``warm_up`` in the background, so the server listens at once: the picker shows each
+    template as it becomes ready, and a render of one not ready yet is answered 503 with
+    Retry-After (the catalog's ``warming``)."""
+
+    def run() -> None:
+        ready = warm_up(app)
+        log.info("templates ready: %s", ", ".join(ready) or "none")
+
+    thread = threading.Thread(target=run, name="loopmark-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def requeue_unfinished(app: Flask, *, min_age_s: float = 0.0) -> int:
@@ -226,8 +229,7 @@ def serve(
     configure_logging()
     configure_logging("waitress")
     if warm:
-        ready = warm_up(app)
-        log.info("templates ready: %s", ", ".join(ready) or "none")
+        start_warm_up(app)
     requeue_unfinished(app)
     server = create_server(app, host, port, threads=threads)
     services = app_services(app)
