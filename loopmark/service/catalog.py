@@ -61,6 +61,8 @@ INDEX_REFRESH_SECONDS = 30.0  # a pushed template reaches warm renderers within 
 # A render of a template the start's warm-up is still preparing waits at most this long for it
 # (then prepares it itself).
 WARM_UP_WAIT_SECONDS = 300.0
+# How much lower a warm-up's preparing processes run than the server (os.nice increment).
+WARM_UP_NICENESS = 5
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +89,11 @@ class TemplateCatalog(Protocol):
         that must not wait for it (a visitor's request) says so and asks again later."""
         ...
 
-    def warm_up(self, *, workers: int) -> list[str]:
+    def warm_up(self, *, workers: int, listed: Callable[[], None] | None = None) -> list[str]:
         """Prepare every enabled template, ``workers`` at a time, each ready for renders as soon
-        as it is; returns the ids ready. Failures are logged and left out."""
+        as it is; returns the ids ready. Failures are logged and left out. ``listed`` is called
+        once every template to prepare is marked ``warming`` (a caller in another thread waits
+        for that before it lets renders in)."""
         ...
 
 
@@ -206,19 +210,18 @@ def warm_up(
     *,
     workers: int,
     remote: Callable[[Template], Callable[[], None] | None],
+    listed: Callable[[], None] | None = None,
 ) -> list[str]:
-    """:meth:`TemplateCatalog.warm_up`: mark every enabled template as warming (a visitor's
-    render of one is answered "not ready yet" until it is ready), load those ``remote`` says
-    need no work, prepare the others with ``remote(template)`` in a pool of ``workers`` child
-    processes, and load each into the catalog as its child finishes. Returns the ids ready,
-    in the catalog's order."""
+    """:meth:`TemplateCatalog.warm_up`: load the enabled templates ``remote`` says need no work
+    (prepared on disk), mark the others as warming (a visitor's render of one is answered "not
+    ready yet" until it is ready), call ``listed``, prepare them with ``remote(template)`` in a
+    pool of ``workers`` child processes, and load each into the catalog as its child finishes.
+    Returns the ids ready, in the catalog's order."""
     try:
         templates = catalog.all()
     except LoopmarkError as exc:
         log.error("cannot list templates to prepare: %s", exc.reason)
-        return []
-    for template in templates:
-        cache.start_warming(template)
+        templates = []
     ready: set[str] = set()
 
     def load(template: Template) -> None:
@@ -232,10 +235,16 @@ def warm_up(
 
     try:
         jobs = [(template, remote(template)) for template in templates]
+        pending = [(template, job) for template, job in jobs if job is not None]
+        for template, _job in pending:
+            cache.start_warming(template)
+        # What is prepared on disk already is loaded (and verified) before ``listed``: a restart
+        # serves its templates at once; only the missing ones are "getting ready".
         for template, job in jobs:
             if job is None:
                 load(template)
-        pending = [(template, job) for template, job in jobs if job is not None]
+        if listed is not None:
+            listed()
         if pending:
             _prepare_side_by_side(pending, cache, load, workers)
     finally:
@@ -258,6 +267,7 @@ def _prepare_side_by_side(
         pool = ProcessPoolExecutor(
             max_workers=max(1, min(workers, len(jobs))),
             mp_context=multiprocessing.get_context("spawn"),
+            initializer=_yield_to_the_server,
         )
     except (OSError, ValueError) as exc:
         log.warning("no process pool for preparing templates (%s): one at a time here", exc)
@@ -300,6 +310,14 @@ def _remember_failure(cache: _PreparedCache, template: Template, exc: Exception)
     reason = f"template {template.id!r} cannot be prepared: {why}"
     log.error("%s (version %s)", reason, template.version)
     cache.fail(template, reason)
+
+
+def _yield_to_the_server() -> None:
+    """A warm-up child runs at a lower priority: the server it prepares for keeps answering."""
+    try:
+        os.nice(WARM_UP_NICENESS)
+    except OSError:  # not allowed here: the same priority, then
+        pass
 
 
 def _prepare_in_child(
@@ -355,7 +373,7 @@ class DirectoryTemplateCatalog:
     def warming(self, template: Template) -> bool:
         return self._prepared.warming(template)
 
-    def warm_up(self, *, workers: int) -> list[str]:
+    def warm_up(self, *, workers: int, listed: Callable[[], None] | None = None) -> list[str]:
         """Versions prepared on disk are loaded here at once; the others are prepared side by
         side in child processes (``workers`` at a time: preparation is CPU-bound Python and
         FFmpeg), each loaded as soon as its child finishes."""
@@ -374,7 +392,7 @@ class DirectoryTemplateCatalog:
                 spill,
             )
 
-        return warm_up(self, self._prepared, workers=workers, remote=remote)
+        return warm_up(self, self._prepared, workers=workers, remote=remote, listed=listed)
 
     def _load(self, template_id: str) -> Template:
         if not TEMPLATE_ID_PATTERN.match(template_id):
@@ -516,9 +534,11 @@ class StoredTemplateCatalog:
     def warming(self, template: Template) -> bool:
         return self._prepared.warming(template)
 
-    def warm_up(self, *, workers: int) -> list[str]:
+    def warm_up(self, *, workers: int, listed: Callable[[], None] | None = None) -> list[str]:
         """One after another, here: pushed templates come with their artifacts (a download)."""
-        return warm_up(self, self._prepared, workers=workers, remote=lambda _template: None)
+        return warm_up(
+            self, self._prepared, workers=workers, remote=lambda _template: None, listed=listed
+        )
 
     def _entries(self) -> dict[str, Any]:
         with self._lock:

@@ -178,27 +178,34 @@ def _listeners(server: Any) -> list[Any]:
     return [server]
 
 
-def warm_up(app: Flask) -> list[str]:
+def warm_up(app: Flask, *, listed: Callable[[], None] | None = None) -> list[str]:
     """Prepare every enabled template (loads and verifies those prepared already: a bad one is
     prepared again), side by side in child processes, one per core; returns the ids ready. A
     template that fails, for whatever reason, is logged (by the catalog) and skipped: the site
     still starts, without it. /readyz answers 200 once this is done."""
-    ready = app_services(app).templates.warm_up(workers=len(os.sched_getaffinity(0)))
+    catalog = app_services(app).templates
+    ready = catalog.warm_up(workers=len(os.sched_getaffinity(0)), listed=listed)
     app.extensions[WARMED_EXTENSION] = True
     return ready
 
 
 def start_warm_up(app: Flask) -> threading.Thread:
-    """``warm_up`` in the background, so the server listens at once: the picker shows each
+    """``warm_up`` in the background, so the server answers at once: the picker shows each
     template as it becomes ready, and a render of one not ready yet is answered 503 with
-    Retry-After (the catalog's ``warming``)."""
+    Retry-After (the catalog's ``warming``). Returns once the templates are listed and marked,
+    so renders re-queued next wait for the warm-up instead of preparing a second time."""
+    listed = threading.Event()
 
     def run() -> None:
-        ready = warm_up(app)
-        log.info("templates ready: %s", ", ".join(ready) or "none")
+        try:
+            ready = warm_up(app, listed=listed.set)
+            log.info("templates ready: %s", ", ".join(ready) or "none")
+        finally:
+            listed.set()
 
     thread = threading.Thread(target=run, name="loopmark-warm-up", daemon=True)
     thread.start()
+    listed.wait()
     return thread
 
 
@@ -228,10 +235,10 @@ def serve(
     render pool."""
     configure_logging()
     configure_logging("waitress")
+    server = create_server(app, host, port, threads=threads)  # listening from here
     if warm:
         start_warm_up(app)
     requeue_unfinished(app)
-    server = create_server(app, host, port, threads=threads)
     services = app_services(app)
     sweep = RequeueSweep(app, services.settings.lease_seconds)
     stop = GracefulStop(services.render, services.settings.shutdown_grace_seconds, sweep)
