@@ -25,7 +25,8 @@
   Display.prototype.show = function (state) {
     var percent = 0;
     var text;
-    if (state.status === "done" || (state.renditions && state.renditions.gif === true)) {
+    if (state.status === "done" ||
+        (state.renditions && state.renditions.gif === true && state.renditions.poster === true)) {
       percent = 100;
       text = "Done! Opening your GIF…";
     } else if (state.status === "queued") {
@@ -72,9 +73,11 @@
 
     function handle(answer) {
       var body = answer.body || {};
-      // The GIF lands before the MP4 (status still "rendering"): the result page can show it
-      // now and brings the video in when it lands.
-      var gifReady = answer.status === 202 && body.renditions && body.renditions.gif === true;
+      // The GIF lands before the MP4 (status still "rendering"), the poster a few milliseconds
+      // after it: the result page can offer the GIF and show the poster now, and brings the
+      // video in when it lands (the GIF itself is never fetched just to be looked at).
+      var gifReady = answer.status === 202 && body.renditions &&
+        body.renditions.gif === true && body.renditions.poster === true;
       if ((answer.status === 200 && body.status === "done") || gifReady) {
         display.show(body);
         stopped = true;
