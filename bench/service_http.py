@@ -5,7 +5,9 @@ from this tree, pinned to one core (``taskset -c 1``), with production settings 
 over a fresh data folder whose prepared templates are copied from ``--prepared`` (so nothing is
 prepared while it measures), renders one caption, and then drives it with ``hey`` (Debian's
 package, pinned to the other core) at concurrency 1 (latency: p50, p99) and at concurrency 8
-(throughput of the one server core). Prints one JSON object.
+(throughput of the one server core), and reads the server's own CPU per request from /proc
+(requests per second per core = 1 / that: the figure the shared machine's load moves least).
+Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -96,6 +98,12 @@ def render_once(base: str) -> str:
     return str(body["key"])
 
 
+def server_cpu_s(pid: int) -> float:
+    """CPU seconds the server process has used so far (user + system, every thread)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def hey(url: str, requests: int, concurrency: int, *, post: bytes | None = None) -> dict[str, Any]:
     argv = ["taskset", "-c", CLIENT_CORE, "hey", "-n", str(requests), "-c", str(concurrency)]
     if post is not None:
@@ -138,14 +146,19 @@ def main(argv: list[str] | None = None) -> int:
             results: dict[str, Any] = {"ready_seconds": round(ready_s, 2)}
             for concurrency in CONCURRENCIES:
                 # A short untimed run first: connections, caches, the word lists' first read.
-                hey(f"{base}/api/renders", 200, concurrency, post=payload)
-                results[f"cache_hit_c{concurrency}"] = hey(
-                    f"{base}/api/renders", args.requests, concurrency, post=payload
-                )
-                hey(f"{base}/s/{key}", 200, concurrency)
-                results[f"share_page_c{concurrency}"] = hey(
-                    f"{base}/s/{key}", args.requests, concurrency
-                )
+                for name, url, body in (
+                    ("cache_hit", f"{base}/api/renders", payload),
+                    ("share_page", f"{base}/s/{key}", None),
+                ):
+                    hey(url, 200, concurrency, post=body)
+                    before = server_cpu_s(server.pid)
+                    row = hey(url, args.requests, concurrency, post=body)
+                    cpu_s = server_cpu_s(server.pid) - before
+                    # The server's own CPU per request: what one core can answer, whatever
+                    # else the machine was doing (the shared machine's load moves wall times).
+                    row["server_cpu_ms"] = round(cpu_s * MS_PER_SECOND / args.requests, 3)
+                    row["per_core_per_second"] = round(args.requests / cpu_s) if cpu_s else None
+                    results[f"{name}_c{concurrency}"] = row
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -4,8 +4,8 @@
 template's first caption on one core (``taskset -c 1`` is the caller's), timing the render
 service's two stages as it runs them: ``render_gif_stage`` (layout, compose, indices, GIF: what
 a visitor waits for before the GIF is stored and recorded) and ``render_extras`` (poster, MP4,
-share card). CPU is the process's plus its finished children's (FFmpeg, gifsicle), wall time the elapsed. Medians of
-``--repeats``. Prints one JSON object.
+share card). CPU is the process's plus its finished children's (FFmpeg, gifsicle); wall time
+is the elapsed. Medians of ``--repeats``. Prints one JSON object.
 """
 
 from __future__ import annotations
