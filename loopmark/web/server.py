@@ -15,6 +15,7 @@ from __future__ import annotations
 import _thread
 import copy
 import logging
+import os
 import resource
 import signal
 import threading
@@ -177,26 +178,35 @@ def _listeners(server: Any) -> list[Any]:
     return [server]
 
 
-def warm_up(app: Flask) -> list[str]:
+def warm_up(app: Flask, *, listed: Callable[[], None] | None = None) -> list[str]:
     """Prepare every enabled template (loads and verifies those prepared already: a bad one is
-    prepared again); returns the ids ready. A template that fails, for whatever reason, is
-    logged (by the catalog) and skipped: the site still starts, without it."""
+    prepared again), side by side in child processes, one per core; returns the ids ready. A
+    template that fails, for whatever reason, is logged (by the catalog) and skipped: the site
+    still starts, without it. /readyz answers 200 once this is done."""
     catalog = app_services(app).templates
-    ready: list[str] = []
-    try:
-        templates = catalog.all()
-    except LoopmarkError as exc:
-        log.error("cannot list templates to prepare: %s", exc.reason)
-        return ready
-    for template in templates:
-        try:
-            catalog.prepared(template)
-        except Exception as exc:  # start-up goes on without it (the catalog logged the cause)
-            log.error("template %s skipped: %s", template.id, getattr(exc, "reason", exc))
-            continue
-        ready.append(template.id)
+    ready = catalog.warm_up(workers=len(os.sched_getaffinity(0)), listed=listed)
     app.extensions[WARMED_EXTENSION] = True
     return ready
+
+
+def start_warm_up(app: Flask) -> threading.Thread:
+    """``warm_up`` in the background, so the server answers at once: the picker shows each
+    template as it becomes ready, and a render of one not ready yet is answered 503 with
+    Retry-After (the catalog's ``warming``). Returns once the templates are listed and marked,
+    so renders re-queued next wait for the warm-up instead of preparing a second time."""
+    listed = threading.Event()
+
+    def run() -> None:
+        try:
+            ready = warm_up(app, listed=listed.set)
+            log.info("templates ready: %s", ", ".join(ready) or "none")
+        finally:
+            listed.set()
+
+    thread = threading.Thread(target=run, name="loopmark-warm-up", daemon=True)
+    thread.start()
+    listed.wait()
+    return thread
 
 
 def requeue_unfinished(app: Flask, *, min_age_s: float = 0.0) -> int:
@@ -225,11 +235,10 @@ def serve(
     render pool."""
     configure_logging()
     configure_logging("waitress")
+    server = create_server(app, host, port, threads=threads)  # listening from here
     if warm:
-        ready = warm_up(app)
-        log.info("templates ready: %s", ", ".join(ready) or "none")
+        start_warm_up(app)
     requeue_unfinished(app)
-    server = create_server(app, host, port, threads=threads)
     services = app_services(app)
     sweep = RequeueSweep(app, services.settings.lease_seconds)
     stop = GracefulStop(services.render, services.settings.shutdown_grace_seconds, sweep)
