@@ -1,6 +1,6 @@
 """``python -m bench.soak`` (``make soak``): a trade-show morning against the real server.
 
-It starts ``loopmark serve`` (waitress, the production settings: no debug, a site URL, a secret
+It starts ``loopmark serve`` (cheroot, the production settings: no debug, a site URL, a secret
 key, one trusted proxy hop) with DynamoDB records on moto's server and local media, all on
 loopback, and in about ten minutes (``--quick``: about three):
 

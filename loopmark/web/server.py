@@ -21,6 +21,7 @@ import _thread
 import json
 import logging
 import resource
+import selectors
 import signal
 import socket
 import threading
@@ -29,6 +30,7 @@ from types import FrameType
 from typing import Any
 from urllib.parse import unquote
 
+from cheroot.connections import ConnectionManager
 from cheroot.server import ChunkedRFile, HTTPConnection, HTTPRequest
 from cheroot.wsgi import Server as WSGIServer
 from flask import Flask
@@ -46,8 +48,8 @@ IDENT = "loopmark"
 # Request threads. POST /api/renders may hold a thread for ~2 s (RENDER_HOLD_SLOTS of them at
 # most); the others answer cache hits and pages in milliseconds.
 DEFAULT_THREADS = 16
-# Open connections kept (idle keep-alives included); one more is answered 503 with Retry-After
-# and closed. A venue's phones each keep a connection or two open.
+# Open connections kept (idle keep-alives included) before the server stops accepting; the rest
+# wait in the kernel's listen backlog. A venue's phones each keep a connection or two open.
 CONNECTION_LIMIT = 10000
 # Descriptors kept for everything that is not a client connection: the listening socket, SQLite
 # files per thread, log files, FFmpeg pipes, prepared templates, S3/DynamoDB connections.
@@ -70,8 +72,6 @@ MAX_REQUEST_BODY_BYTES = 26 * 1024 * 1024
 VIEW_BODY_LIMIT_ATTRIBUTE = "admin_max_body_bytes"
 # Set in app.extensions once warm_up has prepared the templates (/readyz waits for it).
 WARMED_EXTENSION = "loopmark.templates_warmed"
-# What a connection past the limit is told.
-BUSY_RETRY_AFTER_SECONDS = 5
 
 BodyLimit = Callable[[str, str], int]
 
@@ -166,7 +166,7 @@ def body_limits(app: Flask) -> BodyLimit:
     return limit
 
 
-def error_answer(status: str, code: str, message: str, retry_after_s: int | None = None) -> bytes:
+def error_answer(status: str, code: str, message: str) -> bytes:
     """A whole HTTP/1.1 answer in the site's JSON error form, closing the connection (for the
     answers the server gives before the app sees the request)."""
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
@@ -177,15 +177,15 @@ def error_answer(status: str, code: str, message: str, retry_after_s: int | None
         "Connection: close",
         f"Server: {IDENT}",
     ]
-    if retry_after_s is not None:
-        headers.append(f"Retry-After: {retry_after_s}")
     return ("\r\n".join(headers) + "\r\n\r\n").encode("latin-1") + body
 
 
 class _HTTPServer(WSGIServer):
     """cheroot's WSGI server with a connection limit, a fresh connection left in the selector
-    until it has bytes to read, a short read timeout once a request has begun, and each request
+    until it has bytes to read, a short I/O timeout once a request has begun, and each request
     body bounded by its route."""
+
+    _connections: Any  # cheroot's ConnectionManager, set by prepare() (not in cheroot's stubs)
 
     def __init__(
         self,
@@ -212,48 +212,72 @@ class _HTTPServer(WSGIServer):
         self.connection_limit = connection_limit
         self.ConnectionClass = _connection_class(limit)
         self._open = 0
+        self._paused = False
         self._open_lock = threading.Lock()
 
     @property
     def open_connections(self) -> int:
         return self._open
 
-    def counted(self, delta: int) -> int:
-        with self._open_lock:
-            self._open += delta
-            return self._open
-
     def process_conn(self, conn: Any) -> None:
         """A fresh connection waits in the selector for its first bytes (cheroot would hand it
-        to a request thread at once, which then waits for a request that may never come); one
-        past the limit is told 503 and closed."""
+        to a request thread at once, which then waits for a request that may never come)."""
         if getattr(conn, "waiting", False):
             conn.waiting = False
-            if self.open_connections > self.connection_limit:
-                _refuse(conn)
-                return
             self.put_conn(conn)
             return
         super().process_conn(conn)
+
+    def prepare(self) -> None:
+        """Bind and listen as cheroot does, with our connection manager (it resumes accepting)."""
+        super().prepare()
+        plain = self._connections
+        self._connections = _ConnectionManager(self)
+        plain._selector.close()
+
+    def counted(self, delta: int) -> None:
+        """Count a connection opened (+1, in the selector's thread, as it is accepted) or closed
+        (-1): at the limit the listening socket leaves the selector, and the next connections
+        wait in the kernel's listen backlog until the selector's thread finds room again."""
+        with self._open_lock:
+            self._open += delta
+            if delta > 0 and not self._paused and self._open >= self.connection_limit:
+                self._paused = self._listen(False)
+
+    def resume_if_room(self) -> None:
+        """In the selector's thread: accept again once connections have closed."""
+        with self._open_lock:
+            if self._paused and self._open < self.connection_limit:
+                self._paused = not self._listen(True)
+
+    def _listen(self, on: bool) -> bool:
+        """Put the listening socket in the selector or take it out; whether that was done."""
+        if not self.ready or self.socket is None:
+            return False
+        selector = self._connections._selector
+        try:
+            if on:
+                selector.register(self.socket.fileno(), selectors.EVENT_READ, data=self)
+            else:
+                selector.unregister(self.socket.fileno())
+        except (KeyError, ValueError, OSError) as exc:  # stopping meanwhile
+            log.debug("listening socket not %s: %s", "resumed" if on else "paused", exc)
+            return False
+        if not on:
+            log.warning("%d connections open: accepting no more until one closes", self._open)
+        return True
 
     def error_log(self, msg: str = "", level: int = logging.INFO, traceback: bool = False) -> None:
         logging.getLogger("cheroot").log(level, "%s", msg, exc_info=traceback)
 
 
-def _refuse(conn: Any) -> None:
-    log.warning("connection limit reached: a connection was refused (503)")
-    answer = error_answer(
-        "503 Service Unavailable",
-        "server_busy",
-        "The site has too many open connections; please try again in a moment.",
-        BUSY_RETRY_AFTER_SECONDS,
-    )
-    try:
-        conn.socket.sendall(answer)
-        conn.socket.shutdown(socket.SHUT_WR)
-    except OSError:
-        pass
-    conn.close()
+class _ConnectionManager(ConnectionManager):
+    """cheroot's selector loop (epoll on Linux). Every ``expiration_interval`` (0.5 s) it closes
+    connections idle past the server's timeout; then the server may accept again."""
+
+    def _expire(self, threshold: float) -> None:
+        super()._expire(threshold)  # type: ignore[misc]  # not in cheroot's stubs
+        self.server.resume_if_room()
 
 
 def _connection_class(limit: BodyLimit) -> type[HTTPConnection]:

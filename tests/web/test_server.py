@@ -1,9 +1,11 @@
-"""The real server (waitress) on loopback: idle connections, body bounds, trusted proxies."""
+"""The real server (cheroot, as `loopmark serve` runs it) on loopback: idle connections, the
+connection limit and idle timeout, body bounds, trusted proxies."""
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,7 +24,7 @@ Serve = Callable[[Flask], int]
 
 @pytest.fixture
 def serve() -> Iterator[Serve]:
-    """``serve(app)`` runs it on a real waitress server on loopback; its port. Stopped after."""
+    """``serve(app)`` runs it on the real server on loopback; its port. Stopped after."""
     running: list[tuple[Any, threading.Thread]] = []
 
     def start(app: Flask) -> int:
@@ -40,8 +42,8 @@ def serve() -> Iterator[Serve]:
 
 @pytest.mark.timeout(120)
 def test_server_holds_idle_connections_and_keeps_serving(make_app: MakeApp, serve: Serve) -> None:
-    # select() could not watch a descriptor above 1024: this died with ValueError at ~500
-    # connections in one process (client and server sockets both count) before poll().
+    # select() could not watch a descriptor above 1024: waitress died with ValueError at ~500
+    # connections in one process (client and server sockets both count).
     raise_descriptor_limit(3 * IDLE_CONNECTIONS + 500)
     app = make_app()
     key = render_via_api(app.test_client(), "Still here")["key"]
@@ -57,6 +59,62 @@ def test_server_holds_idle_connections_and_keeps_serving(make_app: MakeApp, serv
         close_all(sockets)
 
 
+@pytest.mark.timeout(120)
+def test_connections_that_send_nothing_hold_no_thread(make_app: MakeApp, serve: Serve) -> None:
+    # A phone's browser opens connections it may never use. cheroot hands a fresh connection to a
+    # request thread at once, which waits there for a request: 1,500 of them answered nothing
+    # for minutes. Here they wait in the selector, and a page is answered beside them.
+    raise_descriptor_limit(3 * IDLE_CONNECTIONS + 500)
+    app = make_app()
+    key = render_via_api(app.test_client(), "Nothing sent")["key"]
+    port = serve(app)
+    sockets = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(1500)]
+    try:
+        status, body = get(port, f"/s/{key}")
+        assert status == 200, body[:300]
+        assert b"Nothing sent" in body
+    finally:
+        close_all(sockets)
+
+
+def test_past_the_connection_limit_new_connections_wait_until_one_closes(
+    make_app: MakeApp, serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(web_server, "CONNECTION_LIMIT", 3)
+    port = serve(make_app())
+    sockets, refused = open_idle(port, 3)
+    assert (len(sockets), refused) == (3, 0)
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as waiting:
+        # Connected (the kernel's backlog holds it) but not accepted: no answer yet.
+        waiting.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        waiting.settimeout(2)
+        with pytest.raises(TimeoutError):
+            waiting.recv(4096)
+        # Room again once the server sees connections go: the waiting one is answered.
+        close_all(sockets)
+        waiting.settimeout(30)
+        assert waiting.recv(4096).startswith(b"HTTP/1.1 200 ")
+
+
+def test_an_idle_connection_is_closed_after_the_idle_timeout(
+    make_app: MakeApp, serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert web_server.IDLE_TIMEOUT_SECONDS > 60  # longer than a load balancer's
+    monkeypatch.setattr(web_server, "IDLE_TIMEOUT_SECONDS", 1)
+    port = serve(make_app())
+    (answered,), _ = open_idle(port, 1)  # a keep-alive connection after one request
+    silent = socket.create_connection(("127.0.0.1", port), timeout=30)  # never sends anything
+    try:
+        started = time.monotonic()
+        for sock in (answered, silent):
+            sock.settimeout(30)
+            while sock.recv(65536):  # the rest of the answer, then the server's close
+                pass
+        assert time.monotonic() - started < 20
+    finally:
+        close_all([answered, silent])
+
+
 def test_a_body_over_the_route_limit_is_refused_before_it_is_sent(
     make_app: MakeApp, serve: Serve
 ) -> None:
@@ -67,7 +125,9 @@ def test_a_body_over_the_route_limit_is_refused_before_it_is_sent(
             b"POST /api/renders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b"Content-Length: 10000000\r\n\r\n"
         )
-        assert sock.recv(4096).startswith(b"HTTP/1.1 413 ")
+        answer = sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 413 "), answer
+        assert b'"body_too_large"' in answer
     status, _ = get(port, "/healthz")
     assert status == 200
 
