@@ -53,12 +53,25 @@ START_TIMEOUT_SECONDS = 120.0
 FINISH_TIMEOUT_SECONDS = 600.0
 SAMPLE_INTERVAL_SECONDS = 0.05
 VISITOR_HEADER = "X-Loopmark-Visitor"
+# Ports the soak may listen on (the server, moto); SOAK_PORTS=18100-18999 to choose others.
+SOAK_PORTS = range(
+    *(int(n) + i for i, n in enumerate(os.environ.get("SOAK_PORTS", "18100-18999").split("-")))
+)
+# bench/soak.md is written afresh each run down to this line; what follows it (notes, the
+# figures of earlier runs) is kept.
+NOTES_MARKER = "<!-- notes: kept across runs -->"
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free loopback port in SOAK_PORTS (this machine's helpers each keep to their own range)."""
+    for port in SOAK_PORTS:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise SystemExit(f"soak: no free port in {SOAK_PORTS}")
 
 
 def wait_http(url: str, deadline_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
@@ -473,7 +486,9 @@ def write_markdown(report: dict[str, Any], *, quick: bool) -> None:
     ]
     for phase, figures in report["share_ms"].items():
         lines.append(f"| {phase} | {figures['n']} | {figures['p50']} | {figures['p99']} |")
-    RESULTS.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    previous = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else ""
+    notes = previous[previous.index(NOTES_MARKER) :] if NOTES_MARKER in previous else NOTES_MARKER
+    RESULTS.write_text("\n".join(lines) + "\n\n" + notes.rstrip("\n") + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
