@@ -25,6 +25,7 @@ import selectors
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -60,6 +61,9 @@ IDLE_TIMEOUT_SECONDS = 65
 # Once a request has begun, each read of it (and each write of its answer) may wait this long
 # for the peer; a request thread is never held longer by a stalled client's single read.
 REQUEST_IO_TIMEOUT_SECONDS = 10
+# A request's line and headers must all be in within this long of a thread taking them up: a
+# client that trickles them (a byte every few seconds) is cut off, and the thread freed.
+HEADER_DEADLINE_SECONDS = 10.0
 # Connections the kernel queues while the server is busy accepting (capped by somaxconn).
 LISTEN_BACKLOG = 2048
 # The request line and headers together (cookies included).
@@ -213,6 +217,8 @@ class _HTTPServer(WSGIServer):
         self.ConnectionClass = _connection_class(limit)
         self._open = 0
         self._paused = False
+        self.header_deadline_s = HEADER_DEADLINE_SECONDS
+        self._reading: dict[Any, float] = {}  # connection → when a thread began reading it
         self._open_lock = threading.Lock()
 
     @property
@@ -244,6 +250,29 @@ class _HTTPServer(WSGIServer):
             if delta > 0 and not self._paused and self._open >= self.connection_limit:
                 self._paused = self._listen(False)
 
+    def reading(self, conn: Any, started: bool) -> None:
+        """A thread begins (or has finished) reading a request's line and headers."""
+        with self._open_lock:
+            if started:
+                self._reading[conn] = time.monotonic()
+            else:
+                self._reading.pop(conn, None)
+
+    def cut_slow_headers(self) -> None:
+        """In the selector's thread: shut the connections whose headers are late, so the read
+        their thread is blocked in returns at once and the thread is free."""
+        now = time.monotonic()
+        with self._open_lock:
+            late = [c for c, since in self._reading.items() if now - since > self.header_deadline_s]
+            for conn in late:
+                del self._reading[conn]
+        for conn in late:
+            log.info("headers not in after %.0f s: connection closed", self.header_deadline_s)
+            try:
+                conn.socket.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def resume_if_room(self) -> None:
         """In the selector's thread: accept again once connections have closed."""
         with self._open_lock:
@@ -273,10 +302,12 @@ class _HTTPServer(WSGIServer):
 
 class _ConnectionManager(ConnectionManager):
     """cheroot's selector loop (epoll on Linux). Every ``expiration_interval`` (0.5 s) it closes
-    connections idle past the server's timeout; then the server may accept again."""
+    connections idle past the server's timeout, then the server cuts requests whose headers are
+    late and may accept again."""
 
     def _expire(self, threshold: float) -> None:
         super()._expire(threshold)  # type: ignore[misc]  # not in cheroot's stubs
+        self.server.cut_slow_headers()
         self.server.resume_if_room()
 
 
@@ -287,7 +318,9 @@ def _connection_class(limit: BodyLimit) -> type[HTTPConnection]:
         body_limit = MAX_REQUEST_BODY_BYTES
 
         def read_request_headers(self) -> bool:
-            if not super().read_request_headers():  # type: ignore[no-untyped-call]
+            complete = super().read_request_headers()  # type: ignore[no-untyped-call]
+            self.server.reading(self.conn, False)
+            if not complete:
                 return False
             method = bytes(self.method).decode("latin-1")
             path = unquote(bytes(self.path).decode("latin-1"))
@@ -330,6 +363,13 @@ def _connection_class(limit: BodyLimit) -> type[HTTPConnection]:
             self.waiting = True  # not yet seen readable
             self._counted = True
             server.counted(1)
+
+        def communicate(self) -> bool:
+            self.server.reading(self, True)
+            try:
+                return bool(super().communicate())  # type: ignore[no-untyped-call]
+            finally:
+                self.server.reading(self, False)
 
         def close(self) -> None:
             super().close()

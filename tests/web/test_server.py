@@ -90,6 +90,45 @@ def test_past_the_connection_limit_new_connections_wait_until_one_closes(
         assert waiting.recv(4096).startswith(b"HTTP/1.1 200 ")
 
 
+@pytest.mark.timeout(120)
+def test_clients_trickling_their_headers_are_cut_off(
+    make_app: MakeApp, serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A request thread reads a request's headers itself: twice as many clients as threads,
+    # each sending a header byte a second, would hold every thread for as long as they like.
+    monkeypatch.setattr(web_server, "HEADER_DEADLINE_SECONDS", 2.0)
+    port = serve(make_app())  # 4 threads
+    stop = threading.Event()
+    slow = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(8)]
+    cut: list[socket.socket] = []
+
+    def trickle(sock: socket.socket) -> None:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\n")
+        while not stop.wait(1.0):
+            try:
+                sock.sendall(b"X")
+            except OSError:
+                cut.append(sock)
+                return
+
+    threads = [threading.Thread(target=trickle, args=(sock,), daemon=True) for sock in slow]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(1.0)  # every thread is now reading a trickle
+        status, _ = get(port, "/healthz")
+        assert status == 200
+        deadline = time.monotonic() + 30
+        while len(cut) < len(slow) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(cut) == len(slow)  # the server closed every one of them
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(5)
+        close_all(slow)
+
+
 def test_an_idle_connection_is_closed_after_the_idle_timeout(
     make_app: MakeApp, serve: Serve, monkeypatch: pytest.MonkeyPatch
 ) -> None:
