@@ -6,7 +6,8 @@ Cheroot watches its connections with an epoll selector (``selectors.DefaultSelec
 idle connection costs nothing per request: waitress's poll() loop re-registered every open
 descriptor on each pass, and 1,500 idle keep-alive connections cut a static file from 506 to 57
 requests/s. A connection is handed to a request thread only once it has bytes to read (cheroot
-hands a fresh one over at once, where a thread would wait for a request that may never come).
+hands a fresh one over at once, where a thread would wait for a request that may never come),
+and a request's headers must be in within HEADER_DEADLINE_SECONDS of a thread taking them up.
 Before listening, every enabled template is prepared, so the first visitors do not pay for it, and
 the renders a previous run accepted but did not finish are dispatched again; while serving, a
 sweep every lease does it again (a render killed mid-way is found once its lease lapses).
