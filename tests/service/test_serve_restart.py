@@ -56,7 +56,9 @@ class Server:
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
-    def start(self) -> None:
+    def start(self, *, sigint_ignored: bool = False) -> None:
+        """Start the server; ``sigint_ignored`` as a shell starts a background job (``cmd &``):
+        SIGINT ignored, inherited through exec."""
         self.starts += 1
         log = (self.logs / f"serve-{self.starts}.log").open("wb")
         self.proc = subprocess.Popen(
@@ -65,6 +67,7 @@ class Server:
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=log,
+            preexec_fn=_ignore_sigint if sigint_ignored else None,  # noqa: PLW1509
         )
         log.close()
         deadline = time.monotonic() + BOUND_SECONDS
@@ -110,6 +113,23 @@ class Server:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def test_sigterm_stops_a_server_started_with_sigint_ignored(
+    tmp_path: Path, workdir: Path, small: PreparedTemplate
+) -> None:
+    """A background job of a script has SIGINT ignored: the graceful stop must not rely on a
+    simulated Ctrl-C (it did, and such a server never exited)."""
+    server = Server(tmp_path, workdir)
+    server.start(sigint_ignored=True)
+    try:
+        assert server.signal(signal.SIGTERM) == 0, server.log_tail()
+    finally:
+        server.close()
 
 
 @pytest.fixture
