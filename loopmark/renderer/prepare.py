@@ -32,6 +32,7 @@ from PIL import Image
 from loopmark.errors import TemplateInvalid
 from loopmark.renderer.probe import probe_video
 from loopmark.renderer.quantize import (
+    STABILISE_DISTANCE,
     build_lut,
     build_palette,
     nearest_indices,
@@ -71,6 +72,7 @@ class PreparedTemplate:
     palette: NDArray[np.uint8]  # (256, 3)
     lut: NDArray[np.uint8]  # RGB at LUT_BITS → palette index
     box: TextBox  # the text box, resolved against the output height
+    stabilise_distance: float = STABILISE_DISTANCE  # what ``indices`` were stabilised with
 
     @property
     def width(self) -> int:
@@ -302,7 +304,15 @@ def _load(template: Template, folder: Path) -> PreparedTemplate:
         raise ArtifactInvalid(f"{type(exc).__name__}: {exc}") from exc
     if loaded["frames"].shape != shape or loaded["indices"].shape != shape[:3]:
         raise ArtifactInvalid(f"frames are {loaded['frames'].shape}, the manifest says {shape}")
-    return PreparedTemplate(template=template, folder=folder, box=box, **loaded)
+    return PreparedTemplate(
+        template=template,
+        folder=folder,
+        frames=loaded["frames"],
+        indices=loaded["indices"],
+        palette=loaded["palette"],
+        lut=loaded["lut"],
+        box=box,
+    )
 
 
 def _array(data: bytes) -> NDArray[np.uint8]:

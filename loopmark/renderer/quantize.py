@@ -136,6 +136,9 @@ def stabilise(
 ) -> NDArray[np.uint8]:
     """Keep a pixel's previous index while it still represents the pixel well (in place).
 
+    ``indices`` is (frames, …) and ``frames`` the same with RGB last: whole frames, or the
+    pixels of a few columns gathered; each pixel's history is steadied on its own.
+
     Unchanged pixels become transparent in the GIF, and runs of transparency compress far better
     than the flicker of a pixel hopping between two near-identical palette entries.
     """
@@ -148,7 +151,5 @@ def stabilise(
             continue
         kept = previous[changed]
         error = ((colours[kept] - frames[i][changed].astype(np.int32)) ** 2).sum(axis=-1)
-        close = error <= limit
-        rows, cols = np.nonzero(changed)
-        current[rows[close], cols[close]] = kept[close]
+        current[changed] = np.where(error <= limit, kept, current[changed])
     return indices
