@@ -44,7 +44,7 @@ from loopmark.renderer.video import decode_frames, encode_mp4, generate_palette
 
 # Bump when this module's output changes for the same template. Render keys include it, so a
 # bump renders every caption afresh: the manifest's format has its own version (below).
-PREPARE_VERSION = 4
+PREPARE_VERSION = 5
 # meta.json's format: 2 added "checksums" (a SHA-256 per file); a folder without them is
 # prepared again (same folder name, same bytes, same render keys).
 MANIFEST_VERSION = 2

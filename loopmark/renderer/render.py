@@ -28,7 +28,7 @@ from loopmark.renderer.quantize import STABILISE_DISTANCE, lookup, stabilise
 from loopmark.renderer.templates import Template
 from loopmark.renderer.video import encode_mp4
 
-RENDERER_VERSION = "2"  # 2: balanced line breaks
+RENDERER_VERSION = "3"  # 3: one x264 thread
 KEY_CHARS = 24  # base32: 120 bits, and a share path /s/<key> of 27 characters
 ProgressCallback = Callable[[float], None]
 

@@ -18,18 +18,18 @@ from tests.paths import DEMO_TEMPLATES
 PINNED = [
     (
         "Hello, world!",
-        "o5vikvlqfvrmytpwrvgbpnkh",
+        "6ovoxxrnwwom3zdkhgyjt3un",
         "917df4a17c4496b2edbbc06b9c2f7ae6b211c6ad7c56b412f8e3d13a3838a4a0",
     ),
     # Right-to-left with an emoji: bidi, font fallback and colour glyphs all take part.
     (
         "مرحبا 👋 Hop",
-        "34xrdgiwn5leq62nkjnk5rnc",
+        "anofqohndrp6fteoguevu7aj",
         "d01feb42e35cc7aa3b05e22698c9cb0bcba4176ef9c6c989687160d416ff1376",
     ),
     (
         "Müller & Łukasz",
-        "fondb2xvpsltldolewhep747",
+        "zqbonwokn5plwjwh5kocbsvd",
         "f1ddacb55ab1d8443bf0fc652933cf1804e0ac2fdbabf77dd88f1660b29d6337",
     ),
 ]
@@ -56,26 +56,26 @@ DEMO_PINNED = [
     (
         "wake-up",
         "Rise and hop 🐰☕",
-        "qnlfv7se56t5kqgtspax7pbw",
-        "52c57a064341fde9e12c35361b2864989bc8b39caa926a4b75e4d3a15289b4b6",
+        "sh7eih6i6p4jy5csfxoxeouv",
+        "292942ce33ba9006f8da130c3a40b52e8319e9c0b786e54298531acd6a62b0ef",
     ),
     (
         "wake-up",
         "صباح الخير يا Hop",
-        "d4kv3ennragrarbu2gbq647f",
-        "fae16d32fe880291c45a3fa8f06521b364ce2726bf87f041da53aad242fa4129",
+        "dvzit2s3m6gnn2gpjdsbnrtk",
+        "ca5ea077c28f469bb4821164e43853fa92e026080333e65482b921ed887b0cdd",
     ),
     (
         "big-stretch",
         "Stretch 🙆 mode ON 🐰",
-        "n7zndpyzqsfx5sttgqehtmqf",
-        "8b1789fddba5deb1b33c99206fdbbd1128a73f8baf04b9f02f5c606e4871a5de",
+        "zbnpw2utr2le364pbgrd2qa5",
+        "11365a5e8f8b389009d9930f8442ab91f5d75bd38c19ebc310c7d2e1e483879a",
     ),
     (
         "big-stretch",
         "שבוע טוב, Hop!",
-        "snfp5qpxnkp7s4fdbqble5jz",
-        "d512c030b7b8b83846e07bd5038590fda39ed11067c984b4ef752a947defc0f5",
+        "mwve3x5dgi2mqnmaqww336na",
+        "b145cb8e1148ddfe18b9933b0f851654f1ae0b4cf77ae6fe146571c35d6c5594",
     ),
 ]
 
