@@ -10,14 +10,24 @@ import numpy as np
 from numpy.typing import NDArray
 
 from loopmark.renderer.colours import Rgb
+from loopmark.renderer.quality import Reference
 
 TRANSPARENT_INDEX = 255
 LUT_BITS = 6  # 64 levels a channel: 262,144 entries, 256 KiB; error at most 2 levels a channel
 _LUT_SHIFT = 8 - LUT_BITS
 # A pixel keeps last frame's palette index while that colour is this close (RGB distance) to its
-# true colour. Measured on the Head scratch template: 6 cuts bytes 2 % for 0.0002 SSIM; 8 cuts
-# 9 % but costs 0.001, too close to gifski's quality.
-STABILISE_DISTANCE = 6.0
+# true colour. The distance is chosen per template at preparation (``tune_stabilise_distance``):
+# the largest candidate whose frames keep SSIM ≥ the floor against the unquantised ones. Measured
+# on the demo templates (template frames alone, no caption), from 6 to 10: bytes −11 % on Big
+# stretch for −0.0076 SSIM, −7 % on Wake up for −0.0036, −22 % on Head scratch for −0.0031.
+STABILISE_DISTANCE = 6.0  # the fallback when no candidate keeps the floor
+STABILISE_CANDIDATES = (6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 14.0)
+# gifski 1.7.1 scores 0.945–0.966 on the demo templates with a caption; a caption adds about
+# 0.004 to ours (its pixels are nearly exact), so a template-only floor of 0.9525 keeps us at or
+# above gifski where our palette allows it (bench/results.md has the side-by-side figures).
+STABILISE_SSIM_FLOOR = 0.9525
+_TUNE_FRAMES = 16  # stabilised from the first frame; the effect settles within a few frames
+_TUNE_SCORED = (3, 7, 11, 15)  # the frames whose SSIM is measured
 REFINE_ITERATIONS = 8
 REFINE_SAMPLE_PIXELS = 300_000
 _REFINE_BLOCK = 8_192
@@ -170,3 +180,35 @@ def stabilise(
         error = ((colours[kept] - frames[i][changed].astype(np.int32)) ** 2).sum(axis=-1)
         current[changed] = np.where(error <= limit, kept, current[changed])
     return indices
+
+
+def tune_stabilise_distance(
+    frames: NDArray[np.uint8],
+    nearest: NDArray[np.uint8],
+    palette: NDArray[np.uint8],
+    *,
+    floor: float = STABILISE_SSIM_FLOOR,
+    candidates: tuple[float, ...] = STABILISE_CANDIDATES,
+) -> float:
+    """The largest candidate distance whose stabilised frames keep SSIM ≥ ``floor`` against the
+    unquantised ``frames`` (``nearest``: their unstabilised indices); the smallest candidate when
+    none does. SSIM falls as the distance grows, so the candidates are searched by bisection
+    over the first ``_TUNE_FRAMES`` frames (about 0.1 s a candidate at 480 px).
+    """
+    count = min(len(frames), _TUNE_FRAMES)
+    scored = [i for i in _TUNE_SCORED if i < count] or [count - 1]
+
+    def score(distance: float) -> float:
+        indices = stabilise(np.array(nearest[:count]), frames[:count], palette, distance=distance)
+        return float(np.mean([Reference(frames[i]).ssim(palette[indices[i]]) for i in scored]))
+
+    lo, hi = 0, len(candidates) - 1  # invariant: every candidate below lo keeps the floor
+    best = candidates[0]
+    while lo <= hi:
+        middle = (lo + hi) // 2
+        if score(candidates[middle]) >= floor:
+            best = candidates[middle]
+            lo = middle + 1
+        else:
+            hi = middle - 1
+    return best

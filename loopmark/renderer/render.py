@@ -24,11 +24,11 @@ from loopmark.renderer.caption_policy import WordLists, check_caption, normalize
 from loopmark.renderer.card import share_card
 from loopmark.renderer.gif import encode_gif, frame_delays_cs, gifsicle_optimise
 from loopmark.renderer.prepare import POSTER_JPEG_QUALITY, PREPARE_VERSION, PreparedTemplate
-from loopmark.renderer.quantize import STABILISE_DISTANCE, lookup, stabilise
+from loopmark.renderer.quantize import lookup, stabilise
 from loopmark.renderer.templates import Template
 from loopmark.renderer.video import encode_mp4
 
-RENDERER_VERSION = "3"  # 3: one x264 thread
+RENDERER_VERSION = "4"  # 3: one x264 thread; 4: the template's stabilise distance
 KEY_CHARS = 24  # base32: 120 bits, and a share path /s/<key> of 27 characters
 ProgressCallback = Callable[[float], None]
 
@@ -38,7 +38,9 @@ class RenderSettings:
     """Everything besides template and caption that changes a render's bytes (part of its key)."""
 
     gifsicle_level: str = ""
-    stabilise_distance: float = STABILISE_DISTANCE
+    # None: the template's own (tuned at preparation or set in template.toml; fixed by the
+    # template and preparation versions, which the key holds). A number overrides it.
+    stabilise_distance: float | None = None
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,8 @@ def caption_indices(
     region[:, opaque] = lookup(prepared.lut, layer[opaque][:, :3])
     truth = composed[:, rows, cols]
     distance = settings.stabilise_distance
+    if distance is None:
+        distance = prepared.stabilise_distance
     if distance != prepared.stabilise_distance:
         region[:, edge] = lookup(prepared.lut, truth[:, edge])
         stabilise(region, truth, prepared.palette, distance=distance)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from loopmark.renderer.prepare import PreparedTemplate
+from loopmark.renderer.quality import ssim
 from loopmark.renderer.quantize import (
+    STABILISE_CANDIDATES,
     TRANSPARENT_INDEX,
     build_lut,
     build_palette,
@@ -12,6 +15,7 @@ from loopmark.renderer.quantize import (
     nearest_indices,
     refine_palette,
     stabilise,
+    tune_stabilise_distance,
 )
 
 
@@ -109,3 +113,26 @@ def test_refined_palette_is_deterministic_and_moves_towards_the_pixels() -> None
     assert once[0].max() < 64  # the entry that owns every pixel moved to their mean
     assert abs(int(once[0].mean()) - 31) <= 2
     assert (once[1:] == 200).all()  # entries no pixel chose stay where they were
+
+
+def test_the_tuned_distance_is_the_largest_that_keeps_the_floor(small: PreparedTemplate) -> None:
+    frames = np.asarray(small.frames)
+    nearest = nearest_indices(frames, small.palette)
+    candidates = (2.0, 6.0, 12.0, 24.0, 48.0)
+
+    def score(distance: float) -> float:  # what the tuner measures, the long way
+        indices = stabilise(nearest.copy(), frames, small.palette, distance=distance)
+        return float(np.mean([ssim(frames[i], small.palette[indices[i]]) for i in (3, 7)]))
+
+    scores = [score(d) for d in candidates]
+    assert scores == sorted(scores, reverse=True)  # a larger distance costs quality
+    for floor, expected in [
+        ((scores[2] + scores[3]) / 2, 12.0),
+        (scores[0] + 0.01, 2.0),  # none keeps it: the smallest
+        (scores[-1] - 0.01, 48.0),
+    ]:
+        tuned = tune_stabilise_distance(
+            frames, nearest, small.palette, floor=floor, candidates=candidates
+        )
+        assert tuned == expected
+    assert small.stabilise_distance in STABILISE_CANDIDATES  # what preparation chose
