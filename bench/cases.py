@@ -24,6 +24,10 @@ CACHE_DIR = REPO_ROOT / "bench" / ".cache"
 GIFSKI_EXE = CACHE_DIR / "node_modules" / "gifski" / "bin" / "debian" / "gifski"
 DEFAULT_CLIP = REPO_ROOT.parent / "shared" / "clips" / "bigbuckbunny.mp4"
 CLIP_TEMPLATE_ID = "bbb-clip"
+# The same clip for 8 s: 96 frames at 480×270, the long case of issue 12's floor target (one
+# caption: gifski takes about 15 s a run on it).
+LONG_CLIP_TEMPLATE_ID = "bbb-clip-96"
+LONG_CLIP_DURATION_SECONDS = 8.0
 # The clip template the issue asks for: a plain trim of the real clip, no branding frame.
 CLIP_START_SECONDS = 1.0
 CLIP_DURATION_SECONDS = 3.0
@@ -119,7 +123,12 @@ def find_tools() -> Tools:
     return Tools(ffmpeg=ffmpeg_exe(), gifsicle=gifsicle_exe(), gifski=str(GIFSKI_EXE))
 
 
-def add_clip_template(templates_dir: Path, clip: Path) -> str:
+def add_clip_template(
+    templates_dir: Path,
+    clip: Path,
+    template_id: str = CLIP_TEMPLATE_ID,
+    duration_s: float = CLIP_DURATION_SECONDS,
+) -> str:
     """Make the clip template in ``templates_dir``; returns how it was made (for the report).
 
     The CLI's ``templates add`` is the real path an admin takes; when it is not there (yet), the
@@ -127,16 +136,16 @@ def add_clip_template(templates_dir: Path, clip: Path) -> str:
     """
     loopmark_cli = Path(sys.executable).with_name("loopmark")
     argv = [
-        str(loopmark_cli), "templates", "add", CLIP_TEMPLATE_ID, "--video", str(clip),
-        "--start", f"{CLIP_START_SECONDS:g}", "--duration", f"{CLIP_DURATION_SECONDS:g}",
+        str(loopmark_cli), "templates", "add", template_id, "--video", str(clip),
+        "--start", f"{CLIP_START_SECONDS:g}", "--duration", f"{duration_s:g}",
         "--width", str(CLIP_WIDTH_PX), "--fps", str(CLIP_FPS),
         "--name", "Big Buck Bunny (real clip)",
     ]  # fmt: skip
     env = {**os.environ, "LOOPMARK_TEMPLATES_DIR": str(templates_dir)}
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
-    if proc.returncode == 0 and (templates_dir / CLIP_TEMPLATE_ID / "template.toml").is_file():
+    if proc.returncode == 0 and (templates_dir / template_id / "template.toml").is_file():
         return "`loopmark templates add`"
-    folder = templates_dir / CLIP_TEMPLATE_ID
+    folder = templates_dir / template_id
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     shutil.copyfile(clip, folder / "source.mp4")
@@ -148,7 +157,7 @@ def add_clip_template(templates_dir: Path, clip: Path) -> str:
                 'credit = "Big Buck Bunny © Blender Foundation, CC-BY 3.0"',
                 "[trim]",
                 f"start = {CLIP_START_SECONDS}",
-                f"duration = {CLIP_DURATION_SECONDS}",
+                f"duration = {duration_s}",
                 "[output]",
                 f"width = {CLIP_WIDTH_PX}",
                 f"fps = {CLIP_FPS}",
