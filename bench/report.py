@@ -121,6 +121,16 @@ def results_table(results: list[CaseResult], reps: int) -> list[str]:
     return lines
 
 
+def _against_gifski(rows: dict[str, RowStats], ssim_below_max: float) -> tuple[float, str]:
+    """Our default GIF's bytes ÷ gifski's, and the SSIM difference cell with its verdict."""
+    size = max(rows[OURS_GIF].sizes) / min(rows[GIFSKI].sizes)
+    ours_ssim, gifski_ssim = rows[OURS_GIF].ssim, rows[GIFSKI].ssim
+    if ours_ssim is None or gifski_ssim is None:
+        return size, "n/a FAIL"
+    diff = ours_ssim - gifski_ssim
+    return size, f"{diff:+.4f} {verdict(diff >= -ssim_below_max)}"
+
+
 def floor_table(results: list[CaseResult]) -> list[str]:
     """Issue 12's targets: bytes ≤ 0.85× gifski's at SSIM ≥ gifski's, the GIF's CPU ≤ 0.04×
     gifski's, the full render's CPU ≤ 1.25× the floor's."""
@@ -133,13 +143,7 @@ def floor_table(results: list[CaseResult]) -> list[str]:
     ]
     for result in results:
         rows = result.rows
-        size = max(rows[OURS_GIF].sizes) / min(rows[GIFSKI].sizes)
-        ours_ssim, gifski_ssim = rows[OURS_GIF].ssim, rows[GIFSKI].ssim
-        if ours_ssim is None or gifski_ssim is None:
-            ssim_cell = "n/a FAIL"
-        else:
-            diff = ours_ssim - gifski_ssim
-            ssim_cell = f"{diff:+.4f} {verdict(diff >= 0)}"
+        size, ssim_cell = _against_gifski(rows, 0.0)
         gif_cpu = median(rows[OURS_GIF].cpu) / median(rows[GIFSKI].cpu)
         floor = median(rows[OURS_FULL].cpu) / median(rows[FLOOR].cpu)
         lines.append(
@@ -192,13 +196,7 @@ def targets_table(results: list[CaseResult]) -> list[str]:
     ]
     for result in results:
         rows = result.rows
-        size_ratio = max(rows[OURS_GIF].sizes) / min(rows[GIFSKI].sizes)
-        ours_ssim, gifski_ssim = rows[OURS_GIF].ssim, rows[GIFSKI].ssim
-        if ours_ssim is None or gifski_ssim is None:
-            ssim_cell = "n/a FAIL"
-        else:
-            diff = ours_ssim - gifski_ssim
-            ssim_cell = f"{diff:+.4f} {verdict(diff >= -SSIM_BELOW_GIFSKI_MAX)}"
+        size_ratio, ssim_cell = _against_gifski(rows, SSIM_BELOW_GIFSKI_MAX)
         rss = max(rows[OURS_FULL].peak_rss_mb)
         lines.append(
             f"| {result.case.template.id} | {result.case.label} "
