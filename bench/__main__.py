@@ -20,6 +20,7 @@ from bench.cases import (
     DEMO_TEMPLATES_DIR,
     GIFSKI_EXE,
     LONG_CLIP_DURATION_SECONDS,
+    LONG_CLIP_LOOP,
     LONG_CLIP_TEMPLATE_ID,
     REPO_ROOT,
     CaseSpec,
@@ -112,7 +113,12 @@ def template_specs(args: argparse.Namespace, work: Path) -> list[TemplateSpec]:
         origin = add_clip_template(templates_dir, args.clip)
         specs.append(TemplateSpec(CLIP_TEMPLATE_ID, str(templates_dir), prepared_dir, origin))
         origin = add_clip_template(
-            templates_dir, args.clip, LONG_CLIP_TEMPLATE_ID, LONG_CLIP_DURATION_SECONDS
+            templates_dir,
+            args.clip,
+            LONG_CLIP_TEMPLATE_ID,
+            LONG_CLIP_DURATION_SECONDS,
+            LONG_CLIP_LOOP,
+            LONG_CLIP_LOOP,
         )
         specs.append(TemplateSpec(LONG_CLIP_TEMPLATE_ID, str(templates_dir), prepared_dir, origin))
     else:
