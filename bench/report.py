@@ -312,7 +312,10 @@ def notes(reps: int) -> list[str]:
         "- **Floor**: what any renderer of the same outputs must spend: Pillow's LZW alone on "
         "the very frame crops our encoder gives it, FFmpeg's MP4 alone on the composed frames, "
         "and one copy of the frames, timed apart in the same warm child and added up. "
-        "*full ÷ floor* divides the full render's CPU by it.",
+        "*full ÷ floor* divides the full render's CPU by it (the full render also makes the "
+        "poster and the share card, which the floor leaves out).",
+        "- **96 frames**: `bbb-clip-96` (a 4.1 s boomerang of the shared clip, one caption) "
+        "runs at most 3 repetitions, to keep `make bench` under 15 minutes.",
         "- **Peak RSS** is the largest of the child's own high-water mark (VmHWM) and "
         "`getrusage(RUSAGE_CHILDREN).ru_maxrss` (the largest tool it ran): the max over the "
         "process and its tools, not their sum; for ours it includes the MP4 encoder.",
