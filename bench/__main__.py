@@ -118,7 +118,6 @@ def template_specs(args: argparse.Namespace, work: Path) -> list[TemplateSpec]:
             LONG_CLIP_TEMPLATE_ID,
             LONG_CLIP_DURATION_SECONDS,
             LONG_CLIP_LOOP,
-            LONG_CLIP_LOOP,
         )
         specs.append(TemplateSpec(LONG_CLIP_TEMPLATE_ID, str(templates_dir), prepared_dir, origin))
     else:
