@@ -25,11 +25,11 @@ from loopmark.renderer.caption_policy import WordLists, check_caption, normalize
 from loopmark.renderer.card import share_card
 from loopmark.renderer.gif import encode_gif, frame_delays_cs, gifsicle_optimise
 from loopmark.renderer.prepare import POSTER_JPEG_QUALITY, PREPARE_VERSION, PreparedTemplate
-from loopmark.renderer.quantize import STABILISE_DISTANCE, lookup, stabilise
+from loopmark.renderer.quantize import lookup, stabilise
 from loopmark.renderer.templates import Template
 from loopmark.renderer.video import encode_mp4
 
-RENDERER_VERSION = "2"  # 2: balanced line breaks
+RENDERER_VERSION = "4"  # 3: one x264 thread; 4: the template's stabilise distance
 KEY_CHARS = 24  # base32: 120 bits, and a share path /s/<key> of 27 characters
 ProgressCallback = Callable[[float], None]
 
@@ -39,7 +39,9 @@ class RenderSettings:
     """Everything besides template and caption that changes a render's bytes (part of its key)."""
 
     gifsicle_level: str = ""
-    stabilise_distance: float = STABILISE_DISTANCE
+    # None: the template's own (tuned at preparation or set in template.toml; fixed by the
+    # template and preparation versions, which the key holds). A number overrides it.
+    stabilise_distance: float | None = None
 
 
 @dataclass(frozen=True)
@@ -101,14 +103,29 @@ def caption_layer(prepared: PreparedTemplate, caption: str) -> NDArray[np.uint8]
     return np.asarray(layer, dtype=np.uint8)
 
 
+def _ink(layer: NDArray[np.uint8]) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """The caption layer's ink, split: fully opaque pixels, and the semi-transparent edge."""
+    alpha = layer[..., 3]
+    return alpha == 255, (alpha > 0) & (alpha < 255)
+
+
 def compose_frames(prepared: PreparedTemplate, layer: NDArray[np.uint8]) -> NDArray[np.uint8]:
-    """The unquantised truth: every frame with the caption layer blended into its box."""
+    """The unquantised truth: every frame with the caption layer blended into its box.
+
+    Only the ink is touched: an opaque pixel is the layer's colour in every frame, and only the
+    semi-transparent edge is blended (in float32, as a blend of the whole box would be: the
+    same bytes, measured 26 → 4 ms for a 480 px, 36-frame render).
+    """
     box = prepared.box
-    frames = np.array(prepared.frames)  # a private copy of the memory-mapped frames
+    frames = np.array(prepared.frames)  # the one copy of the frames (MP4, poster, card read it)
     region = frames[:, box.y : box.y + box.h, box.x : box.x + box.w]
-    alpha = layer[..., 3:].astype(np.float32) / 255.0
-    blended = region.astype(np.float32) * (1 - alpha) + layer[..., :3].astype(np.float32) * alpha
-    region[...] = np.rint(blended).astype(np.uint8)
+    opaque, edge = _ink(layer)
+    region[:, opaque] = layer[opaque][:, :3]
+    if edge.any():
+        ink = layer[edge]
+        alpha = ink[:, 3:].astype(np.float32) / 255.0
+        blended = region[:, edge].astype(np.float32) * (1 - alpha) + ink[:, :3] * alpha
+        region[:, edge] = np.rint(blended).astype(np.uint8)
     return frames
 
 
@@ -118,18 +135,33 @@ def caption_indices(
     layer: NDArray[np.uint8],
     settings: RenderSettings,
 ) -> NDArray[np.uint8]:
-    """The template's indices with the caption's pixels mapped into the box."""
+    """The template's indices with the caption's pixels mapped into the box.
+
+    An opaque ink pixel is looked up once (it is the same colour in every frame) and never
+    flickers; only the semi-transparent edge is looked up per frame and stabilised. Pixels the
+    caption does not touch were stabilised at preparation; they are stabilised again here only
+    when the render asks for another distance than the template was prepared with.
+    """
     box = prepared.box
     indices = np.array(prepared.indices)
-    inked = layer[..., 3] > 0
     rows = slice(box.y, box.y + box.h)
     cols = slice(box.x, box.x + box.w)
     region = indices[:, rows, cols]
-    region[:, inked] = lookup(prepared.lut, composed[:, rows, cols][:, inked])
-    # Anti-aliased edges over moving footage flicker between near colours; steady them as the
-    # template's own pixels were.
-    stabilise(region, composed[:, rows, cols], prepared.palette,
-              distance=settings.stabilise_distance)  # fmt: skip
+    opaque, edge = _ink(layer)
+    region[:, opaque] = lookup(prepared.lut, layer[opaque][:, :3])
+    truth = composed[:, rows, cols]
+    distance = settings.stabilise_distance
+    if distance is None:
+        distance = prepared.stabilise_distance
+    if distance != prepared.stabilise_distance:
+        region[:, edge] = lookup(prepared.lut, truth[:, edge])
+        stabilise(region, truth, prepared.palette, distance=distance)
+    elif edge.any():
+        # Anti-aliased edges over moving footage flicker between near colours; steady them as
+        # the template's own pixels were.
+        edge_indices = lookup(prepared.lut, truth[:, edge])
+        region[:, edge] = stabilise(edge_indices, truth[:, edge], prepared.palette,
+                                    distance=distance)  # fmt: skip
     return indices
 
 
