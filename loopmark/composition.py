@@ -9,6 +9,7 @@ connections are made on first use.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -29,12 +30,14 @@ from loopmark.service.catalog import (
     StoredTemplateCatalog,
     TemplateCatalog,
 )
+from loopmark.service.clips import ClipCatalog
 from loopmark.service.gallery import InMemoryGallery
 from loopmark.service.metrics import Metrics
 from loopmark.service.purge import open_cdn_purge
 from loopmark.service.render_service import RenderService
 from loopmark.service.retention import GcReport, HitLog, collect_garbage
 from loopmark.service.stats_buffer import BufferedStats
+from loopmark.service.uploads import UploadService
 from loopmark.service.users import AdminUsers
 from loopmark.service.words import CachedWordLists
 from loopmark.storage import open_blob_store
@@ -57,6 +60,7 @@ class Services:
     admin_sessions: AdminSessions
     login_limits: LoginLimits
     hits: HitLog
+    uploads: UploadService  # visitors' clips (issue 13); the site offers it when settings say
 
     def close(self) -> None:
         """Stop the render pool, write the last statistics, close the records (shutdown, tests)."""
@@ -121,8 +125,19 @@ def build_services(settings: Settings, *, with_dispatcher: bool = True) -> Servi
     words = CachedWordLists(breakers.records_port(open_word_records(settings.records_url)))
     stats = BufferedStats(breakers.records_port(open_stats_records(settings.records_url)))
     metrics = Metrics()
+    # Renders resolve visitors' clips (u-… ids) beside the brand's templates; the admin and the
+    # pages see the brand's catalog only.
+    clips = ClipCatalog(
+        templates,
+        blobs,
+        cache_dir=settings.data_dir / "clip-cache",
+        prepared_dir=settings.prepared_dir,
+        spill_dir=settings.prepared_spill_dir,
+        style_template=settings.upload_style_template,
+        keep_uploads=settings.keep_uploads,
+    )
     render = RenderService(
-        catalog=templates,
+        catalog=clips,
         blobs=blobs,
         records=breakers.records_port(open_render_records(settings.records_url)),
         words=words,
@@ -146,6 +161,14 @@ def build_services(settings: Settings, *, with_dispatcher: bool = True) -> Servi
         version_check_s=settings.gallery_version_check_seconds,
     )
     users = AdminUsers(breakers.records_port(open_user_records(settings.records_url)))
+    uploads = UploadService(
+        blobs=blobs,
+        clips=clips,
+        render=render,
+        max_bytes=settings.upload_max_bytes,
+        max_seconds=settings.upload_max_seconds,
+        max_jobs=settings.upload_jobs or max(1, (settings.render_concurrency or _cpus()) // 2),
+    )
     return Services(
         settings=settings,
         templates=templates,
@@ -159,7 +182,12 @@ def build_services(settings: Settings, *, with_dispatcher: bool = True) -> Servi
         admin_sessions=AdminSessions(users.records),
         login_limits=build_login_limits(settings, users),
         hits=HitLog(breakers.records_port(open_retention_records(settings.records_url))),
+        uploads=uploads,
     )
+
+
+def _cpus() -> int:
+    return os.cpu_count() or 1
 
 
 def run_gc(settings: Settings, *, days: int, dry_run: bool) -> GcReport:

@@ -224,7 +224,7 @@ def _lock_for(folder: Path) -> threading.Lock:
 
 
 def _build(template: Template, folder: Path) -> None:
-    info = probe_video(template.source)
+    info = probe_video(template.source, max_bytes=template.source_max_bytes)
     width = template.width
     height = output_height(width, info.width, info.height)
     box = resolve_box(template.box, width, height)

@@ -100,7 +100,9 @@ def hardened_input_args(path: Path) -> list[str]:
     ]
 
 
-def probe_video(path: Path, *, timeout_s: float = PROBE_TIMEOUT_SECONDS) -> VideoInfo:
+def probe_video(
+    path: Path, *, timeout_s: float = PROBE_TIMEOUT_SECONDS, max_bytes: int = SOURCE_MAX_BYTES
+) -> VideoInfo:
     """Check an untrusted video file and describe it, or raise VideoRejected (``code`` says why).
 
     Nothing is decoded on purpose; FFmpeg's own probe runs under a timeout and a memory cap.
@@ -109,7 +111,7 @@ def probe_video(path: Path, *, timeout_s: float = PROBE_TIMEOUT_SECONDS) -> Vide
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in str(path)):
         # FFmpeg echoes the name into the report we parse; a newline in it could forge lines.
         raise VideoRejected("The file name contains control characters.", code="video_unsupported")
-    size, head = _check_file(path)
+    size, head = _check_file(path, max_bytes)
     gif: _GifFacts | None = None
     if head.startswith((b"GIF87a", b"GIF89a")):
         gif = _read_gif(path.read_bytes())
@@ -132,7 +134,7 @@ def probe_video(path: Path, *, timeout_s: float = PROBE_TIMEOUT_SECONDS) -> Vide
 # --- 1. the file itself ----------------------------------------------------------------------
 
 
-def _check_file(path: Path) -> tuple[int, bytes]:
+def _check_file(path: Path, max_bytes: int) -> tuple[int, bytes]:
     """Return (size, first bytes) of a regular, non-empty file under the byte cap."""
     try:
         st = os.stat(path)
@@ -147,9 +149,9 @@ def _check_file(path: Path) -> tuple[int, bytes]:
         raise _unsupported("That is not a regular file.")
     if st.st_size == 0:
         raise _unsupported("That file is empty.")
-    if st.st_size > SOURCE_MAX_BYTES:
+    if st.st_size > max_bytes:
         raise VideoRejected(
-            f"Video is {st.st_size / _MIB:.1f} MB; the limit is {SOURCE_MAX_BYTES // _MIB} MB.",
+            f"Video is {st.st_size / _MIB:.1f} MB; the limit is {max_bytes // _MIB} MB.",
             code="video_too_large",
         )
     try:

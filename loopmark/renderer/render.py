@@ -31,6 +31,8 @@ from loopmark.renderer.video import encode_mp4
 RENDERER_VERSION = "2"  # 2: balanced line breaks
 KEY_CHARS = 24  # base32: 120 bits, and a share path /s/<key> of 27 characters
 ProgressCallback = Callable[[float], None]
+THUMBNAIL_WIDTH = 320
+THUMBNAIL_JPEG_QUALITY = 82
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class RenderResult:
     mp4: bytes
     poster: bytes
     card: bytes  # the 1200×630 share card (renderer.card): not part of the key
+    thumbnail: bytes  # a THUMBNAIL_WIDTH px JPEG of the first composed frame
     frames: int
     width: int
     height: int
@@ -83,7 +86,10 @@ def normalised_render_key(
 
 
 def accept_caption(template: Template, caption: str, words: WordLists | None = None) -> str:
-    """The caption policy plus the template's own rule; returns the normalised caption."""
+    """The caption policy plus the template's own rule; returns the normalised caption (empty
+    for no caption, where the template allows none)."""
+    if template.caption_optional and not caption.strip():
+        return ""
     normalised = check_caption(caption, words)
     if template.caption_mode == "presets":
         offered = {normalize_caption(c) for c in template.captions}
@@ -96,6 +102,8 @@ def accept_caption(template: Template, caption: str, words: WordLists | None = N
 
 def caption_layer(prepared: PreparedTemplate, caption: str) -> NDArray[np.uint8]:
     box = prepared.box
+    if not caption:  # no caption (a clip's render): a transparent layer
+        return np.zeros((box.h, box.w, 4), dtype=np.uint8)
     layer = render_caption_layer(caption, (box.w, box.h), prepared.template.style)
     return np.asarray(layer, dtype=np.uint8)
 
@@ -181,6 +189,7 @@ def render_accepted(
     poster = io.BytesIO()
     Image.fromarray(composed[0]).save(poster, "JPEG", quality=POSTER_JPEG_QUALITY)
     card = share_card(composed[0])
+    thumbnail = thumbnail_jpeg(composed[0])
     report(1.0)
     return RenderResult(
         key=key,
@@ -188,8 +197,21 @@ def render_accepted(
         mp4=mp4,
         poster=poster.getvalue(),
         card=card,
+        thumbnail=thumbnail,
         frames=count,
         width=prepared.width,
         height=prepared.height,
         seconds=round(prepared.seconds, 3),
     )
+
+
+def thumbnail_jpeg(frame: NDArray[np.uint8]) -> bytes:
+    """A THUMBNAIL_WIDTH px wide JPEG of a composed frame (never wider than the frame)."""
+    image = Image.fromarray(frame)
+    width = min(THUMBNAIL_WIDTH, image.width)
+    height = max(1, round(image.height * width / image.width))
+    if width != image.width:
+        image = image.resize((width, height), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=THUMBNAIL_JPEG_QUALITY)
+    return out.getvalue()

@@ -43,6 +43,16 @@ class BlobStore(Protocol):
         """The bytes under ``key``; ``FileNotFoundError`` when there are none."""
         ...
 
+    def put_file(self, key: str, source: Path, *, content_type: str) -> None:
+        """Store the file ``source`` under ``key`` (atomically, as ``put``) without holding it
+        in memory: an upload of tens of megabytes."""
+        ...
+
+    def get_file(self, key: str, target: Path) -> None:
+        """Write the bytes under ``key`` into the file ``target`` (streamed, not held in
+        memory); ``FileNotFoundError`` when there are none."""
+        ...
+
     def exists(self, key: str) -> bool: ...
 
     def url(self, key: str) -> str:

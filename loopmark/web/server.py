@@ -49,9 +49,10 @@ RESERVED_DESCRIPTORS = 200
 # An idle or stalled connection is closed after this long: longer than a load balancer's idle
 # timeout (60 s on AWS), so the balancer closes first and never reuses a connection we drop.
 CHANNEL_TIMEOUT_SECONDS = 65
-# The most any route may take (an admin template upload: 25 MB, plus its form fields). Other
-# routes get their own, smaller bound from the parser below, before their body is read.
-MAX_REQUEST_BODY_BYTES = 26 * 1024 * 1024
+# The most any route may take (a visitor's upload: LOOPMARK_UPLOAD_MAX_BYTES, at most 120 MB,
+# plus its form fields). Every route gets its own, smaller bound from the parser below, before
+# its body is read (16 KB unless the view declares more).
+MAX_REQUEST_BODY_BYTES = 121 * 1024 * 1024
 # The attribute a view carries when it takes more than app.config["MAX_CONTENT_LENGTH"]
 # (set by ``loopmark.admin.auth.allows_body``; tests/web/test_server.py holds them together).
 VIEW_BODY_LIMIT_ATTRIBUTE = "admin_max_body_bytes"
