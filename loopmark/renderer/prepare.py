@@ -239,6 +239,7 @@ def _build(template: Template, folder: Path) -> None:
         fps=template.fps,
         speed=template.speed,
         max_frames=decode_cap,
+        tonemap=info.hdr_transfer is not None,
     )
     frames = apply_loop_style(frames, template.loop)[:OUTPUT_MAX_FRAMES]
     if template.frame is not None:

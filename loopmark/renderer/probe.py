@@ -74,6 +74,9 @@ class VideoInfo:
     fps: float
     frames: int
     has_audio: bool
+    # "smpte2084" (PQ) or "arib-std-b67" (HLG) for HDR video, which is tone-mapped to SDR when
+    # decoded (renderer.video); None for SDR.
+    hdr_transfer: str | None = None
 
 
 def hardened_input_args(path: Path) -> list[str]:
@@ -344,6 +347,7 @@ _DURATION_RE = re.compile(r"^  Duration: (?:N/A|(\d+):(\d{2}):(\d{2}(?:\.\d+)?))
 _STREAM_RE = re.compile(r"^  Stream #0:(\d+)\S*: (\w+): (.*)$")
 _SIZE_RE = re.compile(r"^(\d+)x(\d+)(?:\s|$)")
 _RATE_RE = re.compile(r"^(\d+(?:\.\d+)?)(k?) (fps|tbr)$")
+_HDR_TRANSFER_RE = re.compile(r"\((?:[^()]*[,/] ?)?(smpte2084|arib-std-b67)[,)/]")
 _ROTATION_RE = re.compile(r"rotation of (-?\d+(?:\.\d+)?) degrees", re.IGNORECASE)
 
 
@@ -403,7 +407,15 @@ def _parse_report(report: str) -> VideoInfo:
         fps=fps,
         frames=frames,
         has_audio=any(s.kind == "Audio" for s in streams.values()),
+        hdr_transfer=_hdr_transfer(videos[main[0]]),
     )
+
+
+def _hdr_transfer(stream: _Stream) -> str | None:
+    """The HDR transfer named in the pixel format's colour description, e.g.
+    ``yuv420p10le(tv, bt2020nc/bt2020/arib-std-b67, progressive)``."""
+    m = _HDR_TRANSFER_RE.search(stream.description)
+    return m.group(1) if m else None
 
 
 def _fields(stream: _Stream) -> list[str]:
