@@ -194,7 +194,7 @@ def run_gc(settings: Settings, *, days: int, dry_run: bool) -> GcReport:
     """``loopmark gc``: what retention drops, deleted (see service.retention)."""
     services = build_services(settings, with_dispatcher=False)
     try:
-        return collect_garbage(
+        report = collect_garbage(
             render=services.render,
             retention=services.hits.records,
             gallery_keys={entry.key for entry in services.gallery.entries()},
@@ -203,6 +203,10 @@ def run_gc(settings: Settings, *, days: int, dry_run: bool) -> GcReport:
             days=days,
             dry_run=dry_run,
         )
+        report.uploads = services.uploads.collect_garbage(
+            [settings.prepared_dir, settings.prepared_spill_dir], dry_run=dry_run
+        )
+        return report
     finally:
         services.close()
 

@@ -31,11 +31,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from loopmark.errors import BadInput, LoopmarkError, QueueFull, StorageUnavailable, VideoRejected
-from loopmark.renderer.clip import ClipTemplate, clip_id
+from loopmark.renderer.clip import ClipTemplate, clip_id, is_clip_id
 from loopmark.renderer.probe import probe_video
 from loopmark.renderer.render import normalised_render_key
 from loopmark.renderer.templates import SOURCE_USED_SECONDS
-from loopmark.service.clips import INCOMING_PREFIX, ClipCatalog, ClipSpec, UploadGone
+from loopmark.service.clips import (
+    CLIP_SPECS_PREFIX,
+    INCOMING_PREFIX,
+    ClipCatalog,
+    ClipSpec,
+    UploadGone,
+)
 from loopmark.service.render_service import RenderOutcome, RenderService
 from loopmark.storage.base import BlobStore
 
@@ -373,17 +379,41 @@ class UploadService:
 
     # -- retention -----------------------------------------------------------------------------
 
-    def expired_incoming(self, *, older_than_s: float = UPLOAD_TTL_SECONDS) -> list[str]:
-        """Storage keys under ``incoming/`` older than the upload lifetime."""
-        cutoff = self.clock() - older_than_s
-        return [b.key for b in self.blobs.list(INCOMING_PREFIX) if b.modified_at < cutoff]
-
-    def delete_expired(self, *, dry_run: bool = False) -> list[str]:
-        """Delete expired incoming files (uploads never processed, clip descriptions); the
-        keys deleted (or that would be)."""
-        keys = self.expired_incoming()
+    def collect_garbage(self, prepared_dirs: list[Path], *, dry_run: bool = False) -> int:
+        """``loopmark gc``: delete uploads older than UPLOAD_TTL_SECONDS (never processed, or
+        kept), clip descriptions and prepared clips unused for CLIP_PREPARED_TTL_SECONDS.
+        Returns how many storage keys and prepared folders were deleted (or would be)."""
+        now = self.clock()
+        expired = [
+            blob.key
+            for blob in self.blobs.list(INCOMING_PREFIX)
+            if blob.modified_at < now - _lifetime(blob.key)
+        ]
+        folders = [
+            folder
+            for base in prepared_dirs
+            if base.is_dir()
+            for folder in base.iterdir()
+            if is_clip_id(folder.name)
+            and folder.is_dir()
+            and _last_used(folder) < now - CLIP_PREPARED_TTL_SECONDS
+        ]
         if not dry_run:
-            for key in keys:
+            for key in expired:
                 with suppress(FileNotFoundError):
                     self.blobs.delete(key)
-        return keys
+            for folder in folders:
+                shutil.rmtree(folder, ignore_errors=True)
+        return len(expired) + len(folders)
+
+
+def _lifetime(key: str) -> float:
+    """How long an incoming key lives: clip descriptions as long as prepared clips."""
+    return CLIP_PREPARED_TTL_SECONDS if key.startswith(CLIP_SPECS_PREFIX) else UPLOAD_TTL_SECONDS
+
+
+def _last_used(folder: Path) -> float:
+    """The newest modification time in a prepared clip's folder (itself and its versions)."""
+    times = [folder.stat().st_mtime]
+    times += [child.stat().st_mtime for child in folder.iterdir()]
+    return max(times)

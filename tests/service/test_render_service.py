@@ -46,7 +46,7 @@ def renders_done(service: RenderService) -> float:
 
 def test_first_request_renders_then_the_cache_answers(service: RenderService) -> None:
     first = done(service, "Cache me")
-    assert set(first.urls) == {"gif", "mp4", "poster", "card"}
+    assert set(first.urls) == {"gif", "mp4", "poster", "card", "thumbnail"}
     assert first.media["card"] == media_keys(first.key)["card"] and first.media["card_bytes"] > 0
     assert first.urls["gif"].startswith("/media/r/")
     assert first.media["frames"] == 8 and first.media["width"] == 160
