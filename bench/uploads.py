@@ -114,7 +114,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-uploads-") as tmp:
         folder = Path(tmp)
         clip = phone_clip(folder)
-        print("phone clip 10 s 1080p H.264 →3 s at 480 px:", _in_child("--upload", str(clip), str(folder / "data")))
+        figures = _in_child("--upload", str(clip), str(folder / "data"))
+        print("phone clip 10 s 1080p H.264 → 3 s at 480 px:", figures)
         hostile = {
             "hls playlist": hv.hls_playlist(folder),
             "ffconcat": hv.ffconcat_script(folder),
