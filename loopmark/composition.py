@@ -78,7 +78,7 @@ R = TypeVar("R")
 RECORDS_ALWAYS = frozenset({"extend_lease", "complete", "fail", "release"})
 STORAGE_ALWAYS = frozenset({"put"})
 # BlobStore methods that reach no backend: a URL (presigning is local), a local file's path.
-STORAGE_EXEMPT = frozenset({"url", "local_path", "urls_are_public"})
+STORAGE_EXEMPT = frozenset({"url", "local_path", "urls_are_public", "presigned_post"})
 
 
 @dataclass(frozen=True)

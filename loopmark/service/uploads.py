@@ -193,6 +193,18 @@ class UploadService:
                 "That is not a video we take: send an MP4, MOV, WebM, MKV or GIF."
             )
 
+    def direct_upload(
+        self, upload_id: str, *, size: int, content_type: str
+    ) -> tuple[str, dict[str, str]] | None:
+        """Where the client posts the file itself when storage takes it directly (an S3
+        presigned POST bounded by the declared size and type), else None: the site does."""
+        return self.blobs.presigned_post(
+            source_key(check_upload_id(upload_id)),
+            max_bytes=min(size, self.max_bytes),
+            content_type=content_type.split(";", 1)[0].strip().lower(),
+            expires_s=UPLOAD_URL_SECONDS,
+        )
+
     # -- 2. the file ---------------------------------------------------------------------------
 
     def store(self, upload_id: str, path: Path, *, declared_size: int | None = None) -> UploadInfo:

@@ -136,16 +136,19 @@ def create_upload() -> Response:
     service.check_declared(filename, content_type, size)
     _admit_upload()
     upload_id = new_upload_id()
-    token = _serializer(FORM_SALT).dumps([upload_id, size])
+    direct = service.direct_upload(upload_id, size=size, content_type=content_type)
+    if direct is None:
+        # The signed token (upload id, declared size, issue time) is in the URL, so the body
+        # is bounded by the declared size before a byte of it is read.
+        token = _serializer(FORM_SALT).dumps([upload_id, size])
+        url = url_for("uploads.receive_upload", upload_id=upload_id, token=token)
+        fields: dict[str, str] = {}
+    else:
+        url, fields = direct  # S3 enforces the key, size and type of its signed policy
     response = jsonify(
         {
             "id": _sign_id(upload_id),
-            "upload": {
-                # The signed token (upload id, declared size, issue time) is in the URL, so the
-                # body is bounded by the declared size before a byte of it is read.
-                "url": url_for("uploads.receive_upload", upload_id=upload_id, token=token),
-                "fields": {},
-            },
+            "upload": {"url": url, "fields": fields},
             "max_bytes": service.max_bytes,
             "expires_in": UPLOAD_URL_SECONDS,
         }

@@ -67,6 +67,15 @@ class BlobStore(Protocol):
         ``filename`` is a plain name (``[A-Za-z0-9._-]``), else ``ValueError``."""
         ...
 
+    def presigned_post(
+        self, key: str, *, max_bytes: int, content_type: str, expires_s: int
+    ) -> tuple[str, dict[str, str]] | None:
+        """A browser form upload straight to storage, as ``(url, fields)``: the client posts
+        ``multipart/form-data`` with every field, then the file as ``file``. The signed policy
+        fixes the key, the content type and a size from 1 to ``max_bytes``, and lasts
+        ``expires_s``. None when the adapter has local files (the site takes the form itself)."""
+        ...
+
     def local_path(self, key: str) -> Path | None:
         """The file on this machine that holds ``key``, for a caller that serves it itself (the
         site's ``/media/`` route); None when the adapter keeps no local files (S3), when ``key``

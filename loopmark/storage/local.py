@@ -74,6 +74,12 @@ class LocalBlobStore:
         """The file that holds ``key`` (for the site's ``/media/`` route); may not exist."""
         return self.root / validate_key(key)
 
+    def presigned_post(
+        self, key: str, *, max_bytes: int, content_type: str, expires_s: int
+    ) -> tuple[str, dict[str, str]] | None:
+        validate_key(key)
+        return None  # the site receives uploads itself (site.uploads)
+
     def local_path(self, key: str) -> Path | None:
         """``path(key)`` when it is a stored blob; None for an invalid key or no file."""
         try:

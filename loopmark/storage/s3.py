@@ -179,6 +179,24 @@ class S3BlobStore:
             for chunk in response["Body"].iter_chunks(1024 * 1024):
                 out.write(chunk)
 
+    def presigned_post(
+        self, key: str, *, max_bytes: int, content_type: str, expires_s: int
+    ) -> tuple[str, dict[str, str]] | None:
+        # Signing is local (no request): the policy is checked by S3 when the form arrives.
+        object_key = self.object_key(key)
+        with self._translate("generate_presigned_post"):
+            post = self.client.generate_presigned_post(
+                Bucket=self.bucket,
+                Key=object_key,
+                Fields={"Content-Type": content_type},
+                Conditions=[
+                    {"Content-Type": content_type},
+                    ["content-length-range", 1, max_bytes],
+                ],
+                ExpiresIn=expires_s,
+            )
+        return str(post["url"]), {name: str(value) for name, value in post["fields"].items()}
+
     def get(self, key: str) -> bytes:
         object_key = self.object_key(key)
         with self._translate("get_object", key):

@@ -306,3 +306,16 @@ def test_put_file_then_get_file_stream_big_files(store: BlobStore, tmp_path: Pat
     assert target.read_bytes() == data
     with pytest.raises(FileNotFoundError):
         store.get_file("incoming/missing/source", tmp_path / "missing.bin")
+
+
+def test_presigned_post_only_where_storage_takes_forms(store: BlobStore, kind: str) -> None:
+    post = store.presigned_post(
+        "incoming/abc/source", max_bytes=1000, content_type="video/mp4", expires_s=60
+    )
+    if kind == "local":
+        assert post is None  # the site receives the form itself
+    else:
+        assert post is not None
+        url, fields = post
+        assert url.startswith("http") and fields["key"].endswith("incoming/abc/source")
+        assert fields["Content-Type"] == "video/mp4" and "policy" in fields
