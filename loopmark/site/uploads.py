@@ -102,16 +102,30 @@ def _sign_id(upload_id: str) -> str:
     return _serializer(ID_SALT).dumps([upload_id, limits.visitor_id() or ""])
 
 
+def _unsign(
+    salt: str, token: str, max_age_s: int, *, expired: BadInput, bad: BadInput
+) -> tuple[object, object]:
+    """The pair a signed token carries; ``expired`` or ``bad`` raised when it is not valid."""
+    try:
+        first, second = _serializer(salt).loads(token, max_age=max_age_s)
+    except SignatureExpired:
+        raise expired from None
+    except (BadSignature, ValueError, TypeError):
+        raise bad from None
+    return first, second
+
+
 def _open_id(signed: object) -> str:
     """The upload behind a signed id, for this visitor only."""
     if not isinstance(signed, str) or not signed or len(signed) > MAX_ID_CHARS:
         raise InvalidRequest("Field 'upload' must be the id POST /api/uploads answered.")
-    try:
-        upload_id, owner = _serializer(ID_SALT).loads(signed, max_age=UPLOAD_TTL_SECONDS)
-    except SignatureExpired:
-        raise UploadMissing("That upload has expired; please upload the clip again.") from None
-    except (BadSignature, ValueError, TypeError):
-        raise UploadMissing("There is no upload with this id.") from None
+    upload_id, owner = _unsign(
+        ID_SALT,
+        signed,
+        UPLOAD_TTL_SECONDS,
+        expired=UploadMissing("That upload has expired; please upload the clip again."),
+        bad=UploadMissing("There is no upload with this id."),
+    )
     if owner and owner != limits.visitor_id():
         raise UploadForbidden("That upload belongs to someone else.")
     return check_upload_id(str(upload_id))
@@ -187,13 +201,13 @@ def receive_upload(upload_id: str) -> Response:
 def _declared_size(upload_id: str) -> int:
     """The size declared for this upload, from the signed token in the upload URL's query
     string: known before the body is read, so the body is bounded by it from the start."""
-    token = request.args.get("token", "")
-    try:
-        token_id, size = _serializer(FORM_SALT).loads(token, max_age=UPLOAD_URL_SECONDS)
-    except SignatureExpired:
-        raise UploadMissing("This upload address has expired; please start again.") from None
-    except (BadSignature, ValueError, TypeError):
-        raise UploadForbidden("This upload address is not valid.") from None
+    token_id, size = _unsign(
+        FORM_SALT,
+        request.args.get("token", ""),
+        UPLOAD_URL_SECONDS,
+        expired=UploadMissing("This upload address has expired; please start again."),
+        bad=UploadForbidden("This upload address is not valid."),
+    )
     if token_id != upload_id or isinstance(size, bool) or not isinstance(size, int):
         raise UploadForbidden("This upload address is not valid.")
     return size

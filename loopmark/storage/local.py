@@ -100,9 +100,15 @@ class LocalBlobStore:
 
     def get_file(self, key: str, target: Path) -> None:
         path = self.path(key)
+        with self._reading(key), open(path, "rb") as src, open(target, "wb") as out:
+            shutil.copyfileobj(src, out, COPY_CHUNK_BYTES)
+
+    @contextlib.contextmanager
+    def _reading(self, key: str) -> Iterator[None]:
+        """Reads speak the port's language: a missing key is FileNotFoundError ("r/ab" is a
+        directory of other keys here, but in S3 it is simply absent), the rest an outage."""
         try:
-            with open(path, "rb") as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out, COPY_CHUNK_BYTES)
+            yield
         except FileNotFoundError:
             raise
         except (IsADirectoryError, NotADirectoryError) as exc:
@@ -133,15 +139,8 @@ class LocalBlobStore:
 
     def get(self, key: str) -> bytes:
         path = self.path(key)
-        try:
+        with self._reading(key):
             return path.read_bytes()
-        except FileNotFoundError:
-            raise
-        except (IsADirectoryError, NotADirectoryError) as exc:
-            # "r/ab" is a directory of other keys here, but in S3 it is simply absent.
-            raise FileNotFoundError(f"no media under key {key!r}") from exc
-        except OSError as exc:
-            raise StorageUnavailable(f"cannot read media under {self.root}: {exc}") from exc
 
     def exists(self, key: str) -> bool:
         path = self.path(key)
