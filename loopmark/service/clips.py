@@ -13,7 +13,6 @@ pixels, not the visitor's file.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
@@ -122,8 +121,21 @@ class ClipCatalog:
 
     def prepared(self, template: Template) -> PreparedTemplate:
         if isinstance(template, ClipTemplate):
-            return self._prepared.get_or_build(template, lambda: self._prepare_clip(template))
+            prepared = self._prepared.get_or_build(template, lambda: self._prepare_clip(template))
+            # Prepared (now, or before: the same clip uploaded again): the upload it was
+            # described with is processed.
+            self._delete_source(template)
+            return prepared
         return self.inner.prepared(template)
+
+    def _delete_source(self, template: ClipTemplate) -> None:
+        if self.keep_uploads:
+            return
+        try:
+            spec = ClipSpec.from_json(self.blobs.get(spec_key(template.id)))
+            self.blobs.delete(spec.source_key)
+        except (FileNotFoundError, StorageUnavailable) as exc:  # gc removes it within the hour
+            log.warning("clip %s: its upload was not deleted: %s", template.id, exc)
 
     def prepared_file(self, template: Template, folder_name: str, name: str) -> Path:
         if isinstance(template, ClipTemplate):
@@ -209,11 +221,7 @@ class ClipCatalog:
         finally:
             if fetched is not None:
                 shutil.rmtree(fetched.parent, ignore_errors=True)
-        if not self.keep_uploads:
-            # Processed: the visitor's file is not kept (its prepared frames are).
-            with contextlib.suppress(StorageUnavailable):
-                self.blobs.delete(spec.source_key)
-        return prepared
+        return prepared  # the upload is deleted by ``prepared`` (its frames are kept)
 
     def _spec_bytes(self, template_id: str) -> bytes:
         try:

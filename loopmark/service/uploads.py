@@ -357,7 +357,12 @@ class UploadService:
                     self._forget_job(key)
                     raise
 
-        return self.render.request(template.id, caption, wait_s=wait_s, admit=admit_upload_job)
+        outcome = self.render.request(template.id, caption, wait_s=wait_s, admit=admit_upload_job)
+        if outcome.status == "done" and not self.clips.keep_uploads:
+            # Rendered already (the same clip and choices): this upload is processed too.
+            with suppress(StorageUnavailable):
+                self.blobs.delete(source_key(upload_id))
+        return outcome
 
     def _admit_job(self, key: str) -> None:
         with self._jobs_lock:

@@ -107,12 +107,18 @@ def test_upload_then_render_a_trim_gives_gif_mp4_thumbnail(
     assert not blobs.exists(source_key(_hex_of(app, upload_id)))
 
 
-def test_same_clip_and_choices_never_render_twice(client: FlaskClient, clip: Path) -> None:
+def test_same_clip_and_choices_never_render_twice(
+    app: Flask, client: FlaskClient, clip: Path
+) -> None:
     first = done_json(client, render(client, upload(client, clip), caption="Twice"))
     # Another visitor uploads the same bytes and asks for the same trim and caption.
-    again = render(client, upload(client, clip), caption="Twice")
+    second = upload(client, clip)
+    again = render(client, second, caption="Twice")
     assert again.status_code == 200
     assert again.get_json()["key"] == first["key"]
+    # Answered from the cache, that upload is processed too: not kept.
+    blobs = site_services(app).render.blobs
+    assert not blobs.exists(source_key(_hex_of(app, second)))
     # A new caption on the processed clip still renders (its frames are prepared).
     other = done_json(client, render(client, upload(client, clip), caption="Other"))
     assert other["key"] != first["key"] and other["template"] == first["template"]
