@@ -155,7 +155,7 @@ def visitor_token() -> Response:
 def create_render() -> Response:
     """Render a caption (or find it rendered): 200 when done, else 202 with progress. A body
     naming an ``upload`` renders a trim of a visitor's clip instead (site.uploads)."""
-    body = _json_object()
+    body = json_object()
     if "upload" in body and "template" not in body:
         if not services().settings.uploads:
             return error_response(404, "uploads_off", "This site does not take uploads.")
@@ -267,7 +267,7 @@ def hold_slots(app: Flask) -> threading.BoundedSemaphore:
 def _render_request(body: dict[str, Any] | None = None) -> tuple[str, str]:
     """``template`` and ``caption`` from a JSON object body; a 4xx for anything else."""
     if body is None:
-        body = _json_object()
+        body = json_object()
     template_id = _string_field(body, "template")
     caption = _string_field(body, "caption")
     if not template_id or len(template_id) > MAX_TEMPLATE_ID_CHARS:
@@ -275,7 +275,7 @@ def _render_request(body: dict[str, Any] | None = None) -> tuple[str, str]:
     return template_id, caption
 
 
-def _json_object() -> dict[str, Any]:
+def json_object() -> dict[str, Any]:
     """The request's JSON object body; a 4xx for anything else."""
     if not request.is_json:
         raise UnsupportedMediaType("Send the request body as application/json.")

@@ -29,7 +29,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from werkzeug.datastructures import FileStorage
-from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+from werkzeug.exceptions import UnsupportedMediaType
 from werkzeug.wrappers import Response
 
 from loopmark.errors import BadInput
@@ -42,7 +42,7 @@ from loopmark.service.uploads import (
     check_upload_id,
     new_upload_id,
 )
-from loopmark.site.api import InvalidJson, InvalidRequest, hold_slots, outcome_response
+from loopmark.site.api import InvalidRequest, hold_slots, json_object, outcome_response
 from loopmark.web import limits
 from loopmark.web.context import services
 from loopmark.web.server import VIEW_BODY_LIMIT_ATTRIBUTE
@@ -136,7 +136,7 @@ def _open_id(signed: object) -> str:
 
 @blueprint.post("/uploads")
 def create_upload() -> Response:
-    body = _json_object()
+    body = json_object()
     filename = body.get("filename", "")
     content_type = body.get("content_type")
     size = body.get("size")
@@ -287,18 +287,6 @@ def convert() -> Response:
 
 
 # -- fields ------------------------------------------------------------------------------------
-
-
-def _json_object() -> dict[str, Any]:
-    if not request.is_json:
-        raise UnsupportedMediaType("Send the request body as application/json.")
-    try:
-        body = request.get_json()
-    except (BadRequest, RecursionError):
-        raise InvalidJson("The request body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.")
-    return body
 
 
 def _number(fields: Any, name: str, *, text: bool = True) -> float:
