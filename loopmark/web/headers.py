@@ -13,8 +13,8 @@ A view with special needs (the debug GraphiQL page) may set its own Content-Secu
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
-from flask.sessions import SecureCookieSessionInterface, SessionMixin
+from flask import Flask, Request, Response, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 
 from loopmark.web import assets, links
 
@@ -32,7 +32,16 @@ def init_app(app: Flask) -> None:
 
 class PrivateSessionInterface(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, plus: a response to a request that used the session
-    (an admin page, a form with a CSRF token) is private and never stored by any cache."""
+    (an admin page, a form with a CSRF token) is private and never stored by any cache.
+
+    Flask opens the session on every request; without a session cookie (every visitor's API
+    call and share page) it is a new empty session, made here without building the signing
+    serializer first (about 4 % of a cache hit's CPU went there)."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         super().save_session(app, session, response)

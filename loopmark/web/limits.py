@@ -22,6 +22,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import cast
 
 from flask import Flask, Response, current_app, g, request
@@ -187,8 +188,39 @@ def init_app(app: Flask) -> None:
         ceiling = scaled(app.config[config_key], factor)
         by_address = limiter.limit(ceiling, key_func=client_address, scope=f"{endpoint}:address")
         _limit(app, endpoint, by_address)
+    _only_where_limited(app, limiter, {*LIMITED_ENDPOINTS, *ADDRESS_LIMITED_ENDPOINTS})
     app.register_error_handler(RateLimitExceeded, _rate_limited)
     app.register_error_handler(RenderRefused, _render_refused)
+
+
+def _only_where_limited(app: Flask, limiter: Limiter, endpoints: set[str]) -> None:
+    """Run Flask-Limiter's per-request hooks only for ``endpoints``: every other route (cache
+    hits, pages, media) has no limit to resolve, and its hooks cost about a tenth of a cache
+    hit's CPU. Renders are counted by ``admit_render``, outside Flask-Limiter."""
+
+    def limited() -> bool:
+        return request.endpoint in endpoints
+
+    def guard(hook: Callable[..., object]) -> Callable[..., object]:
+        if isinstance(hook, partial):  # Flask-Limiter's after_request: partial(fn, limiter)
+            if hook.args != (limiter,):
+                return hook
+
+            def after(response: Response) -> object:
+                return hook(response) if limited() else response
+
+            return after
+        if getattr(hook, "__self__", None) is not limiter:
+            return hook
+
+        def other(*args: object) -> object:
+            return hook(*args) if limited() else None
+
+        return other
+
+    for hooks in (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs):
+        for blueprint, funcs in hooks.items():
+            hooks[blueprint] = [guard(hook) for hook in funcs]  # type: ignore[misc]
 
 
 def _limit(app: Flask, endpoint: str, decorator: Callable[[RouteCallable], object]) -> None:
