@@ -8,7 +8,7 @@ import json
 import logging
 
 import pytest
-from flask import Flask, Response, session
+from flask import Flask, Response, request, session
 from flask.testing import FlaskClient
 
 from loopmark.web.assets import asset_url, fingerprint
@@ -256,3 +256,27 @@ def test_one_access_line_per_request_with_the_render_key(
     assert line["render_key"] == key
     assert isinstance(line["duration_ms"], float)
     assert line["time"].endswith("+00:00")
+
+
+def test_small_answers_are_not_compressed(client: FlaskClient) -> None:
+    done = render_via_api(client, "Fits one packet")
+    answer = client.get(f"/api/renders/{done['key']}", headers={"Accept-Encoding": "br, gzip"})
+    assert answer.status_code == 200
+    assert "Content-Encoding" not in answer.headers
+    assert 0 < len(answer.data) < 1024
+    assert answer.get_json()["key"] == done["key"]
+
+
+def test_the_session_is_read_only_from_its_cookie(app: Flask) -> None:
+    interface = app.session_interface
+    with app.test_request_context():
+        fresh = interface.open_session(app, request)
+        assert fresh is not None and dict(fresh) == {} and not fresh.modified
+        fresh["who"] = "admin"
+        signed = interface.get_signing_serializer(app).dumps(dict(fresh))  # type: ignore[attr-defined]
+    cookie = f"{app.config['SESSION_COOKIE_NAME']}={signed}"
+    with app.test_request_context(headers={"Cookie": cookie}):
+        assert dict(interface.open_session(app, request) or {}) == {"who": "admin"}
+    forged = f"{app.config['SESSION_COOKIE_NAME']}={signed[:-2]}xx"
+    with app.test_request_context(headers={"Cookie": forged}):
+        assert dict(interface.open_session(app, request) or {}) == {}

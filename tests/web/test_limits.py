@@ -4,8 +4,9 @@ cache hits never count."""
 from __future__ import annotations
 
 import pytest
-from flask import Flask
+from flask import Flask, request
 from flask.testing import FlaskClient
+from flask_limiter import Limiter
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
@@ -137,3 +138,26 @@ def test_the_site_admission_answers_503_with_retry_after(make_app: MakeApp) -> N
     assert response.status_code == 503
     assert response.get_json()["error"]["code"] == "busy"
     assert int(response.headers["Retry-After"]) >= 1
+
+
+def test_flask_limiter_runs_only_where_a_limit_applies(
+    strict: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Cache hits and pages have no Flask-Limiter limit: its hooks (a tenth of a hit's CPU)
+    # are skipped there, and still run where a limit applies.
+    client = strict.test_client()
+    done = render_via_api_as(client, "Counted apart", {})
+    resolved: list[str | None] = []
+    identify = Limiter.identify_request
+
+    def spy(self: Limiter) -> str:
+        resolved.append(request.endpoint)
+        return identify(self)
+
+    monkeypatch.setattr(Limiter, "identify_request", spy)
+    hit = client.post("/api/renders", json={"template": "small", "caption": "Counted apart"})
+    assert hit.status_code == 200
+    assert client.get(f"/api/renders/{done['key']}").status_code == 200
+    assert resolved == []
+    assert client.get("/api/visitor").status_code == 200
+    assert resolved and set(resolved) == {"api.visitor_token"}
