@@ -13,7 +13,7 @@ A view with special needs (the debug GraphiQL page) may set its own Content-Secu
 
 from __future__ import annotations
 
-from flask import Flask, Request, Response, request
+from flask import Flask, Request, Response, current_app, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 
 from loopmark.web import assets, links
@@ -22,6 +22,7 @@ HTML_CACHE_CONTROL = "public, max-age=60, stale-while-revalidate=600"
 NOT_FOUND_CACHE_CONTROL = "public, max-age=60"
 PRIVATE_CACHE_CONTROL = "private, no-store"
 NO_STORE = "no-store"
+SECURITY_HEADERS_KEY = "loopmark.security_headers"
 HSTS_SECONDS = 31536000  # one year; the site is HTTPS-only once deployed behind TLS
 
 
@@ -67,16 +68,29 @@ def content_security_policy() -> str:
     return "; ".join(directives)
 
 
+def security_headers() -> tuple[tuple[str, str], ...]:
+    """The security headers every answer gets unless its view set one; made once per app."""
+    made: tuple[tuple[str, str], ...] | None = current_app.extensions.get(SECURITY_HEADERS_KEY)
+    if made is None:
+        made = (
+            ("X-Content-Type-Options", "nosniff"),
+            ("Referrer-Policy", "strict-origin-when-cross-origin"),
+            ("X-Frame-Options", "DENY"),
+            ("Cross-Origin-Opener-Policy", "same-origin"),
+            ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
+            ("Content-Security-Policy", content_security_policy()),
+        )
+        current_app.extensions[SECURITY_HEADERS_KEY] = made
+    return made
+
+
 def _add_headers(response: Response) -> Response:
     _cache_headers(response)
     headers = response.headers
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-    if "Content-Security-Policy" not in headers:
-        headers["Content-Security-Policy"] = content_security_policy()
+    present = {name.lower() for name in headers.keys()}  # one pass, not one per header
+    for name, value in security_headers():
+        if name.lower() not in present:
+            headers.add(name, value)
     if request.is_secure:
         headers.setdefault("Strict-Transport-Security", f"max-age={HSTS_SECONDS}")
     return response
