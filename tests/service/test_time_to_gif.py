@@ -24,7 +24,9 @@ class WatchedBlobs:
     def put(self, key: str, data: bytes, *, content_type: str) -> None:
         kind = next(k for k, v in media_keys(key.split("/")[2]).items() if v == key)
         record = self.service.records.get(key.split("/")[2])
-        stored = sorted(k for k in ("gif", "poster", "thumbnail", "mp4", "card") if k in (record.media or {}))
+        stored = sorted(
+            k for k in ("gif", "poster", "thumbnail", "mp4", "card") if k in (record.media or {})
+        )
         self.seen.append((kind, stored, self.service.status(key.split("/")[2])))
         self.inner.put(key, data, content_type=content_type)
 
