@@ -19,7 +19,13 @@ from loopmark.renderer.caption_policy import WordLists
 from loopmark.renderer.colours import format_hex_colour
 from loopmark.renderer.prepare import PreparedTemplate, resolve_box
 from loopmark.renderer.render import accept_caption
-from loopmark.renderer.templates import TEMPLATE_FILE, Template, TextBox, parse_template
+from loopmark.renderer.templates import (
+    DEFAULT_CAPTION_LANGUAGE,
+    TEMPLATE_FILE,
+    Template,
+    TextBox,
+    parse_template,
+)
 
 FONT_SUFFIXES = (".ttf", ".otf")
 # Colour bitmap fonts are fallbacks for emoji, not caption fonts.
@@ -73,7 +79,8 @@ def edits_of(template: Template, prepared: PreparedTemplate) -> TemplateEdits:
         name=template.name,
         credit=template.credit,
         caption_mode=template.caption_mode,
-        captions=list(template.captions),
+        # The default language's (template.toml may hold other languages' too: kept as they are).
+        captions=list(template.captions_for(None)),
         box=(box.x, box.y, box.w, box.h),
         font=font_choice(template),
         fill=format_hex_colour(style.fill),
@@ -95,7 +102,11 @@ def apply_edits(
     data["name"] = edits.name.strip()
     data["credit"] = edits.credit.strip()
     data["caption_mode"] = edits.caption_mode
-    data["captions"] = [c.strip() for c in edits.captions if c.strip()]
+    captions = [c.strip() for c in edits.captions if c.strip()]
+    if isinstance(data.get("captions"), dict):
+        data["captions"] = {**data["captions"], DEFAULT_CAPTION_LANGUAGE: captions}
+    else:
+        data["captions"] = captions
     text = dict(data.get("text") or {})
     text.update(
         box=list(edits.box),

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from loopmark.dispatch.base import Dispatcher, JobState, RenderJob
 from loopmark.errors import (
+    N_,
     BadInput,
     DispatchUnavailable,
     LoopmarkError,
@@ -470,10 +471,10 @@ class RenderService:
         if record is None:
             return
         if record.status == "blocked":
-            raise RenderBlocked("This GIF was taken down and can't be made again.")
+            raise RenderBlocked(N_("This GIF was taken down and can't be made again."))
         crashed = record.status == "rendering" and not record.lease_live(self.clock())
         if record.attempts >= MAX_ATTEMPTS and (record.status == "failed" or crashed):
-            raise RenderGaveUp("This GIF could not be made. Please try another caption.")
+            raise RenderGaveUp(N_("This GIF could not be made. Please try another caption."))
 
     @staticmethod
     def _raise_failed(state: JobState | None) -> None:
@@ -544,6 +545,9 @@ class RenderService:
             # Claim to stored media, as this worker measured it: other processes' ETAs.
             "render_seconds": round(time.perf_counter() - started, 3),
         }
+        language = self._caption_language(job)
+        if language:
+            media["lang"] = language  # a predefined caption's language: the share page's
         # "done" only now that every medium is stored.
         if self.records.complete(job.key, owner=self.owner, media=media):
             self.metrics.renders.labels(result="done").inc()
@@ -556,6 +560,15 @@ class RenderService:
                 # them again, so delete them now.
                 self._delete_media(job.key)
         self.metrics.render_seconds.observe(time.perf_counter() - started)
+
+    def _caption_language(self, job: RenderJob) -> str | None:
+        """The language of the template's caption set holding the caption; None for the
+        visitor's own words (or a template that cannot be read now: the language is a nicety)."""
+        try:
+            template = self.catalog.get(job.template_id, enabled_only=False)
+        except LoopmarkError:
+            return None
+        return template.caption_language(job.caption)
 
     def _count(self, template_id: str, event: str, caption: str) -> None:
         """Statistics are best effort: a counter must never fail a render or a cache hit."""

@@ -30,8 +30,10 @@ from flask import (
     render_template,
     url_for,
 )
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 
-from loopmark.errors import LoopmarkError
+from loopmark.errors import N_, LoopmarkError
 from loopmark.records.renders import RenderRecord, RenderStatus
 from loopmark.renderer.card import CARD_HEIGHT, CARD_WIDTH
 from loopmark.service.render_service import (
@@ -40,7 +42,7 @@ from loopmark.service.render_service import (
     RenderOutcome,
     has_card,
 )
-from loopmark.web import links
+from loopmark.web import i18n, links
 from loopmark.web.assets import asset_url
 from loopmark.web.context import services
 
@@ -50,23 +52,24 @@ log = logging.getLogger(__name__)
 # renders 404.html and 500.html for the whole app from here.
 blueprint = Blueprint("pages", __name__, template_folder="templates")
 
+# Words shown to people are lazy: each request says them in its own language (web/i18n.py).
 BRAND = "Hop & Co."
-GENERIC_TITLE = "A GIF made with Hop & Co."
-DESCRIPTION = "Pick a loop, add your words, share the GIF. Made with Hop & Co. cold brew."
-SITE_TITLE = "Hop & Co. — make a GIF"
-GALLERY_TITLE = "Gallery · Hop & Co."
-GALLERY_DESCRIPTION = "GIFs made with Hop & Co.: pick one of our loops and add your own words."
-CREDITS_TITLE = "Credits · Hop & Co."
-CREDITS_DESCRIPTION = "The footage, fonts and people behind the Hop & Co. GIF maker."
+GENERIC_TITLE = _l("A GIF made with Hop & Co.")
+DESCRIPTION = _l("Pick a loop, add your words, share the GIF. Made with Hop & Co. cold brew.")
+SITE_TITLE = _l("Hop & Co. — make a GIF")
+GALLERY_TITLE = _l("Gallery · Hop & Co.")
+GALLERY_DESCRIPTION = _l("GIFs made with Hop & Co.: pick one of our loops and add your own words.")
+CREDITS_TITLE = _l("Credits · Hop & Co.")
+CREDITS_DESCRIPTION = _l("The footage, fonts and people behind the Hop & Co. GIF maker.")
 # The site's own share card (made once with renderer.card.card_image from a demo frame).
 SITE_CARD = "img/share-card.jpg"
-SITE_CARD_ALT = "Hop & Co.: your words, our loops, one GIF."
-UNKNOWN_SHARE = "There is no GIF at this address. It may never have been made."
+SITE_CARD_ALT = _l("Hop & Co.: your words, our loops, one GIF.")
+UNKNOWN_SHARE = _l("There is no GIF at this address. It may never have been made.")
 # Big Buck Bunny's licence asks for this credit wherever a template made from it is shown.
 BBB_CREDIT = "Big Buck Bunny © Blender Foundation, CC-BY 3.0"
 NO_STORE = "no-store"
 BBB_LICENSE_URL = "https://creativecommons.org/licenses/by/3.0/"
-TAKEN_DOWN = "This GIF was taken down and can't be made again."
+TAKEN_DOWN = N_("This GIF was taken down and can't be made again.")
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,7 @@ class ShareMeta:
     found: bool | None = None
     done: bool = False
     card: bool = False
+    language: str | None = None  # a predefined caption's language: the page speaks it
 
 
 @dataclass(frozen=True)
@@ -111,14 +115,15 @@ class SocialCard:
     twitter_site: str | None = None
 
 
-def site_card(title: str, description: str, endpoint: str = "pages.home") -> SocialCard:
-    """The site's own card for a page: its title and description, the brand card image."""
+def site_card(title: object, description: object, endpoint: str = "pages.home") -> SocialCard:
+    """The site's own card for a page: its title and description (said in the request's
+    language), the brand card image."""
     return SocialCard(
-        title=title,
-        description=description,
+        title=str(title),
+        description=str(description),
         url=links.absolute(url_for(endpoint)),
         image=links.absolute(asset_url(SITE_CARD)),
-        image_alt=SITE_CARD_ALT,
+        image_alt=str(SITE_CARD_ALT),
         twitter_site=current_app.config.get("TWITTER_SITE"),
     )
 
@@ -148,7 +153,7 @@ def share_links(share_url: str, text: str) -> list[ShareLink]:
             "whatsapp",
         ),
         ShareLink(
-            "Email",
+            gettext("Email"),
             # mailto wants %20 rather than + for spaces (RFC 6068), hence quote_via=quote.
             "mailto:?"
             + urlencode({"subject": text, "body": f"{text}\n{share_url}"}, quote_via=quote),
@@ -177,7 +182,8 @@ def result(key: str) -> Response | tuple[str, int]:
             raise RenderBlocked(TAKEN_DOWN)
         outcome = services().render.status(key)
     except (RenderBlocked, RenderGaveUp) as exc:
-        return render_template("result.html", key=key, gone=exc.reason, outcome=None), 410
+        gone = gettext(exc.message_id, **exc.params)
+        return render_template("result.html", key=key, gone=gone, outcome=None), 410
     if outcome is None:
         abort(404)
     services().hits.seen(key)
@@ -196,16 +202,18 @@ def share(key: str) -> Response | tuple[str, int]:
     if not links.well_formed_key(key):
         abort(404)
     meta = _share_meta(key)
+    # The page speaks its caption's language (unless the visitor picked one with ?lang=).
+    i18n.use_language(meta.language)
     if meta.taken_down:
         services().hits.seen(key)
         html = render_template("share.html", key=key, meta=meta, taken_down=True, social=None)
         return html, 410
     if meta.found is False:
-        return render_template("404.html", message=UNKNOWN_SHARE), 404
+        return render_template("404.html", message=str(UNKNOWN_SHARE)), 404
     services().hits.seen(key)  # memory only: retention's "last asked for"
     media = links.media_urls(key)
     canonical = links.absolute(url_for("pages.share", key=key))
-    title = meta.caption or GENERIC_TITLE
+    title = meta.caption or str(GENERIC_TITLE)
     response = make_response(
         render_template(
             "share.html",
@@ -213,7 +221,7 @@ def share(key: str) -> Response | tuple[str, int]:
             meta=meta,
             taken_down=False,
             title=title,
-            description=DESCRIPTION,
+            description=str(DESCRIPTION),
             canonical=canonical,
             media=media,
             social=_share_card(meta, media, title=title, canonical=canonical),
@@ -240,7 +248,7 @@ def _share_card(
         image, width, height = media["poster"], meta.width, meta.height
     return SocialCard(
         title=title,
-        description=DESCRIPTION,
+        description=str(DESCRIPTION),
         url=canonical,
         image=links.absolute(image),
         image_alt=meta.caption or title,
@@ -294,7 +302,11 @@ def _hero() -> dict[str, str] | None:
 def _result_context(key: str, outcome: RenderOutcome) -> dict[str, Any]:
     share_url = links.absolute(url_for("pages.share", key=key))
     caption = outcome.caption or ""
-    text = f"“{caption}” — made with {BRAND}" if caption else GENERIC_TITLE
+    text = (
+        gettext("“%(caption)s” — made with %(brand)s", caption=caption, brand=BRAND)
+        if caption
+        else str(GENERIC_TITLE)
+    )
     return {
         "outcome": outcome,
         "caption": caption,
@@ -337,4 +349,5 @@ def _meta_from_record(record: RenderRecord) -> ShareMeta:
         found=True,
         done=done,
         card=done and has_card(media),
+        language=media.get("lang") if isinstance(media.get("lang"), str) else None,
     )

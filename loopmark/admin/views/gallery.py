@@ -4,6 +4,7 @@ reordering works without JavaScript)."""
 from __future__ import annotations
 
 from flask import flash, render_template
+from flask_babel import gettext
 from werkzeug.wrappers import Response
 
 from loopmark.admin import blueprint
@@ -12,6 +13,7 @@ from loopmark.admin.views import back, flash_form_errors
 from loopmark.errors import BadInput
 from loopmark.web import links
 from loopmark.web.context import services
+from loopmark.web.errors import reason_of
 
 
 @blueprint.get("/gallery")
@@ -36,14 +38,21 @@ def gallery_add() -> Response:
     key = form.key.data or ""
     record = services().render.record(key)
     if record is None:
-        flash("There is no such render.", "error")
+        flash(gettext("There is no such render."), "error")
         return back(form.back.data, "admin.gallery")
     try:
         entry = services().gallery.add(record)
     except BadInput as exc:
-        flash(exc.reason, "error")
+        flash(reason_of(exc), "error")
     else:
-        flash(f"In the gallery at position {entry.position + 1}: “{entry.caption}”.", "ok")
+        flash(
+            gettext(
+                "In the gallery at position %(n)d: “%(caption)s”.",
+                n=entry.position + 1,
+                caption=entry.caption,
+            ),
+            "ok",
+        )
     return back(form.back.data, "admin.gallery")
 
 
@@ -54,9 +63,9 @@ def gallery_remove() -> Response:
         flash_form_errors(form)
         return back(form.back.data, "admin.gallery")
     if services().gallery.remove(form.key.data or ""):
-        flash("Removed from the gallery.", "ok")
+        flash(gettext("Removed from the gallery."), "ok")
     else:
-        flash("That render was not in the gallery.", "error")
+        flash(gettext("That render was not in the gallery."), "error")
     return back(form.back.data, "admin.gallery")
 
 
@@ -70,12 +79,12 @@ def gallery_move() -> Response:
     keys = [entry.key for entry in store.entries()]
     key = form.key.data or ""
     if key not in keys:
-        flash("That render is no longer in the gallery.", "error")
+        flash(gettext("That render is no longer in the gallery."), "error")
         return back(form.back.data, "admin.gallery")
     try:
         store.reorder(moved(keys, key, form.direction.data or ""))
     except BadInput as exc:  # someone else changed the gallery in between
-        flash(exc.reason, "error")
+        flash(reason_of(exc), "error")
     return back(form.back.data, "admin.gallery")
 
 

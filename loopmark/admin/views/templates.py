@@ -18,6 +18,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # not in types-WTForms 3.2
 
@@ -42,6 +43,7 @@ from loopmark.renderer.templates import Template, iter_template_ids
 from loopmark.service.catalog import DirectoryTemplateCatalog
 from loopmark.web import assets
 from loopmark.web.context import services
+from loopmark.web.errors import reason_of
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +138,12 @@ def template_enabled(template_id: str) -> Response:
         abort(404)
     enable = not template.enabled
     write_template_file(template.folder, set_enabled(template, enable))
-    flash(f"{template.name} is now {'shown to visitors' if enable else 'hidden'}.", "ok")
+    message = (
+        gettext("%(name)s is now shown to visitors.", name=template.name)
+        if enable
+        else gettext("%(name)s is now hidden.", name=template.name)
+    )
+    flash(message, "ok")
     return redirect(url_for("admin.templates"), code=303)
 
 
@@ -149,7 +156,12 @@ def template_edit(template_id: str) -> Response | tuple[str, int] | str:
     fonts = caption_fonts()
     choices = [SelectChoice(name, Path(name).stem) for name in fonts]
     if current.font == OWN_FONT:
-        choices.insert(0, SelectChoice(OWN_FONT, f"Template's own ({template.style.font.name})"))
+        choices.insert(
+            0,
+            SelectChoice(
+                OWN_FONT, gettext("Template's own (%(font)s)", font=template.style.font.name)
+            ),
+        )
     form.font.choices = choices
     status = 200
     if editable and _posted():
@@ -157,14 +169,14 @@ def template_edit(template_id: str) -> Response | tuple[str, int] | str:
             try:
                 data = apply_edits(template, prepared, _edits(form), services().words())
             except BadInput as exc:
-                flash(exc.reason, "error")
+                flash(reason_of(exc), "error")
                 status = 422
             else:
                 write_template_file(template.folder, data)
                 catalog = services().templates
                 # Prepared now (a new colour is a new version), so visitors never wait for it.
                 catalog.prepared(catalog.get(template_id, enabled_only=False))
-                flash(f"Saved {data['name']}.", "ok")
+                flash(gettext("Saved %(name)s.", name=data["name"]), "ok")
                 return redirect(url_for("admin.template_edit", template_id=template_id), code=303)
         else:
             flash_form_errors(form)
@@ -176,7 +188,7 @@ def template_edit(template_id: str) -> Response | tuple[str, int] | str:
         form=form,
         editable=editable,
         font_urls={choice.value: font_url(choice.value) for choice in choices},
-        sample=(template.captions[0] if template.captions else "Your words here"),
+        sample=(template.captions[0] if template.captions else gettext("Your words here")),
     ), status
 
 
@@ -241,7 +253,10 @@ def _edits(form: TemplateEditForm) -> TemplateEdits:
 def template_new() -> Response | tuple[str, int]:
     catalog = folder_catalog()
     if catalog is None:
-        flash("Templates come from storage here: add them with `loopmark templates add`.", "error")
+        flash(
+            gettext("Templates come from storage here: add them with `loopmark templates add`."),
+            "error",
+        )
         return redirect(url_for("admin.templates"), code=303)
     form = TemplateUploadForm()
     status = 200
@@ -251,14 +266,20 @@ def template_new() -> Response | tuple[str, int]:
             try:
                 prepared = _add(form, catalog)
             except BadInput as exc:
-                flash(exc.reason, "error")
+                flash(reason_of(exc), "error")
             except ToolFailed as exc:
                 log.warning("template upload failed: %s %s", exc.reason, exc.stderr[-400:])
-                flash("This video could not be converted; try another file.", "error")
+                flash(gettext("This video could not be converted; try another file."), "error")
             else:
                 flash(
-                    f"Added {prepared.template.name}: {prepared.width}×{prepared.height}, "
-                    f"{prepared.frame_count} frames. It is shown to visitors now; tune it below.",
+                    gettext(
+                        "Added %(name)s: %(width)d×%(height)d, %(frames)d frames. It is shown to "
+                        "visitors now; tune it below.",
+                        name=prepared.template.name,
+                        width=prepared.width,
+                        height=prepared.height,
+                        frames=prepared.frame_count,
+                    ),
                     "ok",
                 )
                 return redirect(
