@@ -87,8 +87,13 @@ def select_language() -> str:
     remembered = supported(request.cookies.get(COOKIE_NAME))
     if remembered:
         return remembered
-    best = request.accept_languages.best_match(LANGUAGES)
-    return best or DEFAULT_LANGUAGE
+    # The visitor's most preferred language we ship, by quality then order ("en-GB, de;q=0.5"
+    # is English: werkzeug's best_match would prefer an exact "de" to a regional "en").
+    for asked_language, quality in request.accept_languages:
+        found = supported(asked_language)
+        if found and quality > 0:
+            return found
+    return DEFAULT_LANGUAGE
 
 
 def use_language(code: str | None) -> bool:
