@@ -30,8 +30,6 @@ from flask import (
     render_template,
     url_for,
 )
-from flask_babel import gettext
-from flask_babel import lazy_gettext as _l
 
 from loopmark.errors import N_, LoopmarkError
 from loopmark.records.renders import RenderRecord, RenderStatus
@@ -45,6 +43,7 @@ from loopmark.service.render_service import (
 from loopmark.web import i18n, links
 from loopmark.web.assets import asset_url
 from loopmark.web.context import services
+from loopmark.web.i18n import gettext
 
 log = logging.getLogger(__name__)
 
@@ -52,19 +51,19 @@ log = logging.getLogger(__name__)
 # renders 404.html and 500.html for the whole app from here.
 blueprint = Blueprint("pages", __name__, template_folder="templates")
 
-# Words shown to people are lazy: each request says them in its own language (web/i18n.py).
+# Words shown to people: marked here, said in each request's language (i18n.gettext).
 BRAND = "Hop & Co."
-GENERIC_TITLE = _l("A GIF made with Hop & Co.")
-DESCRIPTION = _l("Pick a loop, add your words, share the GIF. Made with Hop & Co. cold brew.")
-SITE_TITLE = _l("Hop & Co. — make a GIF")
-GALLERY_TITLE = _l("Gallery · Hop & Co.")
-GALLERY_DESCRIPTION = _l("GIFs made with Hop & Co.: pick one of our loops and add your own words.")
-CREDITS_TITLE = _l("Credits · Hop & Co.")
-CREDITS_DESCRIPTION = _l("The footage, fonts and people behind the Hop & Co. GIF maker.")
+GENERIC_TITLE = N_("A GIF made with Hop & Co.")
+DESCRIPTION = N_("Pick a loop, add your words, share the GIF. Made with Hop & Co. cold brew.")
+SITE_TITLE = N_("Hop & Co. — make a GIF")
+GALLERY_TITLE = N_("Gallery · Hop & Co.")
+GALLERY_DESCRIPTION = N_("GIFs made with Hop & Co.: pick one of our loops and add your own words.")
+CREDITS_TITLE = N_("Credits · Hop & Co.")
+CREDITS_DESCRIPTION = N_("The footage, fonts and people behind the Hop & Co. GIF maker.")
 # The site's own share card (made once with renderer.card.card_image from a demo frame).
 SITE_CARD = "img/share-card.jpg"
-SITE_CARD_ALT = _l("Hop & Co.: your words, our loops, one GIF.")
-UNKNOWN_SHARE = _l("There is no GIF at this address. It may never have been made.")
+SITE_CARD_ALT = N_("Hop & Co.: your words, our loops, one GIF.")
+UNKNOWN_SHARE = N_("There is no GIF at this address. It may never have been made.")
 # Big Buck Bunny's licence asks for this credit wherever a template made from it is shown.
 BBB_CREDIT = "Big Buck Bunny © Blender Foundation, CC-BY 3.0"
 NO_STORE = "no-store"
@@ -115,15 +114,15 @@ class SocialCard:
     twitter_site: str | None = None
 
 
-def site_card(title: object, description: object, endpoint: str = "pages.home") -> SocialCard:
-    """The site's own card for a page: its title and description (said in the request's
-    language), the brand card image."""
+def site_card(title: str, description: str, endpoint: str = "pages.home") -> SocialCard:
+    """The site's own card for a page: its title and description (messages, said in the
+    request's language), the brand card image."""
     return SocialCard(
-        title=str(title),
-        description=str(description),
+        title=gettext(title),
+        description=gettext(description),
         url=links.absolute(url_for(endpoint)),
         image=links.absolute(asset_url(SITE_CARD)),
-        image_alt=str(SITE_CARD_ALT),
+        image_alt=gettext(SITE_CARD_ALT),
         twitter_site=current_app.config.get("TWITTER_SITE"),
     )
 
@@ -209,11 +208,11 @@ def share(key: str) -> Response | tuple[str, int]:
         html = render_template("share.html", key=key, meta=meta, taken_down=True, social=None)
         return html, 410
     if meta.found is False:
-        return render_template("404.html", message=str(UNKNOWN_SHARE)), 404
+        return render_template("404.html", message=gettext(UNKNOWN_SHARE)), 404
     services().hits.seen(key)  # memory only: retention's "last asked for"
     media = links.media_urls(key)
     canonical = links.absolute(url_for("pages.share", key=key))
-    title = meta.caption or str(GENERIC_TITLE)
+    title = meta.caption or gettext(GENERIC_TITLE)
     response = make_response(
         render_template(
             "share.html",
@@ -221,7 +220,7 @@ def share(key: str) -> Response | tuple[str, int]:
             meta=meta,
             taken_down=False,
             title=title,
-            description=str(DESCRIPTION),
+            description=gettext(DESCRIPTION),
             canonical=canonical,
             media=media,
             social=_share_card(meta, media, title=title, canonical=canonical),
@@ -240,7 +239,9 @@ def _share_card(
     cards exist has one, of a fixed size); its poster, truly sized, when made before cards; the
     site's card while it is not done yet."""
     if meta.found and not meta.done:
-        return replace(site_card(title, DESCRIPTION), url=canonical, kind="video.other")
+        # The title is the caption (the visitor's words): never looked up in a catalogue.
+        card = site_card(SITE_TITLE, DESCRIPTION)
+        return replace(card, title=title, url=canonical, kind="video.other")
     width: int | None = CARD_WIDTH
     height: int | None = CARD_HEIGHT
     image = media["card"]
@@ -248,7 +249,7 @@ def _share_card(
         image, width, height = media["poster"], meta.width, meta.height
     return SocialCard(
         title=title,
-        description=str(DESCRIPTION),
+        description=gettext(DESCRIPTION),
         url=canonical,
         image=links.absolute(image),
         image_alt=meta.caption or title,
@@ -305,7 +306,7 @@ def _result_context(key: str, outcome: RenderOutcome) -> dict[str, Any]:
     text = (
         gettext("“%(caption)s” — made with %(brand)s", caption=caption, brand=BRAND)
         if caption
-        else str(GENERIC_TITLE)
+        else gettext(GENERIC_TITLE)
     )
     return {
         "outcome": outcome,

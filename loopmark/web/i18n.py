@@ -21,13 +21,20 @@ an English visitor; the CDN's page cache keys on the same two (deploy/loopmark_s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from babel import Locale
-from flask import Flask, Response, g, has_request_context, request, url_for
-from flask_babel import Babel, get_locale, get_translations, gettext, lazy_gettext, refresh
+from babel.support import NullTranslations, Translations
+from flask import Flask, Response, current_app, g, has_request_context, request
+from flask_babel import Babel, get_locale, get_translations, refresh
+from jinja2 import pass_context
+from jinja2.runtime import Context
+from jinja2.utils import htmlsafe_json_dumps
+from markupsafe import Markup
 
 from loopmark.package_data import TRANSLATIONS_DIR
 
@@ -42,6 +49,9 @@ VARY_HEADERS = ("Accept-Language", "Cookie")
 _PAGE_LANGUAGE = "loopmark_page_language"  # g: the page's own language (use_language)
 _NEGOTIATED = "loopmark_language_negotiated"  # g: the choice read the cookie or the header
 _REMEMBER = "loopmark_language_remember"  # g: a ?lang= choice to keep in the cookie
+_LINKS = "loopmark_language_links"  # g: this request's switch
+_TRANSLATIONS = "loopmark_translations"  # g: this request's catalogue
+_JS_CACHE = "loopmark.js_strings"  # app.extensions: the scripts' strings as JSON, by language
 
 
 @dataclass(frozen=True)
@@ -104,8 +114,27 @@ def use_language(code: str | None) -> bool:
         return False
     g.setdefault(_NEGOTIATED, True)  # the other branch may have been taken before
     setattr(g, _PAGE_LANGUAGE, chosen)
+    g.pop(_TRANSLATIONS, None)
+    g.pop(_LINKS, None)
     refresh()
     return True
+
+
+def gettext(message: str, **variables: object) -> str:
+    """``message`` in this request's language, ``%(name)s`` filled from ``variables`` (as
+    Flask-Babel's gettext, with the request's catalogue looked up once per request)."""
+    found = _translations().gettext(message)
+    return found % variables if variables else found
+
+
+def _translations() -> Translations | NullTranslations:
+    if not has_request_context():
+        return get_translations()
+    cached: Translations | NullTranslations | None = g.get(_TRANSLATIONS)
+    if cached is None:
+        cached = get_translations()
+        setattr(g, _TRANSLATIONS, cached)
+    return cached
 
 
 def current_language() -> str:
@@ -113,38 +142,76 @@ def current_language() -> str:
     return locale.language if locale is not None else DEFAULT_LANGUAGE
 
 
+@functools.lru_cache(maxsize=64)
 def text_direction(code: str) -> str:
     """``rtl`` or ``ltr``, from the locale's data (Arabic, Hebrew, … are right to left)."""
     return "rtl" if Locale.parse(code).text_direction == "rtl" else "ltr"
 
 
+@functools.lru_cache(maxsize=64)
+def language_name(code: str) -> str:
+    """A language's name in itself, capitalised for a menu: "Deutsch", "English"."""
+    name = Locale.parse(code).get_display_name(code) or code
+    return name[:1].upper() + name[1:]
+
+
 def language_links() -> list[LanguageLink]:
-    """The switch: the current page (its path and query) in each language, in its own name."""
+    """The switch: the current page (its path and query) in each language, in its own name
+    (worked out once per request: the header and the alternates both use it)."""
+    cached: list[LanguageLink] | None = g.get(_LINKS)
+    if cached is not None:
+        return cached
     current = current_language()
+    path = request.script_root + request.path
     links = []
     for code in LANGUAGES:
-        args: dict[str, Any] = {**dict(request.args.items()), QUERY_PARAMETER: code}
-        endpoint = request.endpoint
-        if endpoint and request.url_rule is not None and request.method in ("GET", "HEAD"):
-            args.update(request.view_args or {})
-        else:
-            endpoint, args = "pages.home", {QUERY_PARAMETER: code}
-        url = url_for(endpoint, **args)
-        name = Locale.parse(code).get_display_name(code) or code
-        links.append(LanguageLink(code, name[:1].upper() + name[1:], url, code == current))
+        query = urlencode({**dict(request.args.items()), QUERY_PARAMETER: code})
+        links.append(LanguageLink(code, language_name(code), f"{path}?{query}", code == current))
+    setattr(g, _LINKS, links)
     return links
 
 
 def _page_context() -> dict[str, Any]:
+    """What every template gets: the page's language and direction, the switch, the scripts'
+    strings, and gettext bound to this request's catalogue (Flask-Babel's own looks the request
+    up again on every call; the pages say dozens of strings)."""
     if not has_request_context():
         return {}
     code = current_language()
+    translations = _translations()
+    gettext_ = _new_style(translations.gettext)
     return {
         "page_lang": code,
         "page_dir": text_direction(code),
         "language_links": language_links,
-        "js_strings": js_strings,
+        "js_strings": js_strings_json,
+        "_": gettext_,
+        "gettext": gettext_,
+        "ngettext": _new_style_plural(translations.ngettext),
     }
+
+
+def _new_style(lookup: Callable[[str], str]) -> Callable[..., str]:
+    """Jinja's new-style gettext over one catalogue: variables are escaped, then filled in."""
+
+    @pass_context
+    def gettext_(context: Context, message: str, **variables: Any) -> str:
+        found = lookup(message)
+        text = Markup(found) if context.eval_ctx.autoescape else found
+        return text % variables  # Markup under autoescape: the translation is trusted
+
+    return gettext_
+
+
+def _new_style_plural(lookup: Callable[[str, str, int], str]) -> Callable[..., str]:
+    @pass_context
+    def ngettext_(context: Context, singular: str, plural: str, num: int, **variables: Any) -> str:
+        variables.setdefault("num", num)
+        found = lookup(singular, plural, num)
+        text = Markup(found) if context.eval_ctx.autoescape else found
+        return text % variables  # Markup under autoescape: the translation is trusted
+
+    return ngettext_
 
 
 def _language_headers(response: Response) -> Response:
@@ -167,6 +234,16 @@ def _language_headers(response: Response) -> Response:
             samesite="Lax",
         )
     return response
+
+
+def js_strings_json() -> Markup:
+    """js_strings as JSON safe inside a <script> data block, made once per language."""
+    cache: dict[str, Markup] = current_app.extensions.setdefault(_JS_CACHE, {})
+    code = current_language()
+    found = cache.get(code)
+    if found is None:
+        found = cache[code] = htmlsafe_json_dumps(js_strings())
+    return found
 
 
 def js_strings() -> Mapping[str, Any]:
@@ -221,11 +298,8 @@ def js_strings() -> Mapping[str, Any]:
 def _plural(singular: str, plural: str) -> dict[str, str]:
     """Both forms of a message whose number the script fills in (English and German: one and
     other; the catalogue's forms for 1 and 2), unformatted."""
-    translations = get_translations()
+    translations = _translations()
     return {
         "one": translations.ngettext(singular, plural, 1),
         "other": translations.ngettext(singular, plural, 2),
     }
-
-
-__all__ = ["gettext", "lazy_gettext"]

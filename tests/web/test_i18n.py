@@ -7,7 +7,7 @@ import html as html_lib
 import re
 
 import pytest
-from flask import Flask
+from flask import Flask, render_template_string
 from flask.testing import FlaskClient
 
 from loopmark.web import i18n
@@ -167,3 +167,21 @@ def test_share_page_speaks_its_captions_language(demo_app: Flask) -> None:
     assert "lang" not in demo_app.extensions["loopmark"].render.record(own["key"]).media
     english = client.get(f"/s/{own['key']}", headers={"Accept-Language": "en"})
     assert page_language(english.get_data(as_text=True))[0] == "en"
+
+
+def test_translations_are_trusted_and_their_values_escaped(app: Flask) -> None:
+    """The page's gettext (web/i18n.py: bound to the request's catalogue) marks a translation
+    safe (it may hold markup) and escapes what is filled into it (a visitor's caption)."""
+    page = (
+        '{{ _("“%(caption)s”", caption=caption) }}|'
+        "{% trans url='/x' %}Making a GIF needs JavaScript. You can still browse the "
+        '<a href="{{ url }}">gallery</a>.{% endtrans %}'
+    )
+    with app.test_request_context("/", headers={"Accept-Language": "de"}):
+        html = render_template_string(page, caption='<img src=x onerror="alert(1)">')
+    quoted, trans = html.split("|")
+    assert quoted == "„&lt;img src=x onerror=&#34;alert(1)&#34;&gt;“"
+    assert trans == (
+        'Zum GIF-Machen brauchst du JavaScript. Die <a href="/x">Galerie</a> kannst du dir '
+        "trotzdem ansehen."
+    )
