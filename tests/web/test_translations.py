@@ -7,6 +7,7 @@ from __future__ import annotations
 import configparser
 import io
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,57 @@ SCRIPT_KEY = re.compile(r"Hop\.tn?\(\s*\"([a-z_.]+)\"")
 # A sentence in a script: a quoted capitalised word followed by more words.
 SCRIPT_SENTENCE = re.compile(r"\"[A-Z][a-z']+(?: [A-Za-z'…!?.,:%]+)+\"")
 NOT_SENTENCES = {'"Noto Sans"', '"Segoe UI"'}  # font families the preview names
+
+
+# Words a page may show untranslated: the brand's name, formats and units.
+UNTRANSLATED_WORDS = {"Hop", "Co", "GIF", "MP4", "fps", "px", "s"}
+# Attributes people read (screen readers included); data-msg-* carry a script's words.
+READ_ATTRIBUTES = {"aria-label", "aria-valuetext", "alt", "title", "placeholder", "label"}
+TEMPLATE_DIRS = [PACKAGE_DIR / "site" / "templates", PACKAGE_DIR / "admin" / "templates"]
+
+
+class BareText(HTMLParser):
+    """Words in a template (Jinja removed) that no gettext call or trans block covers."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[str] = []
+        self._code = 0
+        self.feed(without_jinja(source))
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "style", "code"):
+            self._code += 1
+        for name, value in attrs:
+            if value and (name in READ_ATTRIBUTES or name.startswith("data-msg")):
+                self._check(f"{name}={value!r}", value)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style", "code"):
+            self._code -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._code:
+            self._check(data.strip(), data)
+
+    def _check(self, where: str, text: str) -> None:
+        words = set(re.findall(r"[^\W\d_]{2,}", text))
+        if words - UNTRANSLATED_WORDS:
+            self.found.append(where)
+
+
+def without_jinja(source: str) -> str:
+    """The template's HTML: comments, trans blocks, expressions, tags and the blocks that hold
+    class names or a section's name removed."""
+    source = re.sub(r"(?s)\{#.*?#\}", " ", source)
+    source = re.sub(r"(?s)\{%-?\s*trans\b.*?\{%-?\s*endtrans\s*-?%\}", " ", source)
+    source = re.sub(
+        r"(?s)\{%-?\s*block (?:body_class|section)\s*-?%\}.*?\{%-?\s*endblock\s*-?%\}",
+        " ",
+        source,
+    )
+    source = re.sub(r"(?s)\{\{.*?\}\}", " ", source)
+    return re.sub(r"(?s)\{%.*?%\}", " ", source)
 
 
 def extracted() -> set[str | tuple[str, str]]:
@@ -127,6 +179,25 @@ def test_scripts_read_every_string_from_the_page(app: Flask) -> None:
     assert used, "no Hop.t call found"
     assert sorted(used - provided) == [], "keys the page does not provide"
     assert sentences == [], "sentences written in a script instead of read from the page"
+
+
+def test_templates_show_no_untranslated_words() -> None:
+    bare = [
+        f"{path.relative_to(PACKAGE_DIR)}: {text}"
+        for folder in TEMPLATE_DIRS
+        for path in sorted(folder.rglob("*.html"))
+        for text in BareText(path.read_text(encoding="utf-8")).found
+    ]
+    assert bare == [], "words outside {{ _('…') }} or {% trans %}"
+
+
+def test_the_bare_text_check_can_fail() -> None:
+    page = (
+        '{% block section %}renders{% endblock %}<h1>{{ _("Fine") }}</h1><p>Not wrapped</p>'
+        '<img alt="A bunny"><b data-msg-x="{{ _(\'ok\') }}">Hop &amp; Co.</b>'
+        "{% trans %}Also <i>fine</i>{% endtrans %}"
+    )
+    assert BareText(page).found == ["Not wrapped", "alt='A bunny'"]
 
 
 def test_the_sentence_check_can_fail() -> None:
