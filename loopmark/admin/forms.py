@@ -42,10 +42,12 @@ from loopmark.renderer.templates import (
     BOX_X,
     BOX_Y,
     CAPTION_MODES,
+    LOOP_STYLES,
     MAX_LINES,
     MAX_SIZE,
     MIN_SIZE,
     OUTPUT_FPS,
+    OUTPUT_SPEED,
     OUTPUT_WIDTH,
     STROKE_WIDTH,
     TRIM_DURATION,
@@ -85,6 +87,11 @@ MAX_CAPTIONS_CHARS = 4000
 # The word lists' names as the admin reads them (the records call them banned and allowed).
 WORD_KIND_LABELS = {"banned": _l("Forbidden"), "allowed": _l("Allowed exceptions")}
 WORD_KIND_CHOICES = [SelectChoice(kind, WORD_KIND_LABELS.get(kind, kind)) for kind in WORD_KINDS]
+LOOP_LABELS = {
+    "forward": _l("Forwards"),
+    "reverse": _l("Backwards (reversed)"),
+    "boomerang": _l("Forwards, then back (boomerang)"),
+}
 
 
 class LoginForm(FlaskForm):
@@ -178,6 +185,20 @@ class TemplateEditForm(FlaskForm):
     max_size = IntegerField(_l("Largest size (px)"), validators=[InputRequired(), within(MAX_SIZE)])
     min_size = IntegerField(
         _l("Smallest size (px)"), validators=[InputRequired(), within(MIN_SIZE)]
+    )
+    loop = SelectField(_l("Plays"), choices=[SelectChoice(s, LOOP_LABELS[s]) for s in LOOP_STYLES])
+    speed = DecimalField(
+        _l("Speed (1 = as filmed)"),
+        places=2,
+        validators=[InputRequired(), finite, within(OUTPUT_SPEED)],
+    )
+    trim_start = DecimalField(
+        _l("Start in the video (s)"),
+        places=2,
+        validators=[InputRequired(), finite, within(TRIM_START)],
+    )
+    trim_duration = DecimalField(
+        _l("Length (s)"), places=2, validators=[InputRequired(), finite, within(TRIM_DURATION)]
     )
 
 

@@ -17,20 +17,30 @@ from loopmark.errors import BadInput, TemplateInvalid
 from loopmark.renderer.caption import fonts_dir
 from loopmark.renderer.caption_policy import WordLists
 from loopmark.renderer.colours import format_hex_colour
-from loopmark.renderer.prepare import PreparedTemplate, resolve_box
+from loopmark.renderer.prepare import PreparedTemplate
+from loopmark.renderer.probe import probe_video
 from loopmark.renderer.render import accept_caption
 from loopmark.renderer.templates import (
     DEFAULT_CAPTION_LANGUAGE,
     TEMPLATE_FILE,
     Template,
-    TextBox,
     parse_template,
 )
+from loopmark.web.errors import reason_of
+from loopmark.web.i18n import gettext
 
 FONT_SUFFIXES = (".ttf", ".otf")
 # Colour bitmap fonts are fallbacks for emoji, not caption fonts.
 NOT_CAPTION_FONTS = ("Emoji",)
 OWN_FONT = "@own"  # the font select's value for a font kept in the template's own folder
+
+
+class FieldInvalid(BadInput):
+    """An edit refused, in plain words, naming the form field to mark (``None``: the form)."""
+
+    def __init__(self, field: str | None, reason: str) -> None:
+        super().__init__(reason)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,11 @@ class TemplateEdits:
     max_lines: int
     max_size: int
     min_size: int
+    loop: str
+    speed: float
+    trim_start: float
+    trim_duration: float
+    publish: bool = False  # "Save and publish"
 
 
 def caption_fonts() -> list[str]:
@@ -90,17 +105,67 @@ def edits_of(template: Template, prepared: PreparedTemplate) -> TemplateEdits:
         max_lines=style.max_lines,
         max_size=style.max_size,
         min_size=style.min_size,
+        loop=template.loop,
+        speed=template.speed,
+        trim_start=template.start_s,
+        trim_duration=template.duration_s,
     )
+
+
+def check_box(box: tuple[int, int, int, int], width: int, height: int) -> None:
+    """FieldInvalid, in plain words, when the text box leaves the loop's frame."""
+    x, y, w, h = box
+    size = f"{width} × {height}"
+    if x >= width:
+        raise FieldInvalid("box_x", gettext(
+            "The text box starts past the right edge of the %(size)s loop: move it left "
+            "(x below %(width)d).", size=size, width=width))  # fmt: skip
+    if y >= height:
+        raise FieldInvalid("box_y", gettext(
+            "The text box starts below the bottom edge of the %(size)s loop: move it up "
+            "(y below %(height)d).", size=size, height=height))  # fmt: skip
+    if x + w > width:
+        raise FieldInvalid("box_w", gettext(
+            "The text box goes past the right edge of the %(size)s loop: make it narrower or "
+            "move it left.", size=size))  # fmt: skip
+    if y + h > height:
+        raise FieldInvalid("box_h", gettext(
+            "The text box goes past the bottom edge of the %(size)s loop: make it shorter or "
+            "move it up.", size=size))  # fmt: skip
+
+
+def check_trim(template: Template, edits: TemplateEdits) -> None:
+    """A new start must fall inside the source video (probed again only when the trim changed)."""
+    if (edits.trim_start, edits.trim_duration) == (template.start_s, template.duration_s):
+        return
+    length = probe_video(template.source).duration_s
+    if edits.trim_start >= length:
+        raise FieldInvalid("trim_start", gettext(
+            "The video is %(seconds).1f s long: start the loop before its end.",
+            seconds=length))  # fmt: skip
 
 
 def apply_edits(
     template: Template, prepared: PreparedTemplate, edits: TemplateEdits, words: WordLists
 ) -> dict[str, Any]:
-    """template.toml's new table; TemplateInvalid or CaptionRejected (BadInput) naming what is
-    wrong. Keys the form does not show (trim, output, source, frame, enabled) are kept."""
+    """template.toml's new table, or FieldInvalid (plain words, the field to mark). Keys the
+    form does not show (output width and fps, source, frame) are kept; ``enabled`` (false: a
+    draft) changes only by publishing, which needs a credit line."""
     data = copy.deepcopy(template.raw)
     data["name"] = edits.name.strip()
     data["credit"] = edits.credit.strip()
+    if not data["credit"] and (template.enabled or edits.publish):
+        raise FieldInvalid(
+            "credit",
+            gettext("A published template needs a credit line (who made the footage, its licence).")
+            + (
+                ""
+                if edits.publish
+                else " " + gettext("Unpublish it first to leave the credit empty.")
+            ),
+        )
+    if edits.publish:
+        data["enabled"] = True
     data["caption_mode"] = edits.caption_mode
     captions = [c.strip() for c in edits.captions if c.strip()]
     if isinstance(data.get("captions"), dict):
@@ -120,24 +185,46 @@ def apply_edits(
     )
     if edits.font != OWN_FONT:
         if edits.font not in caption_fonts():
-            raise TemplateInvalid(f"unknown font {edits.font!r}")
+            raise FieldInvalid("font", gettext("Choose one of the fonts in the list."))
         text["font"] = edits.font
     data["text"] = text
+    data["trim"] = {**(data.get("trim") or {}), "start": edits.trim_start,
+                    "duration": edits.trim_duration}  # fmt: skip
+    data["output"] = {**(data.get("output") or {}), "loop": edits.loop, "speed": edits.speed}
     if edits.min_size > edits.max_size:
-        raise TemplateInvalid("the smallest size must not exceed the largest")
-    updated = parse_template(template.id, template.folder, data)
-    resolve_box(TextBox(*edits.box), prepared.width, prepared.height)
+        raise FieldInvalid("min_size", gettext(
+            "The smallest size is larger than the largest (%(max)d px): lower it, or raise the "
+            "largest.", max=edits.max_size))  # fmt: skip
+    check_box(edits.box, prepared.width, prepared.height)
+    if data["caption_mode"] == "presets" and not data["captions"]:
+        raise FieldInvalid("captions", gettext(
+            "Add at least one predefined caption, or let visitors write their own (Captions: "
+            "free text)."))  # fmt: skip
+    try:
+        updated = parse_template(template.id, template.folder, data)
+    except TemplateInvalid as exc:
+        raise FieldInvalid(
+            None, gettext("These settings cannot be used: %(reason)s", reason=exc.reason)
+        ) from None
     for number, caption in enumerate(updated.captions, start=1):
         try:
             accept_caption(updated, caption, words)
         except BadInput as exc:
-            raise BadInput(f"caption {number} ({caption[:30]!r}): {exc.reason}") from None
+            raise FieldInvalid("captions", gettext(
+                "Caption %(number)d (“%(caption)s”) would be refused to visitors: %(reason)s",
+                number=number, caption=caption[:30], reason=reason_of(exc))) from None  # fmt: skip
+    check_trim(template, edits)
     return data
 
 
-def set_enabled(template: Template, enabled: bool) -> dict[str, Any]:
+def set_published(template: Template, published: bool) -> dict[str, Any]:
+    """template.toml with the template published (shown to visitors) or back to a draft; a
+    template without a credit line cannot be published (FieldInvalid on ``credit``)."""
+    if published and not template.credit.strip():
+        needed = gettext("Add a credit line before publishing (who made the footage, its licence).")
+        raise FieldInvalid("credit", needed)
     data = copy.deepcopy(template.raw)
-    data["enabled"] = enabled
+    data["enabled"] = published
     return data
 
 

@@ -1,6 +1,6 @@
 """Creating a template from any video: hardened probe, sensible defaults, an atomic folder.
 
-Used by ``loopmark templates add`` (and later the admin's upload form).
+Used by ``loopmark templates add`` and the admin's upload form.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import tomli_w
 from PIL import Image
@@ -25,6 +26,7 @@ from loopmark.renderer.templates import (
     SOURCE_USED_SECONDS,
     TEMPLATE_FILE,
     TEMPLATE_ID_PATTERN,
+    Template,
     load_template,
 )
 
@@ -44,6 +46,8 @@ class NewTemplate:
     fps: int = DEFAULT_FPS
     frame: Path | None = None
     name: str | None = None
+    # False: a draft, hidden from visitors until published (the admin's uploads start so).
+    published: bool = True
 
 
 def _check_frame_png(path: Path) -> None:
@@ -65,6 +69,18 @@ def _check_frame_png(path: Path) -> None:
 
 def add_template(spec: NewTemplate, templates_dir: Path, prepared_dir: Path) -> PreparedTemplate:
     """Probe, copy and describe a new template, then prepare it; nothing is left on failure."""
+    template = create_template(spec, templates_dir)
+    # A clip that passes the probe but fails to decode must not stay behind as a template.
+    try:
+        return prepare_template(template, prepared_dir)
+    except BaseException:
+        shutil.rmtree(template.folder, ignore_errors=True)
+        raise
+
+
+def create_template(spec: NewTemplate, templates_dir: Path) -> Template:
+    """Probe, copy and describe a new template (its folder appears whole, atomically); preparing
+    it is left to the caller (the admin does it in the background)."""
     if not TEMPLATE_ID_PATTERN.match(spec.template_id):
         raise BadInput("template id must be 1–40 lowercase letters, digits or dashes")
     final = templates_dir / spec.template_id
@@ -90,7 +106,7 @@ def add_template(spec: NewTemplate, templates_dir: Path, prepared_dir: Path) -> 
     margin = max(8, width // 20)
     box_y = height * 2 // 3
     source_name = "source" + SOURCE_EXTENSIONS.get(info.container, ".mp4")
-    data = {
+    data: dict[str, Any] = {
         "name": spec.name or spec.template_id.replace("-", " ").capitalize(),
         "source": source_name,
         "caption_mode": "free",
@@ -108,6 +124,8 @@ def add_template(spec: NewTemplate, templates_dir: Path, prepared_dir: Path) -> 
             "min_size": 12,
         },
     }
+    if not spec.published:
+        data["enabled"] = False
     templates_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".adding-{spec.template_id}-", dir=templates_dir))
     try:
@@ -120,9 +138,4 @@ def add_template(spec: NewTemplate, templates_dir: Path, prepared_dir: Path) -> 
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    # A clip that passes the probe but fails to decode must not stay behind as a template.
-    try:
-        return prepare_template(load_template(templates_dir, spec.template_id), prepared_dir)
-    except BaseException:
-        shutil.rmtree(final, ignore_errors=True)
-        raise
+    return load_template(templates_dir, spec.template_id)

@@ -64,11 +64,13 @@ def post(client: FlaskClient, path: str, data: dict[str, Any] | None = None,
                        **kwargs)  # fmt: skip
 
 
-def post_files(client: FlaskClient, path: str, fields: dict[str, Any]) -> TestResponse:
+def post_files(client: FlaskClient, path: str, fields: dict[str, Any],
+               headers: dict[str, str] | None = None) -> TestResponse:  # fmt: skip
     """A multipart POST encoded in memory (the test client would spool a big body to a temporary
     file that it never closes: a ResourceWarning)."""
     boundary, body = encode_multipart(MultiDict(fields))
-    return client.post(path, data=body, content_type=f"multipart/form-data; boundary={boundary}")
+    return client.post(path, data=body, content_type=f"multipart/form-data; boundary={boundary}",
+                       headers=headers or {})  # fmt: skip
 
 
 def site(app: Flask) -> Services:

@@ -86,6 +86,32 @@ def test_gallery_add_reorder_remove(app: Flask, admin_client: FlaskClient) -> No
     assert gallery_keys(app) == [keys[0], keys[2]]
 
 
+def test_gallery_move_by_script_answers_the_new_order(
+    app: Flask, admin_client: FlaskClient
+) -> None:
+    keys = [add_done(app, caption) for caption in ("one", "two", "three")]
+    for key in keys:
+        post(admin_client, "/admin/gallery/add", {"key": key})
+    token = page_token(admin_client, "/admin/gallery")
+    json_headers = {"Accept": "application/json"}
+
+    def move(key: str, direction: str) -> tuple[int, dict[str, object]]:
+        response = admin_client.post(
+            "/admin/gallery/move",
+            data={"key": key, "direction": direction, "csrf_token": token},
+            headers=json_headers,
+        )
+        return response.status_code, response.get_json()
+
+    assert move(keys[2], "top") == (200, {"order": [keys[2], keys[0], keys[1]]})
+    assert gallery_keys(app) == [keys[2], keys[0], keys[1]]
+    status, body = move(fake_key("never curated"), "up")
+    assert status == 409 and "no longer in the gallery" in str(body["error"])
+    status, body = move(keys[0], "sideways")
+    assert status == 400 and body["error"]
+    assert gallery_keys(app) == [keys[2], keys[0], keys[1]]
+
+
 def test_gallery_refuses_a_render_that_is_not_done(app: Flask, admin_client: FlaskClient) -> None:
     records = site(app).render.records
     key = fake_key("still rendering")

@@ -1,19 +1,28 @@
-"""Templates in the admin: show or hide, edit the caption settings, upload a new loop."""
+"""Templates in the admin: drafts and publishing, plain refusals next to their fields, uploads
+prepared in the background, trim, speed and direction edited and prepared again."""
 
 from __future__ import annotations
 
 import io
+import re
+import time
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.datastructures import FileStorage
+from werkzeug.test import TestResponse
 
+from loopmark.admin.preparation import preparations
 from loopmark.admin.template_files import caption_fonts
 from loopmark.admin.views.templates import UPLOAD_MAX_BYTES
 from tests.admin.conftest import csrf_from, page_token, post, post_files, site
+
+PREPARE_SECONDS = 120.0
+CREDIT = "Big Buck Bunny © Blender Foundation, CC-BY 3.0"
 
 
 def templates_dir(app: Flask) -> Path:
@@ -35,7 +44,7 @@ def edit_form(client: FlaskClient, **changes: object) -> dict[str, object]:
     assert "data-admin-preview" in html
     fields = {
         "name": "Small",
-        "credit": "",
+        "credit": CREDIT,
         "caption_mode": "free",
         "captions": "Hello\nHop on",
         "box_x": 8,
@@ -50,19 +59,61 @@ def edit_form(client: FlaskClient, **changes: object) -> dict[str, object]:
         "max_lines": 2,
         "max_size": 24,
         "min_size": 10,
+        "loop": "forward",
+        "speed": "1",
+        "trim_start": "1",
+        "trim_duration": "1",
         "csrf_token": csrf_from(page),
     }
     return {**fields, **changes}
 
 
-def test_hide_and_show_a_template(app: Flask, admin_client: FlaskClient) -> None:
+def test_unpublish_makes_a_draft_visitors_never_see(app: Flask, admin_client: FlaskClient) -> None:
     assert public_ids(admin_client) == ["small"]
-    post(admin_client, "/admin/templates/small/enabled", token_from="/admin/templates")
+    before = admin_client.get("/api/templates").get_json()[0]
+    post(admin_client, "/admin/templates/small/unpublish", token_from="/admin/templates")
     assert toml_of(app)["enabled"] is False
     assert public_ids(admin_client) == []
-    assert "hidden" in admin_client.get("/admin/templates").get_data(as_text=True)
-    post(admin_client, "/admin/templates/small/enabled", token_from="/admin/templates")
+    assert "Draft" in admin_client.get("/admin/templates").get_data(as_text=True)
+    # Not listed, not rendered, no public preview; GraphQL leaves it out too.
+    refused = admin_client.post("/api/renders", json={"template": "small", "caption": "Hi"})
+    assert refused.status_code in (404, 422), refused.status_code
+    hidden = admin_client.get(before["preview_url"])
+    assert hidden.status_code == 404
+    hidden.close()
+    listed = admin_client.post("/graphql", json={"query": "{ templates { id } }"}).get_json()
+    assert listed["data"]["templates"] == []
+    # The admin still previews it.
+    for name in ("preview.mp4", "poster.jpg"):
+        response = admin_client.get(f"/admin/templates/small/{name}")
+        assert response.status_code == 200 and len(response.data) > 1000
+        response.close()
+
+
+def test_publishing_needs_a_credit_line(app: Flask, admin_client: FlaskClient) -> None:
+    post(admin_client, "/admin/templates/small/unpublish", token_from="/admin/templates")
+    refused = post(admin_client, "/admin/templates/small/publish", token_from="/admin/templates")
+    assert refused.status_code == 422
+    html = refused.get_data(as_text=True)
+    assert "needs a credit line" in html or "Add a credit line" in html
+    assert re.search(r'<input[^>]*aria-invalid="true"[^>]*id="credit"', html)
+    assert toml_of(app)["enabled"] is False and public_ids(admin_client) == []
+    # "Save and publish" with an empty credit is refused the same way.
+    form = edit_form(admin_client, credit="", publish="1")
+    response = admin_client.post("/admin/templates/small", data=form)
+    assert response.status_code == 422
+    assert toml_of(app)["enabled"] is False
+    credit = CREDIT
+    form = edit_form(admin_client, publish="1")
+    response = admin_client.post("/admin/templates/small", data=form)
+    assert response.status_code == 303, response.get_data(as_text=True)
+    assert wait_ready(admin_client, "small")["state"] == "ready"  # a new colour: new frames
+    assert toml_of(app)["enabled"] is True and toml_of(app)["credit"] == credit
     assert public_ids(admin_client) == ["small"]
+    # A published template keeps its credit line.
+    response = admin_client.post("/admin/templates/small", data=edit_form(admin_client, credit=""))
+    assert response.status_code == 422
+    assert toml_of(app)["credit"] == credit
 
 
 def test_edit_writes_template_toml_and_the_catalog_follows(
@@ -71,6 +122,7 @@ def test_edit_writes_template_toml_and_the_catalog_follows(
     before = toml_of(app)
     response = admin_client.post("/admin/templates/small", data=edit_form(admin_client))
     assert response.status_code == 303, response.get_data(as_text=True)
+    assert wait_ready(admin_client, "small")["state"] == "ready"
     data = toml_of(app)
     assert data["name"] == "Small"
     assert data["captions"] == ["Hello", "Hop on"]
@@ -92,7 +144,16 @@ def test_a_box_outside_the_frame_is_refused(app: Flask, admin_client: FlaskClien
         "/admin/templates/small", data=edit_form(admin_client, box_y=80, box_h=40)
     )
     assert response.status_code == 422
-    assert "does not fit" in response.get_data(as_text=True)
+    html = response.get_data(as_text=True)
+    message = (
+        "The text box goes past the bottom edge of the 160 × 90 loop: "  # noqa: ISC003
+        + "make it shorter or move it up."
+    )
+    assert message.replace("×", "&#215;") in html or message in html
+    # The field is marked and described by the message next to it.
+    assert re.search(r'<input[^>]*aria-invalid="true"[^>]*id="box_h"', html)
+    assert 'id="box_h-error"' in html
+    assert "does not fit" not in html
     assert toml_of(app) == before
 
 
@@ -104,7 +165,7 @@ def test_predefined_captions_pass_the_caption_policy(app: Flask, admin_client: F
         data=edit_form(admin_client, caption_mode="presets", captions="Eat kale"),
     )
     assert response.status_code == 422
-    assert "caption 1" in response.get_data(as_text=True)
+    assert "Caption 1 (“Eat kale”) would be refused" in response.get_data(as_text=True)
     assert toml_of(app) == before
 
 
@@ -114,14 +175,23 @@ def test_fonts_offered_are_caption_fonts() -> None:
     assert not [f for f in fonts if "Emoji" in f]
 
 
-def test_upload_a_new_loop(app: Flask, admin_client: FlaskClient, clip: Path) -> None:
-    token = page_token(admin_client, "/admin/templates/new")
+def wait_ready(client: FlaskClient, template_id: str) -> dict[str, str]:
+    deadline = time.monotonic() + PREPARE_SECONDS
+    while True:
+        state: dict[str, str] = client.get(f"/admin/templates/{template_id}/state").get_json()
+        if state["state"] != "preparing" or time.monotonic() > deadline:
+            return state
+        time.sleep(0.1)
+
+
+def upload(client: FlaskClient, clip: Path, template_id: str, **headers: str) -> TestResponse:
+    token = page_token(client, "/admin/templates/new")
     with clip.open("rb") as video:
-        response = post_files(
-            admin_client,
+        return post_files(
+            client,
             "/admin/templates/new",
             {
-                "template_id": "tiny",
+                "template_id": template_id,
                 "name": "Tiny bunny",
                 "video": FileStorage(video, "../../etc/evil name.mp4"),
                 "start": "1",
@@ -130,13 +200,100 @@ def test_upload_a_new_loop(app: Flask, admin_client: FlaskClient, clip: Path) ->
                 "fps": "6",
                 "csrf_token": token,
             },
+            headers=headers,
         )
+
+
+def test_upload_is_a_draft_prepared_in_the_background(
+    app: Flask, admin_client: FlaskClient, clip: Path
+) -> None:
+    response = upload(admin_client, clip, "tiny")
     assert response.status_code == 303, response.get_data(as_text=True)
     assert response.location == "/admin/templates/tiny"
     folder = templates_dir(app) / "tiny"
     assert sorted(p.name for p in folder.iterdir()) == ["source.mp4", "template.toml"]
-    assert "tiny" in public_ids(admin_client)
-    assert admin_client.get("/admin/templates/tiny").status_code == 200
+    assert toml_of(app, "tiny")["enabled"] is False
+    assert "tiny" not in public_ids(admin_client)
+    page = admin_client.get("/admin/templates/tiny").get_data(as_text=True)
+    assert "data-template-state" in page or "data-admin-preview" in page
+    assert wait_ready(admin_client, "tiny") == {"state": "ready", "reason": ""}
+    page = admin_client.get("/admin/templates/tiny").get_data(as_text=True)
+    assert "data-admin-preview" in page and "Draft" in page
+    refused = admin_client.post("/api/renders", json={"template": "tiny", "caption": "Hi"})
+    assert refused.status_code in (404, 422)
+    assert "tiny" not in public_ids(admin_client)
+    preview = admin_client.get("/admin/templates/tiny/preview.mp4")
+    assert preview.status_code == 200 and preview.data[4:8] == b"ftyp"
+    preview.close()
+
+
+def test_upload_by_script_answers_json(app: Flask, admin_client: FlaskClient, clip: Path) -> None:
+    response = upload(admin_client, clip, "scripted", Accept="application/json")
+    assert response.status_code == 201
+    assert response.get_json() == {"location": "/admin/templates/scripted"}
+    again = upload(admin_client, clip, "scripted", Accept="application/json")
+    assert again.status_code == 422
+    assert again.get_json()["fields"]["template_id"] == ["A template 'scripted' already exists."]
+    assert wait_ready(admin_client, "scripted")["state"] == "ready"
+
+
+def test_visitors_keep_the_current_version_until_the_edit_is_prepared(
+    app: Flask, admin_client: FlaskClient
+) -> None:
+    before = toml_of(app)
+    listed = admin_client.get("/api/templates").get_json()[0]
+    jobs = preparations(site(app).templates, app)  # type: ignore[arg-type]
+    with jobs._one_at_a_time:  # another preparation is running: this edit waits for it
+        response = admin_client.post(
+            "/admin/templates/small", data=edit_form(admin_client, loop="boomerang")
+        )
+        assert response.status_code == 303
+        assert admin_client.get("/admin/templates/small/state").get_json()["state"] == "preparing"
+        page = admin_client.get("/admin/templates/small").get_data(as_text=True)
+        assert "data-template-state" in page and "Preparing the new frames of Small" in page
+        assert toml_of(app) == before
+        assert admin_client.get("/api/templates").get_json()[0] == listed
+    assert wait_ready(admin_client, "small")["state"] == "ready"
+    assert toml_of(app)["output"]["loop"] == "boomerang"  # type: ignore[index]
+    assert admin_client.get("/api/templates").get_json()[0]["preview_url"] != listed["preview_url"]
+
+
+def test_reverse_speed_and_trim_are_edited_and_prepared_again(
+    app: Flask, admin_client: FlaskClient
+) -> None:
+    catalog = site(app).templates
+    old = catalog.prepared(catalog.get("small"))
+    response = admin_client.post(
+        "/admin/templates/small", data=edit_form(admin_client, loop="reverse")
+    )
+    assert response.status_code == 303, response.get_data(as_text=True)
+    # Written once the new frames are ready; visitors keep the old version meanwhile.
+    assert wait_ready(admin_client, "small")["state"] == "ready"
+    assert toml_of(app)["output"]["loop"] == "reverse"  # type: ignore[index]
+    new = catalog.prepared(catalog.get("small"))
+    assert new.template.version != old.template.version
+    assert np.array_equal(new.frames[0], old.frames[-1])
+    response = admin_client.post(
+        "/admin/templates/small",
+        data=edit_form(
+            admin_client, loop="forward", speed="2", trim_start="0.5", trim_duration="0.5"
+        ),
+    )
+    assert response.status_code == 303, response.get_data(as_text=True)
+    assert wait_ready(admin_client, "small")["state"] == "ready"
+    data = toml_of(app)
+    assert data["output"]["speed"] == 2.0  # type: ignore[index]
+    assert data["trim"] == {"start": 0.5, "duration": 0.5}
+    faster = catalog.prepared(catalog.get("small"))
+    assert faster.frame_count == 4  # 0.5 s at 8 fps
+    # A start past the end of the video is refused next to its field.
+    response = admin_client.post(
+        "/admin/templates/small", data=edit_form(admin_client, trim_start="90")
+    )
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert "start the loop before its end" in html
+    assert re.search(r'<input[^>]*aria-invalid="true"[^>]*id="trim_start"', html)
 
 
 def test_upload_refuses_a_playlist_disguised_as_video(

@@ -1,5 +1,7 @@
-"""The admin driven in Chromium: log in, curate the gallery, reorder it, take a render down, edit
-the word list, add a template and tune it with the live preview. The site runs over a copy of one
+"""The admin driven in Chromium: log in, curate the gallery, reorder it in place, take a render
+down, edit the word list, upload a template (a draft, prepared in the background), drag its text
+box on the live preview, publish it (not without a credit line), and the renders list on a
+390 px phone. The site runs over a copy of one
 demo template (the admin writes template folders); screenshots go to test-artifacts/admin/."""
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, Request, expect
 
 from loopmark import create_app
 from loopmark.composition import Services, setup_backends
@@ -26,13 +28,21 @@ from loopmark.service.passwords import hash_password
 from loopmark.service.render_service import media_keys
 from loopmark.web.context import EXTENSION
 from loopmark.web.server import create_server
-from tests.browser.conftest import DESKTOP, SERVER_STOP_SECONDS, LiveSite, new_context, open_page
+from tests.browser.conftest import (
+    DESKTOP,
+    PHONE,
+    SERVER_STOP_SECONDS,
+    LiveSite,
+    new_context,
+    open_page,
+)
 from tests.paths import DEMO_TEMPLATES, REPO
 
 ARTIFACTS = REPO / "test-artifacts" / "admin"
 TEMPLATE = "big-stretch"
 NAME, PASSWORD = "ana", "a long admin passphrase"
 RENDER_DONE_SECONDS = 180.0
+PHONE_390 = {**PHONE, "viewport": {"width": 390, "height": 844}}
 
 
 @pytest.fixture(scope="module")
@@ -142,9 +152,16 @@ def test_curate_reorder_and_take_down(
     page.get_by_role("link", name="Gallery").click()
     entries = page.locator(".gallery-entry")
     expect(entries).to_have_count(2)
+    page.evaluate("window.stillTheSamePage = true")
     page.get_by_role("button", name="Move “Weekend, here I come” up").click()
     expect(entries.first).to_contain_text("Weekend, here I come")
+    expect(entries.first.locator(".position")).to_have_text("1")
     assert gallery_order(admin_site.app) == [second, first]
+    # Moved in place (fetch), not by a reload; the buttons follow the new order.
+    assert page.evaluate("window.stillTheSamePage") is True
+    expect(page.get_by_role("button", name="Move “Weekend, here I come” up")).to_be_disabled()
+    expect(page.get_by_role("button", name="Move “Stretch mode: ON” up")).to_be_enabled()
+    expect(page.locator("#gallery-status")).to_have_text("Moved to position 1.")
     page.screenshot(path=str(shots / "gallery.png"), full_page=True)
 
     entries.filter(has_text="Stretch mode: ON").get_by_role("link").first.click()
@@ -187,26 +204,45 @@ def test_edit_the_word_list(admin_site: LiveSite, context: BrowserContext, shots
     watched.assert_clean()
 
 
-def test_add_a_template_and_tune_it(
+def test_add_a_template_as_a_draft_tune_and_publish_it(
     admin_site: LiveSite, context: BrowserContext, shots: Path, clip: Path
 ) -> None:
     watched = open_page(context)
     page = watched.page
     log_in(page, "/admin/templates")
     page.get_by_role("link", name="Upload a new loop").click()
+    # A refusal comes back as JSON and is marked on its field, without leaving the page.
+    page.get_by_label("Id (lowercase").fill(TEMPLATE)
+    page.get_by_label("Loop video").set_input_files(str(clip))
+    page.get_by_role("button", name="Upload and prepare").click()
+    expect(page.get_by_label("Id (lowercase")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#template_id-error")).to_contain_text("already exists")
+    expect(page.locator(".upload-status")).to_have_text("Not uploaded: see the marked fields.")
     page.get_by_label("Id (lowercase").fill("bunny-hop")
     page.get_by_label("Name", exact=True).fill("Bunny hop")
     page.get_by_label("Loop video").set_input_files(str(clip))
     page.get_by_label("Start (s)").fill("2")
     page.get_by_label("Duration (s)").fill("1")
     page.get_by_label("Width (px)").fill("240")
-    page.get_by_role("button", name="Upload and prepare").click()
-    expect(page.locator(".flash-ok")).to_contain_text("Added Bunny hop", timeout=120_000)
-    assert page.url.endswith("/admin/templates/bunny-hop")
+    # The upload's progress is shown while it is sent (XHR); the page then waits for the
+    # background preparation and opens the editor by itself.
+    with page.expect_request(
+        lambda r: r.url.endswith("/admin/templates/new") and r.method == "POST"
+    ):
+        page.get_by_role("button", name="Upload and prepare").click()
+    expect(page).to_have_url(re.compile(r"/admin/templates/bunny-hop$"))
+    expect(page.locator(".flash-ok")).to_contain_text("Uploaded Bunny hop")
+    expect(page.locator("[data-admin-preview]")).to_be_visible(timeout=120_000)
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Draft")
+    status, templates = api(admin_site, "/api/templates")
+    assert "bunny-hop" not in {t["id"] for t in templates}
+    assert api(admin_site, "/api/renders", {"template": "bunny-hop", "caption": "Hi"})[0] in (
+        404,
+        422,
+    )
 
-    # The live preview draws the sample caption in the chosen colour over the poster.
+    # The live preview draws the sample caption in the chosen colour over the loop.
     canvas = page.locator("canvas.preview-text")
-    expect(page.locator("[data-admin-preview] img")).to_be_visible()
     page.get_by_label("Sample caption").fill("HOP HOP HOP")
     page.get_by_label("Text colour").fill("#ff0000")
     page.get_by_label("Outline width").fill("0")
@@ -216,10 +252,38 @@ def test_add_a_template_and_tune_it(
     assert count_pixels(page, (0, 255, 0)) > 50
     assert count_pixels(page, (255, 0, 0)) == 0
     expect(canvas).to_be_visible()
+
+    # The text box is dragged and resized on the preview; the numbers follow.
+    drag_the_text_box(page)
+
+    # Publishing without a credit line is refused, next to the credit field.
+    page.get_by_role("button", name="Publish", exact=True).click()
+    credit = page.get_by_label("Credit")
+    expect(credit).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#credit-error")).to_contain_text("credit line")
+    page.screenshot(path=str(shots / "template-publish-refused.png"), full_page=True)
+    assert "bunny-hop" not in {t["id"] for t in api(admin_site, "/api/templates")[1]}
+
+    # A box past the bottom is refused in plain words, the field marked.
+    page.get_by_label("Box height").fill("400")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_label("Box height")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#box_h-error")).to_contain_text(
+        "The text box goes past the bottom edge of the 240 × 136 loop"
+    )
+    page.get_by_label("Box height").fill("30")
     page.get_by_label("Box y").fill("20")
+    page.get_by_label("Text colour").fill("#00ff00")
+    page.get_by_label("Credit").fill("Big Buck Bunny © Blender Foundation, CC-BY 3.0")
+    page.get_by_label("Plays").select_option("reverse")
     page.screenshot(path=str(shots / "template-edit.png"), full_page=True)
-    page.get_by_role("button", name="Save").click()
-    expect(page.locator(".flash-ok")).to_contain_text("Saved Bunny hop", timeout=120_000)
+    page.get_by_role("button", name="Save and publish").click()
+    # Reversing changes the frames: prepared in the background before anything is written,
+    # then the page opens the editor again by itself.
+    expect(page.locator(".flash-ok")).to_contain_text("Preparing the new frames of Bunny hop")
+    expect(page.locator("[data-admin-preview]")).to_be_visible(timeout=120_000)
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Published")
+    expect(page.get_by_label("Plays")).to_have_value("reverse")
 
     status, templates = api(admin_site, "/api/templates")
     listed = {t["id"]: t for t in templates}
@@ -228,7 +292,145 @@ def test_add_a_template_and_tune_it(
     assert listed["bunny-hop"]["text"]["box"][1] == 20
     page.get_by_role("link", name="Templates", exact=True).click()
     page.screenshot(path=str(shots / "templates.png"), full_page=True)
-    watched.assert_clean()
+    watched.assert_clean(allow=("status of 422",))  # the three refusals above
+
+
+def test_drag_the_text_box_on_a_phone_with_reduced_motion(
+    admin_site: LiveSite, browser: Browser, shots: Path
+) -> None:
+    context = new_context(browser, admin_site, reduced_motion="reduce", **PHONE_390)
+    try:
+        watched = open_page(context)
+        page = watched.page
+        log_in(page, f"/admin/templates/{TEMPLATE}")
+        # Prepared in the background first when no earlier test needed it.
+        expect(page.locator("[data-admin-preview]")).to_be_visible(timeout=300_000)
+        # Reduced motion: the preview loop does not play.
+        assert page.evaluate("document.querySelector('[data-admin-preview] video').paused")
+        drag_the_text_box(page)
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0
+        page.screenshot(path=str(shots / "template-edit-phone.png"), full_page=True)
+        watched.assert_clean()
+    finally:
+        context.close()
+
+
+UPLOAD_WATCH = """() => {
+  const bar = document.querySelector(".upload-progress progress");
+  const status = document.querySelector(".upload-status");
+  new MutationObserver(() => {
+    sessionStorage.progress = String(bar.value);
+    sessionStorage.status = status.textContent;
+  }).observe(document.querySelector(".upload-progress"),
+             {attributes: true, childList: true, characterData: true, subtree: true});
+}"""
+
+
+def is_upload(request: Request) -> bool:
+    return request.url.endswith("/admin/templates/new") and request.method == "POST"
+
+
+def drag_the_text_box(page: Page) -> None:
+    """Move the box with the pointer, resize it from its corner, nudge it with the keyboard."""
+    preview = page.locator("[data-admin-preview]")
+    width = int(preview.get_attribute("data-width") or 0)
+    handle = page.locator(".box-handle")
+    expect(handle).to_be_visible()
+    numbers = ("Box x", "Box y", "Box width", "Box height")
+
+    def box() -> list[int]:
+        return [int(page.get_by_label(name, exact=True).input_value()) for name in numbers]
+
+    page.get_by_label("Box x", exact=True).fill("20")
+    page.get_by_label("Box y", exact=True).fill("60")
+    page.get_by_label("Box width", exact=True).fill("120")
+    page.get_by_label("Box height", exact=True).fill("40")
+    handle.scroll_into_view_if_needed()  # filling the numbers scrolled to them on a phone
+    bounds = preview.bounding_box()
+    assert bounds is not None
+    scale = bounds["width"] / width  # screen pixels per output pixel
+    start = handle.bounding_box()
+    assert start is not None
+    # Move: 30 output pixels right, 10 up, by the middle of the box.
+    x, y = start["x"] + start["width"] / 2, start["y"] + start["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 15 * scale, y - 5 * scale, steps=3)
+    page.mouse.move(x + 30 * scale, y - 10 * scale, steps=3)
+    page.mouse.up()
+    moved = box()
+    assert abs(moved[0] - 50) <= 1 and abs(moved[1] - 50) <= 1, moved
+    assert moved[2:] == [120, 40]
+    # Resize from the corner: 40 wider, 20 taller.
+    corner = page.locator(".box-corner").bounding_box()
+    assert corner is not None
+    cx, cy = corner["x"] + corner["width"] / 2, corner["y"] + corner["height"] / 2
+    page.mouse.move(cx, cy)
+    page.mouse.down()
+    page.mouse.move(cx + 40 * scale, cy + 20 * scale, steps=4)
+    page.mouse.up()
+    resized = box()
+    assert resized[:2] == moved[:2]
+    assert abs(resized[2] - 160) <= 1 and abs(resized[3] - 60) <= 1, resized
+    # Dragged past the right edge, it stops at the edge.
+    page.mouse.move(cx, cy)
+    page.mouse.down()
+    page.mouse.move(cx + 400 * scale, cy, steps=3)
+    page.mouse.up()
+    assert box()[0] + box()[2] == width
+    # The keyboard nudges it (arrows move, Shift+arrows resize).
+    handle.focus()
+    before = box()
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("Shift+ArrowUp")
+    after = box()
+    assert after == [before[0] - 2, before[1], before[2], before[3] - 1], (before, after)
+    # The dashed outline is drawn where the numbers say.
+    drawn = page.evaluate(
+        """() => {
+          const canvas = document.querySelector("canvas.preview-box");
+          const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+          let minX = canvas.width, maxX = -1;
+          for (let y = 0; y < canvas.height; y++)
+            for (let x = 0; x < canvas.width; x++)
+              if (data[(y * canvas.width + x) * 4 + 3] > 0) {
+                minX = Math.min(minX, x);
+                maxX = Math.max(maxX, x);
+              }
+          return [minX, maxX];
+        }"""
+    )
+    assert abs(drawn[0] - after[0]) <= 2 and abs(drawn[1] - (after[0] + after[2] - 1)) <= 2, drawn
+
+
+def test_renders_list_fits_a_phone(admin_site: LiveSite, browser: Browser, shots: Path) -> None:
+    render(admin_site, "A caption long enough to wrap on a narrow phone screen")
+    context = new_context(browser, admin_site, **PHONE_390)
+    try:
+        watched = open_page(context)
+        page = watched.page
+        log_in(page)
+        expect(page.locator("table.renders tbody tr").first).to_be_visible()
+        for path in ("/admin/", "/admin/gallery", "/admin/templates", "/admin/words"):
+            page.goto(path)
+            overflow = page.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            assert overflow <= 0, (path, overflow)
+        page.goto("/admin/")
+        row = page.locator("table.renders tbody tr").first
+        button = row.get_by_role("button")
+        expect(button).to_be_visible()
+        box = button.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= 390
+        page.screenshot(path=str(shots / "renders-phone.png"), full_page=True)
+        watched.assert_clean()
+    finally:
+        context.close()
 
 
 def count_pixels(page: Page, rgb: tuple[int, int, int]) -> int:

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from loopmark.errors import BadInput, VideoRejected
-from loopmark.renderer.authoring import NewTemplate, add_template
+from loopmark.renderer.authoring import NewTemplate, add_template, create_template
 from loopmark.renderer.prepare import PreparedTemplate
 from loopmark.renderer.templates import load_template
 from tests.renderer import hostile_videos
@@ -25,6 +25,16 @@ def test_added_template_has_lower_third_box_and_is_prepared(
     assert box.y + box.h <= small.height
     assert box.x > 0 and box.x + box.w < small.width
     assert (small.folder / "preview.mp4").is_file()
+
+
+def test_a_draft_is_created_unprepared_and_hidden(clip: Path, tmp_path: Path) -> None:
+    spec = NewTemplate("draft", clip, start_s=0.5, duration_s=0.5, width=96, fps=4, published=False)
+    template = create_template(spec, tmp_path / "t")
+    assert template.enabled is False
+    assert load_template(tmp_path / "t", "draft").enabled is False
+    assert not (tmp_path / "p").exists()  # preparing is the caller's
+    published = create_template(NewTemplate("shown", clip, width=96, fps=4), tmp_path / "t")
+    assert published.enabled is True and "enabled" not in published.raw
 
 
 def test_branding_frame_is_composited(clip: Path, tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """The admin's views by area (renders, gallery, words, templates, stats) and what they share.
 
 Action views follow post/redirect/get: they change one thing, flash what happened (or why not)
-and redirect, so a reload never repeats an action.
+and redirect, so a reload never repeats an action. A page's script may send the same form asking
+for JSON (``wants_json``) and update the page in place.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from flask import flash, redirect, url_for
+from flask import flash, redirect, request, url_for
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
@@ -24,6 +25,11 @@ def flash_form_errors(form: FlaskForm) -> None:
         # Each field's errors are a list of messages (only a FormField's would be a mapping).
         if errors and isinstance(errors, Sequence):
             flash(f"{label}: {errors[0]}", "error")
+
+
+def wants_json() -> bool:
+    """The page's script asked for JSON (progressive enhancement); a plain form gets HTML."""
+    return request.accept_mimetypes.best == "application/json"
 
 
 def back(target: str | None, endpoint: str, **values: Any) -> Response:

@@ -1,15 +1,16 @@
 """Gallery curation: add a done render, remove an entry, move one up or down (plain forms, so
-reordering works without JavaScript)."""
+reordering works without JavaScript; the page's script sends the same forms with fetch and gets
+the new order as JSON)."""
 
 from __future__ import annotations
 
-from flask import flash, render_template
+from flask import flash, jsonify, render_template
 from flask_babel import gettext
 from werkzeug.wrappers import Response
 
 from loopmark.admin import blueprint
 from loopmark.admin.forms import KeyForm, MoveForm
-from loopmark.admin.views import back, flash_form_errors
+from loopmark.admin.views import back, flash_form_errors, wants_json
 from loopmark.errors import BadInput
 from loopmark.web import links
 from loopmark.web.context import services
@@ -70,21 +71,34 @@ def gallery_remove() -> Response:
 
 
 @blueprint.post("/gallery/move")
-def gallery_move() -> Response:
+def gallery_move() -> Response | tuple[Response, int]:
+    """Move an entry; the page's script asks for JSON (the new order) and reorders in place."""
     form = MoveForm()
+    as_json = wants_json()
     if not form.validate_on_submit():
+        if as_json:
+            refusal = gettext("That move could not be understood: reload the page.")
+            return jsonify(error=refusal), 400
         flash_form_errors(form)
         return back(form.back.data, "admin.gallery")
     store = services().gallery
     keys = [entry.key for entry in store.entries()]
     key = form.key.data or ""
+    problem = None
     if key not in keys:
-        flash(gettext("That render is no longer in the gallery."), "error")
-        return back(form.back.data, "admin.gallery")
-    try:
-        store.reorder(moved(keys, key, form.direction.data or ""))
-    except BadInput as exc:  # someone else changed the gallery in between
-        flash(reason_of(exc), "error")
+        problem = gettext("That render is no longer in the gallery: reload the page.")
+    else:
+        try:
+            keys = moved(keys, key, form.direction.data or "")
+            store.reorder(keys)
+        except BadInput as exc:  # someone else changed the gallery in between
+            problem = reason_of(exc)
+    if as_json:
+        if problem is not None:
+            return jsonify(error=problem), 409
+        return jsonify(order=keys), 200
+    if problem is not None:
+        flash(problem, "error")
     return back(form.back.data, "admin.gallery")
 
 

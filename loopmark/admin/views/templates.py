@@ -1,21 +1,31 @@
-"""Templates: list, enable or disable, upload a new loop (the CLI's hardened probe, then
-prepared with its preview and poster), and edit the caption's box, colours, font and predefined
-captions with a live preview. Editing needs the folder catalog (LOOPMARK_TEMPLATES_DIR); with
-templates pushed to storage the pages are read-only."""
+"""Templates: list, publish or take back to a draft, upload a new loop (the CLI's hardened
+probe; a draft, prepared in the background while its page polls), and edit the caption's box,
+colours, font, predefined captions, trim, speed and direction with a live preview. Editing needs
+the folder catalog (LOOPMARK_TEMPLATES_DIR); with templates pushed to storage the pages are
+read-only.
+
+A template is a draft until published (``enabled = false`` in its template.toml, so it survives
+restarts and ``loopmark templates push``): visitors never list, preview or render it, and it
+cannot be published without a credit line. Refusals name the form field they are about."""
 
 from __future__ import annotations
 
 import logging
 import tempfile
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from flask import (
     abort,
     flash,
+    get_flashed_messages,
+    jsonify,
     redirect,
     render_template,
     request,
+    send_file,
     url_for,
 )
 from flask_babel import gettext
@@ -23,23 +33,25 @@ from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # not in types-WTForms 3.2
 
 from loopmark.admin import blueprint
-from loopmark.admin.auth import allows_body
+from loopmark.admin.auth import allows_body, safe_next
 from loopmark.admin.forms import ActionForm, TemplateEditForm, TemplateUploadForm
+from loopmark.admin.preparation import Preparation, Preparations, preparations
 from loopmark.admin.template_files import (
     OWN_FONT,
+    FieldInvalid,
     TemplateEdits,
     apply_edits,
     caption_fonts,
     edits_of,
-    set_enabled,
+    set_published,
     write_template_file,
 )
-from loopmark.admin.views import flash_form_errors
+from loopmark.admin.views import wants_json
 from loopmark.errors import BadInput, LoopmarkError, ToolFailed, UnknownTemplate
 from loopmark.package_data import WEB_FONTS_DIR
-from loopmark.renderer.authoring import NewTemplate, add_template
+from loopmark.renderer.authoring import NewTemplate, create_template
 from loopmark.renderer.prepare import PreparedTemplate
-from loopmark.renderer.templates import Template, iter_template_ids
+from loopmark.renderer.templates import Template, iter_template_ids, parse_template
 from loopmark.service.catalog import DirectoryTemplateCatalog
 from loopmark.web import assets
 from loopmark.web.context import services
@@ -58,11 +70,18 @@ class TemplateRow:
     template: Template | None
     prepared: PreparedTemplate | None
     problem: str | None
+    preparing: bool = False
 
 
 def folder_catalog() -> DirectoryTemplateCatalog | None:
     catalog = services().templates
     return catalog if isinstance(catalog, DirectoryTemplateCatalog) else None
+
+
+def background() -> Preparations | None:
+    """The background preparations (the folder catalog only: stored templates come prepared)."""
+    catalog = folder_catalog()
+    return None if catalog is None else preparations(catalog)
 
 
 def known_template_ids() -> list[str]:
@@ -82,6 +101,12 @@ def _row(template_id: str) -> TemplateRow:
         template = catalog.get(template_id, enabled_only=False)
     except LoopmarkError as exc:
         return TemplateRow(template_id, None, None, exc.reason)
+    jobs = background()
+    if jobs is not None and not jobs.is_ready(template):
+        # Never prepared in a request: the page would hang for as long as FFmpeg runs.
+        state = jobs.state(template_id)
+        preparing = state.state == "preparing"
+        return TemplateRow(template_id, template, None, state.reason or None, preparing)
     try:
         prepared = catalog.prepared(template)
     except LoopmarkError as exc:
@@ -118,7 +143,7 @@ def templates() -> str:
 
 @blueprint.get("/templates/<template_id>/poster.jpg")
 def template_poster(template_id: str) -> Response:
-    """Any template's poster, disabled ones included (the public route shows enabled ones)."""
+    """Any template's poster, drafts included (the public route shows published ones)."""
     _, prepared = _template_or_404(template_id)
     if not prepared.poster_jpg.is_file():
         abort(404)
@@ -126,35 +151,175 @@ def template_poster(template_id: str) -> Response:
     return Response(prepared.poster_jpg.read_bytes(), mimetype="image/jpeg")
 
 
-@blueprint.post("/templates/<template_id>/enabled")
-def template_enabled(template_id: str) -> Response:
+@blueprint.get("/templates/<template_id>/preview.mp4")
+def template_preview(template_id: str) -> Response:
+    """Any template's preview loop, drafts included: the admin sees trim, speed and direction."""
+    _, prepared = _template_or_404(template_id)
+    if not prepared.preview_mp4.is_file():
+        abort(404)
+    return send_file(prepared.preview_mp4, mimetype="video/mp4", conditional=True, max_age=0)
+
+
+@blueprint.get("/templates/<template_id>/state")
+def template_state(template_id: str) -> Response:
+    """Where a template's preparation stands, for its page's poll."""
+    jobs = background()
+    if jobs is None:
+        return jsonify(state="ready", reason="")
+    state = jobs.state(template_id)
+    return jsonify(state=state.state, reason=state.reason)
+
+
+@blueprint.post("/templates/<template_id>/publish")
+def template_publish(template_id: str) -> Response | tuple[str, int]:
+    return _set_published(template_id, True)
+
+
+@blueprint.post("/templates/<template_id>/unpublish")
+def template_unpublish(template_id: str) -> Response | tuple[str, int]:
+    return _set_published(template_id, False)
+
+
+def _set_published(template_id: str, published: bool) -> Response | tuple[str, int]:
     catalog = folder_catalog()
     if catalog is None:
         abort(404)
-    ActionForm()
+    ActionForm()  # the guard has checked its CSRF token
     try:
         template = catalog.get(template_id, enabled_only=False)
     except UnknownTemplate:
         abort(404)
-    enable = not template.enabled
-    write_template_file(template.folder, set_enabled(template, enable))
-    message = (
-        gettext("%(name)s is now shown to visitors.", name=template.name)
-        if enable
-        else gettext("%(name)s is now hidden.", name=template.name)
-    )
-    flash(message, "ok")
-    return redirect(url_for("admin.templates"), code=303)
+    jobs = preparations(catalog)
+    if published and not jobs.is_ready(template):
+        flash(
+            gettext(
+                "%(name)s is still being prepared: publish it once it is ready.",
+                name=template.name,
+            ),
+            "error",
+        )
+        return redirect(url_for("admin.template_edit", template_id=template_id), code=303)
+    try:
+        data = set_published(template, published)
+    except FieldInvalid as exc:
+        prepared = catalog.prepared(template)
+        form = _edit_form(template, prepared)
+        _mark(form, exc)
+        return _edit_page(template, prepared, form, 422)
+    write_template_file(template.folder, data)
+    if published:
+        flash(gettext("%(name)s is published: visitors can pick it now.", name=template.name), "ok")
+    else:
+        flash(
+            gettext("%(name)s is a draft again: visitors no longer see it.", name=template.name),
+            "ok",
+        )
+    return redirect(safe_back() or url_for("admin.templates"), code=303)
+
+
+def safe_back() -> str | None:
+    return safe_next(request.form.get("back"))
 
 
 @blueprint.route("/templates/<template_id>", methods=["GET", "POST"])
 def template_edit(template_id: str) -> Response | tuple[str, int] | str:
+    jobs = background()
+    if jobs is not None:
+        waiting = _waiting(jobs, template_id)
+        if waiting is not None:
+            return waiting
     template, prepared = _template_or_404(template_id)
     editable = folder_catalog() is not None
+    form = _edit_form(template, prepared)
+    status = 200
+    if editable and _posted():
+        if form.validate_on_submit():
+            try:
+                data = apply_edits(template, prepared, _edits(form), services().words())
+            except FieldInvalid as exc:
+                _mark(form, exc)
+                status = 422
+            except BadInput as exc:
+                flash(reason_of(exc), "error")
+                status = 422
+            else:
+                _save(template, data, jobs)
+                return redirect(url_for("admin.template_edit", template_id=template_id), code=303)
+        else:
+            status = 422
+        if status == 422:
+            flash(gettext("Not saved: see the marked fields."), "error")
+    return _edit_page(template, prepared, form, status)
+
+
+def _save(template: Template, data: dict[str, Any], jobs: Preparations | None) -> None:
+    """Write the edit now, or (new frames: trim, speed, direction, colours, font) once the new
+    version is prepared in the background, so visitors never wait for it."""
+    name = data["name"]
+    publishing = bool(data.get("enabled", True)) and not template.enabled
+    updated = parse_template(template.id, template.folder, data)
+    if jobs is not None and updated.version != template.version:
+        if not jobs.start_edit(template, data):
+            flash(
+                gettext(
+                    "%(name)s is being prepared already: try again in a moment.",
+                    name=template.name,
+                ),
+                "error",
+            )
+            return
+        message = (
+            gettext(
+                "Preparing the new frames of %(name)s: your changes are saved and published "
+                "once they are ready; visitors keep the current version meanwhile.",
+                name=name,
+            )
+            if publishing
+            else gettext(
+                "Preparing the new frames of %(name)s: your changes are saved once they are "
+                "ready; visitors keep the current version meanwhile.",
+                name=name,
+            )
+        )
+        flash(message, "ok")
+        return
+    write_template_file(template.folder, data)
+    if publishing:
+        flash(gettext("Saved and published %(name)s: visitors can pick it now.", name=name), "ok")
+    else:
+        flash(gettext("Saved %(name)s.", name=name), "ok")
+
+
+def _waiting(jobs: Preparations, template_id: str) -> tuple[str, int] | None:
+    """The page of a template being prepared (or whose preparation failed), else None."""
+    catalog = jobs.catalog
+    try:
+        template: Template | None = catalog.get(template_id, enabled_only=False)
+    except UnknownTemplate:
+        template = None
+    except LoopmarkError as exc:
+        broken = Preparation("failed", exc.reason)
+        page = render_template(
+            "admin/template_state.html", template_id=template_id, template=None, state=broken
+        )
+        return page, 200
+    if template is not None and not jobs.running(template_id) and jobs.is_ready(template):
+        failed = jobs.take_failure(template_id)
+        if failed is not None:  # an edit that could not be prepared: nothing was written
+            flash(gettext("Your last changes were not saved: %(reason)s", reason=failed), "error")
+        return None
+    state = jobs.state(template_id)
+    if template is None and state.state != "failed":
+        abort(404)
+    return render_template(
+        "admin/template_state.html", template_id=template_id, template=template, state=state
+    ), 200
+
+
+def _edit_form(template: Template, prepared: PreparedTemplate) -> TemplateEditForm:
     current = edits_of(template, prepared)
     form = TemplateEditForm(data=_form_data(current))
-    fonts = caption_fonts()
-    choices = [SelectChoice(name, Path(name).stem) for name in fonts]
+    choices = [SelectChoice(name, Path(name).stem) for name in caption_fonts()]
     if current.font == OWN_FONT:
         choices.insert(
             0,
@@ -163,33 +328,32 @@ def template_edit(template_id: str) -> Response | tuple[str, int] | str:
             ),
         )
     form.font.choices = choices
-    status = 200
-    if editable and _posted():
-        if form.validate_on_submit():
-            try:
-                data = apply_edits(template, prepared, _edits(form), services().words())
-            except BadInput as exc:
-                flash(reason_of(exc), "error")
-                status = 422
-            else:
-                write_template_file(template.folder, data)
-                catalog = services().templates
-                # Prepared now (a new colour is a new version), so visitors never wait for it.
-                catalog.prepared(catalog.get(template_id, enabled_only=False))
-                flash(gettext("Saved %(name)s.", name=data["name"]), "ok")
-                return redirect(url_for("admin.template_edit", template_id=template_id), code=303)
-        else:
-            flash_form_errors(form)
-            status = 422
+    return form
+
+
+def _edit_page(
+    template: Template, prepared: PreparedTemplate, form: TemplateEditForm, status: int
+) -> tuple[str, int]:
+    choices = form.font.choices or []
     return render_template(
         "admin/template_edit.html",
         template=template,
         prepared=prepared,
         form=form,
-        editable=editable,
-        font_urls={choice.value: font_url(choice.value) for choice in choices},
+        editable=folder_catalog() is not None,
+        action_form=ActionForm(),
+        font_urls={choice.value: font_url(choice.value) for choice in choices},  # type: ignore[union-attr]
         sample=(template.captions[0] if template.captions else gettext("Your words here")),
     ), status
+
+
+def _mark(form: TemplateEditForm | TemplateUploadForm, problem: FieldInvalid) -> None:
+    """Show a refusal next to its field (marked aria-invalid), or above the form."""
+    field = getattr(form, problem.field, None) if problem.field else None
+    if field is None:
+        flash(problem.reason, "error")
+        return
+    field.errors = [*field.errors, problem.reason]
 
 
 def _posted() -> bool:
@@ -215,6 +379,10 @@ def _form_data(edits: TemplateEdits) -> dict[str, object]:
         "max_lines": edits.max_lines,
         "max_size": edits.max_size,
         "min_size": edits.min_size,
+        "loop": edits.loop,
+        "speed": Decimal(str(edits.speed)),
+        "trim_start": Decimal(str(edits.trim_start)),
+        "trim_duration": Decimal(str(edits.trim_duration)),
     }
 
 
@@ -245,12 +413,23 @@ def _edits(form: TemplateEditForm) -> TemplateEdits:
         max_lines=_given(form.max_lines.data),
         max_size=_given(form.max_size.data),
         min_size=_given(form.min_size.data),
+        loop=form.loop.data,
+        speed=float(_given_decimal(form.speed.data)),
+        trim_start=float(_given_decimal(form.trim_start.data)),
+        trim_duration=float(_given_decimal(form.trim_duration.data)),
+        publish=bool(request.form.get("publish")),
     )
+
+
+def _given_decimal(value: Decimal | None) -> Decimal:
+    if value is None:
+        raise BadInput("a required number is missing")
+    return value
 
 
 @blueprint.route("/templates/new", methods=["GET", "POST"])
 @allows_body(UPLOAD_MAX_BYTES)
-def template_new() -> Response | tuple[str, int]:
+def template_new() -> Response | tuple[str, int] | tuple[Response, int]:
     catalog = folder_catalog()
     if catalog is None:
         flash(
@@ -264,31 +443,55 @@ def template_new() -> Response | tuple[str, int]:
         status = 422
         if form.validate_on_submit():
             try:
-                prepared = _add(form, catalog)
+                template = _add(form, catalog)
             except BadInput as exc:
-                flash(reason_of(exc), "error")
+                _mark(form, _upload_problem(exc.reason))
             except ToolFailed as exc:
                 log.warning("template upload failed: %s %s", exc.reason, exc.stderr[-400:])
-                flash(gettext("This video could not be converted; try another file."), "error")
+                unreadable = gettext("This video could not be read; try another file.")
+                _mark(form, FieldInvalid("video", unreadable))
             else:
-                flash(
-                    gettext(
-                        "Added %(name)s: %(width)d×%(height)d, %(frames)d frames. It is shown to "
-                        "visitors now; tune it below.",
-                        name=prepared.template.name,
-                        width=prepared.width,
-                        height=prepared.height,
-                        frames=prepared.frame_count,
-                    ),
-                    "ok",
+                preparations(catalog).start(template.id, remove_on_failure=True)
+                location = url_for("admin.template_edit", template_id=template.id)
+                message = gettext(
+                    "Uploaded %(name)s: it is a draft, hidden from visitors, until you publish it.",
+                    name=template.name,
                 )
-                return redirect(
-                    url_for("admin.template_edit", template_id=prepared.template.id), code=303
-                )
-        else:
-            flash_form_errors(form)
+                flash(message, "ok")  # shown by the template's page, however it is reached
+                if wants_json():
+                    return jsonify(location=location), 201
+                return redirect(location, code=303)
         _close_uploads()
+        if wants_json():
+            return jsonify(
+                fields={field.name: list(field.errors) for field in form if field.errors},
+                errors=_flashed_errors(),
+            ), 422
+        flash(gettext("Not uploaded: see the marked fields."), "error")
     return render_template("admin/template_new.html", form=form), status
+
+
+def _flashed_errors() -> list[str]:
+    """Messages flashed for the form (taken, so the next page does not show them again)."""
+    return [str(m) for m in get_flashed_messages(category_filter=["error"])]
+
+
+# The CLI's refusals name its options; the form's fields say the same in the page's words.
+_UPLOAD_OPTIONS = {
+    "--start": ("start", "Start"),
+    "--duration": ("duration", "Duration"),
+    "--width": ("width", "Width"),
+    "--fps": ("fps", "Frames per second"),
+    "--frame": ("frame", "The branding frame"),
+    "template": ("template_id", "A template"),
+}
+
+
+def _upload_problem(reason: str) -> FieldInvalid:
+    for option, (field, words) in _UPLOAD_OPTIONS.items():
+        if reason.startswith(option):
+            return FieldInvalid(field, words + reason[len(option) :].rstrip(".") + ".")
+    return FieldInvalid("video", reason)
 
 
 def _close_uploads() -> None:
@@ -297,7 +500,8 @@ def _close_uploads() -> None:
         upload.close()
 
 
-def _add(form: TemplateUploadForm, catalog: DirectoryTemplateCatalog) -> PreparedTemplate:
+def _add(form: TemplateUploadForm, catalog: DirectoryTemplateCatalog) -> Template:
+    """Probe and copy the upload into a new draft's folder; preparing it is the caller's."""
     with tempfile.TemporaryDirectory(prefix="loopmark-upload-") as tmp:
         video = Path(tmp) / UPLOAD_NAME
         form.video.data.save(video)
@@ -314,5 +518,6 @@ def _add(form: TemplateUploadForm, catalog: DirectoryTemplateCatalog) -> Prepare
             fps=form.fps.data or 0,
             frame=frame,
             name=(form.name.data or "").strip() or None,
+            published=False,
         )
-        return add_template(spec, catalog.templates_dir, catalog.prepared_dir)
+        return create_template(spec, catalog.templates_dir)
