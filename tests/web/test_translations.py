@@ -191,6 +191,56 @@ def test_templates_show_no_untranslated_words() -> None:
     assert bare == [], "words outside {{ _('…') }} or {% trans %}"
 
 
+# A quoted literal in a Jinja expression or tag that people would read (capitalised, or words).
+JINJA_CODE = re.compile(r"(?s)\{\{.*?\}\}|\{%(?!-?\s*(?:trans|endtrans|pluralize)\b).*?%\}")
+TRANSLATED_LITERAL = re.compile(
+    r"""\b(?:_|gettext|ngettext)\(\s*(['"]).*?\1(?:\s*,\s*(['"]).*?\2)?"""
+)
+LITERAL = re.compile(r"'([^'\n]*)'|\"([^\"\n]*)\"")
+
+
+def reads_as_words(text: str) -> bool:
+    """Capitalised (``Edit``) or several words (``free text``); not a class, endpoint or path."""
+    if (
+        not re.search(r"[^\W\d_]{2,}", text)
+        or re.fullmatch(r"[\w.\-/#:]+", text)
+        and (not text[:1].isupper())
+    ):
+        return False
+    return text[:1].isupper() or " " in text.strip()
+
+
+def literals_people_read(source: str) -> list[str]:
+    """Quoted words in a template's Jinja code outside a gettext call (``{{ 'Edit' if … }}``)."""
+    found = []
+    for code in JINJA_CODE.findall(re.sub(r"(?s)\{#.*?#\}", " ", source)):
+        rest = TRANSLATED_LITERAL.sub(" ", code)
+        for match in LITERAL.finditer(rest):
+            text = match.group(1) if match.group(1) is not None else match.group(2)
+            if reads_as_words(text):
+                found.append(text)
+    return found
+
+
+def test_templates_say_no_untranslated_literal() -> None:
+    bare = [
+        f"{path.relative_to(PACKAGE_DIR)}: {text}"
+        for folder in TEMPLATE_DIRS
+        for path in sorted(folder.rglob("*.html"))
+        for text in literals_people_read(path.read_text(encoding="utf-8"))
+    ]
+    assert bare == [], "quoted words in Jinja code outside _()"
+
+
+def test_the_literal_check_can_fail() -> None:
+    page = (
+        "{{ 'Edit' if editable else _('View') }} {{ url_for('pages.home') }} "
+        "{{ 'primary' if x }} {% with alt=caption or 'A bunny' %}{% endwith %} "
+        '{{ _("Hi %(n)s", n=1) }} {{ ngettext("%(num)s report", "%(num)s reports", n) }}'
+    )
+    assert literals_people_read(page) == ["Edit", "A bunny"]
+
+
 def test_the_bare_text_check_can_fail() -> None:
     page = (
         '{% block section %}renders{% endblock %}<h1>{{ _("Fine") }}</h1><p>Not wrapped</p>'
