@@ -56,7 +56,15 @@ CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
 	apt-get update && apt-get install -y chromium
 
-test: $(STAMP) $(CHROMIUM) $(GIFSKI)
+# axe-core (MPL-2.0) checks every page for accessibility in the browser tests
+# (tests/browser/test_accessibility.py); from npm into a cache, like gifski.
+AXE_VERSION := 4.11.1
+AXE := tests/browser/.cache/node_modules/axe-core/axe.min.js
+
+$(AXE):
+	npm install --prefix tests/browser/.cache --no-save --no-audit --no-fund axe-core@$(AXE_VERSION)
+
+test: $(STAMP) $(CHROMIUM) $(GIFSKI) $(AXE)
 	$(PY) -m pytest
 
 # ruff (lint and format), mypy --strict over the package, and the import contracts (layers point
@@ -126,7 +134,7 @@ image-test: $(STAMP) images
 	IMAGE_PREFIX=$(IMAGE_PREFIX) $(PY) -m pytest tests/images -m images -p no:cacheprovider -v -s
 
 clean:
-	rm -rf var .pytest_cache bench/.cache
+	rm -rf var .pytest_cache bench/.cache tests/browser/.cache
 
 # --- AWS (deploy/: the CDK app; deploy/README.md) ------------------------------------------------
 # The CDK CLI comes from npm into deploy/node_modules, never globally. `make synth` needs no AWS

@@ -395,7 +395,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except BadInput as exc:  # a malformed setting or brand file: one line, never a traceback
+        print(f"loopmark: {exc.reason}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     handler: Handler = args.handler
     try:
         return handler(args, settings)

@@ -33,6 +33,7 @@ from loopmark.service.gallery import InMemoryGallery
 from loopmark.service.metrics import Metrics
 from loopmark.service.purge import open_cdn_purge
 from loopmark.service.render_service import RenderService
+from loopmark.service.reports import Reports
 from loopmark.service.retention import GcReport, HitLog, collect_garbage
 from loopmark.service.stats_buffer import BufferedStats
 from loopmark.service.users import AdminUsers
@@ -57,6 +58,7 @@ class Services:
     admin_sessions: AdminSessions
     login_limits: LoginLimits
     hits: HitLog
+    reports: Reports  # visitors' "Report this GIF", kept in storage for the admin
 
     def close(self) -> None:
         """Stop the render pool, write the last statistics, close the records (shutdown, tests)."""
@@ -130,6 +132,7 @@ def build_services(settings: Settings, *, with_dispatcher: bool = True) -> Servi
         purge=open_cdn_purge(settings.cdn_purge_url),
         metrics=metrics,
         lease_seconds=settings.lease_seconds,
+        brand=settings.brand,
     )
     if with_dispatcher:
         render.attach(
@@ -159,6 +162,7 @@ def build_services(settings: Settings, *, with_dispatcher: bool = True) -> Servi
         admin_sessions=AdminSessions(users.records),
         login_limits=build_login_limits(settings, users),
         hits=HitLog(breakers.records_port(open_retention_records(settings.records_url))),
+        reports=Reports(blobs),
     )
 
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
-import re
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from loopmark.brand import Brand, demo_brand, load_brand, normal_handle, valid_slug
 from loopmark.errors import ConfigInvalid
 
 if TYPE_CHECKING:
@@ -89,8 +89,19 @@ class Settings:
     # Circuit breakers (records, storage): consecutive failures that open one, and for how long.
     breaker_failures: int = 5
     breaker_cooldown_seconds: int = 10
-    twitter_site: str = "@hopandco"  # the brand's X account, for share cards' twitter:site
-    brand_slug: str = "hop-and-co"  # download names: <brand_slug>-<render key>.gif
+    # The brand (LOOPMARK_BRAND_FILE, else the demo brand shipped in loopmark/brand), with
+    # LOOPMARK_BRAND_SLUG and LOOPMARK_TWITTER_SITE applied over its slug and handle.
+    brand: Brand = field(default_factory=demo_brand)
+
+    @property
+    def twitter_site(self) -> str:
+        """The brand's X account, for share cards' twitter:site."""
+        return self.brand.handle
+
+    @property
+    def brand_slug(self) -> str:
+        """Download names: <brand_slug>-<render key>.gif."""
+        return self.brand.slug
 
     @property
     def template_cache_dir(self) -> Path:
@@ -155,8 +166,7 @@ class Settings:
             breaker_cooldown_seconds=(
                 _positive_int(env, "LOOPMARK_BREAKER_COOLDOWN_SECONDS", 10) or 10
             ),
-            twitter_site=_twitter_site(env.get("LOOPMARK_TWITTER_SITE") or cls.twitter_site),
-            brand_slug=_brand_slug(env.get("LOOPMARK_BRAND_SLUG") or cls.brand_slug),
+            brand=_brand(env),
         )
 
 
@@ -219,23 +229,27 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
-def _twitter_site(raw: str) -> str:
-    """An X handle: "@name" or "name", 1-15 letters, digits or underscores; kept with its @."""
-    handle = raw.strip().removeprefix("@")
-    if not re.fullmatch(r"[A-Za-z0-9_]{1,15}", handle):
-        raise ConfigInvalid(
-            f"LOOPMARK_TWITTER_SITE must be an X handle like @hopandco, not {raw!r}"
-        )
-    return "@" + handle
-
-
-def _brand_slug(raw: str) -> str:
-    """A slug for file names: lowercase letters, digits and inner hyphens, up to 40."""
-    if re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?", raw) is None:
-        raise ConfigInvalid(
-            f"LOOPMARK_BRAND_SLUG must be lowercase letters, digits and hyphens, not {raw!r}"
-        )
-    return raw
+def _brand(env: Mapping[str, str]) -> Brand:
+    """LOOPMARK_BRAND_FILE's brand (the demo brand without it), validated, with the older
+    LOOPMARK_BRAND_SLUG and LOOPMARK_TWITTER_SITE overriding its slug and handle."""
+    path = env.get("LOOPMARK_BRAND_FILE") or ""
+    brand = load_brand(Path(path)) if path else demo_brand()
+    slug = env.get("LOOPMARK_BRAND_SLUG") or ""
+    if slug:
+        if not valid_slug(slug):
+            raise ConfigInvalid(
+                f"LOOPMARK_BRAND_SLUG must be lowercase letters, digits and hyphens, not {slug!r}"
+            )
+        brand = replace(brand, slug=slug)
+    raw_handle = env.get("LOOPMARK_TWITTER_SITE") or ""
+    if raw_handle:
+        handle = normal_handle(raw_handle)
+        if handle is None:
+            raise ConfigInvalid(
+                f"LOOPMARK_TWITTER_SITE must be an X handle like @hopandco, not {raw_handle!r}"
+            )
+        brand = replace(brand, handle=handle)
+    return brand
 
 
 def _site_url(raw: str) -> str | None:

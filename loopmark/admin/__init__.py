@@ -42,7 +42,7 @@ def init_app(app: Flask, settings: Settings) -> None:
     CSRFProtect(app)
     # Importing the views registers their routes on the blueprint (once per process).
     from loopmark.admin import auth  # noqa: F401
-    from loopmark.admin.views import gallery, renders, stats, templates, words  # noqa: F401
+    from loopmark.admin.views import gallery, renders, reports, stats, templates, words  # noqa: F401
 
     app.register_blueprint(blueprint)
 

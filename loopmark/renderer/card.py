@@ -4,19 +4,21 @@
 Facebook wants at least 600 px wide for a large preview and recommends 1200×630 (1.91:1); X's
 ``summary_large_image`` takes the same. Only brand text is drawn here, with the package's fonts
 through Pillow; a visitor's caption is never text here (nor ever handed to FFmpeg), only pixels.
-Pure: pixels and brand in, JPEG bytes out.
+Pure: pixels and a brand (``loopmark.brand.Brand``, handed in: its name, colours and card
+wording come from brand.toml) in, JPEG bytes out.
 """
 
 from __future__ import annotations
 
 import functools
 import io
-from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFont
 
+from loopmark.brand import Brand
 from loopmark.package_data import FONTS_DIR
 from loopmark.renderer.colours import Rgb, parse_hex_colour
 
@@ -33,37 +35,35 @@ BRAND_FONT_PX = 40
 HEADLINE_FONT_PX = 64
 
 
-@dataclass(frozen=True)
-class CardBrand:
-    """The brand as a card shows it: its name and three colours (``#rrggbb``)."""
-
-    name: str = "Hop & Co."
-    background: str = "#5b2e91"  # the site's purple
-    accent: str = "#ff7a1a"  # the site's orange: the frame's border
-    text: str = "#fff7ec"  # the site's cream
-
-    def rgb(self, colour: str) -> Rgb:
-        return parse_hex_colour(colour)
-
-
-DEFAULT_BRAND = CardBrand()
-
-
 def share_card(
     frame: NDArray[np.uint8] | Image.Image,
-    brand: CardBrand = DEFAULT_BRAND,
+    brand: Brand,
     *,
     line: str | None = None,
 ) -> bytes:
     """The 1200×630 JPEG share card of ``frame`` (an RGB image of any size): the frame scaled to
-    fit above a brand line (``line``, by default "Made with <brand>"), on the brand's colour."""
+    fit above a brand line (``line``, by default the brand's ``share.card_line``), on the
+    brand's primary colour."""
     canvas = card_image(frame, brand, line=line)
     return encode_card(canvas)
 
 
+def site_card(brand: Brand, picture: Path | None = None) -> bytes:
+    """The site's own card (home, gallery, credits, error pages): the brand's card picture
+    (``picture`` overrides it) beside its headline, above its card line; a plain card in the
+    brand's colours with the headline alone when it has no picture."""
+    path = picture or brand.card_picture
+    if path is None:
+        image = Image.new("RGB", (16, 9), _rgb(brand.colours.primary))
+    else:
+        with Image.open(path) as opened:
+            image = opened.convert("RGB")
+    return encode_card(card_image(image, brand, headline=brand.share.card_headline))
+
+
 def card_image(
     frame: NDArray[np.uint8] | Image.Image,
-    brand: CardBrand = DEFAULT_BRAND,
+    brand: Brand,
     *,
     line: str | None = None,
     headline: str | None = None,
@@ -72,7 +72,7 @@ def card_image(
     card) is set large beside the frame instead of the frame taking the whole width."""
     picture = frame if isinstance(frame, Image.Image) else Image.fromarray(frame)
     picture = picture.convert("RGB")
-    canvas = Image.new("RGB", (CARD_WIDTH, CARD_HEIGHT), brand.rgb(brand.background))
+    canvas = Image.new("RGB", (CARD_WIDTH, CARD_HEIGHT), _rgb(brand.colours.primary))
     draw = ImageDraw.Draw(canvas)
     box_w = CARD_WIDTH - 2 * MARGIN_PX
     if headline:
@@ -93,13 +93,15 @@ def card_image(
             left + size[0] + FRAME_BORDER_PX - 1,
             top + size[1] + FRAME_BORDER_PX - 1,
         ),
-        fill=brand.rgb(brand.accent),
+        fill=_rgb(brand.colours.accent),
     )
     canvas.paste(scaled, (left, top))
-    text = line if line is not None else f"Made with {brand.name}"
+    text = line if line is not None else brand.share.card_line
     font = _brand_font(BRAND_FONT_PX)
     baseline = CARD_HEIGHT - MARGIN_PX
-    draw.text((CARD_WIDTH // 2, baseline), text, font=font, fill=brand.rgb(brand.text), anchor="ms")
+    draw.text(
+        (CARD_WIDTH // 2, baseline), text, font=font, fill=_rgb(brand.colours.text), anchor="ms"
+    )
     if headline:
         _draw_headline(draw, headline, brand, left=left + size[0] + MARGIN_PX, box_h=box_h)
     return canvas
@@ -118,7 +120,7 @@ def encode_card(canvas: Image.Image) -> bytes:
 
 
 def _draw_headline(
-    draw: ImageDraw.ImageDraw, text: str, brand: CardBrand, *, left: int, box_h: int
+    draw: ImageDraw.ImageDraw, text: str, brand: Brand, *, left: int, box_h: int
 ) -> None:
     """The site card's headline (lines split at newlines), centred right of the frame."""
     font = _brand_font(HEADLINE_FONT_PX)
@@ -128,7 +130,11 @@ def _draw_headline(
     top = MARGIN_PX + (box_h - line_h * len(words)) // 2 + HEADLINE_FONT_PX
     for i, words_of_line in enumerate(words):
         position = (centre_x, top + i * line_h)
-        draw.text(position, words_of_line, font=font, fill=brand.rgb(brand.text), anchor="ms")
+        draw.text(position, words_of_line, font=font, fill=_rgb(brand.colours.text), anchor="ms")
+
+
+def _rgb(colour: str) -> Rgb:
+    return parse_hex_colour(colour)
 
 
 @functools.lru_cache(maxsize=4)

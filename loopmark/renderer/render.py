@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from loopmark.brand import Brand, demo_brand
 from loopmark.errors import N_, CaptionRejected
 from loopmark.renderer.caption import render_caption_layer
 from loopmark.renderer.caption_policy import WordLists, check_caption, normalize_caption
@@ -139,6 +140,7 @@ def render(
     words: WordLists | None = None,
     settings: RenderSettings | None = None,
     progress: ProgressCallback | None = None,
+    brand: Brand | None = None,
 ) -> RenderResult:
     """Render a caption as written on a prepared template (the command line, tests). Raises
     CaptionRejected for a refused caption. The caption is normalised once, by
@@ -146,7 +148,9 @@ def render(
     settings = settings or RenderSettings()
     normalised = accept_caption(prepared.template, caption, words)
     key = normalised_render_key(prepared.template, normalised, settings)
-    return render_accepted(prepared, normalised, key, settings=settings, progress=progress)
+    return render_accepted(
+        prepared, normalised, key, settings=settings, progress=progress, brand=brand
+    )
 
 
 def render_accepted(
@@ -156,10 +160,12 @@ def render_accepted(
     *,
     settings: RenderSettings | None = None,
     progress: ProgressCallback | None = None,
+    brand: Brand | None = None,
 ) -> RenderResult:
     """Render a caption that ``accept_caption`` already accepted, under the ``key`` computed
     from it (``normalised_render_key``): the render service's path, which checked both before
-    it queued the job. Nothing here checks or normalises the caption again."""
+    it queued the job. Nothing here checks or normalises the caption again. ``brand`` (the demo
+    brand by default) only dresses the share card, which is not part of the key."""
     settings = settings or RenderSettings()
     report = progress or (lambda _fraction: None)
     layer = caption_layer(prepared, normalised)
@@ -180,7 +186,7 @@ def render_accepted(
     report(0.95)
     poster = io.BytesIO()
     Image.fromarray(composed[0]).save(poster, "JPEG", quality=POSTER_JPEG_QUALITY)
-    card = share_card(composed[0])
+    card = share_card(composed[0], brand or demo_brand())
     report(1.0)
     return RenderResult(
         key=key,

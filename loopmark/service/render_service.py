@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
+from loopmark.brand import Brand
 from loopmark.dispatch.base import Dispatcher, JobState, RenderJob
 from loopmark.errors import (
     N_,
@@ -163,8 +164,10 @@ class RenderService:
         owner: str | None = None,
         lease_seconds: float = LEASE_SECONDS,
         clock: Callable[[], float] = time.time,
+        brand: Brand | None = None,
     ) -> None:
         self.catalog = catalog
+        self.brand = brand  # dresses the share cards (None: the demo brand)
         self.blobs = blobs
         self.records = records
         self.metrics = metrics or Metrics()
@@ -621,7 +624,7 @@ class RenderService:
         if job.words_version is None or job.words_version != words_version:
             accept_caption(template, job.caption, lists)
         prepared = self.catalog.prepared(template)
-        return render_accepted(prepared, job.caption, job.key, progress=report)
+        return render_accepted(prepared, job.caption, job.key, progress=report, brand=self.brand)
 
     def _store(self, key: str, result: RenderResult) -> None:
         payloads = {

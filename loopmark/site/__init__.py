@@ -8,8 +8,17 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register the site's blueprints (imported here: importing the package does no work)."""
-    from loopmark.site import api, graphql, health, media, pages, public_files
+    from loopmark.site import (
+        api,
+        brand_pages,
+        graphql,
+        health,
+        media,
+        pages,
+        public_files,
+        reports,
+    )
 
-    for module in (api, pages, media, health, public_files):
+    for module in (api, pages, media, health, public_files, brand_pages, reports):
         app.register_blueprint(module.blueprint)
     graphql.init_app(app)

@@ -1,7 +1,8 @@
 """POST /graphql: the curated gallery and the templates as a graphene 3 schema, and its limits.
 
 The schema: ``gallery(first: Int = 24, after: String)``, a Relay connection of curated entries
-(``key caption template {id name} gifUrl mp4Url posterUrl shareUrl width height createdAt``,
+(``key caption template {id name} gifUrl mp4Url posterUrl cardUrl shareUrl width height
+createdAt``,
 served from the process's in-memory gallery), and ``templates``. Cursors are opaque (base64 of
 the entry's position); a malformed one is a GraphQL error.
 
@@ -166,6 +167,7 @@ class GalleryContext:
             gif_url=media["gif"],
             mp4_url=media["mp4"],
             poster_url=media["poster"],
+            card_url=media["card"],
             share_url=self.share_url(entry.key),
             width=entry.width,
             height=entry.height,
@@ -189,6 +191,7 @@ class GalleryNode:
     gif_url: str
     mp4_url: str
     poster_url: str
+    card_url: str
     share_url: str
     width: int
     height: int
@@ -241,6 +244,10 @@ class GalleryEntryType(graphene.ObjectType):  # type: ignore[misc]  # graphene s
     gif_url = graphene.String(required=True)
     mp4_url = graphene.String(required=True, description="The loop as MP4 (lighter than GIF).")
     poster_url = graphene.String(required=True, description="First frame as JPEG.")
+    card_url = graphene.String(
+        description="The 1200×630 share card (JPEG). Renders made before share cards existed "
+        "have none: their URL answers 404."
+    )
     share_url = graphene.String(required=True, description="The share page.")
     width = graphene.Int(required=True)
     height = graphene.Int(required=True)

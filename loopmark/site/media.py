@@ -86,7 +86,7 @@ def short(key: str, ext: str) -> Response:
 def download(key: str, ext: str) -> Response:
     """The render's GIF or MP4 as a file to save, named after the brand and the key."""
     _require_done(key)
-    filename = f"{services().settings.brand_slug}-{key}.{ext}"
+    filename = f"{services().settings.brand.slug}-{key}.{ext}"
     render = services().render
     signed = render.download_url(key, ext, filename)
     if signed is not None:

@@ -4,7 +4,8 @@ Pages are server-rendered Jinja; their scripts (static/js) read what they need f
 attributes or from the JSON API, since the CSP forbids inline script and style.
 
 Every public page carries Open Graph and Twitter tags (``SocialCard``, written by base.html):
-the home, gallery, credits and error pages the site's own 1200×630 card (static/img), the share
+the home, gallery, credits and error pages the site's own 1200×630 card (drawn from brand.toml
+by ``brand_pages``), their titles and descriptions the brand's share copy; the share
 page (/s/<key>) the render's share card. The share page makes one *best-effort* records lookup:
 a key the records do not know answers 404 (with the site's card, never a broken image); a done
 render gets its card (or, made before cards existed, its poster) with true sizes; when the
@@ -24,7 +25,6 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     has_request_context,
     make_response,
     render_template,
@@ -40,8 +40,8 @@ from loopmark.service.render_service import (
     RenderOutcome,
     has_card,
 )
+from loopmark.site.brand_pages import current_brand, site_card_url
 from loopmark.web import i18n, links
-from loopmark.web.assets import asset_url
 from loopmark.web.context import services
 from loopmark.web.i18n import gettext
 
@@ -51,19 +51,24 @@ log = logging.getLogger(__name__)
 # renders 404.html and 500.html for the whole app from here.
 blueprint = Blueprint("pages", __name__, template_folder="templates")
 
-# Words shown to people: marked here, said in each request's language (i18n.gettext).
-BRAND = "Hop & Co."
-GENERIC_TITLE = N_("A GIF made with Hop & Co.")
-DESCRIPTION = N_("Pick a loop, add your words, share the GIF. Made with Hop & Co. cold brew.")
-SITE_TITLE = N_("Hop & Co. — make a GIF")
-GALLERY_TITLE = N_("Gallery · Hop & Co.")
-GALLERY_DESCRIPTION = N_("GIFs made with Hop & Co.: pick one of our loops and add your own words.")
-CREDITS_TITLE = N_("Credits · Hop & Co.")
-CREDITS_DESCRIPTION = N_("The footage, fonts and people behind the Hop & Co. GIF maker.")
-# The site's own share card (made once with renderer.card.card_image from a demo frame).
-SITE_CARD = "img/share-card.jpg"
-SITE_CARD_ALT = N_("Hop & Co.: your words, our loops, one GIF.")
 UNKNOWN_SHARE = N_("There is no GIF at this address. It may never have been made.")
+# The brand's words (brand.toml) are said through the catalogues (i18n.gettext), so the demo
+# brand's copy, marked here, speaks German too; another brand's own words show as written until
+# its translations join the catalogues.
+DEMO_BRAND_COPY = (
+    N_("Hop & Co. — make a GIF"),
+    N_("Pick a loop, add your words, share the GIF. Made with Hop & Co. cold brew."),
+    N_("Gallery · Hop & Co."),
+    N_("GIFs made with Hop & Co.: pick one of our loops and add your own words."),
+    N_("Credits · Hop & Co."),
+    N_("The footage, fonts and people behind the Hop & Co. GIF maker."),
+    N_("A GIF made with Hop & Co."),
+    N_("“{caption}” — made with Hop & Co."),
+    N_("Hop & Co.: your words, our loops, one GIF."),
+    N_("Hop & Co. is a fictional cold-brew brand. Sip responsibly, share kindly."),
+    N_("Privacy"),
+    N_("Terms of use"),
+)
 # Big Buck Bunny's licence asks for this credit wherever a template made from it is shown.
 BBB_CREDIT = "Big Buck Bunny © Blender Foundation, CC-BY 3.0"
 NO_STORE = "no-store"
@@ -115,22 +120,26 @@ class SocialCard:
 
 
 def site_card(title: str, description: str, endpoint: str = "pages.home") -> SocialCard:
-    """The site's own card for a page: its title and description (messages, said in the
-    request's language), the brand card image."""
+    """The site's own card for a page: its title and description (the brand's words, said in
+    the request's language), the brand card image."""
+    brand = current_brand()
     return SocialCard(
         title=gettext(title),
         description=gettext(description),
         url=links.absolute(url_for(endpoint)),
-        image=links.absolute(asset_url(SITE_CARD)),
-        image_alt=gettext(SITE_CARD_ALT),
-        twitter_site=current_app.config.get("TWITTER_SITE"),
+        image=links.absolute(site_card_url()),
+        image_alt=gettext(brand.share.card_alt),
+        twitter_site=brand.handle,
     )
 
 
 @blueprint.app_context_processor
 def _default_social() -> dict[str, Any]:
     """Pages that name no card (errors, the 404 of an unknown share key) get the site's."""
-    return {"social": site_card(SITE_TITLE, DESCRIPTION) if has_request_context() else None}
+    if not has_request_context():
+        return {"social": None}
+    copy = current_brand().share
+    return {"social": site_card(copy.site_title, copy.site_description)}
 
 
 def share_links(share_url: str, text: str) -> list[ShareLink]:
@@ -167,7 +176,7 @@ def home() -> str:
         "home.html",
         hero=_hero(),
         bbb_credit=BBB_CREDIT,
-        social=site_card(SITE_TITLE, DESCRIPTION),
+        social=site_card(current_brand().share.site_title, current_brand().share.site_description),
     )
 
 
@@ -212,7 +221,7 @@ def share(key: str) -> Response | tuple[str, int]:
     services().hits.seen(key)  # memory only: retention's "last asked for"
     media = links.media_urls(key)
     canonical = links.absolute(url_for("pages.share", key=key))
-    title = meta.caption or gettext(GENERIC_TITLE)
+    title = meta.caption or gettext(current_brand().share.render_title)
     response = make_response(
         render_template(
             "share.html",
@@ -220,7 +229,7 @@ def share(key: str) -> Response | tuple[str, int]:
             meta=meta,
             taken_down=False,
             title=title,
-            description=gettext(DESCRIPTION),
+            description=gettext(current_brand().share.site_description),
             canonical=canonical,
             media=media,
             social=_share_card(meta, media, title=title, canonical=canonical),
@@ -238,9 +247,10 @@ def _share_card(
     """The render's card when it has one (or the records are down: every render made since
     cards exist has one, of a fixed size); its poster, truly sized, when made before cards; the
     site's card while it is not done yet."""
+    description = gettext(current_brand().share.site_description)
     if meta.found and not meta.done:
         # The title is the caption (the visitor's words): never looked up in a catalogue.
-        card = site_card(SITE_TITLE, DESCRIPTION)
+        card = site_card(current_brand().share.site_title, description)
         return replace(card, title=title, url=canonical, kind="video.other")
     width: int | None = CARD_WIDTH
     height: int | None = CARD_HEIGHT
@@ -249,7 +259,7 @@ def _share_card(
         image, width, height = media["poster"], meta.width, meta.height
     return SocialCard(
         title=title,
-        description=gettext(DESCRIPTION),
+        description=description,
         url=canonical,
         image=links.absolute(image),
         image_alt=meta.caption or title,
@@ -259,14 +269,16 @@ def _share_card(
         video=links.absolute(media["mp4"]),
         video_width=meta.width,
         video_height=meta.height,
-        twitter_site=current_app.config.get("TWITTER_SITE"),
+        twitter_site=current_brand().handle,
     )
 
 
 @blueprint.get("/gallery")
 def gallery() -> str:
+    copy = current_brand().share
     return render_template(
-        "gallery.html", social=site_card(GALLERY_TITLE, GALLERY_DESCRIPTION, "pages.gallery")
+        "gallery.html",
+        social=site_card(copy.gallery_title, copy.gallery_description, "pages.gallery"),
     )
 
 
@@ -282,7 +294,11 @@ def credits() -> str:
         templates=templates,
         bbb_credit=BBB_CREDIT,
         bbb_license_url=BBB_LICENSE_URL,
-        social=site_card(CREDITS_TITLE, CREDITS_DESCRIPTION, "pages.credits"),
+        social=site_card(
+            current_brand().share.credits_title,
+            current_brand().share.credits_description,
+            "pages.credits",
+        ),
     )
 
 
@@ -303,11 +319,10 @@ def _hero() -> dict[str, str] | None:
 def _result_context(key: str, outcome: RenderOutcome) -> dict[str, Any]:
     share_url = links.absolute(url_for("pages.share", key=key))
     caption = outcome.caption or ""
-    text = (
-        gettext("“%(caption)s” — made with %(brand)s", caption=caption, brand=BRAND)
-        if caption
-        else gettext(GENERIC_TITLE)
-    )
+    share = current_brand().share
+    # The share text in the page's language: {caption} replaced after the lookup.
+    text = gettext(share.share_text).replace("{caption}", caption) if caption else ""
+    text = text or gettext(share.render_title)
     return {
         "outcome": outcome,
         "caption": caption,
@@ -317,7 +332,7 @@ def _result_context(key: str, outcome: RenderOutcome) -> dict[str, Any]:
         "share_url": share_url,
         "share_text": text,
         "share_links": share_links(share_url, text),
-        "download_name": f"{services().settings.brand_slug}-{key}",
+        "download_name": f"{current_brand().slug}-{key}",
     }
 
 

@@ -1,5 +1,6 @@
 """The small public files browsers and crawlers ask for at fixed root paths: /robots.txt,
-/sitemap.xml, /manifest.webmanifest, /favicon.ico and /apple-touch-icon.png.
+/sitemap.xml, /manifest.webmanifest, /favicon.ico and /apple-touch-icon.png. The manifest's
+names and colours are the brand's (brand.toml).
 
 Icons are images in static/img drawn by tools/make_icons.py from the favicon's shapes. The
 sitemap lists the public pages only: share pages (one per render) stay out and carry
@@ -15,12 +16,13 @@ from flask.typing import ResponseReturnValue
 
 from loopmark.web import links
 from loopmark.web.assets import asset_path, asset_url
+from loopmark.web.context import services
 
 blueprint = Blueprint("public_files", __name__)
 
 # Minutes, not a year: these sit at fixed URLs that cannot carry a fingerprint.
 ROOT_FILE_CACHE_CONTROL = "public, max-age=3600"
-SITEMAP_PAGES = ("pages.home", "pages.gallery", "pages.credits")
+SITEMAP_PAGES = ("pages.home", "pages.gallery", "pages.credits", "brand.privacy", "brand.terms")
 # Crawlers may read every public page; the admin, the API and downloads are not for them.
 # Share pages stay crawlable so that their noindex is seen (a disallowed page can still be
 # listed by its URL alone).
@@ -30,9 +32,6 @@ MANIFEST_ICONS = (
     ("img/icon-512.png", "512x512", "any"),
     ("img/icon-maskable-512.png", "512x512", "maskable"),
 )
-BRAND_NAME = "Hop & Co."
-BRAND_PURPLE = "#5b2e91"  # --purple in site.css: the theme colour
-BRAND_CREAM = "#fff7ec"  # --cream: the page background
 
 
 @blueprint.get("/robots.txt")
@@ -45,9 +44,16 @@ def robots() -> ResponseReturnValue:
 
 @blueprint.get("/sitemap.xml")
 def sitemap() -> ResponseReturnValue:
+    brand = services().settings.brand
+    # A privacy or terms page kept on the brand's own site is not one of ours to list.
+    kept_elsewhere = {
+        "brand.privacy": brand.privacy.url is not None,
+        "brand.terms": brand.terms.url is not None,
+    }
     urls = "".join(
         f"  <url><loc>{escape(links.absolute(url_for(endpoint)))}</loc></url>\n"
         for endpoint in SITEMAP_PAGES
+        if not kept_elsewhere.get(endpoint)
     )
     body = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -59,15 +65,16 @@ def sitemap() -> ResponseReturnValue:
 
 @blueprint.get("/manifest.webmanifest")
 def manifest() -> ResponseReturnValue:
+    brand = services().settings.brand
     body = {
-        "name": f"{BRAND_NAME} — make a GIF",
-        "short_name": BRAND_NAME,
-        "description": "Pick a loop, add your words, share the GIF.",
+        "name": brand.share.site_title,
+        "short_name": brand.name,
+        "description": brand.share.site_description,
         "start_url": url_for("pages.home"),
         "scope": "/",
         "display": "standalone",
-        "theme_color": BRAND_PURPLE,
-        "background_color": BRAND_CREAM,
+        "theme_color": brand.colours.primary,
+        "background_color": brand.colours.background,
         "icons": [
             {"src": asset_url(name), "sizes": sizes, "type": "image/png", "purpose": purpose}
             for name, sizes, purpose in MANIFEST_ICONS

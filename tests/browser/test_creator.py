@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, Route, expect
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
 from loopmark.errors import QueueFull
 from loopmark.service.render_service import media_keys
-from tests.browser.conftest import QUEUE_SIZE, LiveSite, open_page
+from tests.browser.conftest import QUEUE_SIZE, LiveSite, new_context, open_page
 
 # Renders queued ahead of the visitor's, so the page shows a real queue and progress; at about
 # 0.4 s each on one worker, they outlast the API's two-second hold with room to spare
@@ -22,6 +23,13 @@ RENDERS_AHEAD = 14
 RESULT_TIMEOUT_MS = 180_000  # the queue ahead must drain first; the machine is shared
 PREVIEW_URL = re.compile(r"^/templates/[a-z0-9-]+/[0-9a-z-]+/preview\.mp4$")
 POSTER_URL = re.compile(r"^/templates/[a-z0-9-]+/[0-9a-z-]+/poster\.jpg$")
+
+
+@pytest.fixture
+def browser_1280x800(browser: Browser, live_site: LiveSite) -> Iterator[BrowserContext]:
+    context = new_context(browser, live_site, viewport={"width": 1280, "height": 800})
+    yield context
+    context.close()
 
 
 def fill_queue(site: LiveSite, tag: str) -> None:
@@ -185,17 +193,58 @@ def test_rejected_caption_is_shown_inline(desktop: BrowserContext, artifacts: Pa
     expect(error).to_be_visible()
     expect(error).not_to_be_empty()
     expect(page.locator("#caption-input")).to_have_attribute("aria-invalid", "true")
-    # Creating anyway: the render request is refused the same way, and the page stays.
-    page.locator("#create-button").click()
-    expect(error).to_be_visible()
+    # The refused words are not drawn over the loop, and the caption cannot be sent.
+    page.wait_for_function("() => document.fonts.status === 'loaded'")
+    assert caption_pixels(page) == 0
+    expect(page.locator("#create-button")).to_be_disabled()
+    page.locator("#caption-input").press("Enter")  # nor submitted from the keyboard
     expect(page.locator("#step-caption")).to_be_visible()
-    expect(page.locator("#create-button")).to_be_enabled()
     assert "/r/" not in page.url
     shot(page, artifacts, "desktop-rejected-caption")
-    # Fixing the caption clears the message.
+    # Fixing the caption clears the message, draws it and enables the button again.
     page.locator("#caption-input").fill("Rise and shine")
     expect(error).to_be_hidden()
+    expect(page.locator("#create-button")).to_be_enabled()
+    assert caption_pixels(page) > 500
+    # Too long: said at once, and the button waits for a shorter caption.
+    page.locator("#caption-input").fill("x" * 81)
+    expect(error).to_contain_text("too long")
+    expect(page.locator("#create-button")).to_be_disabled()
     watched.assert_clean(allow=("422",))
+
+
+def test_rtl_captions_read_right_to_left_inside_their_quotes(
+    desktop: BrowserContext, live_site: LiveSite
+) -> None:
+    page = open_page(desktop).page
+    page.goto("/")
+    pick(page, "Wake up")
+    caption_input = page.locator("#caption-input")
+    expect(caption_input).to_have_attribute("dir", "auto")
+    caption = "صباح الخير"
+    caption_input.fill(caption)
+    assert caption_input.evaluate("e => getComputedStyle(e).direction") == "rtl"
+    key = live_site.render.request("wake-up", caption).key
+    for path, selector in ((f"/r/{key}", ".result-caption"), (f"/s/{key}", ".shared-title")):
+        page.goto(path)
+        element = page.locator(selector)
+        expect(element).to_be_visible(timeout=RESULT_TIMEOUT_MS)  # the result page waits
+        # The quotes belong to the page's (English) sentence: opening quote on the left; the
+        # caption itself is isolated and runs right to left.
+        assert element.evaluate("e => getComputedStyle(e).direction") == "ltr"
+        assert element.locator("bdi").evaluate("e => getComputedStyle(e).direction") == "rtl"
+        assert element.inner_text() == f"“{caption}”"
+
+
+def test_the_caption_step_fits_a_laptop_screen(browser_1280x800: BrowserContext) -> None:
+    """At 1280×800 "Create my GIF" is visible without scrolling once a loop is picked."""
+    page = open_page(browser_1280x800).page
+    page.goto("/")
+    pick(page, "Big stretch")
+    page.wait_for_timeout(800)  # the smooth scroll to the step
+    box = page.locator("#create-button").bounding_box()
+    assert box is not None
+    assert box["y"] >= 0 and box["y"] + box["height"] <= 800, box
 
 
 def test_keyboard_only_reaches_the_caption_step(desktop: BrowserContext) -> None:

@@ -1,28 +1,34 @@
 """Share cards: really 1200×630 JPEGs under 300 KB, the frame's own pixels on the brand colour,
-for frames of any shape, and a render carries one made from its first frame."""
+for frames of any shape, a render carries one made from its first frame (dressed by the brand it
+is handed), and the site's own card is drawn from the brand."""
 
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from loopmark.package_data import STATIC_DIR
+from loopmark.brand import Brand, demo_brand
 from loopmark.renderer.card import (
     CARD_HEIGHT,
     CARD_MAX_BYTES,
     CARD_WIDTH,
-    DEFAULT_BRAND,
-    CardBrand,
     share_card,
+    site_card,
 )
 from loopmark.renderer.colours import parse_hex_colour
 from loopmark.renderer.prepare import PreparedTemplate
 from loopmark.renderer.render import caption_layer, compose_frames, render
 
-SITE_CARD = STATIC_DIR / "img" / "share-card.jpg"
+
+def other_brand() -> Brand:
+    demo = demo_brand()
+    colours = replace(demo.colours, primary="#00ff00", accent="#0000ff", text="#ff0000")
+    share = replace(demo.share, card_line="Made with Other")
+    return replace(demo, name="Other", colours=colours, share=share)
 
 
 def open_card(data: bytes) -> Image.Image:
@@ -40,9 +46,9 @@ def colour_distance(a: tuple[int, ...], b: tuple[int, int, int]) -> int:
 @pytest.mark.parametrize("size", [(480, 270), (270, 480), (300, 300), (160, 90), (1920, 1080)])
 def test_card_is_1200_by_630_under_300_kb_for_any_frame_shape(size: tuple[int, int]) -> None:
     frame = np.full((size[1], size[0], 3), (10, 200, 30), dtype=np.uint8)
-    card = open_card(share_card(frame))
+    card = open_card(share_card(frame, demo_brand()))
     # The corners are the brand's colour, the centre is the frame's.
-    background = parse_hex_colour(DEFAULT_BRAND.background)
+    background = parse_hex_colour(demo_brand().colours.primary)
     assert colour_distance(card.getpixel((3, 3)), background) <= 6
     assert colour_distance(card.getpixel((1196, 626)), background) <= 6
     assert colour_distance(card.getpixel((600, 280)), (10, 200, 30)) <= 8
@@ -51,12 +57,12 @@ def test_card_is_1200_by_630_under_300_kb_for_any_frame_shape(size: tuple[int, i
 def test_worst_case_noise_still_fits_under_300_kb() -> None:
     # Pure noise is the hardest thing to compress: quality is lowered until it fits.
     noise = np.random.default_rng(7).integers(0, 256, (630, 1200, 3), dtype=np.uint8)
-    open_card(share_card(noise))
+    open_card(share_card(noise, demo_brand()))
 
 
 def test_brand_colours_and_line_come_from_the_brand() -> None:
     frame = np.zeros((90, 160, 3), dtype=np.uint8)
-    brand = CardBrand(name="Other", background="#00ff00", accent="#0000ff", text="#ff0000")
+    brand = other_brand()
     card = open_card(share_card(frame, brand))
     assert colour_distance(card.getpixel((3, 3)), (0, 255, 0)) <= 6
     bottom = np.asarray(card)[CARD_HEIGHT - 80 :]
@@ -67,13 +73,21 @@ def test_brand_colours_and_line_come_from_the_brand() -> None:
 
 
 def test_render_carries_the_card_of_its_first_frame(small: PreparedTemplate) -> None:
-    result = render(small, "Card me")
+    brand = other_brand()
+    result = render(small, "Card me", brand=brand)
     card = open_card(result.card)
     first = compose_frames(small, caption_layer(small, "Card me"))[0]
-    expected = open_card(share_card(first))
+    expected = open_card(share_card(first, brand))
     difference = np.abs(np.asarray(card, dtype=int) - np.asarray(expected, dtype=int))
     assert difference.mean() < 1.0
+    assert colour_distance(card.getpixel((3, 3)), (0, 255, 0)) <= 6  # the brand handed in
 
 
-def test_the_site_card_is_a_real_1200_by_630_jpeg() -> None:
-    open_card(SITE_CARD.read_bytes())
+def test_the_site_card_is_drawn_from_the_brand() -> None:
+    demo = open_card(site_card(demo_brand()))
+    assert colour_distance(demo.getpixel((3, 3)), parse_hex_colour("#5b2e91")) <= 6
+    # The card picture sits left of the headline, inside the accent's border.
+    assert colour_distance(demo.getpixel((38, 200)), parse_hex_colour("#ff7a1a")) <= 30
+    other = open_card(site_card(replace(other_brand(), card_picture=None)))
+    assert colour_distance(other.getpixel((3, 3)), (0, 255, 0)) <= 6
+    assert colour_distance(other.getpixel((38, 200)), (0, 0, 255)) <= 30

@@ -34,8 +34,8 @@ from tests.site.conftest import MakeApp, render_service, render_via_api, site_se
 PAGE_QUERY = """
 query Page($first: Int, $after: String) {
   gallery(first: $first, after: $after) {
-    edges { cursor node { key caption template { id name } gifUrl mp4Url posterUrl shareUrl
-                          width height createdAt } }
+    edges { cursor node { key caption template { id name } gifUrl mp4Url posterUrl cardUrl
+                          shareUrl width height createdAt } }
     pageInfo { hasNextPage hasPreviousPage endCursor }
   }
 }
@@ -139,6 +139,8 @@ def test_schema_lists_entries_with_media_urls_and_template(app: Flask, curated: 
     assert first["gifUrl"] == expected[curated[0]]["gif"]
     assert first["mp4Url"] == expected[curated[0]]["mp4"]
     assert first["posterUrl"] == expected[curated[0]]["poster"]
+    assert first["cardUrl"] == expected[curated[0]]["card"]
+    assert first["cardUrl"].endswith(f"/{curated[0]}/card.jpg")
     assert first["shareUrl"] == f"/s/{curated[0]}"
     record = render_service(app).records.get(curated[0])
     assert record is not None and record.media is not None

@@ -14,11 +14,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from loopmark import create_app
+from loopmark.brand import demo_brand
 from loopmark.composition import setup_backends
 from loopmark.errors import RecordsUnavailable
 from loopmark.renderer.prepare import PreparedTemplate
 from loopmark.service.render_service import RenderService
-from loopmark.site.pages import BBB_CREDIT, GENERIC_TITLE, share_links
+from loopmark.site.pages import BBB_CREDIT, share_links
 from loopmark.web.context import EXTENSION
 from loopmark.web.links import media_urls
 
@@ -286,7 +287,7 @@ def test_unknown_share_key_is_404_with_the_site_card(web: FlaskClient) -> None:
     assert_csp_friendly(page)
     # The site's own card, never the 404s of media that do not exist.
     image = page.one("og:image")
-    assert image.startswith("http://localhost/static/img/share-card.jpg")
+    assert image.startswith(f"http://localhost/card/{demo_brand().version}.jpg")
     assert UNKNOWN_KEY not in image and "og:video" not in page.meta
     assert (page.one("og:image:width"), page.one("og:image:height")) == ("1200", "630")
     assert page.one("twitter:card") == "summary_large_image"
@@ -339,7 +340,7 @@ def test_share_page_renders_when_records_are_down(workdir: Path, tmp_path: Path)
     finally:
         app.extensions[EXTENSION].close()
     # From the key alone: the card (its size is fixed), the MP4 without a size claimed.
-    assert page.one("og:title") == GENERIC_TITLE
+    assert page.one("og:title") == demo_brand().share.render_title == "A GIF made with Hop & Co."
     image = page.one("og:image")
     assert image.startswith("http://localhost/") and image.endswith(f"{UNKNOWN_KEY}/card.jpg")
     assert (page.one("og:image:width"), page.one("og:image:height")) == ("1200", "630")

@@ -43,7 +43,13 @@ def test_sitemap_lists_the_public_pages_with_the_site_url(public: Flask) -> None
         root = ET.fromstring(response.data)
     assert root.tag == f"{SITEMAP_NS}urlset"
     locations = [loc.text for loc in root.iter(f"{SITEMAP_NS}loc")]
-    assert locations == [f"{SITE}/", f"{SITE}/gallery", f"{SITE}/credits"]
+    assert locations == [
+        f"{SITE}/",
+        f"{SITE}/gallery",
+        f"{SITE}/credits",
+        f"{SITE}/privacy",
+        f"{SITE}/terms",
+    ]
     assert not any(urlsplit(url or "").path.startswith("/s/") for url in locations)
 
 

@@ -12,6 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 
+from loopmark.brand import demo_brand
 from loopmark.config import Settings
 from loopmark.errors import ConfigInvalid
 from loopmark.records.renders import RenderStatus
@@ -61,7 +62,7 @@ def test_home_gallery_and_credits_carry_the_site_card(
     assert page.one("og:url") == SITE + path
     assert page.one("og:type") == "website"
     image = page.one("og:image")
-    assert image.startswith(f"{SITE}/static/img/share-card.jpg?v=")
+    assert image == f"{SITE}/card/{demo_brand().version}.jpg"
     assert page.one("og:image:secure_url") == image == page.one("twitter:image")
     assert page.one("og:image:type") == "image/jpeg"
     size = (int(page.one("og:image:width")), int(page.one("og:image:height")))
@@ -138,7 +139,7 @@ def test_a_render_not_done_yet_shows_the_site_card_uncached(app: Flask) -> None:
     assert response.headers["Cache-Control"] == "no-store"
     page = Page(response.get_data(as_text=True))
     image = page.one("og:image")
-    assert "/static/img/share-card.jpg" in image and key not in image
+    assert f"/card/{demo_brand().version}.jpg" in image and key not in image
     assert image_size(media_bytes(client, image)) == CARD_SIZE
     assert page.one("og:title") == "Soon"
     assert "og:video" not in page.meta

@@ -44,6 +44,7 @@
     busyTimer: null,
     resubmitTimer: null,
     tracker: null,
+    refused: null, // the caption the policy last refused: not drawn, not submittable
   };
 
   // -- steps ---------------------------------------------------------------------------------
@@ -215,6 +216,7 @@
       input.value = text;
       input.id = "preset-" + index;
       var span = document.createElement("span");
+      span.dir = "auto"; // an Arabic or Hebrew suggestion reads right to left
       span.textContent = text;
       label.appendChild(input);
       label.appendChild(span);
@@ -243,26 +245,42 @@
     var length = Hop.graphemes(state.caption).length;
     el.count.textContent = length + " / " + maxGraphemes;
     el.count.classList.toggle("is-over", length > maxGraphemes);
+    if (length > maxGraphemes) {
+      showError(Hop.t("caption.too_long", { max: maxGraphemes }));
+    }
   }
 
   function redraw() {
     if (!state.preview) {
       return;
     }
-    var result = state.preview.draw(state.caption);
+    // A caption the policy refused is never drawn over the loop, not even as a preview.
+    var shown = state.caption === state.refused ? "" : state.caption;
+    var result = state.preview.draw(shown);
     el.fitHint.textContent = result.fit ? "" : Hop.t("caption.too_wide");
   }
 
-  function showError(message) {
+  /* A caption error (refused, empty, too long) disables "Create my GIF" until the caption
+     changes; a connection error (``retryable``) leaves it enabled to try again. */
+  function showError(message, retryable) {
     el.error.textContent = message;
     el.error.hidden = false;
     el.input.setAttribute("aria-invalid", "true");
+    el.create.disabled = !retryable;
   }
 
   function clearError() {
     el.error.hidden = true;
     el.error.textContent = "";
     el.input.removeAttribute("aria-invalid");
+    state.refused = null;
+    el.create.disabled = false;
+  }
+
+  function refuse(caption, message) {
+    state.refused = caption;
+    showError(message);
+    redraw();
   }
 
   /* The same caption policy as the render, asked of the API while the visitor types. */
@@ -284,7 +302,7 @@
             return;
           }
           if (answer.status === 422 || answer.status === 400) {
-            showError(Hop.errorMessage(answer.body, Hop.t("caption.try_another")));
+            refuse(caption, Hop.errorMessage(answer.body, Hop.t("caption.try_another")));
           } else if (answer.status === 200) {
             clearError();
           }
@@ -386,12 +404,17 @@
         }
         setCreating(false);
         showStep("caption");
-        showError(Hop.errorMessage(body, Hop.t("create.failed")));
+        var message = Hop.errorMessage(body, Hop.t("create.failed"));
+        if (answer.status === 422 || answer.status === 400) {
+          refuse(state.caption, message);
+        } else {
+          showError(message, true);
+        }
         el.input.focus();
       })
       .catch(function () {
         setCreating(false);
-        showError(Hop.t("create.offline"));
+        showError(Hop.t("create.offline"), true);
       });
   }
 
@@ -411,7 +434,7 @@
         if (status === 422 || status === 400) {
           // A refused caption (or a caption that turned out not to fit): back to step 2.
           showStep("caption");
-          showError(message);
+          refuse(state.caption, message);
           el.input.focus();
           return;
         }

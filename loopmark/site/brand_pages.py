@@ -1,0 +1,104 @@
+"""What the site shows of the brand (``Settings.brand``, from brand.toml): ``brand`` in every
+template (site and admin), its colours as /brand.css, the site's own 1200×630 share card, and the
+privacy and terms pages.
+
+The colours are a stylesheet of custom properties rather than inline style (the CSP forbids
+inline style); it and the card carry the brand's version in their URL and are cached for a year.
+The card is drawn once per process by ``renderer.card.site_card`` from the brand's card picture.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from loopmark.brand import Brand
+from loopmark.renderer.card import site_card
+from loopmark.storage.base import IMMUTABLE_CACHE_CONTROL
+from loopmark.web.context import services
+
+blueprint = Blueprint("brand", __name__, template_folder="templates")
+
+REVALIDATE = "no-cache"
+# site.css's custom properties, and the brand colour each one takes.
+CSS_PROPERTIES = (
+    ("--purple", "primary"),
+    ("--purple-dark", "primary_dark"),
+    ("--orange", "accent"),
+    ("--orange-dark", "accent_dark"),
+    ("--cream", "background"),
+    ("--cream-deep", "background_deep"),
+    ("--ink", "ink"),
+)
+
+
+def current_brand() -> Brand:
+    return services().settings.brand
+
+
+@blueprint.app_context_processor
+def _brand_context() -> dict[str, Any]:
+    """``brand`` for every template, the admin's too (it reads the same brand.toml)."""
+    return {"brand": current_brand(), "brand_css_url": _brand_css_url}
+
+
+def _brand_css_url() -> str:
+    return url_for("brand.stylesheet", v=current_brand().version)
+
+
+def site_card_url() -> str:
+    """The site's card image (a path: the caller makes it absolute)."""
+    return url_for("brand.card", version=current_brand().version)
+
+
+@blueprint.get("/brand.css")
+def stylesheet() -> ResponseReturnValue:
+    brand = current_brand()
+    body = _stylesheet(brand)
+    return _versioned(Response(body, mimetype="text/css"), request.args.get("v"), brand)
+
+
+@blueprint.get("/card/<version>.jpg")
+def card(version: str) -> ResponseReturnValue:
+    brand = current_brand()
+    return _versioned(Response(_card_bytes(brand), mimetype="image/jpeg"), version, brand)
+
+
+@blueprint.get("/privacy")
+def privacy() -> ResponseReturnValue:
+    return _page(current_brand().privacy, "privacy")
+
+
+@blueprint.get("/terms")
+def terms() -> ResponseReturnValue:
+    return _page(current_brand().terms, "terms")
+
+
+def _page(page: Any, kind: str) -> ResponseReturnValue:
+    if page.url:  # the brand keeps the page on its own site
+        return redirect(page.url, code=302)
+    if not page.blocks:
+        abort(404)
+    return render_template("brand_page.html", page=page, kind=kind)
+
+
+def _versioned(response: Response, asked: str | None, brand: Brand) -> Response:
+    """Immutable under the brand's current version; revalidated under any other (a page cached
+    before the brand changed still gets the current file)."""
+    current = asked == brand.version
+    response.headers["Cache-Control"] = IMMUTABLE_CACHE_CONTROL if current else REVALIDATE
+    return response
+
+
+def _stylesheet(brand: Brand) -> str:
+    colours = brand.colours
+    lines = [f"  {prop}: {getattr(colours, name)};" for prop, name in CSS_PROPERTIES]
+    return ":root {\n" + "\n".join(lines) + "\n}\n"
+
+
+@functools.lru_cache(maxsize=2)
+def _card_bytes(brand: Brand) -> bytes:
+    return site_card(brand)
