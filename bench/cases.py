@@ -24,6 +24,12 @@ CACHE_DIR = REPO_ROOT / "bench" / ".cache"
 GIFSKI_EXE = CACHE_DIR / "node_modules" / "gifski" / "bin" / "debian" / "gifski"
 DEFAULT_CLIP = REPO_ROOT.parent / "shared" / "clips" / "bigbuckbunny.mp4"
 CLIP_TEMPLATE_ID = "bbb-clip"
+# 96 frames at 480×270, the long case of issue 12's floor target (one caption: gifski takes
+# about 9 s of CPU a run on it). The shared clip lasts 5.3 s, so it is a boomerang of 4.1 s
+# (49 frames forward, 47 back).
+LONG_CLIP_TEMPLATE_ID = "bbb-clip-96"
+LONG_CLIP_DURATION_SECONDS = 4.1
+LONG_CLIP_LOOP = "boomerang"
 # The clip template the issue asks for: a plain trim of the real clip, no branding frame.
 CLIP_START_SECONDS = 1.0
 CLIP_DURATION_SECONDS = 3.0
@@ -119,7 +125,13 @@ def find_tools() -> Tools:
     return Tools(ffmpeg=ffmpeg_exe(), gifsicle=gifsicle_exe(), gifski=str(GIFSKI_EXE))
 
 
-def add_clip_template(templates_dir: Path, clip: Path) -> str:
+def add_clip_template(
+    templates_dir: Path,
+    clip: Path,
+    template_id: str = CLIP_TEMPLATE_ID,
+    duration_s: float = CLIP_DURATION_SECONDS,
+    loop: str = "forward",
+) -> str:
     """Make the clip template in ``templates_dir``; returns how it was made (for the report).
 
     The CLI's ``templates add`` is the real path an admin takes; when it is not there (yet), the
@@ -127,16 +139,20 @@ def add_clip_template(templates_dir: Path, clip: Path) -> str:
     """
     loopmark_cli = Path(sys.executable).with_name("loopmark")
     argv = [
-        str(loopmark_cli), "templates", "add", CLIP_TEMPLATE_ID, "--video", str(clip),
-        "--start", f"{CLIP_START_SECONDS:g}", "--duration", f"{CLIP_DURATION_SECONDS:g}",
+        str(loopmark_cli), "templates", "add", template_id, "--video", str(clip),
+        "--start", f"{CLIP_START_SECONDS:g}", "--duration", f"{duration_s:g}",
         "--width", str(CLIP_WIDTH_PX), "--fps", str(CLIP_FPS),
         "--name", "Big Buck Bunny (real clip)",
     ]  # fmt: skip
     env = {**os.environ, "LOOPMARK_TEMPLATES_DIR": str(templates_dir)}
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
-    if proc.returncode == 0 and (templates_dir / CLIP_TEMPLATE_ID / "template.toml").is_file():
+    toml = templates_dir / template_id / "template.toml"
+    if proc.returncode == 0 and toml.is_file():
+        if loop != "forward":  # the command has no --loop: the admin would edit the file
+            toml.write_text(toml.read_text().replace('loop = "forward"', f'loop = "{loop}"', 1))
+            return "`loopmark templates add`, then `loop` edited"
         return "`loopmark templates add`"
-    folder = templates_dir / CLIP_TEMPLATE_ID
+    folder = templates_dir / template_id
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     shutil.copyfile(clip, folder / "source.mp4")
@@ -148,10 +164,11 @@ def add_clip_template(templates_dir: Path, clip: Path) -> str:
                 'credit = "Big Buck Bunny © Blender Foundation, CC-BY 3.0"',
                 "[trim]",
                 f"start = {CLIP_START_SECONDS}",
-                f"duration = {CLIP_DURATION_SECONDS}",
+                f"duration = {duration_s}",
                 "[output]",
                 f"width = {CLIP_WIDTH_PX}",
                 f"fps = {CLIP_FPS}",
+                f'loop = "{loop}"',
                 "",
             ]
         )

@@ -57,7 +57,7 @@ class MeasureFailed(Exception):
 
 @dataclass(frozen=True)
 class ChildRun:
-    rows: dict[str, tuple[float, Path]]  # row → (seconds, the GIF it made)
+    rows: dict[str, tuple[float, float, Path]]  # row → (wall s, CPU s, the GIF it made)
     peak_rss_mb: float
     cpus: list[int]
 
@@ -69,7 +69,10 @@ def run_child(candidate: str, spec: Path, out_dir: Path) -> ChildRun:
         report = run_json_child("bench.child", [candidate, str(spec), str(out_dir)])
     except ChildFailed as exc:
         raise MeasureFailed(f"{candidate} failed on {spec.parent}:\n{exc}") from None
-    rows = {name: (float(row["seconds"]), Path(row["gif"])) for name, row in report["rows"].items()}
+    rows = {
+        name: (float(row["seconds"]), float(row["cpu"]), Path(row["gif"]))
+        for name, row in report["rows"].items()
+    }
     return ChildRun(rows=rows, peak_rss_mb=float(report["peak_rss_mb"]), cpus=report["cpus"])
 
 

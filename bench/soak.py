@@ -1,6 +1,6 @@
 """``python -m bench.soak`` (``make soak``): a trade-show morning against the real server.
 
-It starts ``loopmark serve`` (waitress, the production settings: no debug, a site URL, a secret
+It starts ``loopmark serve`` (cheroot, the production settings: no debug, a site URL, a secret
 key, one trusted proxy hop) with DynamoDB records on moto's server and local media, all on
 loopback, and in about ten minutes (``--quick``: about three):
 
@@ -53,12 +53,27 @@ START_TIMEOUT_SECONDS = 120.0
 FINISH_TIMEOUT_SECONDS = 600.0
 SAMPLE_INTERVAL_SECONDS = 0.05
 VISITOR_HEADER = "X-Loopmark-Visitor"
+# A visitor asks again after a 429/503 as long as Retry-After says (as the page does), for so long.
+VISITOR_PATIENCE_SECONDS = 180.0
+# Ports the soak may listen on (the server, moto); SOAK_PORTS=18100-18999 to choose others.
+SOAK_PORTS = range(
+    *(int(n) + i for i, n in enumerate(os.environ.get("SOAK_PORTS", "18100-18999").split("-")))
+)
+# bench/soak.md is written afresh each run down to this line; what follows it (notes, the
+# figures of earlier runs) is kept.
+NOTES_MARKER = "<!-- notes: kept across runs -->"
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free loopback port in SOAK_PORTS (this machine's helpers each keep to their own range)."""
+    for port in SOAK_PORTS:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise SystemExit(f"soak: no free port in {SOAK_PORTS}")
 
 
 def wait_http(url: str, deadline_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
@@ -84,6 +99,8 @@ class Tally:
     lock: threading.Lock = field(default_factory=threading.Lock)
     statuses: Counter[int] = field(default_factory=Counter)
     frozen_503: int = 0
+    # 5xx answers outside the freeze by status and error code ("503 records_unavailable").
+    codes_5xx: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     share_ms: dict[str, list[float]] = field(default_factory=dict)
     phase: str = "warm"
@@ -95,6 +112,11 @@ class Tally:
                 self.frozen_503 += 1
             else:
                 self.statuses[status] += 1
+
+    def code_5xx(self, status: int, code: str) -> None:
+        with self.lock:
+            if not (status == 503 and self.freezing):
+                self.codes_5xx[f"{status} {code}"] += 1
 
     def error(self, what: str) -> None:
         with self.lock:
@@ -198,19 +220,35 @@ def request(
         conn.request(method, path, body=payload, headers={**sent, **(headers or {})})
         response = conn.getresponse()
         data = response.read()
-    except OSError as exc:
+    except (OSError, http.client.HTTPException) as exc:  # a kill mid-answer: IncompleteRead
         tally.error(type(exc).__name__)
         return 0, ""
     finally:
         conn.close()
     tally.answer(response.status)
+    _last.retry_after = response.getheader("Retry-After")
     text = data.decode("utf-8", "replace")
+    answer: dict[str, Any] | str = text
     if response.getheader("Content-Type", "").startswith("application/json"):
         try:
-            return response.status, json.loads(text)
+            answer = json.loads(text)
         except ValueError:
             pass
-    return response.status, text
+    if response.status >= 500:
+        error = answer.get("error") if isinstance(answer, dict) else None
+        tally.code_5xx(response.status, str(error.get("code")) if isinstance(error, dict) else "-")
+    return response.status, answer
+
+
+_last = threading.local()
+
+
+def last_retry_after(default: float) -> float:
+    """The Retry-After of this thread's last answer (seconds, within 1-30), or ``default``."""
+    try:
+        return min(max(float(getattr(_last, "retry_after", None) or default), 1.0), 30.0)
+    except ValueError:
+        return default
 
 
 def hold_idle(server: Server, count: int, stop: threading.Event, held: list[int]) -> None:
@@ -280,8 +318,9 @@ def spike(
         if address:
             headers["X-Forwarded-For"] = address
         body = {"template": TEMPLATE_ID, "caption": f"{label} visitor {n}"}
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + VISITOR_PATIENCE_SECONDS
         while True:
+            _last.retry_after = None
             status, answer = request(server, tally, "POST", "/api/renders", body, headers)
             if status in (200, 202) and isinstance(answer, dict):
                 with lock:
@@ -289,7 +328,7 @@ def spike(
                     answers[status] += 1
                 return
             if status in (429, 503, 0) and time.monotonic() < deadline:
-                time.sleep(2.0)
+                time.sleep(last_retry_after(2.0))  # as the page's script does
                 continue
             with lock:
                 answers[status] += 1
@@ -429,6 +468,7 @@ def main(argv: list[str] | None = None) -> int:
             statuses=dict(sorted(tally.statuses.items())),
             answers_5xx=sum(n for s, n in tally.statuses.items() if s >= 500),
             answers_503_while_frozen=tally.frozen_503,
+            answers_5xx_by_code=dict(tally.codes_5xx.most_common()),
             connection_errors=dict(tally.errors),
             share_ms={
                 phase: {
@@ -462,6 +502,7 @@ def write_markdown(report: dict[str, Any], *, quick: bool) -> None:
         f"(target {report['idle_target']}) |",
         f"| renders accepted / finished | {report['accepted']} / {report['finished']} |",
         f"| 5xx answers (besides 503 while frozen) | {report['answers_5xx']} |",
+        f"| … by status and error code | {report['answers_5xx_by_code'] or 'none'} |",
         f"| 503 answers while the records were frozen | {report['answers_503_while_frozen']} |",
         f"| answers by status | {report['statuses']} |",
         f"| connection errors | {report['connection_errors'] or 'none'} |",
@@ -473,7 +514,9 @@ def write_markdown(report: dict[str, Any], *, quick: bool) -> None:
     ]
     for phase, figures in report["share_ms"].items():
         lines.append(f"| {phase} | {figures['n']} | {figures['p50']} | {figures['p99']} |")
-    RESULTS.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    previous = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else ""
+    notes = previous[previous.index(NOTES_MARKER) :] if NOTES_MARKER in previous else NOTES_MARKER
+    RESULTS.write_text("\n".join(lines) + "\n\n" + notes.rstrip("\n") + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -328,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--json", action="store_true", help="print JSON")
     render.set_defaults(handler=cmd_render)
 
-    serve = commands.add_parser("serve", help="serve the site (waitress)")
+    serve = commands.add_parser("serve", help="serve the site (cheroot)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(handler=cmd_serve)

@@ -73,7 +73,7 @@ R = TypeVar("R")
 
 # Calls that finish a render already under way are never refused by an open breaker (only
 # counted): its media and its "done" are work that can still be saved.
-RECORDS_ALWAYS = frozenset({"extend_lease", "complete", "fail", "release"})
+RECORDS_ALWAYS = frozenset({"extend_lease", "record_renditions", "complete", "fail", "release"})
 STORAGE_ALWAYS = frozenset({"put"})
 # BlobStore methods that reach no backend: a URL (presigning is local), a local file's path.
 STORAGE_EXEMPT = frozenset({"url", "local_path", "urls_are_public"})

@@ -88,7 +88,9 @@ class RenderRecord:
     attempts: int
     created_at: float  # epoch seconds
     updated_at: float  # epoch seconds
-    media: dict[str, Any] | None  # on done: storage keys gif/mp4/poster, bytes, frames, ...
+    # On done: storage keys gif/mp4/poster/card, bytes, frames, ...; while rendering, those of
+    # the renditions stored so far (record_renditions); None before the first.
+    media: dict[str, Any] | None
     error: str | None  # on failed: why; on blocked: the take-down reason
     # What a queued render needs to be dispatched again after a restart: the word lists' version
     # its caption was accepted against (None: unknown), and when it was (last) queued.
@@ -195,6 +197,13 @@ class RenderRecords(Protocol):
 
         A late owner whose lease expired may still extend it if nobody has taken over yet.
         """
+        ...
+
+    def record_renditions(self, key: str, *, owner: str, media: dict[str, Any]) -> bool:
+        """Store the media of a render under way as its renditions land (the GIF first; the
+        MP4, poster and card follow), only while ``owner`` holds the lease; the status stays
+        "rendering". ``media`` holds the storage key of each rendition stored so far (and its
+        sizes); :meth:`complete` writes the whole set."""
         ...
 
     def complete(self, key: str, *, owner: str, media: dict[str, Any]) -> bool:
@@ -372,6 +381,17 @@ class SqliteRenderRecords(SqliteAdapter):
                 WHERE key = ? AND status = 'rendering' AND owner = ?
                 """,
                 (now + lease_seconds, clamp_progress(progress), now, key, owner),
+            )
+            return cursor.rowcount == 1
+
+    def record_renditions(self, key: str, *, owner: str, media: dict[str, Any]) -> bool:
+        with self.db.write() as conn:
+            cursor = conn.execute(
+                """
+                UPDATE render_records SET media = ?, updated_at = ?
+                WHERE key = ? AND status = 'rendering' AND owner = ?
+                """,
+                (encode_media(media), self._clock(), key, owner),
             )
             return cursor.rowcount == 1
 
@@ -614,6 +634,11 @@ class DynamoRenderRecords(DynamoAdapter):
                 ":now": number(now),
             },
         )
+
+    def record_renditions(self, key: str, *, owner: str, media: dict[str, Any]) -> bool:
+        update = "SET media = :media, updated_at = :now"
+        values = {":media": {"S": encode_media(media) or "{}"}, ":now": number(self._clock())}
+        return self._update_held(key, update, owner, values)
 
     def complete(self, key: str, *, owner: str, media: dict[str, Any]) -> bool:
         update = (

@@ -32,18 +32,20 @@ from PIL import Image
 from loopmark.errors import TemplateInvalid
 from loopmark.renderer.probe import probe_video
 from loopmark.renderer.quantize import (
+    STABILISE_DISTANCE,
     build_lut,
     build_palette,
     nearest_indices,
     refine_palette,
     stabilise,
+    tune_stabilise_distance,
 )
 from loopmark.renderer.templates import OUTPUT_MAX_FRAMES, Template, TextBox
 from loopmark.renderer.video import decode_frames, encode_mp4, generate_palette
 
 # Bump when this module's output changes for the same template. Render keys include it, so a
 # bump renders every caption afresh: the manifest's format has its own version (below).
-PREPARE_VERSION = 4
+PREPARE_VERSION = 6  # 5: k-means sample with replacement; 6: stabilise distance per template
 # meta.json's format: 2 added "checksums" (a SHA-256 per file); a folder without them is
 # prepared again (same folder name, same bytes, same render keys).
 MANIFEST_VERSION = 2
@@ -71,6 +73,9 @@ class PreparedTemplate:
     palette: NDArray[np.uint8]  # (256, 3)
     lut: NDArray[np.uint8]  # RGB at LUT_BITS → palette index
     box: TextBox  # the text box, resolved against the output height
+    # What ``indices`` were stabilised with (template.toml's, or tuned; in meta.json), and what
+    # renders stabilise the caption's edge with unless their settings say otherwise.
+    stabilise_distance: float = STABILISE_DISTANCE
 
     @property
     def width(self) -> int:
@@ -249,7 +254,11 @@ def _build(template: Template, folder: Path) -> None:
         frames, generate_palette(frames, colours=255 - len(reserved), fps=template.fps)
     )
     palette = build_palette(clip_colours, reserved)
-    indices = stabilise(nearest_indices(frames, palette), frames, palette)
+    nearest = nearest_indices(frames, palette)
+    distance = template.stabilise_distance
+    if distance is None:
+        distance = tune_stabilise_distance(frames, nearest, palette)
+    indices = stabilise(nearest, frames, palette, distance=distance)
     arrays = {"frames": frames, "indices": indices, "palette": palette, "lut": build_lut(palette)}
     meta = {
         "template": template.id,
@@ -259,6 +268,8 @@ def _build(template: Template, folder: Path) -> None:
         "frames": len(frames),
         "fps": template.fps,
         "box": [box.x, box.y, box.w, box.h],
+        "stabilise_distance": distance,
+        "stabilise_tuned": template.stabilise_distance is None,
         "source": {"width": info.width, "height": info.height, "seconds": info.duration_s},
     }
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -297,12 +308,22 @@ def _load(template: Template, folder: Path) -> PreparedTemplate:
             if name.endswith(".npy"):
                 loaded[name.removesuffix(".npy")] = _array(data)
         box = TextBox(*meta["box"])
+        distance = float(meta["stabilise_distance"])
         shape = (int(meta["frames"]), int(meta["height"]), int(meta["width"]), 3)
     except (OSError, ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
         raise ArtifactInvalid(f"{type(exc).__name__}: {exc}") from exc
     if loaded["frames"].shape != shape or loaded["indices"].shape != shape[:3]:
         raise ArtifactInvalid(f"frames are {loaded['frames'].shape}, the manifest says {shape}")
-    return PreparedTemplate(template=template, folder=folder, box=box, **loaded)
+    return PreparedTemplate(
+        template=template,
+        folder=folder,
+        frames=loaded["frames"],
+        indices=loaded["indices"],
+        palette=loaded["palette"],
+        lut=loaded["lut"],
+        box=box,
+        stabilise_distance=distance,
+    )
 
 
 def _array(data: bytes) -> NDArray[np.uint8]:

@@ -10,14 +10,24 @@ import numpy as np
 from numpy.typing import NDArray
 
 from loopmark.renderer.colours import Rgb
+from loopmark.renderer.quality import Reference
 
 TRANSPARENT_INDEX = 255
 LUT_BITS = 6  # 64 levels a channel: 262,144 entries, 256 KiB; error at most 2 levels a channel
 _LUT_SHIFT = 8 - LUT_BITS
 # A pixel keeps last frame's palette index while that colour is this close (RGB distance) to its
-# true colour. Measured on the Head scratch template: 6 cuts bytes 2 % for 0.0002 SSIM; 8 cuts
-# 9 % but costs 0.001, too close to gifski's quality.
-STABILISE_DISTANCE = 6.0
+# true colour. The distance is chosen per template at preparation (``tune_stabilise_distance``):
+# the largest candidate whose frames keep SSIM ≥ the floor against the unquantised ones. Measured
+# on the demo templates (template frames alone, no caption), from 6 to 10: bytes −11 % on Big
+# stretch for −0.0076 SSIM, −7 % on Wake up for −0.0036, −22 % on Head scratch for −0.0031.
+STABILISE_DISTANCE = 6.0  # the fallback when no candidate keeps the floor
+STABILISE_CANDIDATES = (6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 14.0)
+# gifski 1.7.1 scores 0.945–0.966 on the demo templates with a caption; a caption adds about
+# 0.004 to ours (its pixels are nearly exact), so a template-only floor of 0.9525 keeps us at or
+# above gifski where our palette allows it (bench/results.md has the side-by-side figures).
+STABILISE_SSIM_FLOOR = 0.9525
+_TUNE_FRAMES = 16  # stabilised from the first frame; the effect settles within a few frames
+_TUNE_SCORED = (3, 7, 11, 15)  # the frames whose SSIM is measured
 REFINE_ITERATIONS = 8
 REFINE_SAMPLE_PIXELS = 300_000
 _REFINE_BLOCK = 8_192
@@ -33,23 +43,40 @@ def refine_palette(
 ) -> NDArray[np.uint8]:
     """Lloyd (k-means) iterations from FFmpeg's median-cut palette over a fixed pixel sample.
 
-    Measured on the Big stretch template against gifski: SSIM 0.9428 → 0.9506 at the same bytes,
-    for about a second of preparation. The sample is drawn with a fixed seed: deterministic.
+    Measured on the Big stretch template against gifski: SSIM 0.9428 → 0.9506 at the same bytes.
+    The sample is drawn with a fixed seed (deterministic), with replacement: drawing without it
+    shuffled every pixel's position (52 MB and a second for 6.5 M pixels) for no better palette.
     """
     pixels = frames.reshape(-1, 3)
-    rng = np.random.default_rng(0)
     if len(pixels) > sample:
-        pixels = pixels[rng.choice(len(pixels), sample, replace=False)]
-    points = pixels.astype(np.float32)
+        pixels = pixels[np.random.default_rng(0).integers(0, len(pixels), sample)]
+    # Footage repeats colours: each distinct colour is matched once and weighted by its count
+    # (the sums are of integers, exact in float64: the same centres as point by point).
+    packed, weights = np.unique(_packed(pixels), return_counts=True)
+    points = _unpacked(packed).astype(np.float32)
     centres = colours.astype(np.float32)
     for _ in range(iterations):
         nearest = _nearest_entries(points, centres)
-        counts = np.bincount(nearest, minlength=len(centres))
+        counts = np.bincount(nearest, weights=weights, minlength=len(centres))
         used = counts > 0
         for channel in range(3):
-            sums = np.bincount(nearest, weights=points[:, channel], minlength=len(centres))
+            sums = np.bincount(
+                nearest, weights=points[:, channel] * weights, minlength=len(centres)
+            )
             centres[used, channel] = sums[used] / counts[used]
     return np.clip(np.rint(centres), 0, 255).astype(np.uint8)
+
+
+def _packed(rgb: NDArray[np.uint8]) -> NDArray[np.uint32]:
+    """(..., 3) RGB as one 24-bit integer a pixel."""
+    packed = rgb[..., 0].astype(np.uint32) << np.uint32(16)
+    packed |= rgb[..., 1].astype(np.uint32) << np.uint32(8)
+    packed |= rgb[..., 2]
+    return packed
+
+
+def _unpacked(packed: NDArray[np.uint32]) -> NDArray[np.uint32]:
+    return np.stack([packed >> 16, (packed >> 8) & 0xFF, packed & 0xFF], axis=-1)
 
 
 def build_palette(clip_colours: NDArray[np.uint8], reserved: list[Rgb]) -> NDArray[np.uint8]:
@@ -83,38 +110,38 @@ def nearest_indices(frames: NDArray[np.uint8], palette: NDArray[np.uint8]) -> ND
 
     Exact RGB distance on purpose: FFmpeg's paletteuse measures in a perceptual space, which
     measured 0.948 SSIM on the Head scratch template against 0.962 for plain RGB-nearest.
-    Distinct colours are matched once per group of frames (footage repeats colours a lot), and
-    the groups bound the memory the sort and its inverse need.
+    Each distinct colour of the clip is matched once (footage repeats colours a lot), found and
+    looked up through a table over all 2²⁴ colours (16 MiB: no sort, bounded memory).
     """
     usable = palette[:TRANSPARENT_INDEX].astype(np.float32)
+    table = np.zeros(1 << 24, dtype=np.uint8)
+    for start in range(0, len(frames), _NEAREST_FRAMES):
+        table[_packed(frames[start : start + _NEAREST_FRAMES])] = 1
+    distinct = np.flatnonzero(table).astype(np.uint32)
+    table[distinct] = _nearest_entries(_unpacked(distinct).astype(np.float32), usable)
     out = np.empty(frames.shape[:-1], dtype=np.uint8)
     for start in range(0, len(frames), _NEAREST_FRAMES):
-        group = frames[start : start + _NEAREST_FRAMES]
-        packed = (
-            group[..., 0].astype(np.uint32) << 16
-            | group[..., 1].astype(np.uint32) << 8
-            | group[..., 2].astype(np.uint32)
-        ).ravel()
-        distinct, inverse = np.unique(packed, return_inverse=True)
-        colours = np.stack([distinct >> 16, (distinct >> 8) & 0xFF, distinct & 0xFF], axis=1)
-        choice = _nearest_entries(colours.astype(np.float32), usable).astype(np.uint8)
-        out[start : start + _NEAREST_FRAMES] = choice[inverse].reshape(group.shape[:-1])
+        out[start : start + _NEAREST_FRAMES] = table[
+            _packed(frames[start : start + _NEAREST_FRAMES])
+        ]
     return out
 
 
 def build_lut(palette: NDArray[np.uint8]) -> NDArray[np.uint8]:
-    """Nearest palette index for every colour at LUT_BITS a channel (transparency excluded)."""
-    levels = np.arange(1 << LUT_BITS, dtype=np.int32) << _LUT_SHIFT | (1 << _LUT_SHIFT) >> 1
+    """Nearest palette index for every colour at LUT_BITS a channel (transparency excluded).
+
+    By the same BLAS formulation as every other nearest-colour search (``_nearest_entries``):
+    ‖e‖² − 2c·e in float32 is exact here (integers below 2²⁴ at every step), so the table is
+    the brute-force one, ties to the lowest index included (a test checks a sample), measured
+    3.4 → 0.2 s of a preparation.
+    """
+    levels = np.arange(1 << LUT_BITS, dtype=np.float32) * (1 << _LUT_SHIFT) + (
+        (1 << _LUT_SHIFT) >> 1
+    )
     r, g, b = np.meshgrid(levels, levels, levels, indexing="ij")
     colours = np.stack([r.ravel(), g.ravel(), b.ravel()], axis=1)
-    usable = palette[:TRANSPARENT_INDEX].astype(np.int32)
-    lut = np.empty(len(colours), dtype=np.uint8)
-    chunk = 16384
-    for start in range(0, len(colours), chunk):
-        block = colours[start : start + chunk]
-        dist = ((block[:, None, :] - usable[None, :, :]) ** 2).sum(axis=2)
-        lut[start : start + chunk] = dist.argmin(axis=1)
-    return lut
+    usable = palette[:TRANSPARENT_INDEX].astype(np.float32)
+    return _nearest_entries(colours, usable).astype(np.uint8)
 
 
 def lookup(lut: NDArray[np.uint8], rgb: NDArray[np.uint8]) -> NDArray[np.uint8]:
@@ -136,6 +163,9 @@ def stabilise(
 ) -> NDArray[np.uint8]:
     """Keep a pixel's previous index while it still represents the pixel well (in place).
 
+    ``indices`` is (frames, …) and ``frames`` the same with RGB last: whole frames, or the
+    pixels of a few columns gathered; each pixel's history is steadied on its own.
+
     Unchanged pixels become transparent in the GIF, and runs of transparency compress far better
     than the flicker of a pixel hopping between two near-identical palette entries.
     """
@@ -148,7 +178,37 @@ def stabilise(
             continue
         kept = previous[changed]
         error = ((colours[kept] - frames[i][changed].astype(np.int32)) ** 2).sum(axis=-1)
-        close = error <= limit
-        rows, cols = np.nonzero(changed)
-        current[rows[close], cols[close]] = kept[close]
+        current[changed] = np.where(error <= limit, kept, current[changed])
     return indices
+
+
+def tune_stabilise_distance(
+    frames: NDArray[np.uint8],
+    nearest: NDArray[np.uint8],
+    palette: NDArray[np.uint8],
+    *,
+    floor: float = STABILISE_SSIM_FLOOR,
+    candidates: tuple[float, ...] = STABILISE_CANDIDATES,
+) -> float:
+    """The largest candidate distance whose stabilised frames keep SSIM ≥ ``floor`` against the
+    unquantised ``frames`` (``nearest``: their unstabilised indices); the smallest candidate when
+    none does. SSIM falls as the distance grows, so the candidates are searched by bisection
+    over the first ``_TUNE_FRAMES`` frames (about 0.1 s a candidate at 480 px).
+    """
+    count = min(len(frames), _TUNE_FRAMES)
+    scored = [i for i in _TUNE_SCORED if i < count] or [count - 1]
+
+    def score(distance: float) -> float:
+        indices = stabilise(np.array(nearest[:count]), frames[:count], palette, distance=distance)
+        return float(np.mean([Reference(frames[i]).ssim(palette[indices[i]]) for i in scored]))
+
+    lo, hi = 0, len(candidates) - 1  # invariant: every candidate below lo keeps the floor
+    best = candidates[0]
+    while lo <= hi:
+        middle = (lo + hi) // 2
+        if score(candidates[middle]) >= floor:
+            best = candidates[middle]
+            lo = middle + 1
+        else:
+            hi = middle - 1
+    return best

@@ -52,6 +52,9 @@ TRIM_DURATION = FieldRange(0.2, SOURCE_USED_SECONDS, 3.0)
 OUTPUT_WIDTH = FieldRange(OUTPUT_MIN_WIDTH, OUTPUT_MAX_WIDTH, OUTPUT_MAX_WIDTH)
 OUTPUT_FPS = FieldRange(1, OUTPUT_MAX_FPS, 12)
 OUTPUT_SPEED = FieldRange(0.25, 4.0, 1.0)
+# [output] stabilise_distance overrides the distance preparation tunes (renderer.quantize); the
+# default here is only the range's, a template without the key is tuned.
+STABILISE_DISTANCE = FieldRange(0, 32, 6)
 # The text box, in output pixels; it must also lie inside the frame (checked on load).
 BOX_X = FieldRange(0, OUTPUT_MAX_WIDTH, 0)
 BOX_Y = FieldRange(0, 4000, 0)
@@ -93,6 +96,7 @@ class Template:
     credit: str
     enabled: bool
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+    stabilise_distance: float | None = None  # None: tuned at preparation
     # The predefined captions by language (``captions`` in template.toml; a plain list is
     # DEFAULT_CAPTION_LANGUAGE's).
     caption_sets: Mapping[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
@@ -122,7 +126,10 @@ class Template:
             self.start_s, self.duration_s, self.width, self.fps, self.loop, self.speed,
             self.style.fill, self.style.stroke,
         )  # fmt: skip
-        digest.update(repr(settings).encode())
+        text = repr(settings)
+        if self.stabilise_distance is not None:  # only then: other versions stay as they were
+            text += repr(("stabilise", self.stabilise_distance))
+        digest.update(text.encode())
         for path in (self.source, self.frame, self.style.font):
             digest.update(b"\0" if path is None else _file_digest(path).encode())
         return digest.hexdigest()[:16]
@@ -230,6 +237,11 @@ def parse_template(template_id: str, folder: Path, data: dict[str, Any]) -> Temp
         credit=str(data.get("credit", "")),
         enabled=bool(data.get("enabled", True)),
         raw=data,
+        stabilise_distance=(
+            _number(output, "stabilise_distance", STABILISE_DISTANCE)
+            if "stabilise_distance" in output
+            else None
+        ),
     )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import multiprocessing
 import os
 import shutil
 import tempfile
@@ -23,6 +24,8 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,6 +38,7 @@ from loopmark.errors import (
 )
 from loopmark.renderer.prepare import (
     PreparedTemplate,
+    is_prepared,
     prepare_template,
     prepared_folder_name,
     prepared_version_folder,
@@ -54,6 +58,11 @@ PREPARED_CACHE_SIZE = 16
 PREPARE_RETRY_SECONDS = 60.0
 INDEX_KEY = "templates/index.json"
 INDEX_REFRESH_SECONDS = 30.0  # a pushed template reaches warm renderers within this bound
+# A render of a template the start's warm-up is still preparing waits at most this long for it
+# (then prepares it itself).
+WARM_UP_WAIT_SECONDS = 300.0
+# How much lower a warm-up's preparing processes run than the server (os.nice increment).
+WARM_UP_NICENESS = 5
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +82,18 @@ class TemplateCatalog(Protocol):
         """A file of a prepared version (``preview.mp4``, ``poster.jpg``): the current version's
         (prepared on first use), or an older one's that a cached page may still name (served
         while its files remain; the path may not exist)."""
+        ...
+
+    def warming(self, template: Template) -> bool:
+        """Whether a start's warm-up is still preparing this version (``warm_up``): a caller
+        that must not wait for it (a visitor's request) says so and asks again later."""
+        ...
+
+    def warm_up(self, *, workers: int, listed: Callable[[], None] | None = None) -> list[str]:
+        """Prepare every enabled template, ``workers`` at a time, each ready for renders as soon
+        as it is; returns the ids ready. Failures are logged and left out. ``listed`` is called
+        once every template to prepare is marked ``warming`` (a caller in another thread waits
+        for that before it lets renders in)."""
         ...
 
 
@@ -103,11 +124,18 @@ class _PreparedCache:
         self._lock = threading.Lock()
         self._items: OrderedDict[tuple[str, str], PreparedTemplate] = OrderedDict()
         self._failed: dict[tuple[str, str], tuple[float, str]] = {}
+        self._warming: dict[tuple[str, str], threading.Event] = {}
 
     def get_or_build(
         self, template: Template, build: Callable[[], PreparedTemplate]
     ) -> PreparedTemplate:
         cache_key = (template.id, template.version)
+        with self._lock:
+            warming = self._warming.get(cache_key)
+        if warming is not None:
+            # A warm-up is preparing it (in another process): wait for that rather than
+            # prepare it a second time (a worker's render; its lease keeper beats meanwhile).
+            warming.wait(WARM_UP_WAIT_SECONDS)
         with self._lock:
             found = self._items.get(cache_key)
             if found is not None:
@@ -134,6 +162,25 @@ class _PreparedCache:
                 self._items.popitem(last=False)
         return prepared
 
+    def start_warming(self, template: Template) -> None:
+        with self._lock:
+            self._warming.setdefault((template.id, template.version), threading.Event())
+
+    def stop_warming(self, template: Template) -> None:
+        with self._lock:
+            event = self._warming.pop((template.id, template.version), None)
+        if event is not None:
+            event.set()
+
+    def warming(self, template: Template) -> bool:
+        with self._lock:
+            return (template.id, template.version) in self._warming
+
+    def fail(self, template: Template, reason: str) -> None:
+        """Remember that this version failed to prepare (elsewhere: a warm-up's child)."""
+        with self._lock:
+            self._failed[(template.id, template.version)] = (self.clock(), reason)
+
     def failed_lately(self, template: Template) -> bool:
         """Whether this version failed to prepare within PREPARE_RETRY_SECONDS."""
         with self._lock:
@@ -155,6 +202,135 @@ def servable(
         if not prepared.failed_lately(template):
             found.append(template)
     return found
+
+
+def warm_up(
+    catalog: TemplateCatalog,
+    cache: _PreparedCache,
+    *,
+    workers: int,
+    remote: Callable[[Template], Callable[[], None] | None],
+    listed: Callable[[], None] | None = None,
+) -> list[str]:
+    """:meth:`TemplateCatalog.warm_up`: load the enabled templates ``remote`` says need no work
+    (prepared on disk), mark the others as warming (a visitor's render of one is answered "not
+    ready yet" until it is ready), call ``listed``, prepare them with ``remote(template)`` in a
+    pool of ``workers`` child processes, and load each into the catalog as its child finishes.
+    Returns the ids ready, in the catalog's order."""
+    try:
+        templates = catalog.all()
+    except LoopmarkError as exc:
+        log.error("cannot list templates to prepare: %s", exc.reason)
+        templates = []
+    ready: set[str] = set()
+
+    def load(template: Template) -> None:
+        cache.stop_warming(template)  # prepared on disk now: loading it is quick
+        try:
+            catalog.prepared(template)
+        except Exception as exc:  # start-up goes on without it (the cache logged the cause)
+            log.error("template %s skipped: %s", template.id, getattr(exc, "reason", exc))
+            return
+        ready.add(template.id)
+
+    try:
+        jobs = [(template, remote(template)) for template in templates]
+        pending = [(template, job) for template, job in jobs if job is not None]
+        for template, _job in pending:
+            cache.start_warming(template)
+        # What is prepared on disk already is loaded (and verified) before ``listed``: a restart
+        # serves its templates at once; only the missing ones are "getting ready".
+        for template, job in jobs:
+            if job is None:
+                load(template)
+        if listed is not None:
+            listed()
+        if pending:
+            _prepare_side_by_side(pending, cache, load, workers)
+    finally:
+        for template in templates:
+            cache.stop_warming(template)
+    return [template.id for template in templates if template.id in ready]
+
+
+def _prepare_side_by_side(
+    jobs: list[tuple[Template, Callable[[], None]]],
+    cache: _PreparedCache,
+    load: Callable[[Template], None],
+    workers: int,
+) -> None:
+    """Run each job in a child process (spawned: the parent has threads), loading each template
+    as its job ends; a job that fails marks its template failed. Without a pool (no processes
+    can be started), the jobs run here, one after another."""
+    started = time.monotonic()
+    try:
+        pool = ProcessPoolExecutor(
+            max_workers=max(1, min(workers, len(jobs))),
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_yield_to_the_server,
+        )
+    except (OSError, ValueError) as exc:
+        log.warning("no process pool for preparing templates (%s): one at a time here", exc)
+        for template, job in jobs:
+            _run_here(template, job, cache)
+            load(template)
+        return
+    with pool:
+        futures = {pool.submit(job): (template, job) for template, job in jobs}
+        for future in as_completed(futures):
+            template, job = futures[future]
+            try:
+                future.result()
+            except BrokenProcessPool:  # a child died (out of memory?): try it here instead
+                log.warning("template %s: its preparing process died; preparing here", template.id)
+                _run_here(template, job, cache)
+            except Exception as exc:  # the child's error, raised again here
+                _remember_failure(cache, template, exc)
+                cache.stop_warming(template)
+                continue
+            else:
+                log.info(
+                    "template %s prepared (%.1f s after the warm-up began)",
+                    template.id,
+                    time.monotonic() - started,
+                )
+            load(template)
+
+
+def _run_here(template: Template, job: Callable[[], None], cache: _PreparedCache) -> None:
+    """A job run in this process; a failure is remembered (the load that follows refuses)."""
+    try:
+        job()
+    except Exception as exc:
+        _remember_failure(cache, template, exc)
+
+
+def _remember_failure(cache: _PreparedCache, template: Template, exc: Exception) -> None:
+    why = exc.reason if isinstance(exc, LoopmarkError) else f"{type(exc).__name__}: {exc}"
+    reason = f"template {template.id!r} cannot be prepared: {why}"
+    log.error("%s (version %s)", reason, template.version)
+    cache.fail(template, reason)
+
+
+def _yield_to_the_server() -> None:
+    """A warm-up child runs at a lower priority: the server it prepares for keeps answering."""
+    try:
+        os.nice(WARM_UP_NICENESS)
+    except OSError:  # not allowed here: the same priority, then
+        pass
+
+
+def _prepare_in_child(
+    templates_dir: str, template_id: str, version: str, prepared_dir: str, spill_dir: str | None
+) -> None:
+    """A warm-up's child process: prepare one template version onto disk (the parent loads
+    it). A template edited since the parent listed it is left to the parent's next load."""
+    template = load_template(Path(templates_dir), template_id)
+    if template.version != version:
+        return
+    prepare_template(
+        template, Path(prepared_dir), spill_dir=None if spill_dir is None else Path(spill_dir)
+    )
 
 
 class DirectoryTemplateCatalog:
@@ -193,6 +369,30 @@ class DirectoryTemplateCatalog:
 
     def prepared_file(self, template: Template, folder_name: str, name: str) -> Path:
         return prepared_file(self, self.prepared_dir, self.spill_dir, template, folder_name, name)
+
+    def warming(self, template: Template) -> bool:
+        return self._prepared.warming(template)
+
+    def warm_up(self, *, workers: int, listed: Callable[[], None] | None = None) -> list[str]:
+        """Versions prepared on disk are loaded here at once; the others are prepared side by
+        side in child processes (``workers`` at a time: preparation is CPU-bound Python and
+        FFmpeg), each loaded as soon as its child finishes."""
+
+        def remote(template: Template) -> Callable[[], None] | None:
+            folder = prepared_version_folder(template, self.prepared_dir, self.spill_dir)
+            if is_prepared(folder):
+                return None
+            spill = None if self.spill_dir is None else str(self.spill_dir)
+            return functools.partial(
+                _prepare_in_child,
+                str(self.templates_dir),
+                template.id,
+                template.version,
+                str(self.prepared_dir),
+                spill,
+            )
+
+        return warm_up(self, self._prepared, workers=workers, remote=remote, listed=listed)
 
     def _load(self, template_id: str) -> Template:
         if not TEMPLATE_ID_PATTERN.match(template_id):
@@ -330,6 +530,15 @@ class StoredTemplateCatalog:
 
     def prepared_file(self, template: Template, folder_name: str, name: str) -> Path:
         return prepared_file(self, self.prepared_dir, self.spill_dir, template, folder_name, name)
+
+    def warming(self, template: Template) -> bool:
+        return self._prepared.warming(template)
+
+    def warm_up(self, *, workers: int, listed: Callable[[], None] | None = None) -> list[str]:
+        """One after another, here: pushed templates come with their artifacts (a download)."""
+        return warm_up(
+            self, self._prepared, workers=workers, remote=lambda _template: None, listed=listed
+        )
 
     def _entries(self) -> dict[str, Any]:
         with self._lock:

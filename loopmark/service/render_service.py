@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
@@ -45,13 +45,16 @@ from loopmark.records.renders import (
     RenderRecords,
     RenderStatus,
 )
+from loopmark.renderer.prepare import PreparedTemplate
 from loopmark.renderer.render import (
-    RenderResult,
+    EXTRA_KINDS,
     accept_caption,
     normalised_render_key,
-    render_accepted,
+    render_extras,
+    render_gif_stage,
 )
 from loopmark.service.blocklist import check_render_key, write_marker
+from loopmark.service.caption_verdicts import CaptionVerdicts
 from loopmark.service.catalog import TemplateCatalog
 from loopmark.service.metrics import Metrics
 from loopmark.service.purge import CdnPurge, NoPurge
@@ -78,12 +81,16 @@ RETRY_COOLDOWN_SECONDS = 2.0
 # again by the next poll (an asynchronous Lambda event can die with its runtime); a duplicate is
 # harmless, the lease keeps the render single.
 REDISPATCH_AFTER_LEASES = 1.0
+# A render of a template the start is still preparing is asked for again after this long.
+WARM_UP_RETRY_SECONDS = 5
 # Failures of the infrastructure, not of the render: they give the attempt back.
 TRANSIENT_ERRORS = (StorageUnavailable, RecordsUnavailable, DispatchUnavailable)
 MEDIA_TYPES = {"gif": "image/gif", "mp4": "video/mp4", "poster": "image/jpeg", "card": "image/jpeg"}
 # "card": the 1200×630 share card. Renders made before it have none: their record's media
 # list no "card" key (see ``has_card``), and deleting its absent file is harmless.
 MEDIA_FILES = {"gif": "loop.gif", "mp4": "loop.mp4", "poster": "poster.jpg", "card": "card.jpg"}
+# A record's media field holding each rendition's size ("bytes" is the GIF's).
+RENDITION_BYTES_FIELDS = {"mp4": "mp4_bytes", "card": "card_bytes"}
 
 
 class RenderBlocked(BadInput):
@@ -104,10 +111,23 @@ class TemplateChanged(LoopmarkError):
     code = "template_changed"
 
 
+class TemplateNotReady(DispatchUnavailable):
+    """The template is still being prepared by the server's start (its warm-up): 503 with
+    Retry-After, never a visitor's wait behind a preparation."""
+
+    code = "template_not_ready"
+
+
 class LeaseLost(LoopmarkError):
     """Another worker took the lease over (ours had expired); stop and let it finish."""
 
     code = "lease_lost"
+
+
+def renditions_of(media: dict[str, Any] | None) -> dict[str, bool]:
+    """Which of a render's media are stored, from its record's media (a rendition's storage key
+    is written there once it is stored): all of them when done, the GIF first while rendering."""
+    return {kind: media is not None and kind in media for kind in MEDIA_FILES}
 
 
 # What a visitor is told of a render (a failed one is an error, not a status).
@@ -123,10 +143,13 @@ class RenderOutcome:
     position: int = 0
     progress: float = 0.0
     eta_seconds: float | None = None
-    urls: dict[str, str] = field(default_factory=dict)  # gif, mp4, poster, card
+    # gif, mp4, poster, card: every one when done; while rendering, those stored already
+    urls: dict[str, str] = field(default_factory=dict)
     media: dict[str, Any] = field(default_factory=dict)  # width, height, frames, bytes, ...
     template_id: str = ""
     caption: str = ""
+    # Which renditions are stored: the GIF lands first, while the status is still "rendering".
+    renditions: dict[str, bool] = field(default_factory=lambda: renditions_of(None))
 
 
 class StatsCounter(Protocol):
@@ -178,6 +201,8 @@ class RenderService:
         self.lease_seconds = lease_seconds
         self.clock = clock
         self._dispatcher: Dispatcher | None = None
+        # The caption policy's verdicts by (template version, caption, word lists' version).
+        self.verdicts = CaptionVerdicts()
         # Keys this process's workers hold the lease of: what ``stop`` hands back.
         self._running: set[str] = set()
         self._running_lock = threading.Lock()
@@ -292,7 +317,9 @@ class RenderService:
 
     def check_caption(self, template_id: str, caption: str) -> str:
         """The caption as the template would accept it (normalised), or CaptionRejected."""
-        return accept_caption(self.catalog.get(template_id), caption, self.words())
+        lists, words_version = self.words.current()
+        template = self.catalog.get(template_id)
+        return self.verdicts.accept(template, caption, lists, words_version)[0]
 
     # -- the site's side ----------------------------------------------------------------------
 
@@ -315,8 +342,7 @@ class RenderService:
         """
         template = self.catalog.get(template_id)
         lists, words_version = self.words.current()
-        normalised = accept_caption(template, caption, lists)
-        key = normalised_render_key(template, normalised)
+        normalised, key = self.verdicts.accept(template, caption, lists, words_version)
         record = self.records.get(key)
         if record is not None and record.status == "done":
             self.metrics.cache_hits.inc()
@@ -324,6 +350,11 @@ class RenderService:
             return self._done(record)
         self._refuse_dead(record)
         if record is None or not record.lease_live(self.clock()):
+            if self.catalog.warming(template):
+                raise TemplateNotReady(
+                    "This loop is still getting ready. Please try again in a few seconds.",
+                    retry_after_s=WARM_UP_RETRY_SECONDS,
+                )
             if admit is not None:
                 admit()
             # Dispatched, then recorded: a full queue refuses before anything is written, and
@@ -365,6 +396,21 @@ class RenderService:
         a job that no longer exists.
         """
         record = self.records.get(key)
+        outcome = self._status(key, record)
+        if outcome is not None and outcome.status != "done" and record is not None:
+            if record.media and record.lease_live(self.clock()):
+                # Under way with its first renditions stored (the GIF before the MP4).
+                stored = record.media
+                urls = self.media_urls(key)
+                outcome = replace(
+                    outcome,
+                    urls={kind: url for kind, url in urls.items() if kind in stored},
+                    media=dict(stored),
+                    renditions=renditions_of(stored),
+                )
+        return outcome
+
+    def _status(self, key: str, record: RenderRecord | None) -> RenderOutcome | None:
         if record is not None and record.status == "done":
             self.render_times.observe(record)
             return self._done(record)
@@ -468,6 +514,7 @@ class RenderService:
             media=media,
             template_id=record.template_id,
             caption=record.caption,
+            renditions=renditions_of(media),
         )
 
     def _refuse_dead(self, record: RenderRecord | None) -> None:
@@ -517,11 +564,12 @@ class RenderService:
         started = time.perf_counter()
         try:
             with _LeaseKeeper(self, job.key, report) as keeper:
-                result = self._render(job, keeper)
-                self._store(job.key, result)
+                media = self._render_and_store(job, keeper, started)
         except LeaseLost:
-            # Our lease expired and another worker took over: it will finish the render.
+            # Our lease expired and another worker took over: it will finish the render (or
+            # the key was taken down while we stored: its media are deleted again).
             self.metrics.renders.labels(result="lost_lease").inc()
+            self._delete_media_if_blocked(job.key)
             return
         except LoopmarkError as exc:
             self.records.fail(
@@ -536,33 +584,58 @@ class RenderService:
             self.records.fail(job.key, owner=self.owner, error=f"internal: {type(exc).__name__}")
             self.metrics.renders.labels(result="failed").inc()
             raise
-        media = {
-            **media_keys(job.key),
-            "bytes": len(result.gif),
-            "mp4_bytes": len(result.mp4),
-            "card_bytes": len(result.card),
-            "frames": result.frames,
-            "width": result.width,
-            "height": result.height,
-            "seconds": result.seconds,
-            # Claim to stored media, as this worker measured it: other processes' ETAs.
-            "render_seconds": round(time.perf_counter() - started, 3),
-        }
-        language = self._caption_language(job)
-        if language:
-            media["lang"] = language  # a predefined caption's language: the share page's
-        # "done" only now that every medium is stored.
+        # "done" only now that every rendition is stored.
         if self.records.complete(job.key, owner=self.owner, media=media):
             self.metrics.renders.labels(result="done").inc()
             self._count(job.template_id, "render", job.caption)
         else:
             self.metrics.renders.labels(result="lost_lease").inc()
-            record = self.records.get(job.key)
-            if record is not None and record.status == "blocked":
-                # Taken down while we stored: the take-down deleted the media before we wrote
-                # them again, so delete them now.
-                self._delete_media(job.key)
+            self._delete_media_if_blocked(job.key)
         self.metrics.render_seconds.observe(time.perf_counter() - started)
+
+    def _render_and_store(
+        self, job: RenderJob, keeper: _LeaseKeeper, started: float
+    ) -> dict[str, Any]:
+        """Render in stages and store each rendition as it lands: the GIF first, recorded at
+        once (the API and pages offer it while the rest is made), then the poster, the MP4 and
+        the share card. Returns the media a done record carries."""
+        prepared = self._prepared(job)
+        stage = render_gif_stage(prepared, job.caption, job.key, progress=keeper)
+        storage_keys = media_keys(job.key)
+        self._put(storage_keys, "gif", stage.gif)
+        media: dict[str, Any] = {
+            "gif": storage_keys["gif"],
+            "bytes": len(stage.gif),
+            "frames": stage.frames,
+            "width": stage.width,
+            "height": stage.height,
+            "seconds": stage.seconds,
+        }
+        language = self._caption_language(job)
+        if language:
+            media["lang"] = language  # a predefined caption's language: the share page's
+        self._record_renditions(job.key, media)
+        for kind, payload in render_extras(prepared, stage, progress=keeper, brand=self.brand):
+            self._put(storage_keys, kind, payload)
+            media[kind] = storage_keys[kind]
+            if kind in RENDITION_BYTES_FIELDS:
+                media[RENDITION_BYTES_FIELDS[kind]] = len(payload)
+            if kind != EXTRA_KINDS[-1]:  # the last one lands with "done"
+                self._record_renditions(job.key, media)
+        # Claim to stored media, as this worker measured it: other processes' ETAs.
+        media["render_seconds"] = round(time.perf_counter() - started, 3)
+        return media
+
+    def _record_renditions(self, key: str, media: dict[str, Any]) -> None:
+        if not self.records.record_renditions(key, owner=self.owner, media=dict(media)):
+            raise LeaseLost(f"render {key} lost its lease")
+
+    def _delete_media_if_blocked(self, key: str) -> None:
+        """A render that lost its record to a take-down while it stored: the take-down deleted
+        the media before we wrote them again, so delete them now."""
+        record = self.records.get(key)
+        if record is not None and record.status == "blocked":
+            self._delete_media(key)
 
     def _caption_language(self, job: RenderJob) -> str | None:
         """The language of the template's caption set holding the caption; None for the
@@ -613,33 +686,26 @@ class RenderService:
         pages += [f"m/{key}.{ext}" for ext in ("gif", "mp4", "jpg", "card.jpg")]
         self.purge(media + pages)
 
-    def _render(self, job: RenderJob, report: Callable[[float], None]) -> RenderResult:
-        """Render a job the site already checked: its caption is trusted as normalised and
-        accepted, unless the word lists moved since (then the policy runs again). The template
-        is looked up afresh: a key that no longer matches it is a changed template."""
+    def _prepared(self, job: RenderJob) -> PreparedTemplate:
+        """The prepared template of a job the site already checked: its caption is trusted as
+        normalised and accepted, unless the word lists moved since (then the policy runs
+        again). The template is looked up afresh: a key that no longer matches it is a changed
+        template."""
         template = self.catalog.get(job.template_id, enabled_only=False)
         if normalised_render_key(template, job.caption) != job.key:
             raise TemplateChanged(f"template {job.template_id!r} changed; please try again")
         lists, words_version = self.words.current()
         if job.words_version is None or job.words_version != words_version:
             accept_caption(template, job.caption, lists)
-        prepared = self.catalog.prepared(template)
-        return render_accepted(prepared, job.caption, job.key, progress=report, brand=self.brand)
+        return self.catalog.prepared(template)
 
-    def _store(self, key: str, result: RenderResult) -> None:
-        payloads = {
-            "gif": result.gif,
-            "mp4": result.mp4,
-            "poster": result.poster,
-            "card": result.card,
-        }
-        for kind, storage_key in media_keys(key).items():
-            try:
-                self.blobs.put(storage_key, payloads[kind], content_type=MEDIA_TYPES[kind])
-            except StorageUnavailable:
-                raise
-            except OSError as exc:
-                raise StorageUnavailable(f"could not store the {kind}") from exc
+    def _put(self, storage_keys: dict[str, str], kind: str, payload: bytes) -> None:
+        try:
+            self.blobs.put(storage_keys[kind], payload, content_type=MEDIA_TYPES[kind])
+        except StorageUnavailable:
+            raise
+        except OSError as exc:
+            raise StorageUnavailable(f"could not store the {kind}") from exc
 
 
 def _job_of(record: RenderRecord) -> RenderJob:

@@ -63,7 +63,13 @@ def list_templates() -> Response:
     """Enabled templates, with what the page's live preview needs to approximate the layout."""
     catalog = services().templates
     items = []
+    warming = False
     for template in catalog.all():
+        if catalog.warming(template):
+            # The server's start is preparing it: listed as getting ready, never waited for.
+            warming = True
+            items.append(warming_template_json(template))
+            continue
         try:
             prepared = catalog.prepared(template)
         except LoopmarkError as exc:
@@ -72,7 +78,8 @@ def list_templates() -> Response:
             continue
         items.append(template_json(prepared))
     response = jsonify(items)
-    response.headers["Cache-Control"] = TEMPLATES_CACHE_CONTROL
+    # While templates get ready the page asks again: nobody may keep the partial list.
+    response.headers["Cache-Control"] = NO_STORE if warming else TEMPLATES_CACHE_CONTROL
     response.add_etag()
     return response.make_conditional(request)
 
@@ -85,6 +92,7 @@ def template_json(prepared: PreparedTemplate) -> dict[str, Any]:
     return {
         "id": template.id,
         "name": template.name,
+        "ready": True,
         "width": prepared.width,
         "height": prepared.height,
         "fps": prepared.fps,
@@ -109,6 +117,19 @@ def template_json(prepared: PreparedTemplate) -> dict[str, Any]:
             "max_size": style.max_size,
             "min_size": style.min_size,
         },
+    }
+
+
+def warming_template_json(template: Template) -> dict[str, Any]:
+    """A template the server's start is still preparing: what the picker shows meanwhile
+    (``ready`` false; sizes, preview and layout come once it is ready)."""
+    return {
+        "id": template.id,
+        "name": template.name,
+        "ready": False,
+        "captions": list(template.captions),
+        "caption_mode": template.caption_mode,
+        "credit": template.credit,
     }
 
 
@@ -208,6 +229,9 @@ def outcome_json(outcome: RenderOutcome) -> dict[str, Any]:
         "key": key,
         "status": outcome.status,
         "result_url": _page_url("pages.result", "r", key),
+        # Which media are stored: the GIF lands first (status still "rendering"), then the
+        # poster, the MP4 and the share card; each URL is in the body once its file is.
+        "renditions": outcome.renditions,
     }
     if outcome.status == "done":
         media = links.media_urls(key)
@@ -226,6 +250,19 @@ def outcome_json(outcome: RenderOutcome) -> dict[str, Any]:
             }
         )
     else:
+        if any(outcome.renditions.values()):
+            # Under way, its first renditions stored (the GIF lands before the MP4): their
+            # URLs now, the others' once they land.
+            media = links.media_urls(key)
+            body.update(
+                {
+                    f"{kind}_url": media[kind]
+                    for kind, stored in outcome.renditions.items()
+                    if stored
+                }
+            )
+            body["width"] = outcome.media.get("width")
+            body["height"] = outcome.media.get("height")
         body.update(
             {
                 "position": outcome.position,

@@ -29,7 +29,7 @@ from loopmark.errors import LoopmarkError, UnknownTemplate
 from loopmark.records.renders import RenderRecord, RenderStatus
 from loopmark.renderer.prepare import PREPARE_VERSION, prepared_folder_name
 from loopmark.renderer.render import KEY_CHARS
-from loopmark.service.render_service import media_keys
+from loopmark.service.render_service import WARM_UP_RETRY_SECONDS, TemplateNotReady, media_keys
 from loopmark.storage.base import IMMUTABLE_CACHE_CONTROL, attachment_disposition
 from loopmark.web import links
 from loopmark.web.context import services
@@ -71,7 +71,7 @@ def media_file(key: str) -> Response:
 # ``<key>.card`` with ``jpg``.
 @blueprint.get(f"/m/<string(length={KEY_CHARS}):key>.<any(gif, mp4, jpg, 'card.jpg'):ext>")
 def short(key: str, ext: str) -> Response:
-    _require_done(key)
+    _require_stored(key, SHORT_KINDS[ext])
     render = services().render
     response = redirect(render.media_urls(key)[SHORT_KINDS[ext]], code=302)
     response.headers["Cache-Control"] = (
@@ -85,7 +85,7 @@ def short(key: str, ext: str) -> Response:
 @blueprint.get("/d/<key>.<any(gif, mp4):ext>")
 def download(key: str, ext: str) -> Response:
     """The render's GIF or MP4 as a file to save, named after the brand and the key."""
-    _require_done(key)
+    _require_stored(key, ext)
     filename = f"{services().settings.brand.slug}-{key}.{ext}"
     render = services().render
     signed = render.download_url(key, ext, filename)
@@ -115,22 +115,30 @@ def template_file(template_id: str, version: str, name: str) -> Response:
         template = catalog.get(template_id)
     except UnknownTemplate:
         abort(404)
+    if catalog.warming(template):  # the start is preparing it: never hold a thread for that
+        raise TemplateNotReady(
+            "This loop is still getting ready.", retry_after_s=WARM_UP_RETRY_SECONDS
+        )
     path = catalog.prepared_file(
         template, prepared_folder_name(template_version, int(prepare_version)), name
     )
     return _immutable_file(path, MEDIA_MIMETYPES[name.rpartition(".")[2]])
 
 
-def _require_done(key: str) -> None:
-    """Abort unless ``key`` is a done render: 404 for a malformed, unknown or unfinished key,
-    410 for a taken-down one (blocklist first, then the record). Counts the hit."""
+def _require_stored(key: str, kind: str) -> None:
+    """Abort unless render ``key``'s ``kind`` file is stored (a done render, or one under way
+    whose GIF landed before its MP4): 404 for a malformed, unknown or unfinished key, 410 for a
+    taken-down one (blocklist first, then the record). Counts the hit."""
     if not links.well_formed_key(key):
         abort(404)
     if key in services().blocklist:
         abort(410)
     record = services().render.record(key)
-    if record is None or record.status != RenderStatus.DONE:
-        abort(410 if record is not None and record.status == RenderStatus.BLOCKED else 404)
+    if record is None or record.status == RenderStatus.BLOCKED:
+        abort(404 if record is None else 410)
+    landed = record.status == RenderStatus.RENDERING and kind in (record.media or {})
+    if record.status != RenderStatus.DONE and not landed:
+        abort(404)
     services().hits.seen(key)
 
 

@@ -39,6 +39,7 @@ from loopmark.service.render_service import (
     RenderGaveUp,
     RenderOutcome,
     has_card,
+    renditions_of,
 )
 from loopmark.site.brand_pages import current_brand, site_card_url
 from loopmark.web import i18n, links
@@ -97,6 +98,8 @@ class ShareMeta:
     found: bool | None = None
     done: bool = False
     card: bool = False
+    # Which media are stored (the GIF lands before the MP4); None when the records did not say.
+    renditions: dict[str, bool] | None = None
     language: str | None = None  # a predefined caption's language: the page speaks it
 
 
@@ -199,7 +202,8 @@ def result(key: str) -> Response | tuple[str, int]:
         render_template("result.html", key=key, gone=None, **_result_context(key, outcome))
     )
     if outcome.status != "done":
-        # The page shows live progress and reloads itself when done: no cache may keep it.
+        # The page shows live progress and reloads itself when the GIF lands (then brings the
+        # MP4 in when it does): no cache may keep it.
         response.headers["Cache-Control"] = NO_STORE
     return response
 
@@ -232,6 +236,7 @@ def share(key: str) -> Response | tuple[str, int]:
             description=gettext(current_brand().share.site_description),
             canonical=canonical,
             media=media,
+            renditions=meta.renditions,
             social=_share_card(meta, media, title=title, canonical=canonical),
         )
     )
@@ -309,9 +314,11 @@ def _hero() -> dict[str, str] | None:
     except LoopmarkError as exc:
         log.warning("home: template catalog unavailable: %s", exc)
         return None
-    if not templates:
+    catalog = services().templates
+    ready = [template for template in templates if not catalog.warming(template)]
+    if not ready:  # none ready yet (the server just started): the picker says so
         return None
-    first = templates[0]
+    first = ready[0]
     urls = links.template_urls(first)  # versioned, so immutable
     return {"video": urls["preview"], "poster": urls["poster"], "name": first.name}
 
@@ -327,6 +334,7 @@ def _result_context(key: str, outcome: RenderOutcome) -> dict[str, Any]:
         "outcome": outcome,
         "caption": caption,
         "media": links.media_urls(key),
+        "renditions": outcome.renditions,
         "width": outcome.media.get("width"),
         "height": outcome.media.get("height"),
         "share_url": share_url,
@@ -365,5 +373,6 @@ def _meta_from_record(record: RenderRecord) -> ShareMeta:
         found=True,
         done=done,
         card=done and has_card(media),
+        renditions=renditions_of(record.media),
         language=media.get("lang") if isinstance(media.get("lang"), str) else None,
     )

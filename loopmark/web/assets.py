@@ -2,7 +2,11 @@
 
 A URL whose ``v`` matches the file's current content hash is served immutable (a year, never
 revalidated); any other static URL is served ``no-cache`` so a stale fingerprint or a bare URL
-still revalidates. Hashes are cached per file size and modification time.
+still revalidates. Static files are package data, fixed for the life of a process: each file is
+hashed once per process, and its URL built once (a share page links seven assets; stat-ing and
+building each on every page was a fifth of the page's CPU). In debug (``make run``) files are
+stat-ed on every call and hashed again when their size or modification time changes, so an
+edited stylesheet shows at the next reload.
 """
 
 from __future__ import annotations
@@ -10,21 +14,47 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import threading
 from pathlib import Path
 
-from flask import Flask, url_for
+from flask import Flask, current_app, has_app_context, has_request_context, request, url_for
 from werkzeug.security import safe_join
 
 from loopmark.package_data import STATIC_DIR
 from loopmark.storage.base import IMMUTABLE_CACHE_CONTROL
+from loopmark.web.context import services
 
 log = logging.getLogger(__name__)
 
 HASH_CHARS = 12  # hex digits of SHA-256 in the fingerprint: plenty against accidental reuse
 REVALIDATE_CACHE_CONTROL = "no-cache"
+ASSETS_EXTENSION = "loopmark.assets"
+
+
+class _Fingerprints:
+    """One app's fingerprints and URLs of existing static files, computed once (only files that
+    exist are kept, so asking for made-up names grows nothing)."""
+
+    def __init__(self, *, restat: bool) -> None:
+        self.restat = restat
+        self._lock = threading.Lock()
+        self.versions: dict[str, str] = {}
+        self.urls: dict[tuple[str, str], str] = {}
+
+    def version(self, filename: str) -> str | None:
+        if self.restat:
+            return _current_fingerprint(filename)
+        found = self.versions.get(filename)
+        if found is None:
+            found = _current_fingerprint(filename)
+            if found is not None:
+                with self._lock:
+                    self.versions[filename] = found
+        return found
 
 
 def init_app(app: Flask) -> None:
+    app.extensions[ASSETS_EXTENSION] = _Fingerprints(restat=services(app).settings.debug)
     app.jinja_env.globals["asset_url"] = asset_url
 
 
@@ -39,6 +69,20 @@ def asset_path(filename: str) -> Path | None:
 
 def fingerprint(filename: str) -> str | None:
     """The content hash of a static file, or None when there is no such file."""
+    fingerprints = _fingerprints()
+    if fingerprints is None:
+        return _current_fingerprint(filename)
+    return fingerprints.version(filename)
+
+
+def _fingerprints() -> _Fingerprints | None:
+    if not has_app_context():
+        return None
+    found: _Fingerprints | None = current_app.extensions.get(ASSETS_EXTENSION)
+    return found
+
+
+def _current_fingerprint(filename: str) -> str | None:
     path = asset_path(filename)
     if path is None:
         return None
@@ -54,11 +98,20 @@ def _digest(path: str, size: int, mtime_ns: int) -> str:
 
 def asset_url(filename: str) -> str:
     """The fingerprinted URL of a static file (plain URL, logged, when the file is missing)."""
+    fingerprints = _fingerprints()
+    cache_key = (request.script_root if has_request_context() else "", filename)
+    if fingerprints is not None and not fingerprints.restat:
+        url = fingerprints.urls.get(cache_key)
+        if url is not None:
+            return url
     version = fingerprint(filename)
     if version is None:
         log.warning("static asset %r not found; linking it without a fingerprint", filename)
         return url_for("static", filename=filename)
-    return url_for("static", filename=filename, v=version)
+    url = url_for("static", filename=filename, v=version)
+    if fingerprints is not None and not fingerprints.restat:
+        fingerprints.urls[cache_key] = url
+    return url
 
 
 def static_cache_control(filename: str, version: str | None) -> str:

@@ -255,6 +255,7 @@ def js_strings() -> Mapping[str, Any]:
         "picker.presets": gettext("Pick a line"),
         "picker.empty": gettext("No loops yet: come back soon!"),
         "picker.failed": gettext("We couldn't load the loops. Please reload the page."),
+        "picker.warming": gettext("Getting ready…"),
         "preview.label": gettext("%(name)s preview"),
         "presets.suggestions": gettext("Suggestions"),
         "presets.pick": gettext("Pick a caption"),

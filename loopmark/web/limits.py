@@ -10,7 +10,8 @@ little, and a **site-wide render admission** (``RENDER_ADMISSION``) protects the
 Only renders count against the render limits: a caption somebody has rendered already is answered
 before any of them (``admit_render`` is called by the view on a cache miss only). Caption checks
 count per visitor and per address. An address is an IP address, an IPv6 client its /64.
-Everything is in memory: with waitress the whole site is one process, so the counts are exact.
+Everything is in memory: under `loopmark serve` the whole site is one process, so the counts are
+exact.
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@ logs), the original scheme (HSTS, Secure cookies) and host.
 A request is believed only when it comes straight from a trusted proxy (LOOPMARK_TRUSTED_PROXIES:
 addresses or networks), and then only for LOOPMARK_PROXY_HOPS hops, by Werkzeug's ProxyFix. From
 anyone else every forwarding header is removed, so a client cannot choose its own address. The
-app does this itself, not waitress: waitress's ``trusted_proxy`` takes one address (or ``*``), and
-a CDN or a load balancer reaches the site from many; doing it here also makes the test client and
-the real server behave the same (``loopmark.web.server`` tells waitress to pass them through).
+app does this itself, not the server: a CDN or a load balancer reaches the site from many
+addresses, and doing it here makes the test client and the real server behave the same (cheroot,
+``loopmark.web.server``, passes the headers through untouched; tests/web/test_server.py checks
+it through the real server).
 """
 
 from __future__ import annotations

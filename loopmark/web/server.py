@@ -1,7 +1,13 @@
-"""Serving the site in production: waitress, one process with a pool of threads.
+"""Serving the site in production: cheroot, one process with a pool of threads.
 
 One process on purpose: the render pool, its bounded queue, the rate-limit counters and the
 prepared templates are shared by every request the server takes, so the bound really bounds.
+Cheroot watches its connections with an epoll selector (``selectors.DefaultSelector``), so an
+idle connection costs nothing per request: waitress's poll() loop re-registered every open
+descriptor on each pass, and 1,500 idle keep-alive connections cut a static file from 506 to 57
+requests/s. A connection is handed to a request thread only once it has bytes to read (cheroot
+hands a fresh one over at once, where a thread would wait for a request that may never come),
+and a request's headers must be in within HEADER_DEADLINE_SECONDS of a thread taking them up.
 Before listening, every enabled template is prepared, so the first visitors do not pay for it, and
 the renders a previous run accepted but did not finish are dispatched again; while serving, a
 sweep every lease does it again (a render killed mid-way is found once its lease lapses).
@@ -12,22 +18,24 @@ exits 0.
 
 from __future__ import annotations
 
-import _thread
-import copy
+import json
 import logging
+import os
 import resource
+import selectors
 import signal
+import socket
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
+from urllib.parse import unquote
 
+from cheroot.connections import ConnectionManager
+from cheroot.server import ChunkedRFile, HTTPConnection, HTTPRequest
+from cheroot.wsgi import Server as WSGIServer
 from flask import Flask
-from waitress.adjustments import Adjustments
-from waitress.channel import HTTPChannel
-from waitress.parser import HTTPRequestParser
-from waitress.server import BaseWSGIServer, MultiSocketServer
-from waitress.server import create_server as waitress_server
 from werkzeug.exceptions import HTTPException
 
 from loopmark.errors import LoopmarkError
@@ -37,20 +45,32 @@ from loopmark.web.logs import configure_logging
 
 log = logging.getLogger(__name__)
 
+# The Server header (and SERVER_SOFTWARE): no version for strangers to look up.
+IDENT = "loopmark"
 # Request threads. POST /api/renders may hold a thread for ~2 s (RENDER_HOLD_SLOTS of them at
 # most); the others answer cache hits and pages in milliseconds.
 DEFAULT_THREADS = 16
-# Open connections waitress keeps (idle keep-alives included) before it stops accepting; the
-# rest wait in the kernel's listen backlog. A venue's phones each keep a connection or two open.
-CONNECTION_LIMIT = 5000
+# Open connections kept (idle keep-alives included) before the server stops accepting; the rest
+# wait in the kernel's listen backlog. A venue's phones each keep a connection or two open.
+CONNECTION_LIMIT = 10000
 # Descriptors kept for everything that is not a client connection: the listening socket, SQLite
 # files per thread, log files, FFmpeg pipes, prepared templates, S3/DynamoDB connections.
 RESERVED_DESCRIPTORS = 200
-# An idle or stalled connection is closed after this long: longer than a load balancer's idle
-# timeout (60 s on AWS), so the balancer closes first and never reuses a connection we drop.
-CHANNEL_TIMEOUT_SECONDS = 65
+# An idle connection is closed after this long: longer than a load balancer's idle timeout
+# (60 s on AWS), so the balancer closes first and never reuses a connection we drop.
+IDLE_TIMEOUT_SECONDS = 65
+# Once a request has begun, each read of it (and each write of its answer) may wait this long
+# for the peer; a request thread is never held longer by a stalled client's single read.
+REQUEST_IO_TIMEOUT_SECONDS = 10
+# A request's line and headers must all be in within this long of a thread taking them up: a
+# client that trickles them (a byte every few seconds) is cut off, and the thread freed.
+HEADER_DEADLINE_SECONDS = 10.0
+# Connections the kernel queues while the server is busy accepting (capped by somaxconn).
+LISTEN_BACKLOG = 2048
+# The request line and headers together (cookies included).
+MAX_REQUEST_HEADER_BYTES = 64 * 1024
 # The most any route may take (an admin template upload: 25 MB, plus its form fields). Other
-# routes get their own, smaller bound from the parser below, before their body is read.
+# routes get their own, smaller bound, checked once the headers are in, before the body is read.
 MAX_REQUEST_BODY_BYTES = 26 * 1024 * 1024
 # The attribute a view carries when it takes more than app.config["MAX_CONTENT_LENGTH"]
 # (set by ``loopmark.admin.auth.allows_body``; tests/web/test_server.py holds them together).
@@ -58,36 +78,51 @@ VIEW_BODY_LIMIT_ATTRIBUTE = "admin_max_body_bytes"
 # Set in app.extensions once warm_up has prepared the templates (/readyz waits for it).
 WARMED_EXTENSION = "loopmark.templates_warmed"
 
+BodyLimit = Callable[[str, str], int]
 
-def create_server(app: Flask, host: str, port: int, *, threads: int = DEFAULT_THREADS) -> Any:
-    """A waitress server bound to (host, port), not yet running (``.run()``, ``.close()``).
+
+class Server:
+    """The site on one listening socket, bound and ready: ``.run()`` serves until ``.close()``
+    (from another thread), Ctrl-C or SystemExit; ``.effective_host``/``.effective_port``."""
+
+    def __init__(self, http: _HTTPServer) -> None:
+        self.http = http
+        self.effective_host, self.effective_port = http.bind_addr[:2]
+
+    @property
+    def open_connections(self) -> int:
+        return self.http.open_connections
+
+    def leave(self) -> None:
+        """From any thread: the serving loop returns within an expiration interval (0.5 s), as
+        Ctrl-C makes it (a signal would not do: a parent may have SIGINT ignored for us)."""
+        self.http.leaving = True
+
+    def run(self) -> None:
+        try:
+            self.http.serve()
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            self.http.stop()
+
+    def close(self) -> None:
+        """Stop accepting, close every connection, stop the request threads (waits for them)."""
+        self.http.stop()
+
+
+def create_server(app: Flask, host: str, port: int, *, threads: int = DEFAULT_THREADS) -> Server:
+    """A cheroot server bound to (host, port), its request threads started, not yet serving.
     Port 0 picks a free port: see ``.effective_port``.
 
-    poll() rather than select(), which cannot watch a descriptor above 1024 (waitress's default
-    died with ValueError past about a thousand connections); the descriptor limit raised so the
-    connection limit can be reached; each request's body bounded by its route before it is read.
-    Proxy headers pass through untouched: the app decides whom to trust
-    (``loopmark.web.proxies``), so the test client and the real server behave alike."""
+    The descriptor limit is raised so the connection limit can be reached; each request's body
+    is bounded by its route before it is read. Proxy headers pass through untouched: the app
+    decides whom to trust (``loopmark.web.proxies``), so the test client and the real server
+    behave alike."""
     connection_limit = connection_limit_for(raise_descriptor_limit())
-    server = waitress_server(
-        app,
-        host=host,
-        port=port,
-        threads=threads,
-        asyncore_use_poll=True,
-        connection_limit=connection_limit,
-        channel_timeout=CHANNEL_TIMEOUT_SECONDS,
-        max_request_body_size=MAX_REQUEST_BODY_BYTES,
-        # waitress's trusted_proxy takes one address (or "*"); a CDN or a load balancer comes
-        # from many. The app trusts by address list and hop count, and no one applies it twice.
-        clear_untrusted_proxy_headers=False,
-        ident="loopmark",
-        expose_tracebacks=False,
-    )
-    channel = _channel_class(body_limits(app))
-    for listener in _listeners(server):
-        listener.channel_class = channel
-    return server
+    http = _HTTPServer(app, host, port, threads, connection_limit, body_limits(app))
+    http.prepare()
+    return Server(http)
 
 
 def raise_descriptor_limit() -> int:
@@ -123,7 +158,7 @@ def connection_limit_for(descriptors: int) -> int:
     return limit
 
 
-def body_limits(app: Flask) -> Callable[[str, str], int]:
+def body_limits(app: Flask) -> BodyLimit:
     """``limit(method, path)``: the most bytes a request's body may have on that route, from
     the view's declared limit or ``app.config["MAX_CONTENT_LENGTH"]``."""
     default = int(app.config["MAX_CONTENT_LENGTH"] or MAX_REQUEST_BODY_BYTES)
@@ -141,62 +176,248 @@ def body_limits(app: Flask) -> Callable[[str, str], int]:
     return limit
 
 
-def _channel_class(limit: Callable[[str, str], int]) -> type[HTTPChannel]:
-    """A waitress channel whose parser bounds each request's body by its route, once the
-    headers are in and before any of the body is buffered (413 at once)."""
-    adjustments: dict[tuple[int, int], Adjustments] = {}
-
-    class RouteBoundParser(HTTPRequestParser):
-        def parse_header(self, header_plus: bytes) -> None:
-            super().parse_header(header_plus)
-            command: str | bytes = self.command  # str at run time (the stubs say bytes)
-            method = command if isinstance(command, str) else command.decode("latin-1")
-            allowed = limit(method, str(getattr(self, "path", "/")))
-            if self.content_length <= allowed and not self.chunked:
-                return
-            # waitress refuses a body of max_request_body_size bytes or more.
-            key = (id(self.adj), allowed)
-            bounded = adjustments.get(key)
-            if bounded is None:
-                bounded = copy.copy(self.adj)
-                bounded.max_request_body_size = allowed + 1
-                adjustments[key] = bounded
-            self.adj = bounded
-
-    class RouteBoundChannel(HTTPChannel):
-        parser_class = RouteBoundParser
-
-    return RouteBoundChannel
+def error_answer(status: str, code: str, message: str) -> bytes:
+    """A whole HTTP/1.1 answer in the site's JSON error form, closing the connection (for the
+    answers the server gives before the app sees the request)."""
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    headers = [
+        f"HTTP/1.1 {status}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+        f"Server: {IDENT}",
+    ]
+    return ("\r\n".join(headers) + "\r\n\r\n").encode("latin-1") + body
 
 
-def _listeners(server: Any) -> list[Any]:
-    """The listening servers behind what waitress's create_server returned (one per address)."""
-    if isinstance(server, MultiSocketServer):
-        listeners: list[Any] = list((server.map or {}).values())  # the stubs say sockets
-        return [s for s in listeners if isinstance(s, BaseWSGIServer)]
-    return [server]
+class _HTTPServer(WSGIServer):
+    """cheroot's WSGI server with a connection limit, a fresh connection left in the selector
+    until it has bytes to read, a short I/O timeout once a request has begun, and each request
+    body bounded by its route."""
 
+    _connections: Any  # cheroot's ConnectionManager, set by prepare() (not in cheroot's stubs)
 
-def warm_up(app: Flask) -> list[str]:
-    """Prepare every enabled template (loads and verifies those prepared already: a bad one is
-    prepared again); returns the ids ready. A template that fails, for whatever reason, is
-    logged (by the catalog) and skipped: the site still starts, without it."""
-    catalog = app_services(app).templates
-    ready: list[str] = []
-    try:
-        templates = catalog.all()
-    except LoopmarkError as exc:
-        log.error("cannot list templates to prepare: %s", exc.reason)
-        return ready
-    for template in templates:
+    def __init__(
+        self,
+        app: Flask,
+        host: str,
+        port: int,
+        threads: int,
+        connection_limit: int,
+        limit: BodyLimit,
+    ) -> None:
+        super().__init__(
+            (host, port),
+            app,
+            numthreads=threads,
+            max=threads,
+            server_name=IDENT,
+            request_queue_size=LISTEN_BACKLOG,
+            timeout=IDLE_TIMEOUT_SECONDS,  # how long a connection may idle in the selector
+        )
+        self.software = IDENT
+        self.keep_alive_conn_limit = connection_limit  # (cheroot's default: 10)
+        self.max_request_header_size = MAX_REQUEST_HEADER_BYTES
+        self.max_request_body_size = MAX_REQUEST_BODY_BYTES
+        self.connection_limit = connection_limit
+        self.ConnectionClass = _connection_class(limit)
+        self._open = 0
+        self._paused = False
+        self.leaving = False  # set by Server.leave: the serving loop returns
+        self.header_deadline_s = HEADER_DEADLINE_SECONDS
+        self._reading: dict[Any, float] = {}  # connection → when a thread began reading it
+        self._open_lock = threading.Lock()
+
+    @property
+    def open_connections(self) -> int:
+        return self._open
+
+    def process_conn(self, conn: Any) -> None:
+        """A fresh connection waits in the selector for its first bytes (cheroot would hand it
+        to a request thread at once, which then waits for a request that may never come)."""
+        if getattr(conn, "waiting", False):
+            conn.waiting = False
+            self.put_conn(conn)
+            return
+        super().process_conn(conn)
+
+    def prepare(self) -> None:
+        """Bind and listen as cheroot does, with our connection manager (it resumes accepting)."""
+        super().prepare()
+        plain = self._connections
+        self._connections = _ConnectionManager(self)
+        plain._selector.close()
+
+    def counted(self, delta: int) -> None:
+        """Count a connection opened (+1, in the selector's thread, as it is accepted) or closed
+        (-1): at the limit the listening socket leaves the selector, and the next connections
+        wait in the kernel's listen backlog until the selector's thread finds room again."""
+        with self._open_lock:
+            self._open += delta
+            if delta > 0 and not self._paused and self._open >= self.connection_limit:
+                self._paused = self._listen(False)
+
+    def reading(self, conn: Any, started: bool) -> None:
+        """A thread begins (or has finished) reading a request's line and headers."""
+        with self._open_lock:
+            if started:
+                self._reading[conn] = time.monotonic()
+            else:
+                self._reading.pop(conn, None)
+
+    def cut_slow_headers(self) -> None:
+        """In the selector's thread: shut the connections whose headers are late, so the read
+        their thread is blocked in returns at once and the thread is free."""
+        now = time.monotonic()
+        with self._open_lock:
+            late = [c for c, since in self._reading.items() if now - since > self.header_deadline_s]
+            for conn in late:
+                del self._reading[conn]
+        for conn in late:
+            log.info("headers not in after %.0f s: connection closed", self.header_deadline_s)
+            try:
+                conn.socket.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def resume_if_room(self) -> None:
+        """In the selector's thread: accept again once connections have closed."""
+        with self._open_lock:
+            if self._paused and self._open < self.connection_limit:
+                self._paused = not self._listen(True)
+
+    def _listen(self, on: bool) -> bool:
+        """Put the listening socket in the selector or take it out; whether that was done."""
+        if not self.ready or self.socket is None:
+            return False
+        selector = self._connections._selector
         try:
-            catalog.prepared(template)
-        except Exception as exc:  # start-up goes on without it (the catalog logged the cause)
-            log.error("template %s skipped: %s", template.id, getattr(exc, "reason", exc))
-            continue
-        ready.append(template.id)
+            if on:
+                selector.register(self.socket.fileno(), selectors.EVENT_READ, data=self)
+            else:
+                selector.unregister(self.socket.fileno())
+        except (KeyError, ValueError, OSError) as exc:  # stopping meanwhile
+            log.debug("listening socket not %s: %s", "resumed" if on else "paused", exc)
+            return False
+        if not on:
+            log.warning("%d connections open: accepting no more until one closes", self._open)
+        return True
+
+    def error_log(self, msg: str = "", level: int = logging.INFO, traceback: bool = False) -> None:
+        logging.getLogger("cheroot").log(level, "%s", msg, exc_info=traceback)
+
+
+class _ConnectionManager(ConnectionManager):
+    """cheroot's selector loop (epoll on Linux). Every ``expiration_interval`` (0.5 s) it closes
+    connections idle past the server's timeout, then the server cuts requests whose headers are
+    late and may accept again."""
+
+    def _expire(self, threshold: float) -> None:
+        super()._expire(threshold)  # type: ignore[misc]  # not in cheroot's stubs
+        if self.server.leaving:
+            raise KeyboardInterrupt  # serve() lets it out; Server.run() stops the server
+        self.server.cut_slow_headers()
+        self.server.resume_if_room()
+
+
+def _connection_class(limit: BodyLimit) -> type[HTTPConnection]:
+    """cheroot's connection, counted, whose requests are bounded by their route."""
+
+    class RouteBoundRequest(HTTPRequest):
+        body_limit = MAX_REQUEST_BODY_BYTES
+
+        def read_request_headers(self) -> bool:
+            complete = super().read_request_headers()  # type: ignore[no-untyped-call]
+            self.server.reading(self.conn, False)
+            if not complete:
+                return False
+            method = bytes(self.method).decode("latin-1")
+            path = unquote(bytes(self.path).decode("latin-1"))
+            self.body_limit = limit(method, path)
+            length = int(self.inheaders.get(b"Content-Length", 0))  # checked by cheroot
+            if length <= self.body_limit:
+                return True
+            self.close_connection = True
+            answer = error_answer(
+                "413 Request Entity Too Large",
+                "body_too_large",
+                f"The request body is too large: at most {self.body_limit} bytes here.",
+            )
+            try:
+                self.conn.wfile.write(answer)
+                self.conn.wfile.flush()
+            except OSError:
+                pass
+            return False
+
+        def respond(self) -> None:
+            if not self.chunked_read:
+                super().respond()
+                return
+            # As cheroot does, but the body bounded by this route rather than the largest one.
+            self.rfile = ChunkedRFile(self.conn.rfile, self.body_limit)
+            self.server.gateway(self).respond()
+            if self.ready:
+                self.ensure_headers_sent()
+            if self.chunked_write:
+                self.conn.wfile.write(b"0\r\n\r\n")
+
+    class CountedConnection(HTTPConnection):
+        RequestHandlerClass = RouteBoundRequest
+
+        def __init__(self, server: _HTTPServer, sock: socket.socket, makefile: Any) -> None:
+            super().__init__(server, sock, makefile)
+            # Accepted with the idle timeout; a request under way reads with a shorter one.
+            sock.settimeout(REQUEST_IO_TIMEOUT_SECONDS)
+            self.waiting = True  # not yet seen readable
+            self._counted = True
+            server.counted(1)
+
+        def communicate(self) -> bool:
+            self.server.reading(self, True)
+            try:
+                return bool(super().communicate())  # type: ignore[no-untyped-call]
+            finally:
+                self.server.reading(self, False)
+
+        def close(self) -> None:
+            super().close()
+            if self._counted:
+                self._counted = False
+                self.server.counted(-1)
+
+    return CountedConnection
+
+
+def warm_up(app: Flask, *, listed: Callable[[], None] | None = None) -> list[str]:
+    """Prepare every enabled template (loads and verifies those prepared already: a bad one is
+    prepared again), side by side in child processes, one per core; returns the ids ready. A
+    template that fails, for whatever reason, is logged (by the catalog) and skipped: the site
+    still starts, without it. /readyz answers 200 once this is done."""
+    catalog = app_services(app).templates
+    ready = catalog.warm_up(workers=len(os.sched_getaffinity(0)), listed=listed)
     app.extensions[WARMED_EXTENSION] = True
     return ready
+
+
+def start_warm_up(app: Flask) -> threading.Thread:
+    """``warm_up`` in the background, so the server answers at once: the picker shows each
+    template as it becomes ready, and a render of one not ready yet is answered 503 with
+    Retry-After (the catalog's ``warming``). Returns once the templates are listed and marked,
+    so renders re-queued next wait for the warm-up instead of preparing a second time."""
+    listed = threading.Event()
+
+    def run() -> None:
+        try:
+            ready = warm_up(app, listed=listed.set)
+            log.info("templates ready: %s", ", ".join(ready) or "none")
+        finally:
+            listed.set()
+
+    thread = threading.Thread(target=run, name="loopmark-warm-up", daemon=True)
+    thread.start()
+    listed.wait()
+    return thread
 
 
 def requeue_unfinished(app: Flask, *, min_age_s: float = 0.0) -> int:
@@ -224,15 +445,17 @@ def serve(
     """Run the site until interrupted (Ctrl-C, or SIGTERM: a graceful stop), then stop the
     render pool."""
     configure_logging()
-    configure_logging("waitress")
+    logging.getLogger("cheroot").setLevel(logging.WARNING)  # a dropped connection is routine
+    configure_logging("cheroot")
+    server = create_server(app, host, port, threads=threads)  # listening from here
     if warm:
-        ready = warm_up(app)
-        log.info("templates ready: %s", ", ".join(ready) or "none")
+        start_warm_up(app)
     requeue_unfinished(app)
-    server = create_server(app, host, port, threads=threads)
     services = app_services(app)
     sweep = RequeueSweep(app, services.settings.lease_seconds)
-    stop = GracefulStop(services.render, services.settings.shutdown_grace_seconds, sweep)
+    stop = GracefulStop(
+        services.render, services.settings.shutdown_grace_seconds, sweep, server.leave
+    )
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, stop.on_signal)
     log.info(
@@ -281,8 +504,15 @@ class GracefulStop:
     back to the queue, then the server's loop is left as Ctrl-C leaves it, and the process exits
     0. Queued renders stay recorded for the next start. A second SIGTERM stops at once."""
 
-    def __init__(self, render: RenderService, grace_s: float, sweep: RequeueSweep) -> None:
+    def __init__(
+        self,
+        render: RenderService,
+        grace_s: float,
+        sweep: RequeueSweep,
+        leave: Callable[[], None],
+    ) -> None:
         self.render = render
+        self.leave = leave
         self.grace_s = grace_s
         self.sweep = sweep
         self.serving = True
@@ -304,4 +534,4 @@ class GracefulStop:
             log.exception("stopping the render service failed")
         finally:
             if self.serving:
-                _thread.interrupt_main()  # KeyboardInterrupt in server.run(): it returns
+                self.leave()  # server.run() returns

@@ -28,6 +28,7 @@ from bench.cases import (
 )
 from bench.child import peak_rss_mb
 from bench.competitors import (
+    FLOOR,
     GIFSKI,
     OURS_FULL,
     OURS_GIF,
@@ -103,13 +104,16 @@ def test_source_graph_without_a_brand_frame_takes_the_caption_as_input_one() -> 
 
 
 def _stats(seconds: float, size: int, ssim: float, rss: float = 100.0) -> RowStats:
-    return RowStats(seconds=[seconds], peak_rss_mb=[rss], sizes={size}, ssim=ssim, frames=10)
+    return RowStats(
+        seconds=[seconds], cpu=[seconds], peak_rss_mb=[rss], sizes={size}, ssim=ssim, frames=10
+    )
 
 
 def _result(ours_s: float, gifski_s: float, ours_size: int, ours_ssim: float) -> CaseResult:
     rows = {
         OURS_FULL: _stats(ours_s, ours_size, ours_ssim, rss=320.0),
         OURS_GIF: _stats(ours_s / 2, ours_size, ours_ssim),
+        FLOOR: _stats(ours_s / 1.5, ours_size, ours_ssim),
         RECIPE_FRAMES: _stats(10.0, 2000, 0.9),
         RECIPE_SOURCE: _stats(10.0, 2000, 0.9),
         GIFSKI: _stats(gifski_s, 1000, 0.95),
@@ -135,6 +139,15 @@ def test_targets_table_shows_gif_only_and_full_ratios() -> None:
     assert "| 0.150 PASS · 0.300 FAIL |" in row  # gifski: 1.5 s and 3 s against 10 s
     assert "0.900 PASS" in row
     assert "320 MB FAIL" in row
+
+
+def test_floor_table_shows_issue_12s_ratios() -> None:
+    row = report.floor_table([_result(3.0, 100.0, 800, 0.96)])[-1]
+    assert "| 0.800 PASS | +0.0100 PASS |" in row  # 800 ÷ 1000 bytes, 0.96 − 0.95
+    assert "| 0.015 PASS |" in row  # GIF only 1.5 s of CPU against gifski's 100
+    assert row.endswith("| 1.50 FAIL |")  # full 3 s ÷ floor 2 s
+    worse = report.floor_table([_result(3.0, 10.0, 900, 0.94)])[-1]
+    assert "0.900 FAIL" in worse and "-0.0100 FAIL" in worse and "0.150 FAIL" in worse
 
 
 @pytest.fixture
@@ -175,6 +188,9 @@ def test_every_candidate_makes_the_same_frames_on_one_core(
         assert stats.ssim is not None and stats.ssim > 0.7, name
         assert min(stats.sizes) > 0
         assert max(stats.peak_rss_mb) > 1
+        assert min(stats.cpu) > 0 and min(stats.seconds) > 0, name
+    floor, full = result.rows[FLOOR].cpu[0], result.rows[OURS_FULL].cpu[0]
+    assert floor < full  # the floor is a part of what the full render does
     # The recipe from source rebuilds the truth itself; in the right order its SSIM stays close
     # to the recipe on the truth's own frames (a reversed or shifted boomerang would not).
     frames_ssim = result.rows[RECIPE_FRAMES].ssim

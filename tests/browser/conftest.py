@@ -1,9 +1,9 @@
 """Browser-test fixtures: the real site on a loopback port, driven by Debian's Chromium.
 
-The site runs in a background thread (werkzeug's threaded server) over the repository's demo
-templates, with fresh media and SQLite records; Chromium is /usr/bin/chromium (``make test``
-installs it) driven by Playwright for Python. Playwright never downloads a browser here.
-Screenshots go to test-artifacts/browser/ (gitignored).
+The site runs in a background thread (the production server, as `loopmark serve` runs it) over
+the repository's demo templates, with fresh media and SQLite records; Chromium is
+/usr/bin/chromium (``make test`` installs it) driven by Playwright for Python. Playwright never
+downloads a browser here. Screenshots go to test-artifacts/browser/ (gitignored).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class LiveSite:
 
     url: str
     app: Flask
-    server: Any = field(repr=False)  # waitress, as `loopmark serve` runs it
+    server: Any = field(repr=False)  # cheroot, as `loopmark serve` runs it
 
     @property
     def render(self) -> RenderService:

@@ -390,6 +390,38 @@ def test_extend_lease_only_by_the_owner_and_progress_is_stored(
     assert records.get("k1").progress == 1.0  # type: ignore[union-attr]
 
 
+def test_renditions_are_recorded_as_they_land_only_by_the_owner(
+    records: RenderRecords, clock: FakeClock
+) -> None:
+    claim(records, "k1", "alice")
+    gif_only = {"gif": MEDIA["gif"], "bytes": 123456, "width": 480, "height": 270}
+    assert records.record_renditions("k1", owner="bob", media=gif_only) is False
+    assert records.get("k1").media is None  # type: ignore[union-attr]
+    clock.advance(2)
+    assert records.record_renditions("k1", owner="alice", media=gif_only) is True
+    record = records.get("k1")
+    assert record is not None
+    # Still rendering, still held: the GIF is there, the MP4 not yet.
+    assert (record.status, record.owner, record.media) == ("rendering", "alice", gif_only)
+    assert record.updated_at == START + 2 and record.lease_live(clock())
+    assert claim(records, "k1", "bob") is None
+    assert records.complete("k1", owner="alice", media=MEDIA) is True
+    assert records.get("k1").media == MEDIA  # type: ignore[union-attr]
+    assert records.record_renditions("k1", owner="alice", media=gif_only) is False  # done
+    assert records.get("k1").media == MEDIA  # type: ignore[union-attr]
+
+
+def test_a_new_claim_forgets_the_renditions_of_a_crashed_render(
+    records: RenderRecords, clock: FakeClock
+) -> None:
+    claim(records, "k1", "alice")
+    assert records.record_renditions("k1", owner="alice", media={"gif": MEDIA["gif"]})
+    clock.advance(LEASE + 1)  # alice died after storing the GIF
+    held = claim(records, "k1", "bob")
+    assert held is not None and held.media is None
+    assert records.get("k1").media is None  # type: ignore[union-attr]
+
+
 def test_list_recent_newest_first_with_filters_and_limit(
     records: RenderRecords, clock: FakeClock
 ) -> None:

@@ -23,7 +23,8 @@ from loopmark.renderer.prepare import (
     prepare_template,
     prepared_folder_name,
 )
-from loopmark.renderer.render import render
+from loopmark.renderer.render import RenderSettings, render
+from loopmark.renderer.templates import load_template
 
 
 def test_the_folder_name_joins_template_and_preparation_versions() -> None:
@@ -155,3 +156,32 @@ def test_a_file_truncated_under_a_loaded_template_cannot_kill_the_process(
     assert int(done.stdout) > 0
     # And the next start rebuilds the truncated files rather than refusing to start.
     assert gif_of(prepare_template(small.template, copied)) == gif_of(small)
+
+
+# --- the stabilise distance: tuned, recorded, overridable -----------------------------------------
+
+
+def test_the_tuned_distance_is_recorded_and_renders_use_it(small: PreparedTemplate) -> None:
+    meta = json.loads((small.folder / "meta.json").read_text())
+    assert meta["stabilise_tuned"] is True
+    assert meta["stabilise_distance"] == small.stabilise_distance
+    assert render(small, "Tuned").key == render(small, "Tuned", settings=RenderSettings()).key
+    other = RenderSettings(stabilise_distance=small.stabilise_distance + 4)
+    assert render(small, "Tuned", settings=other).key != render(small, "Tuned").key
+
+
+def test_template_toml_overrides_the_distance(small: PreparedTemplate, tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(small.template.folder, templates / "small")
+    toml = templates / "small" / "template.toml"
+    toml.write_text(toml.read_text().replace("[output]", "[output]\nstabilise_distance = 0", 1))
+    template = load_template(templates, "small")
+    assert template.stabilise_distance == 0.0
+    prepared = prepare_template(template, tmp_path / "prepared")
+    meta = json.loads((prepared.folder / "meta.json").read_text())
+    assert (meta["stabilise_distance"], meta["stabilise_tuned"]) == (0.0, False)
+    assert prepared.stabilise_distance == 0.0
+    # Nothing is kept at distance 0: more pixels change from frame to frame than when tuned.
+    changes = np.count_nonzero(np.diff(prepared.indices.astype(int), axis=0))
+    assert changes > np.count_nonzero(np.diff(small.indices.astype(int), axis=0))
+    assert render(prepared, "Exact").gif != render(small, "Exact").gif

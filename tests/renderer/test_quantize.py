@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from loopmark.renderer.prepare import PreparedTemplate
+from loopmark.renderer.quality import ssim
 from loopmark.renderer.quantize import (
+    STABILISE_CANDIDATES,
     TRANSPARENT_INDEX,
     build_lut,
     build_palette,
     lookup,
     nearest_indices,
+    refine_palette,
     stabilise,
+    tune_stabilise_distance,
 )
 
 
@@ -60,3 +65,74 @@ def test_stabilise_keeps_close_indices_and_lets_real_changes_through() -> None:
     assert out[2].tolist() == [[1, 3]]
     untouched = stabilise(indices.copy(), truth, palette, distance=0)
     assert untouched.tolist() == indices.tolist()
+
+
+def brute_force_nearest(colours: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Integer squared distances to every usable entry; the lowest index wins a tie."""
+    usable = palette[:TRANSPARENT_INDEX].astype(np.int64)
+    distances = ((colours[:, None, :].astype(np.int64) - usable[None, :, :]) ** 2).sum(axis=2)
+    return distances.argmin(axis=1)
+
+
+def random_palette(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    clip = rng.integers(0, 256, (253, 3), dtype=np.uint8)
+    clip[10] = clip[20]  # a duplicate entry: ties must go to the lower index
+    clip[30] = clip[31]
+    clip[30, 0] ^= 1  # near twins: margins of one unit must come out exactly
+    return build_palette(clip, [(255, 255, 255), (0, 0, 0)])
+
+
+def test_the_lut_is_the_brute_force_table_on_a_sample() -> None:
+    for seed in (1, 2):
+        palette = random_palette(seed)
+        lut = build_lut(palette)
+        rng = np.random.default_rng(seed + 10)
+        cells = np.concatenate([rng.integers(0, len(lut), 20_000), [0, len(lut) - 1]])
+        levels = np.stack([cells >> 12, (cells >> 6) & 63, cells & 63], axis=1)
+        centres = levels * 4 + 2  # the colour each cell stands for
+        assert np.array_equal(lut[cells], brute_force_nearest(centres, palette))
+
+
+def test_nearest_indices_are_the_brute_force_ones_on_real_looking_frames() -> None:
+    palette = random_palette(3)
+    rng = np.random.default_rng(4)
+    frames = rng.integers(0, 256, (11, 30, 40, 3), dtype=np.uint8)  # more than one group
+    frames[5:] = frames[:6]  # repeated colours across groups
+    expected = brute_force_nearest(frames.reshape(-1, 3), palette).reshape(frames.shape[:-1])
+    assert np.array_equal(nearest_indices(frames, palette), expected)
+
+
+def test_refined_palette_is_deterministic_and_moves_towards_the_pixels() -> None:
+    rng = np.random.default_rng(5)
+    frames = rng.integers(0, 64, (4, 50, 60, 3), dtype=np.uint8)  # dark pixels only
+    start = np.full((8, 3), 200, np.uint8)
+    start[0] = (30, 30, 30)
+    once = refine_palette(frames, start, sample=5_000)
+    assert np.array_equal(once, refine_palette(frames, start, sample=5_000))
+    assert once[0].max() < 64  # the entry that owns every pixel moved to their mean
+    assert abs(int(once[0].mean()) - 31) <= 2
+    assert (once[1:] == 200).all()  # entries no pixel chose stay where they were
+
+
+def test_the_tuned_distance_is_the_largest_that_keeps_the_floor(small: PreparedTemplate) -> None:
+    frames = np.asarray(small.frames)
+    nearest = nearest_indices(frames, small.palette)
+    candidates = (2.0, 6.0, 12.0, 24.0, 48.0)
+
+    def score(distance: float) -> float:  # what the tuner measures, the long way
+        indices = stabilise(nearest.copy(), frames, small.palette, distance=distance)
+        return float(np.mean([ssim(frames[i], small.palette[indices[i]]) for i in (3, 7)]))
+
+    scores = [score(d) for d in candidates]
+    assert scores == sorted(scores, reverse=True)  # a larger distance costs quality
+    for floor, expected in [
+        ((scores[2] + scores[3]) / 2, 12.0),
+        (scores[0] + 0.01, 2.0),  # none keeps it: the smallest
+        (scores[-1] - 0.01, 48.0),
+    ]:
+        tuned = tune_stabilise_distance(
+            frames, nearest, small.palette, floor=floor, candidates=candidates
+        )
+        assert tuned == expected
+    assert small.stabilise_distance in STABILISE_CANDIDATES  # what preparation chose

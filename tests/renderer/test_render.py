@@ -13,9 +13,11 @@ from PIL import Image, ImageSequence
 from loopmark.errors import CaptionRejected
 from loopmark.renderer import caption_policy, process
 from loopmark.renderer.prepare import PreparedTemplate, prepare_template
+from loopmark.renderer.quantize import lookup, stabilise
 from loopmark.renderer.render import (
     RenderSettings,
     accept_caption,
+    caption_indices,
     caption_layer,
     compose_frames,
     normalised_render_key,
@@ -186,3 +188,38 @@ def test_every_demo_template_prepares_and_renders(tmp_path_factory: pytest.TempP
         assert len(frames) == prepared.frame_count
         assert prepared.preview_mp4.stat().st_size > 0
         assert prepared.poster_jpg.stat().st_size > 0
+
+
+def whole_box(
+    prepared: PreparedTemplate, layer: np.ndarray, distance: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The straightforward formulation (renderer 2): blend, look up and stabilise every pixel of
+    the box in every frame. Composing only the ink must give exactly these arrays."""
+    box = prepared.box
+    rows, cols = slice(box.y, box.y + box.h), slice(box.x, box.x + box.w)
+    frames = np.array(prepared.frames)
+    alpha = layer[..., 3:].astype(np.float32) / 255.0
+    region = frames[:, rows, cols]
+    blended = region.astype(np.float32) * (1 - alpha) + layer[..., :3].astype(np.float32) * alpha
+    region[...] = np.rint(blended).astype(np.uint8)
+    indices = np.array(prepared.indices)
+    inked = layer[..., 3] > 0
+    box_indices = indices[:, rows, cols]
+    box_indices[:, inked] = lookup(prepared.lut, frames[:, rows, cols][:, inked])
+    stabilise(box_indices, frames[:, rows, cols], prepared.palette, distance=distance)
+    return frames, indices
+
+
+@pytest.mark.parametrize("caption", ["Ink only, please", "Ёжик 🦔 מה"])
+@pytest.mark.parametrize("distance", [None, 10.0])
+def test_composing_only_the_ink_gives_the_whole_box_result(
+    small: PreparedTemplate, caption: str, distance: float | None
+) -> None:
+    settings = RenderSettings(stabilise_distance=distance or small.stabilise_distance)
+    layer = caption_layer(small, caption)
+    assert ((layer[..., 3] > 0) & (layer[..., 3] < 255)).any()  # an anti-aliased edge
+    composed = compose_frames(small, layer)
+    indices = caption_indices(small, composed, layer, settings)
+    frames, expected = whole_box(small, layer, settings.stabilise_distance)
+    assert np.array_equal(composed, frames)
+    assert np.array_equal(indices, expected)

@@ -55,6 +55,8 @@ def test_unknown_or_malformed_ids_are_unknown(template_id: str) -> None:
         ("box = [24, 176, 432, 80]", "box = [300, 176, 432, 80]", "inside"),
         ("duration = 2.2", "duration = 60", "duration"),
         ('name = "Wake up"', "name = ", "template.toml"),
+        ("speed = 1.0", "speed = 1.0\nstabilise_distance = 99", "stabilise_distance"),
+        ("speed = 1.0", 'speed = 1.0\nstabilise_distance = "far"', "stabilise_distance"),
     ],
 )
 def test_invalid_settings_say_what_is_wrong(copy: Path, old: str, new: str, message: str) -> None:
@@ -72,3 +74,12 @@ def test_version_changes_with_settings_and_files(copy: Path) -> None:
     assert moved != original
     (folder / "frame.png").write_bytes((folder / "frame.png").read_bytes() + b"\0")
     assert load_template(copy, "wake-up").version != moved
+
+
+def test_a_stabilise_distance_override_is_read_and_versioned(copy: Path) -> None:
+    tuned = load_template(copy, "wake-up")
+    assert tuned.stabilise_distance is None  # tuned at preparation
+    edit(copy / "wake-up", "speed = 1.0", "speed = 1.0\nstabilise_distance = 4")
+    fixed = load_template(copy, "wake-up")
+    assert fixed.stabilise_distance == 4.0
+    assert fixed.version != tuned.version  # prepared again with it

@@ -111,6 +111,28 @@ def test_render_on_lambda_lands_in_s3_and_dynamodb(site: RenderService) -> None:
     assert site.metrics.cache_hits._value.get() == 1
 
 
+def test_a_lambda_render_reports_each_rendition_as_it_lands(site: RenderService) -> None:
+    """On Lambda, DynamoDB and S3 too, the GIF is recorded before the MP4: every poll sees the
+    renditions in the order they land, with the URLs of those stored only."""
+    outcome = site.request("small", "Renditions on Lambda")
+    order = ["gif", "poster", "mp4", "card"]
+    seen: list[tuple[str, ...]] = []
+    deadline = time.monotonic() + BOUND_SECONDS
+    while outcome is None or outcome.status != "done":
+        assert time.monotonic() < deadline, seen
+        if outcome is not None:
+            stored = tuple(kind for kind in order if outcome.renditions[kind])
+            assert stored == tuple(order[: len(stored)]), stored  # a prefix: in order
+            assert set(outcome.urls) == set(stored)
+            seen.append(stored)
+        time.sleep(0.02)
+        outcome = site.status(outcome.key if outcome else "")
+    assert outcome.renditions == dict.fromkeys(order, True)
+    record = site.records.get(outcome.key)
+    assert record is not None and record.media is not None
+    assert record.media["mp4_bytes"] > 0 and record.media["card_bytes"] > 0
+
+
 def test_duplicate_lambda_events_render_once(site: RenderService) -> None:
     template = site.catalog.get("small")
     caption = "Delivered twice"

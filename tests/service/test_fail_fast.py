@@ -1,4 +1,4 @@
-"""A stalled DynamoDB endpoint, end to end through the real server (waitress on loopback).
+"""A stalled DynamoDB endpoint, end to end through the real server (cheroot on loopback).
 
 DynamoDB is moto behind a TCP proxy that can freeze: frozen, it takes requests and answers
 nothing, as a hung endpoint does. With the records frozen, cache-hit requests answer 503 with

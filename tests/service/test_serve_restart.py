@@ -1,4 +1,4 @@
-"""Issue 10's faults against the real server: `loopmark serve` (waitress, SQLite, the local pool at
+"""Issue 10's faults against the real server: `loopmark serve` (cheroot, SQLite, the local pool at
 concurrency 1) takes a handful of renders, is killed with SIGKILL or stopped with SIGTERM while
 they are queued, and started again: every accepted render finishes, without a visitor polling
 for it (the restarted server's start-up step dispatches them). Loopback only, bounded.
@@ -56,7 +56,9 @@ class Server:
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
-    def start(self) -> None:
+    def start(self, *, sigint_ignored: bool = False) -> None:
+        """Start the server; ``sigint_ignored`` as a shell starts a background job (``cmd &``):
+        SIGINT ignored, inherited through exec."""
         self.starts += 1
         log = (self.logs / f"serve-{self.starts}.log").open("wb")
         self.proc = subprocess.Popen(
@@ -65,6 +67,7 @@ class Server:
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=log,
+            preexec_fn=_ignore_sigint if sigint_ignored else None,  # noqa: PLW1509
         )
         log.close()
         deadline = time.monotonic() + BOUND_SECONDS
@@ -112,6 +115,23 @@ class Server:
             self.proc.wait()
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def test_sigterm_stops_a_server_started_with_sigint_ignored(
+    tmp_path: Path, workdir: Path, small: PreparedTemplate
+) -> None:
+    """A background job of a script has SIGINT ignored: the graceful stop must not rely on a
+    simulated Ctrl-C (it did, and such a server never exited)."""
+    server = Server(tmp_path, workdir)
+    server.start(sigint_ignored=True)
+    try:
+        assert server.signal(signal.SIGTERM) == 0, server.log_tail()
+    finally:
+        server.close()
+
+
 @pytest.fixture
 def server(tmp_path: Path, workdir: Path, small: PreparedTemplate) -> Iterator[Server]:
     server = Server(tmp_path, workdir)
@@ -156,3 +176,77 @@ def test_every_accepted_render_finishes_after_a_restart(server: Server, stop: in
     for key in keys:
         status, body = server.call("GET", f"/api/renders/{key}")
         assert (status, body["status"]) == (200, "done")
+
+
+SLOW_TOOL_SECONDS = 8  # FFmpeg starts this late: a render is still running when the grace ends
+DRAIN_GRACE_SECONDS = 3
+
+
+def slow_ffmpeg(tmp_path: Path) -> Path:
+    """The real FFmpeg, started SLOW_TOOL_SECONDS late (imageio-ffmpeg honours
+    IMAGEIO_FFMPEG_EXE): a render in flight that outlasts the stop's grace period."""
+    import imageio_ffmpeg
+
+    script = tmp_path / "slow-ffmpeg"
+    script.write_text(
+        f'#!/bin/sh\nsleep {SLOW_TOOL_SECONDS}\nexec "{imageio_ffmpeg.get_ffmpeg_exe()}" "$@"\n'
+    )
+    script.chmod(0o755)
+    return script
+
+
+def post_render(port: int, caption: str) -> tuple[int, str | None]:
+    """POST /api/renders on a fresh connection: (status, Retry-After); (0, None) if refused."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/renders",
+        method="POST",
+        data=json.dumps({"template": "small", "caption": caption}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.headers.get("Retry-After")
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get("Retry-After")
+    except OSError:
+        return 0, None
+
+
+def test_sigterm_refuses_new_renders_with_retry_after_hands_back_and_exits_0(
+    tmp_path: Path, workdir: Path, small: PreparedTemplate
+) -> None:
+    server = Server(tmp_path, workdir)
+    server.env["IMAGEIO_FFMPEG_EXE"] = str(slow_ffmpeg(tmp_path))
+    server.env["LOOPMARK_SHUTDOWN_GRACE_SECONDS"] = str(DRAIN_GRACE_SECONDS)
+    server.start()
+    try:
+        assert server.proc is not None
+        status, body = server.call("POST", "/api/renders", {"template": "small", "caption": "Slow"})
+        assert status == 202, body
+        key = str(body["key"])
+        deadline = time.monotonic() + BOUND_SECONDS
+        while server.statuses([key])[key] != "rendering":
+            assert time.monotonic() < deadline, server.log_tail()
+            time.sleep(0.05)
+
+        server.proc.send_signal(signal.SIGTERM)
+        answers = []
+        deadline = time.monotonic() + DRAIN_GRACE_SECONDS
+        while time.monotonic() < deadline:
+            answers.append(post_render(server.port, f"During the stop {len(answers)}"))
+            if answers[-1][0] == 503:
+                break
+        # The first answers may predate the signal's handling (queued: 202); then 503 at once.
+        assert answers[-1][0] == 503, answers
+        assert int(answers[-1][1] or 0) >= 1, answers
+        assert {status for status, _ in answers[:-1]} <= {202}, answers
+        # Polls are still answered while the running render has its grace period.
+        status, body = server.call("GET", f"/api/renders/{key}")
+        assert status == 202, body
+
+        assert server.proc.wait(timeout=BOUND_SECONDS) == 0, server.log_tail()
+        # The render that outlasted the grace was handed back for the next start.
+        assert server.statuses([key])[key] == "queued"
+        assert "handed 1 unfinished renders back" in server.log_tail()
+    finally:
+        server.close()

@@ -1,4 +1,4 @@
-"""/healthz and /metrics, and the production server (waitress) answering over real HTTP."""
+"""/healthz and /metrics, and the production server (cheroot) answering over real HTTP."""
 
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ def test_warm_up_prepares_every_enabled_template(app: Flask) -> None:
 
 
 @pytest.mark.timeout(120)
-def test_waitress_serves_the_site_over_http(app: Flask) -> None:
+def test_the_server_serves_the_site_over_http(app: Flask) -> None:
     server = create_server(app, "127.0.0.1", 0, threads=4)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

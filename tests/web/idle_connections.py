@@ -1,12 +1,17 @@
-"""Idle keep-alive connections against a real server: a bounded loopback tool for the tests and
-for reproducing by hand.
+"""Idle connections against a real server: a bounded loopback tool for the tests and for
+reproducing by hand.
 
-    python -m tests.web.idle_connections --connections 1100   # starts `loopmark serve` itself
+    python -m tests.web.idle_connections --connections 0,1500,5000 [--silent] [--load 10]
+        [--tree /work/main]
 
-opens that many keep-alive connections (each sends one request and reads the answer, then stays
-open and idle), asks the server for ``/healthz`` on a fresh connection, reports whether it
-answered and whether the server process is still alive, then closes everything. Loopback only;
-every socket has a timeout and the whole run is bounded.
+starts `loopmark serve` (from ``--tree``, this checkout by default: point it at an older checkout
+to compare servers), renders one caption for a share page, then for each count: opens that many
+idle connections (each sends one request and reads the answer, then stays open; with
+``--silent`` they send nothing at all, as a browser's spare connections), and for ``--load``
+seconds fetches the share page from LOAD_CLIENTS keep-alive clients beside them. It prints a JSON
+line per count (requests/s, p50/p99 ms, failures, the server's descriptors and RSS, whether it is
+alive). Loopback only, on LOOPMARK_PORT_RANGE (18100-18999); every socket has a timeout and the
+whole run is bounded.
 """
 
 from __future__ import annotations
@@ -17,19 +22,26 @@ import json
 import os
 import resource
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.paths import CLIP, REPO
+
 HOST = "127.0.0.1"
 SOCKET_TIMEOUT_SECONDS = 10.0
 GIVE_UP_AFTER_FAILURES = 3
-SERVER_START_SECONDS = 60.0
+SERVER_START_SECONDS = 120.0
+LOAD_CLIENTS = 4
+PORTS = range(18100, 19000)
+
 KEEP_ALIVE_REQUEST = b"GET /healthz HTTP/1.1\r\nHost: loopmark\r\nConnection: keep-alive\r\n\r\n"
 
 
@@ -102,19 +114,28 @@ def server_descriptors(pid: int) -> list[int]:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
+    for port in PORTS:
+        with socket.socket() as sock:
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {PORTS}")
 
 
 @contextmanager
-def served(env: dict[str, str], log: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    """``loopmark serve`` in a child process on a free loopback port, stopped at the end."""
+def served(
+    env: dict[str, str], log: Path, tree: Path = REPO
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """``loopmark serve`` (from ``tree``) in a child process on a free loopback port, stopped at
+    the end."""
     port = free_port()
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "loopmark", "serve", "--host", HOST, "--port", str(port)],
-            env=env,
+            env={**env, "PYTHONPATH": str(tree)},
+            cwd=tree,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -134,44 +155,153 @@ def served(env: dict[str, str], log: Path) -> Iterator[tuple[subprocess.Popen[by
             process.wait(5)
 
 
+def open_silent(port: int, count: int) -> tuple[list[socket.socket], int]:
+    """``count`` connections that send nothing; (the open ones, failures)."""
+    sockets: list[socket.socket] = []
+    failed = 0
+    for _ in range(count):
+        try:
+            sockets.append(socket.create_connection((HOST, port), timeout=SOCKET_TIMEOUT_SECONDS))
+        except OSError:
+            failed += 1
+            if failed >= GIVE_UP_AFTER_FAILURES:
+                break
+    return sockets, failed
+
+
+def load(port: int, path: str, seconds: float) -> dict[str, float | int | None]:
+    """LOAD_CLIENTS keep-alive clients fetching ``path`` for ``seconds``: rate and latencies."""
+    latencies: list[float] = []
+    failures = [0]
+    lock = threading.Lock()
+    stop_at = time.monotonic() + seconds
+
+    def client() -> None:
+        connection = http.client.HTTPConnection(HOST, port, timeout=SOCKET_TIMEOUT_SECONDS)
+        while time.monotonic() < stop_at:
+            started = time.perf_counter()
+            try:
+                connection.request("GET", path)
+                response = connection.getresponse()
+                response.read()
+                ok = response.status == 200
+            except OSError:
+                connection.close()
+                ok = False
+            with lock:
+                if ok:
+                    latencies.append((time.perf_counter() - started) * 1000)
+                else:
+                    failures[0] += 1
+        connection.close()
+
+    threads = [threading.Thread(target=client) for _ in range(LOAD_CLIENTS)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(seconds + 2 * SOCKET_TIMEOUT_SECONDS)
+    elapsed = time.monotonic() - started
+    latencies.sort()
+    return {
+        "requests_per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(statistics.median(latencies), 1) if latencies else None,
+        "p99_ms": round(latencies[int(0.99 * len(latencies))], 1) if latencies else None,
+        "failures": failures[0],
+    }
+
+
+def server_rss_mb(pid: int) -> float:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    kb = next((line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")), 0)
+    return round(int(kb) / 1024, 1)
+
+
+def share_page(port: int) -> str:
+    """Render one caption on the soak's small template; its share page's path."""
+    body = json.dumps({"template": "idle", "caption": "Idle crowd"}).encode()
+    deadline = time.monotonic() + SERVER_START_SECONDS
+    while True:
+        connection = http.client.HTTPConnection(HOST, port, timeout=SOCKET_TIMEOUT_SECONDS * 3)
+        connection.request("POST", "/api/renders", body, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        answer = json.loads(response.read())
+        connection.close()
+        if response.status == 200:
+            return f"/s/{answer['key']}"
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the render did not finish: {answer}")
+        time.sleep(0.5)
+
+
+def add_template(env: dict[str, str], tree: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable, "-m", "loopmark", "templates", "add", "idle", "--video", str(CLIP),
+            "--start", "1", "--duration", "1.5", "--width", "240", "--fps", "10",
+        ],
+        env={**env, "PYTHONPATH": str(tree)}, cwd=tree, check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--connections", type=int, default=1100)
+    parser.add_argument("--connections", default="1100", help="counts, comma-separated")
+    parser.add_argument("--silent", action="store_true", help="idle connections send nothing")
+    parser.add_argument("--load", type=float, default=0.0, help="seconds of share-page load")
+    parser.add_argument("--tree", type=Path, default=REPO, help="the checkout to serve from")
     args = parser.parse_args()
-    count = min(max(args.connections, 1), 6000)  # bounded
-    raise_descriptor_limit(count + 100)
+    counts = [min(max(int(n), 0), 6000) for n in args.connections.split(",")]  # bounded
+    seconds = min(max(args.load, 0.0), 60.0)
+    tree = args.tree.resolve()
+    raise_descriptor_limit(max(counts) + 200)
+    alive = True
     with tempfile.TemporaryDirectory(prefix="loopmark-idle-") as tmp:
-        templates = Path(tmp) / "templates"
-        templates.mkdir()
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("LOOPMARK_")},
             "LOOPMARK_DATA_DIR": tmp,
-            "LOOPMARK_TEMPLATES_DIR": str(templates),
-            "LOOPMARK_DEBUG": "1",
-            "LOOPMARK_JSON_LOGS": "off",
+            "LOOPMARK_TEMPLATES_DIR": str(Path(tmp) / "templates"),
+            "LOOPMARK_SITE_URL": "http://127.0.0.1",
+            "LOOPMARK_SECRET_KEY": "idle-connections-" + "k" * 32,
+            "LOOPMARK_RATE_LIMITS": "off",
+            "LOOPMARK_JSON_LOGS": "on",
         }
+        (Path(tmp) / "templates").mkdir()
+        if seconds:
+            add_template(env, tree)
         log = Path(tmp) / "server.log"
-        with served(env, log) as (process, port):
-            started = time.monotonic()
-            sockets, refused = open_idle(port, count)
-            status, _ = get(port, "/healthz")
-            alive = process.poll() is None
-            descriptors = server_descriptors(process.pid)
-            close_all(sockets)
-            report = {
-                "connections": count,
-                "opened": len(sockets),
-                "refused": refused,
-                "healthz_status": status,
-                "server_alive": alive,
-                "server_descriptors": len(descriptors),
-                "server_highest_descriptor": max(descriptors, default=-1),
-                "seconds": round(time.monotonic() - started, 2),
-            }
+        with served(env, log, tree) as (process, port):
+            path = share_page(port) if seconds else "/healthz"
+            held: list[socket.socket] = []
+            for count in sorted(counts):
+                opener = open_silent if args.silent else open_idle
+                more, refused = opener(port, count - len(held))
+                held += more
+                time.sleep(1.0)
+                status, _ = get(port, "/healthz")
+                report: dict[str, object] = {
+                    "idle": len(held),
+                    "refused": refused,
+                    "silent": args.silent,
+                    "healthz_status": status,
+                }
+                if seconds:
+                    report.update(load(port, path, seconds))
+                alive = alive and process.poll() is None and status == 200
+                report.update(
+                    server_alive=process.poll() is None,
+                    server_descriptors=len(server_descriptors(process.pid)),
+                    server_rss_mb=server_rss_mb(process.pid),
+                )
+                print(json.dumps(report), flush=True)
+            close_all(held)
         errors = [line for line in log.read_text().splitlines() if "Error" in line]
-        report["server_errors"] = errors[-3:]
-    print(json.dumps(report, indent=2))
-    return 0 if alive and status == 200 else 1
+        if errors:
+            print(json.dumps({"server_errors": errors[-3:]}))
+    return 0 if alive else 1
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@
   }
   var CHECK_DEBOUNCE_MS = 350;
   var BUSY_FALLBACK_S = 5;
+  var WARMING_POLL_MS = 3000; // while loops are getting ready, the picker asks again this often
 
   var el = {
     picker: document.getElementById("picker"),
@@ -77,7 +78,34 @@
 
   // -- step 1: the template picker -----------------------------------------------------------
 
+  // A template the server is still preparing (just started): shown, not chosen, until ready.
+  function warmingCard(template) {
+    var label = document.createElement("label");
+    label.className = "tpl-card is-warming";
+    label.setAttribute("aria-disabled", "true");
+    var input = document.createElement("input");
+    input.type = "radio";
+    input.name = "template";
+    input.value = template.id;
+    input.disabled = true;
+    var media = document.createElement("span");
+    media.className = "tpl-media tpl-warming";
+    media.textContent = Hop.t("picker.warming");
+    var caption = document.createElement("span");
+    caption.className = "tpl-label";
+    var name = document.createElement("span");
+    name.textContent = template.name;
+    caption.appendChild(name);
+    label.appendChild(input);
+    label.appendChild(media);
+    label.appendChild(caption);
+    return label;
+  }
+
   function card(template, index) {
+    if (template.ready === false) {
+      return warmingCard(template);
+    }
     var label = document.createElement("label");
     label.className = "tpl-card";
     var input = document.createElement("input");
@@ -160,6 +188,14 @@
           el.picker.appendChild(card(template, index));
         });
         Hop.lazyLoops(el.picker);
+        var warming = answer.body.some(function (template) {
+          return template.ready === false;
+        });
+        if (warming) {
+          // Some loops are still being prepared (the server just started): ask again soon.
+          window.clearTimeout(state.templatesTimer);
+          state.templatesTimer = window.setTimeout(loadTemplates, WARMING_POLL_MS);
+        }
       })
       .catch(function () {
         status.textContent = Hop.t("picker.failed");

@@ -21,7 +21,8 @@
   Display.prototype.show = function (state) {
     var percent = 0;
     var text;
-    if (state.status === "done") {
+    if (state.status === "done" ||
+        (state.renditions && state.renditions.gif === true && state.renditions.poster === true)) {
       percent = 100;
       text = Hop.t("progress.done");
     } else if (state.status === "queued") {
@@ -50,7 +51,7 @@
     this.status.textContent = text;
   };
 
-  /* Polls until the render is done; calls onDone(body) then, or onError(message) for an answer
+  /* Polls until the render is done or its GIF is stored; calls onDone(body) then, or onError(message) for an answer
      that will not change by asking again (a refused caption, a failed or unknown render).
      Busy answers (429/503) wait as long as Retry-After says, showing onBusy(seconds). */
   Hop.trackRender = function (options) {
@@ -66,7 +67,12 @@
 
     function handle(answer) {
       var body = answer.body || {};
-      if (answer.status === 200 && body.status === "done") {
+      // The GIF lands before the MP4 (status still "rendering"), the poster a few milliseconds
+      // after it: the result page can offer the GIF and show the poster now, and brings the
+      // video in when it lands (the GIF itself is never fetched just to be looked at).
+      var gifReady = answer.status === 202 && body.renditions &&
+        body.renditions.gif === true && body.renditions.poster === true;
+      if ((answer.status === 200 && body.status === "done") || gifReady) {
         display.show(body);
         stopped = true;
         options.onDone(body);
@@ -115,7 +121,8 @@
     };
   };
 
-  /* The result page while a render is still running: track it, then reload to show the GIF. */
+  /* The result page while a render is still running: track it, then reload to show the GIF
+     (as soon as it is stored; the page brings the MP4 in when it lands). */
   var pending = document.getElementById("result-pending");
   if (pending) {
     var retry = document.getElementById("retry-message");

@@ -6,6 +6,9 @@
   "use strict";
 
   var Hop = (window.Hop = window.Hop || {});
+  // While the MP4 is being made (the GIF is stored first), how often to ask whether it landed.
+  var VIDEO_POLL_FIRST_MS = 300;
+  var VIDEO_POLL_MAX_MS = 1000;
 
   // -- the loop ------------------------------------------------------------------------------
 
@@ -62,7 +65,9 @@
       retry.hidden = true;
     });
     // With <source> children a failed fetch fires "error" on the source, not the video.
-    source.addEventListener("error", failed);
+    if (source) {
+      source.addEventListener("error", failed);
+    }
     video.addEventListener("error", failed);
     play.addEventListener("click", start);
     retry.addEventListener("click", function () {
@@ -74,25 +79,86 @@
       start();
     });
 
-    if (video.error || video.networkState === HTMLMediaElement.NETWORK_NO_SOURCE) {
-      failed(); // failed before this script ran
+    if (!source && figure.dataset.statusUrl) {
+      // The GIF is stored, the MP4 not yet: show the still and bring the video in when it lands.
+      waitForVideo();
       return;
     }
-    if (Hop.reducedMotion && Hop.reducedMotion()) {
-      video.removeAttribute("autoplay");
-      video.autoplay = false;
-      video.pause();
-      if (video.currentTime > 0) {
-        video.currentTime = 0;
+    begin(false);
+
+    function waitForVideo() {
+      var delay = VIDEO_POLL_FIRST_MS;
+      function poll() {
+        fetch(figure.dataset.statusUrl, { headers: { Accept: "application/json" } })
+          .then(function (response) {
+            if (response.status === 404 || response.status === 410) {
+              return null;
+            }
+            return response.json().then(function (body) {
+              return body || {};
+            });
+          })
+          .then(function (body) {
+            if (body === null) {
+              failed();
+              return;
+            }
+            var stored = body.renditions || {};
+            if (stored.poster && body.poster_url && figure.dataset.poster !== body.poster_url) {
+              figure.dataset.poster = body.poster_url;
+              video.poster = body.poster_url;
+            }
+            if (stored.mp4 && body.mp4_url) {
+              addSource(body.mp4_url);
+              return;
+            }
+            delay = Math.min(VIDEO_POLL_MAX_MS, delay * 1.5);
+            window.setTimeout(poll, delay);
+          })
+          .catch(function () {
+            window.setTimeout(poll, VIDEO_POLL_MAX_MS);
+          });
       }
-      onPoster();
-      return;
+      window.setTimeout(poll, delay);
     }
-    if (video.paused) {
-      state("loading");
-      start();
-    } else {
-      state("playing");
+
+    function addSource(url) {
+      source = document.createElement("source");
+      source.type = "video/mp4";
+      source.src = url;
+      source.addEventListener("error", failed);
+      video.appendChild(source);
+      delete figure.dataset.statusUrl;
+      status.textContent = "";
+      document.querySelectorAll("a.download-mp4[hidden]").forEach(function (link) {
+        link.hidden = false;
+      });
+      video.load();
+      begin(true);
+    }
+
+    // ``justAdded``: the source was added just now, so "no source" only means it is being chosen.
+    function begin(justAdded) {
+      if (!justAdded && (video.error || video.networkState === HTMLMediaElement.NETWORK_NO_SOURCE)) {
+        failed(); // failed before this script ran
+        return;
+      }
+      if (Hop.reducedMotion && Hop.reducedMotion()) {
+        video.removeAttribute("autoplay");
+        video.autoplay = false;
+        video.pause();
+        if (video.currentTime > 0) {
+          video.currentTime = 0;
+        }
+        onPoster();
+        return;
+      }
+      if (video.paused) {
+        state("loading");
+        start();
+      } else {
+        state("playing");
+      }
     }
   }
 
