@@ -9,6 +9,7 @@ connections are made on first use.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -29,6 +30,7 @@ from loopmark.service.catalog import (
     StoredTemplateCatalog,
     TemplateCatalog,
 )
+from loopmark.service.clips import ClipCatalog
 from loopmark.service.gallery import InMemoryGallery
 from loopmark.service.metrics import Metrics
 from loopmark.service.purge import open_cdn_purge
@@ -36,6 +38,7 @@ from loopmark.service.render_service import RenderService
 from loopmark.service.reports import Reports
 from loopmark.service.retention import GcReport, HitLog, collect_garbage
 from loopmark.service.stats_buffer import BufferedStats
+from loopmark.service.uploads import UploadService
 from loopmark.service.users import AdminUsers
 from loopmark.service.words import CachedWordLists
 from loopmark.storage import open_blob_store
@@ -59,6 +62,7 @@ class Services:
     login_limits: LoginLimits
     hits: HitLog
     reports: Reports  # visitors' "Report this GIF", kept in storage for the admin
+    uploads: UploadService  # visitors' clips (issue 13); the site offers it when settings say
 
     def close(self) -> None:
         """Stop the render pool, write the last statistics, close the records (shutdown, tests)."""
@@ -76,7 +80,7 @@ R = TypeVar("R")
 RECORDS_ALWAYS = frozenset({"extend_lease", "record_renditions", "complete", "fail", "release"})
 STORAGE_ALWAYS = frozenset({"put"})
 # BlobStore methods that reach no backend: a URL (presigning is local), a local file's path.
-STORAGE_EXEMPT = frozenset({"url", "local_path", "urls_are_public"})
+STORAGE_EXEMPT = frozenset({"url", "local_path", "urls_are_public", "presigned_post"})
 
 
 @dataclass(frozen=True)
@@ -123,8 +127,19 @@ def build_services(settings: Settings, *, with_dispatcher: bool = True) -> Servi
     words = CachedWordLists(breakers.records_port(open_word_records(settings.records_url)))
     stats = BufferedStats(breakers.records_port(open_stats_records(settings.records_url)))
     metrics = Metrics()
+    # Renders resolve visitors' clips (u-… ids) beside the brand's templates; the admin and the
+    # pages see the brand's catalog only.
+    clips = ClipCatalog(
+        templates,
+        blobs,
+        cache_dir=settings.data_dir / "clip-cache",
+        prepared_dir=settings.prepared_dir,
+        spill_dir=settings.prepared_spill_dir,
+        style_template=settings.upload_style_template,
+        keep_uploads=settings.keep_uploads,
+    )
     render = RenderService(
-        catalog=templates,
+        catalog=clips,
         blobs=blobs,
         records=breakers.records_port(open_render_records(settings.records_url)),
         words=words,
@@ -149,6 +164,14 @@ def build_services(settings: Settings, *, with_dispatcher: bool = True) -> Servi
         version_check_s=settings.gallery_version_check_seconds,
     )
     users = AdminUsers(breakers.records_port(open_user_records(settings.records_url)))
+    uploads = UploadService(
+        blobs=blobs,
+        clips=clips,
+        render=render,
+        max_bytes=settings.upload_max_bytes,
+        max_seconds=settings.upload_max_seconds,
+        max_jobs=settings.upload_jobs or max(1, (settings.render_concurrency or _cpus()) // 2),
+    )
     return Services(
         settings=settings,
         templates=templates,
@@ -163,14 +186,19 @@ def build_services(settings: Settings, *, with_dispatcher: bool = True) -> Servi
         login_limits=build_login_limits(settings, users),
         hits=HitLog(breakers.records_port(open_retention_records(settings.records_url))),
         reports=Reports(blobs),
+        uploads=uploads,
     )
+
+
+def _cpus() -> int:
+    return os.cpu_count() or 1
 
 
 def run_gc(settings: Settings, *, days: int, dry_run: bool) -> GcReport:
     """``loopmark gc``: what retention drops, deleted (see service.retention)."""
     services = build_services(settings, with_dispatcher=False)
     try:
-        return collect_garbage(
+        report = collect_garbage(
             render=services.render,
             retention=services.hits.records,
             gallery_keys={entry.key for entry in services.gallery.entries()},
@@ -179,6 +207,10 @@ def run_gc(settings: Settings, *, days: int, dry_run: bool) -> GcReport:
             days=days,
             dry_run=dry_run,
         )
+        report.uploads = services.uploads.collect_garbage(
+            [settings.prepared_dir, settings.prepared_spill_dir], dry_run=dry_run
+        )
+        return report
     finally:
         services.close()
 

@@ -41,6 +41,10 @@ DEFAULT_TRUSTED_PROXIES = (
     "fc00::/7",
 )
 _FALSE = frozenset({"0", "off"})
+# The server's hard bound on any request body (web/server.py) holds the biggest upload.
+UPLOAD_MAX_BYTES_CEILING = 120 * 1024 * 1024
+# A clip's template trims at most this much (renderer.templates.SOURCE_USED_SECONDS).
+UPLOAD_MAX_SECONDS_CEILING = 10.0
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,20 @@ class Settings:
     def brand_slug(self) -> str:
         """Download names: <brand_slug>-<render key>.gif."""
         return self.brand.slug
+
+    # Visitor uploads (issue 13): on by default; the biggest file, the longest clip taken from
+    # it, whether uploaded files are kept after processing, and their limits.
+    uploads: bool = True
+    upload_max_bytes: int = 50 * 1024 * 1024
+    upload_max_seconds: float = 6.0
+    keep_uploads: bool = False
+    upload_rate_limit: str = "10/minute;60/hour"  # per visitor (an address: the factor's worth)
+    upload_admission: str = "120/minute"  # uploads accepted site-wide
+    # Upload renders queued or running at once (None: half the render concurrency, at least 1),
+    # so uploads never take every worker from template renders.
+    upload_jobs: int | None = None
+    # The template whose frame and caption style clips get (None: the first enabled one).
+    upload_style_template: str | None = None
 
     @property
     def template_cache_dir(self) -> Path:
@@ -167,7 +185,34 @@ class Settings:
                 _positive_int(env, "LOOPMARK_BREAKER_COOLDOWN_SECONDS", 10) or 10
             ),
             brand=_brand(env),
+            uploads=env.get("LOOPMARK_UPLOADS", "on").lower() not in _FALSE,
+            upload_max_bytes=_bounded_int(
+                env, "LOOPMARK_UPLOAD_MAX_BYTES", cls.upload_max_bytes, UPLOAD_MAX_BYTES_CEILING
+            ),
+            upload_max_seconds=_upload_seconds(env),
+            keep_uploads=env.get("LOOPMARK_KEEP_UPLOADS", "").lower() in _TRUE,
+            upload_rate_limit=env.get("LOOPMARK_RATE_LIMIT_UPLOADS") or cls.upload_rate_limit,
+            upload_admission=env.get("LOOPMARK_UPLOAD_ADMISSION") or cls.upload_admission,
+            upload_jobs=_positive_int(env, "LOOPMARK_UPLOAD_JOBS", None),
+            upload_style_template=env.get("LOOPMARK_UPLOAD_STYLE_TEMPLATE") or None,
         )
+
+
+def _bounded_int(env: Mapping[str, str], name: str, default: int, ceiling: int) -> int:
+    value = _positive_int(env, name, default) or default
+    if value > ceiling:
+        raise ConfigInvalid(f"{name} must be at most {ceiling}")
+    return value
+
+
+def _upload_seconds(env: Mapping[str, str]) -> float:
+    """LOOPMARK_UPLOAD_MAX_SECONDS: the longest clip taken from an upload (0.5–10 s)."""
+    value = _seconds(env, "LOOPMARK_UPLOAD_MAX_SECONDS", Settings.upload_max_seconds)
+    if not 0.5 <= value <= UPLOAD_MAX_SECONDS_CEILING:
+        raise ConfigInvalid(
+            f"LOOPMARK_UPLOAD_MAX_SECONDS must be from 0.5 to {UPLOAD_MAX_SECONDS_CEILING:g}"
+        )
+    return value
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:

@@ -46,6 +46,15 @@ def acknowledge_app_grants(
     )
 
 
+def acknowledge_incoming_delete(role_policy: IConstruct, bucket: s3.IBucket, prefix: str) -> None:
+    acknowledge(
+        role_policy,
+        f"IAM5[Resource::{arn_token(bucket)}/{prefix}*]",
+        "The renderer deletes a visitor's upload once processed; uploads have server-chosen "
+        "random keys under the incoming prefix of the stack's own bucket, nothing else.",
+    )
+
+
 def acknowledge_distribution(distribution: IConstruct, *, custom_domain: bool) -> None:
     acknowledge(
         distribution,

@@ -15,7 +15,7 @@ from .config import StackConfig
 from .functions import SITE_SHAPE, ContainerFunction, ImageSource, Renderer, renderer_environment
 from .records import RecordsTable
 from .settings import ParameterNames, PublishedSettings
-from .storage import MEDIA_PREFIX, MediaStorage
+from .storage import INCOMING_PREFIX, MEDIA_PREFIX, MediaStorage, grant_incoming_delete
 
 # CloudFront is the one proxy in front of the site.
 PROXY_HOPS = "1"
@@ -58,6 +58,7 @@ class LoopmarkStack(Stack):
             reserved_concurrency=config.renderer_reserved_concurrency,
         )
         self.storage.grant_app(self.renderer.function, delete=False)
+        grant_incoming_delete(self.storage, self.renderer.function)
         self.records.grant_app(self.renderer.function)
 
         site_environment = {
@@ -135,6 +136,9 @@ class LoopmarkStack(Stack):
 
         for role in (self.renderer.container.role, self.site.role):
             nag.acknowledge_app_grants(role, self.storage.bucket, self.records.table, MEDIA_PREFIX)
+        nag.acknowledge_incoming_delete(
+            self.renderer.container.role, self.storage.bucket, f"{MEDIA_PREFIX}/{INCOMING_PREFIX}"
+        )
         nag.acknowledge_distribution(
             self.cdn.distribution, custom_domain=config.domain_name is not None
         )

@@ -20,7 +20,10 @@ from constructs import Construct
 MEDIA_PREFIX = "media"
 PUBLIC_MEDIA_PREFIX = f"{MEDIA_PREFIX}/r/"
 # Objects the app writes for a short while (uploads before processing, scratch files).
-TEMPORARY_PREFIXES = ("tmp/", "uploads/")
+# "incoming/": visitors' uploads and their clips' descriptions (service.uploads, which also
+# deletes an upload once processed; `loopmark gc` after an hour).
+INCOMING_PREFIX = "incoming/"
+TEMPORARY_PREFIXES = ("tmp/", "uploads/", INCOMING_PREFIX)
 TEMPORARY_OBJECT_DAYS = 1
 LOG_RETENTION_DAYS = 90
 CORS_MAX_AGE_SECONDS = 3000
@@ -55,13 +58,20 @@ class MediaStorage(Construct):
             server_access_logs_bucket=self.log_bucket,
             server_access_logs_prefix="media-bucket/",
             # Pages are same-origin with the media (one distribution); CORS covers a browser
-            # reading a media object from script on the site's origin, and nothing else.
+            # reading a media object from script on the site's origin, and its presigned POST
+            # of a visitor's upload (the signed policy decides key, type and size), nothing else.
             cors=[
                 s3.CorsRule(
                     allowed_methods=[s3.HttpMethods.GET, s3.HttpMethods.HEAD],
                     allowed_origins=[site_origin],
                     max_age=CORS_MAX_AGE_SECONDS,
-                )
+                ),
+                s3.CorsRule(
+                    allowed_methods=[s3.HttpMethods.POST],
+                    allowed_origins=[site_origin],
+                    allowed_headers=["*"],
+                    max_age=CORS_MAX_AGE_SECONDS,
+                ),
             ],
             lifecycle_rules=[
                 s3.LifecycleRule(
@@ -104,6 +114,17 @@ class MediaStorage(Construct):
                 resources=[self.bucket.bucket_arn],
             )
         )
+
+
+def grant_incoming_delete(storage: MediaStorage, grantee: iam.IGrantable) -> None:
+    """Delete visitors' uploads once processed (the renderer, which may not delete media)."""
+    grantee.grant_principal.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="DeleteProcessedUploads",
+            actions=["s3:DeleteObject"],
+            resources=[storage.bucket.arn_for_objects(f"{MEDIA_PREFIX}/{INCOMING_PREFIX}*")],
+        )
+    )
 
 
 def temporary_prefixes() -> list[str]:

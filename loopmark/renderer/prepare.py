@@ -229,7 +229,7 @@ def _lock_for(folder: Path) -> threading.Lock:
 
 
 def _build(template: Template, folder: Path) -> None:
-    info = probe_video(template.source)
+    info = probe_video(template.source, max_bytes=template.source_max_bytes)
     width = template.width
     height = output_height(width, info.width, info.height)
     box = resolve_box(template.box, width, height)
@@ -244,6 +244,7 @@ def _build(template: Template, folder: Path) -> None:
         fps=template.fps,
         speed=template.speed,
         max_frames=decode_cap,
+        tonemap=info.hdr_transfer is not None,
     )
     frames = apply_loop_style(frames, template.loop)[:OUTPUT_MAX_FRAMES]
     if template.frame is not None:

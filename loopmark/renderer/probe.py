@@ -74,6 +74,9 @@ class VideoInfo:
     fps: float
     frames: int
     has_audio: bool
+    # "smpte2084" (PQ) or "arib-std-b67" (HLG) for HDR video, which is tone-mapped to SDR when
+    # decoded (renderer.video); None for SDR.
+    hdr_transfer: str | None = None
 
 
 def hardened_input_args(path: Path) -> list[str]:
@@ -100,7 +103,9 @@ def hardened_input_args(path: Path) -> list[str]:
     ]
 
 
-def probe_video(path: Path, *, timeout_s: float = PROBE_TIMEOUT_SECONDS) -> VideoInfo:
+def probe_video(
+    path: Path, *, timeout_s: float = PROBE_TIMEOUT_SECONDS, max_bytes: int = SOURCE_MAX_BYTES
+) -> VideoInfo:
     """Check an untrusted video file and describe it, or raise VideoRejected (``code`` says why).
 
     Nothing is decoded on purpose; FFmpeg's own probe runs under a timeout and a memory cap.
@@ -109,7 +114,7 @@ def probe_video(path: Path, *, timeout_s: float = PROBE_TIMEOUT_SECONDS) -> Vide
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in str(path)):
         # FFmpeg echoes the name into the report we parse; a newline in it could forge lines.
         raise VideoRejected("The file name contains control characters.", code="video_unsupported")
-    size, head = _check_file(path)
+    size, head = _check_file(path, max_bytes)
     gif: _GifFacts | None = None
     if head.startswith((b"GIF87a", b"GIF89a")):
         gif = _read_gif(path.read_bytes())
@@ -132,7 +137,7 @@ def probe_video(path: Path, *, timeout_s: float = PROBE_TIMEOUT_SECONDS) -> Vide
 # --- 1. the file itself ----------------------------------------------------------------------
 
 
-def _check_file(path: Path) -> tuple[int, bytes]:
+def _check_file(path: Path, max_bytes: int) -> tuple[int, bytes]:
     """Return (size, first bytes) of a regular, non-empty file under the byte cap."""
     try:
         st = os.stat(path)
@@ -147,9 +152,9 @@ def _check_file(path: Path) -> tuple[int, bytes]:
         raise _unsupported("That is not a regular file.")
     if st.st_size == 0:
         raise _unsupported("That file is empty.")
-    if st.st_size > SOURCE_MAX_BYTES:
+    if st.st_size > max_bytes:
         raise VideoRejected(
-            f"Video is {st.st_size / _MIB:.1f} MB; the limit is {SOURCE_MAX_BYTES // _MIB} MB.",
+            f"Video is {st.st_size / _MIB:.1f} MB; the limit is {max_bytes // _MIB} MB.",
             code="video_too_large",
         )
     try:
@@ -342,6 +347,7 @@ _DURATION_RE = re.compile(r"^  Duration: (?:N/A|(\d+):(\d{2}):(\d{2}(?:\.\d+)?))
 _STREAM_RE = re.compile(r"^  Stream #0:(\d+)\S*: (\w+): (.*)$")
 _SIZE_RE = re.compile(r"^(\d+)x(\d+)(?:\s|$)")
 _RATE_RE = re.compile(r"^(\d+(?:\.\d+)?)(k?) (fps|tbr)$")
+_HDR_TRANSFER_RE = re.compile(r"\((?:[^()]*[,/] ?)?(smpte2084|arib-std-b67)[,)/]")
 _ROTATION_RE = re.compile(r"rotation of (-?\d+(?:\.\d+)?) degrees", re.IGNORECASE)
 
 
@@ -401,7 +407,15 @@ def _parse_report(report: str) -> VideoInfo:
         fps=fps,
         frames=frames,
         has_audio=any(s.kind == "Audio" for s in streams.values()),
+        hdr_transfer=_hdr_transfer(videos[main[0]]),
     )
+
+
+def _hdr_transfer(stream: _Stream) -> str | None:
+    """The HDR transfer named in the pixel format's colour description, e.g.
+    ``yuv420p10le(tv, bt2020nc/bt2020/arib-std-b67, progressive)``."""
+    m = _HDR_TRANSFER_RE.search(stream.description)
+    return m.group(1) if m else None
 
 
 def _fields(stream: _Stream) -> list[str]:

@@ -32,6 +32,8 @@ from loopmark.renderer.video import encode_mp4
 RENDERER_VERSION = "4"  # 3: one x264 thread; 4: the template's stabilise distance
 KEY_CHARS = 24  # base32: 120 bits, and a share path /s/<key> of 27 characters
 ProgressCallback = Callable[[float], None]
+THUMBNAIL_WIDTH = 320
+THUMBNAIL_JPEG_QUALITY = 82
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class RenderResult:
     mp4: bytes
     poster: bytes
     card: bytes  # the 1200×630 share card (renderer.card): not part of the key
+    thumbnail: bytes  # a THUMBNAIL_WIDTH px JPEG of the first composed frame
     frames: int
     width: int
     height: int
@@ -86,7 +89,10 @@ def normalised_render_key(
 
 
 def accept_caption(template: Template, caption: str, words: WordLists | None = None) -> str:
-    """The caption policy plus the template's own rule; returns the normalised caption."""
+    """The caption policy plus the template's own rule; returns the normalised caption (empty
+    for no caption, where the template allows none)."""
+    if template.caption_optional and not caption.strip():
+        return ""
     normalised = check_caption(caption, words)
     if template.caption_mode == "presets":
         offered = {normalize_caption(c) for c in template.captions}
@@ -99,6 +105,8 @@ def accept_caption(template: Template, caption: str, words: WordLists | None = N
 
 def caption_layer(prepared: PreparedTemplate, caption: str) -> NDArray[np.uint8]:
     box = prepared.box
+    if not caption:  # no caption (a clip's render): a transparent layer
+        return np.zeros((box.h, box.w, 4), dtype=np.uint8)
     layer = render_caption_layer(caption, (box.w, box.h), prepared.template.style)
     return np.asarray(layer, dtype=np.uint8)
 
@@ -207,6 +215,7 @@ def render_accepted(
         mp4=extras["mp4"],
         poster=extras["poster"],
         card=extras["card"],
+        thumbnail=extras["thumbnail"],
         frames=stage.frames,
         width=stage.width,
         height=stage.height,
@@ -233,10 +242,10 @@ class GifStage:
 GIF_PROGRESS_START = 0.05
 GIF_PROGRESS_END = 0.65
 GIF_DONE_PROGRESS = 0.7
-EXTRA_PROGRESS = {"poster": 0.72, "mp4": 0.95, "card": 1.0}
+EXTRA_PROGRESS = {"poster": 0.72, "thumbnail": 0.73, "mp4": 0.95, "card": 1.0}
 # The order the extras are made (and a service stores them): the poster first, cheap, so pages
 # have a still before the MP4 lands; the share card last.
-EXTRA_KINDS = ("poster", "mp4", "card")
+EXTRA_KINDS = ("poster", "thumbnail", "mp4", "card")
 
 
 def render_gif_stage(
@@ -284,13 +293,15 @@ def render_extras(
     progress: ProgressCallback | None = None,
     brand: Brand | None = None,
 ) -> Iterator[tuple[str, bytes]]:
-    """Stage two: ``(kind, bytes)`` for the poster, the MP4 and the share card, in that order
-    (EXTRA_KINDS), each made only when the caller asks for it, so a caller can store each
-    rendition as it lands."""
+    """Stage two: ``(kind, bytes)`` for the poster, the thumbnail, the MP4 and the share card,
+    in that order (EXTRA_KINDS), each made only when the caller asks for it, so a caller can
+    store each rendition as it lands."""
     report = progress or (lambda _fraction: None)
     for kind in EXTRA_KINDS:
         if kind == "poster":
             payload = poster_jpeg(stage.composed)
+        elif kind == "thumbnail":
+            payload = thumbnail_jpeg(stage.composed[0])
         elif kind == "mp4":
             payload = encode_mp4(stage.composed, fps=prepared.fps)
         else:
@@ -304,3 +315,15 @@ def poster_jpeg(composed: NDArray[np.uint8]) -> bytes:
     poster = io.BytesIO()
     Image.fromarray(composed[0]).save(poster, "JPEG", quality=POSTER_JPEG_QUALITY)
     return poster.getvalue()
+
+
+def thumbnail_jpeg(frame: NDArray[np.uint8]) -> bytes:
+    """A THUMBNAIL_WIDTH px wide JPEG of a composed frame (never wider than the frame)."""
+    image = Image.fromarray(frame)
+    width = min(THUMBNAIL_WIDTH, image.width)
+    height = max(1, round(image.height * width / image.width))
+    if width != image.width:
+        image = image.resize((width, height), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=THUMBNAIL_JPEG_QUALITY)
+    return out.getvalue()

@@ -14,12 +14,13 @@ import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from loopmark.errors import TemplateInvalid, UnknownTemplate
 from loopmark.renderer.caption import DEFAULT_FONT, TextStyle, fonts_dir
 from loopmark.renderer.caption_policy import normalize_caption
 from loopmark.renderer.colours import Rgb, parse_hex_colour
+from loopmark.renderer.probe import SOURCE_MAX_BYTES
 
 TEMPLATE_FILE = "template.toml"
 TEMPLATE_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -97,6 +98,10 @@ class Template:
     enabled: bool
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
     stabilise_distance: float | None = None  # None: tuned at preparation
+    # The biggest source file preparation probes (a visitor's clip may be bigger: see clip.py).
+    source_max_bytes: ClassVar[int] = SOURCE_MAX_BYTES
+    # Whether a render may have no caption at all (a visitor's clip: see clip.py).
+    caption_optional: ClassVar[bool] = False
     # The predefined captions by language (``captions`` in template.toml; a plain list is
     # DEFAULT_CAPTION_LANGUAGE's).
     caption_sets: Mapping[str, tuple[str, ...]] = field(default_factory=dict, compare=False)

@@ -28,6 +28,13 @@ MP4_PRESET = "veryfast"  # measured: 0.12 s for 36 frames at 480x270 on one core
 # x264 splits the work by the machine's core count, and its output depends on the split: one
 # thread gives the same bytes on every machine (and a render's CPU is one core anyway).
 MP4_THREADS = 1
+# HDR (PQ, HLG) to SDR BT.709: to linear light, a tone curve, back to BT.709 (zscale is
+# libzimg, in the bundled FFmpeg). Möbius keeps SDR-range colours and rolls highlights off (Hable
+# darkened the mid-tones by a third); run after scaling, so the float frames are output-sized.
+TONEMAP_FILTERS = (
+    "zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,"
+    "tonemap=tonemap=mobius:desat=0,zscale=t=bt709:m=bt709:r=pc,format=rgb24"
+)
 
 
 def _ffmpeg(*args: str) -> list[str]:
@@ -53,11 +60,16 @@ def decode_frames(
     fps: int,
     speed: float,
     max_frames: int,
+    tonemap: bool = False,
 ) -> Frames:
-    """Decode, trim, retime and scale a source into RGB frames (the only full decode we do)."""
+    """Decode, trim, retime and scale a source into RGB frames (the only full decode we do).
+    ``tonemap``: the source is HDR (probe's ``hdr_transfer``), mapped to SDR after scaling."""
     # -ss/-t before -i seek the input; the filter caps frames again, so a lying source cannot
     # produce more output than we asked for.
-    filters = f"setpts=PTS/{speed:g},fps={fps},scale={width}:{height}:flags=lanczos,setsar=1"
+    filters = f"setpts=PTS/{speed:g},fps={fps},scale={width}:{height}:flags=lanczos"
+    if tonemap:
+        filters += "," + TONEMAP_FILTERS
+    filters += ",setsar=1"
     argv = _ffmpeg(
         "-ss", f"{start_s:.3f}", "-t", f"{duration_s * speed:.3f}",
         *hardened_input_args(source),

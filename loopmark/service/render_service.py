@@ -85,10 +85,23 @@ REDISPATCH_AFTER_LEASES = 1.0
 WARM_UP_RETRY_SECONDS = 5
 # Failures of the infrastructure, not of the render: they give the attempt back.
 TRANSIENT_ERRORS = (StorageUnavailable, RecordsUnavailable, DispatchUnavailable)
-MEDIA_TYPES = {"gif": "image/gif", "mp4": "video/mp4", "poster": "image/jpeg", "card": "image/jpeg"}
+MEDIA_TYPES = {
+    "gif": "image/gif",
+    "mp4": "video/mp4",
+    "poster": "image/jpeg",
+    "card": "image/jpeg",
+    "thumbnail": "image/jpeg",
+}
 # "card": the 1200×630 share card. Renders made before it have none: their record's media
 # list no "card" key (see ``has_card``), and deleting its absent file is harmless.
-MEDIA_FILES = {"gif": "loop.gif", "mp4": "loop.mp4", "poster": "poster.jpg", "card": "card.jpg"}
+MEDIA_FILES = {
+    "gif": "loop.gif",
+    "mp4": "loop.mp4",
+    "poster": "poster.jpg",
+    "card": "card.jpg",
+    # The 320 px thumbnail: like the card, absent from renders made before it (``has_thumbnail``).
+    "thumbnail": "thumb.jpg",
+}
 # A record's media field holding each rendition's size ("bytes" is the GIF's).
 RENDITION_BYTES_FIELDS = {"mp4": "mp4_bytes", "card": "card_bytes"}
 
@@ -167,6 +180,11 @@ def has_card(media: dict[str, Any] | None) -> bool:
     """Whether a done render's media (its record's) include the share card: renders made before
     cards existed do not."""
     return media is not None and "card" in media
+
+
+def has_thumbnail(media: dict[str, Any] | None) -> bool:
+    """Whether a done render's media include the thumbnail (renders made before it do not)."""
+    return media is not None and "thumbnail" in media
 
 
 def default_owner() -> str:
@@ -683,7 +701,7 @@ class RenderService:
             else []
         )
         pages = [f"s/{key}", f"r/{key}", f"api/renders/{key}"]
-        pages += [f"m/{key}.{ext}" for ext in ("gif", "mp4", "jpg", "card.jpg")]
+        pages += [f"m/{key}.{ext}" for ext in ("gif", "mp4", "jpg", "card.jpg", "thumb.jpg")]
         self.purge(media + pages)
 
     def _prepared(self, job: RenderJob) -> PreparedTemplate:

@@ -128,6 +128,7 @@ class GcReport:
     dead_records: int = 0  # failed / abandoned records
     admin_rows: int = 0  # ended sessions, old failed logins
     temporary: int = 0  # temporary files and folders
+    uploads: int = 0  # expired visitor uploads, clip descriptions and prepared clips
 
     def line(self, days: int) -> str:
         verb = "would delete" if self.dry_run else "deleted"
@@ -135,7 +136,8 @@ class GcReport:
             f"gc ({days} days): {verb} {self.renders} renders nobody asked for, "
             f"{self.orphans} orphaned media keys ({self.files} files, {self.bytes:,} bytes), "
             f"{self.dead_records} failed records, {self.admin_rows} old sessions and failed "
-            f"logins, {self.temporary} temporary files; kept {self.kept_gallery} in the gallery"
+            f"logins, {self.temporary} temporary files, {self.uploads} expired uploads and "
+            f"clips; kept {self.kept_gallery} in the gallery"
         )
         return text
 

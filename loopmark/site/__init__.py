@@ -17,8 +17,10 @@ def init_app(app: Flask) -> None:
         pages,
         public_files,
         reports,
+        uploads,
     )
 
     for module in (api, pages, media, health, public_files, brand_pages, reports):
         app.register_blueprint(module.blueprint)
     graphql.init_app(app)
+    uploads.init_app(app)

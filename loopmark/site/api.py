@@ -25,7 +25,7 @@ from loopmark.package_data import FONTS_DIR, WEB_FONTS_DIR
 from loopmark.renderer.colours import format_hex_colour
 from loopmark.renderer.prepare import PreparedTemplate
 from loopmark.renderer.templates import Template
-from loopmark.service.render_service import RenderOutcome, has_card
+from loopmark.service.render_service import RenderOutcome, has_card, has_thumbnail
 from loopmark.web import assets, limits, links
 from loopmark.web.context import services
 from loopmark.web.errors import error_response
@@ -179,8 +179,16 @@ def visitor_token() -> Response:
 
 @blueprint.post("/renders")
 def create_render() -> Response:
-    """Render a caption (or find it rendered): 200 when done, else 202 with progress."""
-    template_id, caption = _render_request()
+    """Render a caption (or find it rendered): 200 when done, else 202 with progress. A body
+    naming an ``upload`` renders a trim of a visitor's clip instead (site.uploads)."""
+    body = json_object()
+    if "upload" in body and "template" not in body:
+        if not services().settings.uploads:
+            return error_response(404, "uploads_off", gettext("This site does not take uploads."))
+        from loopmark.site.uploads import create_upload_render  # it imports this module
+
+        return create_upload_render(body)
+    template_id, caption = _render_request(body)
     service = services().render
     slots = hold_slots(current_app)
     holding = slots.acquire(blocking=False)
@@ -242,6 +250,8 @@ def outcome_json(outcome: RenderOutcome) -> dict[str, Any]:
                 "poster_url": media["poster"],
                 # The 1200×630 share card; null for renders made before cards existed.
                 "card_url": media["card"] if has_card(outcome.media) else None,
+                # A 320 px JPEG of the first frame; null for renders made before thumbnails.
+                "thumbnail_url": media["thumbnail"] if has_thumbnail(outcome.media) else None,
                 "share_url": links.absolute(_page_url("pages.share", "s", key)),
                 "width": outcome.media.get("width"),
                 "height": outcome.media.get("height"),
@@ -296,8 +306,19 @@ def hold_slots(app: Flask) -> threading.BoundedSemaphore:
 # -- request bodies ----------------------------------------------------------------------------
 
 
-def _render_request() -> tuple[str, str]:
+def _render_request(body: dict[str, Any] | None = None) -> tuple[str, str]:
     """``template`` and ``caption`` from a JSON object body; a 4xx for anything else."""
+    if body is None:
+        body = json_object()
+    template_id = _string_field(body, "template")
+    caption = _string_field(body, "caption")
+    if not template_id or len(template_id) > MAX_TEMPLATE_ID_CHARS:
+        raise InvalidRequest(N_("Field 'template' must name a template."))
+    return template_id, caption
+
+
+def json_object() -> dict[str, Any]:
+    """The request's JSON object body; a 4xx for anything else."""
     if not request.is_json:
         raise UnsupportedMediaType(gettext("Send the request body as application/json."))
     try:
@@ -306,11 +327,7 @@ def _render_request() -> tuple[str, str]:
         raise InvalidJson(N_("The request body is not valid JSON.")) from None
     if not isinstance(body, dict):
         raise InvalidRequest(N_("The request body must be a JSON object."))
-    template_id = _string_field(body, "template")
-    caption = _string_field(body, "caption")
-    if not template_id or len(template_id) > MAX_TEMPLATE_ID_CHARS:
-        raise InvalidRequest(N_("Field 'template' must name a template."))
-    return template_id, caption
+    return body
 
 
 def _string_field(body: dict[str, Any], name: str) -> str:

@@ -69,7 +69,10 @@ def media_file(key: str) -> Response:
 
 # The key's length is fixed so that ``<key>.card.jpg`` (the share card) is not read as a key
 # ``<key>.card`` with ``jpg``.
-@blueprint.get(f"/m/<string(length={KEY_CHARS}):key>.<any(gif, mp4, jpg, 'card.jpg'):ext>")
+SHORT_EXTENSION_RULE = "any(gif, mp4, jpg, 'card.jpg', 'thumb.jpg')"
+
+
+@blueprint.get(f"/m/<string(length={KEY_CHARS}):key>.<{SHORT_EXTENSION_RULE}:ext>")
 def short(key: str, ext: str) -> Response:
     _require_stored(key, SHORT_KINDS[ext])
     render = services().render

@@ -43,6 +43,16 @@ class BlobStore(Protocol):
         """The bytes under ``key``; ``FileNotFoundError`` when there are none."""
         ...
 
+    def put_file(self, key: str, source: Path, *, content_type: str) -> None:
+        """Store the file ``source`` under ``key`` (atomically, as ``put``) without holding it
+        in memory: an upload of tens of megabytes."""
+        ...
+
+    def get_file(self, key: str, target: Path) -> None:
+        """Write the bytes under ``key`` into the file ``target`` (streamed, not held in
+        memory); ``FileNotFoundError`` when there are none."""
+        ...
+
     def exists(self, key: str) -> bool: ...
 
     def url(self, key: str) -> str:
@@ -55,6 +65,15 @@ class BlobStore(Protocol):
         carries ``Content-Disposition: attachment``, whatever origin or CDN it comes through);
         None when the adapter has local files the caller serves itself with that disposition.
         ``filename`` is a plain name (``[A-Za-z0-9._-]``), else ``ValueError``."""
+        ...
+
+    def presigned_post(
+        self, key: str, *, max_bytes: int, content_type: str, expires_s: int
+    ) -> tuple[str, dict[str, str]] | None:
+        """A browser form upload straight to storage, as ``(url, fields)``: the client posts
+        ``multipart/form-data`` with every field, then the file as ``file``. The signed policy
+        fixes the key, the content type and a size from 1 to ``max_bytes``, and lasts
+        ``expires_s``. None when the adapter has local files (the site takes the form itself)."""
         ...
 
     def local_path(self, key: str) -> Path | None:

@@ -6,9 +6,11 @@ import contextlib
 import functools
 import logging
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from loopmark.errors import ConfigInvalid, StorageUnavailable
 from loopmark.storage.base import (
@@ -25,6 +27,7 @@ FILE_SCHEME = "file://"
 # Temporary files start with "." so they can never collide with a key (validate_key refuses
 # segments starting with "."), and live in the final directory so os.replace is a rename.
 _TEMP_PREFIX = ".tmp-"
+COPY_CHUNK_BYTES = 1024 * 1024
 
 
 @functools.cache
@@ -71,6 +74,12 @@ class LocalBlobStore:
         """The file that holds ``key`` (for the site's ``/media/`` route); may not exist."""
         return self.root / validate_key(key)
 
+    def presigned_post(
+        self, key: str, *, max_bytes: int, content_type: str, expires_s: int
+    ) -> tuple[str, dict[str, str]] | None:
+        validate_key(key)
+        return None  # the site receives uploads itself (site.uploads)
+
     def local_path(self, key: str) -> Path | None:
         """``path(key)`` when it is a stored blob; None for an invalid key or no file."""
         try:
@@ -80,6 +89,34 @@ class LocalBlobStore:
         return path if self.exists(key) else None
 
     def put(self, key: str, data: bytes, *, content_type: str) -> None:
+        self._write(key, lambda temp: temp.write(data))
+
+    def put_file(self, key: str, source: Path, *, content_type: str) -> None:
+        def copy(temp: BinaryIO) -> None:
+            with open(source, "rb") as src:
+                shutil.copyfileobj(src, temp, COPY_CHUNK_BYTES)
+
+        self._write(key, copy)
+
+    def get_file(self, key: str, target: Path) -> None:
+        path = self.path(key)
+        with self._reading(key), open(path, "rb") as src, open(target, "wb") as out:
+            shutil.copyfileobj(src, out, COPY_CHUNK_BYTES)
+
+    @contextlib.contextmanager
+    def _reading(self, key: str) -> Iterator[None]:
+        """Reads speak the port's language: a missing key is FileNotFoundError ("r/ab" is a
+        directory of other keys here, but in S3 it is simply absent), the rest an outage."""
+        try:
+            yield
+        except FileNotFoundError:
+            raise
+        except (IsADirectoryError, NotADirectoryError) as exc:
+            raise FileNotFoundError(f"no media under key {key!r}") from exc
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot read media under {self.root}: {exc}") from exc
+
+    def _write(self, key: str, fill: Callable[[BinaryIO], object]) -> None:
         # content_type is not stored: the /media/ route derives it from the extension.
         target = self.path(key)
         try:
@@ -89,7 +126,7 @@ class LocalBlobStore:
             raise StorageUnavailable(f"cannot write media under {self.root}: {exc}") from exc
         try:
             with os.fdopen(fd, "wb") as temp:
-                temp.write(data)
+                fill(temp)
             # mkstemp creates 0600; media are public, and a web server may run as another user.
             os.chmod(temp_name, 0o644)
             os.replace(temp_name, target)
@@ -102,15 +139,8 @@ class LocalBlobStore:
 
     def get(self, key: str) -> bytes:
         path = self.path(key)
-        try:
+        with self._reading(key):
             return path.read_bytes()
-        except FileNotFoundError:
-            raise
-        except (IsADirectoryError, NotADirectoryError) as exc:
-            # "r/ab" is a directory of other keys here, but in S3 it is simply absent.
-            raise FileNotFoundError(f"no media under key {key!r}") from exc
-        except OSError as exc:
-            raise StorageUnavailable(f"cannot read media under {self.root}: {exc}") from exc
 
     def exists(self, key: str) -> bool:
         path = self.path(key)

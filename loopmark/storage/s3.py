@@ -160,6 +160,43 @@ class S3BlobStore:
                 CacheControl=IMMUTABLE_CACHE_CONTROL,
             )
 
+    def put_file(self, key: str, source: Path, *, content_type: str) -> None:
+        object_key = self.object_key(key)
+        # upload_file switches to a multipart upload past 8 MB; S3 shows the object only once
+        # complete, so readers still see all or nothing.
+        with self._translate("upload_file"):
+            self.writer.upload_file(
+                str(source),
+                self.bucket,
+                object_key,
+                ExtraArgs={"ContentType": content_type, "CacheControl": "private, no-store"},
+            )
+
+    def get_file(self, key: str, target: Path) -> None:
+        object_key = self.object_key(key)
+        with self._translate("get_object", key), open(target, "wb") as out:
+            response = self.client.get_object(Bucket=self.bucket, Key=object_key)
+            for chunk in response["Body"].iter_chunks(1024 * 1024):
+                out.write(chunk)
+
+    def presigned_post(
+        self, key: str, *, max_bytes: int, content_type: str, expires_s: int
+    ) -> tuple[str, dict[str, str]] | None:
+        # Signing is local (no request): the policy is checked by S3 when the form arrives.
+        object_key = self.object_key(key)
+        with self._translate("generate_presigned_post"):
+            post = self.client.generate_presigned_post(
+                Bucket=self.bucket,
+                Key=object_key,
+                Fields={"Content-Type": content_type},
+                Conditions=[
+                    {"Content-Type": content_type},
+                    ["content-length-range", 1, max_bytes],
+                ],
+                ExpiresIn=expires_s,
+            )
+        return str(post["url"]), {name: str(value) for name, value in post["fields"].items()}
+
     def get(self, key: str) -> bytes:
         object_key = self.object_key(key)
         with self._translate("get_object", key):

@@ -23,7 +23,13 @@ log = logging.getLogger(__name__)
 
 KEY_RE = re.compile(rf"[a-z2-7]{{{KEY_CHARS}}}")
 # A render's media kinds and the extension of each one's short link.
-SHORT_EXTENSIONS = {"gif": "gif", "mp4": "mp4", "poster": "jpg", "card": "card.jpg"}
+SHORT_EXTENSIONS = {
+    "gif": "gif",
+    "mp4": "mp4",
+    "poster": "jpg",
+    "card": "card.jpg",
+    "thumbnail": "thumb.jpg",
+}
 TEMPLATE_FILES = {"preview": "preview.mp4", "poster": "poster.jpg"}
 _ORIGINS_KEY = "loopmark.media_origins"
 

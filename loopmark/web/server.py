@@ -69,9 +69,10 @@ HEADER_DEADLINE_SECONDS = 10.0
 LISTEN_BACKLOG = 2048
 # The request line and headers together (cookies included).
 MAX_REQUEST_HEADER_BYTES = 64 * 1024
-# The most any route may take (an admin template upload: 25 MB, plus its form fields). Other
-# routes get their own, smaller bound, checked once the headers are in, before the body is read.
-MAX_REQUEST_BODY_BYTES = 26 * 1024 * 1024
+# The most any route may take (a visitor's upload: LOOPMARK_UPLOAD_MAX_BYTES, at most 120 MB,
+# plus its form fields). Every route gets its own, smaller bound (16 KB unless the view declares
+# more), checked once the headers are in, before the body is read.
+MAX_REQUEST_BODY_BYTES = 121 * 1024 * 1024
 # The attribute a view carries when it takes more than app.config["MAX_CONTENT_LENGTH"]
 # (set by ``loopmark.admin.auth.allows_body``; tests/web/test_server.py holds them together).
 VIEW_BODY_LIMIT_ATTRIBUTE = "admin_max_body_bytes"

@@ -201,3 +201,16 @@ def test_take_down_needs_a_reason(app: Flask, admin_client: FlaskClient) -> None
 def test_unknown_render_is_404(admin_client: FlaskClient) -> None:
     assert admin_client.get(f"/admin/renders/{fake_key('nothing')}").status_code == 404
     assert admin_client.get("/admin/renders/not-a-key").status_code == 404
+
+
+def test_visitor_uploads_are_marked_and_never_in_the_gallery_by_themselves(
+    app: Flask, admin_client: FlaskClient
+) -> None:
+    key = add_done(app, "From a phone", template_id="u-" + "0" * 32)
+    add_done(app, "From a template")
+    html = admin_client.get("/admin/").get_data(as_text=True)
+    row = html[html.index("From a phone") :].split("</tr>")[0]
+    assert "visitor upload" in row and "u-000" not in row
+    template_row = html[html.index("From a template") :].split("</tr>")[0]
+    assert "visitor upload" not in template_row
+    assert key not in gallery_keys(app)

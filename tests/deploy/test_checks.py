@@ -62,7 +62,12 @@ def test_every_acknowledgement_gives_a_reason(synth: Synth) -> None:
         # CDK's own note that it leaves a referenced bucket's policy alone (cdn.py writes it).
         "Annotation::@aws-cdk/aws-cloudfront-origins:updateImportedBucketPolicyOac",
     }
-    # IAM5 names each accepted resource: the bucket prefix and the table's indexes, no more.
+    # IAM5 names each accepted resource: the bucket prefix, the table's indexes and the
+    # incoming prefix (the renderer deletes processed uploads), no more.
     wildcards = sorted(rule.split("::", 2)[2] for rule in rules if "IAM5" in rule)
-    assert [w.rsplit(">", 1)[1] for w in wildcards] == ["/index/*]", "/media/*]"]
+    assert [w.rsplit(">", 1)[1] for w in wildcards] == [
+        "/index/*]",
+        "/media/*]",
+        "/media/incoming/*]",
+    ]
     assert all(len(reason) > 30 for reason in rules.values()), rules

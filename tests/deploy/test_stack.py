@@ -96,12 +96,21 @@ def test_media_bucket_logs_expires_temporary_objects_and_allows_only_site_reads(
     assert refers_to(properties["LoggingConfiguration"]["DestinationBucketName"], logs)
     rules = properties["LifecycleConfiguration"]["Rules"]
     expiring = {r["Prefix"]: r["ExpirationInDays"] for r in rules if "Prefix" in r}
-    assert expiring == {p: 1 for p in ("media/tmp/", "media/uploads/", "tmp/", "uploads/")}
+    prefixes = ("tmp/", "uploads/", "incoming/")
+    assert expiring == {p: 1 for p in (*(f"media/{p}" for p in prefixes), *prefixes)}
     assert any(r.get("AbortIncompleteMultipartUpload") == {"DaysAfterInitiation": 1} for r in rules)
-    (cors,) = properties["CorsConfiguration"]["CorsRules"]
-    assert sorted(cors["AllowedMethods"]) == ["GET", "HEAD"]
-    assert cors["AllowedOrigins"] == ["https://*.cloudfront.net"]
+    reads, uploads = properties["CorsConfiguration"]["CorsRules"]
+    assert sorted(reads["AllowedMethods"]) == ["GET", "HEAD"]
+    assert uploads["AllowedMethods"] == ["POST"]  # a visitor's presigned POST
+    assert reads["AllowedOrigins"] == uploads["AllowedOrigins"] == ["https://*.cloudfront.net"]
     assert media["DeletionPolicy"] == "Retain"
+
+
+def test_only_processed_uploads_are_deleted_by_the_renderer(synth: Synth) -> None:
+    deletes = [st for st in statements(synth) if st.get("Sid") == "DeleteProcessedUploads"]
+    assert len(deletes) == 1
+    assert deletes[0]["Action"] == "s3:DeleteObject"
+    assert json.dumps(deletes[0]["Resource"]).endswith('/media/incoming/*"]]}')
 
 
 # -- CDN ---------------------------------------------------------------------------------------

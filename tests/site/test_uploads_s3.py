@@ -1,0 +1,74 @@
+"""Uploads with S3 storage (moto's server): the client posts straight to the bucket with the
+presigned POST, and the site verifies the stored file (download, hardened probe, hash) when the
+render is asked for. Moto (5.2) stores a presigned POST without checking its policy, so the
+policy's conditions are read back from the signed document here; S3 enforces them."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import urllib3
+
+from tests.renderer import hostile_videos as hv
+from tests.site.conftest import MakeApp, site_services
+from tests.site.test_uploads import done_json, error_code, render
+
+STORAGE = "s3://loopmark-site/media"
+
+
+def post_to_s3(ticket: dict[str, Any], data: bytes) -> int:
+    fields = [*ticket["upload"]["fields"].items(), ("file", ("clip.mp4", data, "video/mp4"))]
+    response = urllib3.request("POST", ticket["upload"]["url"], fields=fields, timeout=30)
+    return int(response.status)
+
+
+def declare(client: Any, size: int) -> dict[str, Any]:
+    response = client.post(
+        "/api/uploads", json={"filename": "clip.mp4", "content_type": "video/mp4", "size": size}
+    )
+    assert response.status_code == 201, response.get_data(as_text=True)
+    return dict(response.get_json())
+
+
+def test_presigned_post_then_render(aws: str, make_app: MakeApp, clip: Path) -> None:
+    app = make_app(LOOPMARK_STORAGE=STORAGE)
+    client = app.test_client()
+    data = clip.read_bytes()
+    ticket = declare(client, len(data))
+    assert ticket["upload"]["url"].startswith(aws)
+    fields = ticket["upload"]["fields"]
+    policy = json.loads(base64.b64decode(fields["policy"]))
+    conditions = policy["conditions"]
+    assert ["content-length-range", 1, len(data)] in conditions
+    assert {"Content-Type": "video/mp4"} in conditions
+    assert {"key": fields["key"]} in conditions
+    assert fields["key"].startswith("media/incoming/") and fields["key"].endswith("/source")
+    expires = time.mktime(time.strptime(policy["expiration"], "%Y-%m-%dT%H:%M:%SZ"))
+    assert 0 < expires - time.mktime(time.gmtime()) <= 600 + 5
+    assert post_to_s3(ticket, data) == 204
+    body = done_json(client, render(client, ticket["id"], caption="Straight to S3"))
+    assert body["status"] == "done" and body["template"].startswith("u-")
+    blobs = site_services(app).render.blobs
+    # Verified, prepared, and the upload deleted; only its description stays until gc.
+    assert [b.key.rsplit("/", 1)[1] for b in blobs.list("incoming/") if "clips" not in b.key] == [
+        "upload.json"
+    ]
+
+
+def test_a_hostile_file_posted_to_s3_is_refused_and_deleted(
+    aws: str, make_app: MakeApp, tmp_path: Path
+) -> None:
+    app = make_app(LOOPMARK_STORAGE=STORAGE)
+    client = app.test_client()
+    data = hv.hls_playlist(tmp_path).read_bytes()
+    ticket = declare(client, len(data))
+    assert post_to_s3(ticket, data) == 204
+    response = render(client, ticket["id"])
+    assert response.status_code == 422 and error_code(response) == "video_unsupported"
+    assert not list(site_services(app).render.blobs.list("incoming/"))
+    # Asked again: nothing is there any more.
+    assert render(client, ticket["id"]).status_code == 404
