@@ -115,7 +115,7 @@ def test_a_lambda_render_reports_each_rendition_as_it_lands(site: RenderService)
     """On Lambda, DynamoDB and S3 too, the GIF is recorded before the MP4: every poll sees the
     renditions in the order they land, with the URLs of those stored only."""
     outcome = site.request("small", "Renditions on Lambda")
-    order = ["gif", "poster", "mp4", "card"]
+    order = ["gif", "poster", "thumbnail", "mp4", "card"]
     seen: list[tuple[str, ...]] = []
     deadline = time.monotonic() + BOUND_SECONDS
     while outcome is None or outcome.status != "done":

@@ -24,7 +24,7 @@ class WatchedBlobs:
     def put(self, key: str, data: bytes, *, content_type: str) -> None:
         kind = next(k for k, v in media_keys(key.split("/")[2]).items() if v == key)
         record = self.service.records.get(key.split("/")[2])
-        stored = sorted(k for k in ("gif", "poster", "mp4", "card") if k in (record.media or {}))
+        stored = sorted(k for k in ("gif", "poster", "thumbnail", "mp4", "card") if k in (record.media or {}))
         self.seen.append((kind, stored, self.service.status(key.split("/")[2])))
         self.inner.put(key, data, content_type=content_type)
 
@@ -41,26 +41,39 @@ def test_the_gif_is_stored_and_recorded_before_the_mp4(service: RenderService) -
     service.execute(RenderJob(key, "small", caption), progress.append)
 
     kinds = [kind for kind, _, _ in watched.seen]
-    assert kinds == ["gif", "poster", "mp4", "card"]
+    assert kinds == ["gif", "poster", "thumbnail", "mp4", "card"]
     # When each file was written, the record already listed every earlier one.
     assert [stored for _, stored, _ in watched.seen] == [
         [],
         ["gif"],
         ["gif", "poster"],
-        ["gif", "mp4", "poster"],
+        ["gif", "poster", "thumbnail"],
+        ["gif", "mp4", "poster", "thumbnail"],
     ]
     # While the MP4 was being stored, a visitor was told the GIF is there (with its URL only).
-    _, _, at_mp4 = watched.seen[2]
+    _, _, at_mp4 = watched.seen[3]
     assert at_mp4 is not None and at_mp4.status == "rendering"
-    assert at_mp4.renditions == {"gif": True, "mp4": False, "poster": True, "card": False}
-    assert set(at_mp4.urls) == {"gif", "poster"}
+    assert at_mp4.renditions == {
+        "gif": True,
+        "mp4": False,
+        "poster": True,
+        "card": False,
+        "thumbnail": True,
+    }
+    assert set(at_mp4.urls) == {"gif", "poster", "thumbnail"}
     assert at_mp4.media["width"] == 160 and at_mp4.media["bytes"] > 0
     # Progress rose to the end; the MP4 was made after the GIF's frames.
     assert progress == sorted(progress) and progress[-1] == 1.0
 
     finished = service.status(key)
     assert finished is not None and finished.status == "done"
-    assert finished.renditions == {"gif": True, "mp4": True, "poster": True, "card": True}
+    assert finished.renditions == {
+        "gif": True,
+        "mp4": True,
+        "poster": True,
+        "card": True,
+        "thumbnail": True,
+    }
     record = service.records.get(key)
     assert record is not None and record.media is not None
     assert set(record.media) >= {"gif", "mp4", "poster", "card", "bytes", "mp4_bytes"}

@@ -38,7 +38,13 @@ def test_the_api_reports_the_gif_before_the_mp4(client: FlaskClient, gif_only: s
     assert response.headers["Cache-Control"] == "no-store"
     body = response.get_json()
     assert body["status"] == "rendering"
-    assert body["renditions"] == {"gif": True, "mp4": False, "poster": False, "card": False}
+    assert body["renditions"] == {
+        "gif": True,
+        "mp4": False,
+        "poster": False,
+        "card": False,
+        "thumbnail": False,
+    }
     assert body["gif_url"].endswith(media_keys(gif_only)["gif"])
     assert "mp4_url" not in body and "poster_url" not in body and "card_url" not in body
     assert (body["width"], body["height"]) == (160, 90)
@@ -47,7 +53,13 @@ def test_the_api_reports_the_gif_before_the_mp4(client: FlaskClient, gif_only: s
 
 def test_queued_and_done_renders_report_their_renditions(client: FlaskClient) -> None:
     done = render_via_api(client, "All of them")
-    assert done["renditions"] == {"gif": True, "mp4": True, "poster": True, "card": True}
+    assert done["renditions"] == {
+        "gif": True,
+        "mp4": True,
+        "poster": True,
+        "card": True,
+        "thumbnail": True,
+    }
     assert done["mp4_url"] and done["gif_url"] and done["poster_url"]
 
 
