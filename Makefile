@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint bench demo clean soak images image-base image-tools image-test synth deploy destroy
+.PHONY: install run test lint bench demo clean soak images image-base image-tools image-test synth deploy destroy translations
 
 install: $(STAMP)
 
@@ -13,6 +13,22 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev,bench,aws,deploy]'
 	touch $(STAMP)
+
+# Languages (README, "Languages"): extract every marked string into the template catalogue,
+# merge it into each language's messages.po (translate the new and fuzzy entries there), and
+# compile the .mo files the site reads. The .mo files are committed, so a fresh clone, the
+# wheel and the images need no compile step; tests/web/test_translations.py fails when one is
+# stale or a German translation is missing. A new language: pybabel init -l xx -i POT -d DIR.
+TRANSLATIONS := loopmark/translations
+POT          := $(TRANSLATIONS)/messages.pot
+PYBABEL      := $(VENV)/bin/pybabel
+
+translations: $(STAMP)
+	$(PYBABEL) extract -F babel.cfg -k N_ -k _l -k _plural:1,2 --add-location=file \
+	  --sort-by-file --no-wrap --project=Loopmark --copyright-holder="Loopmark contributors" \
+	  -o $(POT) loopmark
+	$(PYBABEL) update -i $(POT) -d $(TRANSLATIONS) --ignore-obsolete --no-wrap
+	$(PYBABEL) compile --statistics -d $(TRANSLATIONS)
 
 # The site at http://127.0.0.1:8000 with the embedded defaults (SQLite, local media, local pool).
 run: $(STAMP)

@@ -14,7 +14,7 @@ from loopmark.composition import build_services
 from loopmark.config import Settings
 from loopmark.errors import ConfigInvalid
 from loopmark.package_data import STATIC_DIR
-from loopmark.web import assets, context, errors, headers, limits, logs, origin, proxies
+from loopmark.web import assets, context, errors, headers, i18n, limits, logs, origin, proxies
 
 # Every request body the public site takes is a small form or a JSON object; views that take
 # uploads raise ``request.max_content_length`` for themselves.
@@ -54,6 +54,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     context.init_app(app, build_services(settings))
     Compress(app)
     headers.init_app(app)
+    # After the headers hook, so it runs before it: the language cookie makes an answer private.
+    i18n.init_app(app)
     site.init_app(app)
     limits.init_app(app)
     admin.init_app(app, settings)

@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+
+def N_(message: str) -> str:
+    """Mark a message for the translation catalogues (``make translations`` extracts it) where
+    it is written, in layers that know nothing of languages; the web edge translates it."""
+    return message
+
 
 class LoopmarkError(Exception):
-    """Base of every error Loopmark raises on purpose. `code` is stable; `reason` is for people."""
+    """Base of every error Loopmark raises on purpose. `code` is stable; `reason` is for people.
+
+    ``reason`` is English. A reason written ``N_("… %(name)s …")`` with ``params`` keeps its
+    untranslated form (``message_id``) and values, so the web edge can say it in the visitor's
+    language (``loopmark.web.errors.reason_of``)."""
 
     code = "error"
 
-    def __init__(self, reason: str, *, code: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    def __init__(
+        self, reason: str, *, code: str | None = None, params: Mapping[str, object] | None = None
+    ) -> None:
+        self.params = dict(params) if params else {}
+        self.message_id = reason
+        self.reason = reason % self.params if self.params else reason
+        super().__init__(self.reason)
         if code is not None:
             self.code = code
 

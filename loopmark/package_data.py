@@ -7,3 +7,5 @@ STATIC_DIR = PACKAGE_DIR / "static"
 FONTS_DIR = STATIC_DIR / "fonts"
 # WOFF2 copies of the caption fonts for the live preview (see static/css/fonts/README.md).
 WEB_FONTS_DIR = STATIC_DIR / "css" / "fonts"
+# Flask-Babel's catalogues: <language>/LC_MESSAGES/messages.po and the compiled .mo beside it.
+TRANSLATIONS_DIR = PACKAGE_DIR / "translations"

@@ -32,6 +32,11 @@ from .storage import MEDIA_PREFIX, PUBLIC_MEDIA_PREFIX
 ORIGIN_VERIFY_HEADER = "X-Loopmark-Origin-Verify"
 UNCACHED_PATHS = ("/api/*", "/admin*", "/graphql")
 PAGE_MAX_TTL = Duration.days(365)
+# A page's language follows Accept-Language and the visitor's choice in this cookie
+# (loopmark/web/i18n.py, which says Vary for both): both are in the pages' cache key, so a German
+# page is never served to an English visitor.
+LANGUAGE_HEADER = "Accept-Language"
+LANGUAGE_COOKIE = "loopmark_lang"
 
 
 class Cdn(Construct):
@@ -73,13 +78,13 @@ class Cdn(Construct):
         pages_cache = cloudfront.CachePolicy(
             self,
             "PagesCache",
-            comment="Loopmark pages: as long as the page's Cache-Control says, keyed on the query",
+            comment="Loopmark pages: as long as their Cache-Control says, keyed on query, language",
             min_ttl=Duration.seconds(0),
             default_ttl=Duration.seconds(0),
             max_ttl=PAGE_MAX_TTL,
             query_string_behavior=cloudfront.CacheQueryStringBehavior.all(),
-            header_behavior=cloudfront.CacheHeaderBehavior.none(),
-            cookie_behavior=cloudfront.CacheCookieBehavior.none(),
+            header_behavior=cloudfront.CacheHeaderBehavior.allow_list(LANGUAGE_HEADER),
+            cookie_behavior=cloudfront.CacheCookieBehavior.allow_list(LANGUAGE_COOKIE),
             enable_accept_encoding_gzip=True,
             enable_accept_encoding_brotli=True,
         )

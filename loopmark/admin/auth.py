@@ -32,6 +32,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.wrappers import Response
 
@@ -166,7 +167,10 @@ def login() -> Response | tuple[str, int] | str:
         return error_response(
             429,
             "login_limited",
-            f"Too many failed logins with this name from here; try again in {wait_s} s.",
+            gettext(
+                "Too many failed logins with this name from here; try again in %(seconds)d s.",
+                seconds=wait_s,
+            ),
             retry_after_s=wait_s,
         )
     user = services().users.authenticate(name, password)
@@ -175,7 +179,7 @@ def login() -> Response | tuple[str, int] | str:
         limits.failed(name, address)
         form.password.data = ""
         return render_template(
-            "admin/login.html", form=form, next=target, error="Wrong name or password."
+            "admin/login.html", form=form, next=target, error=gettext("Wrong name or password.")
         ), 401
     # A fresh session: nothing a visitor (or an attacker) put in the old one survives the login.
     session_id = services().admin_sessions.open(name, lifetime_s=SESSION_LIFETIME_SECONDS)
@@ -194,5 +198,5 @@ def logout() -> Response:
     ActionForm()  # the guard has checked its CSRF token
     services().admin_sessions.end(session.get(SESSION_ID))
     session.clear()
-    flash("You are signed out.", "info")
+    flash(gettext("You are signed out."), "info")
     return redirect(url_for("admin.login"), code=303)

@@ -7,7 +7,9 @@ only checks its fields. Search forms are GET forms without a token.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import cast
 
+from flask_babel import gettext, lazy_gettext
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (
@@ -55,6 +57,12 @@ from loopmark.renderer.templates import (
 from loopmark.service.passwords import MAX_PASSWORD_CHARS
 
 
+def _l(message: str) -> str:
+    """A label said in each request's language: Flask-Babel's lazy string, which WTForms renders
+    like a str (typed as one for WTForms' signatures)."""
+    return cast(str, lazy_gettext(message))
+
+
 def within(bounds: FieldRange) -> NumberRange:
     """The form's check of a template field: the renderer's own range (which WTForms also
     renders as the input's min and max)."""
@@ -70,24 +78,26 @@ MAX_SEARCH_CHARS = 80
 def finite(form: FlaskForm, field: Field) -> None:
     """Refuse NaN and infinities before NumberRange sees them (a signalling NaN makes it raise)."""
     if field.data is not None and not field.data.is_finite():
-        raise StopValidation("Please enter a number.")
+        raise StopValidation(gettext("Please enter a number."))
 
 
 MAX_NAME_CHARS = 60
 MAX_CREDIT_CHARS = 200
 MAX_CAPTIONS_CHARS = 4000
+# The word lists' names as the admin reads them (the records call them banned and allowed).
+WORD_KIND_LABELS = {"banned": _l("Forbidden"), "allowed": _l("Allowed exceptions")}
+WORD_KIND_CHOICES = [SelectChoice(kind, WORD_KIND_LABELS.get(kind, kind)) for kind in WORD_KINDS]
 LOOP_LABELS = {
-    "forward": "Forwards",
-    "reverse": "Backwards (reversed)",
-    "boomerang": "Forwards, then back (boomerang)",
+    "forward": _l("Forwards"),
+    "reverse": _l("Backwards (reversed)"),
+    "boomerang": _l("Forwards, then back (boomerang)"),
 }
-WORD_KIND_CHOICES = [SelectChoice(kind, kind.capitalize()) for kind in WORD_KINDS]
 
 
 class LoginForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(), Length(max=40)])
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=40)])
     password = PasswordField(
-        "Password", validators=[DataRequired(), Length(max=MAX_PASSWORD_CHARS)]
+        _l("Password"), validators=[DataRequired(), Length(max=MAX_PASSWORD_CHARS)]
     )
 
 
@@ -99,9 +109,9 @@ class RenderSearchForm(FlaskForm):
     class Meta:
         csrf = False  # a GET form: searching changes nothing
 
-    q = StringField("Caption contains", validators=[Optional(), Length(max=MAX_SEARCH_CHARS)])
-    template = SelectField("Template", choices=[], validate_choice=False)
-    before = DecimalField("Before", validators=[Optional()])
+    q = StringField(_l("Caption contains"), validators=[Optional(), Length(max=MAX_SEARCH_CHARS)])
+    template = SelectField(_l("Template"), choices=[], validate_choice=False)
+    before = DecimalField(_l("Before"), validators=[Optional()])
 
 
 class KeyForm(FlaskForm):
@@ -117,97 +127,109 @@ class MoveForm(KeyForm):
 
 class TakeDownForm(FlaskForm):
     reason = StringField(
-        "Reason (kept with the blocked key)",
+        _l("Reason (kept with the blocked key)"),
         validators=[DataRequired(), Length(max=MAX_REASON_CHARS)],
     )
 
 
 class TakeDownLinkForm(TakeDownForm):
-    target = StringField("Render key or link", validators=[DataRequired(), Length(max=400)])
+    target = StringField(_l("Render key or link"), validators=[DataRequired(), Length(max=400)])
 
 
 class WordForm(FlaskForm):
-    kind = SelectField("List", choices=WORD_KIND_CHOICES)
-    word = StringField("Word", validators=[DataRequired(), Length(max=MAX_RAW_WORD_CHARS)])
+    kind = SelectField(_l("List"), choices=WORD_KIND_CHOICES)
+    word = StringField(_l("Word"), validators=[DataRequired(), Length(max=MAX_RAW_WORD_CHARS)])
 
 
 class WordImportForm(FlaskForm):
-    kind = SelectField("List", choices=WORD_KIND_CHOICES)
-    file = FileField("Text file, one word per line", validators=[FileRequired()])
-    replace = BooleanField("Replace the whole list (otherwise add to it)")
+    kind = SelectField(_l("List"), choices=WORD_KIND_CHOICES)
+    file = FileField(_l("Text file, one word per line"), validators=[FileRequired()])
+    replace = BooleanField(_l("Replace the whole list (otherwise add to it)"))
 
 
 class TemplateEditForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(), Length(max=MAX_NAME_CHARS)])
-    credit = StringField("Credit", validators=[Optional(), Length(max=MAX_CREDIT_CHARS)])
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=MAX_NAME_CHARS)])
+    credit = StringField(_l("Credit"), validators=[Optional(), Length(max=MAX_CREDIT_CHARS)])
     caption_mode = SelectField(
-        "Captions",
+        _l("Captions"),
         choices=[
-            SelectChoice(mode, "Free text" if mode == "free" else "Only the predefined captions")
+            SelectChoice(
+                mode, _l("Free text") if mode == "free" else _l("Only the predefined captions")
+            )
             for mode in CAPTION_MODES
         ],
     )  # fmt: skip
     captions = TextAreaField(
-        "Predefined captions, one per line",
+        _l("Predefined captions, one per line"),
         validators=[Optional(), Length(max=MAX_CAPTIONS_CHARS)],
     )
-    box_x = IntegerField("Box x", validators=[InputRequired(), within(BOX_X)])
-    box_y = IntegerField("Box y", validators=[InputRequired(), within(BOX_Y)])
-    box_w = IntegerField("Box width", validators=[InputRequired(), within(BOX_W)])
-    box_h = IntegerField("Box height", validators=[InputRequired(), within(BOX_H)])
-    font = SelectField("Font", choices=[])
-    fill = StringField("Text colour", validators=[DataRequired(), Regexp(COLOUR_PATTERN)])
-    stroke = StringField("Outline colour", validators=[DataRequired(), Regexp(COLOUR_PATTERN)])
-    stroke_width = IntegerField("Outline width", validators=[InputRequired(), within(STROKE_WIDTH)])
+    box_x = IntegerField(_l("Box x"), validators=[InputRequired(), within(BOX_X)])
+    box_y = IntegerField(_l("Box y"), validators=[InputRequired(), within(BOX_Y)])
+    box_w = IntegerField(_l("Box width"), validators=[InputRequired(), within(BOX_W)])
+    box_h = IntegerField(_l("Box height"), validators=[InputRequired(), within(BOX_H)])
+    font = SelectField(_l("Font"), choices=[])
+    fill = StringField(_l("Text colour"), validators=[DataRequired(), Regexp(COLOUR_PATTERN)])
+    stroke = StringField(_l("Outline colour"), validators=[DataRequired(), Regexp(COLOUR_PATTERN)])
+    stroke_width = IntegerField(
+        _l("Outline width"), validators=[InputRequired(), within(STROKE_WIDTH)]
+    )
     align = SelectField(
-        "Alignment",
+        _l("Alignment"),
         choices=[
-            SelectChoice("left", "Left"),
-            SelectChoice("center", "Centre"),
-            SelectChoice("right", "Right"),
+            SelectChoice("left", _l("Left")),
+            SelectChoice("center", _l("Centre")),
+            SelectChoice("right", _l("Right")),
         ],
     )
-    max_lines = IntegerField("Lines at most", validators=[InputRequired(), within(MAX_LINES)])
-    max_size = IntegerField("Largest size (px)", validators=[InputRequired(), within(MAX_SIZE)])
-    min_size = IntegerField("Smallest size (px)", validators=[InputRequired(), within(MIN_SIZE)])
-    loop = SelectField("Plays", choices=[SelectChoice(s, LOOP_LABELS[s]) for s in LOOP_STYLES])
+    max_lines = IntegerField(_l("Lines at most"), validators=[InputRequired(), within(MAX_LINES)])
+    max_size = IntegerField(_l("Largest size (px)"), validators=[InputRequired(), within(MAX_SIZE)])
+    min_size = IntegerField(
+        _l("Smallest size (px)"), validators=[InputRequired(), within(MIN_SIZE)]
+    )
+    loop = SelectField(_l("Plays"), choices=[SelectChoice(s, LOOP_LABELS[s]) for s in LOOP_STYLES])
     speed = DecimalField(
-        "Speed (1 = as filmed)",
+        _l("Speed (1 = as filmed)"),
         places=2,
         validators=[InputRequired(), finite, within(OUTPUT_SPEED)],
     )
     trim_start = DecimalField(
-        "Start in the video (s)", places=2, validators=[InputRequired(), finite, within(TRIM_START)]
+        _l("Start in the video (s)"),
+        places=2,
+        validators=[InputRequired(), finite, within(TRIM_START)],
     )
     trim_duration = DecimalField(
-        "Length (s)", places=2, validators=[InputRequired(), finite, within(TRIM_DURATION)]
+        _l("Length (s)"), places=2, validators=[InputRequired(), finite, within(TRIM_DURATION)]
     )
 
 
 class TemplateUploadForm(FlaskForm):
     template_id = StringField(
-        "Id (lowercase letters, digits, dashes)",
+        _l("Id (lowercase letters, digits, dashes)"),
         validators=[
             DataRequired(),
-            Regexp(r"^[a-z0-9][a-z0-9-]{0,39}$", message="1–40 of a-z, 0-9, -"),
+            Regexp(r"^[a-z0-9][a-z0-9-]{0,39}$", message=_l("1–40 of a-z, 0-9, -")),
         ],
     )
-    name = StringField("Name", validators=[Optional(), Length(max=MAX_NAME_CHARS)])
+    name = StringField(_l("Name"), validators=[Optional(), Length(max=MAX_NAME_CHARS)])
     video = FileField(
-        "Loop video (MP4, MOV, WebM, MKV or GIF, at most 25 MB)", validators=[FileRequired()]
+        _l("Loop video (MP4, MOV, WebM, MKV or GIF, at most 25 MB)"), validators=[FileRequired()]
     )
-    frame = FileField("Branding frame (PNG with transparency, optional)")
+    frame = FileField(_l("Branding frame (PNG with transparency, optional)"))
     start = DecimalField(
-        "Start (s)", default=Decimal(0), validators=[InputRequired(), finite, within(TRIM_START)]
+        _l("Start (s)"),
+        default=Decimal(0),
+        validators=[InputRequired(), finite, within(TRIM_START)],
     )
-    duration = DecimalField("Duration (s)", validators=[Optional(), finite, within(TRIM_DURATION)])
+    duration = DecimalField(
+        _l("Duration (s)"), validators=[Optional(), finite, within(TRIM_DURATION)]
+    )
     width = IntegerField(
-        "Width (px)",
+        _l("Width (px)"),
         default=int(OUTPUT_WIDTH.default),
         validators=[InputRequired(), within(OUTPUT_WIDTH)],
     )
     fps = IntegerField(
-        "Frames per second",
+        _l("Frames per second"),
         default=int(OUTPUT_FPS.default),
         validators=[InputRequired(), within(OUTPUT_FPS)],
     )

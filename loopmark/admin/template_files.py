@@ -20,7 +20,14 @@ from loopmark.renderer.colours import format_hex_colour
 from loopmark.renderer.prepare import PreparedTemplate
 from loopmark.renderer.probe import probe_video
 from loopmark.renderer.render import accept_caption
-from loopmark.renderer.templates import TEMPLATE_FILE, Template, parse_template
+from loopmark.renderer.templates import (
+    DEFAULT_CAPTION_LANGUAGE,
+    TEMPLATE_FILE,
+    Template,
+    parse_template,
+)
+from loopmark.web.errors import reason_of
+from loopmark.web.i18n import gettext
 
 FONT_SUFFIXES = (".ttf", ".otf")
 # Colour bitmap fonts are fallbacks for emoji, not caption fonts.
@@ -87,7 +94,8 @@ def edits_of(template: Template, prepared: PreparedTemplate) -> TemplateEdits:
         name=template.name,
         credit=template.credit,
         caption_mode=template.caption_mode,
-        captions=list(template.captions),
+        # The default language's (template.toml may hold other languages' too: kept as they are).
+        captions=list(template.captions_for(None)),
         box=(box.x, box.y, box.w, box.h),
         font=font_choice(template),
         fill=format_hex_colour(style.fill),
@@ -109,17 +117,21 @@ def check_box(box: tuple[int, int, int, int], width: int, height: int) -> None:
     x, y, w, h = box
     size = f"{width} × {height}"
     if x >= width:
-        raise FieldInvalid("box_x", f"The text box starts past the right edge of the {size} "
-                           f"loop: move it left (x below {width}).")  # fmt: skip
+        raise FieldInvalid("box_x", gettext(
+            "The text box starts past the right edge of the %(size)s loop: move it left "
+            "(x below %(width)d).", size=size, width=width))  # fmt: skip
     if y >= height:
-        raise FieldInvalid("box_y", f"The text box starts below the bottom edge of the {size} "
-                           f"loop: move it up (y below {height}).")  # fmt: skip
+        raise FieldInvalid("box_y", gettext(
+            "The text box starts below the bottom edge of the %(size)s loop: move it up "
+            "(y below %(height)d).", size=size, height=height))  # fmt: skip
     if x + w > width:
-        raise FieldInvalid("box_w", f"The text box goes past the right edge of the {size} loop: "
-                           "make it narrower or move it left.")  # fmt: skip
+        raise FieldInvalid("box_w", gettext(
+            "The text box goes past the right edge of the %(size)s loop: make it narrower or "
+            "move it left.", size=size))  # fmt: skip
     if y + h > height:
-        raise FieldInvalid("box_h", f"The text box goes past the bottom edge of the {size} "
-                           "loop: make it shorter or move it up.")  # fmt: skip
+        raise FieldInvalid("box_h", gettext(
+            "The text box goes past the bottom edge of the %(size)s loop: make it shorter or "
+            "move it up.", size=size))  # fmt: skip
 
 
 def check_trim(template: Template, edits: TemplateEdits) -> None:
@@ -128,8 +140,9 @@ def check_trim(template: Template, edits: TemplateEdits) -> None:
         return
     length = probe_video(template.source).duration_s
     if edits.trim_start >= length:
-        raise FieldInvalid("trim_start", f"The video is {length:.1f} s long: start the loop "
-                           "before its end.")  # fmt: skip
+        raise FieldInvalid("trim_start", gettext(
+            "The video is %(seconds).1f s long: start the loop before its end.",
+            seconds=length))  # fmt: skip
 
 
 def apply_edits(
@@ -144,13 +157,21 @@ def apply_edits(
     if not data["credit"] and (template.enabled or edits.publish):
         raise FieldInvalid(
             "credit",
-            "A published template needs a credit line (who made the footage, its licence)."
-            + ("" if edits.publish else " Unpublish it first to leave the credit empty."),
+            gettext("A published template needs a credit line (who made the footage, its licence).")
+            + (
+                ""
+                if edits.publish
+                else " " + gettext("Unpublish it first to leave the credit empty.")
+            ),
         )
     if edits.publish:
         data["enabled"] = True
     data["caption_mode"] = edits.caption_mode
-    data["captions"] = [c.strip() for c in edits.captions if c.strip()]
+    captions = [c.strip() for c in edits.captions if c.strip()]
+    if isinstance(data.get("captions"), dict):
+        data["captions"] = {**data["captions"], DEFAULT_CAPTION_LANGUAGE: captions}
+    else:
+        data["captions"] = captions
     text = dict(data.get("text") or {})
     text.update(
         box=list(edits.box),
@@ -164,29 +185,34 @@ def apply_edits(
     )
     if edits.font != OWN_FONT:
         if edits.font not in caption_fonts():
-            raise FieldInvalid("font", "Choose one of the fonts in the list.")
+            raise FieldInvalid("font", gettext("Choose one of the fonts in the list."))
         text["font"] = edits.font
     data["text"] = text
     data["trim"] = {**(data.get("trim") or {}), "start": edits.trim_start,
                     "duration": edits.trim_duration}  # fmt: skip
     data["output"] = {**(data.get("output") or {}), "loop": edits.loop, "speed": edits.speed}
     if edits.min_size > edits.max_size:
-        raise FieldInvalid("min_size", f"The smallest size is larger than the largest "
-                           f"({edits.max_size} px): lower it, or raise the largest.")  # fmt: skip
+        raise FieldInvalid("min_size", gettext(
+            "The smallest size is larger than the largest (%(max)d px): lower it, or raise the "
+            "largest.", max=edits.max_size))  # fmt: skip
     check_box(edits.box, prepared.width, prepared.height)
     if data["caption_mode"] == "presets" and not data["captions"]:
-        raise FieldInvalid("captions", "Add at least one predefined caption, or let visitors "
-                           "write their own (Captions: free text).")  # fmt: skip
+        raise FieldInvalid("captions", gettext(
+            "Add at least one predefined caption, or let visitors write their own (Captions: "
+            "free text)."))  # fmt: skip
     try:
         updated = parse_template(template.id, template.folder, data)
     except TemplateInvalid as exc:
-        raise FieldInvalid(None, f"These settings cannot be used: {exc.reason}") from None
+        raise FieldInvalid(
+            None, gettext("These settings cannot be used: %(reason)s", reason=exc.reason)
+        ) from None
     for number, caption in enumerate(updated.captions, start=1):
         try:
             accept_caption(updated, caption, words)
         except BadInput as exc:
-            raise FieldInvalid("captions", f"Caption {number} (“{caption[:30]}”) would be "
-                               f"refused to visitors: {exc.reason}") from None  # fmt: skip
+            raise FieldInvalid("captions", gettext(
+                "Caption %(number)d (“%(caption)s”) would be refused to visitors: %(reason)s",
+                number=number, caption=caption[:30], reason=reason_of(exc))) from None  # fmt: skip
     check_trim(template, edits)
     return data
 
@@ -195,8 +221,8 @@ def set_published(template: Template, published: bool) -> dict[str, Any]:
     """template.toml with the template published (shown to visitors) or back to a draft; a
     template without a credit line cannot be published (FieldInvalid on ``credit``)."""
     if published and not template.credit.strip():
-        raise FieldInvalid("credit", "Add a credit line before publishing (who made the "
-                           "footage, its licence).")  # fmt: skip
+        needed = gettext("Add a credit line before publishing (who made the footage, its licence).")
+        raise FieldInvalid("credit", needed)
     data = copy.deepcopy(template.raw)
     data["enabled"] = published
     return data

@@ -33,7 +33,7 @@ from loopmark.dispatch.base import (
     clamp_fraction,
     retry_after_seconds,
 )
-from loopmark.errors import DispatchUnavailable, LoopmarkError, QueueFull, ToolFailed
+from loopmark.errors import N_, DispatchUnavailable, LoopmarkError, QueueFull, ToolFailed
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class LocalDispatcher:
                 return self._entry_state_locked(existing, now)
             if len(self._queue) >= self.max_queue:
                 raise QueueFull(
-                    "Too many renders are waiting; please try again shortly.",
+                    N_("Too many renders are waiting; please try again shortly."),
                     retry_after_s=self._drain_retry_after_locked(now),
                 )
             entry = _Entry(job)

@@ -63,7 +63,7 @@ from dataclasses import dataclass
 import regex
 from better_profanity import Profanity
 
-from loopmark.errors import CaptionRejected
+from loopmark.errors import N_, CaptionRejected
 
 MAX_CAPTION_GRAPHEMES = 80
 # A legitimate 80-cluster caption stays far below this: the longest emoji sequences are about 10
@@ -137,13 +137,13 @@ BUILTIN_ALLOWED: frozenset[str] = frozenset(
     }
 )
 
-CAPTION_EMPTY_REASON = "Please write a caption."
-CAPTION_CONTROL_REASON = (
+CAPTION_EMPTY_REASON = N_("Please write a caption.")
+CAPTION_CONTROL_REASON = N_(
     "That caption contains an invisible or control character. Please retype it."
 )
-CAPTION_UNDISPLAYABLE_REASON = "That caption contains a character we can't display."
-CAPTION_MARKS_REASON = "That caption stacks too many accents on one letter."
-CAPTION_PROFANITY_REASON = "That caption contains a word we can't use."
+CAPTION_UNDISPLAYABLE_REASON = N_("That caption contains a character we can't display.")
+CAPTION_MARKS_REASON = N_("That caption stacks too many accents on one letter.")
+CAPTION_PROFANITY_REASON = N_("That caption contains a word we can't use.")
 
 
 @dataclass(frozen=True)
@@ -306,14 +306,16 @@ def normalize_caption(text: str) -> str:
 def check_caption(text: str, words: WordLists | None = None) -> str:
     """Return the normalised caption or raise `CaptionRejected` (see the module's docstring)."""
     if len(text) > MAX_RAW_CODE_POINTS:
-        raise CaptionRejected(_too_long_reason(None), code="caption_too_long")
+        reason, params = _too_long_reason(None)
+        raise CaptionRejected(reason, params=params, code="caption_too_long")
     caption = normalize_caption(text)
     if not caption:
         raise CaptionRejected(CAPTION_EMPTY_REASON, code="caption_empty")
     _check_characters(caption)
     clusters = _GRAPHEME.findall(caption)
     if len(clusters) > MAX_CAPTION_GRAPHEMES:
-        raise CaptionRejected(_too_long_reason(len(clusters)), code="caption_too_long")
+        reason, params = _too_long_reason(len(clusters))
+        raise CaptionRejected(reason, params=params, code="caption_too_long")
     _check_marks(clusters)
     if _contains_profanity(caption, _compiled_words(words or WordLists())):
         raise CaptionRejected(CAPTION_PROFANITY_REASON, code="caption_profanity")
@@ -323,11 +325,13 @@ def check_caption(text: str, words: WordLists | None = None) -> str:
 # --- character checks ----------------------------------------------------------------------------
 
 
-def _too_long_reason(graphemes: int | None) -> str:
-    limit = f"Please keep it to {MAX_CAPTION_GRAPHEMES} characters or fewer"
+def _too_long_reason(graphemes: int | None) -> tuple[str, dict[str, int]]:
+    """The reason (untranslated, see errors.N_) and its values."""
     if graphemes is None:
-        return f"{limit} (this one is much longer)."
-    return f"{limit} (this one has {graphemes})."
+        reason = N_("Please keep it to %(max)d characters or fewer (this one is much longer).")
+        return reason, {"max": MAX_CAPTION_GRAPHEMES}
+    reason = N_("Please keep it to %(max)d characters or fewer (this one has %(count)d).")
+    return reason, {"max": MAX_CAPTION_GRAPHEMES, "count": graphemes}
 
 
 def _check_characters(caption: str) -> None:

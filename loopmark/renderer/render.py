@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from loopmark.brand import Brand, demo_brand
-from loopmark.errors import CaptionRejected
+from loopmark.errors import N_, CaptionRejected
 from loopmark.renderer.caption import render_caption_layer
 from loopmark.renderer.caption_policy import WordLists, check_caption, normalize_caption
 from loopmark.renderer.card import share_card
@@ -98,7 +98,7 @@ def accept_caption(template: Template, caption: str, words: WordLists | None = N
         offered = {normalize_caption(c) for c in template.captions}
         if normalised not in offered:
             raise CaptionRejected(
-                "Please pick one of this template's captions.", code="caption_not_offered"
+                N_("Please pick one of this loop's captions."), code="caption_not_offered"
             )
     return normalised
 

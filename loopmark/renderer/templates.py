@@ -11,13 +11,14 @@ import functools
 import hashlib
 import re
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from loopmark.errors import TemplateInvalid, UnknownTemplate
 from loopmark.renderer.caption import DEFAULT_FONT, TextStyle, fonts_dir
+from loopmark.renderer.caption_policy import normalize_caption
 from loopmark.renderer.colours import Rgb, parse_hex_colour
 from loopmark.renderer.probe import SOURCE_MAX_BYTES
 
@@ -30,7 +31,11 @@ OUTPUT_MIN_WIDTH = 64
 OUTPUT_MAX_FPS = 15
 OUTPUT_MAX_FRAMES = 150
 SOURCE_USED_SECONDS = 10.0
-MAX_PRESET_CAPTIONS = 20
+MAX_PRESET_CAPTIONS = 20  # per language
+# Predefined captions may be given per language (``[captions]`` with ``en = [...]``,
+# ``de = [...]``: ISO 639 codes); a plain list is in the default language.
+DEFAULT_CAPTION_LANGUAGE = "en"
+CAPTION_LANGUAGE_PATTERN = re.compile(r"^[a-z]{2,3}$")
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,7 @@ class Template:
     speed: float
     box: TextBox
     style: TextStyle
-    captions: tuple[str, ...]
+    captions: tuple[str, ...]  # every predefined caption, all languages (default first)
     caption_mode: str
     credit: str
     enabled: bool
@@ -97,6 +102,26 @@ class Template:
     source_max_bytes: ClassVar[int] = SOURCE_MAX_BYTES
     # Whether a render may have no caption at all (a visitor's clip: see clip.py).
     caption_optional: ClassVar[bool] = False
+    # The predefined captions by language (``captions`` in template.toml; a plain list is
+    # DEFAULT_CAPTION_LANGUAGE's).
+    caption_sets: Mapping[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
+
+    def captions_for(self, language: str | None) -> tuple[str, ...]:
+        """The captions to offer in ``language``: its own, else the default language's, else
+        the first language's (None: the default language's)."""
+        for candidate in (language or DEFAULT_CAPTION_LANGUAGE, DEFAULT_CAPTION_LANGUAGE):
+            if candidate in self.caption_sets:
+                return self.caption_sets[candidate]
+        return next(iter(self.caption_sets.values()), ())
+
+    def caption_language(self, caption: str) -> str | None:
+        """The language of the caption set holding ``caption`` (compared as the caption policy
+        normalises it); None for the visitor's own words."""
+        wanted = normalize_caption(caption)
+        for language, captions in self.caption_sets.items():
+            if any(normalize_caption(c) == wanted for c in captions):
+                return language
+        return None
 
     @functools.cached_property
     def version(self) -> str:
@@ -174,11 +199,8 @@ def parse_template(template_id: str, folder: Path, data: dict[str, Any]) -> Temp
     caption_mode = data.get("caption_mode", "free")
     if caption_mode not in CAPTION_MODES:
         raise TemplateInvalid(f"caption_mode must be one of {', '.join(CAPTION_MODES)}")
-    captions = data.get("captions", [])
-    if not isinstance(captions, list) or not all(isinstance(c, str) for c in captions):
-        raise TemplateInvalid("captions must be a list of strings")
-    if len(captions) > MAX_PRESET_CAPTIONS:
-        raise TemplateInvalid(f"at most {MAX_PRESET_CAPTIONS} predefined captions")
+    caption_sets = _caption_sets(data.get("captions", []))
+    captions = list(dict.fromkeys(c for cs in caption_sets.values() for c in cs))
     if caption_mode == "presets" and not captions:
         raise TemplateInvalid("caption_mode 'presets' needs at least one caption")
     box = text.get("box", [width // 16, 0, width - width // 8, 0])
@@ -215,6 +237,7 @@ def parse_template(template_id: str, folder: Path, data: dict[str, Any]) -> Temp
         box=TextBox(*box),
         style=style,
         captions=tuple(captions),
+        caption_sets=caption_sets,
         caption_mode=caption_mode,
         credit=str(data.get("credit", "")),
         enabled=bool(data.get("enabled", True)),
@@ -225,6 +248,26 @@ def parse_template(template_id: str, folder: Path, data: dict[str, Any]) -> Temp
             else None
         ),
     )
+
+
+def _caption_sets(value: Any) -> dict[str, tuple[str, ...]]:
+    """``captions`` of template.toml: a list (the default language's) or a table of lists by
+    language code, default language first."""
+    table = {DEFAULT_CAPTION_LANGUAGE: value} if isinstance(value, list) else value
+    if not isinstance(table, dict):
+        raise TemplateInvalid("captions must be a list of strings or a table of them by language")
+    sets: dict[str, tuple[str, ...]] = {}
+    for language, captions in table.items():
+        if not CAPTION_LANGUAGE_PATTERN.match(language):
+            raise TemplateInvalid(f"captions: {language!r} is not a language code like en or de")
+        if not isinstance(captions, list) or not all(isinstance(c, str) for c in captions):
+            raise TemplateInvalid(f"captions.{language} must be a list of strings")
+        if len(captions) > MAX_PRESET_CAPTIONS:
+            raise TemplateInvalid(f"at most {MAX_PRESET_CAPTIONS} predefined captions a language")
+        if captions:
+            sets[language] = tuple(captions)
+    ordered = sorted(sets, key=lambda lang: lang != DEFAULT_CAPTION_LANGUAGE)
+    return {language: sets[language] for language in ordered}
 
 
 def load_template(templates_dir: Path, template_id: str) -> Template:

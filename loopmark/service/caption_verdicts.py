@@ -33,7 +33,8 @@ _Key = tuple[str, str, str, int]
 @dataclass(frozen=True)
 class _Refusal:
     code: str
-    reason: str
+    reason: str  # untranslated (errors.N_) with its values: the web edge says it per language
+    params: tuple[tuple[str, object], ...] = ()
 
 
 # The normalised caption and its render key, or why it was refused.
@@ -66,10 +67,10 @@ class CaptionVerdicts:
             try:
                 verdict = _judge(template, caption, lists)
             except CaptionRejected as exc:
-                verdict = _Refusal(exc.code, exc.reason)
+                verdict = _Refusal(exc.code, exc.message_id, tuple(exc.params.items()))
             self._remember(cache_key, verdict)
         if isinstance(verdict, _Refusal):
-            raise CaptionRejected(verdict.reason, code=verdict.code)
+            raise CaptionRejected(verdict.reason, code=verdict.code, params=dict(verdict.params))
         return verdict
 
     def __len__(self) -> int:

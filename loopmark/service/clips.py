@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from loopmark.errors import BadInput, StorageUnavailable, TemplateInvalid, UnknownTemplate
+from loopmark.errors import N_, BadInput, StorageUnavailable, TemplateInvalid, UnknownTemplate
 from loopmark.renderer.clip import ClipTemplate, clip_template, is_clip_id
 from loopmark.renderer.prepare import (
     PreparedTemplate,
@@ -241,5 +241,5 @@ class ClipCatalog:
     @staticmethod
     def _gone() -> UploadGone:
         return UploadGone(
-            "This clip's upload was already used or has expired; please upload it again."
+            N_("This clip's upload was already used or has expired; please upload it again.")
         )

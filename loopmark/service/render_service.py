@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from loopmark.brand import Brand
 from loopmark.dispatch.base import Dispatcher, JobState, RenderJob
 from loopmark.errors import (
+    N_,
     BadInput,
     DispatchUnavailable,
     LoopmarkError,
@@ -538,10 +539,10 @@ class RenderService:
         if record is None:
             return
         if record.status == "blocked":
-            raise RenderBlocked("This GIF was taken down and can't be made again.")
+            raise RenderBlocked(N_("This GIF was taken down and can't be made again."))
         crashed = record.status == "rendering" and not record.lease_live(self.clock())
         if record.attempts >= MAX_ATTEMPTS and (record.status == "failed" or crashed):
-            raise RenderGaveUp("This GIF could not be made. Please try another caption.")
+            raise RenderGaveUp(N_("This GIF could not be made. Please try another caption."))
 
     @staticmethod
     def _raise_failed(state: JobState | None) -> None:
@@ -628,6 +629,9 @@ class RenderService:
             "height": stage.height,
             "seconds": stage.seconds,
         }
+        language = self._caption_language(job)
+        if language:
+            media["lang"] = language  # a predefined caption's language: the share page's
         self._record_renditions(job.key, media)
         for kind, payload in render_extras(prepared, stage, progress=keeper, brand=self.brand):
             self._put(storage_keys, kind, payload)
@@ -650,6 +654,15 @@ class RenderService:
         record = self.records.get(key)
         if record is not None and record.status == "blocked":
             self._delete_media(key)
+
+    def _caption_language(self, job: RenderJob) -> str | None:
+        """The language of the template's caption set holding the caption; None for the
+        visitor's own words (or a template that cannot be read now: the language is a nicety)."""
+        try:
+            template = self.catalog.get(job.template_id, enabled_only=False)
+        except LoopmarkError:
+            return None
+        return template.caption_language(job.caption)
 
     def _count(self, template_id: str, event: str, caption: str) -> None:
         """Statistics are best effort: a counter must never fail a render or a cache hit."""

@@ -30,7 +30,14 @@ from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from loopmark.errors import BadInput, LoopmarkError, QueueFull, StorageUnavailable, VideoRejected
+from loopmark.errors import (
+    N_,
+    BadInput,
+    LoopmarkError,
+    QueueFull,
+    StorageUnavailable,
+    VideoRejected,
+)
 from loopmark.renderer.clip import ClipTemplate, clip_id, is_clip_id
 from loopmark.renderer.probe import probe_video
 from loopmark.renderer.render import normalised_render_key
@@ -145,7 +152,7 @@ def info_key(upload_id: str) -> str:
 
 def check_upload_id(upload_id: str) -> str:
     if UPLOAD_ID_RE.fullmatch(upload_id) is None:
-        raise UploadMissing("There is no upload with this id.")
+        raise UploadMissing(N_("There is no upload with this id."))
     return upload_id
 
 
@@ -180,17 +187,21 @@ class UploadService:
     def check_declared(self, filename: str, content_type: str, size: int) -> None:
         """Refuse, before any byte is stored, a file declared too big (413) or not a video (415)."""
         if len(filename) > MAX_FILENAME_CHARS:
-            raise BadInput(f"The file name is longer than {MAX_FILENAME_CHARS} characters.")
+            raise BadInput(
+                N_("The file name is longer than %(max)d characters."),
+                params={"max": MAX_FILENAME_CHARS},
+            )
         if size <= 0:
-            raise UploadTypeRefused("That file is empty.")
+            raise UploadTypeRefused(N_("That file is empty."))
         if size > self.max_bytes:
             raise UploadTooLarge(
-                f"The file is {size / 2**20:.1f} MB; the limit is {self.max_bytes / 2**20:g} MB."
+                N_("The file is %(size).1f MB; the limit is %(limit)g MB."),
+                params={"size": size / 2**20, "limit": self.max_bytes / 2**20},
             )
         media_type = content_type.split(";", 1)[0].strip().lower()
         if media_type not in ACCEPTED_TYPES:
             raise UploadTypeRefused(
-                "That is not a video we take: send an MP4, MOV, WebM, MKV or GIF."
+                N_("That is not a video we take: send an MP4, MOV, WebM, MKV or GIF.")
             )
 
     def direct_upload(
@@ -215,10 +226,11 @@ class UploadService:
         limit = self.max_bytes if declared_size is None else min(declared_size, self.max_bytes)
         if size > limit:
             raise UploadTooLarge(
-                f"The file is bigger than declared ({size} bytes, not {limit} at most)."
+                N_("The file is bigger than declared (%(size)d bytes, not %(limit)d at most)."),
+                params={"size": size, "limit": limit},
             )
         if size == 0:
-            raise VideoRejected("That file is empty.", code="video_unsupported")
+            raise VideoRejected(N_("That file is empty."), code="video_unsupported")
         # Probe before storing: a refused file is never stored at all.
         info = self._probe(path)
         self.blobs.put_file(source_key(upload_id), path, content_type=SOURCE_CONTENT_TYPE)
@@ -239,7 +251,7 @@ class UploadService:
                 info = self._probe(path)
         except FileNotFoundError:
             raise UploadMissing(
-                "Nothing was uploaded under this id, or the upload has expired."
+                N_("Nothing was uploaded under this id, or the upload has expired.")
             ) from None
         except VideoRejected:
             self.blobs.delete(source_key(upload_id))
@@ -313,7 +325,7 @@ class UploadService:
         """The trim, rounded to milliseconds and cut to the clip's end; ClipOutOfRange when it
         is not finite, starts outside the clip, or is too short or too long."""
         if not (math.isfinite(start_s) and math.isfinite(duration_s)):
-            raise ClipOutOfRange("Start and duration must be finite numbers of seconds.")
+            raise ClipOutOfRange(N_("Start and duration must be finite numbers of seconds."))
         start_s, duration_s = round(start_s, 3), round(duration_s, 3)
         if not 0 <= start_s < info.duration_s - MIN_CLIP_SECONDS / 2:
             raise ClipOutOfRange(
@@ -322,12 +334,14 @@ class UploadService:
             )
         if not MIN_CLIP_SECONDS <= duration_s <= self.max_seconds:
             raise ClipOutOfRange(
-                f"Duration must be from {MIN_CLIP_SECONDS:g} to {self.max_seconds:g} seconds."
+                N_("Duration must be from %(min)g to %(max)g seconds."),
+                params={"min": MIN_CLIP_SECONDS, "max": self.max_seconds},
             )
         available = round(info.duration_s - start_s, 3)
         if duration_s > available + END_TOLERANCE_SECONDS:
             raise ClipOutOfRange(
-                f"The clip ends {available:.1f} s after that start; choose a shorter duration."
+                N_("The clip ends %(seconds).1f s after that start; choose a shorter duration."),
+                params={"seconds": available},
             )
         return start_s, max(MIN_CLIP_SECONDS, min(duration_s, available))
 
@@ -369,7 +383,7 @@ class UploadService:
             self._prune_jobs()
             if len(self._jobs) >= self.max_jobs and key not in self._jobs:
                 raise UploadsBusy(
-                    "Many clips are being made right now; please try again in a few seconds.",
+                    N_("Many clips are being made right now; please try again in a few seconds."),
                     retry_after_s=max(1, math.ceil(self.render.render_times.expected("") or 1)),
                 )
             self._jobs[key] = self.clock()

@@ -15,11 +15,12 @@ from typing import Any
 
 import regex
 from flask import Blueprint, Flask, current_app, g, jsonify, request, url_for
+from flask_babel import gettext
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 from werkzeug.routing import BuildError
 from werkzeug.wrappers import Response
 
-from loopmark.errors import BadInput, LoopmarkError
+from loopmark.errors import N_, BadInput, LoopmarkError
 from loopmark.package_data import FONTS_DIR, WEB_FONTS_DIR
 from loopmark.renderer.colours import format_hex_colour
 from loopmark.renderer.prepare import PreparedTemplate
@@ -96,7 +97,11 @@ def template_json(prepared: PreparedTemplate) -> dict[str, Any]:
         "height": prepared.height,
         "fps": prepared.fps,
         "seconds": round(prepared.seconds, 3),
-        "captions": list(template.captions),
+        # The default language's captions; the page picks its own language's from the next.
+        "captions": list(template.captions_for(None)),
+        "captions_by_language": {
+            lang: list(captions) for lang, captions in template.caption_sets.items()
+        },
         "caption_mode": template.caption_mode,
         "preview_url": urls["preview"],
         "poster_url": urls["poster"],
@@ -179,7 +184,7 @@ def create_render() -> Response:
     body = json_object()
     if "upload" in body and "template" not in body:
         if not services().settings.uploads:
-            return error_response(404, "uploads_off", "This site does not take uploads.")
+            return error_response(404, "uploads_off", gettext("This site does not take uploads."))
         from loopmark.site.uploads import create_upload_render  # it imports this module
 
         return create_upload_render(body)
@@ -202,11 +207,11 @@ def create_render() -> Response:
 def render_status(key: str) -> Response:
     """The state of a render: 200 when done, 202 while queued or rendering, 404 if unknown."""
     if not links.well_formed_key(key):
-        return error_response(400, "bad_key", "That is not a render key.")
+        return error_response(400, "bad_key", gettext("That is not a render key."))
     g.render_key = key
     outcome = services().render.status(key)
     if outcome is None:
-        return error_response(404, "unknown_render", "There is no render with this key.")
+        return error_response(404, "unknown_render", gettext("There is no render with this key."))
     return outcome_response(outcome, cacheable=True)
 
 
@@ -308,27 +313,27 @@ def _render_request(body: dict[str, Any] | None = None) -> tuple[str, str]:
     template_id = _string_field(body, "template")
     caption = _string_field(body, "caption")
     if not template_id or len(template_id) > MAX_TEMPLATE_ID_CHARS:
-        raise InvalidRequest("Field 'template' must name a template.")
+        raise InvalidRequest(N_("Field 'template' must name a template."))
     return template_id, caption
 
 
 def json_object() -> dict[str, Any]:
     """The request's JSON object body; a 4xx for anything else."""
     if not request.is_json:
-        raise UnsupportedMediaType("Send the request body as application/json.")
+        raise UnsupportedMediaType(gettext("Send the request body as application/json."))
     try:
         body = request.get_json()
     except (BadRequest, RecursionError):  # RecursionError: JSON nested thousands deep
-        raise InvalidJson("The request body is not valid JSON.") from None
+        raise InvalidJson(N_("The request body is not valid JSON.")) from None
     if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.")
+        raise InvalidRequest(N_("The request body must be a JSON object."))
     return body
 
 
 def _string_field(body: dict[str, Any], name: str) -> str:
     if name not in body:
-        raise InvalidRequest(f"Field {name!r} is missing.")
+        raise InvalidRequest(N_("Field %(name)r is missing."), params={"name": name})
     value = body[name]
     if not isinstance(value, str):
-        raise InvalidRequest(f"Field {name!r} must be a string.")
+        raise InvalidRequest(N_("Field %(name)r must be a string."), params={"name": name})
     return value

@@ -31,7 +31,7 @@ from flask import (
     url_for,
 )
 
-from loopmark.errors import LoopmarkError
+from loopmark.errors import N_, LoopmarkError
 from loopmark.records.renders import RenderRecord, RenderStatus
 from loopmark.renderer.card import CARD_HEIGHT, CARD_WIDTH
 from loopmark.service.render_service import (
@@ -42,8 +42,9 @@ from loopmark.service.render_service import (
     renditions_of,
 )
 from loopmark.site.brand_pages import current_brand, site_card_url
-from loopmark.web import links
+from loopmark.web import i18n, links
 from loopmark.web.context import services
+from loopmark.web.i18n import gettext
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +52,29 @@ log = logging.getLogger(__name__)
 # renders 404.html and 500.html for the whole app from here.
 blueprint = Blueprint("pages", __name__, template_folder="templates")
 
-UNKNOWN_SHARE = "There is no GIF at this address. It may never have been made."
+UNKNOWN_SHARE = N_("There is no GIF at this address. It may never have been made.")
+# The brand's words (brand.toml) are said through the catalogues (i18n.gettext), so the demo
+# brand's copy, marked here, speaks German too; another brand's own words show as written until
+# its translations join the catalogues.
+DEMO_BRAND_COPY = (
+    N_("Hop & Co. — make a GIF"),
+    N_("Pick a loop, add your words, share the GIF. Made with Hop & Co. cold brew."),
+    N_("Gallery · Hop & Co."),
+    N_("GIFs made with Hop & Co.: pick one of our loops and add your own words."),
+    N_("Credits · Hop & Co."),
+    N_("The footage, fonts and people behind the Hop & Co. GIF maker."),
+    N_("A GIF made with Hop & Co."),
+    N_("“{caption}” — made with Hop & Co."),
+    N_("Hop & Co.: your words, our loops, one GIF."),
+    N_("Hop & Co. is a fictional cold-brew brand. Sip responsibly, share kindly."),
+    N_("Privacy"),
+    N_("Terms of use"),
+)
 # Big Buck Bunny's licence asks for this credit wherever a template made from it is shown.
 BBB_CREDIT = "Big Buck Bunny © Blender Foundation, CC-BY 3.0"
 NO_STORE = "no-store"
 BBB_LICENSE_URL = "https://creativecommons.org/licenses/by/3.0/"
-TAKEN_DOWN = "This GIF was taken down and can't be made again."
+TAKEN_DOWN = N_("This GIF was taken down and can't be made again.")
 
 
 @dataclass(frozen=True)
@@ -82,6 +100,7 @@ class ShareMeta:
     card: bool = False
     # Which media are stored (the GIF lands before the MP4); None when the records did not say.
     renditions: dict[str, bool] | None = None
+    language: str | None = None  # a predefined caption's language: the page speaks it
 
 
 @dataclass(frozen=True)
@@ -104,14 +123,15 @@ class SocialCard:
 
 
 def site_card(title: str, description: str, endpoint: str = "pages.home") -> SocialCard:
-    """The site's own card for a page: its title and description, the brand card image."""
+    """The site's own card for a page: its title and description (the brand's words, said in
+    the request's language), the brand card image."""
     brand = current_brand()
     return SocialCard(
-        title=title,
-        description=description,
+        title=gettext(title),
+        description=gettext(description),
         url=links.absolute(url_for(endpoint)),
         image=links.absolute(site_card_url()),
-        image_alt=brand.share.card_alt,
+        image_alt=gettext(brand.share.card_alt),
         twitter_site=brand.handle,
     )
 
@@ -144,7 +164,7 @@ def share_links(share_url: str, text: str) -> list[ShareLink]:
             "whatsapp",
         ),
         ShareLink(
-            "Email",
+            gettext("Email"),
             # mailto wants %20 rather than + for spaces (RFC 6068), hence quote_via=quote.
             "mailto:?"
             + urlencode({"subject": text, "body": f"{text}\n{share_url}"}, quote_via=quote),
@@ -173,7 +193,8 @@ def result(key: str) -> Response | tuple[str, int]:
             raise RenderBlocked(TAKEN_DOWN)
         outcome = services().render.status(key)
     except (RenderBlocked, RenderGaveUp) as exc:
-        return render_template("result.html", key=key, gone=exc.reason, outcome=None), 410
+        gone = gettext(exc.message_id, **exc.params)
+        return render_template("result.html", key=key, gone=gone, outcome=None), 410
     if outcome is None:
         abort(404)
     services().hits.seen(key)
@@ -193,16 +214,18 @@ def share(key: str) -> Response | tuple[str, int]:
     if not links.well_formed_key(key):
         abort(404)
     meta = _share_meta(key)
+    # The page speaks its caption's language (unless the visitor picked one with ?lang=).
+    i18n.use_language(meta.language)
     if meta.taken_down:
         services().hits.seen(key)
         html = render_template("share.html", key=key, meta=meta, taken_down=True, social=None)
         return html, 410
     if meta.found is False:
-        return render_template("404.html", message=UNKNOWN_SHARE), 404
+        return render_template("404.html", message=gettext(UNKNOWN_SHARE)), 404
     services().hits.seen(key)  # memory only: retention's "last asked for"
     media = links.media_urls(key)
     canonical = links.absolute(url_for("pages.share", key=key))
-    title = meta.caption or current_brand().share.render_title
+    title = meta.caption or gettext(current_brand().share.render_title)
     response = make_response(
         render_template(
             "share.html",
@@ -210,7 +233,7 @@ def share(key: str) -> Response | tuple[str, int]:
             meta=meta,
             taken_down=False,
             title=title,
-            description=current_brand().share.site_description,
+            description=gettext(current_brand().share.site_description),
             canonical=canonical,
             media=media,
             renditions=meta.renditions,
@@ -229,9 +252,11 @@ def _share_card(
     """The render's card when it has one (or the records are down: every render made since
     cards exist has one, of a fixed size); its poster, truly sized, when made before cards; the
     site's card while it is not done yet."""
-    description = current_brand().share.site_description
+    description = gettext(current_brand().share.site_description)
     if meta.found and not meta.done:
-        return replace(site_card(title, description), url=canonical, kind="video.other")
+        # The title is the caption (the visitor's words): never looked up in a catalogue.
+        card = site_card(current_brand().share.site_title, description)
+        return replace(card, title=title, url=canonical, kind="video.other")
     width: int | None = CARD_WIDTH
     height: int | None = CARD_HEIGHT
     image = media["card"]
@@ -301,7 +326,10 @@ def _hero() -> dict[str, str] | None:
 def _result_context(key: str, outcome: RenderOutcome) -> dict[str, Any]:
     share_url = links.absolute(url_for("pages.share", key=key))
     caption = outcome.caption or ""
-    text = current_brand().share.text_for(caption)
+    share = current_brand().share
+    # The share text in the page's language: {caption} replaced after the lookup.
+    text = gettext(share.share_text).replace("{caption}", caption) if caption else ""
+    text = text or gettext(share.render_title)
     return {
         "outcome": outcome,
         "caption": caption,
@@ -346,4 +374,5 @@ def _meta_from_record(record: RenderRecord) -> ShareMeta:
         done=done,
         card=done and has_card(media),
         renditions=renditions_of(record.media),
+        language=media.get("lang") if isinstance(media.get("lang"), str) else None,
     )

@@ -24,6 +24,7 @@ from loopmark.records.renders import RenderStatus
 from loopmark.service.reports import MAX_REASON_CHARS
 from loopmark.web import limits, links
 from loopmark.web.context import services
+from loopmark.web.i18n import gettext
 
 blueprint = Blueprint("reports", __name__)
 
@@ -71,7 +72,12 @@ def report(key: str) -> ResponseReturnValue:
         return _page(key, "form", 200)
     reason = request.form.get("reason", "")
     if len(reason) > MAX_REASON_CHARS:
-        return _page(key, "form", 400, error=f"Please keep it under {MAX_REASON_CHARS} characters.")
+        return _page(
+            key,
+            "form",
+            400,
+            error=gettext("Please keep it under %(max)d characters.", max=MAX_REASON_CHARS),
+        )
     if current_app.config.get("RATELIMIT_ENABLED", True):
         limit: ReportLimit = current_app.extensions[LIMITER_EXTENSION]
         wait_s = limit.hit(limits.client_address())

@@ -32,7 +32,7 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import UnsupportedMediaType
 from werkzeug.wrappers import Response
 
-from loopmark.errors import BadInput
+from loopmark.errors import N_, BadInput
 from loopmark.service.render_service import RenderOutcome
 from loopmark.service.uploads import (
     UPLOAD_TTL_SECONDS,
@@ -118,7 +118,7 @@ def _unsign(
 def _open_id(signed: object) -> str:
     """The upload behind a signed id, for this visitor only."""
     if not isinstance(signed, str) or not signed or len(signed) > MAX_ID_CHARS:
-        raise InvalidRequest("Field 'upload' must be the id POST /api/uploads answered.")
+        raise InvalidRequest(N_("Field 'upload' must be the id POST /api/uploads answered."))
     upload_id, owner = _unsign(
         ID_SALT,
         signed,
@@ -141,11 +141,11 @@ def create_upload() -> Response:
     content_type = body.get("content_type")
     size = body.get("size")
     if not isinstance(filename, str):
-        raise InvalidRequest("Field 'filename' must be a string.")
+        raise InvalidRequest(N_("Field 'filename' must be a string."))
     if not isinstance(content_type, str):
-        raise InvalidRequest("Field 'content_type' must be the file's type, such as video/mp4.")
+        raise InvalidRequest(N_("Field 'content_type' must be the file's type, such as video/mp4."))
     if isinstance(size, bool) or not isinstance(size, int):
-        raise InvalidRequest("Field 'size' must be the file's size in bytes.")
+        raise InvalidRequest(N_("Field 'size' must be the file's size in bytes."))
     service = _service()
     service.check_declared(filename, content_type, size)
     _admit_upload()
@@ -219,7 +219,7 @@ def _with_file(use: Callable[[Path], Any]) -> Any:
     file = request.files.get("file")
     if not isinstance(file, FileStorage):
         _close_files()
-        raise InvalidRequest("The form must carry the video as its 'file' field.")
+        raise InvalidRequest(N_("The form must carry the video as its 'file' field."))
     folder = Path(tempfile.mkdtemp(prefix="loopmark-incoming-"))
     try:
         path = folder / "upload"
@@ -298,10 +298,14 @@ def _number(fields: Any, name: str, *, text: bool = True) -> float:
         except ValueError:
             value = None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidRequest(f"Field {name!r} must be a number of seconds.")
+        raise InvalidRequest(
+            N_("Field %(name)r must be a number of seconds."), params={"name": name}
+        )
     number = float(value)
     if not math.isfinite(number):
-        raise InvalidRequest(f"Field {name!r} must be a finite number of seconds.")
+        raise InvalidRequest(
+            N_("Field %(name)r must be a finite number of seconds."), params={"name": name}
+        )
     return number
 
 
@@ -309,7 +313,7 @@ def _caption(value: object) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise InvalidRequest("Field 'caption' must be a string.")
+        raise InvalidRequest(N_("Field 'caption' must be a string."))
     if len(value) > MAX_CAPTION_FIELD_CHARS:
-        raise InvalidRequest("Field 'caption' is far too long.")
+        raise InvalidRequest(N_("Field 'caption' is far too long."))
     return value

@@ -12,9 +12,11 @@ import re
 from html import escape
 
 from flask import Flask, Response, current_app, jsonify, render_template, request
+from flask_babel import gettext
 from werkzeug.exceptions import HTTPException
 
 from loopmark.errors import (
+    N_,
     BackendUnavailable,
     BadInput,
     ConfigInvalid,
@@ -37,13 +39,16 @@ UNAVAILABLE_RETRY_AFTER_SECONDS = 5
 RENDER_RETRY_AFTER_SECONDS = 2
 JSON_PATH_PREFIXES = ("/api/", "/graphql")
 _HTTP_CODES = {
-    400: ("bad_request", "The request could not be understood."),
-    404: ("not_found", "There is nothing here."),
-    405: ("method_not_allowed", "This address does not take that method."),
-    413: ("body_too_large", "The request body is too large."),
-    415: ("unsupported_media_type", "Send the request body as application/json."),
-    429: ("rate_limited", "Too many requests; please wait a moment."),
+    400: ("bad_request", N_("The request could not be understood.")),
+    404: ("not_found", N_("There is nothing here.")),
+    405: ("method_not_allowed", N_("This address does not take that method.")),
+    413: ("body_too_large", N_("The request body is too large.")),
+    415: ("unsupported_media_type", N_("Send the request body as application/json.")),
+    429: ("rate_limited", N_("Too many requests; please wait a moment.")),
 }
+INTERNAL_MESSAGE = N_("Something went wrong on our side.")
+UNAVAILABLE_MESSAGE = N_("The service is busy or briefly unavailable; please try again shortly.")
+TOOL_FAILED_MESSAGE = N_("This GIF could not be made just now; please try again.")
 
 
 def init_app(app: Flask) -> None:
@@ -72,6 +77,12 @@ def error_response(
     if retry_after_s is not None:
         response.headers["Retry-After"] = str(retry_after_s)
     return response
+
+
+def reason_of(exc: LoopmarkError) -> str:
+    """The error's reason in the request's language (English when the catalogue lacks it).
+    Error *codes* never change with the language: clients branch on them."""
+    return gettext(exc.message_id, **exc.params)
 
 
 def status_of(exc: LoopmarkError) -> tuple[int, int | None]:
@@ -107,26 +118,31 @@ def _domain_error(exc: LoopmarkError) -> Response:
     if status >= 500:
         # Keep the backend's own exception (the cause) in the log, never in the answer.
         log.error("%s: %s", exc.code, exc.reason, exc_info=exc)
-    message = exc.reason
     if status == 500:
-        message = "Something went wrong on our side."
+        message = gettext(INTERNAL_MESSAGE)
     elif isinstance(exc, StorageUnavailable | RecordsUnavailable | DispatchUnavailable):
-        message = "The service is busy or briefly unavailable; please try again shortly."
+        message = gettext(UNAVAILABLE_MESSAGE)
     elif isinstance(exc, ToolFailed):
-        message = "This GIF could not be made just now; please try again."
+        message = gettext(TOOL_FAILED_MESSAGE)
+    else:
+        message = reason_of(exc)
     return error_response(status, exc.code, message, retry_after_s=retry_after_s)
 
 
 def _http_error(exc: HTTPException) -> Response:
     status = exc.code or 500
-    code, message = _HTTP_CODES.get(status, (_snake(exc.name), exc.description or exc.name))
+    known = _HTTP_CODES.get(status)
+    if known is not None:
+        code, message = known[0], gettext(known[1])
+    else:
+        code, message = _snake(exc.name), exc.description or exc.name
     if status == 413:
         limit = request.max_content_length
         if limit:
-            message = f"The request body is larger than {limit // 1024} KB."
+            message = gettext("The request body is larger than %(kb)d KB.", kb=limit // 1024)
     if status >= 500:
         log.error("HTTP %s on %s %s", status, request.method, request.path, exc_info=exc)
-        message = "Something went wrong on our side."
+        message = gettext(INTERNAL_MESSAGE)
     response = error_response(status, code, message)
     for name, value in exc.get_headers():
         if name.lower() in ("allow", "retry-after", "www-authenticate"):
@@ -136,7 +152,7 @@ def _http_error(exc: HTTPException) -> Response:
 
 def _unexpected_error(exc: Exception) -> Response:
     log.exception("unhandled %s on %s %s", type(exc).__name__, request.method, request.path)
-    return error_response(500, "internal_error", "Something went wrong on our side.")
+    return error_response(500, "internal_error", gettext(INTERNAL_MESSAGE))
 
 
 def _html_error(status: int, message: str) -> Response:

@@ -27,13 +27,14 @@ from typing import cast
 
 from flask import Flask, Response, current_app, g, request
 from flask.typing import RouteCallable
+from flask_babel import gettext
 from flask_limiter import Limiter, RateLimitExceeded
 from itsdangerous import BadSignature, TimestampSigner
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter, RateLimiter
 
-from loopmark.errors import ConfigInvalid
+from loopmark.errors import N_, ConfigInvalid
 from loopmark.web.errors import error_response
 
 LIMITER_EXTENSION = "loopmark.limiter"
@@ -238,20 +239,38 @@ def _rate_limited(exc: RateLimitExceeded) -> Response:
     return error_response(
         429,
         "rate_limited",
-        f"That was a lot in a short time; please try again in {retry_after_s} s.",
+        gettext(
+            "That was a lot in a short time; please try again in %(seconds)d s.",
+            seconds=retry_after_s,
+        ),
         retry_after_s=retry_after_s,
     )
 
 
 # The waiting copy blames nobody: a venue's visitors share an address.
 REFUSAL_COPY = {
-    "visitor": (429, "rate_limited", "You have made a lot of GIFs in a short time"),
-    "address": (429, "rate_limited", "Lots of GIFs are being made nearby right now"),
-    "site": (503, "busy", "So many GIFs are being made right now that yours has to wait"),
+    "visitor": (
+        429,
+        "rate_limited",
+        N_("You have made a lot of GIFs in a short time; please try again in %(seconds)d s."),
+    ),
+    "address": (
+        429,
+        "rate_limited",
+        N_("Lots of GIFs are being made nearby right now; please try again in %(seconds)d s."),
+    ),
+    "site": (
+        503,
+        "busy",
+        N_(
+            "So many GIFs are being made right now that yours has to wait; "
+            "please try again in %(seconds)d s."
+        ),
+    ),
 }
 
 
 def _render_refused(exc: RenderRefused) -> Response:
     status, code, reason = REFUSAL_COPY[exc.scope]
-    message = f"{reason}; please try again in {exc.retry_after_s} s."
+    message = gettext(reason, seconds=exc.retry_after_s)
     return error_response(status, code, message, retry_after_s=exc.retry_after_s)

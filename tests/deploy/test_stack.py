@@ -12,6 +12,7 @@ from aws_cdk.assertions import Match
 from loopmark.records import dynamodb as app_dynamodb
 from loopmark.records import stats as app_stats
 from loopmark.storage.base import IMMUTABLE_CACHE_CONTROL
+from loopmark.web.i18n import COOKIE_NAME, VARY_HEADERS
 from tests.deploy.conftest import Synth
 
 CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"
@@ -178,8 +179,13 @@ def test_caching_follows_each_path(synth: Synth) -> None:
     # The page's own Cache-Control decides; a page that says nothing is not stored.
     assert (policy["MinTTL"], policy["DefaultTTL"]) == (0, 0)
     key = policy["ParametersInCacheKeyAndForwardedToOrigin"]
-    assert key["CookiesConfig"] == {"CookieBehavior": "none"}
-    assert key["HeadersConfig"] == {"HeaderBehavior": "none"}
+    # The language a page speaks (web/i18n.py): the cookie and header it says Vary for.
+    assert key["CookiesConfig"] == {"CookieBehavior": "whitelist", "Cookies": [COOKIE_NAME]}
+    assert key["HeadersConfig"] == {
+        "HeaderBehavior": "whitelist",
+        "Headers": ["Accept-Language"],
+    }
+    assert set(VARY_HEADERS) == {"Accept-Language", "Cookie"}
     assert key["QueryStringsConfig"] == {"QueryStringBehavior": "all"}
     # The media's year-long Cache-Control is the app's, stored with each object.
     assert "max-age=31536000" in IMMUTABLE_CACHE_CONTROL

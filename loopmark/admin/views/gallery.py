@@ -5,6 +5,7 @@ the new order as JSON)."""
 from __future__ import annotations
 
 from flask import flash, jsonify, render_template
+from flask_babel import gettext
 from werkzeug.wrappers import Response
 
 from loopmark.admin import blueprint
@@ -13,6 +14,7 @@ from loopmark.admin.views import back, flash_form_errors, wants_json
 from loopmark.errors import BadInput
 from loopmark.web import links
 from loopmark.web.context import services
+from loopmark.web.errors import reason_of
 
 
 @blueprint.get("/gallery")
@@ -37,14 +39,21 @@ def gallery_add() -> Response:
     key = form.key.data or ""
     record = services().render.record(key)
     if record is None:
-        flash("There is no such render.", "error")
+        flash(gettext("There is no such render."), "error")
         return back(form.back.data, "admin.gallery")
     try:
         entry = services().gallery.add(record)
     except BadInput as exc:
-        flash(exc.reason, "error")
+        flash(reason_of(exc), "error")
     else:
-        flash(f"In the gallery at position {entry.position + 1}: “{entry.caption}”.", "ok")
+        flash(
+            gettext(
+                "In the gallery at position %(n)d: “%(caption)s”.",
+                n=entry.position + 1,
+                caption=entry.caption,
+            ),
+            "ok",
+        )
     return back(form.back.data, "admin.gallery")
 
 
@@ -55,9 +64,9 @@ def gallery_remove() -> Response:
         flash_form_errors(form)
         return back(form.back.data, "admin.gallery")
     if services().gallery.remove(form.key.data or ""):
-        flash("Removed from the gallery.", "ok")
+        flash(gettext("Removed from the gallery."), "ok")
     else:
-        flash("That render was not in the gallery.", "error")
+        flash(gettext("That render was not in the gallery."), "error")
     return back(form.back.data, "admin.gallery")
 
 
@@ -68,7 +77,8 @@ def gallery_move() -> Response | tuple[Response, int]:
     as_json = wants_json()
     if not form.validate_on_submit():
         if as_json:
-            return jsonify(error="That move could not be understood: reload the page."), 400
+            refusal = gettext("That move could not be understood: reload the page.")
+            return jsonify(error=refusal), 400
         flash_form_errors(form)
         return back(form.back.data, "admin.gallery")
     store = services().gallery
@@ -76,13 +86,13 @@ def gallery_move() -> Response | tuple[Response, int]:
     key = form.key.data or ""
     problem = None
     if key not in keys:
-        problem = "That render is no longer in the gallery: reload the page."
+        problem = gettext("That render is no longer in the gallery: reload the page.")
     else:
         try:
             keys = moved(keys, key, form.direction.data or "")
             store.reorder(keys)
         except BadInput as exc:  # someone else changed the gallery in between
-            problem = exc.reason
+            problem = reason_of(exc)
     if as_json:
         if problem is not None:
             return jsonify(error=problem), 409

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # not in types-WTForms 3.2
 
@@ -144,7 +145,7 @@ def take_down_link() -> Response:
         return back(None, "admin.renders")
     match = _KEY_IN_TEXT.search((form.target.data or "").strip().lower())
     if match is None:
-        flash("No render key found in that text: paste a share link or a key.", "error")
+        flash(gettext("No render key found in that text: paste a share link or a key."), "error")
         return back(None, "admin.renders")
     key = match.group(1)
     _take_down(key, form.reason.data or "")
@@ -161,4 +162,9 @@ def _take_down(key: str, reason: str) -> None:
     except BadInput as exc:  # not there, or the gallery changed: the key is blocked anyway
         log.info("take-down of %s: gallery unchanged (%s)", key, exc.reason)
     log.warning("admin %s took down %s: %s", who, key, reason)
-    flash(f"Taken down: {key}. Its media are deleted and it can never be made again.", "ok")
+    flash(
+        gettext(
+            "Taken down: %(key)s. Its media are deleted and it can never be made again.", key=key
+        ),
+        "ok",
+    )

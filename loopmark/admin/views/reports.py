@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import abort, flash, redirect, url_for
+from flask_babel import ngettext
 from werkzeug.wrappers import Response
 
 from loopmark.admin import blueprint
@@ -83,5 +84,11 @@ def report_dismiss(key: str) -> Response:
     if not links.well_formed_key(key):
         abort(404)
     count = services().reports.dismiss(key)
-    flash(f"Dismissed {count} report{'s' if count != 1 else ''} of {key}; the GIF stays up.", "ok")
+    message = ngettext(
+        "Dismissed %(num)d report of %(key)s; the GIF stays up.",
+        "Dismissed %(num)d reports of %(key)s; the GIF stays up.",
+        count,
+        key=key,
+    )
+    flash(message, "ok")
     return redirect(url_for("admin.renders"), code=303)

@@ -28,6 +28,7 @@ from flask import (
     send_file,
     url_for,
 )
+from flask_babel import gettext
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # not in types-WTForms 3.2
 
@@ -54,6 +55,7 @@ from loopmark.renderer.templates import Template, iter_template_ids, parse_templ
 from loopmark.service.catalog import DirectoryTemplateCatalog
 from loopmark.web import assets
 from loopmark.web.context import services
+from loopmark.web.errors import reason_of
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +191,13 @@ def _set_published(template_id: str, published: bool) -> Response | tuple[str, i
         abort(404)
     jobs = preparations(catalog)
     if published and not jobs.is_ready(template):
-        flash(f"{template.name} is still being prepared: publish it once it is ready.", "error")
+        flash(
+            gettext(
+                "%(name)s is still being prepared: publish it once it is ready.",
+                name=template.name,
+            ),
+            "error",
+        )
         return redirect(url_for("admin.template_edit", template_id=template_id), code=303)
     try:
         data = set_published(template, published)
@@ -200,9 +208,12 @@ def _set_published(template_id: str, published: bool) -> Response | tuple[str, i
         return _edit_page(template, prepared, form, 422)
     write_template_file(template.folder, data)
     if published:
-        flash(f"{template.name} is published: visitors can pick it now.", "ok")
+        flash(gettext("%(name)s is published: visitors can pick it now.", name=template.name), "ok")
     else:
-        flash(f"{template.name} is a draft again: visitors no longer see it.", "ok")
+        flash(
+            gettext("%(name)s is a draft again: visitors no longer see it.", name=template.name),
+            "ok",
+        )
     return redirect(safe_back() or url_for("admin.templates"), code=303)
 
 
@@ -229,7 +240,7 @@ def template_edit(template_id: str) -> Response | tuple[str, int] | str:
                 _mark(form, exc)
                 status = 422
             except BadInput as exc:
-                flash(exc.reason, "error")
+                flash(reason_of(exc), "error")
                 status = 422
             else:
                 _save(template, data, jobs)
@@ -237,7 +248,7 @@ def template_edit(template_id: str) -> Response | tuple[str, int] | str:
         else:
             status = 422
         if status == 422:
-            flash("Not saved: see the marked fields.", "error")
+            flash(gettext("Not saved: see the marked fields."), "error")
     return _edit_page(template, prepared, form, status)
 
 
@@ -249,17 +260,34 @@ def _save(template: Template, data: dict[str, Any], jobs: Preparations | None) -
     updated = parse_template(template.id, template.folder, data)
     if jobs is not None and updated.version != template.version:
         if not jobs.start_edit(template, data):
-            flash(f"{template.name} is being prepared already: try again in a moment.", "error")
+            flash(
+                gettext(
+                    "%(name)s is being prepared already: try again in a moment.",
+                    name=template.name,
+                ),
+                "error",
+            )
             return
-        then = "saved and published" if publishing else "saved"
-        flash(f"Preparing the new frames of {name}: your changes are {then} once they are "
-              "ready; visitors keep the current version meanwhile.", "ok")  # fmt: skip
+        message = (
+            gettext(
+                "Preparing the new frames of %(name)s: your changes are saved and published "
+                "once they are ready; visitors keep the current version meanwhile.",
+                name=name,
+            )
+            if publishing
+            else gettext(
+                "Preparing the new frames of %(name)s: your changes are saved once they are "
+                "ready; visitors keep the current version meanwhile.",
+                name=name,
+            )
+        )
+        flash(message, "ok")
         return
     write_template_file(template.folder, data)
     if publishing:
-        flash(f"Saved and published {name}: visitors can pick it now.", "ok")
+        flash(gettext("Saved and published %(name)s: visitors can pick it now.", name=name), "ok")
     else:
-        flash(f"Saved {name}.", "ok")
+        flash(gettext("Saved %(name)s.", name=name), "ok")
 
 
 def _waiting(jobs: Preparations, template_id: str) -> tuple[str, int] | None:
@@ -278,7 +306,7 @@ def _waiting(jobs: Preparations, template_id: str) -> tuple[str, int] | None:
     if template is not None and not jobs.running(template_id) and jobs.is_ready(template):
         failed = jobs.take_failure(template_id)
         if failed is not None:  # an edit that could not be prepared: nothing was written
-            flash(f"Your last changes were not saved: {failed}", "error")
+            flash(gettext("Your last changes were not saved: %(reason)s", reason=failed), "error")
         return None
     state = jobs.state(template_id)
     if template is None and state.state != "failed":
@@ -293,7 +321,12 @@ def _edit_form(template: Template, prepared: PreparedTemplate) -> TemplateEditFo
     form = TemplateEditForm(data=_form_data(current))
     choices = [SelectChoice(name, Path(name).stem) for name in caption_fonts()]
     if current.font == OWN_FONT:
-        choices.insert(0, SelectChoice(OWN_FONT, f"Template's own ({template.style.font.name})"))
+        choices.insert(
+            0,
+            SelectChoice(
+                OWN_FONT, gettext("Template's own (%(font)s)", font=template.style.font.name)
+            ),
+        )
     form.font.choices = choices
     return form
 
@@ -310,7 +343,7 @@ def _edit_page(
         editable=folder_catalog() is not None,
         action_form=ActionForm(),
         font_urls={choice.value: font_url(choice.value) for choice in choices},  # type: ignore[union-attr]
-        sample=(template.captions[0] if template.captions else "Your words here"),
+        sample=(template.captions[0] if template.captions else gettext("Your words here")),
     ), status
 
 
@@ -399,7 +432,10 @@ def _given_decimal(value: Decimal | None) -> Decimal:
 def template_new() -> Response | tuple[str, int] | tuple[Response, int]:
     catalog = folder_catalog()
     if catalog is None:
-        flash("Templates come from storage here: add them with `loopmark templates add`.", "error")
+        flash(
+            gettext("Templates come from storage here: add them with `loopmark templates add`."),
+            "error",
+        )
         return redirect(url_for("admin.templates"), code=303)
     form = TemplateUploadForm()
     status = 200
@@ -412,14 +448,14 @@ def template_new() -> Response | tuple[str, int] | tuple[Response, int]:
                 _mark(form, _upload_problem(exc.reason))
             except ToolFailed as exc:
                 log.warning("template upload failed: %s %s", exc.reason, exc.stderr[-400:])
-                unreadable = "This video could not be read; try another file."
+                unreadable = gettext("This video could not be read; try another file.")
                 _mark(form, FieldInvalid("video", unreadable))
             else:
                 preparations(catalog).start(template.id, remove_on_failure=True)
                 location = url_for("admin.template_edit", template_id=template.id)
-                message = (
-                    f"Uploaded {template.name}: it is a draft, hidden from visitors, "
-                    "until you publish it."
+                message = gettext(
+                    "Uploaded %(name)s: it is a draft, hidden from visitors, until you publish it.",
+                    name=template.name,
                 )
                 flash(message, "ok")  # shown by the template's page, however it is reached
                 if wants_json():
@@ -431,7 +467,7 @@ def template_new() -> Response | tuple[str, int] | tuple[Response, int]:
                 fields={field.name: list(field.errors) for field in form if field.errors},
                 errors=_flashed_errors(),
             ), 422
-        flash("Not uploaded: see the marked fields.", "error")
+        flash(gettext("Not uploaded: see the marked fields."), "error")
     return render_template("admin/template_new.html", form=form), status
 
 

@@ -7,15 +7,17 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from flask import flash, render_template
+from flask_babel import gettext
 from werkzeug.wrappers import Response
 
 from loopmark.admin import blueprint
 from loopmark.admin.auth import allows_body
-from loopmark.admin.forms import WordForm, WordImportForm
+from loopmark.admin.forms import WORD_KIND_LABELS, WordForm, WordImportForm
 from loopmark.admin.views import back, flash_form_errors
-from loopmark.errors import BadInput
+from loopmark.errors import N_, BadInput
 from loopmark.records.words import MAX_LIST_WORDS, MAX_RAW_WORD_CHARS, WORD_KINDS
 from loopmark.web.context import services
+from loopmark.web.errors import reason_of
 
 # A full list: MAX_LIST_WORDS lines of up to MAX_RAW_WORD_CHARS characters (mostly ASCII), plus
 # the form's own fields.
@@ -43,7 +45,14 @@ def words_add() -> Response:
     form = WordForm()
     if form.validate_on_submit():
         _change(lambda: services().words.add(form.kind.data, form.word.data or ""))
-        flash(f"Added to the {form.kind.data} words: {(form.word.data or '').strip()}", "ok")
+        flash(
+            gettext(
+                "Added to %(list)s: %(word)s",
+                list=_list_name(form.kind.data),
+                word=(form.word.data or "").strip(),
+            ),
+            "ok",
+        )
     else:
         flash_form_errors(form)
     return back(None, "admin.words")
@@ -55,9 +64,23 @@ def words_remove() -> Response:
     if form.validate_on_submit():
         removed = _change(lambda: services().words.remove(form.kind.data, form.word.data or ""))
         if removed:
-            flash(f"Removed from the {form.kind.data} words: {form.word.data}", "ok")
+            flash(
+                gettext(
+                    "Removed from %(list)s: %(word)s",
+                    list=_list_name(form.kind.data),
+                    word=form.word.data,
+                ),
+                "ok",
+            )
         elif removed is not None:
-            flash(f"{form.word.data!r} was not in the {form.kind.data} words.", "error")
+            flash(
+                gettext(
+                    "“%(word)s” was not in %(list)s.",
+                    word=form.word.data,
+                    list=_list_name(form.kind.data),
+                ),
+                "error",
+            )
     else:
         flash_form_errors(form)
     return back(None, "admin.words")
@@ -73,7 +96,7 @@ def words_import() -> Response:
     try:
         imported = read_word_file(form.file.data.read(IMPORT_MAX_BYTES + 1))
     except BadInput as exc:
-        flash(exc.reason, "error")
+        flash(reason_of(exc), "error")
         return back(None, "admin.words")
     records = services().words
     kind = form.kind.data
@@ -83,7 +106,10 @@ def words_import() -> Response:
         wanted = sorted(getattr(records.lists(), kind)) + imported
     count = _change(lambda: records.replace(kind, wanted))
     if count is not None:
-        flash(f"The {kind} list now holds {count} words.", "ok")
+        flash(
+            gettext("%(list)s now holds %(count)d words.", list=_list_name(kind), count=count),
+            "ok",
+        )
     return back(None, "admin.words")
 
 
@@ -91,20 +117,25 @@ def read_word_file(data: bytes) -> list[str]:
     """Words from an uploaded text file: UTF-8 (a BOM is fine), one per line, blank lines and
     lines starting with # skipped. BadInput for anything else."""
     if len(data) > IMPORT_MAX_BYTES:
-        raise BadInput(f"the file is larger than {IMPORT_MAX_BYTES // 1024} KB")
+        raise BadInput(
+            N_("The file is larger than %(kb)d KB."), params={"kb": IMPORT_MAX_BYTES // 1024}
+        )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise BadInput("the file must be UTF-8 text, one word per line") from None
+        raise BadInput(N_("The file must be UTF-8 text, one word per line.")) from None
     words = []
     for line in text.splitlines():
         word = line.strip()
         if word and not word.startswith(COMMENT_PREFIX):
             if len(word) > MAX_RAW_WORD_CHARS:
-                raise BadInput(f"a line is longer than {MAX_RAW_WORD_CHARS} characters")
+                raise BadInput(
+                    N_("A line is longer than %(max)d characters."),
+                    params={"max": MAX_RAW_WORD_CHARS},
+                )
             words.append(word)
     if not words:
-        raise BadInput("the file holds no words")
+        raise BadInput(N_("The file holds no words."))
     return words
 
 
@@ -113,5 +144,10 @@ def _change(action: Callable[[], T]) -> T | None:
     try:
         return action()
     except BadInput as exc:
-        flash(exc.reason, "error")
+        flash(reason_of(exc), "error")
         return None
+
+
+def _list_name(kind: str) -> str:
+    """A word list's name in the admin's language ("Forbidden", …)."""
+    return str(WORD_KIND_LABELS.get(kind, kind))

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from loopmark.errors import CaptionRejected, TemplateInvalid
+from loopmark.errors import N_, CaptionRejected, TemplateInvalid
 from loopmark.renderer.caption.balance import balanced_wrappings
 from loopmark.renderer.caption.bidi import visual_order
 from loopmark.renderer.caption.fonts import font_chain
@@ -94,7 +94,8 @@ def fit_caption(
                 return balanced
         return best
     raise CaptionRejected(
-        f"the caption does not fit in {style.max_lines} line(s) at {style.min_size} px: shorten it",
+        N_("That caption does not fit on this loop (%(lines)d lines at most). Please shorten it."),
+        params={"lines": style.max_lines},
         code="caption_does_not_fit",
     )
 

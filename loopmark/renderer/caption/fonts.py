@@ -15,7 +15,7 @@ from pathlib import Path
 import regex
 from PIL import ImageFont
 
-from loopmark.errors import CaptionRejected
+from loopmark.errors import N_, CaptionRejected
 from loopmark.package_data import FONTS_DIR
 
 # The font used when a template names none: bold, very legible, Latin/Greek/Cyrillic/Vietnamese.
@@ -141,7 +141,8 @@ def _unsupported(cluster: str, chain: Chain) -> CaptionRejected:
         needed[0] if needed else 0,
     )
     return CaptionRejected(
-        f"the caption contains a character no font can draw (U+{missing:04X})",
+        N_("That caption contains a character we can't draw (U+%(codepoint)s)."),
+        params={"codepoint": f"{missing:04X}"},
         code="caption_unsupported_character",
     )
 

@@ -90,7 +90,7 @@
     input.disabled = true;
     var media = document.createElement("span");
     media.className = "tpl-media tpl-warming";
-    media.textContent = "Getting ready…";
+    media.textContent = Hop.t("picker.warming");
     var caption = document.createElement("span");
     caption.className = "tpl-label";
     var name = document.createElement("span");
@@ -136,7 +136,7 @@
     caption.appendChild(name);
     var mode = document.createElement("span");
     mode.className = "tpl-mode";
-    mode.textContent = template.caption_mode === "free" ? "Your words" : "Pick a line";
+    mode.textContent = Hop.t(template.caption_mode === "free" ? "picker.free" : "picker.presets");
     caption.appendChild(mode);
     label.appendChild(input);
     label.appendChild(media);
@@ -181,7 +181,7 @@
         el.picker.textContent = "";
         if (!answer.body.length) {
           el.picker.appendChild(status);
-          status.textContent = "No loops yet: come back soon!";
+          status.textContent = Hop.t("picker.empty");
           return;
         }
         answer.body.forEach(function (template, index) {
@@ -198,7 +198,7 @@
         }
       })
       .catch(function () {
-        status.textContent = "We couldn't load the loops. Please reload the page.";
+        status.textContent = Hop.t("picker.failed");
       });
   }
 
@@ -217,7 +217,7 @@
     el.previewVideo.dataset.poster = template.poster_url;
     el.previewVideo.width = template.width;
     el.previewVideo.height = template.height;
-    el.previewVideo.setAttribute("aria-label", template.name + " preview");
+    el.previewVideo.setAttribute("aria-label", Hop.t("preview.label", { name: template.name }));
     state.preview = new Hop.CaptionPreview(el.previewCanvas, template);
     state.preview.fontReady.then(function () {
       if (state.template === template) {
@@ -227,7 +227,9 @@
     buildPresets(template);
     var free = template.caption_mode === "free";
     el.field.hidden = !free;
-    el.presets.querySelector("legend").textContent = free ? "Suggestions" : "Pick a caption";
+    el.presets.querySelector("legend").textContent = Hop.t(
+      free ? "presets.suggestions" : "presets.pick"
+    );
     showStep("caption");
     Hop.playLoop(el.previewVideo);
     updateCount();
@@ -237,7 +239,9 @@
 
   function buildPresets(template) {
     el.chips.textContent = "";
-    var captions = template.captions || [];
+    // The page's language's captions where the template has them (captions_by_language).
+    var byLanguage = template.captions_by_language || {};
+    var captions = byLanguage[Hop.lang] || template.captions || [];
     el.presets.hidden = captions.length === 0;
     captions.forEach(function (text, index) {
       var label = document.createElement("label");
@@ -278,7 +282,7 @@
     el.count.textContent = length + " / " + maxGraphemes;
     el.count.classList.toggle("is-over", length > maxGraphemes);
     if (length > maxGraphemes) {
-      showError("That caption is too long: " + maxGraphemes + " characters at most.");
+      showError(Hop.t("caption.too_long", { max: maxGraphemes }));
     }
   }
 
@@ -289,7 +293,7 @@
     // A caption the policy refused is never drawn over the loop, not even as a preview.
     var shown = state.caption === state.refused ? "" : state.caption;
     var result = state.preview.draw(shown);
-    el.fitHint.textContent = result.fit ? "" : "That's a lot of words: it may not fit the loop.";
+    el.fitHint.textContent = result.fit ? "" : Hop.t("caption.too_wide");
   }
 
   /* A caption error (refused, empty, too long) disables "Create my GIF" until the caption
@@ -334,7 +338,7 @@
             return;
           }
           if (answer.status === 422 || answer.status === 400) {
-            refuse(caption, Hop.errorMessage(answer.body, "Please try another caption."));
+            refuse(caption, Hop.errorMessage(answer.body, Hop.t("caption.try_another")));
           } else if (answer.status === 200) {
             clearError();
           }
@@ -367,7 +371,7 @@
   function setCreating(busy) {
     el.create.disabled = busy;
     el.create.setAttribute("aria-busy", busy ? "true" : "false");
-    el.create.textContent = busy ? "Creating…" : "Create my GIF";
+    el.create.textContent = Hop.t(busy ? "create.busy" : "create.button");
   }
 
   function goToResult(body) {
@@ -383,8 +387,8 @@
     var left = Math.max(1, seconds);
     el.retryMessage.hidden = false;
     function tick() {
-      el.retryMessage.textContent = (message || "Lots of GIFs in the oven right now.") +
-        " Trying again in " + left + " s…";
+      el.retryMessage.textContent = (message || Hop.t("create.oven_busy")) + " " +
+        Hop.t("create.retry_in", { seconds: left });
       left -= 1;
       if (left >= 0) {
         state.busyTimer = window.setTimeout(tick, 1000);
@@ -397,14 +401,14 @@
     clearError();
     var caption = state.caption.trim();
     if (!caption) {
-      showError(state.template.caption_mode === "free"
-        ? "Write a caption or pick a suggestion."
-        : "Pick one of the captions.");
+      showError(Hop.t(state.template.caption_mode === "free"
+        ? "caption.write_or_pick"
+        : "caption.pick_one"));
       (state.template.caption_mode === "free" ? el.input : el.chips.querySelector("input")).focus();
       return;
     }
     if (Hop.graphemes(caption).length > maxGraphemes) {
-      showError("That caption is too long: " + maxGraphemes + " characters at most.");
+      showError(Hop.t("caption.too_long", { max: maxGraphemes }));
       el.input.focus();
       return;
     }
@@ -428,7 +432,7 @@
           // Busy or briefly down: wait as long as Retry-After says, then ask again.
           var wait = answer.retryAfter !== null ? answer.retryAfter : BUSY_FALLBACK_S;
           showStep("create");
-          el.progressStatus.textContent = "Waiting for a place in the queue…";
+          el.progressStatus.textContent = Hop.t("create.waiting");
           showBusy(wait, Hop.errorMessage(body, ""));
           window.clearTimeout(state.resubmitTimer);
           state.resubmitTimer = window.setTimeout(submit, 1000 * Math.max(1, wait));
@@ -436,7 +440,7 @@
         }
         setCreating(false);
         showStep("caption");
-        var message = Hop.errorMessage(body, "Something went wrong. Please try again.");
+        var message = Hop.errorMessage(body, Hop.t("create.failed"));
         if (answer.status === 422 || answer.status === 400) {
           refuse(state.caption, message);
         } else {
@@ -446,7 +450,7 @@
       })
       .catch(function () {
         setCreating(false);
-        showError("We couldn't reach the oven. Check your connection and try again.", true);
+        showError(Hop.t("create.offline"), true);
       });
   }
 

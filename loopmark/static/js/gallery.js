@@ -212,7 +212,7 @@
   function fail() {
     loading = false;
     grid.setAttribute("aria-busy", "false");
-    showStatus("The gallery could not be loaded just now.");
+    showStatus(Hop.t ? Hop.t("gallery.failed") : "");
     retryButton.hidden = false;
   }
 

@@ -9,10 +9,6 @@
   var BACKOFF = 1.25;
   var NETWORK_RETRY_MS = 2000;
 
-  function plural(n, one, many) {
-    return n === 1 ? one : many;
-  }
-
   /* Fills the progress block (partials/progress.html) from one API answer. */
   function Display(root) {
     this.track = root.querySelector("[role=progressbar]");
@@ -28,15 +24,13 @@
     if (state.status === "done" ||
         (state.renditions && state.renditions.gif === true && state.renditions.poster === true)) {
       percent = 100;
-      text = "Done! Opening your GIF…";
+      text = Hop.t("progress.done");
     } else if (state.status === "queued") {
       var ahead = Math.max(0, state.position || 0);
-      text = ahead > 0
-        ? "In the queue: " + ahead + " " + plural(ahead, "GIF", "GIFs") + " ahead of you"
-        : "In the queue: you're next";
+      text = ahead > 0 ? Hop.tn("progress.ahead", ahead) : Hop.t("progress.next");
     } else {
       percent = Math.round(Math.max(0, Math.min(1, state.progress || 0)) * 100);
-      text = "Rendering your GIF… " + percent + "%";
+      text = Hop.t("progress.rendering", { percent: percent });
     }
     // The bar never moves backwards (a takeover may restart a render's count).
     this.shown = Math.max(this.shown, percent);
@@ -47,7 +41,7 @@
     var eta = state.eta_seconds;
     if (state.status !== "done" && typeof eta === "number" && isFinite(eta)) {
       var seconds = Math.max(1, Math.ceil(eta));
-      this.eta.textContent = "About " + seconds + " " + plural(seconds, "second", "seconds") + " left";
+      this.eta.textContent = Hop.tn("progress.eta", seconds);
     } else {
       this.eta.textContent = "";
     }
@@ -102,9 +96,7 @@
         return;
       }
       stopped = true;
-      var fallback = answer.status === 404
-        ? "We lost track of this GIF. Please make it again."
-        : "Something went wrong making your GIF.";
+      var fallback = Hop.t(answer.status === 404 ? "progress.lost" : "progress.failed");
       options.onError(Hop.errorMessage(body, fallback), answer.status);
     }
 
@@ -112,7 +104,7 @@
       Hop.fetchJSON(options.statusUrl)
         .then(handle)
         .catch(function () {
-          display.message("Connection lost, retrying…");
+          display.message(Hop.t("progress.offline"));
           schedule(NETWORK_RETRY_MS);
         });
     }
@@ -143,8 +135,8 @@
       onBusy: function (seconds, message) {
         retry.hidden = seconds === null;
         if (seconds !== null) {
-          retry.textContent = (message || "We're very busy right now.") +
-            " Checking again in " + seconds + " s…";
+          retry.textContent = (message || Hop.t("progress.busy")) + " " +
+            Hop.t("progress.check_in", { seconds: seconds });
         }
       },
       onError: function (message) {

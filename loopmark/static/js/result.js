@@ -27,8 +27,7 @@
       video.pause();
       figure.classList.add("is-failed");
       state("failed");
-      status.textContent = "We couldn't load this GIF. It may have been removed, or the " +
-        "connection dropped.";
+      status.textContent = Hop.t("media.failed");
       play.hidden = true;
       retry.hidden = false;
       // No poster either (an unknown key): show the branded placeholder instead.
@@ -74,7 +73,7 @@
     retry.addEventListener("click", function () {
       figure.classList.remove("is-failed", "no-poster");
       state("loading");
-      status.textContent = "Loading the loop…";
+      status.textContent = Hop.t("media.loading");
       retry.hidden = true;
       video.load();
       start();
@@ -182,7 +181,7 @@
 
     copy.addEventListener("click", function () {
       var done = function () {
-        say("Link copied!");
+        say(Hop.t("share.copied"));
       };
       if (navigator.clipboard && window.isSecureContext) {
         navigator.clipboard.writeText(url).then(done, function () {
@@ -200,7 +199,7 @@
         } catch (err) {
           ok = false;
         }
-        say(ok ? "Link copied!" : "Select the link below and copy it.");
+        say(Hop.t(ok ? "share.copied" : "share.copy_manually"));
       }
     });
 
@@ -244,7 +243,7 @@
         : { title: text, text: text, url: url };
       navigator.share(data).catch(function (err) {
         if (err && err.name !== "AbortError") {
-          say("Sharing didn't work here: try a button below.");
+          say(Hop.t("share.failed"));
         }
       });
     }

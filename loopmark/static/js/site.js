@@ -6,6 +6,54 @@
   var Hop = (window.Hop = window.Hop || {});
   var motionQuery = window.matchMedia ? window.matchMedia("(prefers-reduced-motion: reduce)") : null;
 
+  /* The page's words, in its language: a JSON block (#hop-strings) the server writes, so no
+     sentence is written here. Hop.t(key, {name: value}) fills %(name)s placeholders;
+     Hop.tn(key, n, values) picks the plural form the language's rules name for n. */
+  var strings = null;
+
+  function pageStrings() {
+    if (strings === null) {
+      var block = document.getElementById("hop-strings");
+      try {
+        strings = block ? JSON.parse(block.textContent) : {};
+      } catch (e) {
+        strings = {};
+      }
+    }
+    return strings;
+  }
+
+  function fill(text, values) {
+    return String(text).replace(/%\((\w+)\)s|%%/g, function (match, name) {
+      if (!name) {
+        return "%";
+      }
+      return values && values[name] !== undefined ? String(values[name]) : match;
+    });
+  }
+
+  Hop.lang = document.documentElement.lang || "en";
+
+  Hop.t = function (key, values) {
+    var text = pageStrings()[key];
+    return fill(typeof text === "string" ? text : key, values);
+  };
+
+  Hop.tn = function (key, n, values) {
+    var forms = pageStrings()[key] || {};
+    var rule = "other";
+    try {
+      rule = new Intl.PluralRules(Hop.lang).select(n);
+    } catch (e) {
+      rule = n === 1 ? "one" : "other";
+    }
+    var merged = { n: n };
+    Object.keys(values || {}).forEach(function (name) {
+      merged[name] = values[name];
+    });
+    return fill(forms[rule] || forms.other || key, merged);
+  };
+
   Hop.reducedMotion = function () {
     return !!(motionQuery && motionQuery.matches);
   };

@@ -1,0 +1,187 @@
+"""Which language a request is answered in (web/i18n.py), and what that does to the page, its
+headers and the API's error messages."""
+
+from __future__ import annotations
+
+import html as html_lib
+import re
+
+import pytest
+from flask import Flask, render_template_string
+from flask.testing import FlaskClient
+
+from loopmark.web import i18n
+from tests.site.conftest import render_via_api
+
+GERMAN_BROWSER = "de-DE,de;q=0.9,en-US;q=0.8,en;q=0.7"
+
+
+def page_language(html: str) -> tuple[str, str]:
+    found = re.search(r'<html lang="([^"]+)" dir="([^"]+)">', html)
+    assert found, html[:200]
+    return found.group(1), found.group(2)
+
+
+def h1(html: str) -> str:
+    found = re.search(r"<h1[^>]*>(.*?)</h1>", html, re.S)
+    assert found
+    return found.group(1).strip()
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (GERMAN_BROWSER, "de"),
+        ("de-AT", "de"),
+        ("de-CH;q=0.8, fr;q=0.9", "de"),  # French is not offered: the next best is
+        ("fr-FR,fr;q=0.9", "en"),
+        ("en-GB,de;q=0.5", "en"),
+        ("", "en"),
+        ("*", "en"),
+    ],
+)
+def test_the_page_follows_accept_language(client: FlaskClient, header: str, expected: str) -> None:
+    response = client.get("/gallery", headers={"Accept-Language": header})
+    assert response.status_code == 200
+    assert page_language(response.get_data(as_text=True)) == (expected, "ltr")
+    assert response.headers["Content-Language"] == expected
+    # A cache must keep one copy per language: the page says what it depended on.
+    assert {"Accept-Language", "Cookie"} <= set(response.vary)
+
+
+def test_german_pages_are_german(client: FlaskClient) -> None:
+    german = client.get("/gallery", headers={"Accept-Language": GERMAN_BROWSER})
+    english = client.get("/gallery", headers={"Accept-Language": "en"})
+    assert h1(german.get_data(as_text=True)) == "Die Galerie"
+    assert h1(english.get_data(as_text=True)) == "The gallery"
+    # Different bodies, different validators: no 304 across languages.
+    assert german.headers["ETag"] != english.headers["ETag"]
+
+
+def test_the_switch_is_remembered_and_beats_the_browser(app: Flask) -> None:
+    client = app.test_client()
+    chosen = client.get("/gallery?lang=de", headers={"Accept-Language": "en"})
+    assert page_language(chosen.get_data(as_text=True))[0] == "de"
+    cookie = chosen.headers["Set-Cookie"]
+    assert cookie.startswith(f"{i18n.COOKIE_NAME}=de;") and "HttpOnly" in cookie
+    # The answer that sets the cookie is nobody else's.
+    assert chosen.headers["Cache-Control"] == "private, no-store"
+    # Later visits without ?lang: the cookie wins over Accept-Language.
+    later = client.get("/credits", headers={"Accept-Language": "en"})
+    assert page_language(later.get_data(as_text=True))[0] == "de"
+    assert later.headers["Cache-Control"].startswith("public")
+    # Asking for the remembered language again sets nothing: the page stays cacheable.
+    again = client.get("/gallery?lang=de")
+    assert "Set-Cookie" not in again.headers
+    assert again.headers["Cache-Control"].startswith("public")
+
+
+def test_an_unknown_language_in_the_url_is_ignored(client: FlaskClient) -> None:
+    response = client.get("/gallery?lang=xx", headers={"Accept-Language": "de"})
+    assert page_language(response.get_data(as_text=True))[0] == "de"
+    assert "Set-Cookie" not in response.headers
+
+
+def test_every_page_offers_the_switch_to_the_same_page(client: FlaskClient) -> None:
+    html = client.get("/credits?x=1", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    switch = re.search(r'<nav class="language-switch"[^>]*>(.*?)</nav>', html, re.S)
+    assert switch, "no language switch"
+    found = re.findall(r'<a href="([^"]+)" hreflang="(\w+)"', switch.group(1))
+    links = {html_lib.unescape(url): lang for url, lang in found}
+    assert set(links.values()) == {"en", "de"}
+    assert {url for url, lang in links.items() if lang == "de"} == {"/credits?x=1&lang=de"}
+    assert ">Deutsch</a>" in switch.group(1) and ">English</a>" in switch.group(1)
+    assert '<link rel="alternate" hreflang="de" href="/credits?x=1&amp;lang=de">' in html
+
+
+def test_scripts_get_their_strings_from_the_page(client: FlaskClient) -> None:
+    html = client.get("/", headers={"Accept-Language": "de"}).get_data(as_text=True)
+    block = re.search(r'<script type="application/json" id="hop-strings">(.*?)</script>', html)
+    assert block
+    assert "Link kopiert!" in block.group(1)
+    assert "GIFs vor dir" in block.group(1)
+
+
+def test_api_errors_speak_the_language_and_keep_their_code(client: FlaskClient) -> None:
+    body = {"template": "small", "caption": "x" * 100}
+    english = client.post("/api/captions/check", json=body, headers={"Accept-Language": "en"})
+    german = client.post("/api/captions/check", json=body, headers={"Accept-Language": "de"})
+    assert english.status_code == german.status_code == 422
+    assert english.get_json()["error"]["code"] == german.get_json()["error"]["code"]
+    assert english.get_json()["error"]["code"] == "caption_too_long"
+    assert english.get_json()["error"]["message"] == (
+        "Please keep it to 80 characters or fewer (this one has 100)."
+    )
+    assert german.get_json()["error"]["message"] == (
+        "Bitte bleib bei höchstens 80 Zeichen (dieser Text hat 100)."
+    )
+    missing = client.post("/api/renders", json={"caption": "Hi"}, headers={"Accept-Language": "de"})
+    assert missing.get_json()["error"]["code"] == "invalid_request"
+    assert missing.get_json()["error"]["message"] == "Das Feld 'template' fehlt."
+
+
+def test_error_pages_are_translated(client: FlaskClient) -> None:
+    response = client.get("/no-such-page", headers={"Accept-Language": "de"})
+    assert response.status_code == 404
+    assert h1(response.get_data(as_text=True)) == "Dieser Loop ist weggehoppelt"
+
+
+def test_admin_pages_are_translated(client: FlaskClient) -> None:
+    response = client.get("/admin/login", headers={"Accept-Language": "de"})
+    html = response.get_data(as_text=True)
+    assert page_language(html)[0] == "de"
+    assert h1(html) == "Anmelden"
+    assert '<label for="password">Passwort</label>' in html
+
+
+@pytest.mark.parametrize(("code", "direction"), [("en", "ltr"), ("de", "ltr"), ("ar", "rtl"),
+                                                  ("he", "rtl"), ("fa", "rtl")])  # fmt: skip
+def test_direction_comes_from_the_locale(code: str, direction: str) -> None:
+    assert i18n.text_direction(code) == direction
+
+
+@pytest.mark.parametrize(
+    ("asked", "expected"),
+    [("de", "de"), ("DE", "de"), ("de_AT", "de"), ("en-GB", "en"), ("fr", None), ("", None)],
+)
+def test_supported(asked: str, expected: str | None) -> None:
+    assert i18n.supported(asked) == expected
+
+
+def test_share_page_speaks_its_captions_language(demo_app: Flask) -> None:
+    """A German predefined caption: its render records "de", and its share page is German for
+    every visitor (unless one asks for another language in the URL)."""
+    client = demo_app.test_client()
+    done = render_via_api(client, "Überraschende Wendung", template="head-scratch")
+    record = demo_app.extensions["loopmark"].render.record(done["key"])
+    assert record.media["lang"] == "de"
+    share = client.get(f"/s/{done['key']}", headers={"Accept-Language": "en-US,en"})
+    html = share.get_data(as_text=True)
+    assert page_language(html)[0] == "de"
+    assert "Mach dein eigenes" in html
+    assert share.headers["Content-Language"] == "de"
+    asked = client.get(f"/s/{done['key']}?lang=en", headers={"Accept-Language": "en"})
+    assert "Make your own" in asked.get_data(as_text=True)
+    # The visitor's own words carry no language: the page follows the visitor.
+    own = render_via_api(client, "Meine eigenen Worte", template="wake-up")
+    assert "lang" not in demo_app.extensions["loopmark"].render.record(own["key"]).media
+    english = client.get(f"/s/{own['key']}", headers={"Accept-Language": "en"})
+    assert page_language(english.get_data(as_text=True))[0] == "en"
+
+
+def test_translations_are_trusted_and_their_values_escaped(app: Flask) -> None:
+    """The page's gettext (web/i18n.py: bound to the request's catalogue) marks a translation
+    safe (it may hold markup) and escapes what is filled into it (a visitor's caption)."""
+    page = (
+        '{{ _("“%(caption)s”", caption=caption) }}|'
+        "{% trans url='/x' %}Making a GIF needs JavaScript. You can still browse the "
+        '<a href="{{ url }}">gallery</a>.{% endtrans %}'
+    )
+    with app.test_request_context("/", headers={"Accept-Language": "de"}):
+        html = render_template_string(page, caption='<img src=x onerror="alert(1)">')
+    quoted, trans = html.split("|")
+    assert quoted == "„&lt;img src=x onerror=&#34;alert(1)&#34;&gt;“"
+    assert trans == (
+        'Zum GIF-Machen brauchst du JavaScript. Die <a href="/x">Galerie</a> kannst du dir '
+        "trotzdem ansehen."
+    )
