@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import threading
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from tests.browser.conftest import (
     open_page,
 )
 from tests.browser.test_accessibility import AXE_JS, violations
+from tests.browser.test_creator import fill_queue
 
 CLIP = Path("/work/shared/clips/bigbuckbunny.mp4")  # 5.3 s, 1280×720 H.264, about 1 MB
 RESULT_TIMEOUT_MS = 180_000  # the clip is prepared, then rendered, on a shared machine
@@ -79,8 +81,10 @@ def test_the_journey_with_a_real_clip(
     length.fill("2")
     expect(page.locator("#clip-trim-summary")).to_have_text("From 1.0 s to 3.0 s (2.0 s)")
     caption = page.get_by_label("Caption (optional)")
-    caption.fill("My own bunny")
-    expect(page.locator("#clip-caption-count")).to_have_text("12 / 80")
+    # A caption of its own per viewport, so each journey really renders (not a cached render).
+    words = f"My own bunny on a {context_name(page)}"
+    caption.fill(words)
+    expect(page.locator("#clip-caption-count")).to_have_text(f"{len(words)} / 80")
     page.screenshot(path=str(artifacts / f"clip-{context_name(page)}-trim.png"), full_page=True)
 
     # Sent: the upload's progress (the real bar), then the render's, then the result page.
@@ -92,18 +96,20 @@ def test_the_journey_with_a_real_clip(
            .observe(document.querySelector('#clip-progress .progress-status'),
                     {childList: true, characterData: true, subtree: true})"""
     )
+    fill_queue(live_site, f"clip {uuid.uuid4().hex[:8]}")  # other visitors' renders ahead
     with page.expect_request(lambda r: "/api/uploads/" in r.url and r.method == "POST") as sent:
         form.get_by_role("button", name="Create my GIF").click()
     assert sent.value.headers.get("x-loopmark-visitor"), "the upload carries the visitor token"
     assert sent.value.headers["content-type"].startswith("multipart/form-data")
     page.wait_for_url(re.compile(r"/r/[a-z2-7]{24}$"), timeout=RESULT_TIMEOUT_MS)
     assert any(s.startswith("Uploading your clip… 100%") for s in statuses), statuses
+    assert any(s.startswith(("In the queue", "Rendering your GIF")) for s in statuses), statuses
     gif = page.locator("a[href$='.gif']").first
     expect(gif).to_be_attached(timeout=60_000)
     href = gif.get_attribute("href") or ""
     with urllib.request.urlopen(live_site.url + href, timeout=30) as response:
         assert response.read(6) in (b"GIF89a", b"GIF87a")
-    expect(page.locator(".result-caption")).to_contain_text("My own bunny")
+    expect(page.locator(".result-caption")).to_contain_text(words)
     page.screenshot(path=str(artifacts / f"clip-{context_name(page)}-result.png"), full_page=True)
     watched.assert_clean()
 
