@@ -175,10 +175,15 @@ def share_links(share_url: str, text: str) -> list[ShareLink]:
 
 @blueprint.get("/")
 def home() -> str:
+    settings = services().settings
     return render_template(
         "home.html",
         hero=_hero(),
         bbb_credit=BBB_CREDIT,
+        # "Use your own clip" (partials/clip.html) when visitor uploads are on.
+        uploads=settings.uploads,
+        upload_max_bytes=settings.upload_max_bytes,
+        upload_max_seconds=settings.upload_max_seconds,
         social=site_card(current_brand().share.site_title, current_brand().share.site_description),
     )
 

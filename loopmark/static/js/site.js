@@ -112,6 +112,9 @@
     return visitorPromise;
   }
 
+  /* The visitor token, or null (clip.js sends it with its upload form). */
+  Hop.visitorToken = visitorToken;
+
   /* Fetch JSON; resolves to {status, body, retryAfter} (retryAfter in seconds, or null) and
      rejects only on network failure. API calls carry the visitor token. */
   Hop.fetchJSON = function (url, options) {
