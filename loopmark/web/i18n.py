@@ -293,6 +293,17 @@ def js_strings() -> Mapping[str, Any]:
         "share.copy_manually": gettext("Select the link below and copy it."),
         "share.failed": gettext("Sharing didn't work here: try a button below."),
         "gallery.failed": gettext("The gallery could not be loaded just now."),
+        "clip.too_big": gettext("That video is too big: %(max)s MB at most. Try a shorter clip."),
+        "clip.not_video": gettext("That file isn't a video. Choose an MP4, MOV or WebM clip."),
+        "clip.empty": gettext("That file is empty."),
+        "clip.no_preview": gettext(
+            "Your browser can't show this video, but we may still be able to use it."
+        ),
+        "clip.summary": gettext("From %(start)s s to %(end)s s (%(length)s s)"),
+        "clip.summary_unknown": gettext("From %(start)s s, %(length)s s long"),
+        "clip.uploading": gettext("Uploading your clip… %(percent)s%%"),
+        "clip.uploaded": gettext("Clip uploaded. Making your GIF…"),
+        "clip.upload_failed": gettext("The upload didn't go through. Please try again."),
     }
 
 

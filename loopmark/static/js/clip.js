@@ -2,7 +2,7 @@
    length, add an optional caption; then upload it with real progress (POST /api/uploads, then
    the form to its upload.url), render it (POST /api/renders {upload, start, duration, caption})
    and follow the same progress as template renders to the same result page.
-   Every word shown comes from the page's #clip-strings block. */
+   Every word shown comes from the page's strings (Hop.t, web/i18n.py). */
 (function () {
   "use strict";
 
@@ -19,7 +19,6 @@
   var TYPES = ["video/mp4", "video/quicktime", "video/webm", "video/x-matroska", "video/3gpp",
     "video/3gpp2", "video/x-m4v"];
 
-  var text = JSON.parse(document.getElementById("clip-strings").textContent);
   var maxBytes = parseInt(root.dataset.maxBytes, 10) || 50 * 1024 * 1024;
   var maxSeconds = parseFloat(root.dataset.maxSeconds) || 6;
   var maxGraphemes = parseInt(root.dataset.maxGraphemes, 10) || 80;
@@ -48,14 +47,6 @@
 
   var state = { file: null, url: null, duration: null, busy: false, tracker: null, timer: null };
 
-  function say(key, values) {
-    var message = text[key] || text.generic || "";
-    Object.keys(values || {}).forEach(function (name) {
-      message = message.split("{" + name + "}").join(String(values[name]));
-    });
-    return message;
-  }
-
   function seconds(value) {
     return (Math.round(value * 10) / 10).toFixed(1);
   }
@@ -80,13 +71,13 @@
   /* What the browser can already tell (size, type) before a byte is sent; null when fine. */
   function refusal(file) {
     if (file.size === 0) {
-      return say("empty");
+      return Hop.t("clip.empty");
     }
     if (file.size > maxBytes) {
-      return say("too_big", { max: Math.floor(maxBytes / (1024 * 1024)) });
+      return Hop.t("clip.too_big", { max: Math.floor(maxBytes / (1024 * 1024)) });
     }
     if (file.type && TYPES.indexOf(file.type) < 0) {
-      return say("not_video");
+      return Hop.t("clip.not_video");
     }
     return null;
   }
@@ -147,7 +138,7 @@
 
   el.video.addEventListener("error", function () {
     if (state.file) {
-      el.note.textContent = say("no_preview");
+      el.note.textContent = Hop.t("clip.no_preview");
       el.note.hidden = false;
     }
   });
@@ -184,7 +175,7 @@
     }
     var length = parseFloat(el.length.value);
     var values = { start: seconds(start), end: seconds(start + length), length: seconds(length) };
-    el.summary.textContent = say(state.duration === null ? "summary_unknown" : "summary", values);
+    el.summary.textContent = (state.duration === null ? Hop.t("clip.summary_unknown", values) : Hop.t("clip.summary", values));
     el.start.setAttribute("aria-valuetext", seconds(start) + " s");
     el.length.setAttribute("aria-valuetext", seconds(length) + " s");
   }
@@ -208,7 +199,7 @@
     el.count.textContent = length + " / " + maxGraphemes;
     el.count.classList.toggle("is-over", length > maxGraphemes);
     el.caption.removeAttribute("aria-invalid");
-    showError(length > maxGraphemes ? say("caption_too_long", { max: maxGraphemes }) : "");
+    showError(length > maxGraphemes ? Hop.t("caption.too_long", { max: maxGraphemes }) : "");
   });
 
   // -- upload, render, result ----------------------------------------------------------------
@@ -217,7 +208,7 @@
     state.busy = busy;
     el.create.disabled = busy;
     el.create.setAttribute("aria-busy", busy ? "true" : "false");
-    el.create.textContent = busy ? say("creating") : say("create");
+    el.create.textContent = busy ? Hop.t("create.busy") : Hop.t("create.button");
     el.start.disabled = busy;
     el.length.disabled = busy;
     el.caption.disabled = busy;
@@ -268,7 +259,7 @@
       xhr.upload.addEventListener("progress", function (event) {
         if (event.lengthComputable) {
           var percent = Math.min(100, Math.round((100 * event.loaded) / event.total));
-          setProgress(percent, say("uploading", { percent: percent }));
+          setProgress(percent, Hop.t("clip.uploading", { percent: percent }));
         }
       });
       xhr.addEventListener("load", function () {
@@ -315,15 +306,15 @@
         track(body);
       } else if (answer.status === 429 || answer.status === 503) {
         var wait = Math.max(1, answer.retryAfter !== null ? answer.retryAfter : BUSY_FALLBACK_S);
-        setProgress(100, say("busy", { seconds: wait }));
+        setProgress(100, Hop.t("create.oven_busy") + " " + Hop.t("create.retry_in", { seconds: wait }));
         state.timer = window.setTimeout(function () {
           render(uploadId, choice).catch(function () {
-            fail(say("network"));
+            fail(Hop.t("create.offline"));
           });
         }, wait * 1000);
       } else {
         var code = body.error && body.error.code ? String(body.error.code) : "";
-        fail(Hop.errorMessage(body, say("generic")), /^caption/.test(code) ? "caption" : null);
+        fail(Hop.errorMessage(body, Hop.t("create.failed")), /^caption/.test(code) ? "caption" : null);
       }
     });
   }
@@ -343,7 +334,7 @@
       },
       onBusy: function (wait) {
         if (wait !== null) {
-          el.eta.textContent = say("busy", { seconds: wait });
+          el.eta.textContent = Hop.t("create.oven_busy") + " " + Hop.t("create.retry_in", { seconds: wait });
         }
       },
       onError: function (message) {
@@ -360,12 +351,12 @@
       return;
     }
     if (captionTooLong()) {
-      fail(say("caption_too_long", { max: maxGraphemes }), "caption");
+      fail(Hop.t("caption.too_long", { max: maxGraphemes }), "caption");
       return;
     }
     var choice = trim({ body: null });
     setBusy(true);
-    setProgress(0, say("uploading", { percent: 0 }));
+    setProgress(0, Hop.t("clip.uploading", { percent: 0 }));
     var file = state.file;
     var declared = {
       filename: file.name,
@@ -376,7 +367,7 @@
       .then(function (answer) {
         var body = answer.body || {};
         if (answer.status !== 201 || !body.upload) {
-          fail(Hop.errorMessage(body, say("upload_failed")),
+          fail(Hop.errorMessage(body, Hop.t("clip.upload_failed")),
             answer.status === 413 || answer.status === 415 ? "file" : null);
           return null;
         }
@@ -384,17 +375,17 @@
           return send(body.upload, token).then(function (sent) {
             if (sent.status !== 201 && sent.status !== 204) {
               var refused = sent.status === 413 || sent.status === 415 || sent.status === 422;
-              fail(Hop.errorMessage(sent.body, say("upload_failed")), refused ? "file" : null);
+              fail(Hop.errorMessage(sent.body, Hop.t("clip.upload_failed")), refused ? "file" : null);
               return null;
             }
-            setProgress(100, say("uploaded"));
+            setProgress(100, Hop.t("clip.uploaded"));
             choice = trim(sent);
             return render(body.id, choice);
           });
         });
       })
       .catch(function () {
-        fail(say("network"));
+        fail(Hop.t("create.offline"));
       });
   }
 
