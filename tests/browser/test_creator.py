@@ -14,7 +14,13 @@ from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
 from loopmark.errors import QueueFull
 from loopmark.service.render_service import media_keys
-from tests.browser.conftest import QUEUE_SIZE, LiveSite, new_context, open_page
+from tests.browser.conftest import (
+    QUEUE_SIZE,
+    LiveSite,
+    expect_loop_playing,
+    new_context,
+    open_page,
+)
 
 # Renders queued ahead of the visitor's, so the page shows a real queue and progress; at about
 # 0.4 s each on one worker, they outlast the API's two-second hold with room to spare
@@ -332,9 +338,7 @@ def test_result_page_follows_a_queued_render(
     expect(page.locator("#progress-status")).to_contain_text("ahead of you")
     shot(page, artifacts, "desktop-result-pending")
     # The page polls the real job and shows the GIF once it is done.
-    expect(page.locator("figure.media")).to_have_attribute(
-        "data-state", "playing", timeout=RESULT_TIMEOUT_MS
-    )
+    expect_loop_playing(page, timeout_ms=RESULT_TIMEOUT_MS)
     assert page.url.endswith(f"/r/{outcome.key}")
     watched.assert_clean()
 

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser
 
 from loopmark import create_app
 from loopmark.composition import setup_backends
@@ -28,6 +28,7 @@ from tests.browser.conftest import (
     DESKTOP,
     SERVER_STOP_SECONDS,
     LiveSite,
+    expect_loop_playing,
     live_site_config,
     new_context,
     open_page,
@@ -95,8 +96,7 @@ def download_from_result_page(
         watched = open_page(context)
         page = watched.page
         page.goto(f"/r/{key}")
-        figure = page.locator("figure.media")
-        expect(figure).to_have_attribute("data-state", "playing", timeout=60_000)
+        expect_loop_playing(page)
         source = page.locator("figure.media video").evaluate("v => v.currentSrc")
         # The loop itself comes from the other origin (straight, or through a short link).
         with urllib.request.urlopen(source, timeout=30) as answer:
