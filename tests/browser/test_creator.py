@@ -384,15 +384,7 @@ def test_web_share_shares_the_gif_file(desktop: BrowserContext, live_site: LiveS
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
     page.goto(f"/r/{outcome.key}")
-    figure = page.locator("figure.media")
-    page.wait_for_function(
-        "() => ['playing', 'failed'].includes(document.querySelector('figure.media').dataset.state)"
-    )
-    if figure.get_attribute("data-state") == "failed":
-        # Seen now and then in full runs (the MP4's first load reported an error): the page's own
-        # retry button must bring the loop back.
-        page.locator(".media-retry").click()
-    expect(figure).to_have_attribute("data-state", "playing")
+    expect_loop_playing(page)
     native = page.locator("button.share-native")
     expect(native).to_be_visible()
     assert not [url for url in requested if url.endswith(".gif")]  # not before the visitor asks
