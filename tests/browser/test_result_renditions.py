@@ -57,3 +57,56 @@ def test_the_result_page_plays_the_mp4_when_it_lands(
     expect(page.locator("a.download-mp4")).to_be_visible()
     assert page.url.endswith(f"/r/{key}")  # no reload
     watched.assert_clean()
+
+
+# A copy of the page's loop, put in by script, set up in the same task as its <source> went in:
+# the browser has then begun choosing a source (networkState NETWORK_NO_SOURCE, no currentSrc)
+# but tried none. ``url`` replaces the MP4's address; ``after_error`` sets it up only once that
+# source has failed (as when the page's script runs after a failed load).
+_ADD_LOOP = """async ([url, afterError]) => {
+  const holder = document.createElement("div");
+  holder.innerHTML = document.querySelector("figure.media").outerHTML;
+  const figure = holder.firstElementChild;
+  figure.id = "late";
+  figure.removeAttribute("data-state");
+  figure.classList.remove("is-failed", "no-poster");
+  const video = figure.querySelector("video");
+  const source = video.querySelector("source");
+  if (url) {
+    source.src = url;
+  }
+  document.body.appendChild(figure);
+  const seen = [video.networkState, video.currentSrc];
+  if (afterError) {
+    await new Promise((done) => source.addEventListener("error", done));
+  }
+  window.Hop.setupMedia(figure);
+  return seen;
+}"""
+
+
+def test_a_loop_set_up_while_the_browser_picks_its_source_plays(
+    desktop: BrowserContext, live_site: LiveSite
+) -> None:
+    """Seen in full runs: a loaded machine ran the page's script in the moment between the
+    browser starting to choose the video's source and trying it, and the page called a good
+    loop broken ("couldn't load"). Reproduced here every time by setting a loop up in that
+    moment."""
+    done = live_site.render.request("wake-up", f"Race {uuid.uuid4().hex[:6]}", wait_s=WAIT_S)
+    assert done.status == "done", done
+    watched = open_page(desktop)
+    page = watched.page
+    page.goto(f"/s/{done.key}")
+    expect(page.locator("figure.media")).to_have_attribute("data-state", "playing")
+    network_state, current_src = page.evaluate(_ADD_LOOP, [None, False])
+    assert (network_state, current_src) == (3, "")  # NETWORK_NO_SOURCE, nothing tried yet
+    expect(page.locator("#late")).to_have_attribute("data-state", "playing", timeout=30_000)
+    watched.assert_clean()
+
+    # A loop whose only source failed before the script ran is still called broken at once.
+    missing = f"/media/r/aa/{'a' * len(done.key)}/loop.mp4"
+    page.goto(f"/s/{done.key}")
+    page.evaluate(_ADD_LOOP, [missing, True])
+    late = page.locator("#late")
+    expect(late).to_have_attribute("data-state", "failed")
+    expect(late.locator(".media-retry")).to_be_visible()

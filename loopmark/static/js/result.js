@@ -79,6 +79,17 @@
       start();
     });
 
+    // Whether the video's sources all failed before this script listened for their errors.
+    // NETWORK_NO_SOURCE alone does not say so: the browser sets it first thing when it starts
+    // choosing a source, before it tries any (currentSrc still empty), and a script that runs in
+    // that moment (a busy phone, a slow parse) would call a loop that is about to play broken.
+    function failedAlready() {
+      return (
+        !!video.error ||
+        (video.networkState === HTMLMediaElement.NETWORK_NO_SOURCE && video.currentSrc !== "")
+      );
+    }
+
     if (!source && figure.dataset.statusUrl) {
       // The GIF is stored, the MP4 not yet: show the still and bring the video in when it lands.
       waitForVideo();
@@ -139,7 +150,7 @@
 
     // ``justAdded``: the source was added just now, so "no source" only means it is being chosen.
     function begin(justAdded) {
-      if (!justAdded && (video.error || video.networkState === HTMLMediaElement.NETWORK_NO_SOURCE)) {
+      if (!justAdded && failedAlready()) {
         failed(); // failed before this script ran
         return;
       }
@@ -162,6 +173,7 @@
     }
   }
 
+  Hop.setupMedia = setupMedia; // for a figure added later (and the browser tests)
   document.querySelectorAll("figure.media").forEach(setupMedia);
 
   // -- sharing -------------------------------------------------------------------------------
