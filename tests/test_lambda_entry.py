@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from loopmark import lambda_entry
 from loopmark.composition import setup_backends
 from loopmark.config import Settings
 from loopmark.renderer.prepare import PreparedTemplate
+from loopmark.renderer.render import render_key
 from loopmark.web.context import services
 
 
@@ -80,3 +82,33 @@ def test_a_render_request_through_the_function_url(site_env: None) -> None:
     if answer.get("isBase64Encoded"):
         body = base64.b64decode(body).decode()
     assert len(json.loads(body)["key"]) == 24
+
+
+def test_the_scheduled_requeue_dispatches_renders_left_unfinished(
+    site_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A render recorded as queued whose every event was lost (no worker ever claimed it) is
+    rendered once the schedule's event comes; a younger one is left to Lambda's own queue."""
+    render = services(lambda_entry.site_app()).render
+    caption = "Lost on the way"
+    key = render_key(render.catalog.get("small"), caption)
+    assert render.records.enqueue(key, template_id="small", caption=caption, words_version=None)
+
+    assert lambda_entry.site({"loopmark": "requeue"}) == {
+        "ok": True,
+        "task": "requeue",
+        "requeued": 0,  # queued just now: it may still be in Lambda's queue
+    }
+    monkeypatch.setattr(lambda_entry, "REQUEUE_MIN_AGE_S", 0.0)
+    assert lambda_entry.site({"loopmark": "requeue"})["requeued"] == 1
+    deadline = time.monotonic() + 60
+    while (record := render.record(key)) is not None and record.status != "done":
+        assert time.monotonic() < deadline, record
+        time.sleep(0.05)
+    assert record is not None and record.status == "done"
+
+
+def test_an_unknown_scheduled_task_is_refused(site_env: None) -> None:
+    answer = lambda_entry.site({"loopmark": "sweep-everything"})
+    assert answer["ok"] is False
+    assert answer["error"]["code"] == "unknown_task"

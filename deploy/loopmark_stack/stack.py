@@ -3,7 +3,9 @@ outputs ``make deploy`` reads back."""
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
@@ -28,6 +30,12 @@ SITE_PARAMETERS = {
     "LOOPMARK_MEDIA_BASE_URL": names.MEDIA_BASE_URL,
     "LOOPMARK_CDN_PURGE": names.CDN_PURGE,
 }
+
+# The site's scheduled requeue (loopmark.lambda_entry.scheduled): the event it is sent, and how
+# often. A render whose every Lambda event failed (or was dropped to the dead-letter queue) is
+# otherwise dispatched again only when somebody polls it.
+REQUEUE_EVENT = {"loopmark": "requeue"}
+REQUEUE_EVERY = Duration.minutes(5)
 
 
 class LoopmarkStack(Stack):
@@ -85,6 +93,21 @@ class LoopmarkStack(Stack):
             )
         )
         parameters.grant_read(self, self.site.function, *SITE_PARAMETERS.values())
+        events.Rule(
+            self,
+            "Requeue",
+            description="Loopmark: dispatch again the renders accepted but never finished",
+            schedule=events.Schedule.rate(REQUEUE_EVERY),
+            targets=[
+                targets.LambdaFunction(
+                    self.site.function,
+                    event=events.RuleTargetInput.from_object(REQUEUE_EVENT),
+                    # The next schedule is the retry: an event never waits longer than that.
+                    max_event_age=REQUEUE_EVERY,
+                    retry_attempts=0,
+                )
+            ],
+        )
 
         self.cdn = Cdn(
             self,

@@ -9,6 +9,7 @@ from typing import Any
 
 from aws_cdk.assertions import Match
 
+from loopmark import lambda_entry
 from loopmark.records import dynamodb as app_dynamodb
 from loopmark.records import stats as app_stats
 from loopmark.storage.base import IMMUTABLE_CACHE_CONTROL
@@ -379,6 +380,29 @@ def test_site_invalidates_only_its_distribution_and_invokes_only_the_renderer(
     assert refers_to(found["cloudfront:CreateInvalidation"]["Resource"], cdn)
     renderer = logical_id(synth, "AWS::Lambda::Function", "Renderer")
     assert found["lambda:InvokeFunction"]["Resource"] == {"Fn::GetAtt": [renderer, "Arn"]}
+
+
+def test_the_site_requeues_lost_renders_every_five_minutes(synth: Synth) -> None:
+    rule = synth.one("AWS::Events::Rule")["Properties"]
+    assert rule["ScheduleExpression"] == "rate(5 minutes)"
+    assert rule["State"] == "ENABLED"
+    (target,) = rule["Targets"]
+    site = logical_id(synth, "AWS::Lambda::Function", "Site")
+    assert target["Arn"] == {"Fn::GetAtt": [site, "Arn"]}
+    # The event the site's handler takes for its scheduled requeue (and no HTTP event has).
+    assert json.loads(target["Input"]) == {
+        lambda_entry.SCHEDULED_TASK_KEY: lambda_entry.REQUEUE_TASK
+    }
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 300, "MaximumRetryAttempts": 0}
+    rule_id = logical_id(synth, "AWS::Events::Rule")
+    (permission,) = [
+        p["Properties"]
+        for p in synth.resources("AWS::Lambda::Permission").values()
+        if p["Properties"]["Principal"] == "events.amazonaws.com"
+    ]
+    assert permission["Action"] == "lambda:InvokeFunction"
+    assert permission["FunctionName"] == {"Fn::GetAtt": [site, "Arn"]}
+    assert permission["SourceArn"] == {"Fn::GetAtt": [rule_id, "Arn"]}
 
 
 # -- alarms and outputs ------------------------------------------------------------------------
