@@ -131,7 +131,9 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
     from loopmark.renderer.render import render
     from loopmark.renderer.templates import load_template
 
-    template = load_template(settings.templates_dir, args.id)
+    template = load_template(
+        settings.templates_dir, args.id, default_max_gif_bytes=settings.brand.max_gif_bytes
+    )
     prepared = prepare_template(
         template, settings.prepared_dir, spill_dir=settings.prepared_spill_dir
     )
@@ -158,6 +160,8 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
         "seconds": result.seconds,
         "render_seconds": round(elapsed, 3),
     }
+    if result.budget is not None:  # what the GIF size budget did (its width is the GIF's)
+        summary["budget"] = result.budget.to_json()
     if args.json:
         _print_json(summary)
     else:
@@ -165,6 +169,14 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
             f"{gif_path} ({len(result.gif):,} bytes, {result.frames} frames, "
             f"{result.width}x{result.height}) rendered in {elapsed:.2f} s; key {result.key}"
         )
+        if result.budget is not None and result.budget.stepped:
+            budget = result.budget
+            print(
+                f"GIF over its budget of {budget.max_bytes:,} bytes "
+                f"({budget.full_bytes:,}): every {budget.frame_step} frame(s) at "
+                f"{budget.width}x{budget.height}, {budget.bytes:,} bytes"
+                + ("" if budget.fits else "; still over, the smallest step kept")
+            )
     return EXIT_OK
 
 
