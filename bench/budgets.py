@@ -135,10 +135,13 @@ def cases() -> list[Case]:
     return found
 
 
-def render_row(prepared: PreparedTemplate, budget: int | None) -> tuple[Row, GifStage]:
+def render_row(
+    prepared: PreparedTemplate, budget: int | None, caption: str = CAPTION
+) -> tuple[Row, GifStage]:
     settings = RenderSettings(max_gif_bytes=budget)
     template = prepared.template
-    caption = template.captions[0] if template.caption_mode == "presets" else CAPTION
+    if template.caption_mode == "presets":
+        caption = template.captions[0]
     normalised = accept_caption(template, caption)
     key = normalised_render_key(template, normalised, settings)
     started = time.process_time()
@@ -164,9 +167,9 @@ def render_row(prepared: PreparedTemplate, budget: int | None) -> tuple[Row, Gif
     return row, stage
 
 
-def full_row(prepared: PreparedTemplate) -> Row:
+def full_row(prepared: PreparedTemplate, caption: str = CAPTION) -> Row:
     """The render with no budget, and its MP4's bytes beside the GIF's."""
-    row, stage = render_row(prepared, None)
+    row, stage = render_row(prepared, None, caption)
     mp4 = encode_mp4(stage.composed, fps=prepared.fps)
     return replace(row, mp4_bytes=len(mp4))
 

@@ -9,11 +9,11 @@ from loopmark.renderer.prepare import PreparedTemplate
 
 
 def test_rows_score_the_gif_each_budget_gives(small: PreparedTemplate) -> None:
-    full = full_row(small)
+    full = full_row(small, "Budget")
     assert full.budget is None and full.fits and full.frame_step == 1
     assert full.width == small.width and full.frames == small.frame_count
     assert full.ssim is not None and full.ssim > 0.9 and full.mp4_bytes > 0
-    tight, stage = render_row(small, 50_000)
+    tight, stage = render_row(small, 50_000, "Budget")
     assert stage.budget is not None and stage.budget.stepped
     assert tight.fits and tight.bytes == len(stage.gif) <= 50_000
     assert tight.width == stage.budget.width < small.width
