@@ -190,7 +190,7 @@ def report(rows: dict[str, list[Row]], cases_: list[Case]) -> str:
     lines = [
         "## GIF bytes against share targets' limits",
         "",
-        f"Caption: “{CAPTION}” (a presets template: its first caption). No budget; "
+        f"Caption: “{CAPTION}” (a presets template: its first\ncaption). No budget; "
         "✓ = within the limit.",
         "",
         "| case | frames | size | GIF bytes | MP4 bytes | "

@@ -9,7 +9,8 @@ one step at a time, until the GIF fits:
    summed, so the loop lasts exactly as long), when that leaves at least BUDGET_MIN_FPS;
 2. then the width, BUDGET_WIDTH_FACTOR at a time (at most BUDGET_WIDTH_STEPS steps, never below
    OUTPUT_MIN_WIDTH): the composed frames scaled down (Lanczos), mapped onto the template's own
-   palette through its look-up table and stabilised, as the caption's pixels are.
+   palette through its look-up table and stabilised, as the caption's pixels are. A width that
+   its area says is far over the budget is skipped unmade (BUDGET_SKIP_FACTOR).
 
 A GIF within its budget is never touched (same bytes as with no budget). The steps depend only on
 the render's inputs, so the same inputs give the same bytes. When even the smallest step is over
@@ -34,7 +35,13 @@ from loopmark.renderer.templates import OUTPUT_MIN_WIDTH
 BUDGET_FRAME_STEP = 2  # keep every second frame
 BUDGET_MIN_FPS = 6.0  # frames are dropped only while the GIF keeps at least this frame rate
 BUDGET_WIDTH_FACTOR = 0.8
-BUDGET_WIDTH_STEPS = 5  # 0.8⁵ ≈ 0.33: a 480 px template goes down to 158 px at most
+BUDGET_WIDTH_STEPS = 5  # 0.8⁵ ≈ 0.33: a 480 px template goes down to 156 px at most
+# A GIF's bytes follow its area closely, a little above it (measured on the demo templates and
+# phone clips, 0.8× the width gave 0.66–0.71× the bytes, 0.64× the area): a width whose bytes,
+# predicted by area from the last GIF made, are over the budget by more than this factor is not
+# made at all (the smallest width always is). A width skipped so could not have fitted (bench:
+# the same bytes on every case as making each width).
+BUDGET_SKIP_FACTOR = 1.3
 
 # Encodes (frames, height, width) palette indices with one delay (centiseconds) a frame.
 GifEncoder = Callable[[NDArray[np.uint8], Sequence[int]], bytes]
@@ -138,7 +145,13 @@ def fit_gif_budget(
     if outcome.fits:
         return gif, outcome
     attempts = 1
-    for step in budget_steps(width, count, fps):
+    steps = list(budget_steps(width, count, fps))
+    for step in steps:
+        # Narrower at the same frames: bytes by area, from the last GIF made.
+        predicted = outcome.bytes * (step.width / outcome.width) ** 2
+        narrower = step.frame_step == outcome.frame_step and step.width < outcome.width
+        if narrower and step is not steps[-1] and predicted > max_bytes * BUDGET_SKIP_FACTOR:
+            continue  # far over: the next width, without making this one
         kept = slice(None, None, step.frame_step)
         if step.width == width:
             step_indices = indices[kept]

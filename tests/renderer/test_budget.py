@@ -140,7 +140,8 @@ def test_a_budget_nothing_fits_keeps_the_smallest_step(small12: PreparedTemplate
     assert outcome is not None and not outcome.fits and outcome.stepped
     steps = list(budget_steps(small12.width, small12.frame_count, small12.fps))
     assert (outcome.frame_step, outcome.width) == (steps[-1].frame_step, steps[-1].width)
-    assert outcome.attempts == len(steps) + 1
+    # Widths far over the budget by their area are skipped unmade; the smallest is always made.
+    assert 3 <= outcome.attempts < len(steps) + 1
     assert outcome.bytes == len(result.gif) > 1
     assert gif_frames(result.gif)[2] == (outcome.width, outcome.height)
     assert outcome.to_json()["fits"] is False
