@@ -165,17 +165,19 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         _print_json(summary)
     else:
+        # The GIF's own frames and size: a GIF stepped down to its budget has fewer or smaller.
+        gif = result.budget if result.budget is not None else result
         print(
-            f"{gif_path} ({len(result.gif):,} bytes, {result.frames} frames, "
-            f"{result.width}x{result.height}) rendered in {elapsed:.2f} s; key {result.key}"
+            f"{gif_path} ({len(result.gif):,} bytes, {gif.frames} frames, "
+            f"{gif.width}x{gif.height}) rendered in {elapsed:.2f} s; key {result.key}"
         )
         if result.budget is not None and result.budget.stepped:
             budget = result.budget
+            kept = "every frame" if budget.frame_step == 1 else f"1 frame in {budget.frame_step}"
             print(
-                f"GIF over its budget of {budget.max_bytes:,} bytes "
-                f"({budget.full_bytes:,}): every {budget.frame_step} frame(s) at "
-                f"{budget.width}x{budget.height}, {budget.bytes:,} bytes"
-                + ("" if budget.fits else "; still over, the smallest step kept")
+                f"stepped down to its budget of {budget.max_bytes:,} bytes "
+                f"({budget.full_bytes:,} in full): {kept}, {budget.width}x{budget.height}"
+                + ("" if budget.fits else "; still over at the smallest step")
             )
     return EXIT_OK
 
