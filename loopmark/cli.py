@@ -131,7 +131,9 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
     from loopmark.renderer.render import render
     from loopmark.renderer.templates import load_template
 
-    template = load_template(settings.templates_dir, args.id)
+    template = load_template(
+        settings.templates_dir, args.id, default_max_gif_bytes=settings.brand.max_gif_bytes
+    )
     prepared = prepare_template(
         template, settings.prepared_dir, spill_dir=settings.prepared_spill_dir
     )
@@ -158,13 +160,25 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
         "seconds": result.seconds,
         "render_seconds": round(elapsed, 3),
     }
+    if result.budget is not None:  # what the GIF size budget did (its width is the GIF's)
+        summary["budget"] = result.budget.to_json()
     if args.json:
         _print_json(summary)
     else:
+        # The GIF's own frames and size: a GIF stepped down to its budget has fewer or smaller.
+        gif = result.budget if result.budget is not None else result
         print(
-            f"{gif_path} ({len(result.gif):,} bytes, {result.frames} frames, "
-            f"{result.width}x{result.height}) rendered in {elapsed:.2f} s; key {result.key}"
+            f"{gif_path} ({len(result.gif):,} bytes, {gif.frames} frames, "
+            f"{gif.width}x{gif.height}) rendered in {elapsed:.2f} s; key {result.key}"
         )
+        if result.budget is not None and result.budget.stepped:
+            budget = result.budget
+            kept = "every frame" if budget.frame_step == 1 else f"1 frame in {budget.frame_step}"
+            print(
+                f"stepped down to its budget of {budget.max_bytes:,} bytes "
+                f"({budget.full_bytes:,} in full): {kept}, {budget.width}x{budget.height}"
+                + ("" if budget.fits else "; still over at the smallest step")
+            )
     return EXIT_OK
 
 

@@ -137,6 +137,7 @@ def build_services(settings: Settings, *, with_dispatcher: bool = True) -> Servi
         spill_dir=settings.prepared_spill_dir,
         style_template=settings.upload_style_template,
         keep_uploads=settings.keep_uploads,
+        max_gif_bytes=settings.brand.max_gif_bytes,
     )
     render = RenderService(
         catalog=clips,
@@ -243,9 +244,13 @@ def build_catalog(settings: Settings, blobs: BlobStore) -> TemplateCatalog:
             settings.template_cache_dir,
             settings.prepared_dir,
             spill_dir=settings.prepared_spill_dir,
+            max_gif_bytes=settings.brand.max_gif_bytes,
         )
     return DirectoryTemplateCatalog(
-        settings.templates_dir, settings.prepared_dir, spill_dir=settings.prepared_spill_dir
+        settings.templates_dir,
+        settings.prepared_dir,
+        spill_dir=settings.prepared_spill_dir,
+        max_gif_bytes=settings.brand.max_gif_bytes,
     )
 
 

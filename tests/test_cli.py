@@ -60,6 +60,10 @@ def test_add_list_and_render_a_template(env: dict[str, str], tmp_path: Path) -> 
     assert Path(summary["poster"]).read_bytes()[:2] == b"\xff\xd8"
     assert summary["bytes"] == out.stat().st_size
     assert (summary["frames"], summary["width"], summary["height"]) == (6, 160, 90)
+    # The demo brand's GIF size budget applied, and the GIF was within it.
+    budget = summary["budget"]
+    assert (budget["max_bytes"], budget["fits"], budget["stepped"]) == (8_000_000, True, False)
+    assert budget["bytes"] == summary["bytes"]
 
 
 def snapshot(folder: Path) -> dict[str, int]:

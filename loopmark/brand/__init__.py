@@ -27,6 +27,11 @@ HANDLE = re.compile(r"[A-Za-z0-9_]{1,15}")
 MAX_NAME_CHARS = 60
 PAGE_KINDS = ("privacy", "terms")
 PAGE_FILE_MAX_BYTES = 64_000
+# A GIF size budget ([output] max_gif_bytes here, a template's overrides it): whole bytes in
+# this range, or 0 for none. Below about 50 kB even a 64 px GIF of a few frames does not fit;
+# above 1 GB nothing is a budget any more.
+GIF_BUDGET_MIN_BYTES = 50_000
+GIF_BUDGET_MAX_BYTES = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,10 @@ class Brand:
     default_frame: Path | None = None
     card_picture: Path | None = None
     source: Path | None = None  # the brand.toml it was read from
+    # The largest GIF a visitor should get ([output] max_gif_bytes): the default of every
+    # template (template.toml's [output] max_gif_bytes overrides it) and of visitors' clips.
+    # None: no budget. See renderer.budget.
+    max_gif_bytes: int | None = None
 
     # Changes whenever what pages and cards show of the brand changes: cache-busts brand.css
     # and the site's card.
@@ -116,6 +125,22 @@ def load_brand(path: Path) -> Brand:
 def demo_brand() -> Brand:
     """The demo brand shipped with the package (read once, when first asked for)."""
     return load_brand(DEMO_BRAND_FILE)
+
+
+def gif_budget(value: object) -> int | None:
+    """A ``max_gif_bytes`` value as written (brand.toml, template.toml): its budget in bytes, or
+    None for 0 (no budget). ValueError, saying what is allowed, for anything else."""
+    allowed = (
+        f"must be a whole number of bytes from {GIF_BUDGET_MIN_BYTES:_} to "
+        f"{GIF_BUDGET_MAX_BYTES:_}, or 0 for none, not {value!r}"
+    )
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(allowed)
+    if value == 0:
+        return None
+    if not GIF_BUDGET_MIN_BYTES <= value <= GIF_BUDGET_MAX_BYTES:
+        raise ValueError(allowed)
+    return value
 
 
 def valid_slug(raw: str) -> bool:
@@ -158,6 +183,13 @@ def _parse(data: dict[str, Any], folder: Path, where: str, path: Path) -> Brand:
         }
     )
     pages = _table(data, "pages", where)
+    output = data.get("output", {})
+    if not isinstance(output, dict):
+        raise ConfigInvalid(f"{where}: [output] must be a table")
+    try:
+        max_gif_bytes = gif_budget(output.get("max_gif_bytes", 0))
+    except ValueError as exc:
+        raise ConfigInvalid(f"{where}: output.max_gif_bytes {exc}") from None
     privacy, terms = (_page(pages, kind, folder, where) for kind in PAGE_KINDS)
     return Brand(
         name=name,
@@ -171,6 +203,7 @@ def _parse(data: dict[str, Any], folder: Path, where: str, path: Path) -> Brand:
         default_frame=_file(data, "default_frame", folder, where),
         card_picture=_file(data, "card_picture", folder, where),
         source=path,
+        max_gif_bytes=max_gif_bytes,
         version=_version(data, folder),
     )
 

@@ -11,7 +11,7 @@ import base64
 import hashlib
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +20,7 @@ from PIL import Image
 
 from loopmark.brand import Brand, demo_brand
 from loopmark.errors import N_, CaptionRejected
+from loopmark.renderer.budget import BudgetOutcome, fit_gif_budget
 from loopmark.renderer.caption import render_caption_layer
 from loopmark.renderer.caption_policy import WordLists, check_caption, normalize_caption
 from loopmark.renderer.card import share_card
@@ -44,6 +45,16 @@ class RenderSettings:
     # None: the template's own (tuned at preparation or set in template.toml; fixed by the
     # template and preparation versions, which the key holds). A number overrides it.
     stabilise_distance: float | None = None
+    # The largest GIF (renderer.budget). None: the template's own (``Template.max_gif_bytes``,
+    # template.toml's or the brand's); a number overrides it (benchmarks, tests).
+    max_gif_bytes: int | None = None
+
+
+def gif_budget_of(template: Template, settings: RenderSettings | None = None) -> int | None:
+    """The GIF size budget a render of ``template`` under ``settings`` keeps to (None: none)."""
+    if settings is not None and settings.max_gif_bytes is not None:
+        return settings.max_gif_bytes
+    return template.max_gif_bytes
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,9 @@ class RenderResult:
     width: int
     height: int
     seconds: float
+    # What the GIF size budget did (None: the render had none); frames, width and height above
+    # are the render's own (the MP4's, the poster's), the budget's are the GIF's.
+    budget: BudgetOutcome | None = None
 
 
 def render_key(template: Template, caption: str, settings: RenderSettings | None = None) -> str:
@@ -84,6 +98,9 @@ def normalised_render_key(
         "gifsicle": settings.gifsicle_level,
         "stabilise": settings.stabilise_distance,
     }
+    budget = gif_budget_of(template, settings)
+    if budget is not None:  # only then: keys of renders without a budget stay as they were
+        material["budget"] = budget
     digest = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).digest()
     return base64.b32encode(digest).decode("ascii").lower()[:KEY_CHARS]
 
@@ -220,6 +237,7 @@ def render_accepted(
         width=stage.width,
         height=stage.height,
         seconds=stage.seconds,
+        budget=stage.budget,
     )
 
 
@@ -235,6 +253,7 @@ class GifStage:
     width: int
     height: int
     seconds: float
+    budget: BudgetOutcome | None = None  # what the GIF size budget did (None: no budget)
 
 
 # Where the stages' progress reports sit in 0..1: the GIF's frames are most of the CPU up to
@@ -266,14 +285,35 @@ def render_gif_stage(
     count = prepared.frame_count
     report(GIF_PROGRESS_START)
     span = GIF_PROGRESS_END - GIF_PROGRESS_START
+    delays = frame_delays_cs(count, prepared.fps)
     # Progress is real: GIF frames encoded, then the extras.
     gif = encode_gif(
         indices,
         prepared.palette,
-        frame_delays_cs(count, prepared.fps),
+        delays,
         on_frame=lambda i: report(GIF_PROGRESS_START + span * (i + 1) / count),
     )
     gif = gifsicle_optimise(gif, settings.gifsicle_level)
+    budget = gif_budget_of(prepared.template, settings)
+    outcome = None
+    if budget is not None:
+
+        def encode(step_indices: NDArray[np.uint8], step_delays: Sequence[int]) -> bytes:
+            stepped = encode_gif(step_indices, prepared.palette, step_delays)
+            return gifsicle_optimise(stepped, settings.gifsicle_level)
+
+        gif, outcome = fit_gif_budget(
+            gif,
+            budget,
+            composed=composed,
+            indices=indices,
+            palette=prepared.palette,
+            lut=prepared.lut,
+            stabilise_distance=_distance(prepared, settings),
+            delays_cs=delays,
+            fps=prepared.fps,
+            encode=encode,
+        )
     report(GIF_DONE_PROGRESS)
     return GifStage(
         key=key,
@@ -283,7 +323,15 @@ def render_gif_stage(
         width=prepared.width,
         height=prepared.height,
         seconds=round(prepared.seconds, 3),
+        budget=outcome,
     )
+
+
+def _distance(prepared: PreparedTemplate, settings: RenderSettings) -> float:
+    """The stabilise distance a render uses: its settings', else the template's."""
+    if settings.stabilise_distance is None:
+        return prepared.stabilise_distance
+    return settings.stabilise_distance
 
 
 def render_extras(

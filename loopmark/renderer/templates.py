@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from loopmark.brand import gif_budget
 from loopmark.errors import TemplateInvalid, UnknownTemplate
 from loopmark.renderer.caption import DEFAULT_FONT, TextStyle, fonts_dir
 from loopmark.renderer.caption_policy import normalize_caption
@@ -98,6 +99,10 @@ class Template:
     enabled: bool
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
     stabilise_distance: float | None = None  # None: tuned at preparation
+    # The largest GIF its renders may give (renderer.budget): template.toml's [output]
+    # max_gif_bytes, else the brand's (given by the catalog); None: no budget. Not part of the
+    # version (preparation never reads it): render keys hold it instead.
+    max_gif_bytes: int | None = None
     # The biggest source file preparation probes (a visitor's clip may be bigger: see clip.py).
     source_max_bytes: ClassVar[int] = SOURCE_MAX_BYTES
     # Whether a render may have no caption at all (a visitor's clip: see clip.py).
@@ -185,8 +190,15 @@ def _inside(folder: Path, name: str, what: str) -> Path:
     return path
 
 
-def parse_template(template_id: str, folder: Path, data: dict[str, Any]) -> Template:
-    """Validate a template.toml table into a Template; every problem is a TemplateInvalid."""
+def parse_template(
+    template_id: str,
+    folder: Path,
+    data: dict[str, Any],
+    *,
+    default_max_gif_bytes: int | None = None,
+) -> Template:
+    """Validate a template.toml table into a Template; every problem is a TemplateInvalid.
+    ``default_max_gif_bytes`` (the brand's) applies unless [output] names its own budget."""
     trim = data.get("trim", {})
     output = data.get("output", {})
     text = data.get("text", {})
@@ -221,6 +233,12 @@ def parse_template(template_id: str, folder: Path, data: dict[str, Any]) -> Temp
     )
     if style.align not in ("left", "center", "right"):
         raise TemplateInvalid("text.align must be left, center or right")
+    max_gif_bytes = default_max_gif_bytes
+    if "max_gif_bytes" in output:
+        try:
+            max_gif_bytes = gif_budget(output["max_gif_bytes"])
+        except ValueError as exc:
+            raise TemplateInvalid(f"max_gif_bytes {exc}") from None
     frame_name = data.get("frame")
     return Template(
         id=template_id,
@@ -247,6 +265,7 @@ def parse_template(template_id: str, folder: Path, data: dict[str, Any]) -> Temp
             if "stabilise_distance" in output
             else None
         ),
+        max_gif_bytes=max_gif_bytes,
     )
 
 
@@ -270,7 +289,9 @@ def _caption_sets(value: Any) -> dict[str, tuple[str, ...]]:
     return {language: sets[language] for language in ordered}
 
 
-def load_template(templates_dir: Path, template_id: str) -> Template:
+def load_template(
+    templates_dir: Path, template_id: str, *, default_max_gif_bytes: int | None = None
+) -> Template:
     if not TEMPLATE_ID_PATTERN.match(template_id):
         raise UnknownTemplate(template_id)
     folder = templates_dir / template_id
@@ -281,7 +302,7 @@ def load_template(templates_dir: Path, template_id: str) -> Template:
         raise UnknownTemplate(template_id) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise TemplateInvalid(f"{template_id}/{TEMPLATE_FILE}: {exc}") from None
-    return parse_template(template_id, folder, data)
+    return parse_template(template_id, folder, data, default_max_gif_bytes=default_max_gif_bytes)
 
 
 def iter_template_ids(templates_dir: Path) -> Iterator[str]:

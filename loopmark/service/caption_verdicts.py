@@ -5,7 +5,10 @@ A verdict (the normalised caption, or the refusal's code and reason) depends on 
 (the policy checks the raw length first, then works on the normalised text only) and the brand's
 word lists. The word lists' version (``WordListRecords.version``, bumped by every admin edit)
 is part of the key, so an edit makes every remembered verdict unreachable at once; before the
-lists were ever read (version None) nothing is remembered.
+lists were ever read (version None) nothing is remembered. The template's GIF size budget is in
+the key too: it is part of the render key but not of the template's version (editing it in
+template.toml prepares nothing again), so a verdict remembered under another budget would name
+another render.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from loopmark.renderer.templates import Template
 # an entry is a caption of at most MAX_RAW_CODE_POINTS characters and its verdict.
 VERDICTS_KEPT = 4096
 
-_Key = tuple[str, str, str, int]
+_Key = tuple[str, str, str, int, int | None]
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,13 @@ class CaptionVerdicts:
         CaptionRejected (a fresh one each time)."""
         if words_version is None or len(caption) > MAX_RAW_CODE_POINTS:
             return _judge(template, caption, lists)  # too long: refused at once
-        cache_key = (template.id, template.version, normalize_caption(caption), words_version)
+        cache_key = (
+            template.id,
+            template.version,
+            normalize_caption(caption),
+            words_version,
+            template.max_gif_bytes,
+        )
         with self._lock:
             verdict = self._verdicts.get(cache_key)
             if verdict is not None:

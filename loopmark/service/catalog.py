@@ -337,11 +337,17 @@ class DirectoryTemplateCatalog:
     """Templates in a folder (the default, and what the admin edits)."""
 
     def __init__(
-        self, templates_dir: Path, prepared_dir: Path, *, spill_dir: Path | None = None
+        self,
+        templates_dir: Path,
+        prepared_dir: Path,
+        *,
+        spill_dir: Path | None = None,
+        max_gif_bytes: int | None = None,
     ) -> None:
         self.templates_dir = templates_dir
         self.prepared_dir = prepared_dir
         self.spill_dir = spill_dir  # where versions missing from a read-only prepared_dir go
+        self.max_gif_bytes = max_gif_bytes  # the brand's GIF budget, unless a template has one
         self._lock = threading.Lock()
         self._templates: dict[str, tuple[tuple[tuple[str, int, int], ...], Template]] = {}
         self._prepared = _PreparedCache()
@@ -412,7 +418,9 @@ class DirectoryTemplateCatalog:
             cached = self._templates.get(template_id)
         if cached is not None and cached[0] == stamp:
             return cached[1]
-        template = load_template(self.templates_dir, template_id)
+        template = load_template(
+            self.templates_dir, template_id, default_max_gif_bytes=self.max_gif_bytes
+        )
         with self._lock:
             self._templates[template_id] = (stamp, template)
         return template
@@ -485,11 +493,13 @@ class StoredTemplateCatalog:
         *,
         spill_dir: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
+        max_gif_bytes: int | None = None,
     ) -> None:
         self.blobs = blobs
         self.cache_dir = cache_dir
         self.prepared_dir = prepared_dir
         self.spill_dir = spill_dir  # where versions missing from a read-only prepared_dir go
+        self.max_gif_bytes = max_gif_bytes  # the brand's GIF budget, unless a template has one
         self.clock = clock
         self._lock = threading.Lock()
         self._index: dict[str, Any] = {}
@@ -564,7 +574,7 @@ class StoredTemplateCatalog:
         root = self.cache_dir / version
         folder = root / template_id
         self._download(f"templates/{template_id}/{version}/src", entry.get("src", []), folder)
-        template = load_template(root, template_id)
+        template = load_template(root, template_id, default_max_gif_bytes=self.max_gif_bytes)
         if template.version != version:
             # Same files, different version: this renderer's fonts differ from the pusher's.
             raise TemplateInvalid(

@@ -97,6 +97,7 @@ class ClipCatalog:
         spill_dir: Path | None = None,
         style_template: str | None = None,
         keep_uploads: bool = False,
+        max_gif_bytes: int | None = None,
     ) -> None:
         self.inner = inner
         self.blobs = blobs
@@ -105,6 +106,9 @@ class ClipCatalog:
         self.spill_dir = spill_dir
         self.style_template = style_template
         self.keep_uploads = keep_uploads
+        # Clips keep to the brand's GIF budget (not their style template's own): a portrait
+        # phone clip gives the biggest GIFs of all (480×854, 3 s: 5.5 MB).
+        self.max_gif_bytes = max_gif_bytes
         self._lock = threading.Lock()
         self._clips: OrderedDict[str, ClipTemplate] = OrderedDict()
         self._prepared = _PreparedCache()
@@ -200,6 +204,7 @@ class ClipCatalog:
             source_width=spec.source_width,
             source_height=spec.source_height,
         )
+        template = dataclasses.replace(template, max_gif_bytes=self.max_gif_bytes)
         with self._lock:
             self._clips[template_id] = template
             self._clips.move_to_end(template_id)

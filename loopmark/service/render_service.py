@@ -629,6 +629,10 @@ class RenderService:
             "height": stage.height,
             "seconds": stage.seconds,
         }
+        if stage.budget is not None:
+            # What the GIF size budget did: "bytes" above is the GIF's, "width" and "height"
+            # the render's own (MP4, poster, card); the budget's are the GIF's.
+            media["budget"] = stage.budget.to_json()
         language = self._caption_language(job)
         if language:
             media["lang"] = language  # a predefined caption's language: the share page's
@@ -715,7 +719,11 @@ class RenderService:
         lists, words_version = self.words.current()
         if job.words_version is None or job.words_version != words_version:
             accept_caption(template, job.caption, lists)
-        return self.catalog.prepared(template)
+        prepared = self.catalog.prepared(template)
+        # The template as the key was made from it: its prepared artifacts may have been loaded
+        # with an earlier object of the same version (one whose GIF budget has since changed:
+        # the budget is in the key, not the version).
+        return replace(prepared, template=template)
 
     def _put(self, storage_keys: dict[str, str], kind: str, payload: bytes) -> None:
         try:

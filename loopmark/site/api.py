@@ -257,6 +257,9 @@ def outcome_json(outcome: RenderOutcome) -> dict[str, Any]:
                 "height": outcome.media.get("height"),
                 "caption": outcome.caption,
                 "template": outcome.template_id,
+                # What the GIF size budget did (null: none applied): the GIF's frames, size and
+                # bytes, and whether it fits (README, "GIF size budgets").
+                "budget": outcome.media.get("budget"),
             }
         )
     else:
@@ -273,6 +276,7 @@ def outcome_json(outcome: RenderOutcome) -> dict[str, Any]:
             )
             body["width"] = outcome.media.get("width")
             body["height"] = outcome.media.get("height")
+            body["budget"] = outcome.media.get("budget")
         body.update(
             {
                 "position": outcome.position,

@@ -214,3 +214,27 @@ def test_visitor_uploads_are_marked_and_never_in_the_gallery_by_themselves(
     template_row = html[html.index("From a template") :].split("</tr>")[0]
     assert "visitor upload" not in template_row
     assert key not in gallery_keys(app)
+
+
+def test_a_render_shows_what_its_size_budget_did(app: Flask, admin_client: FlaskClient) -> None:
+    records = site(app).render.records
+    shown = {}
+    for caption, budget in [
+        ("Within", {"max_bytes": 8_000_000, "fits": True, "stepped": False}),
+        ("Stepped", {"max_bytes": 50_000, "fits": True, "stepped": True}),
+        ("Still over", {"max_bytes": 50_000, "fits": False, "stepped": True}),
+    ]:
+        key = fake_key(caption)
+        assert records.claim_lease(
+            key, owner="test", template_id="small", caption=caption, lease_seconds=60
+        )
+        gif = {"frames": 4, "width": 128, "height": 72, "bytes": 40_000, "full_bytes": 68_000}
+        media = {"width": 160, "height": 90, "frames": 8, "bytes": 40_000}
+        assert records.complete(key, owner="test", media={**media, "budget": {**budget, **gif}})
+        page = admin_client.get(f"/admin/renders/{key}").get_data(as_text=True)
+        shown[caption] = re.sub(r"\s+", " ", page)
+    assert "160×90, 8 frames" in shown["Within"] and "8,000,000 bytes: within it" in shown["Within"]
+    # A stepped GIF has its own size and frames; the render's (MP4, poster) are not the GIF's.
+    assert "128×72, 4 frames, 40,000 bytes" in shown["Stepped"]
+    assert "50,000 bytes: made smaller to fit (68,000 bytes in full)" in shown["Stepped"]
+    assert "still over at the smallest step" in shown["Still over"]

@@ -86,6 +86,11 @@ def test_the_older_variables_override_slug_and_handle() -> None:
         ('file = "terms.txt"', 'file = "nowhere.txt"', "pages.terms"),
         ('file = "terms.txt"', 'url = "ftp://x"', "pages.terms.url must start with https://"),
         ("[share]", "[share", "not valid TOML"),
+        ("max_gif_bytes = 8_000_000", "max_gif_bytes = 12", "output.max_gif_bytes must be"),
+        ("max_gif_bytes = 8_000_000", 'max_gif_bytes = "8 MB"', "output.max_gif_bytes must be"),
+        ("max_gif_bytes = 8_000_000", "max_gif_bytes = 8e6", "whole number of bytes"),
+        ("max_gif_bytes = 8_000_000", "max_gif_bytes = -1", "or 0 for none"),
+        ("[output]\nmax_gif_bytes = 8_000_000", 'output = "big"', "[output] must be a table"),
     ],
 )
 def test_a_bad_brand_file_stops_start_up_with_one_line(
@@ -116,3 +121,17 @@ def test_the_command_line_names_a_bad_brand_file_in_one_line(brand_dir: Path) ->
         "colours.accent must be a colour like #5b2e91, not 'orange'"
         in run("templates", "list", env={"LOOPMARK_BRAND_FILE": str(path)}).stderr
     )
+
+
+def test_the_brand_sets_the_gif_budget_every_template_defaults_to(brand_dir: Path) -> None:
+    assert demo_brand().max_gif_bytes == 8_000_000  # under Discord's and email's ~10 MB
+    path = edit(brand_dir, "max_gif_bytes = 8_000_000", "max_gif_bytes = 0")
+    assert load_brand(path).max_gif_bytes is None  # 0: no budget
+    path = edit(brand_dir, "max_gif_bytes = 0", "")
+    assert load_brand(path).max_gif_bytes is None  # none given: no budget
+
+
+def test_the_command_line_refuses_a_bad_gif_budget_in_one_line(brand_dir: Path) -> None:
+    path = edit(brand_dir, "max_gif_bytes = 8_000_000", "max_gif_bytes = 10")
+    line = assert_one_line_error(run("templates", "list", env={"LOOPMARK_BRAND_FILE": str(path)}))
+    assert "output.max_gif_bytes must be a whole number of bytes" in line

@@ -37,6 +37,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from loopmark.brand import demo_brand
 from loopmark.renderer.prepare import prepared_version_folder
 from loopmark.renderer.render import render_key
 from loopmark.renderer.templates import load_template
@@ -273,7 +274,10 @@ def test_renderer_lambda_renders_an_arabic_and_emoji_caption(
     images: dict[str, Image_], aws: dict[str, str], tmp_path: Path
 ) -> None:
     image = images["renderer"]
-    template = load_template(DEMO_TEMPLATES, TEMPLATE)
+    # As the image's catalog reads it: with the brand's GIF budget, which is in the key.
+    template = load_template(
+        DEMO_TEMPLATES, TEMPLATE, default_max_gif_bytes=demo_brand().max_gif_bytes
+    )
     key = render_key(template, CAPTION)
     event = {"key": key, "template_id": TEMPLATE, "caption": CAPTION}
     log = tmp_path / "renderer.log"

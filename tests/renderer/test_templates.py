@@ -57,6 +57,10 @@ def test_unknown_or_malformed_ids_are_unknown(template_id: str) -> None:
         ('name = "Wake up"', "name = ", "template.toml"),
         ("speed = 1.0", "speed = 1.0\nstabilise_distance = 99", "stabilise_distance"),
         ("speed = 1.0", 'speed = 1.0\nstabilise_distance = "far"', "stabilise_distance"),
+        ("speed = 1.0", "speed = 1.0\nmax_gif_bytes = 1000", "max_gif_bytes must be"),
+        ("speed = 1.0", "speed = 1.0\nmax_gif_bytes = 2_000_000_000", "max_gif_bytes"),
+        ("speed = 1.0", "speed = 1.0\nmax_gif_bytes = 5.5e6", "max_gif_bytes"),
+        ("speed = 1.0", "speed = 1.0\nmax_gif_bytes = true", "max_gif_bytes"),
     ],
 )
 def test_invalid_settings_say_what_is_wrong(copy: Path, old: str, new: str, message: str) -> None:
@@ -83,3 +87,18 @@ def test_a_stabilise_distance_override_is_read_and_versioned(copy: Path) -> None
     fixed = load_template(copy, "wake-up")
     assert fixed.stabilise_distance == 4.0
     assert fixed.version != tuned.version  # prepared again with it
+
+
+def test_a_gif_budget_is_the_templates_own_else_the_brands(copy: Path) -> None:
+    plain = load_template(copy, "wake-up")
+    assert plain.max_gif_bytes is None
+    assert load_template(copy, "wake-up", default_max_gif_bytes=8_000_000).max_gif_bytes == (
+        8_000_000
+    )
+    edit(copy / "wake-up", "speed = 1.0", "speed = 1.0\nmax_gif_bytes = 5_000_000")
+    own = load_template(copy, "wake-up", default_max_gif_bytes=8_000_000)
+    assert own.max_gif_bytes == 5_000_000
+    # Preparation never reads the budget: the same version, the same prepared frames.
+    assert own.version == plain.version
+    edit(copy / "wake-up", "max_gif_bytes = 5_000_000", "max_gif_bytes = 0")
+    assert load_template(copy, "wake-up", default_max_gif_bytes=8_000_000).max_gif_bytes is None
