@@ -36,12 +36,14 @@ CAPTION = "Budget day"
 
 
 @pytest.fixture(scope="module")
-def small12(clip: Path, workdir: Path) -> PreparedTemplate:
-    """A 160 px, 12 fps, one-second template: frames may be halved (6 fps is still smooth)."""
+def small12(clip: Path, tmp_path_factory: pytest.TempPathFactory) -> PreparedTemplate:
+    """A 160 px, 12 fps, one-second template: frames may be halved (6 fps is still smooth).
+    In a folder of its own: the session's shared one holds exactly ``small`` for other tests."""
+    folder = tmp_path_factory.mktemp("budget")
     spec = NewTemplate(
         template_id="small12", video=clip, start_s=1.0, duration_s=1.0, width=160, fps=12
     )
-    return add_template(spec, workdir / "templates", workdir / "prepared")
+    return add_template(spec, folder / "templates", folder / "prepared")
 
 
 def gif_frames(gif: bytes) -> tuple[list[np.ndarray], list[int], tuple[int, int]]:
