@@ -47,7 +47,14 @@ from loopmark.admin.template_files import (
     write_template_file,
 )
 from loopmark.admin.views import wants_json
-from loopmark.errors import BadInput, LoopmarkError, ToolFailed, UnknownTemplate
+from loopmark.errors import (
+    N_,
+    BadInput,
+    LoopmarkError,
+    OptionRejected,
+    ToolFailed,
+    UnknownTemplate,
+)
 from loopmark.package_data import WEB_FONTS_DIR
 from loopmark.renderer.authoring import NewTemplate, create_template
 from loopmark.renderer.prepare import PreparedTemplate
@@ -445,7 +452,7 @@ def template_new() -> Response | tuple[str, int] | tuple[Response, int]:
             try:
                 template = _add(form, catalog)
             except BadInput as exc:
-                _mark(form, _upload_problem(exc.reason))
+                _mark(form, _upload_problem(exc))
             except ToolFailed as exc:
                 log.warning("template upload failed: %s %s", exc.reason, exc.stderr[-400:])
                 unreadable = gettext("This video could not be read; try another file.")
@@ -476,22 +483,27 @@ def _flashed_errors() -> list[str]:
     return [str(m) for m in get_flashed_messages(category_filter=["error"])]
 
 
-# The CLI's refusals name its options; the form's fields say the same in the page's words.
+# The authoring code's refusals name the CLI's options (OptionRejected.option); the form marks
+# its own field and names it in the page's words and language.
 _UPLOAD_OPTIONS = {
-    "--start": ("start", "Start"),
-    "--duration": ("duration", "Duration"),
-    "--width": ("width", "Width"),
-    "--fps": ("fps", "Frames per second"),
-    "--frame": ("frame", "The branding frame"),
-    "template": ("template_id", "A template"),
+    "--start": ("start", N_("Start")),
+    "--duration": ("duration", N_("Duration")),
+    "--width": ("width", N_("Width")),
+    "--fps": ("fps", N_("Frames per second")),
+    "--frame": ("frame", N_("The branding frame")),
+    "template": ("template_id", N_("Template id")),
 }
 
 
-def _upload_problem(reason: str) -> FieldInvalid:
-    for option, (field, words) in _UPLOAD_OPTIONS.items():
-        if reason.startswith(option):
-            return FieldInvalid(field, words + reason[len(option) :].rstrip(".") + ".")
-    return FieldInvalid("video", reason)
+def _upload_problem(exc: BadInput) -> FieldInvalid:
+    """A refused upload as a message beside its field, in the page's language (the video's
+    field when the refusal names no option: the probe's refusals)."""
+    if isinstance(exc, OptionRejected) and exc.option in _UPLOAD_OPTIONS:
+        field, label = _UPLOAD_OPTIONS[exc.option]
+        return FieldInvalid(
+            field, gettext(exc.message_id, **{**exc.params, "option": gettext(label)})
+        )
+    return FieldInvalid("video", reason_of(exc))
 
 
 def _close_uploads() -> None:
