@@ -17,6 +17,7 @@ from flask.typing import ResponseReturnValue
 
 from loopmark.brand import Brand, BrandPage
 from loopmark.renderer.card import site_card
+from loopmark.service.languages import translate
 from loopmark.storage.base import IMMUTABLE_CACHE_CONTROL
 from loopmark.web import i18n
 from loopmark.web.context import services
@@ -56,8 +57,13 @@ def _brand_css_url() -> str:
 
 
 def site_card_url() -> str:
-    """The site's card image (a path: the caller makes it absolute)."""
-    return url_for("brand.card", version=current_brand().version)
+    """The site's card image (a path: the caller makes it absolute), worded in the page's
+    language: a page shared from the German site previews with German words."""
+    brand = current_brand()
+    language = i18n.current_language()
+    if language == brand.language:
+        return url_for("brand.card", version=brand.version)
+    return url_for("brand.card_in", version=brand.version, language=language)
 
 
 @blueprint.get("/brand.css")
@@ -70,7 +76,19 @@ def stylesheet() -> ResponseReturnValue:
 @blueprint.get("/card/<version>.jpg")
 def card(version: str) -> ResponseReturnValue:
     brand = current_brand()
-    return _versioned(Response(_card_bytes(brand), mimetype="image/jpeg"), version, brand)
+    body = _card_bytes(brand, brand.language)
+    return _versioned(Response(body, mimetype="image/jpeg"), version, brand)
+
+
+@blueprint.get("/card/<version>/<language>.jpg")
+def card_in(version: str, language: str) -> ResponseReturnValue:
+    """The site's card in one of the site's languages (404 for any other)."""
+    chosen = i18n.supported(language)
+    if chosen != language:
+        abort(404)
+    brand = current_brand()
+    body = _card_bytes(brand, chosen)
+    return _versioned(Response(body, mimetype="image/jpeg"), version, brand)
 
 
 @blueprint.get("/privacy")
@@ -131,6 +149,15 @@ def _stylesheet(brand: Brand) -> str:
     return ":root {\n" + "\n".join(lines) + "\n}\n"
 
 
-@functools.lru_cache(maxsize=2)
-def _card_bytes(brand: Brand) -> bytes:
-    return site_card(brand)
+@functools.lru_cache(maxsize=8)
+def _card_bytes(brand: Brand, language: str) -> bytes:
+    """The site's card drawn once per brand and language (its words through the catalogues:
+    the demo brand's are in them)."""
+    if language == brand.language:
+        return site_card(brand)
+    share = brand.share
+    return site_card(
+        brand,
+        headline=translate(share.card_headline, language),
+        line=translate(share.card_line, language),
+    )

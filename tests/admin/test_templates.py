@@ -362,3 +362,41 @@ def test_upload_refuses_numbers_that_are_not_finite(
         )
     assert response.status_code == 422
     assert not (templates_dir(app) / "nan").exists()
+
+
+def test_upload_refusals_speak_the_admins_language(
+    app: Flask, admin_client: FlaskClient, clip: Path, tmp_path: Path
+) -> None:
+    """The authoring code's refusals name the CLI's options; the form names its own field in the
+    page's language, and the probe's refusals are translated too (codes never change)."""
+    german = {"Accept": "application/json", "Accept-Language": "de"}
+    assert upload(admin_client, clip, "doppelt", Accept="application/json").status_code == 201
+    again = upload(admin_client, clip, "doppelt", **german)
+    assert again.status_code == 422
+    assert again.get_json()["fields"]["template_id"] == ["Eine Vorlage 'doppelt' gibt es schon."]
+    token = page_token(admin_client, "/admin/templates/new")
+    with clip.open("rb") as video:
+        late = post_files(
+            admin_client,
+            "/admin/templates/new",
+            {"template_id": "spaet", "video": FileStorage(video, "clip.mp4"), "start": "30",
+             "width": "96", "fps": "6", "csrf_token": token},
+            headers=german,
+        )  # fmt: skip
+    assert late.status_code == 422
+    [message] = late.get_json()["fields"]["start"]
+    assert message.startswith("Anfang muss innerhalb der ")
+    assert message.endswith(" s des Videos liegen.")
+    playlist = tmp_path / "playlist.mp4"
+    playlist.write_text("#EXTM3U\n#EXTINF:1,\nfile:///etc/passwd\n#EXT-X-ENDLIST\n")
+    token = page_token(admin_client, "/admin/templates/new")
+    with playlist.open("rb") as video:
+        refused = post_files(
+            admin_client,
+            "/admin/templates/new",
+            {"template_id": "liste", "video": FileStorage(video, "loop.mp4"), "start": "0",
+             "width": "96", "fps": "6", "csrf_token": token},
+            headers=german,
+        )  # fmt: skip
+    assert refused.status_code == 422
+    assert refused.get_json()["fields"]["video"] == ["Diese Datei ist eine Playlist, kein Video."]
