@@ -400,3 +400,45 @@ def test_upload_refusals_speak_the_admins_language(
         )  # fmt: skip
     assert refused.status_code == 422
     assert refused.get_json()["fields"]["video"] == ["Diese Datei ist eine Playlist, kein Video."]
+
+
+def test_a_drafts_name_does_not_leak_through_old_gallery_entries(
+    app: Flask, admin_client: FlaskClient
+) -> None:
+    """A render curated while its template was public stays in the gallery when the template
+    goes back to draft (the admin curated the render; its media are public anyway), but GraphQL
+    no longer names the template, nor links its preview: ``template`` is null."""
+    from tests.site.test_graphql import curate
+
+    [key] = curate(app, ["Curated"])
+    name = str(toml_of(app)["name"])
+    full = (
+        "{ gallery(first: 10) { edges { node { key caption "
+        "template { id name posterUrl previewUrl } } } } }"
+    )
+    before = admin_client.post("/graphql", json={"query": full}).get_json()
+    assert before["data"]["gallery"]["edges"][0]["node"]["template"]["name"] == name
+    post(admin_client, "/admin/templates/small/unpublish", token_from="/admin/templates")
+    assert toml_of(app)["enabled"] is False
+
+    response = admin_client.post("/graphql", json={"query": full})
+    body = response.get_json()
+    assert "errors" not in body, body
+    [edge] = body["data"]["gallery"]["edges"]
+    assert edge["node"]["key"] == key and edge["node"]["template"] is None
+    assert name not in response.get_data(as_text=True)
+    # The gallery page: its own query (gallery.js) still lists the entry, and the page never
+    # names a template.
+    script = admin_client.get("/static/js/gallery.js")
+    page_query = "".join(
+        re.findall(
+            r'"([^"]*)"', script.get_data(as_text=True).split("var QUERY =")[1].split(";")[0]
+        )
+    )
+    script.close()
+    listed = admin_client.post(
+        "/graphql", json={"query": page_query, "variables": {"first": 10}}
+    ).get_json()
+    assert [e["node"]["key"] for e in listed["data"]["gallery"]["edges"]] == [key]
+    page = admin_client.get("/gallery").get_data(as_text=True)
+    assert name not in page
