@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -109,11 +109,13 @@ def _row(template_id: str) -> TemplateRow:
     except LoopmarkError as exc:
         return TemplateRow(template_id, None, None, exc.reason)
     jobs = background()
-    if jobs is not None and not jobs.is_ready(template):
-        # Never prepared in a request: the page would hang for as long as FFmpeg runs.
-        state = jobs.state(template_id)
-        preparing = state.state == "preparing"
-        return TemplateRow(template_id, template, None, state.reason or None, preparing)
+    if jobs is not None and (not jobs.is_ready(template) or jobs.busy(template_id)):
+        # Never prepared in a request: the page would hang for as long as FFmpeg runs. A
+        # preparation written down (an edit a restart interrupted) is resumed by state().
+        state = said(jobs.state(template_id))
+        if state.state == "preparing" or not jobs.is_ready(template):
+            preparing = state.state == "preparing"
+            return TemplateRow(template_id, template, None, state.reason or None, preparing)
     try:
         prepared = catalog.prepared(template)
     except LoopmarkError as exc:
@@ -173,8 +175,15 @@ def template_state(template_id: str) -> Response:
     jobs = background()
     if jobs is None:
         return jsonify(state="ready", reason="")
-    state = jobs.state(template_id)
+    state = said(jobs.state(template_id))
     return jsonify(state=state.state, reason=state.reason)
+
+
+def said(state: Preparation) -> Preparation:
+    """A preparation's failure in the page's language (English when it was not marked)."""
+    if not state.message_id:
+        return state
+    return replace(state, reason=gettext(state.message_id, **state.params))
 
 
 @blueprint.post("/templates/<template_id>/publish")
@@ -305,17 +314,20 @@ def _waiting(jobs: Preparations, template_id: str) -> tuple[str, int] | None:
     except UnknownTemplate:
         template = None
     except LoopmarkError as exc:
-        broken = Preparation("failed", exc.reason)
+        broken = said(Preparation.failure(exc))
         page = render_template(
             "admin/template_state.html", template_id=template_id, template=None, state=broken
         )
         return page, 200
-    if template is not None and not jobs.running(template_id) and jobs.is_ready(template):
+    if template is not None and not jobs.busy(template_id) and jobs.is_ready(template):
         failed = jobs.take_failure(template_id)
         if failed is not None:  # an edit that could not be prepared: nothing was written
-            flash(gettext("Your last changes were not saved: %(reason)s", reason=failed), "error")
+            reason = said(failed).reason
+            flash(gettext("Your last changes were not saved: %(reason)s", reason=reason), "error")
         return None
-    state = jobs.state(template_id)
+    state = said(jobs.state(template_id))
+    if template is not None and state.state == "ready":
+        return None
     if template is None and state.state != "failed":
         abort(404)
     return render_template(
