@@ -211,12 +211,15 @@ def test_upload_is_a_draft_prepared_in_the_background(
     assert response.status_code == 303, response.get_data(as_text=True)
     assert response.location == "/admin/templates/tiny"
     folder = templates_dir(app) / "tiny"
-    assert sorted(p.name for p in folder.iterdir()) == ["source.mp4", "template.toml"]
+    # Beside the template, only its preparation's record (a dot-file, gone once it is ready).
+    listed = sorted(p.name for p in folder.iterdir() if p.name != ".preparation.json")
+    assert listed == ["source.mp4", "template.toml"]
     assert toml_of(app, "tiny")["enabled"] is False
     assert "tiny" not in public_ids(admin_client)
     page = admin_client.get("/admin/templates/tiny").get_data(as_text=True)
     assert "data-template-state" in page or "data-admin-preview" in page
     assert wait_ready(admin_client, "tiny") == {"state": "ready", "reason": ""}
+    assert sorted(p.name for p in folder.iterdir()) == ["source.mp4", "template.toml"]
     page = admin_client.get("/admin/templates/tiny").get_data(as_text=True)
     assert "data-admin-preview" in page and "Draft" in page
     refused = admin_client.post("/api/renders", json={"template": "tiny", "caption": "Hi"})
@@ -385,7 +388,7 @@ def test_upload_refusals_speak_the_admins_language(
         )  # fmt: skip
     assert late.status_code == 422
     [message] = late.get_json()["fields"]["start"]
-    assert message.startswith("Anfang muss innerhalb der ")
+    assert message.startswith("Der Anfang muss innerhalb der ")
     assert message.endswith(" s des Videos liegen.")
     playlist = tmp_path / "playlist.mp4"
     playlist.write_text("#EXTM3U\n#EXTINF:1,\nfile:///etc/passwd\n#EXT-X-ENDLIST\n")

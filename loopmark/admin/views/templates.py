@@ -498,12 +498,12 @@ def _flashed_errors() -> list[str]:
 # The authoring code's refusals name the CLI's options (OptionRejected.option); the form marks
 # its own field and names it in the page's words and language.
 _UPLOAD_OPTIONS = {
-    "--start": ("start", N_("Start")),
-    "--duration": ("duration", N_("Duration")),
-    "--width": ("width", N_("Width")),
-    "--fps": ("fps", N_("Frames per second")),
+    "--start": ("start", N_("The start")),
+    "--duration": ("duration", N_("The duration")),
+    "--width": ("width", N_("The width")),
+    "--fps": ("fps", N_("The frame rate")),
     "--frame": ("frame", N_("The branding frame")),
-    "template": ("template_id", N_("Template id")),
+    "template": ("template_id", N_("The template id")),
 }
 
 
