@@ -377,32 +377,23 @@ def test_upload_refusals_speak_the_admins_language(
     again = upload(admin_client, clip, "doppelt", **german)
     assert again.status_code == 422
     assert again.get_json()["fields"]["template_id"] == ["Eine Vorlage 'doppelt' gibt es schon."]
-    token = page_token(admin_client, "/admin/templates/new")
-    with clip.open("rb") as video:
-        late = post_files(
-            admin_client,
-            "/admin/templates/new",
-            {"template_id": "spaet", "video": FileStorage(video, "clip.mp4"), "start": "30",
-             "width": "96", "fps": "6", "csrf_token": token},
-            headers=german,
-        )  # fmt: skip
-    assert late.status_code == 422
-    [message] = late.get_json()["fields"]["start"]
+
+    def refused_fields(template_id: str, video: Path, start: str) -> dict[str, list[str]]:
+        token = page_token(admin_client, "/admin/templates/new")
+        with video.open("rb") as fh:
+            fields = {"template_id": template_id, "video": FileStorage(fh, "loop.mp4"),
+                      "start": start, "width": "96", "fps": "6", "csrf_token": token}  # fmt: skip
+            response = post_files(admin_client, "/admin/templates/new", fields, headers=german)
+        assert response.status_code == 422
+        return dict(response.get_json()["fields"])
+
+    [message] = refused_fields("spaet", clip, start="30")["start"]
     assert message.startswith("Der Anfang muss innerhalb der ")
     assert message.endswith(" s des Videos liegen.")
     playlist = tmp_path / "playlist.mp4"
     playlist.write_text("#EXTM3U\n#EXTINF:1,\nfile:///etc/passwd\n#EXT-X-ENDLIST\n")
-    token = page_token(admin_client, "/admin/templates/new")
-    with playlist.open("rb") as video:
-        refused = post_files(
-            admin_client,
-            "/admin/templates/new",
-            {"template_id": "liste", "video": FileStorage(video, "loop.mp4"), "start": "0",
-             "width": "96", "fps": "6", "csrf_token": token},
-            headers=german,
-        )  # fmt: skip
-    assert refused.status_code == 422
-    assert refused.get_json()["fields"]["video"] == ["Diese Datei ist eine Playlist, kein Video."]
+    refused = refused_fields("liste", playlist, start="0")
+    assert refused["video"] == ["Diese Datei ist eine Playlist, kein Video."]
 
 
 def test_a_drafts_name_does_not_leak_through_old_gallery_entries(
