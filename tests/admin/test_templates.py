@@ -138,6 +138,30 @@ def test_edit_writes_template_toml_and_the_catalog_follows(
     assert not [p for p in (templates_dir(app) / "small").iterdir() if p.name.startswith(".")]
 
 
+def test_editing_keeps_the_names_in_other_languages(
+    app: Flask, admin_client: FlaskClient
+) -> None:
+    """A template named per language ([name] en/de): the form edits the default language's name
+    and keeps the others; visitors get each language's."""
+    path = templates_dir(app) / "small" / "template.toml"
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith('name = "Small"\n')
+    path.write_text(
+        text.removeprefix('name = "Small"\n') + '\n[name]\nen = "Small"\nde = "Klein"\n',
+        encoding="utf-8",
+    )
+    response = admin_client.post(
+        "/admin/templates/small", data=edit_form(admin_client, name="Tiny"), follow_redirects=True
+    )
+    assert response.status_code == 200
+    assert "Preparing the new frames of Tiny:" in response.get_data(as_text=True)
+    assert wait_ready(admin_client, "small")["state"] == "ready"
+    assert toml_of(app)["name"] == {"en": "Tiny", "de": "Klein"}
+    listed = admin_client.get("/api/templates").get_json()[0]
+    assert listed["name"] == "Tiny"
+    assert listed["names_by_language"] == {"en": "Tiny", "de": "Klein"}
+
+
 def test_a_box_outside_the_frame_is_refused(app: Flask, admin_client: FlaskClient) -> None:
     before = toml_of(app)
     response = admin_client.post(

@@ -271,9 +271,9 @@ def template_edit(template_id: str) -> Response | tuple[str, int] | str:
 def _save(template: Template, data: dict[str, Any], jobs: Preparations | None) -> None:
     """Write the edit now, or (new frames: trim, speed, direction, colours, font) once the new
     version is prepared in the background, so visitors never wait for it."""
-    name = data["name"]
     publishing = bool(data.get("enabled", True)) and not template.enabled
     updated = parse_template(template.id, template.folder, data)
+    name = updated.name  # the default language's (template.toml may name it in several)
     if jobs is not None and updated.version != template.version:
         if not jobs.start_edit(template, data):
             flash(
