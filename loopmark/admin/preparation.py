@@ -241,8 +241,14 @@ class Preparations:
             return None
         if _owner_alive(path, marker):
             return Preparation("preparing")
+        # Claimed by renaming the marker: of two processes looking at once, one resumes it.
+        claimed = path.with_name(f".template-claim-{uuid.uuid4().hex[:8]}.json")  # gc: a leftover
+        try:
+            path.rename(claimed)
+        except FileNotFoundError:
+            return Preparation("preparing")  # another process took it over just now
+        claimed.unlink(missing_ok=True)
         log.warning("template %s: resuming a preparation its process left", template_id)
-        path.unlink(missing_ok=True)
         edit = marker.get("edit")
         if isinstance(edit, dict):
             try:
