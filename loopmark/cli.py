@@ -53,7 +53,8 @@ def cmd_templates_list(args: argparse.Namespace, settings: Settings) -> int:
                     "loop": t.loop,
                     "caption_mode": t.caption_mode,
                     "captions": list(t.captions),
-                    "enabled": t.enabled,
+                    "enabled": t.enabled,  # kept: scripts read it (the --json output is a contract)
+                    "state": "published" if t.enabled else "draft",  # the admin's words
                     "version": t.version,
                     "credit": t.credit,
                 }
@@ -64,7 +65,7 @@ def cmd_templates_list(args: argparse.Namespace, settings: Settings) -> int:
     if not templates:
         print(f"no templates in {settings.templates_dir}")
     for t in templates:
-        state = "" if t.enabled else "  (disabled)"
+        state = "" if t.enabled else "  (draft)"  # the admin's word: hidden until published
         print(f"{t.id:<20} {t.name:<24} {t.width}px {t.fps}fps {t.duration_s:g}s {t.loop}{state}")
     return EXIT_OK
 

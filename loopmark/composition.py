@@ -207,6 +207,7 @@ def run_gc(settings: Settings, *, days: int, dry_run: bool) -> GcReport:
             data_dir=settings.data_dir,
             days=days,
             dry_run=dry_run,
+            reports=services.reports,
         )
         report.uploads = services.uploads.collect_garbage(
             [settings.prepared_dir, settings.prepared_spill_dir], dry_run=dry_run

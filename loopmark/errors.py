@@ -37,6 +37,18 @@ class BadInput(LoopmarkError):
     code = "bad_input"
 
 
+class OptionRejected(BadInput):
+    """One option's value is refused (``--width`` of ``loopmark templates add``). ``option``
+    names it: a reason may say it as ``%(option)s``, and a form showing the refusal marks its
+    own field and names it in its own words instead."""
+
+    def __init__(
+        self, option: str, reason: str, *, params: Mapping[str, object] | None = None
+    ) -> None:
+        super().__init__(reason, params={"option": option, **(params or {})})
+        self.option = option
+
+
 class CaptionRejected(BadInput):
     """A caption the policy refuses. `code` names the rule (``caption_too_long``, ...)."""
 

@@ -66,6 +66,26 @@ def test_add_list_and_render_a_template(env: dict[str, str], tmp_path: Path) -> 
     assert budget["bytes"] == summary["bytes"]
 
 
+def test_templates_list_says_draft_as_the_admin_does(env: dict[str, str]) -> None:
+    """A template hidden from visitors is a "draft" in the list, as in the admin; --json keeps
+    ``enabled`` (scripts read it) and says the same word in ``state``."""
+    for template_id in ("shown", "hidden"):
+        options = ["--duration", "1", "--width", "160", "--fps", "6"]
+        added = run("templates", "add", template_id, "--video", str(CLIP), *options, env=env)
+        assert added.returncode == 0, added.stderr
+    toml = Path(env["LOOPMARK_TEMPLATES_DIR"]) / "hidden" / "template.toml"
+    toml.write_text("enabled = false\n" + toml.read_text(encoding="utf-8"), encoding="utf-8")
+    lines = run("templates", "list", env=env).stdout.splitlines()
+    assert [line.split()[0] for line in lines] == ["hidden", "shown"]
+    assert lines[0].endswith("(draft)") and not lines[1].endswith(")")
+    assert "disabled" not in "".join(lines)
+    listed = json.loads(run("templates", "list", "--json", env=env).stdout)
+    assert [(t["id"], t["enabled"], t["state"]) for t in listed] == [
+        ("hidden", False, "draft"),
+        ("shown", True, "published"),
+    ]
+
+
 def snapshot(folder: Path) -> dict[str, int]:
     return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")}
 

@@ -152,7 +152,10 @@ def apply_edits(
     form does not show (output width and fps, source, frame) are kept; ``enabled`` (false: a
     draft) changes only by publishing, which needs a credit line."""
     data = copy.deepcopy(template.raw)
-    data["name"] = edits.name.strip()
+    if isinstance(data.get("name"), dict):  # names by language: the form edits the default's
+        data["name"] = {**data["name"], DEFAULT_CAPTION_LANGUAGE: edits.name.strip()}
+    else:
+        data["name"] = edits.name.strip()
     data["credit"] = edits.credit.strip()
     if not data["credit"] and (template.enabled or edits.publish):
         raise FieldInvalid(

@@ -13,7 +13,8 @@ import functools
 import hashlib
 import re
 import tomllib
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,9 @@ SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
 HANDLE = re.compile(r"[A-Za-z0-9_]{1,15}")
 MAX_NAME_CHARS = 60
 PAGE_KINDS = ("privacy", "terms")
+# A language code (en, de, pt-br): the brand's own language and its pages' translations.
+LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{2,8})?")
+DEFAULT_LANGUAGE = "en"
 PAGE_FILE_MAX_BYTES = 64_000
 # A GIF size budget ([output] max_gif_bytes here, a template's overrides it): whole bytes in
 # this range, or 0 for none. Below about 50 kB even a 64 px GIF of a few frames does not fit;
@@ -77,11 +81,20 @@ class ShareCopy:
 @dataclass(frozen=True)
 class BrandPage:
     """The privacy or terms page: a link to the brand's own page (``url``), or its text as
-    blocks, each ``("h2" | "p", text)``."""
+    blocks, each ``("h2" | "p", text)``. ``translations`` holds the same page in other
+    languages (``[pages.privacy.de]``), each a BrandPage of its own."""
 
     title: str
     url: str | None = None
     blocks: tuple[tuple[str, str], ...] = ()
+    translations: Mapping[str, BrandPage] = field(default_factory=dict, compare=False)
+
+    def in_language(self, language: str | None) -> BrandPage:
+        """The page as written for ``language``, or the brand's own (untranslated) one."""
+        return self.translations.get(language or "", self)
+
+    def is_translated(self, language: str | None) -> bool:
+        return (language or "") in self.translations
 
 
 @dataclass(frozen=True)
@@ -94,6 +107,9 @@ class Brand:
     privacy: BrandPage
     terms: BrandPage
     footer_note: str = ""
+    # The language brand.toml's words are written in: share cards whose render has no language
+    # of its own (a visitor's own words) are worded in it.
+    language: str = DEFAULT_LANGUAGE
     default_frame: Path | None = None
     card_picture: Path | None = None
     source: Path | None = None  # the brand.toml it was read from
@@ -200,6 +216,7 @@ def _parse(data: dict[str, Any], folder: Path, where: str, path: Path) -> Brand:
         privacy=privacy,
         terms=terms,
         footer_note=_text(data, "footer_note", where),
+        language=_language(data, where),
         default_frame=_file(data, "default_frame", folder, where),
         card_picture=_file(data, "card_picture", folder, where),
         source=path,
@@ -251,11 +268,32 @@ def _file(data: dict[str, Any], key: str, folder: Path, where: str) -> Path | No
     return path
 
 
+def _language(data: dict[str, Any], where: str) -> str:
+    language = _text(data, "language", where) or DEFAULT_LANGUAGE
+    if LANGUAGE.fullmatch(language) is None:
+        raise ConfigInvalid(f"{where}: language must be a code like en or de, not {language!r}")
+    return language
+
+
 def _page(pages: dict[str, Any], kind: str, folder: Path, where: str) -> BrandPage:
     table = pages.get(kind)
     if not isinstance(table, dict):
         raise ConfigInvalid(f"{where}: the [pages.{kind}] table is missing")
-    here = f"{where}: pages.{kind}."
+    page = _page_text(table, f"{where}: pages.{kind}.", folder)
+    translations = {}
+    for key, value in table.items():
+        if not isinstance(value, dict):
+            continue
+        if LANGUAGE.fullmatch(key) is None:
+            raise ConfigInvalid(
+                f"{where}: [pages.{kind}.{key}]: {key!r} is not a language code like de"
+            )
+        translations[key] = _page_text(value, f"{where}: pages.{kind}.{key}.", folder)
+    return replace(page, translations=translations) if translations else page
+
+
+def _page_text(table: dict[str, Any], here: str, folder: Path) -> BrandPage:
+    """One language's page: its title, and its ``url``, ``text`` or ``file``."""
     title = _text(table, "title", here, required=True)
     url = _text(table, "url", here)
     if url:

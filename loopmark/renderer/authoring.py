@@ -16,7 +16,7 @@ from typing import Any
 import tomli_w
 from PIL import Image
 
-from loopmark.errors import BadInput
+from loopmark.errors import N_, OptionRejected
 from loopmark.renderer.prepare import PreparedTemplate, output_height, prepare_template
 from loopmark.renderer.probe import probe_video
 from loopmark.renderer.templates import (
@@ -57,14 +57,18 @@ def _check_frame_png(path: Path) -> None:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 if img.format != "PNG":
-                    raise BadInput(f"--frame must be a PNG image, not {img.format or 'unknown'}")
+                    raise OptionRejected("--frame", N_("%(option)s must be a PNG image."))
                 if img.width * img.height > FRAME_MAX_PIXELS:
-                    raise BadInput(f"--frame is {img.width}×{img.height}; the limit is 4096×4096")
+                    raise OptionRejected(
+                        "--frame",
+                        N_("%(option)s is %(width)d×%(height)d; the limit is 4096×4096."),
+                        params={"width": img.width, "height": img.height},
+                    )
                 img.verify()
     except FileNotFoundError:
-        raise BadInput(f"--frame {path} does not exist") from None
+        raise OptionRejected("--frame", N_("%(option)s: there is no such file.")) from None
     except (OSError, SyntaxError, Image.DecompressionBombWarning, Image.DecompressionBombError):
-        raise BadInput("--frame is not a readable PNG image") from None
+        raise OptionRejected("--frame", N_("%(option)s is not a readable PNG image.")) from None
 
 
 def add_template(spec: NewTemplate, templates_dir: Path, prepared_dir: Path) -> PreparedTemplate:
@@ -82,21 +86,39 @@ def create_template(spec: NewTemplate, templates_dir: Path) -> Template:
     """Probe, copy and describe a new template (its folder appears whole, atomically); preparing
     it is left to the caller (the admin does it in the background)."""
     if not TEMPLATE_ID_PATTERN.match(spec.template_id):
-        raise BadInput("template id must be 1–40 lowercase letters, digits or dashes")
+        raise OptionRejected(
+            "template", N_("A template id is 1–40 lowercase letters, digits or dashes.")
+        )
     final = templates_dir / spec.template_id
     if final.exists():
-        raise BadInput(f"template {spec.template_id!r} already exists")
+        raise OptionRejected(
+            "template", N_("A template %(id)r already exists."), params={"id": spec.template_id}
+        )
     info = probe_video(spec.video)
     if not OUTPUT_MIN_WIDTH <= spec.width <= OUTPUT_MAX_WIDTH:
-        raise BadInput(f"--width must be from {OUTPUT_MIN_WIDTH} to {OUTPUT_MAX_WIDTH} pixels")
+        raise OptionRejected(
+            "--width",
+            N_("%(option)s must be from %(min)d to %(max)d pixels."),
+            params={"min": OUTPUT_MIN_WIDTH, "max": OUTPUT_MAX_WIDTH},
+        )
     if not 1 <= spec.fps <= OUTPUT_MAX_FPS:
-        raise BadInput(f"--fps must be from 1 to {OUTPUT_MAX_FPS}")
+        raise OptionRejected(
+            "--fps", N_("%(option)s must be from 1 to %(max)d."), params={"max": OUTPUT_MAX_FPS}
+        )
     if not 0 <= spec.start_s < info.duration_s:
-        raise BadInput(f"--start must be within the video's {info.duration_s:.1f} s")
+        raise OptionRejected(
+            "--start",
+            N_("%(option)s must be within the video's %(seconds).1f s."),
+            params={"seconds": info.duration_s},
+        )
     available = info.duration_s - spec.start_s
     duration = spec.duration_s or min(DEFAULT_DURATION_SECONDS, available)
     if not 0.2 <= duration <= SOURCE_USED_SECONDS:
-        raise BadInput(f"--duration must be from 0.2 to {SOURCE_USED_SECONDS:g} seconds")
+        raise OptionRejected(
+            "--duration",
+            N_("%(option)s must be from 0.2 to %(max)g seconds."),
+            params={"max": SOURCE_USED_SECONDS},
+        )
     duration = min(duration, available)
     if spec.frame is not None:
         _check_frame_png(spec.frame)

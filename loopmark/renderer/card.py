@@ -48,17 +48,25 @@ def share_card(
     return encode_card(canvas)
 
 
-def site_card(brand: Brand, picture: Path | None = None) -> bytes:
+def site_card(
+    brand: Brand,
+    picture: Path | None = None,
+    *,
+    headline: str | None = None,
+    line: str | None = None,
+) -> bytes:
     """The site's own card (home, gallery, credits, error pages): the brand's card picture
     (``picture`` overrides it) beside its headline, above its card line; a plain card in the
-    brand's colours with the headline alone when it has no picture."""
+    brand's colours with the headline alone when it has no picture. ``headline`` and ``line``:
+    the brand's words in another language (brand.toml's as written by default)."""
     path = picture or brand.card_picture
     if path is None:
         image = Image.new("RGB", (16, 9), _rgb(brand.colours.primary))
     else:
         with Image.open(path) as opened:
             image = opened.convert("RGB")
-    return encode_card(card_image(image, brand, headline=brand.share.card_headline))
+    words = headline if headline is not None else brand.share.card_headline
+    return encode_card(card_image(image, brand, line=line, headline=words))
 
 
 def card_image(

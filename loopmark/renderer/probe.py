@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from loopmark.errors import ToolFailed, VideoRejected
+from loopmark.errors import N_, ToolFailed, VideoRejected
 from loopmark.renderer.process import FFMPEG_MEMORY_BYTES, PROBE_TIMEOUT_SECONDS, ffmpeg_exe
 
 SOURCE_MAX_WIDTH = 3840
@@ -113,7 +113,9 @@ def probe_video(
     path = Path(os.path.abspath(path))
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in str(path)):
         # FFmpeg echoes the name into the report we parse; a newline in it could forge lines.
-        raise VideoRejected("The file name contains control characters.", code="video_unsupported")
+        raise VideoRejected(
+            N_("The file name contains control characters."), code="video_unsupported"
+        )
     size, head = _check_file(path, max_bytes)
     gif: _GifFacts | None = None
     if head.startswith((b"GIF87a", b"GIF89a")):
@@ -124,7 +126,7 @@ def probe_video(
     info = _parse_report(report)
     if gif is not None:
         if info.container != "gif":
-            raise _unsupported("That file looks like a GIF but FFmpeg did not read it as one.")
+            raise _unsupported(N_("That file looks like a GIF but FFmpeg did not read it as one."))
         # Our own walk is authoritative: FFmpeg may estimate a long GIF's duration from bitrate.
         fps = gif.frames / gif.duration_s if gif.duration_s > 0 else info.fps
         info = replace(info, duration_s=gif.duration_s, fps=fps, frames=gif.frames)
@@ -142,29 +144,34 @@ def _check_file(path: Path, max_bytes: int) -> tuple[int, bytes]:
     try:
         st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
-        raise VideoRejected("That video file does not exist.", code="video_missing") from None
+        raise VideoRejected(N_("That video file does not exist."), code="video_missing") from None
     except OSError as exc:
-        raise _unsupported(f"That file cannot be read ({exc.strerror}).") from None
+        raise _unsupported(
+            N_("That file cannot be read (%(error)s)."), error=exc.strerror
+        ) from None
     if stat.S_ISDIR(st.st_mode):
-        raise _unsupported("That is a folder, not a video file.")
+        raise _unsupported(N_("That is a folder, not a video file."))
     if not stat.S_ISREG(st.st_mode):
         # A FIFO or device would block or never end; it is never opened.
-        raise _unsupported("That is not a regular file.")
+        raise _unsupported(N_("That is not a regular file."))
     if st.st_size == 0:
-        raise _unsupported("That file is empty.")
+        raise _unsupported(N_("That file is empty."))
     if st.st_size > max_bytes:
         raise VideoRejected(
-            f"Video is {st.st_size / _MIB:.1f} MB; the limit is {max_bytes // _MIB} MB.",
+            N_("Video is %(size).1f MB; the limit is %(limit)d MB."),
             code="video_too_large",
+            params={"size": st.st_size / _MIB, "limit": max_bytes // _MIB},
         )
     try:
         # O_NONBLOCK: should the path have been swapped for a FIFO since stat, open must not hang.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
-        raise _unsupported(f"That file cannot be read ({exc.strerror}).") from None
+        raise _unsupported(
+            N_("That file cannot be read (%(error)s)."), error=exc.strerror
+        ) from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise _unsupported("That is not a regular file.")
+            raise _unsupported(N_("That is not a regular file."))
         head = os.read(fd, SNIFF_BYTES)
     finally:
         os.close(fd)
@@ -176,9 +183,9 @@ def _refuse_scripts(head: bytes) -> None:
     """Name the text formats that make FFmpeg open other files, whatever the file is called."""
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if text.startswith(b"#EXTM3U"):
-        raise _unsupported("That file is a playlist, not a video.")
+        raise _unsupported(N_("That file is a playlist, not a video."))
     if text.startswith(b"ffconcat"):
-        raise _unsupported("That file is a concat script, not a video.")
+        raise _unsupported(N_("That file is a concat script, not a video."))
 
 
 # --- 2. our own look at the bytes ------------------------------------------------------------
@@ -193,7 +200,7 @@ class _GifFacts:
 def _read_gif(data: bytes) -> _GifFacts:
     """Walk a GIF's blocks without decoding: check the canvas and every frame, count delays."""
     if len(data) < 13:
-        raise _unsupported("That GIF is truncated.")
+        raise _unsupported(N_("That GIF is truncated."))
     screen_w = int.from_bytes(data[6:8], "little")
     screen_h = int.from_bytes(data[8:10], "little")
     _check_dimensions(screen_w, screen_h)
@@ -229,9 +236,9 @@ def _read_gif(data: bytes) -> _GifFacts:
             lzw_data = pos + 10 + _color_table_bytes(data[pos + 9]) + 1
             pos = _skip_sub_blocks(data, lzw_data, budget)
         else:
-            raise _unsupported("That GIF is corrupt.")
+            raise _unsupported(N_("That GIF is corrupt."))
     if frames == 0:
-        raise _unsupported("That GIF has no frames.")
+        raise _unsupported(N_("That GIF has no frames."))
     return _GifFacts(frames=frames, duration_s=centiseconds / 100)
 
 
@@ -247,7 +254,7 @@ def _skip_sub_blocks(data: bytes, pos: int, budget: list[int]) -> int:
     while pos < len(data):
         budget[0] -= 1
         if budget[0] < 0:
-            raise _unsupported("That GIF is too fragmented.")
+            raise _unsupported(N_("That GIF is too fragmented."))
         length = data[pos]
         pos += 1 + length
         if length == 0:
@@ -269,20 +276,20 @@ def _check_mp4_boxes(path: Path, size: int) -> None:
             f.seek(pos)
             header = f.read(16)
             if len(header) < 8:
-                raise _unsupported("That MP4 file is truncated.")
+                raise _unsupported(N_("That MP4 file is truncated."))
             box_size = int.from_bytes(header[0:4], "big")
             if box_size == 0:  # the last box runs to the end of the file
                 return
             if box_size == 1:  # 64-bit size follows the type
                 if len(header) < 16:
-                    raise _unsupported("That MP4 file is truncated.")
+                    raise _unsupported(N_("That MP4 file is truncated."))
                 box_size = int.from_bytes(header[8:16], "big")
             if box_size < 8:
-                raise _unsupported("That MP4 file is corrupt.")
+                raise _unsupported(N_("That MP4 file is corrupt."))
             if pos + box_size > size:
-                raise _unsupported("That MP4 file is truncated.")
+                raise _unsupported(N_("That MP4 file is truncated."))
             pos += box_size
-    raise _unsupported("That MP4 file has too many top-level boxes.")
+    raise _unsupported(N_("That MP4 file has too many top-level boxes."))
 
 
 # --- 3. FFmpeg's report ----------------------------------------------------------------------
@@ -323,14 +330,16 @@ def _run_for_stderr(argv: Sequence[str], timeout_s: float) -> str:
         _kill_group(proc)
         proc.communicate()
         raise VideoRejected(
-            f"Reading the video took longer than {timeout_s:g} s.", code="video_timeout"
+            N_("Reading the video took longer than %(seconds)g s."),
+            code="video_timeout",
+            params={"seconds": timeout_s},
         ) from None
     except BaseException:
         _kill_group(proc)
         proc.communicate()
         raise
     if proc.returncode < 0:
-        raise _unsupported("That video could not be read within the memory and time limits.")
+        raise _unsupported(N_("That video could not be read within the memory and time limits."))
     # Split on "\n" only: str.splitlines would also break on characters a file's tags may carry.
     return err.decode("utf-8", "replace").replace("\r", "\n")
 
@@ -364,8 +373,10 @@ def _parse_report(report: str) -> VideoInfo:
     containers = [m.group(1) for line in lines if (m := _INPUT_RE.match(line))]
     if not containers:
         if "not on whitelist" in report:
-            raise _unsupported("That file's format is not supported (MP4, MOV, WebM, MKV, GIF).")
-        raise _unsupported("That file could not be read as a video.")
+            raise _unsupported(
+                N_("That file's format is not supported (MP4, MOV, WebM, MKV, GIF).")
+            )
+        raise _unsupported(N_("That file could not be read as a video."))
     durations = [m for line in lines if (m := _DURATION_RE.match(line))]
     streams: dict[int, _Stream] = {}
     current: _Stream | None = None
@@ -374,15 +385,15 @@ def _parse_report(report: str) -> VideoInfo:
             index = int(m.group(1))
             # Tags are echoed into this report; a forged line would repeat one of the real ones.
             if index in streams:
-                raise _unsupported("That file's description is inconsistent.")
+                raise _unsupported(N_("That file's description is inconsistent."))
             current = streams[index] = _Stream(kind=m.group(2), description=m.group(3))
         elif current is not None and (m := _ROTATION_RE.search(line)):
             current.rotation = float(m.group(1))
     if len(containers) != 1 or len(durations) != 1:
-        raise _unsupported("That file's description is inconsistent.")
+        raise _unsupported(N_("That file's description is inconsistent."))
     container = containers[0]
     if container not in ALLOWED_DEMUXERS:
-        raise _unsupported("That file's format is not supported (MP4, MOV, WebM, MKV, GIF).")
+        raise _unsupported(N_("That file's format is not supported (MP4, MOV, WebM, MKV, GIF)."))
     videos = [s for s in streams.values() if s.kind == "Video"]
     # Every video stream is checked: FFmpeg's default choice is the largest, not the first.
     sizes = [_video_size(s) for s in videos]
@@ -390,7 +401,7 @@ def _parse_report(report: str) -> VideoInfo:
         _check_dimensions(width, height)
     main = [i for i, s in enumerate(videos) if "(attached pic)" not in s.description]
     if not main:
-        raise _unsupported("That file has no video track.")
+        raise _unsupported(N_("That file has no video track."))
     width, height = sizes[main[0]]
     duration = durations[0]
     duration_s = -1.0
@@ -430,7 +441,7 @@ def _video_size(stream: _Stream) -> tuple[int, int]:
             if round(abs(stream.rotation)) % 180 == 90:
                 width, height = height, width
             return width, height
-    raise _unsupported("That video's frame size could not be read.")
+    raise _unsupported(N_("That video's frame size could not be read."))
 
 
 def _frame_rate(stream: _Stream) -> float:
@@ -466,7 +477,7 @@ def _measure_by_demuxing(path: Path, info: VideoInfo, timeout_s: float) -> Video
     report = _run_for_stderr(argv, timeout_s)
     matches = re.findall(r"frame=\s*(\d+)\s.*?time=(\d+):(\d{2}):(\d{2}(?:\.\d+)?)", report)
     if not matches:
-        raise _unsupported("That video's duration could not be measured.")
+        raise _unsupported(N_("That video's duration could not be measured."))
     frames, hours, minutes, seconds = matches[-1]
     duration_s = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
     return replace(info, duration_s=duration_s, frames=int(frames))
@@ -482,22 +493,33 @@ def _check_dimensions(width: int, height: int) -> None:
         and width * height <= SOURCE_MAX_PIXELS
     )
     if width <= 0 or height <= 0:
-        raise VideoRejected(f"Video is {width}×{height}, which is empty.", code="video_dimensions")
+        raise VideoRejected(
+            N_("Video is %(width)d×%(height)d, which is empty."),
+            code="video_dimensions",
+            params={"width": width, "height": height},
+        )
     if not fits:
         raise VideoRejected(
-            f"Video is {width}×{height}; the limit is {SOURCE_MAX_WIDTH}×{SOURCE_MAX_HEIGHT}.",
+            N_("Video is %(width)d×%(height)d; the limit is %(max_width)d×%(max_height)d."),
             code="video_dimensions",
+            params={
+                "width": width,
+                "height": height,
+                "max_width": SOURCE_MAX_WIDTH,
+                "max_height": SOURCE_MAX_HEIGHT,
+            },
         )
 
 
 def _check_duration(duration_s: float) -> None:
     if not math.isfinite(duration_s) or duration_s > SOURCE_MAX_SECONDS:
         raise VideoRejected(
-            f"Video lasts {_clock(duration_s)}; the limit is {SOURCE_MAX_SECONDS:g} s.",
+            N_("Video lasts %(length)s; the limit is %(max)g s."),
             code="video_too_long",
+            params={"length": _clock(duration_s), "max": SOURCE_MAX_SECONDS},
         )
     if duration_s <= 0:
-        raise _unsupported("That video has no duration.")
+        raise _unsupported(N_("That video has no duration."))
 
 
 def _clock(seconds: float) -> str:
@@ -509,5 +531,7 @@ def _clock(seconds: float) -> str:
     return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
-def _unsupported(reason: str) -> VideoRejected:
-    return VideoRejected(reason, code="video_unsupported")
+def _unsupported(reason: str, **params: object) -> VideoRejected:
+    """A refusal (``reason`` marked with N_, its ``%(name)s`` filled from ``params``): the web
+    edge says it in the visitor's language."""
+    return VideoRejected(reason, code="video_unsupported", params=params)

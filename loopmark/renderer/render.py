@@ -340,10 +340,12 @@ def render_extras(
     *,
     progress: ProgressCallback | None = None,
     brand: Brand | None = None,
+    card_line: str | None = None,
 ) -> Iterator[tuple[str, bytes]]:
     """Stage two: ``(kind, bytes)`` for the poster, the thumbnail, the MP4 and the share card,
     in that order (EXTRA_KINDS), each made only when the caller asks for it, so a caller can
-    store each rendition as it lands."""
+    store each rendition as it lands. ``card_line``: the card's brand line in the render's
+    language (the brand's ``share.card_line`` as written by default)."""
     report = progress or (lambda _fraction: None)
     for kind in EXTRA_KINDS:
         if kind == "poster":
@@ -353,7 +355,7 @@ def render_extras(
         elif kind == "mp4":
             payload = encode_mp4(stage.composed, fps=prepared.fps)
         else:
-            payload = share_card(stage.composed[0], brand or demo_brand())
+            payload = share_card(stage.composed[0], brand or demo_brand(), line=card_line)
         report(EXTRA_PROGRESS[kind])
         yield kind, payload
 

@@ -110,6 +110,13 @@ class Template:
     # The predefined captions by language (``captions`` in template.toml; a plain list is
     # DEFAULT_CAPTION_LANGUAGE's).
     caption_sets: Mapping[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
+    # The template's name by language (``name`` in template.toml: text, or a table by language
+    # code); ``name`` is the default language's.
+    names: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def name_for(self, language: str | None) -> str:
+        """The name to show in ``language``: its own, else the default language's."""
+        return self.names.get(language or DEFAULT_CAPTION_LANGUAGE, self.name)
 
     def captions_for(self, language: str | None) -> tuple[str, ...]:
         """The captions to offer in ``language``: its own, else the default language's, else
@@ -240,10 +247,12 @@ def parse_template(
         except ValueError as exc:
             raise TemplateInvalid(f"max_gif_bytes {exc}") from None
     frame_name = data.get("frame")
+    names = _names(data.get("name", template_id))
     return Template(
         id=template_id,
         folder=folder,
-        name=str(data.get("name", template_id)),
+        name=names.get(DEFAULT_CAPTION_LANGUAGE) or next(iter(names.values()), template_id),
+        names=names,
         source=_inside(folder, str(data.get("source", "")), "source"),
         frame=_inside(folder, str(frame_name), "frame") if frame_name else None,
         start_s=_number(trim, "start", TRIM_START),
@@ -267,6 +276,22 @@ def parse_template(
         ),
         max_gif_bytes=max_gif_bytes,
     )
+
+
+def _names(value: Any) -> dict[str, str]:
+    """``name`` of template.toml: text (the default language's) or a table of names by language
+    code (``[name]`` with ``en = "Wake up"``, ``de = "Aufwachen"``)."""
+    if not isinstance(value, dict):
+        return {DEFAULT_CAPTION_LANGUAGE: str(value)}
+    names: dict[str, str] = {}
+    for language, name in value.items():
+        if not CAPTION_LANGUAGE_PATTERN.match(language):
+            raise TemplateInvalid(f"name: {language!r} is not a language code like en or de")
+        if not isinstance(name, str):
+            raise TemplateInvalid(f"name.{language} must be text")
+        if name.strip():
+            names[language] = name.strip()
+    return names
 
 
 def _caption_sets(value: Any) -> dict[str, tuple[str, ...]]:

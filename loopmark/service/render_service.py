@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
-from loopmark.brand import Brand
+from loopmark.brand import Brand, demo_brand
 from loopmark.dispatch.base import Dispatcher, JobState, RenderJob
 from loopmark.errors import (
     N_,
@@ -56,6 +56,7 @@ from loopmark.renderer.render import (
 from loopmark.service.blocklist import check_render_key, write_marker
 from loopmark.service.caption_verdicts import CaptionVerdicts
 from loopmark.service.catalog import TemplateCatalog
+from loopmark.service.languages import translate
 from loopmark.service.metrics import Metrics
 from loopmark.service.purge import CdnPurge, NoPurge
 from loopmark.service.render_times import SEED_RECORDS as RENDER_TIMES_SEED_RECORDS
@@ -637,7 +638,11 @@ class RenderService:
         if language:
             media["lang"] = language  # a predefined caption's language: the share page's
         self._record_renditions(job.key, media)
-        for kind, payload in render_extras(prepared, stage, progress=keeper, brand=self.brand):
+        brand = self.brand or demo_brand()
+        # The card's words follow the caption: a predefined caption's language, else the brand's.
+        card_line = translate(brand.share.card_line, language or brand.language)
+        extras = render_extras(prepared, stage, progress=keeper, brand=brand, card_line=card_line)
+        for kind, payload in extras:
             self._put(storage_keys, kind, payload)
             media[kind] = storage_keys[kind]
             if kind in RENDITION_BYTES_FIELDS:

@@ -7,6 +7,11 @@ handful of rare writes. Nothing about the reporter is kept (no address, no token
 rate limit keeps the volume down, and at most MAX_REPORTS_PER_KEY are kept per render. Media
 routes serve ``r/`` only, so reports are never public. The admin lists them (newest render
 first), takes the render down or dismisses its reports; either way they are deleted.
+
+Retention (``loopmark gc``, :meth:`Reports.collect_garbage`): a report whose render is dealt
+with otherwise (taken down from the command line, or forgotten by retention: its page is gone)
+is deleted, and so is any report older than the retention period, dealt with or not: a
+visitor's words are not kept for ever because nobody looked at them.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ REPORTS_PREFIX = "reports/"
 MAX_REASON_CHARS = 500
 MAX_REPORTS_PER_KEY = 20  # more reports of one render add nothing the admin needs
 MAX_LISTED_REPORTS = 500  # read per listing: the admin page stays quick
-_REPORT_RE = re.compile(r"reports/([a-z2-7]{24})/[0-9]+-[0-9a-f]{8}\.json")
+_REPORT_RE = re.compile(r"reports/([a-z2-7]{24})/([0-9]+)-[0-9a-f]{8}\.json")
 # Control and format characters (bidi overrides, zero-width) are dropped from a reason: it is
 # shown to the admin as plain text.
 _UNSHOWN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
@@ -115,6 +120,28 @@ class Reports:
         for name in names:
             self.blobs.delete(name)
         return len(names)
+
+    def collect_garbage(
+        self, *, older_than: float, resolved: Callable[[str], bool], dry_run: bool = False
+    ) -> int:
+        """Delete the reports made before ``older_than`` and every report of a render that
+        ``resolved(key)`` says needs no look any more; how many (would be, on a dry run)."""
+        doomed: list[str] = []
+        by_key: dict[str, list[str]] = {}
+        for blob in self.blobs.list(REPORTS_PREFIX):
+            match = _REPORT_RE.fullmatch(blob.key)
+            made_at = int(match[2]) / 1000 if match else blob.modified_at
+            if made_at < older_than:
+                doomed.append(blob.key)
+            elif match:
+                by_key.setdefault(match[1], []).append(blob.key)
+        for key, names in by_key.items():
+            if resolved(key):
+                doomed += names
+        if not dry_run:
+            for name in doomed:
+                self.blobs.delete(name)
+        return len(doomed)
 
     def _read(self, name: str, key: str, modified_at: float) -> Report:
         try:

@@ -18,7 +18,8 @@ crash between store and record) go too once they are older than the cutoff, as d
 blocked key that reappeared. On SQLite, failed and abandoned records past their keep time are
 deleted (DynamoDB's TTL does that), with ended admin sessions and old failed logins; and temporary
 files and folders under the data directory (interrupted writes, preparations, uploads) older than
-TEMP_MAX_AGE_SECONDS.
+TEMP_MAX_AGE_SECONDS. Visitors' reports go when their render is taken down or forgotten, and
+once older than the cutoff in any case (service.reports).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from loopmark.records.renders import RenderRecord, RenderStatus
 from loopmark.records.retention import DEAD_RECORD_KEEP_SECONDS, RetentionRecords
 from loopmark.service.blocklist import RENDER_KEY_RE
 from loopmark.service.render_service import RenderService, media_keys
+from loopmark.service.reports import Reports
 from loopmark.storage.base import StoredBlob
 
 log = logging.getLogger(__name__)
@@ -129,6 +131,7 @@ class GcReport:
     admin_rows: int = 0  # ended sessions, old failed logins
     temporary: int = 0  # temporary files and folders
     uploads: int = 0  # expired visitor uploads, clip descriptions and prepared clips
+    reports: int = 0  # visitors' reports: of renders dealt with, or past the cutoff
 
     def line(self, days: int) -> str:
         verb = "would delete" if self.dry_run else "deleted"
@@ -137,7 +140,7 @@ class GcReport:
             f"{self.orphans} orphaned media keys ({self.files} files, {self.bytes:,} bytes), "
             f"{self.dead_records} failed records, {self.admin_rows} old sessions and failed "
             f"logins, {self.temporary} temporary files, {self.uploads} expired uploads and "
-            f"clips; kept {self.kept_gallery} in the gallery"
+            f"clips, {self.reports} reports; kept {self.kept_gallery} in the gallery"
         )
         return text
 
@@ -152,6 +155,7 @@ def collect_garbage(
     days: int,
     dry_run: bool,
     now: float | None = None,
+    reports: Reports | None = None,
 ) -> GcReport:
     """Delete what retention drops (see the module doc); what was (or would be) deleted."""
     now = time.time() if now is None else now
@@ -177,7 +181,18 @@ def collect_garbage(
     )
     report.admin_rows = forget_admin_rows(dry_run)
     report.temporary = _collect_temporary(data_dir, now - TEMP_MAX_AGE_SECONDS, dry_run)
+    if reports is not None:
+        report.reports = reports.collect_garbage(
+            older_than=cutoff, resolved=lambda key: _dealt_with(render, key), dry_run=dry_run
+        )
     return report
+
+
+def _dealt_with(render: RenderService, key: str) -> bool:
+    """A reported render needs no look any more: taken down, or its record is gone (forgotten
+    by retention, so its page answers 404)."""
+    record = render.record(key)
+    return record is None or record.status == RenderStatus.BLOCKED
 
 
 def _done_before(render: RenderService, cutoff: float) -> Iterator[list[RenderRecord]]:

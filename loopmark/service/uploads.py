@@ -314,8 +314,10 @@ class UploadService:
             template = None
         if template is None or not self.clips.is_ready(template):
             raise UploadGone(
-                "This upload was already turned into a GIF and deleted; "
-                "please upload the clip again to choose another part."
+                N_(
+                    "This upload was already turned into a GIF and deleted; "
+                    "please upload the clip again to choose another part."
+                )
             )
         return template
 
@@ -329,8 +331,11 @@ class UploadService:
         start_s, duration_s = round(start_s, 3), round(duration_s, 3)
         if not 0 <= start_s < info.duration_s - MIN_CLIP_SECONDS / 2:
             raise ClipOutOfRange(
-                f"Start must be from 0 to {max(0.0, info.duration_s - MIN_CLIP_SECONDS):.1f} s "
-                f"(the clip lasts {info.duration_s:.1f} s)."
+                N_("Start must be from 0 to %(max).1f s (the clip lasts %(length).1f s)."),
+                params={
+                    "max": max(0.0, info.duration_s - MIN_CLIP_SECONDS),
+                    "length": info.duration_s,
+                },
             )
         if not MIN_CLIP_SECONDS <= duration_s <= self.max_seconds:
             raise ClipOutOfRange(

@@ -92,6 +92,8 @@ def template_json(prepared: PreparedTemplate) -> dict[str, Any]:
     return {
         "id": template.id,
         "name": template.name,
+        # The page shows its language's name where the template has one (like the captions).
+        "names_by_language": dict(template.names),
         "ready": True,
         "width": prepared.width,
         "height": prepared.height,
@@ -126,6 +128,7 @@ def warming_template_json(template: Template) -> dict[str, Any]:
     return {
         "id": template.id,
         "name": template.name,
+        "names_by_language": dict(template.names),
         "ready": False,
         "captions": list(template.captions),
         "caption_mode": template.caption_mode,

@@ -136,18 +136,20 @@ class GalleryContext:
         site = services()
         return cls(gallery=site.gallery, catalog=site.templates)
 
-    def template(self, template_id: str) -> TemplateNode:
+    def template(self, template_id: str) -> TemplateNode | None:
+        """The entry's template if visitors may see it; None for a draft (unpublished since the
+        render was curated: its name, poster and preview are not public), a removed one, or
+        when the catalog cannot say. The entry itself stays: the admin curated the render, and
+        its own media are public whatever became of the template."""
         if self._templates is None:
             try:
-                listed = self.catalog.all(enabled_only=False)
+                listed = self.catalog.all(enabled_only=False)  # loads; never prepares
             except LoopmarkError as exc:
-                log.warning("gallery: template catalog unavailable, ids only: %s", exc.reason)
+                log.warning("gallery: template catalog unavailable, no templates: %s", exc.reason)
                 listed = []
-            self._templates = {template.id: template for template in listed}
+            self._templates = {template.id: template for template in listed if template.enabled}
         template = self._templates.get(template_id)
-        if template is None:  # removed since the render was curated: its id still names it
-            return TemplateNode(id=template_id, name=template_id)
-        return self.template_node(template)
+        return None if template is None else self.template_node(template)
 
     def template_node(self, template: Template) -> TemplateNode:
         urls = self.template_urls(template)
@@ -187,7 +189,7 @@ class TemplateNode:
 class GalleryNode:
     key: str
     caption: str
-    template: TemplateNode
+    template: TemplateNode | None
     gif_url: str
     mp4_url: str
     poster_url: str
@@ -240,7 +242,11 @@ class GalleryEntryType(graphene.ObjectType):  # type: ignore[misc]  # graphene s
 
     key = graphene.ID(required=True)
     caption = graphene.String(required=True, description="The caption; the media's alt text.")
-    template = graphene.Field(TemplateType, required=True)
+    template = graphene.Field(
+        TemplateType,
+        description="The loop it was made from; null when that loop is not public (a draft, "
+        "or removed since).",
+    )
     gif_url = graphene.String(required=True)
     mp4_url = graphene.String(required=True, description="The loop as MP4 (lighter than GIF).")
     poster_url = graphene.String(required=True, description="First frame as JPEG.")

@@ -69,6 +69,9 @@ DEMO_BRAND_COPY = (
     N_("Hop & Co. is a fictional cold-brew brand. Sip responsibly, share kindly."),
     N_("Privacy"),
     N_("Terms of use"),
+    # Drawn into the share cards (service.languages: a render's card, brand_pages: the site's).
+    N_("Made with Hop & Co."),
+    N_("Your words,\nour loops,\none GIF."),
 )
 # Big Buck Bunny's licence asks for this credit wherever a template made from it is shown.
 BBB_CREDIT = "Big Buck Bunny © Blender Foundation, CC-BY 3.0"
@@ -325,7 +328,8 @@ def _hero() -> dict[str, str] | None:
         return None
     first = ready[0]
     urls = links.template_urls(first)  # versioned, so immutable
-    return {"video": urls["preview"], "poster": urls["poster"], "name": first.name}
+    name = first.name_for(i18n.current_language())
+    return {"video": urls["preview"], "poster": urls["poster"], "name": name}
 
 
 def _result_context(key: str, outcome: RenderOutcome) -> dict[str, Any]:

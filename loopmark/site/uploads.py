@@ -123,11 +123,11 @@ def _open_id(signed: object) -> str:
         ID_SALT,
         signed,
         UPLOAD_TTL_SECONDS,
-        expired=UploadMissing("That upload has expired; please upload the clip again."),
-        bad=UploadMissing("There is no upload with this id."),
+        expired=UploadMissing(N_("That upload has expired; please upload the clip again.")),
+        bad=UploadMissing(N_("There is no upload with this id.")),
     )
     if owner and owner != limits.visitor_id():
-        raise UploadForbidden("That upload belongs to someone else.")
+        raise UploadForbidden(N_("That upload belongs to someone else."))
     return check_upload_id(str(upload_id))
 
 
@@ -205,11 +205,11 @@ def _declared_size(upload_id: str) -> int:
         FORM_SALT,
         request.args.get("token", ""),
         UPLOAD_URL_SECONDS,
-        expired=UploadMissing("This upload address has expired; please start again."),
-        bad=UploadForbidden("This upload address is not valid."),
+        expired=UploadMissing(N_("This upload address has expired; please start again.")),
+        bad=UploadForbidden(N_("This upload address is not valid.")),
     )
     if token_id != upload_id or isinstance(size, bool) or not isinstance(size, int):
-        raise UploadForbidden("This upload address is not valid.")
+        raise UploadForbidden(N_("This upload address is not valid."))
     return size
 
 
@@ -276,7 +276,7 @@ def convert() -> Response:
     request.max_content_length = service.max_bytes + FORM_OVERHEAD_BYTES
     request.max_form_memory_size = FORM_MEMORY_BYTES
     if request.mimetype != "multipart/form-data":
-        raise UnsupportedMediaType("Send multipart/form-data: file, start, duration, caption.")
+        raise UnsupportedMediaType(N_("Send multipart/form-data: file, start, duration, caption."))
     start = _number(request.form, "start")
     duration = _number(request.form, "duration")
     caption = _caption(request.form.get("caption", ""))

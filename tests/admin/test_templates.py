@@ -138,6 +138,30 @@ def test_edit_writes_template_toml_and_the_catalog_follows(
     assert not [p for p in (templates_dir(app) / "small").iterdir() if p.name.startswith(".")]
 
 
+def test_editing_keeps_the_names_in_other_languages(
+    app: Flask, admin_client: FlaskClient
+) -> None:
+    """A template named per language ([name] en/de): the form edits the default language's name
+    and keeps the others; visitors get each language's."""
+    path = templates_dir(app) / "small" / "template.toml"
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith('name = "Small"\n')
+    path.write_text(
+        text.removeprefix('name = "Small"\n') + '\n[name]\nen = "Small"\nde = "Klein"\n',
+        encoding="utf-8",
+    )
+    response = admin_client.post(
+        "/admin/templates/small", data=edit_form(admin_client, name="Tiny"), follow_redirects=True
+    )
+    assert response.status_code == 200
+    assert "Preparing the new frames of Tiny:" in response.get_data(as_text=True)
+    assert wait_ready(admin_client, "small")["state"] == "ready"
+    assert toml_of(app)["name"] == {"en": "Tiny", "de": "Klein"}
+    listed = admin_client.get("/api/templates").get_json()[0]
+    assert listed["name"] == "Tiny"
+    assert listed["names_by_language"] == {"en": "Tiny", "de": "Klein"}
+
+
 def test_a_box_outside_the_frame_is_refused(app: Flask, admin_client: FlaskClient) -> None:
     before = toml_of(app)
     response = admin_client.post(
@@ -211,12 +235,15 @@ def test_upload_is_a_draft_prepared_in_the_background(
     assert response.status_code == 303, response.get_data(as_text=True)
     assert response.location == "/admin/templates/tiny"
     folder = templates_dir(app) / "tiny"
-    assert sorted(p.name for p in folder.iterdir()) == ["source.mp4", "template.toml"]
+    # Beside the template, only its preparation's record (a dot-file, gone once it is ready).
+    listed = sorted(p.name for p in folder.iterdir() if p.name != ".preparation.json")
+    assert listed == ["source.mp4", "template.toml"]
     assert toml_of(app, "tiny")["enabled"] is False
     assert "tiny" not in public_ids(admin_client)
     page = admin_client.get("/admin/templates/tiny").get_data(as_text=True)
     assert "data-template-state" in page or "data-admin-preview" in page
     assert wait_ready(admin_client, "tiny") == {"state": "ready", "reason": ""}
+    assert sorted(p.name for p in folder.iterdir()) == ["source.mp4", "template.toml"]
     page = admin_client.get("/admin/templates/tiny").get_data(as_text=True)
     assert "data-admin-preview" in page and "Draft" in page
     refused = admin_client.post("/api/renders", json={"template": "tiny", "caption": "Hi"})
@@ -362,3 +389,74 @@ def test_upload_refuses_numbers_that_are_not_finite(
         )
     assert response.status_code == 422
     assert not (templates_dir(app) / "nan").exists()
+
+
+def test_upload_refusals_speak_the_admins_language(
+    app: Flask, admin_client: FlaskClient, clip: Path, tmp_path: Path
+) -> None:
+    """The authoring code's refusals name the CLI's options; the form names its own field in the
+    page's language, and the probe's refusals are translated too (codes never change)."""
+    german = {"Accept": "application/json", "Accept-Language": "de"}
+    assert upload(admin_client, clip, "doppelt", Accept="application/json").status_code == 201
+    again = upload(admin_client, clip, "doppelt", **german)
+    assert again.status_code == 422
+    assert again.get_json()["fields"]["template_id"] == ["Eine Vorlage 'doppelt' gibt es schon."]
+
+    def refused_fields(template_id: str, video: Path, start: str) -> dict[str, list[str]]:
+        token = page_token(admin_client, "/admin/templates/new")
+        with video.open("rb") as fh:
+            fields = {"template_id": template_id, "video": FileStorage(fh, "loop.mp4"),
+                      "start": start, "width": "96", "fps": "6", "csrf_token": token}  # fmt: skip
+            response = post_files(admin_client, "/admin/templates/new", fields, headers=german)
+        assert response.status_code == 422
+        return dict(response.get_json()["fields"])
+
+    [message] = refused_fields("spaet", clip, start="30")["start"]
+    assert message.startswith("Der Anfang muss innerhalb der ")
+    assert message.endswith(" s des Videos liegen.")
+    playlist = tmp_path / "playlist.mp4"
+    playlist.write_text("#EXTM3U\n#EXTINF:1,\nfile:///etc/passwd\n#EXT-X-ENDLIST\n")
+    refused = refused_fields("liste", playlist, start="0")
+    assert refused["video"] == ["Diese Datei ist eine Playlist, kein Video."]
+
+
+def test_a_drafts_name_does_not_leak_through_old_gallery_entries(
+    app: Flask, admin_client: FlaskClient
+) -> None:
+    """A render curated while its template was public stays in the gallery when the template
+    goes back to draft (the admin curated the render; its media are public anyway), but GraphQL
+    no longer names the template, nor links its preview: ``template`` is null."""
+    from tests.site.test_graphql import curate
+
+    [key] = curate(app, ["Curated"])
+    name = str(toml_of(app)["name"])
+    full = (
+        "{ gallery(first: 10) { edges { node { key caption "
+        "template { id name posterUrl previewUrl } } } } }"
+    )
+    before = admin_client.post("/graphql", json={"query": full}).get_json()
+    assert before["data"]["gallery"]["edges"][0]["node"]["template"]["name"] == name
+    post(admin_client, "/admin/templates/small/unpublish", token_from="/admin/templates")
+    assert toml_of(app)["enabled"] is False
+
+    response = admin_client.post("/graphql", json={"query": full})
+    body = response.get_json()
+    assert "errors" not in body, body
+    [edge] = body["data"]["gallery"]["edges"]
+    assert edge["node"]["key"] == key and edge["node"]["template"] is None
+    assert name not in response.get_data(as_text=True)
+    # The gallery page: its own query (gallery.js) still lists the entry, and the page never
+    # names a template.
+    script = admin_client.get("/static/js/gallery.js")
+    page_query = "".join(
+        re.findall(
+            r'"([^"]*)"', script.get_data(as_text=True).split("var QUERY =")[1].split(";")[0]
+        )
+    )
+    script.close()
+    listed = admin_client.post(
+        "/graphql", json={"query": page_query, "variables": {"first": 10}}
+    ).get_json()
+    assert [e["node"]["key"] for e in listed["data"]["gallery"]["edges"]] == [key]
+    page = admin_client.get("/gallery").get_data(as_text=True)
+    assert name not in page

@@ -41,6 +41,10 @@ def test_the_demo_brand_is_hop_and_co() -> None:
     # Braces in a caption are text, never a format field.
     assert brand.share.text_for("{0.__class__}") == "“{0.__class__}” — made with Hop & Co."
     assert brand.privacy.title == "Privacy" and brand.privacy.url is None
+    assert brand.language == "en"
+    german = brand.privacy.in_language("de")
+    assert german.title == "Datenschutz" and german.blocks[0][0] == "p"
+    assert brand.privacy.in_language("fr") is brand.privacy  # not written in French
     kinds = {kind for kind, _ in brand.privacy.blocks}
     assert kinds == {"h2", "p"}
     assert Settings.from_env({}).brand == brand
@@ -91,6 +95,9 @@ def test_the_older_variables_override_slug_and_handle() -> None:
         ("max_gif_bytes = 8_000_000", "max_gif_bytes = 8e6", "whole number of bytes"),
         ("max_gif_bytes = 8_000_000", "max_gif_bytes = -1", "or 0 for none"),
         ("[output]\nmax_gif_bytes = 8_000_000", 'output = "big"', "[output] must be a table"),
+        ('language = "en"', 'language = "English"', "language must be a code like en or de"),
+        ("[pages.terms.de]", "[pages.terms.Deutsch]", "'Deutsch' is not a language code"),
+        ('file = "terms.de.txt"', 'file = "nowhere.de.txt"', "pages.terms.de"),
     ],
 )
 def test_a_bad_brand_file_stops_start_up_with_one_line(

@@ -45,12 +45,14 @@ def test_the_german_site_end_to_end(
     expect(page.locator("h1")).to_have_text("Sag es mit einem Loop.")
     expect(page.locator(".language-switch a[hreflang=en]")).to_have_text("English")
     expect(page.locator(".tpl-card")).to_have_count(3)
-    # The picker's words come from the page (the scripts hold no sentence of their own).
-    expect(page.locator(".tpl-card", has_text="Head scratch").locator(".tpl-mode")).to_have_text(
+    # The picker's words come from the page (the scripts hold no sentence of their own), the
+    # loops' names from template.toml's [name] table.
+    expect(page.locator(".tpl-card", has_text="Kopfkratzen").locator(".tpl-mode")).to_have_text(
         "Text auswählen"
     )
+    expect(page.locator(".tpl-card", has_text="Head scratch")).to_have_count(0)
 
-    page.locator(".tpl-card", has_text="Head scratch").click()
+    page.locator(".tpl-card", has_text="Kopfkratzen").click()
     expect(page.locator("#step-caption")).to_be_visible()
     expect(page.locator("#presets legend")).to_have_text("Wähl einen Text")
     # The German caption set, not the English one.

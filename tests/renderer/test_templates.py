@@ -34,6 +34,12 @@ def test_demo_templates_load_with_their_settings() -> None:
     assert wake.style.fill == (255, 255, 255)
     assert templates["head-scratch"].caption_mode == "presets"
     assert templates["big-stretch"].loop == "boomerang"
+    # Named per language ([name]); a language without a name gets the default language's.
+    assert (wake.name, wake.name_for("de"), wake.name_for("fr")) == (
+        "Wake up",
+        "Aufwachen",
+        "Wake up",
+    )
 
 
 @pytest.mark.parametrize("template_id", ["nope", "../etc", "Wake-Up", "", "a" * 41])
@@ -54,7 +60,9 @@ def test_unknown_or_malformed_ids_are_unknown(template_id: str) -> None:
         ('caption_mode = "free"', 'caption_mode = "anything"', "caption_mode"),
         ("box = [24, 176, 432, 80]", "box = [300, 176, 432, 80]", "inside"),
         ("duration = 2.2", "duration = 60", "duration"),
-        ('name = "Wake up"', "name = ", "template.toml"),
+        ('en = "Wake up"', "en = ", "template.toml"),
+        ('de = "Aufwachen"', 'Deutsch = "Aufwachen"', "not a language code"),
+        ('de = "Aufwachen"', "de = 7", "name.de must be text"),
         ("speed = 1.0", "speed = 1.0\nstabilise_distance = 99", "stabilise_distance"),
         ("speed = 1.0", 'speed = 1.0\nstabilise_distance = "far"', "stabilise_distance"),
         ("speed = 1.0", "speed = 1.0\nmax_gif_bytes = 1000", "max_gif_bytes must be"),

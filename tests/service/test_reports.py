@@ -95,3 +95,26 @@ def test_clean_reason() -> None:
     assert clean_reason("a\tb\r\nc") == "a b c"
     assert clean_reason("Cafe\u0301 \u2066x\u2069") == "Café x"
     assert len(clean_reason("x" * 2000)) == MAX_REASON_CHARS
+
+
+def test_retention_deletes_reports_dealt_with_and_old_ones(store: BlobStore) -> None:
+    clock = Clock()
+    reports = Reports(store, clock=clock)
+    reports.submit(KEY_A, "old news")  # made before the cutoff
+    cutoff = clock.now + 1
+    clock.now += 10
+    reports.submit(KEY_A, "still open")
+    reports.submit(KEY_B, "taken down since")
+    dealt_with = {KEY_B}
+
+    def count(dry_run: bool) -> int:
+        return reports.collect_garbage(
+            older_than=cutoff, resolved=dealt_with.__contains__, dry_run=dry_run
+        )
+
+    assert count(dry_run=True) == 2
+    assert len(list(store.list(REPORTS_PREFIX))) == 3  # a dry run deletes nothing
+    assert count(dry_run=False) == 2
+    listed = reports.pending()
+    assert [(r.key, r.reasons) for r in listed] == [(KEY_A, ["still open"])]
+    assert count(dry_run=False) == 0

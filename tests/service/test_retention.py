@@ -13,6 +13,7 @@ from loopmark.records.gallery import open_gallery_records
 from loopmark.records.retention import open_retention_records
 from loopmark.service.blocklist import marked_keys
 from loopmark.service.render_service import RenderService, media_keys
+from loopmark.service.reports import REPORTS_PREFIX, Reports
 from loopmark.service.retention import (
     SECONDS_PER_DAY,
     TEMP_MAX_AGE_SECONDS,
@@ -118,4 +119,48 @@ def test_gc_deletes_what_nobody_asked_for_and_keeps_the_rest(
     assert again.key == dropped.key
     assert all(service.blobs.exists(k) for k in media_keys(dropped.key).values())
     gallery.close()
+    retention.close()
+
+
+def test_gc_deletes_reports_of_renders_dealt_with_and_old_reports(
+    service: RenderService, settings: Settings, tmp_path: Path
+) -> None:
+    """Real renders, local storage and SQLite: a report of a live render stays until it is older
+    than the cutoff; reports of a taken-down render, or of one retention forgot, go at once."""
+    live = done(service, "Still up")
+    forgotten = done(service, "Forgotten")
+    taken = done(service, "Taken down")
+    now = time.time()
+    made = {"at": now - (DAYS + 1) * SECONDS_PER_DAY}
+    reports = Reports(service.blobs, clock=lambda: made["at"])
+    reports.submit(live.key, "an old report nobody looked at")
+    made["at"] = now - 60
+    for outcome in (live, forgotten, taken):
+        reports.submit(outcome.key, "fresh")
+    service.take_down(taken.key, reason="reported")
+    retention = open_retention_records(settings.records_url)
+    record = service.record(forgotten.key)
+    assert record is not None and retention.forget_render(
+        forgotten.key, updated_at=record.updated_at
+    )
+
+    def run(dry_run: bool) -> int:
+        report = collect_garbage(
+            render=service,
+            retention=retention,
+            gallery_keys=set(),
+            forget_admin_rows=lambda dry: 0,
+            data_dir=tmp_path / "data",
+            days=DAYS,
+            dry_run=dry_run,
+            now=now,
+            reports=reports,
+        )
+        assert "3 reports" in report.line(DAYS)
+        return report.reports
+
+    assert run(dry_run=True) == 3
+    assert len(list(service.blobs.list(REPORTS_PREFIX))) == 4
+    assert run(dry_run=False) == 3
+    assert [(r.key, r.reasons) for r in reports.pending()] == [(live.key, ["fresh"])]
     retention.close()

@@ -34,6 +34,7 @@ def fizz_file(tmp_path: Path) -> Path:
         ('primary = "#5b2e91"', 'primary = "#0a5c36"'),
         ('file = "privacy.txt"', 'url = "https://fizz.example/p"'),
         ('title = "Terms of use"\nfile = "terms.txt"', 'title = "Terms"\ntext = "## A\\nBe nice."'),
+        ('[pages.terms.de]\ntitle = "Nutzungsbedingungen"\nfile = "terms.de.txt"\n', ""),
     ]:  # fmt: skip
         assert old in text
         text = text.replace(old, new)
@@ -109,6 +110,35 @@ def test_privacy_and_terms_pages_show_the_brands_words(make_app: MakeApp) -> Non
     assert {"/privacy", "/terms"} <= hrefs
     first_words = str(escape(demo_brand().privacy.blocks[0][1]))
     assert first_words in client.get("/privacy").get_data(as_text=True)
+
+
+def test_privacy_and_terms_pages_speak_the_visitors_language(make_app: MakeApp) -> None:
+    """The demo brand wrote both pages in German too ([pages.privacy.de]): a German visitor
+    reads them in German, footer links and titles included; English stays English."""
+    client = make_app().test_client()
+    german = {"Accept-Language": "de"}
+    for path, title, words in (
+        ("/privacy", "Datenschutz", "Was wir speichern"),
+        ("/terms", "Nutzungsbedingungen", "Deine Worte"),
+    ):
+        html = client.get(path, headers=german).get_data(as_text=True)
+        assert '<html lang="de"' in html
+        assert f"<h1>{title}</h1>" in html and words in html, path
+        assert "What we keep" not in html and "Your words" not in html
+        assert '<section class="brand-page">' in html  # the text is not marked as English
+        english = client.get(path, headers={"Accept-Language": "en"}).get_data(as_text=True)
+        assert words not in english
+    footer = client.get("/", headers=german).get_data(as_text=True)
+    assert ">Datenschutz</a>" in footer and ">Nutzungsbedingungen</a>" in footer
+
+
+def test_a_page_the_brand_wrote_in_one_language_says_which(fizz: Flask) -> None:
+    """Fizz's terms are English only: a German visitor gets them under a German title, the
+    text marked lang="en" (screen readers and translating browsers read it as English)."""
+    client = fizz.test_client()
+    html = client.get("/terms", headers={"Accept-Language": "de"}).get_data(as_text=True)
+    assert '<section class="brand-page" lang="en">' in html
+    assert '<h1 lang="de">' in html and "Be nice." in html
 
 
 def test_a_page_kept_on_the_brands_site_is_a_redirect_and_linked_there(fizz: Flask) -> None:

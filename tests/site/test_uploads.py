@@ -310,3 +310,34 @@ def _hex_of(app: Flask, signed: str) -> str:
 
     upload_id, _owner = URLSafeTimedSerializer(str(app.secret_key), salt=ID_SALT).loads(signed)
     return str(upload_id)
+
+
+def test_refusals_speak_the_visitors_language(client: FlaskClient, clip: Path) -> None:
+    """The probe's, the upload routes' and the trim's refusals in German; codes unchanged."""
+    german = {"Accept-Language": "de"}
+    html = b"<html><body>hi</body></html>"
+    refused = send(client, declare_bytes(client, len(html)), html)
+    assert refused.status_code == 422 and error_code(refused) == "video_unsupported"
+    assert refused.get_json()["error"]["message"] != ""
+    ticket = declare(client, clip)
+    forged = {**ticket, "upload": {**ticket["upload"], "url": ticket["upload"]["url"] + "x"}}
+    body = multipart(forged["upload"]["fields"], clip.read_bytes())
+    response = client.post(forged["upload"]["url"], headers=german, **body)
+    assert response.status_code == 403 and error_code(response) == "upload_forbidden"
+    assert response.get_json()["error"]["message"] == "Diese Upload-Adresse ist ungültig."
+    upload_id = upload(client, clip)
+    late = client.post(
+        "/api/renders", json={"upload": upload_id, "start": 5.5, "duration": 1.0}, headers=german
+    )
+    assert late.status_code == 422 and error_code(late) == "clip_out_of_range"
+    assert late.get_json()["error"]["message"].startswith("Der Anfang muss zwischen 0 und ")
+
+
+def test_the_probes_refusals_are_translated(client: FlaskClient, tmp_path: Path) -> None:
+    playlist = hv.hls_playlist(tmp_path)
+    data = playlist.read_bytes()
+    ticket = declare_bytes(client, len(data))
+    body = multipart(ticket["upload"]["fields"], data)
+    response = client.post(ticket["upload"]["url"], headers={"Accept-Language": "de"}, **body)
+    assert response.status_code == 422 and error_code(response) == "video_unsupported"
+    assert response.get_json()["error"]["message"] == "Diese Datei ist eine Playlist, kein Video."

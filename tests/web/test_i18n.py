@@ -4,12 +4,18 @@ headers and the API's error messages."""
 from __future__ import annotations
 
 import html as html_lib
+import io
 import re
+from urllib.parse import urlsplit
 
+import numpy as np
 import pytest
 from flask import Flask, render_template_string
 from flask.testing import FlaskClient
+from PIL import Image
 
+from loopmark.brand import demo_brand
+from loopmark.renderer.card import CARD_HEIGHT, CARD_WIDTH, share_card
 from loopmark.web import i18n
 from tests.site.conftest import render_via_api
 
@@ -185,3 +191,65 @@ def test_translations_are_trusted_and_their_values_escaped(app: Flask) -> None:
         'Zum GIF-Machen brauchst du JavaScript. Die <a href="/x">Galerie</a> kannst du dir '
         "trotzdem ansehen."
     )
+
+
+def test_template_names_speak_the_page_language(demo_app: Flask) -> None:
+    """template.toml's [name] table: the API carries every language's name (it stays one shared
+    answer), the credits page shows the page's language's."""
+    client = demo_app.test_client()
+    listed = {t["id"]: t for t in client.get("/api/templates").get_json()}
+    assert listed["wake-up"]["name"] == "Wake up"
+    assert listed["wake-up"]["names_by_language"] == {"en": "Wake up", "de": "Aufwachen"}
+    german = client.get("/credits", headers={"Accept-Language": "de"}).get_data(as_text=True)
+    assert "<strong>Aufwachen</strong>" in german and "<strong>Kopfkratzen</strong>" in german
+    assert "<strong>Wake up</strong>" not in german
+    english = client.get("/credits", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "<strong>Wake up</strong>" in english
+
+
+def _brand_band(card: bytes) -> np.ndarray:
+    """The strip under the frame where the card writes the brand's line, as numbers."""
+    image = Image.open(io.BytesIO(card)).convert("L")
+    assert image.size == (CARD_WIDTH, CARD_HEIGHT)
+    return np.asarray(image.crop((0, CARD_HEIGHT - 100, CARD_WIDTH, CARD_HEIGHT)), dtype=float)
+
+
+def _nearest_line(card: bytes) -> str:
+    """Which brand line (English or German) the card's strip shows."""
+    band = _brand_band(card)
+    lines = ("Made with Hop & Co.", "Gemacht mit Hop & Co.")
+    drawn = {
+        line: _brand_band(share_card(Image.new("RGB", (480, 270)), demo_brand(), line=line))
+        for line in lines
+    }
+    return min(lines, key=lambda line: float(np.abs(band - drawn[line]).mean()))
+
+
+def test_share_cards_speak_the_captions_language(demo_app: Flask) -> None:
+    """A render's card is one image for every viewer: its words follow the caption (a German
+    predefined caption: German), the brand's language for a visitor's own words."""
+    client = demo_app.test_client()
+    service = demo_app.extensions["loopmark"].render
+    german = render_via_api(client, "Überraschende Wendung", template="head-scratch")
+    own = render_via_api(client, "Ganz eigene Worte", template="wake-up")
+    cards = {}
+    for name, done in (("german", german), ("own", own)):
+        record = service.record(done["key"])
+        cards[name] = service.blobs.get(record.media["card"])
+    assert _nearest_line(cards["german"]) == "Gemacht mit Hop & Co."
+    assert _nearest_line(cards["own"]) == "Made with Hop & Co."
+
+
+def test_the_site_card_speaks_the_page_language(client: FlaskClient) -> None:
+    """The home page's og:image is worded in the page's language (its own URL per language)."""
+    urls = {}
+    for language in ("en", "de"):
+        html = client.get("/", headers={"Accept-Language": language}).get_data(as_text=True)
+        found = re.search(r'<meta property="og:image" content="([^"]+)"', html)
+        assert found
+        urls[language] = urlsplit(html_lib.unescape(found.group(1))).path
+    assert urls["en"] != urls["de"] and urls["de"].endswith("/de.jpg")
+    cards = {language: client.get(path).get_data() for language, path in urls.items()}
+    assert _nearest_line(cards["de"]) == "Gemacht mit Hop & Co."
+    assert _nearest_line(cards["en"]) == "Made with Hop & Co."
+    assert client.get(urls["de"].replace("/de.jpg", "/fr.jpg")).status_code == 404

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,14 @@ from loopmark.admin.template_files import (
     write_template_file,
 )
 from loopmark.admin.views import wants_json
-from loopmark.errors import BadInput, LoopmarkError, ToolFailed, UnknownTemplate
+from loopmark.errors import (
+    N_,
+    BadInput,
+    LoopmarkError,
+    OptionRejected,
+    ToolFailed,
+    UnknownTemplate,
+)
 from loopmark.package_data import WEB_FONTS_DIR
 from loopmark.renderer.authoring import NewTemplate, create_template
 from loopmark.renderer.prepare import PreparedTemplate
@@ -102,11 +109,13 @@ def _row(template_id: str) -> TemplateRow:
     except LoopmarkError as exc:
         return TemplateRow(template_id, None, None, exc.reason)
     jobs = background()
-    if jobs is not None and not jobs.is_ready(template):
-        # Never prepared in a request: the page would hang for as long as FFmpeg runs.
-        state = jobs.state(template_id)
-        preparing = state.state == "preparing"
-        return TemplateRow(template_id, template, None, state.reason or None, preparing)
+    if jobs is not None and (not jobs.is_ready(template) or jobs.busy(template_id)):
+        # Never prepared in a request: the page would hang for as long as FFmpeg runs. A
+        # preparation written down (an edit a restart interrupted) is resumed by state().
+        state = said(jobs.state(template_id))
+        if state.state == "preparing" or not jobs.is_ready(template):
+            preparing = state.state == "preparing"
+            return TemplateRow(template_id, template, None, state.reason or None, preparing)
     try:
         prepared = catalog.prepared(template)
     except LoopmarkError as exc:
@@ -166,8 +175,15 @@ def template_state(template_id: str) -> Response:
     jobs = background()
     if jobs is None:
         return jsonify(state="ready", reason="")
-    state = jobs.state(template_id)
+    state = said(jobs.state(template_id))
     return jsonify(state=state.state, reason=state.reason)
+
+
+def said(state: Preparation) -> Preparation:
+    """A preparation's failure in the page's language (English when it was not marked)."""
+    if not state.message_id:
+        return state
+    return replace(state, reason=gettext(state.message_id, **state.params))
 
 
 @blueprint.post("/templates/<template_id>/publish")
@@ -255,9 +271,9 @@ def template_edit(template_id: str) -> Response | tuple[str, int] | str:
 def _save(template: Template, data: dict[str, Any], jobs: Preparations | None) -> None:
     """Write the edit now, or (new frames: trim, speed, direction, colours, font) once the new
     version is prepared in the background, so visitors never wait for it."""
-    name = data["name"]
     publishing = bool(data.get("enabled", True)) and not template.enabled
     updated = parse_template(template.id, template.folder, data)
+    name = updated.name  # the default language's (template.toml may name it in several)
     if jobs is not None and updated.version != template.version:
         if not jobs.start_edit(template, data):
             flash(
@@ -298,17 +314,20 @@ def _waiting(jobs: Preparations, template_id: str) -> tuple[str, int] | None:
     except UnknownTemplate:
         template = None
     except LoopmarkError as exc:
-        broken = Preparation("failed", exc.reason)
+        broken = said(Preparation.failure(exc))
         page = render_template(
             "admin/template_state.html", template_id=template_id, template=None, state=broken
         )
         return page, 200
-    if template is not None and not jobs.running(template_id) and jobs.is_ready(template):
+    if template is not None and not jobs.busy(template_id) and jobs.is_ready(template):
         failed = jobs.take_failure(template_id)
         if failed is not None:  # an edit that could not be prepared: nothing was written
-            flash(gettext("Your last changes were not saved: %(reason)s", reason=failed), "error")
+            reason = said(failed).reason
+            flash(gettext("Your last changes were not saved: %(reason)s", reason=reason), "error")
         return None
-    state = jobs.state(template_id)
+    state = said(jobs.state(template_id))
+    if template is not None and state.state == "ready":
+        return None
     if template is None and state.state != "failed":
         abort(404)
     return render_template(
@@ -445,7 +464,7 @@ def template_new() -> Response | tuple[str, int] | tuple[Response, int]:
             try:
                 template = _add(form, catalog)
             except BadInput as exc:
-                _mark(form, _upload_problem(exc.reason))
+                _mark(form, _upload_problem(exc))
             except ToolFailed as exc:
                 log.warning("template upload failed: %s %s", exc.reason, exc.stderr[-400:])
                 unreadable = gettext("This video could not be read; try another file.")
@@ -476,22 +495,27 @@ def _flashed_errors() -> list[str]:
     return [str(m) for m in get_flashed_messages(category_filter=["error"])]
 
 
-# The CLI's refusals name its options; the form's fields say the same in the page's words.
+# The authoring code's refusals name the CLI's options (OptionRejected.option); the form marks
+# its own field and names it in the page's words and language.
 _UPLOAD_OPTIONS = {
-    "--start": ("start", "Start"),
-    "--duration": ("duration", "Duration"),
-    "--width": ("width", "Width"),
-    "--fps": ("fps", "Frames per second"),
-    "--frame": ("frame", "The branding frame"),
-    "template": ("template_id", "A template"),
+    "--start": ("start", N_("The start")),
+    "--duration": ("duration", N_("The duration")),
+    "--width": ("width", N_("The width")),
+    "--fps": ("fps", N_("The frame rate")),
+    "--frame": ("frame", N_("The branding frame")),
+    "template": ("template_id", N_("The template id")),
 }
 
 
-def _upload_problem(reason: str) -> FieldInvalid:
-    for option, (field, words) in _UPLOAD_OPTIONS.items():
-        if reason.startswith(option):
-            return FieldInvalid(field, words + reason[len(option) :].rstrip(".") + ".")
-    return FieldInvalid("video", reason)
+def _upload_problem(exc: BadInput) -> FieldInvalid:
+    """A refused upload as a message beside its field, in the page's language (the video's
+    field when the refusal names no option: the probe's refusals)."""
+    if isinstance(exc, OptionRejected) and exc.option in _UPLOAD_OPTIONS:
+        field, label = _UPLOAD_OPTIONS[exc.option]
+        return FieldInvalid(
+            field, gettext(exc.message_id, **{**exc.params, "option": gettext(label)})
+        )
+    return FieldInvalid("video", reason_of(exc))
 
 
 def _close_uploads() -> None:

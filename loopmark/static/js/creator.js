@@ -94,12 +94,18 @@
     var caption = document.createElement("span");
     caption.className = "tpl-label";
     var name = document.createElement("span");
-    name.textContent = template.name;
+    name.textContent = templateName(template);
     caption.appendChild(name);
     label.appendChild(input);
     label.appendChild(media);
     label.appendChild(caption);
     return label;
+  }
+
+  // The page's language's name where the template has one (names_by_language).
+  function templateName(template) {
+    var byLanguage = template.names_by_language || {};
+    return byLanguage[Hop.lang] || template.name;
   }
 
   function card(template, index) {
@@ -132,7 +138,7 @@
     var caption = document.createElement("span");
     caption.className = "tpl-label";
     var name = document.createElement("span");
-    name.textContent = template.name;
+    name.textContent = templateName(template);
     caption.appendChild(name);
     var mode = document.createElement("span");
     mode.className = "tpl-mode";
@@ -217,7 +223,7 @@
     el.previewVideo.dataset.poster = template.poster_url;
     el.previewVideo.width = template.width;
     el.previewVideo.height = template.height;
-    el.previewVideo.setAttribute("aria-label", Hop.t("preview.label", { name: template.name }));
+    el.previewVideo.setAttribute("aria-label", Hop.t("preview.label", { name: templateName(template) }));
     state.preview = new Hop.CaptionPreview(el.previewCanvas, template);
     state.preview.fontReady.then(function () {
       if (state.template === template) {
