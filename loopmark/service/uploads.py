@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from loopmark.errors import (
     N_,
@@ -215,6 +216,20 @@ class UploadService:
             content_type=content_type.split(";", 1)[0].strip().lower(),
             expires_s=UPLOAD_URL_SECONDS,
         )
+
+    def direct_upload_origin(self) -> str | None:
+        """The origin browsers post files to when storage takes them directly (an S3 bucket's,
+        for the CSP's ``connect-src``); None when the site takes them itself. Signing is local,
+        so this reaches no backend; StorageUnavailable when it cannot sign (no credentials)."""
+        direct = self.blobs.presigned_post(
+            source_key("0" * 32), max_bytes=1, content_type="video/mp4", expires_s=60
+        )
+        if direct is None:
+            return None
+        parts = urlsplit(direct[0])
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return None  # a relative URL: the site's own origin
+        return f"{parts.scheme}://{parts.netloc}"
 
     # -- 2. the file ---------------------------------------------------------------------------
 
