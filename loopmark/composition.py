@@ -136,6 +136,7 @@ def build_services(settings: Settings, *, with_dispatcher: bool = True) -> Servi
         prepared_dir=settings.prepared_dir,
         spill_dir=settings.prepared_spill_dir,
         style_template=settings.upload_style_template,
+        default_frame=settings.brand.default_frame,
         keep_uploads=settings.keep_uploads,
     )
     render = RenderService(

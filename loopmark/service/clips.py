@@ -109,6 +109,7 @@ class ClipCatalog:
         prepared_dir: Path,
         spill_dir: Path | None = None,
         style_template: str | None = None,
+        default_frame: Path | None = None,
         keep_uploads: bool = False,
     ) -> None:
         self.inner = inner
@@ -117,6 +118,7 @@ class ClipCatalog:
         self.prepared_dir = prepared_dir
         self.spill_dir = spill_dir
         self.style_template = style_template
+        self.default_frame = default_frame  # the brand's (brand.toml), else the style's frame
         self.keep_uploads = keep_uploads
         self._lock = threading.Lock()
         self._clips: OrderedDict[str, ClipTemplate] = OrderedDict()
@@ -170,8 +172,8 @@ class ClipCatalog:
     # -- clips --------------------------------------------------------------------------------
 
     def style_base(self) -> Template:
-        """The template whose frame and caption style clips take: the configured one, else the
-        first enabled template."""
+        """The template whose caption style clips take (and its frame, when the brand has no
+        default frame): the configured one, else the first enabled template."""
         if self.style_template:
             return self.inner.get(self.style_template, enabled_only=False)
         templates = self.inner.all()
@@ -218,6 +220,7 @@ class ClipCatalog:
             duration_s=spec.duration_s,
             source_width=spec.source_width,
             source_height=spec.source_height,
+            frame=self.default_frame,
         )
         with self._lock:
             self._clips[template_id] = template
