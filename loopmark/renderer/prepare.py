@@ -158,10 +158,17 @@ def frame_overlay(
     corner = max(1, int(min(fw, fh) * FRAME_CORNER_SHARE))  # in the frame's pixels
     scale = min(width, height) / min(fw, fh)
     out_corner = max(1, min(round(corner * scale), min(width, height) // 2))
-    columns = ((0, corner, 0, out_corner), (corner, fw - corner, out_corner, width - out_corner))
-    columns += ((fw - corner, fw, width - out_corner, width),)
-    rows = ((0, corner, 0, out_corner), (corner, fh - corner, out_corner, height - out_corner))
-    rows += ((fh - corner, fh, height - out_corner, height),)
+    # (from, to) in the frame, then (from, to) in the output: left/top, middle, right/bottom.
+    columns = [
+        (0, corner, 0, out_corner),
+        (corner, fw - corner, out_corner, width - out_corner),
+        (fw - corner, fw, width - out_corner, width),
+    ]
+    rows = [
+        (0, corner, 0, out_corner),
+        (corner, fh - corner, out_corner, height - out_corner),
+        (fh - corner, fh, height - out_corner, height),
+    ]
     overlay = Image.new("RGBA", (width, height), (0, 0, 0, 0))
     for x0, x1, ox0, ox1 in columns:
         for y0, y1, oy0, oy1 in rows:
