@@ -172,6 +172,7 @@ def build_services(settings: Settings, *, with_dispatcher: bool = True) -> Servi
         max_bytes=settings.upload_max_bytes,
         max_seconds=settings.upload_max_seconds,
         max_jobs=settings.upload_jobs or max(1, (settings.render_concurrency or _cpus()) // 2),
+        incoming_max_bytes=settings.upload_incoming_max_bytes,
     )
     return Services(
         settings=settings,
