@@ -140,8 +140,7 @@ class ClipCatalog:
             prepared = self._prepared.get_or_build(template, lambda: self._prepare_clip(template))
             # Prepared (now, or before: the same clip uploaded again) and its frames kept in
             # storage: the upload it was described with is processed.
-            if self.is_stored(template):
-                self._delete_source(template)
+            self._delete_source(template)
             return prepared
         return self.inner.prepared(template)
 
@@ -154,9 +153,12 @@ class ClipCatalog:
         return self.inner.warm_up(workers=workers, listed=listed)
 
     def _delete_source(self, template: ClipTemplate) -> None:
+        """Delete the clip's upload once its prepared frames are kept in storage."""
         if self.keep_uploads:
             return
         try:
+            if not self.is_stored(template):
+                return  # kept until it expires: a later caption may need it
             spec = ClipSpec.from_json(self.blobs.get(spec_key(template.id)))
             self.blobs.delete(spec.source_key)
         except (FileNotFoundError, StorageUnavailable) as exc:  # gc removes it within the hour

@@ -475,9 +475,11 @@ class UploadService:
 
         outcome = self.render.request(template.id, caption, wait_s=wait_s, admit=admit_upload_job)
         if outcome.status == "done" and not self.clips.keep_uploads:
-            # Rendered already (the same clip and choices): this upload is processed too.
+            # Rendered already (the same clip and choices): this upload is processed too, once
+            # the clip's frames are kept for later captions.
             with suppress(StorageUnavailable):
-                self.blobs.delete(source_key(upload_id))
+                if self.clips.is_stored(template):
+                    self.blobs.delete(source_key(upload_id))
         return outcome
 
     def _admit_job(self, key: str) -> None:
