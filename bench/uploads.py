@@ -3,7 +3,8 @@ upload complete to GIF on one core (probe, hash, prepare, render, store), with t
 RSS; and the probe's time and peak RSS for each hostile file.
 
 Each measurement runs in a fresh child process pinned to one CPU, so ``ru_maxrss`` is its own
-(FFmpeg children included, as RUSAGE_CHILDREN). Run: ``python -m bench.uploads``.
+(FFmpeg children included, as RUSAGE_CHILDREN). Run: ``python -m bench.uploads``; with
+``--probes`` only the hostile files' probes (seconds, not minutes).
 """
 
 from __future__ import annotations
@@ -111,16 +112,20 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--probe":
         print(json.dumps(_child_probe(sys.argv[2])))
         return
+    probes_only = sys.argv[1:] == ["--probes"]
     with tempfile.TemporaryDirectory(prefix="bench-uploads-") as tmp:
         folder = Path(tmp)
-        clip = phone_clip(folder)
-        figures = _in_child("--upload", str(clip), str(folder / "data"))
-        print("phone clip 10 s 1080p H.264 → 3 s at 480 px:", figures)
+        if not probes_only:
+            clip = phone_clip(folder)
+            figures = _in_child("--upload", str(clip), str(folder / "data"))
+            print("phone clip 10 s 1080p H.264 → 3 s at 480 px:", figures)
+        huge = hv.huge_frame_video(folder)
         hostile = {
             "hls playlist": hv.hls_playlist(folder),
             "ffconcat": hv.ffconcat_script(folder),
             "10-hour video": hv.ten_hour_video(folder),
-            "8192x8192": hv.huge_frame_video(folder),
+            "8192x8192": huge,
+            "8192x8192 as a second stream (mkv)": hv.hidden_huge_stream(folder, huge),
             "gif 16000x16000 screen": hv.gif_screen_bomb(folder),
             "gif frame bomb": hv.gif_frame_bomb(folder),
             "truncated mp4": hv.truncated_mp4(folder, faststart=True),

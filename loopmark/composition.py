@@ -136,6 +136,7 @@ def build_services(settings: Settings, *, with_dispatcher: bool = True) -> Servi
         prepared_dir=settings.prepared_dir,
         spill_dir=settings.prepared_spill_dir,
         style_template=settings.upload_style_template,
+        default_frame=settings.brand.default_frame,
         keep_uploads=settings.keep_uploads,
         max_gif_bytes=settings.brand.max_gif_bytes,
     )
@@ -172,6 +173,7 @@ def build_services(settings: Settings, *, with_dispatcher: bool = True) -> Servi
         max_bytes=settings.upload_max_bytes,
         max_seconds=settings.upload_max_seconds,
         max_jobs=settings.upload_jobs or max(1, (settings.render_concurrency or _cpus()) // 2),
+        incoming_max_bytes=settings.upload_incoming_max_bytes,
     )
     return Services(
         settings=settings,

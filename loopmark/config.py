@@ -118,8 +118,12 @@ class Settings:
     # Upload renders queued or running at once (None: half the render concurrency, at least 1),
     # so uploads never take every worker from template renders.
     upload_jobs: int | None = None
-    # The template whose frame and caption style clips get (None: the first enabled one).
+    # The template whose caption style clips get, and frame when the brand has no default frame
+    # (None: the first enabled one).
     upload_style_template: str | None = None
+    # Uploads not yet processed (stored, or announced and on their way) may hold this many bytes
+    # in all; beyond it POST /api/uploads is 503 with Retry-After (a full disk hurts everyone).
+    upload_incoming_max_bytes: int = 1024 * 1024 * 1024
 
     @property
     def template_cache_dir(self) -> Path:
@@ -195,6 +199,7 @@ class Settings:
             upload_admission=env.get("LOOPMARK_UPLOAD_ADMISSION") or cls.upload_admission,
             upload_jobs=_positive_int(env, "LOOPMARK_UPLOAD_JOBS", None),
             upload_style_template=env.get("LOOPMARK_UPLOAD_STYLE_TEMPLATE") or None,
+            upload_incoming_max_bytes=_incoming_bytes(env),
         )
 
 
@@ -202,6 +207,18 @@ def _bounded_int(env: Mapping[str, str], name: str, default: int, ceiling: int) 
     value = _positive_int(env, name, default) or default
     if value > ceiling:
         raise ConfigInvalid(f"{name} must be at most {ceiling}")
+    return value
+
+
+def _incoming_bytes(env: Mapping[str, str]) -> int:
+    """LOOPMARK_UPLOAD_INCOMING_MAX_BYTES: room for unprocessed uploads, at least one upload."""
+    name = "LOOPMARK_UPLOAD_INCOMING_MAX_BYTES"
+    value = _positive_int(env, name, None) or Settings.upload_incoming_max_bytes
+    largest = _bounded_int(
+        env, "LOOPMARK_UPLOAD_MAX_BYTES", Settings.upload_max_bytes, UPLOAD_MAX_BYTES_CEILING
+    )
+    if value < largest:
+        raise ConfigInvalid(f"{name} must be at least LOOPMARK_UPLOAD_MAX_BYTES ({largest})")
     return value
 
 

@@ -1,5 +1,5 @@
-"""One-off templates made from a visitor's clip: the brand's frame and caption style over a trim
-of the visitor's video, prepared and rendered exactly as the brand's own templates are.
+"""One-off templates made from a visitor's clip: the brand's default frame and caption style over
+a trim of the visitor's video, prepared and rendered exactly as the brand's own templates are.
 
 A clip template's id and version come from the upload's content hash, the trim and the brand's
 style (never from the file's name or its storage key), so the same clip and choices give the same
@@ -64,13 +64,16 @@ class ClipTemplate(Template):
 
     source_max_bytes: ClassVar[int] = CLIP_SOURCE_MAX_BYTES
     caption_optional: ClassVar[bool] = True
+    # The brand's frame is drawn for a landscape loop; a portrait or square clip keeps its
+    # corners (the logo) at their proportions instead of squashing them.
+    frame_keeps_corners: ClassVar[bool] = True
 
     @functools.cached_property
     def version(self) -> str:
         digest = hashlib.sha256()
         settings = (
-            "clip", self.content_sha256, self.start_s, self.duration_s, self.width, self.fps,
-            self.loop, self.speed, self.box, self.style.fill, self.style.stroke,
+            "clip", "corners", self.content_sha256, self.start_s, self.duration_s, self.width,
+            self.fps, self.loop, self.speed, self.box, self.style.fill, self.style.stroke,
             self.style.stroke_width, self.style.align, self.style.max_lines, self.style.max_size,
             self.style.min_size,
         )  # fmt: skip
@@ -90,9 +93,11 @@ def clip_template(
     duration_s: float,
     source_width: int,
     source_height: int,
+    frame: Path | None = None,
 ) -> ClipTemplate:
-    """The clip as a template: ``base`` (the brand's style template) gives the frame and the
-    caption's style; the box is the default lower third of the clip's own shape."""
+    """The clip as a template: ``frame`` (the brand's default frame) over it, and ``base`` (the
+    brand's style template) gives the caption's style, and the frame when ``frame`` is None;
+    the box is the default lower third of the clip's own shape."""
     width = clip_width(source_width, source_height)
     values = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
     values.update(
@@ -113,5 +118,6 @@ def clip_template(
         enabled=True,
         raw={},
         content_sha256=content_sha256,
+        frame=base.frame if frame is None else frame,
     )
     return ClipTemplate(**values)

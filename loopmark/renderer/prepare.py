@@ -45,6 +45,11 @@ from loopmark.renderer.video import decode_frames, encode_mp4, generate_palette
 
 # Bump when this module's output changes for the same template. Render keys include it, so a
 # bump renders every caption afresh: the manifest's format has its own version (below).
+# A frame fitted by its corners (a clip's) is fitted so when its shape differs from the output's
+# by more than this share; the corners are this share of the frame's shorter side (a logo in a
+# corner fits in it: Hop & Co.'s badge ends at 42 %).
+FRAME_ASPECT_TOLERANCE = 0.02
+FRAME_CORNER_SHARE = 0.45
 PREPARE_VERSION = 6  # 5: k-means sample with replacement; 6: stabilise distance per template
 # meta.json's format: 2 added "checksums" (a SHA-256 per file); a folder without them is
 # prepared again (same folder name, same bytes, same render keys).
@@ -138,11 +143,49 @@ def apply_loop_style(frames: NDArray[np.uint8], loop: str) -> NDArray[np.uint8]:
     return frames
 
 
-def composite_branding(frames: NDArray[np.uint8], frame_png: Path) -> NDArray[np.uint8]:
-    """Alpha-blend the brand's frame (scaled to the output) over every frame."""
-    _, height, width, _ = frames.shape
+def frame_overlay(
+    frame_png: Path, width: int, height: int, *, keep_corners: bool = False
+) -> Image.Image:
+    """The frame PNG as an RGBA overlay of the output's size: stretched to it; or, with
+    ``keep_corners`` and a shape other than the frame's, cut in nine (corners, edges, middle)
+    with the corners scaled evenly to the output's shorter side and the rest stretched between
+    them, so a logo in a corner keeps its proportions on a portrait or square clip."""
     with Image.open(frame_png) as img:
-        overlay = img.convert("RGBA").resize((width, height), Image.Resampling.LANCZOS)
+        frame = img.convert("RGBA")
+    fw, fh = frame.size
+    if not keep_corners or abs(width / height - fw / fh) <= FRAME_ASPECT_TOLERANCE * fw / fh:
+        return frame.resize((width, height), Image.Resampling.LANCZOS)
+    corner = max(1, int(min(fw, fh) * FRAME_CORNER_SHARE))  # in the frame's pixels
+    scale = min(width, height) / min(fw, fh)
+    out_corner = max(1, min(round(corner * scale), min(width, height) // 2))
+    # (from, to) in the frame, then (from, to) in the output: left/top, middle, right/bottom.
+    columns = [
+        (0, corner, 0, out_corner),
+        (corner, fw - corner, out_corner, width - out_corner),
+        (fw - corner, fw, width - out_corner, width),
+    ]
+    rows = [
+        (0, corner, 0, out_corner),
+        (corner, fh - corner, out_corner, height - out_corner),
+        (fh - corner, fh, height - out_corner, height),
+    ]
+    overlay = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+    for x0, x1, ox0, ox1 in columns:
+        for y0, y1, oy0, oy1 in rows:
+            if x1 > x0 and y1 > y0 and ox1 > ox0 and oy1 > oy0:
+                piece = frame.crop((x0, y0, x1, y1))
+                piece = piece.resize((ox1 - ox0, oy1 - oy0), Image.Resampling.LANCZOS)
+                overlay.paste(piece, (ox0, oy0))
+    return overlay
+
+
+def composite_branding(
+    frames: NDArray[np.uint8], frame_png: Path, *, keep_corners: bool = False
+) -> NDArray[np.uint8]:
+    """Alpha-blend the brand's frame (fitted to the output: see frame_overlay) over every
+    frame."""
+    _, height, width, _ = frames.shape
+    overlay = frame_overlay(frame_png, width, height, keep_corners=keep_corners)
     rgba = np.asarray(overlay, dtype=np.float32)
     alpha = rgba[..., 3:] / 255.0
     mask = alpha[..., 0] > 0
@@ -248,7 +291,9 @@ def _build(template: Template, folder: Path) -> None:
     )
     frames = apply_loop_style(frames, template.loop)[:OUTPUT_MAX_FRAMES]
     if template.frame is not None:
-        frames = composite_branding(frames, template.frame)
+        frames = composite_branding(
+            frames, template.frame, keep_corners=template.frame_keeps_corners
+        )
     frames = np.ascontiguousarray(frames)
     reserved = [template.style.fill, template.style.stroke]
     clip_colours = refine_palette(

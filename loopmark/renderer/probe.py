@@ -6,9 +6,12 @@ Every untrusted video goes through ``probe_video`` first, and every FFmpeg run t
 1. ``stat``: a regular file, not empty, not over the byte cap (a FIFO or device is never opened).
 2. Our own look at the bytes: playlists and concat scripts are named as such; a GIF's logical
    screen and image descriptors are read here, because FFmpeg's probe would decode a frame and
-   allocate the whole declared canvas; an MP4's top-level boxes must fit inside the file.
-3. FFmpeg with the file protocol only, a demuxer allow-list and bounded probing, under a timeout
-   and a memory cap. There is no ffprobe in the imageio-ffmpeg wheel, so its stderr is parsed.
+   allocate the whole declared canvas; an MP4's top-level boxes must fit inside the file, and
+   the frame size of each of its video tracks (``stsd``) is checked here for the same reason.
+3. FFmpeg with the file protocol only, a demuxer allow-list, bounded probing and decoders that
+   refuse a frame over the pixel budget (``-max_pixels``: FFmpeg's probe decodes a first frame,
+   and an 8192×8192 one cost 185 MB), under a timeout and a memory cap. There is no ffprobe in
+   the imageio-ffmpeg wheel, so its stderr is parsed.
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ PROBE_MAX_STREAMS = 32
 # A legitimate MP4 has a few top-level boxes (a fragmented one: two per fragment). Walking
 # millions of 8-byte boxes would be a cheap way to burn our CPU.
 MP4_MAX_TOP_LEVEL_BOXES = 100_000
+# The index (moov) is read into memory to check its video tracks' frame sizes when it is at most
+# this big (a minute of phone video has one of a few hundred KB); a bigger one is left to FFmpeg.
+MP4_MAX_MOOV_BYTES = 8 * 1024 * 1024
+MP4_MAX_CHILD_BOXES = 10_000  # per box walked inside the index
 # How much of the file's start is read to recognise playlists, scripts and GIFs.
 SNIFF_BYTES = 64
 # FFmpeg's GIF demuxer: delays under 2 centiseconds play as 10 (browsers do the same).
@@ -98,6 +105,9 @@ def hardened_input_args(path: Path) -> list[str]:
         str(PROBE_MAX_MICROSECONDS),
         "-max_streams",
         str(PROBE_MAX_STREAMS),
+        # Decoders refuse a bigger frame before allocating it (the probe decodes a first frame).
+        "-max_pixels",
+        str(SOURCE_MAX_PIXELS),
         "-i",
         "file:" + os.path.abspath(path),
     ]
@@ -263,10 +273,11 @@ def _skip_sub_blocks(data: bytes, pos: int, budget: list[int]) -> int:
 
 
 def _check_mp4_boxes(path: Path, size: int) -> None:
-    """Refuse an MP4 whose top-level boxes run past the end of the file (a truncated upload).
+    """Refuse an MP4 whose top-level boxes run past the end of the file (a truncated upload),
+    and one with a video track whose frames are over the size limits (_check_mp4_tracks).
 
-    FFmpeg reads such a file without complaint when the index (moov) comes first, then fails or
-    stops early halfway through rendering.
+    FFmpeg reads a truncated file without complaint when the index (moov) comes first, then
+    fails or stops early halfway through rendering.
     """
     with open(path, "rb") as f:
         pos = 0
@@ -288,8 +299,67 @@ def _check_mp4_boxes(path: Path, size: int) -> None:
                 raise _unsupported(N_("That MP4 file is corrupt."))
             if pos + box_size > size:
                 raise _unsupported(N_("That MP4 file is truncated."))
+            if header[4:8] == b"moov" and box_size <= MP4_MAX_MOOV_BYTES:
+                header_bytes = 16 if int.from_bytes(header[0:4], "big") == 1 else 8
+                f.seek(pos + header_bytes)
+                _check_mp4_tracks(f.read(box_size - header_bytes))
             pos += box_size
     raise _unsupported(N_("That MP4 file has too many top-level boxes."))
+
+
+def _mp4_children(data: bytes, start: int = 0) -> list[tuple[bytes, bytes]]:
+    """The boxes in ``data[start:]`` as (type, body); a box that does not fit ends the list."""
+    boxes: list[tuple[bytes, bytes]] = []
+    pos = start
+    while pos + 8 <= len(data) and len(boxes) < MP4_MAX_CHILD_BOXES:
+        box_size = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        header = 8
+        if box_size == 1 and pos + 16 <= len(data):
+            box_size, header = int.from_bytes(data[pos + 8 : pos + 16], "big"), 16
+        elif box_size == 0:
+            box_size = len(data) - pos
+        if box_size < header or pos + box_size > len(data):
+            break
+        boxes.append((kind, data[pos + header : pos + box_size]))
+        pos += box_size
+    return boxes
+
+
+def _child(boxes: list[tuple[bytes, bytes]], kind: bytes) -> bytes | None:
+    return next((body for k, body in boxes if k == kind), None)
+
+
+def _check_mp4_tracks(moov: bytes) -> None:
+    """Refuse an MP4 with a video track whose sample entries (``stsd``) declare frames over the
+    size limits, from the index alone: FFmpeg's probe would decode a first frame of it.
+
+    Only a refusal is decided here: anything this walk cannot read is left to FFmpeg's probe.
+    """
+    for kind, trak in _mp4_children(moov):
+        if kind != b"trak":
+            continue
+        mdia = _child(_mp4_children(trak), b"mdia")
+        if mdia is None:
+            continue
+        mdia_boxes = _mp4_children(mdia)
+        hdlr = _child(mdia_boxes, b"hdlr")
+        minf = _child(mdia_boxes, b"minf")
+        if hdlr is None or hdlr[8:12] != b"vide" or minf is None:
+            continue
+        stbl = _child(_mp4_children(minf), b"stbl")
+        stsd = None if stbl is None else _child(_mp4_children(stbl), b"stsd")
+        if stsd is None:
+            continue
+        # stsd: version and flags, entry count, then the entries. A visual sample entry: 6
+        # reserved bytes, the data reference index, 16 bytes of pre-defined and reserved, then
+        # width and height (16 bits each).
+        for _, entry in _mp4_children(stsd, 8):
+            if len(entry) >= 28:
+                width = int.from_bytes(entry[24:26], "big")
+                height = int.from_bytes(entry[26:28], "big")
+                if width and height:
+                    _check_dimensions(width, height)
 
 
 # --- 3. FFmpeg's report ----------------------------------------------------------------------

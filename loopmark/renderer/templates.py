@@ -107,6 +107,9 @@ class Template:
     source_max_bytes: ClassVar[int] = SOURCE_MAX_BYTES
     # Whether a render may have no caption at all (a visitor's clip: see clip.py).
     caption_optional: ClassVar[bool] = False
+    # How the frame PNG meets the output: stretched to it (a template's frame is drawn for its
+    # shape), or, for a clip of any shape, its corners kept at their proportions (clip.py).
+    frame_keeps_corners: ClassVar[bool] = False
     # The predefined captions by language (``captions`` in template.toml; a plain list is
     # DEFAULT_CAPTION_LANGUAGE's).
     caption_sets: Mapping[str, tuple[str, ...]] = field(default_factory=dict, compare=False)

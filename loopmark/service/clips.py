@@ -8,7 +8,10 @@ lazily, exactly as templates are prepared. Every other id goes to the brand's ca
 
 Once a clip is prepared its uploaded source is deleted from storage (unless the brand keeps
 uploads): its prepared frames are all later renders of that clip need, and they are derived
-pixels, not the visitor's file.
+pixels, not the visitor's file. The worker that prepares a clip keeps those frames in storage
+too (``incoming/clips/<id>/<version>/``, the index ``files.json`` written last), before the
+source goes: another worker, or another Lambda, renders a new caption on the clip from them
+(on AWS the disk that prepared it is gone). They expire with the clip's description.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import shutil
+import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -29,6 +34,7 @@ from loopmark.renderer.prepare import (
     PreparedTemplate,
     is_prepared,
     prepare_template,
+    prepared_folder_name,
     prepared_version_folder,
 )
 from loopmark.renderer.templates import Template
@@ -41,6 +47,8 @@ INCOMING_PREFIX = "incoming/"
 CLIP_SPECS_PREFIX = "incoming/clips/"
 CLIP_CACHE_SIZE = 256  # clip templates kept in memory (a few hundred bytes each)
 SOURCE_FILE = "source"
+SOURCE_TYPE = "application/octet-stream"  # stored opaque: never served as it is
+STORED_INDEX = "files.json"  # names a stored clip's prepared files; written after them
 
 
 class UploadGone(BadInput):
@@ -84,6 +92,11 @@ def spec_key(template_id: str) -> str:
     return f"{CLIP_SPECS_PREFIX}{template_id}.json"
 
 
+def stored_prefix(template: Template) -> str:
+    """Where a clip version's prepared files are kept in storage."""
+    return f"{CLIP_SPECS_PREFIX}{template.id}/{prepared_folder_name(template.version)}"
+
+
 class ClipCatalog:
     """The brand's catalog, plus clips resolved from storage (a TemplateCatalog)."""
 
@@ -96,6 +109,7 @@ class ClipCatalog:
         prepared_dir: Path,
         spill_dir: Path | None = None,
         style_template: str | None = None,
+        default_frame: Path | None = None,
         keep_uploads: bool = False,
         max_gif_bytes: int | None = None,
     ) -> None:
@@ -105,6 +119,7 @@ class ClipCatalog:
         self.prepared_dir = prepared_dir
         self.spill_dir = spill_dir
         self.style_template = style_template
+        self.default_frame = default_frame  # the brand's (brand.toml), else the style's frame
         self.keep_uploads = keep_uploads
         # Clips keep to the brand's GIF budget (not their style template's own): a portrait
         # phone clip gives the biggest GIFs of all (480×854, 3 s: 5.5 MB).
@@ -127,8 +142,8 @@ class ClipCatalog:
     def prepared(self, template: Template) -> PreparedTemplate:
         if isinstance(template, ClipTemplate):
             prepared = self._prepared.get_or_build(template, lambda: self._prepare_clip(template))
-            # Prepared (now, or before: the same clip uploaded again): the upload it was
-            # described with is processed.
+            # Prepared (now, or before: the same clip uploaded again) and its frames kept in
+            # storage: the upload it was described with is processed.
             self._delete_source(template)
             return prepared
         return self.inner.prepared(template)
@@ -142,9 +157,12 @@ class ClipCatalog:
         return self.inner.warm_up(workers=workers, listed=listed)
 
     def _delete_source(self, template: ClipTemplate) -> None:
+        """Delete the clip's upload once its prepared frames are kept in storage."""
         if self.keep_uploads:
             return
         try:
+            if not self.is_stored(template):
+                return  # kept until it expires: a later caption may need it
             spec = ClipSpec.from_json(self.blobs.get(spec_key(template.id)))
             self.blobs.delete(spec.source_key)
         except (FileNotFoundError, StorageUnavailable) as exc:  # gc removes it within the hour
@@ -160,8 +178,8 @@ class ClipCatalog:
     # -- clips --------------------------------------------------------------------------------
 
     def style_base(self) -> Template:
-        """The template whose frame and caption style clips take: the configured one, else the
-        first enabled template."""
+        """The template whose caption style clips take (and its frame, when the brand has no
+        default frame): the configured one, else the first enabled template."""
         if self.style_template:
             return self.inner.get(self.style_template, enabled_only=False)
         templates = self.inner.all()
@@ -189,9 +207,14 @@ class ClipCatalog:
         return self._remember(template_id, spec)
 
     def is_ready(self, template: ClipTemplate) -> bool:
-        """Whether the clip's frames are prepared here (no source needed for a new caption)."""
+        """Whether the clip's frames are prepared here or kept in storage (no source needed
+        for a new caption)."""
         folder = prepared_version_folder(template, self.prepared_dir, self.spill_dir)
-        return is_prepared(folder)
+        return is_prepared(folder) or self.is_stored(template)
+
+    def is_stored(self, template: ClipTemplate) -> bool:
+        """Whether the clip's prepared frames are kept in storage (for any worker)."""
+        return self.blobs.exists(f"{stored_prefix(template)}/{STORED_INDEX}")
 
     def _remember(self, template_id: str, spec: ClipSpec) -> ClipTemplate:
         template = clip_template(
@@ -203,6 +226,7 @@ class ClipCatalog:
             duration_s=spec.duration_s,
             source_width=spec.source_width,
             source_height=spec.source_height,
+            frame=self.default_frame,
         )
         template = dataclasses.replace(template, max_gif_bytes=self.max_gif_bytes)
         with self._lock:
@@ -213,8 +237,63 @@ class ClipCatalog:
         return template
 
     def _prepare_clip(self, template: ClipTemplate) -> PreparedTemplate:
-        if self.is_ready(template):
-            return prepare_template(template, self.prepared_dir, spill_dir=self.spill_dir)
+        folder = prepared_version_folder(template, self.prepared_dir, self.spill_dir)
+        if not is_prepared(folder):
+            self._fetch_stored(template, folder)
+        if is_prepared(folder):
+            prepared = prepare_template(template, self.prepared_dir, spill_dir=self.spill_dir)
+        else:
+            prepared = self._prepare_from_source(template)
+        self._store_prepared(
+            template, prepared_version_folder(template, self.prepared_dir, self.spill_dir)
+        )
+        return prepared
+
+    def _store_prepared(self, template: ClipTemplate, folder: Path) -> None:
+        """Keep the clip's prepared files in storage (once), the index last."""
+        if not is_prepared(folder) or self.is_stored(template):
+            return
+        prefix = stored_prefix(template)
+        names = sorted(path.name for path in folder.iterdir() if path.is_file())
+        try:
+            for name in names:
+                self.blobs.put_file(f"{prefix}/{name}", folder / name, content_type=SOURCE_TYPE)
+            index = json.dumps({"files": names}).encode()
+            self.blobs.put(f"{prefix}/{STORED_INDEX}", index, content_type="application/json")
+        except StorageUnavailable as exc:
+            # The render goes on; the upload is then kept (not deleted) until it expires.
+            log.warning(
+                "clip %s: its prepared frames were not kept in storage: %s", template.id, exc
+            )
+
+    def _fetch_stored(self, template: ClipTemplate, folder: Path) -> None:
+        """Fetch the clip's prepared files from storage into ``folder`` when they are kept
+        there (atomically: racing workers each rename a complete folder or none)."""
+        prefix = stored_prefix(template)
+        try:
+            names = json.loads(self.blobs.get(f"{prefix}/{STORED_INDEX}"))["files"]
+        except FileNotFoundError:
+            return
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StorageUnavailable(f"clip {template.id}: its stored index is bad: {exc}") from exc
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".fetching-", dir=folder.parent))
+        try:
+            for name in names:
+                if not isinstance(name, str) or "/" in name or name.startswith("."):
+                    raise StorageUnavailable(f"clip {template.id}: bad stored file {name!r}")
+                self.blobs.get_file(f"{prefix}/{name}", staging / name)
+            try:
+                os.rename(staging, folder)
+            except OSError:
+                if not is_prepared(folder):
+                    raise
+        except FileNotFoundError:
+            log.warning("clip %s: its stored frames are incomplete", template.id)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _prepare_from_source(self, template: ClipTemplate) -> PreparedTemplate:
         spec = ClipSpec.from_json(self._spec_bytes(template.id))
         local = self.blobs.local_path(spec.source_key)
         fetched: Path | None = None

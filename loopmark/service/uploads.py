@@ -29,9 +29,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from loopmark.errors import (
     N_,
+    BackendUnavailable,
     BadInput,
     LoopmarkError,
     QueueFull,
@@ -79,6 +81,17 @@ UPLOAD_URL_SECONDS = 600
 # A clip's prepared frames are kept this long after their last use (gc), then deleted.
 CLIP_PREPARED_TTL_SECONDS = 24 * 3600
 HASH_CHUNK_BYTES = 1024 * 1024
+# The bytes of unprocessed uploads are counted from storage at most this often (a listing of
+# incoming/), and again at most this often when an upload would pass the cap (so a cap freed by
+# processing is seen within a second, and a flood near the cap lists once a second at most).
+INCOMING_LIST_SECONDS = 15.0
+INCOMING_RELIST_SECONDS = 1.0
+# What a refused upload is told to wait: uploads are processed within a minute, or expire.
+INCOMING_RETRY_AFTER_SECONDS = 60
+INCOMING_FULL_MESSAGE = N_(
+    "Too many clips are waiting to be made right now; please try again in a minute."
+)
+_SOURCE_KEY_RE = re.compile(rf"{re.escape(INCOMING_PREFIX)}[0-9a-f]{{32}}/source")
 SOURCE_CONTENT_TYPE = "application/octet-stream"  # stored opaque: never served as it is
 
 
@@ -101,6 +114,13 @@ class UploadMissing(BadInput):
 
 class ClipOutOfRange(BadInput):
     code = "clip_out_of_range"
+
+
+class IncomingFull(BackendUnavailable):
+    """Unprocessed uploads hold LOOPMARK_UPLOAD_INCOMING_MAX_BYTES already: 503 with
+    Retry-After, before any byte of this one is sent."""
+
+    code = "uploads_full"
 
 
 class UploadsBusy(QueueFull):
@@ -170,6 +190,7 @@ class UploadService:
         max_bytes: int,
         max_seconds: float,
         max_jobs: int,
+        incoming_max_bytes: int | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.blobs = blobs
@@ -181,6 +202,12 @@ class UploadService:
         self.clock = clock
         self._jobs_lock = threading.Lock()
         self._jobs: dict[str, float] = {}  # render key → when this process admitted it
+        self.incoming_max_bytes = incoming_max_bytes
+        self._incoming_lock = threading.Lock()
+        self._stored_bytes = 0  # unprocessed uploads' bytes in storage, as last listed (+ since)
+        self._listed_at: float | None = None
+        # Uploads announced here and not stored yet: upload id → (declared bytes, when).
+        self._announced: dict[str, tuple[int, float]] = {}
 
     # -- 1. the declaration --------------------------------------------------------------------
 
@@ -204,6 +231,52 @@ class UploadService:
                 N_("That is not a video we take: send an MP4, MOV, WebM, MKV or GIF.")
             )
 
+    def reserve_incoming(self, upload_id: str, size: int) -> None:
+        """Count an announced upload of ``size`` bytes against the cap on unprocessed uploads'
+        bytes (stored ones, as storage lists them, plus those announced and on their way);
+        IncomingFull when it would pass it. The reservation lasts until the file is stored, or
+        the upload URL expires. (Announcements are counted per process; storage is shared.)"""
+        if self.incoming_max_bytes is None:
+            return
+        with self._incoming_lock:
+            now = time.monotonic()
+            for announced_id, (_, at) in list(self._announced.items()):
+                if now - at > UPLOAD_URL_SECONDS:
+                    del self._announced[announced_id]
+            listed_at = self._listed_at
+            if listed_at is None or now - listed_at > INCOMING_LIST_SECONDS:
+                self._list_incoming(now)
+            elif self._incoming_total() + size > self.incoming_max_bytes:
+                if now - listed_at > INCOMING_RELIST_SECONDS:
+                    self._list_incoming(now)  # processing may have freed room since
+            if self._incoming_total() + size > self.incoming_max_bytes:
+                raise IncomingFull(
+                    INCOMING_FULL_MESSAGE, retry_after_s=INCOMING_RETRY_AFTER_SECONDS
+                )
+            self._announced[upload_id] = (size, now)
+
+    def incoming_bytes(self) -> int:
+        """Unprocessed uploads' bytes as counted for the cap (stored and announced)."""
+        with self._incoming_lock:
+            return self._incoming_total()
+
+    def _incoming_total(self) -> int:
+        return self._stored_bytes + sum(size for size, _ in self._announced.values())
+
+    def _list_incoming(self, now: float) -> None:
+        self._stored_bytes = sum(
+            blob.size
+            for blob in self.blobs.list(INCOMING_PREFIX)
+            if _SOURCE_KEY_RE.fullmatch(blob.key)
+        )
+        self._listed_at = now
+
+    def _landed(self, upload_id: str, size: int) -> None:
+        """An announced upload's file is in storage: counted as stored until the next listing."""
+        with self._incoming_lock:
+            if self._announced.pop(upload_id, None) is not None:
+                self._stored_bytes += size
+
     def direct_upload(
         self, upload_id: str, *, size: int, content_type: str
     ) -> tuple[str, dict[str, str]] | None:
@@ -216,12 +289,33 @@ class UploadService:
             expires_s=UPLOAD_URL_SECONDS,
         )
 
+    def direct_upload_origin(self) -> str | None:
+        """The origin browsers post files to when storage takes them directly (an S3 bucket's,
+        for the CSP's ``connect-src``); None when the site takes them itself. Signing is local,
+        so this reaches no backend; StorageUnavailable when it cannot sign (no credentials)."""
+        direct = self.blobs.presigned_post(
+            source_key("0" * 32), max_bytes=1, content_type="video/mp4", expires_s=60
+        )
+        if direct is None:
+            return None
+        parts = urlsplit(direct[0])
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return None  # a relative URL: the site's own origin
+        return f"{parts.scheme}://{parts.netloc}"
+
     # -- 2. the file ---------------------------------------------------------------------------
 
     def store(self, upload_id: str, path: Path, *, declared_size: int | None = None) -> UploadInfo:
         """Store the file at ``path`` as the upload's source, then verify it (VideoRejected and
         nothing kept when it fails). The file is no bigger than declared, nor than the limit."""
         check_upload_id(upload_id)
+        try:
+            return self._store(upload_id, path, declared_size)
+        except BaseException:
+            self.release_incoming(upload_id)  # refused: nothing of it is stored
+            raise
+
+    def _store(self, upload_id: str, path: Path, declared_size: int | None) -> UploadInfo:
         size = os.stat(path).st_size
         limit = self.max_bytes if declared_size is None else min(declared_size, self.max_bytes)
         if size > limit:
@@ -234,8 +328,14 @@ class UploadService:
         # Probe before storing: a refused file is never stored at all.
         info = self._probe(path)
         self.blobs.put_file(source_key(upload_id), path, content_type=SOURCE_CONTENT_TYPE)
+        self._landed(upload_id, size)
         self.blobs.put(info_key(upload_id), info.to_json(), content_type="application/json")
         return info
+
+    def release_incoming(self, upload_id: str) -> None:
+        """An announced upload that will not be stored (refused): no longer counted."""
+        with self._incoming_lock:
+            self._announced.pop(upload_id, None)
 
     def verify(self, upload_id: str) -> UploadInfo:
         """The upload's verified description: kept from an earlier verification, or made now
@@ -255,7 +355,9 @@ class UploadService:
             ) from None
         except VideoRejected:
             self.blobs.delete(source_key(upload_id))
+            self.release_incoming(upload_id)
             raise
+        self._landed(upload_id, info.size)  # posted straight to storage
         self.blobs.put(info_key(upload_id), info.to_json(), content_type="application/json")
         return info
 
@@ -378,9 +480,11 @@ class UploadService:
 
         outcome = self.render.request(template.id, caption, wait_s=wait_s, admit=admit_upload_job)
         if outcome.status == "done" and not self.clips.keep_uploads:
-            # Rendered already (the same clip and choices): this upload is processed too.
+            # Rendered already (the same clip and choices): this upload is processed too, once
+            # the clip's frames are kept for later captions.
             with suppress(StorageUnavailable):
-                self.blobs.delete(source_key(upload_id))
+                if self.clips.is_stored(template):
+                    self.blobs.delete(source_key(upload_id))
         return outcome
 
     def _admit_job(self, key: str) -> None:

@@ -150,6 +150,7 @@ def create_upload() -> Response:
     service.check_declared(filename, content_type, size)
     _admit_upload()
     upload_id = new_upload_id()
+    service.reserve_incoming(upload_id, size)  # 503 uploads_full when unprocessed ones fill it
     direct = service.direct_upload(upload_id, size=size, content_type=content_type)
     if direct is None:
         # The signed token (upload id, declared size, issue time) is in the URL, so the body
@@ -183,7 +184,11 @@ def receive_upload(upload_id: str) -> Response:
     declared = _declared_size(upload_id)
     request.max_content_length = declared + FORM_OVERHEAD_BYTES
     request.max_form_memory_size = FORM_MEMORY_BYTES
-    info = _with_file(lambda path: _service().store(upload_id, path, declared_size=declared))
+    try:
+        info = _with_file(lambda path: _service().store(upload_id, path, declared_size=declared))
+    except BaseException:
+        _service().release_incoming(upload_id)  # refused before it was stored
+        raise
     response = jsonify(
         {
             "status": "uploaded",
@@ -282,7 +287,12 @@ def convert() -> Response:
     caption = _caption(request.form.get("caption", ""))
     _admit_upload()
     upload_id = new_upload_id()
-    _with_file(lambda path: service.store(upload_id, path))
+    service.reserve_incoming(upload_id, request.content_length or service.max_bytes)
+    try:
+        _with_file(lambda path: service.store(upload_id, path))
+    except BaseException:
+        service.release_incoming(upload_id)  # no file in the form, or a body cut short
+        raise
     return _render(upload_id, start, duration, caption)
 
 

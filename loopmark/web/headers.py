@@ -7,7 +7,8 @@ Caching, unless a view set its own Cache-Control:
 - everything else (API answers that change state, errors, health): ``no-store``.
 
 Security: a CSP with no inline script or style (media may come from the CDN or the storage's
-signed-URL origin), ``frame-ancestors 'none'``, nosniff, a referrer policy, and HSTS over HTTPS.
+signed-URL origin; visitors' clips may be posted to the storage's direct-upload origin),
+``frame-ancestors 'none'``, nosniff, a referrer policy, and HSTS over HTTPS.
 A view with special needs (the debug GraphiQL page) may set its own Content-Security-Policy.
 """
 
@@ -52,6 +53,7 @@ class PrivateSessionInterface(SecureCookieSessionInterface):
 
 def content_security_policy() -> str:
     media = " ".join(["'self'", *links.media_origins()])
+    connect = " ".join(["'self'", *links.upload_origins()])
     directives = [
         "default-src 'self'",
         "script-src 'self'",
@@ -59,7 +61,7 @@ def content_security_policy() -> str:
         f"img-src {media} data: blob:",
         f"media-src {media} blob:",
         "font-src 'self'",
-        "connect-src 'self'",
+        f"connect-src {connect}",
         "object-src 'none'",
         "base-uri 'none'",
         "form-action 'self'",

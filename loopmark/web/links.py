@@ -32,6 +32,7 @@ SHORT_EXTENSIONS = {
 }
 TEMPLATE_FILES = {"preview": "preview.mp4", "poster": "poster.jpg"}
 _ORIGINS_KEY = "loopmark.media_origins"
+_UPLOAD_ORIGINS_KEY = "loopmark.upload_origins"
 
 
 def well_formed_key(key: str) -> bool:
@@ -91,4 +92,25 @@ def media_origins() -> list[str]:
     parts = urlsplit(sample)
     origins = [f"{parts.scheme}://{parts.netloc}"] if parts.scheme in ("http", "https") else []
     current_app.extensions[_ORIGINS_KEY] = origins
+    return origins
+
+
+def upload_origins() -> list[str]:
+    """Origins other than the site's own that browsers post visitors' clips to (for the CSP's
+    ``connect-src``): the storage's direct-upload origin (an S3 bucket's presigned POST) when
+    uploads are on, else none. Worked out once per app."""
+    cached: list[str] | None = current_app.extensions.get(_UPLOAD_ORIGINS_KEY)
+    if cached is not None:
+        return cached
+    origins: list[str] = []
+    if services().settings.uploads:
+        try:
+            origin = services().uploads.direct_upload_origin()
+        except LoopmarkError as exc:
+            # No credentials to sign with: uploads then fail anyway (logged once).
+            log.warning("cannot work out the upload origin for the CSP: %s", exc)
+            origin = None
+        if origin is not None:
+            origins.append(origin)
+    current_app.extensions[_UPLOAD_ORIGINS_KEY] = origins
     return origins

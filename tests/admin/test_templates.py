@@ -138,9 +138,7 @@ def test_edit_writes_template_toml_and_the_catalog_follows(
     assert not [p for p in (templates_dir(app) / "small").iterdir() if p.name.startswith(".")]
 
 
-def test_editing_keeps_the_names_in_other_languages(
-    app: Flask, admin_client: FlaskClient
-) -> None:
+def test_editing_keeps_the_names_in_other_languages(app: Flask, admin_client: FlaskClient) -> None:
     """A template named per language ([name] en/de): the form edits the default language's name
     and keeps the others; visitors get each language's."""
     path = templates_dir(app) / "small" / "template.toml"

@@ -14,12 +14,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
 
+from loopmark.brand import DEMO_BRAND_FILE
 from loopmark.errors import TemplateInvalid
 from loopmark.renderer.prepare import (
+    FRAME_CORNER_SHARE,
     MANIFEST_VERSION,
     PREPARE_VERSION,
     PreparedTemplate,
+    frame_overlay,
     prepare_template,
     prepared_folder_name,
 )
@@ -185,3 +189,33 @@ def test_template_toml_overrides_the_distance(small: PreparedTemplate, tmp_path:
     changes = np.count_nonzero(np.diff(prepared.indices.astype(int), axis=0))
     assert changes > np.count_nonzero(np.diff(small.indices.astype(int), axis=0))
     assert render(prepared, "Exact").gif != render(small, "Exact").gif
+
+
+def test_a_frame_keeps_its_corners_on_a_clip_of_another_shape() -> None:
+    frame_png = DEMO_BRAND_FILE.parent / "frame.png"  # 960×540, a badge in its top-left corner
+    with Image.open(frame_png) as img:
+        frame = img.convert("RGBA")
+    # Portrait: the corners scaled evenly to the short side, not squashed to the width.
+    portrait = frame_overlay(frame_png, 180, 320, keep_corners=True)
+    assert portrait.size == (180, 320)
+    corner = int(540 * FRAME_CORNER_SHARE)
+    out = round(corner * 180 / 540)
+    even = frame.crop((0, 0, corner, corner)).resize((out, out), Image.Resampling.LANCZOS)
+    assert portrait.crop((0, 0, out, out)).tobytes() == even.tobytes()
+    bottom_right = frame.crop((960 - corner, 540 - corner, 960, 540))
+    bottom_right = bottom_right.resize((out, out), Image.Resampling.LANCZOS)
+    assert portrait.crop((180 - out, 320 - out, 180, 320)).tobytes() == bottom_right.tobytes()
+    # The middle stays see-through, the border goes all round.
+    assert portrait.getpixel((90, 160))[3] == 0
+    assert all(portrait.getpixel(xy)[3] == 255 for xy in ((0, 160), (179, 160), (90, 319)))
+    # The frame's own shape (a template's case, or a landscape clip): plainly scaled.
+    stretched = frame.resize((480, 270), Image.Resampling.LANCZOS)
+    for keep in (False, True):
+        assert frame_overlay(frame_png, 480, 270, keep_corners=keep).tobytes() == (
+            stretched.tobytes()
+        )
+    # A template's frame is stretched whatever the shape (its frame is drawn for it).
+    assert (
+        frame_overlay(frame_png, 180, 320).tobytes()
+        == frame.resize((180, 320), Image.Resampling.LANCZOS).tobytes()
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ from loopmark.renderer import probe
 from loopmark.renderer.probe import (
     ALLOWED_DEMUXERS,
     SOURCE_MAX_BYTES,
+    SOURCE_MAX_PIXELS,
     VideoInfo,
     hardened_input_args,
     probe_video,
@@ -43,6 +46,7 @@ def test_hardened_args_whitelist_protocol_and_demuxers_and_prefix_the_path() -> 
     assert args[args.index("-format_whitelist") + 1] == ",".join(ALLOWED_DEMUXERS)
     assert int(args[args.index("-probesize") + 1]) > 0
     assert int(args[args.index("-analyzeduration") + 1]) > 0
+    assert int(args[args.index("-max_pixels") + 1]) == SOURCE_MAX_PIXELS
     assert args[-2] == "-i"
     assert args[-1] == f"file:{Path.cwd() / 'relative' / '-clip.mp4'}"
     assert "-safe" not in args
@@ -159,6 +163,51 @@ def test_huge_frame_video(huge_video: Path) -> None:
 
 def test_huge_second_video_stream(tmp_path: Path, huge_video: Path) -> None:
     assert rejected(hv.hidden_huge_stream(tmp_path, huge_video)).code == "video_dimensions"
+
+
+def test_huge_mp4_frame_is_refused_from_its_index_before_ffmpeg(
+    huge_video: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_ffmpeg(*_args: object) -> str:
+        raise AssertionError("FFmpeg must not see this file")
+
+    monkeypatch.setattr(probe, "_ffmpeg_report", no_ffmpeg)
+    error = rejected(huge_video)
+    assert (error.code, error.reason) == (
+        "video_dimensions",
+        "Video is 8192×8192; the limit is 3840×2160.",
+    )
+
+
+# The probe of a file whose frame is over the pixel budget decodes nothing: FFmpeg's decoders
+# refuse the frame before allocating it (8192×8192 cost 185 MB before -max_pixels; 53-55 MB now,
+# most of it FFmpeg itself). Measured in a child process, as ru_maxrss of its children.
+PROBE_RSS = """
+import resource, sys
+from pathlib import Path
+from loopmark.errors import VideoRejected
+from loopmark.renderer.probe import probe_video
+try:
+    probe_video(Path(sys.argv[1]))
+except VideoRejected as exc:
+    print(exc.code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)
+"""
+PROBE_MAX_RSS_MB = 100  # issue 13's target for every hostile file
+
+
+def test_a_hidden_huge_stream_is_refused_without_decoding_it(
+    tmp_path: Path, huge_video: Path
+) -> None:
+    hidden = hv.hidden_huge_stream(tmp_path, huge_video)  # Matroska: FFmpeg reads its index
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE_RSS, str(hidden)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout.split()
+    assert out[0] == "video_dimensions"
+    assert 0 < int(out[1]) < PROBE_MAX_RSS_MB
 
 
 def test_gif_screen_bomb_is_refused_before_ffmpeg(

@@ -52,3 +52,27 @@ def test_an_upload_renders_on_lambda_and_its_file_is_deleted(
     assert [o["Key"] for o in listed.get("Contents", [])] == [
         f"site/incoming/{upload_id}/upload.json"
     ]
+
+
+def test_a_new_caption_on_a_processed_upload_renders_on_lambda(
+    aws_site: Services, clip: Path, tmp_path: Path
+) -> None:
+    """The upload is deleted once its clip is prepared on a Lambda (whose disk the site never
+    sees): a second caption on the same trim still renders, from the clip's prepared frames
+    kept in the bucket beside its description."""
+    upload_id = new_upload_id()
+    aws_site.uploads.store(upload_id, clip)
+    first = aws_site.uploads.request_render(
+        upload_id, start_s=1.0, duration_s=1.0, caption="First words", wait_s=PROCESS_SECONDS
+    )
+    assert first.status == "done", first
+    s3 = boto3.client("s3")
+    with pytest.raises(s3.exceptions.ClientError):
+        s3.head_object(Bucket=BUCKET, Key=f"site/{source_key(upload_id)}")
+    second = aws_site.uploads.request_render(
+        upload_id, start_s=1.0, duration_s=1.0, caption="Second words", wait_s=PROCESS_SECONDS
+    )
+    assert second.status == "done", second
+    assert second.template_id == first.template_id and second.key != first.key
+    gif = s3.get_object(Bucket=BUCKET, Key=f"site/{media_keys(second.key)['gif']}")
+    assert gif["Body"].read()[:6] == b"GIF89a"

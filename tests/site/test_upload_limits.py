@@ -3,11 +3,19 @@ visitor; retention of incoming files (``loopmark gc``)."""
 
 from __future__ import annotations
 
+import io
 import os
 import time
 from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
 
 from loopmark.composition import run_gc
+from loopmark.config import Settings
+from loopmark.errors import ConfigInvalid
+from loopmark.service.uploads import INCOMING_RELIST_SECONDS
 from tests.site.conftest import MakeApp, site_services, wait_done
 from tests.site.test_uploads import declare, error_code, render, upload
 
@@ -68,3 +76,50 @@ def test_gc_deletes_expired_uploads_and_keeps_fresh_ones(make_app: MakeApp, clip
     assert len(list(blobs.list("incoming/"))) == 2
     assert "2 expired uploads" in run_gc(settings, days=90, dry_run=False).line(90)
     assert not list(blobs.list("incoming/"))
+
+
+def announce(client: FlaskClient, size: int) -> Any:
+    return client.post(
+        "/api/uploads", json={"filename": "a.mp4", "content_type": "video/mp4", "size": size}
+    )
+
+
+def test_total_incoming_bytes_cap_answers_503_until_uploads_are_processed(
+    make_app: MakeApp, clip: Path
+) -> None:
+    size = clip.stat().st_size  # about 1.06 MB
+    app = make_app(
+        LOOPMARK_UPLOAD_MAX_BYTES=str(2 * size),
+        LOOPMARK_UPLOAD_INCOMING_MAX_BYTES=str(3 * size),
+        LOOPMARK_RATE_LIMITS="off",
+    )
+    client = app.test_client()
+    uploads = site_services(app).uploads
+    first = upload(client, clip)  # stored: 1 × size unprocessed
+    assert announce(client, 2 * size - 10).status_code == 201  # on its way: 3 × size - 10
+    full = announce(client, 20)
+    assert full.status_code == 503, full.get_data(as_text=True)
+    assert error_code(full) == "uploads_full"
+    assert int(full.headers["Retry-After"]) >= 1
+    assert "try again" in full.get_json()["error"]["message"]
+    assert uploads.incoming_bytes() == 3 * size - 10  # the refused one is not counted
+    # /api/convert counts too (its body, before it is read).
+    convert = client.post(
+        "/api/convert",
+        data={"start": "1", "duration": "1", "file": (io.BytesIO(b"x" * 99), "a.mp4")},
+    )
+    assert convert.status_code == 503 and error_code(convert) == "uploads_full"
+    # The first upload processed (rendered, its file deleted): room again, seen within a second.
+    wait_done_json = render(client, first, caption="Processed")
+    assert wait_done_json.status_code in (200, 202)
+    if wait_done_json.status_code == 202:
+        wait_done(client, wait_done_json.get_json()["key"])
+    time.sleep(INCOMING_RELIST_SECONDS + 0.1)
+    assert announce(client, 20).status_code == 201
+    assert uploads.incoming_bytes() == 2 * size - 10 + 20
+
+
+def test_an_incoming_cap_below_one_upload_is_refused_at_start() -> None:
+    with pytest.raises(ConfigInvalid, match="LOOPMARK_UPLOAD_INCOMING_MAX_BYTES"):
+        Settings.from_env({"LOOPMARK_UPLOAD_INCOMING_MAX_BYTES": "1000"})
+    assert Settings.from_env({}).upload_incoming_max_bytes == 1024**3

@@ -5,6 +5,7 @@ SQLite, the local render pool."""
 from __future__ import annotations
 
 import io
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from flask.testing import FlaskClient
 from PIL import Image
 from urllib3 import encode_multipart_formdata
 
+from loopmark.brand import DEMO_BRAND_FILE
 from loopmark.renderer.clip import is_clip_id
 from loopmark.service.uploads import source_key
 from tests.renderer import hostile_videos as hv
@@ -341,3 +343,29 @@ def test_the_probes_refusals_are_translated(client: FlaskClient, tmp_path: Path)
     response = client.post(ticket["upload"]["url"], headers={"Accept-Language": "de"}, **body)
     assert response.status_code == 422 and error_code(response) == "video_unsupported"
     assert response.get_json()["error"]["message"] == "Diese Datei ist eine Playlist, kein Video."
+
+
+def test_an_upload_gets_the_brands_default_frame_and_it_is_in_the_key(
+    make_app: MakeApp, clip: Path, tmp_path: Path
+) -> None:
+    # Another brand: the demo brand with a plain red border as its default frame.
+    folder = tmp_path / "red-brand"
+    shutil.copytree(DEMO_BRAND_FILE.parent, folder)
+    red = Image.new("RGBA", (960, 540), (255, 0, 0, 255))
+    red.paste((0, 0, 0, 0), (40, 40, 920, 500))
+    red.save(folder / "frame.png")
+    red_app = make_app(LOOPMARK_BRAND_FILE=str(folder / "brand.toml"))
+    demo_app = make_app()  # Hop & Co.: an orange border (#ff7a1a)
+    done = {}
+    for name, app in (("red", red_app), ("demo", demo_app)):
+        client = app.test_client()
+        done[name] = done_json(client, render(client, upload(client, clip), caption="Framed"))
+        status, gif = fetch(client, done[name]["gif_url"])
+        assert status == 200
+        with Image.open(io.BytesIO(gif)) as image:
+            edge = image.convert("RGB").getpixel((2, image.height // 2))
+        expected = (255, 0, 0) if name == "red" else (255, 122, 26)
+        assert all(abs(a - b) <= 24 for a, b in zip(edge, expected, strict=True)), (name, edge)
+    # The same clip, trim and caption under another frame is another render.
+    assert done["red"]["template"] == done["demo"]["template"]
+    assert done["red"]["key"] != done["demo"]["key"]

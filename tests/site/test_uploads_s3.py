@@ -10,6 +10,7 @@ import json
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import urllib3
 
@@ -72,3 +73,37 @@ def test_a_hostile_file_posted_to_s3_is_refused_and_deleted(
     assert not list(site_services(app).render.blobs.list("incoming/"))
     # Asked again: nothing is there any more.
     assert render(client, ticket["id"]).status_code == 404
+
+
+def csp_directives(response: Any) -> dict[str, str]:
+    policy = response.headers["Content-Security-Policy"]
+    return dict(directive.split(" ", 1) for directive in policy.split("; "))
+
+
+def test_the_csp_lets_the_browser_post_to_the_bucket_and_nowhere_else(
+    aws: str, make_app: MakeApp
+) -> None:
+    client = make_app(LOOPMARK_STORAGE=STORAGE).test_client()
+    ticket = declare(client, 1000)
+    parts = urlsplit(ticket["upload"]["url"])
+    bucket_origin = f"{parts.scheme}://{parts.netloc}"
+    assert bucket_origin == aws  # path-style on moto: the endpoint's origin
+    # Every answer (the home page that runs clip.js, and the API) carries it.
+    for path in ("/", "/api/templates"):
+        assert csp_directives(client.get(path))["connect-src"] == f"'self' {bucket_origin}"
+
+
+def test_the_csp_has_no_upload_origin_without_uploads_or_without_s3(
+    aws: str, make_app: MakeApp
+) -> None:
+    off = make_app(LOOPMARK_STORAGE=STORAGE, LOOPMARK_UPLOADS="off").test_client()
+    assert csp_directives(off.get("/"))["connect-src"] == "'self'"
+    local = make_app().test_client()
+    assert (
+        local.post(
+            "/api/uploads", json={"filename": "a.mp4", "content_type": "video/mp4", "size": 10}
+        )
+        .get_json()["upload"]["url"]
+        .startswith("/api/uploads/")
+    )
+    assert csp_directives(local.get("/"))["connect-src"] == "'self'"
