@@ -28,6 +28,7 @@ from flask import (
     has_request_context,
     make_response,
     render_template,
+    request,
     url_for,
 )
 
@@ -42,6 +43,7 @@ from loopmark.service.render_service import (
     renditions_of,
 )
 from loopmark.site.brand_pages import current_brand, site_card_url
+from loopmark.site.page_cache import share_pages
 from loopmark.web import i18n, links
 from loopmark.web.context import services
 from loopmark.web.i18n import gettext
@@ -231,11 +233,12 @@ def share(key: str) -> Response | tuple[str, int]:
     if meta.found is False:
         return render_template("404.html", message=gettext(UNKNOWN_SHARE)), 404
     services().hits.seen(key)  # memory only: retention's "last asked for"
-    media = links.media_urls(key)
-    canonical = links.absolute(url_for("pages.share", key=key))
-    title = meta.caption or gettext(current_brand().share.render_title)
-    response = make_response(
-        render_template(
+
+    def page() -> str:
+        media = links.media_urls(key)
+        canonical = links.absolute(url_for("pages.share", key=key))
+        title = meta.caption or gettext(current_brand().share.render_title)
+        return render_template(
             "share.html",
             key=key,
             meta=meta,
@@ -247,11 +250,16 @@ def share(key: str) -> Response | tuple[str, int]:
             renditions=meta.renditions,
             social=_share_card(meta, media, title=title, canonical=canonical),
         )
-    )
-    if meta.found and not meta.done:
-        # Queued or rendering: the tags show the site's card until the render's exists.
-        response.headers["Cache-Control"] = NO_STORE
-    return response
+
+    if not (meta.found and meta.done):
+        # Queued or rendering (the tags show the site's card until the render's exists), or
+        # the records did not answer: made afresh, and no cache may keep it.
+        response = make_response(page())
+        if meta.found:
+            response.headers["Cache-Control"] = NO_STORE
+        return response
+    inputs = (key, repr(meta), i18n.current_language(), request.script_root, request.query_string)
+    return make_response(share_pages().get_or_render(inputs, page))
 
 
 def _share_card(

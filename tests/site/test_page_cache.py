@@ -1,0 +1,77 @@
+"""Share pages rendered once and reused (site.page_cache): the same bytes for the same inputs,
+yet a take-down, another language or another address shows at once; bounded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from loopmark.site.page_cache import PageCache, share_pages
+from tests.site.conftest import render_service
+
+
+def cache_of(app: Flask) -> PageCache:
+    with app.app_context():
+        return share_pages()
+
+
+def test_a_done_share_page_is_rendered_once_then_reused(
+    app: Flask, done: dict[str, Any]
+) -> None:
+    client = app.test_client()
+    first = client.get(f"/s/{done['key']}")
+    assert first.status_code == 200
+    assert len(cache_of(app)) == 1
+    again = client.get(f"/s/{done['key']}")
+    assert again.get_data() == first.get_data()
+    assert len(cache_of(app)) == 1
+    # Headers are still the response's own: cacheable, with its language.
+    assert "no-store" not in again.headers.get("Cache-Control", "")
+    assert again.headers["Content-Language"] == first.headers["Content-Language"]
+
+
+def test_language_and_address_are_part_of_the_page(app: Flask, done: dict[str, Any]) -> None:
+    client = app.test_client()
+    english = client.get(f"/s/{done['key']}?lang=en").get_data(as_text=True)
+    german = client.get(f"/s/{done['key']}?lang=de").get_data(as_text=True)
+    assert 'lang="de"' in german and 'lang="de"' not in english.split(">", 2)[1]
+    tagged = client.get(f"/s/{done['key']}?lang=en&utm_source=qr").get_data(as_text=True)
+    assert "utm_source=qr" in tagged and "utm_source" not in english
+    assert len(cache_of(app)) == 3
+
+
+def test_a_take_down_shows_at_once_over_a_kept_page(app: Flask, done: dict[str, Any]) -> None:
+    client = app.test_client()
+    assert client.get(f"/s/{done['key']}").status_code == 200
+    render_service(app).take_down(done["key"], reason="test")
+    gone = client.get(f"/s/{done['key']}")
+    assert gone.status_code == 410
+    assert done["caption"] not in gone.get_data(as_text=True)
+
+
+def test_a_page_not_done_is_never_kept(app: Flask) -> None:
+    key = "d" * 24
+    service = render_service(app)
+    service.records.enqueue(key, template_id="small", caption="Soon", words_version=None)
+    client = app.test_client()
+    assert client.get(f"/s/{key}").headers["Cache-Control"] == "no-store"
+    assert len(cache_of(app)) == 0
+
+
+def test_the_cache_is_bounded_least_recently_used_first_out() -> None:
+    cache = PageCache(max_pages=2)
+    made: list[str] = []
+
+    def page(name: str) -> str:
+        made.append(name)
+        return f"<p>{name}</p>"
+
+    assert cache.get_or_render("a", lambda: page("a")) == "<p>a</p>"
+    cache.get_or_render("b", lambda: page("b"))
+    cache.get_or_render("a", lambda: page("a"))  # kept: a is now the most recent
+    cache.get_or_render("c", lambda: page("c"))  # b goes
+    cache.get_or_render("a", lambda: page("a"))
+    cache.get_or_render("b", lambda: page("b"))
+    assert made == ["a", "b", "c", "b"]
+    assert len(cache) == 2
