@@ -31,6 +31,9 @@ def set_captions(folder: Path, toml_captions: str, mode: str = "free") -> None:
     text = re.sub(r"(?ms)^\[captions\]\n.*?\n\n", "", text)
     text = re.sub(r"(?m)^captions = .*\n", "", text)
     text = text.replace('caption_mode = "free"', f'caption_mode = "{mode}"')
+    if not toml_captions.startswith("["):  # a plain list: a top-level key, before any table
+        path.write_text(f"{toml_captions}\n{text}")
+        return
     head, _, tail = text.partition("\n[trim]")
     path.write_text(f"{head}\n{toml_captions}\n\n[trim]{tail}")
 
