@@ -30,7 +30,7 @@ _TUNE_FRAMES = 16  # stabilised from the first frame; the effect settles within 
 _TUNE_SCORED = (3, 7, 11, 15)  # the frames whose SSIM is measured
 REFINE_ITERATIONS = 8
 REFINE_SAMPLE_PIXELS = 300_000
-_REFINE_BLOCK = 8_192
+_NEAREST_BLOCK = 1_024  # colours matched at once: 1 MiB of distances, in cache
 _NEAREST_FRAMES = 8  # frames matched together: bounds preparation memory
 
 
@@ -54,15 +54,18 @@ def refine_palette(
     # (the sums are of integers, exact in float64: the same centres as point by point).
     packed, weights = np.unique(_packed(pixels), return_counts=True)
     points = _unpacked(packed).astype(np.float32)
+    weighted = [points[:, channel] * weights for channel in range(3)]
     centres = colours.astype(np.float32)
+    previous = None
     for _ in range(iterations):
         nearest = _nearest_entries(points, centres)
+        if previous is not None and np.array_equal(nearest, previous):
+            break  # the same assignment gives the same centres: every further pass is a no-op
+        previous = nearest
         counts = np.bincount(nearest, weights=weights, minlength=len(centres))
         used = counts > 0
         for channel in range(3):
-            sums = np.bincount(
-                nearest, weights=points[:, channel] * weights, minlength=len(centres)
-            )
+            sums = np.bincount(nearest, weights=weighted[channel], minlength=len(centres))
             centres[used, channel] = sums[used] / counts[used]
     return np.clip(np.rint(centres), 0, 255).astype(np.uint8)
 
@@ -95,13 +98,25 @@ def build_palette(clip_colours: NDArray[np.uint8], reserved: list[Rgb]) -> NDArr
 def _nearest_entries(
     colours: NDArray[np.float32], usable: NDArray[np.float32]
 ) -> NDArray[np.int64]:
-    """Index of the nearest entry (RGB distance) for each colour, in blocks to bound memory."""
+    """Index of the nearest entry (RGB distance) for each colour, in blocks to bound memory.
+
+    |c − e|² = |c|² − 2c·e + |e|²; |c|² is the same for every entry, so it is left out, and the
+    rest is exact in float32 (integers below 2²⁴ at every step): ties go to the lowest index.
+    Blocks of ``_NEAREST_BLOCK`` colours into one reused buffer: measured 6–10× faster than
+    8,192-colour blocks, which page-faulted fresh 8 MiB temporaries every block and passed
+    OpenBLAS's size threshold for its worker threads (on a process pinned to one core, they
+    contend instead of helping).
+    """
     entry_norms = (usable**2).sum(axis=1)
+    minus_twice = np.ascontiguousarray(-2 * usable.T)  # × 2 is exact: the same sums, negated
     nearest = np.empty(len(colours), dtype=np.int64)
-    for start in range(0, len(colours), _REFINE_BLOCK):
-        block = colours[start : start + _REFINE_BLOCK]
-        # |c − e|² = |c|² − 2c·e + |e|²; |c|² is the same for every entry, so it can be left out.
-        nearest[start : start + _REFINE_BLOCK] = (entry_norms - 2 * block @ usable.T).argmin(axis=1)
+    buffer = np.empty((_NEAREST_BLOCK, len(usable)), dtype=np.float32)
+    for start in range(0, len(colours), _NEAREST_BLOCK):
+        block = colours[start : start + _NEAREST_BLOCK]
+        distances = buffer[: len(block)]
+        np.matmul(block, minus_twice, out=distances)
+        distances += entry_norms
+        nearest[start : start + _NEAREST_BLOCK] = distances.argmin(axis=1)
     return nearest
 
 
@@ -171,14 +186,27 @@ def stabilise(
     """
     limit = distance * distance
     colours = palette.astype(np.int32)
+    # A view into a larger array (a render's text box) is worked on as a copy, written back.
+    work = np.ascontiguousarray(indices)
+    flat_indices = work.reshape(len(work), -1)
+    flat_frames = frames.reshape(len(frames), -1, 3)
     for i in range(1, len(indices)):
-        previous, current = indices[i - 1], indices[i]
-        changed = previous != current
-        if not changed.any():
+        previous, current = flat_indices[i - 1], flat_indices[i]
+        # Positions, not boolean masks, and the distance a channel at a time: measured 2.5×
+        # faster than masks and an (n, 3) int32 difference, with the same indices.
+        changed = np.flatnonzero(previous != current)
+        if changed.size == 0:
             continue
         kept = previous[changed]
-        error = ((colours[kept] - frames[i][changed].astype(np.int32)) ** 2).sum(axis=-1)
-        current[changed] = np.where(error <= limit, kept, current[changed])
+        pixels = flat_frames[i][changed]
+        entries = colours[kept]
+        error = (entries[:, 0] - pixels[:, 0]) ** 2
+        error += (entries[:, 1] - pixels[:, 1]) ** 2
+        error += (entries[:, 2] - pixels[:, 2]) ** 2
+        keep = error <= limit
+        current[changed[keep]] = kept[keep]
+    if work is not indices:
+        indices[...] = work
     return indices
 
 
@@ -198,9 +226,11 @@ def tune_stabilise_distance(
     count = min(len(frames), _TUNE_FRAMES)
     scored = [i for i in _TUNE_SCORED if i < count] or [count - 1]
 
+    references = {i: Reference(frames[i]) for i in scored}  # the same for every candidate
+
     def score(distance: float) -> float:
         indices = stabilise(np.array(nearest[:count]), frames[:count], palette, distance=distance)
-        return float(np.mean([Reference(frames[i]).ssim(palette[indices[i]]) for i in scored]))
+        return float(np.mean([references[i].ssim(palette[indices[i]]) for i in scored]))
 
     lo, hi = 0, len(candidates) - 1  # invariant: every candidate below lo keeps the floor
     best = candidates[0]
