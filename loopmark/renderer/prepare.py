@@ -30,12 +30,14 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from loopmark.errors import TemplateInvalid
+from loopmark.renderer.caption_palette import caption_reserved_colours
 from loopmark.renderer.probe import probe_video
 from loopmark.renderer.quantize import (
     STABILISE_DISTANCE,
     build_lut,
     build_palette,
     nearest_indices,
+    palette_sample,
     refine_palette,
     stabilise,
     tune_stabilise_distance,
@@ -45,7 +47,9 @@ from loopmark.renderer.video import decode_frames, encode_mp4, generate_palette
 
 # Bump when this module's output changes for the same template. Render keys include it, so a
 # bump renders every caption afresh: the manifest's format has its own version (below).
-PREPARE_VERSION = 6  # 5: k-means sample with replacement; 6: stabilise distance per template
+# 5: k-means sample with replacement; 6: stabilise distance per template; 7: the emoji colours
+# reserved in the palette, FFmpeg's palettegen over the k-means sample instead of every pixel.
+PREPARE_VERSION = 7
 # meta.json's format: 2 added "checksums" (a SHA-256 per file); a folder without them is
 # prepared again (same folder name, same bytes, same render keys).
 MANIFEST_VERSION = 2
@@ -250,10 +254,15 @@ def _build(template: Template, folder: Path) -> None:
     if template.frame is not None:
         frames = composite_branding(frames, template.frame)
     frames = np.ascontiguousarray(frames)
-    reserved = [template.style.fill, template.style.stroke]
+    # The caption's colours (fill, stroke, the emoji's) keep entries of their own: a clip
+    # rarely holds them, and caption pixels are only ever mapped onto this palette.
+    reserved = caption_reserved_colours(template.style)
+    # FFmpeg's median cut and the k-means both see the same fixed sample of the frames.
+    sample = palette_sample(frames)
     clip_colours = refine_palette(
-        frames, generate_palette(frames, colours=255 - len(reserved), fps=template.fps)
+        sample, generate_palette(sample, colours=255 - len(reserved), fps=template.fps)
     )
+    del sample
     palette = build_palette(clip_colours, reserved)
     nearest = nearest_indices(frames, palette)
     distance = template.stabilise_distance

@@ -28,10 +28,32 @@ STABILISE_CANDIDATES = (6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 14.0)
 STABILISE_SSIM_FLOOR = 0.9525
 _TUNE_FRAMES = 16  # stabilised from the first frame; the effect settles within a few frames
 _TUNE_SCORED = (3, 7, 11, 15)  # the frames whose SSIM is measured
-REFINE_ITERATIONS = 8
+# Lloyd passes after FFmpeg's median cut (stopping early once no colour changes entry). 8 → 32,
+# measured on Head scratch with the emoji colours reserved: SSIM 0.9568 → 0.9580, bytes −0.7 %.
+REFINE_ITERATIONS = 32
 REFINE_SAMPLE_PIXELS = 300_000
 _NEAREST_BLOCK = 1_024  # colours matched at once: 1 MiB of distances, in cache
 _NEAREST_FRAMES = 8  # frames matched together: bounds preparation memory
+
+
+def palette_sample(
+    frames: NDArray[np.uint8], pixels: int = REFINE_SAMPLE_PIXELS
+) -> NDArray[np.uint8]:
+    """A fixed-seed sample of about ``pixels`` pixels as one image (1, rows, width, 3), drawn
+    with replacement; ``frames`` themselves when they hold no more than that.
+
+    The palette is built from it: FFmpeg's palettegen over every pixel was the largest part of
+    a preparation (0.55–1.4 s of CPU at 480 px, hashing millions of pixels), over this sample
+    0.12–0.24 s; after the k-means, the prepared frames' SSIM was the same or higher on all five
+    bench templates (+0.0001 to +0.0024) at −0.6 to +0.5 % of their GIF bytes.
+    """
+    count, height, width, _ = frames.shape
+    if count * height * width <= pixels:
+        return frames
+    rows = max(1, pixels // width)
+    chosen = np.random.default_rng(0).integers(0, count * height * width, rows * width)
+    sample: NDArray[np.uint8] = frames.reshape(-1, 3)[chosen]
+    return sample.reshape(1, rows, width, 3)
 
 
 def refine_palette(
