@@ -260,7 +260,9 @@ def _build(template: Template, folder: Path) -> None:
     # FFmpeg's median cut and the k-means both see the same fixed sample of the frames.
     sample = palette_sample(frames)
     clip_colours = refine_palette(
-        sample, generate_palette(sample, colours=255 - len(reserved), fps=template.fps)
+        sample,
+        generate_palette(sample, colours=255 - len(reserved), fps=template.fps),
+        fixed=reserved,
     )
     del sample
     palette = build_palette(clip_colours, reserved)

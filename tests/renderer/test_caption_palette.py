@@ -30,7 +30,7 @@ def palette_with(
     """The template's palette as prepare.py builds it, with ``reserved`` kept."""
     sample = palette_sample(np.asarray(prepared.frames))
     colours = generate_palette(sample, colours=255 - len(reserved), fps=prepared.fps)
-    return build_palette(refine_palette(sample, colours), reserved)
+    return build_palette(refine_palette(sample, colours, fixed=reserved), reserved)
 
 
 def flame_core(layer: NDArray[np.uint8]) -> NDArray[np.bool_]:

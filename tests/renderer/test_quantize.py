@@ -160,3 +160,15 @@ def test_stabilise_writes_through_a_view_of_a_larger_array() -> None:
     stabilise(box, truth[:, 1:3, 2:5], palette, distance=16)
     assert (indices[:, 1:3, 2:5] == 0).all()
     assert (indices[1:, 0] == 1).all()  # outside the box: untouched
+
+
+def test_fixed_entries_keep_their_pixels_and_stay_out_of_the_result() -> None:
+    frames = np.zeros((2, 10, 20, 3), np.uint8)
+    frames[:, :, 10:] = 250  # half near black, half near white
+    start = np.array([[30, 30, 30], [200, 200, 200]], np.uint8)
+    free = refine_palette(frames, start)
+    assert free[1].min() >= 249  # the light entry moves onto the white pixels
+    kept = refine_palette(frames, start, fixed=[(255, 255, 255)])
+    assert kept.shape == (2, 3)  # only the moving colours come back
+    assert (kept[0] == 0).all()  # the dark entry still takes the black pixels
+    assert (kept[1] == 200).all()  # the fixed white owns the white ones: the entry stays
