@@ -34,7 +34,11 @@ _TUNE_SCORED = (3, 7, 11, 15)  # the frames whose SSIM is measured
 # measured on Head scratch with the emoji colours reserved: SSIM 0.9568 → 0.9580, bytes −0.7 %.
 REFINE_ITERATIONS = 32
 REFINE_SAMPLE_PIXELS = 300_000
-_NEAREST_BLOCK = 1_024  # colours matched at once: 1 MiB of distances, in cache
+# Colours matched at once. 256 × 255 entries × 4 is under OpenBLAS's threshold for splitting a
+# product over threads (M·N·K ≤ 262,144): a server process is not pinned to one core, and there
+# 1,024-colour blocks cost 10× the CPU (0.25 s against 0.023 s for 150,000 colours, measured on
+# two busy cores) in threads waking and waiting; pinned or not, 256 costs the same as 1,024.
+_NEAREST_BLOCK = 256
 _NEAREST_FRAMES = 8  # frames matched together: bounds preparation memory
 
 
@@ -137,10 +141,9 @@ def _nearest_entries(
     |c − e|² = |c|² − 2c·e + |e|²; |c|² is the same for every entry, so it is left out, and the
     rest is one product, [c, 1] · [−2e, |e|²] (no separate addition: measured −30 %). For
     integer entries it is exact in float32 (integers below 2²⁴ at every step), ties to the
-    lowest index. Blocks of ``_NEAREST_BLOCK`` colours into one reused buffer: measured 6–10×
-    faster than 8,192-colour blocks, which page-faulted fresh 8 MiB temporaries every block and
-    passed OpenBLAS's size threshold for its worker threads (on a process pinned to one core,
-    they contend instead of helping).
+    lowest index. Small blocks (``_NEAREST_BLOCK``) into one reused buffer: measured 6–10×
+    faster than 8,192-colour blocks on one core, which page-faulted fresh 8 MiB temporaries
+    every block and passed OpenBLAS's size threshold for its worker threads.
     """
     weights = np.empty((4, len(usable)), dtype=np.float32)
     weights[:3] = -2 * usable.T  # × 2 is exact
