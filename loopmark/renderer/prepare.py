@@ -30,12 +30,14 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from loopmark.errors import TemplateInvalid
+from loopmark.renderer.caption_palette import caption_reserved_colours
 from loopmark.renderer.probe import probe_video
 from loopmark.renderer.quantize import (
     STABILISE_DISTANCE,
     build_lut,
     build_palette,
     nearest_indices,
+    palette_sample,
     refine_palette,
     stabilise,
     tune_stabilise_distance,
@@ -50,7 +52,9 @@ from loopmark.renderer.video import decode_frames, encode_mp4, generate_palette
 # corner fits in it: Hop & Co.'s badge ends at 42 %).
 FRAME_ASPECT_TOLERANCE = 0.02
 FRAME_CORNER_SHARE = 0.45
-PREPARE_VERSION = 6  # 5: k-means sample with replacement; 6: stabilise distance per template
+# 5: k-means sample with replacement; 6: stabilise distance per template; 7: the emoji colours
+# reserved in the palette, FFmpeg's palettegen over the k-means sample instead of every pixel.
+PREPARE_VERSION = 7
 # meta.json's format: 2 added "checksums" (a SHA-256 per file); a folder without them is
 # prepared again (same folder name, same bytes, same render keys).
 MANIFEST_VERSION = 2
@@ -295,10 +299,17 @@ def _build(template: Template, folder: Path) -> None:
             frames, template.frame, keep_corners=template.frame_keeps_corners
         )
     frames = np.ascontiguousarray(frames)
-    reserved = [template.style.fill, template.style.stroke]
+    # The caption's colours (fill, stroke, the emoji's) keep entries of their own: a clip
+    # rarely holds them, and caption pixels are only ever mapped onto this palette.
+    reserved = caption_reserved_colours(template.style)
+    # FFmpeg's median cut and the k-means both see the same fixed sample of the frames.
+    sample = palette_sample(frames)
     clip_colours = refine_palette(
-        frames, generate_palette(frames, colours=255 - len(reserved), fps=template.fps)
+        sample,
+        generate_palette(sample, colours=255 - len(reserved), fps=template.fps),
+        fixed=reserved,
     )
+    del sample
     palette = build_palette(clip_colours, reserved)
     nearest = nearest_indices(frames, palette)
     distance = template.stabilise_distance
@@ -326,7 +337,9 @@ def _build(template: Template, folder: Path) -> None:
         (tmp / "preview.mp4").write_bytes(encode_mp4(frames, fps=template.fps))
         Image.fromarray(frames[0]).save(tmp / "poster.jpg", quality=POSTER_JPEG_QUALITY)
         meta["manifest"] = MANIFEST_VERSION
-        meta["checksums"] = {name: _sha256((tmp / name).read_bytes()) for name in _FILES}
+        # Hashed from the files in chunks: reading frames.npy whole beside the arrays still in
+        # memory was the peak of a 96-frame preparation (+37 MB).
+        meta["checksums"] = {name: _file_sha256(tmp / name) for name in _FILES}
         (tmp / MANIFEST).write_text(json.dumps(meta, indent=2))
         try:
             os.rename(tmp, folder)
@@ -389,6 +402,11 @@ def _array(data: bytes) -> NDArray[np.uint8]:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def _discard(folder: Path) -> bool:

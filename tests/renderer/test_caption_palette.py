@@ -3,13 +3,22 @@ clip that has no such yellow (it came out pale green), and the clip loses little
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 from numpy.typing import NDArray
+from PIL import Image
 
 from loopmark.renderer.caption_palette import EMOJI_COLOURS, caption_reserved_colours
 from loopmark.renderer.prepare import PreparedTemplate
-from loopmark.renderer.quantize import build_lut, build_palette, lookup, refine_palette
-from loopmark.renderer.render import caption_layer
+from loopmark.renderer.quantize import (
+    build_lut,
+    build_palette,
+    lookup,
+    palette_sample,
+    refine_palette,
+)
+from loopmark.renderer.render import caption_layer, render
 from loopmark.renderer.video import generate_palette
 
 FIRE = "🔥🔥"
@@ -19,9 +28,16 @@ def palette_with(
     prepared: PreparedTemplate, reserved: list[tuple[int, int, int]]
 ) -> NDArray[np.uint8]:
     """The template's palette as prepare.py builds it, with ``reserved`` kept."""
-    frames = np.asarray(prepared.frames)
-    colours = generate_palette(frames, colours=255 - len(reserved), fps=prepared.fps)
-    return build_palette(refine_palette(frames, colours), reserved)
+    sample = palette_sample(np.asarray(prepared.frames))
+    colours = generate_palette(sample, colours=255 - len(reserved), fps=prepared.fps)
+    return build_palette(refine_palette(sample, colours, fixed=reserved), reserved)
+
+
+def flame_core(layer: NDArray[np.uint8]) -> NDArray[np.bool_]:
+    """The opaque yellow of 🔥 in a caption layer (Noto draws it about (248, 202, 40))."""
+    r, g, b, a = (layer[..., i].astype(int) for i in range(4))
+    core: NDArray[np.bool_] = (a == 255) & (r > 230) & (g > 180) & (b < 120)
+    return core
 
 
 def core_error(palette: NDArray[np.uint8], pixels: NDArray[np.uint8]) -> float:
@@ -48,3 +64,20 @@ def test_reserved_colours_are_fill_stroke_then_emoji_once(small: PreparedTemplat
     assert reserved[:2] == [style.fill, style.stroke]
     assert set(EMOJI_COLOURS) <= set(reserved) and len(set(reserved)) == len(reserved)
     assert len(reserved) <= 2 + len(EMOJI_COLOURS) < 32  # the clip keeps 220+ entries
+
+
+def test_a_rendered_fire_keeps_its_yellow_core(small: PreparedTemplate) -> None:
+    """End to end: preparation reserves the emoji colours, so the GIF's flame core is yellow
+    (without them, a pale green: the clip's nearest entry)."""
+    layer = caption_layer(small, FIRE)
+    core = flame_core(layer)
+    assert core.sum() > 10
+    with Image.open(io.BytesIO(render(small, FIRE).gif)) as gif:
+        first = np.asarray(gif.convert("RGB"))
+    box = small.box
+    shown = first[box.y : box.y + box.h, box.x : box.x + box.w][core].astype(int)
+    truth = layer[..., :3][core].astype(int)
+    error = float(np.sqrt(((shown - truth) ** 2).sum(-1)).mean())
+    # Yellow, not green: red stays above green and well above blue, and the colour is close.
+    assert error < 35, error  # measured on this clip: 52 without the emoji colours, 26 with
+    assert (shown[:, 0] >= shown[:, 1]).all() and (shown[:, 1] > shown[:, 2] + 80).all(), shown

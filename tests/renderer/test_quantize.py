@@ -13,6 +13,7 @@ from loopmark.renderer.quantize import (
     build_palette,
     lookup,
     nearest_indices,
+    palette_sample,
     refine_palette,
     stabilise,
     tune_stabilise_distance,
@@ -136,3 +137,38 @@ def test_the_tuned_distance_is_the_largest_that_keeps_the_floor(small: PreparedT
         )
         assert tuned == expected
     assert small.stabilise_distance in STABILISE_CANDIDATES  # what preparation chose
+
+
+def test_the_palette_sample_is_fixed_drawn_from_the_frames_and_shaped_as_an_image() -> None:
+    rng = np.random.default_rng(6)
+    frames = rng.integers(0, 256, (5, 30, 40, 3), dtype=np.uint8)
+    assert palette_sample(frames, pixels=6_000) is frames  # 6,000 pixels: all of them
+    sample = palette_sample(frames, pixels=1_000)
+    assert sample.shape == (1, 25, 40, 3)  # whole rows of the frames' width
+    assert np.array_equal(sample, palette_sample(frames, pixels=1_000))
+    seen = {tuple(p) for p in frames.reshape(-1, 3).tolist()}
+    assert {tuple(p) for p in sample.reshape(-1, 3).tolist()} <= seen
+
+
+def test_stabilise_writes_through_a_view_of_a_larger_array() -> None:
+    """A render stabilises its text box in place, a non-contiguous view of the frames' indices."""
+    palette = build_palette(np.array([[0, 0, 0], [10, 10, 10], [200, 200, 200]], np.uint8), [])
+    truth = np.full((3, 4, 6, 3), 9, np.uint8)
+    indices = np.zeros((3, 4, 6), np.uint8)
+    indices[1:] = 1  # 0 → 1 with the truth 9 units from entry 0: kept within distance 16
+    box = indices[:, 1:3, 2:5]
+    stabilise(box, truth[:, 1:3, 2:5], palette, distance=16)
+    assert (indices[:, 1:3, 2:5] == 0).all()
+    assert (indices[1:, 0] == 1).all()  # outside the box: untouched
+
+
+def test_fixed_entries_keep_their_pixels_and_stay_out_of_the_result() -> None:
+    frames = np.zeros((2, 10, 20, 3), np.uint8)
+    frames[:, :, 10:] = 250  # half near black, half near white
+    start = np.array([[30, 30, 30], [200, 200, 200]], np.uint8)
+    free = refine_palette(frames, start)
+    assert free[1].min() >= 249  # the light entry moves onto the white pixels
+    kept = refine_palette(frames, start, fixed=[(255, 255, 255)])
+    assert kept.shape == (2, 3)  # only the moving colours come back
+    assert (kept[0] == 0).all()  # the dark entry still takes the black pixels
+    assert (kept[1] == 200).all()  # the fixed white owns the white ones: the entry stays

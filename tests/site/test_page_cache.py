@@ -16,9 +16,7 @@ def cache_of(app: Flask) -> PageCache:
         return share_pages()
 
 
-def test_a_done_share_page_is_rendered_once_then_reused(
-    app: Flask, done: dict[str, Any]
-) -> None:
+def test_a_done_share_page_is_rendered_once_then_reused(app: Flask, done: dict[str, Any]) -> None:
     client = app.test_client()
     first = client.get(f"/s/{done['key']}")
     assert first.status_code == 200
