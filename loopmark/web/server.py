@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from cheroot.connections import ConnectionManager
-from cheroot.server import ChunkedRFile, HTTPConnection, HTTPRequest
+from cheroot.server import ChunkedRFile, HTTPConnection, HTTPRequest, KnownLengthRFile
 from cheroot.wsgi import Server as WSGIServer
 from flask import Flask
 from werkzeug.exceptions import HTTPException
@@ -65,6 +65,20 @@ REQUEST_IO_TIMEOUT_SECONDS = 10
 # A request's line and headers must all be in within this long of a thread taking them up: a
 # client that trickles them (a byte every few seconds) is cut off, and the thread freed.
 HEADER_DEADLINE_SECONDS = 10.0
+# A request body must keep coming: it may take BODY_GRACE_SECONDS plus one second for every
+# MIN_BODY_BYTES_PER_SECOND of it received so far (Apache's mod_reqtimeout, body=10,MinRate=16K).
+# A client trickling its body (a slow-loris POST) is cut off and its thread freed; a phone on
+# a poor venue network (128 kbit/s and up) is not. Checked before each read of the body, so a
+# stalled read overshoots by REQUEST_IO_TIMEOUT_SECONDS at most.
+BODY_GRACE_SECONDS = 10.0
+MIN_BODY_BYTES_PER_SECOND = 16 * 1024
+READ_PIECE_BYTES = 64 * 1024
+# A body larger than this (an upload) holds its thread for as long as it takes to arrive: at
+# most a quarter of the threads (two at least) read such bodies at once, and a large body past
+# that is answered 503 with Retry-After before a byte of it is read, so slow uploads can never
+# take every thread from the pages and polls.
+LARGE_BODY_BYTES = 1024 * 1024
+LARGE_BODY_RETRY_AFTER_SECONDS = 10
 # Connections the kernel queues while the server is busy accepting (capped by somaxconn).
 LISTEN_BACKLOG = 2048
 # The request line and headers together (cookies included).
@@ -177,7 +191,14 @@ def body_limits(app: Flask) -> BodyLimit:
     return limit
 
 
-def error_answer(status: str, code: str, message: str) -> bytes:
+def large_body_slots(threads: int) -> int:
+    """How many request threads may read a large body (LARGE_BODY_BYTES) at once."""
+    return max(2, threads // 4)
+
+
+def error_answer(
+    status: str, code: str, message: str, *, retry_after_s: int | None = None
+) -> bytes:
     """A whole HTTP/1.1 answer in the site's JSON error form, closing the connection (for the
     answers the server gives before the app sees the request)."""
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
@@ -188,6 +209,8 @@ def error_answer(status: str, code: str, message: str) -> bytes:
         "Connection: close",
         f"Server: {IDENT}",
     ]
+    if retry_after_s is not None:
+        headers.append(f"Retry-After: {retry_after_s}")
     return ("\r\n".join(headers) + "\r\n\r\n").encode("latin-1") + body
 
 
@@ -228,6 +251,7 @@ class _HTTPServer(WSGIServer):
         self.header_deadline_s = HEADER_DEADLINE_SECONDS
         self._reading: dict[Any, float] = {}  # connection → when a thread began reading it
         self._open_lock = threading.Lock()
+        self.large_bodies = threading.BoundedSemaphore(large_body_slots(threads))
 
     @property
     def open_connections(self) -> int:
@@ -321,6 +345,47 @@ class _ConnectionManager(ConnectionManager):
         self.server.resume_if_room()
 
 
+class _PacedBody:
+    """A request's reader while its body is read: each read first checks that the body has kept
+    up (BODY_GRACE_SECONDS plus a second per MIN_BODY_BYTES_PER_SECOND received); one that has
+    not raises TimeoutError (the app sees a client gone: Werkzeug answers 400) and the
+    connection is closed after the answer."""
+
+    def __init__(self, raw: Any, request: HTTPRequest) -> None:
+        self._raw = raw
+        self._request = request
+        self._started = time.monotonic()
+        self._received = 0
+
+    def _keep_pace(self) -> None:
+        allowed = BODY_GRACE_SECONDS + self._received / MIN_BODY_BYTES_PER_SECOND
+        if time.monotonic() - self._started > allowed:
+            self._request.close_connection = True
+            raise TimeoutError(f"request body too slow: {self._received} bytes in {allowed:.0f} s")
+
+    def read(self, size: int = -1) -> bytes:
+        # Piece by piece as the socket gives them (read1: one receive at most), checking the
+        # pace before each: one read of the whole body would wait for a trickle to the end.
+        pieces: list[bytes] = []
+        wanted = size if size is not None and size >= 0 else None
+        while wanted is None or wanted > 0:
+            self._keep_pace()
+            piece: bytes = self._raw.read1(READ_PIECE_BYTES if wanted is None else wanted)
+            if not piece:
+                break
+            self._received += len(piece)
+            pieces.append(piece)
+            if wanted is not None:
+                wanted -= len(piece)
+        return b"".join(pieces)
+
+    def readline(self, size: int = -1) -> bytes:
+        self._keep_pace()
+        data: bytes = self._raw.readline(size)
+        self._received += len(data)
+        return data
+
+
 def _connection_class(limit: BodyLimit) -> type[HTTPConnection]:
     """cheroot's connection, counted, whose requests are bounded by their route."""
 
@@ -344,24 +409,49 @@ def _connection_class(limit: BodyLimit) -> type[HTTPConnection]:
                 "body_too_large",
                 f"The request body is too large: at most {self.body_limit} bytes here.",
             )
+            self._send_raw(answer)
+            return False
+
+        def respond(self) -> None:
+            # As cheroot does, but a chunked body bounded by this route rather than the largest
+            # one, every body read at a pace (BODY_GRACE_SECONDS, MIN_BODY_BYTES_PER_SECOND),
+            # and a large one only while a slot for it is free.
+            chunked = bool(self.chunked_read)
+            length = self.body_limit if chunked else int(self.inheaders.get(b"Content-Length", 0))
+            large = length > LARGE_BODY_BYTES
+            if large and not self.server.large_bodies.acquire(blocking=False):
+                self.close_connection = True
+                self._send_raw(
+                    error_answer(
+                        "503 Service Unavailable",
+                        "server_busy",
+                        "The server is taking in other uploads; try again in a few seconds.",
+                        retry_after_s=LARGE_BODY_RETRY_AFTER_SECONDS,
+                    )
+                )
+                return
+            try:
+                paced = _PacedBody(self.conn.rfile, self)
+                self.rfile = (
+                    ChunkedRFile(paced, self.body_limit)
+                    if chunked
+                    else KnownLengthRFile(paced, length)
+                )
+                self.server.gateway(self).respond()
+                if self.ready:
+                    self.ensure_headers_sent()
+                if self.chunked_write:
+                    self.conn.wfile.write(b"0\r\n\r\n")
+            finally:
+                if large:
+                    self.server.large_bodies.release()
+
+        def _send_raw(self, answer: bytes) -> None:
             try:
                 self.conn.wfile.write(answer)
                 self.conn.wfile.flush()
             except OSError:
                 pass
-            return False
-
-        def respond(self) -> None:
-            if not self.chunked_read:
-                super().respond()
-                return
-            # As cheroot does, but the body bounded by this route rather than the largest one.
-            self.rfile = ChunkedRFile(self.conn.rfile, self.body_limit)
-            self.server.gateway(self).respond()
-            if self.ready:
-                self.ensure_headers_sent()
-            if self.chunked_write:
-                self.conn.wfile.write(b"0\r\n\r\n")
 
     class CountedConnection(HTTPConnection):
         RequestHandlerClass = RouteBoundRequest

@@ -165,6 +165,105 @@ def test_a_body_over_the_route_limit_is_refused_before_it_is_sent(
     assert status == 200
 
 
+def read_answer(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    sock.settimeout(30)
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def post_head(port: int, length: int) -> socket.socket:
+    """A connection that has sent a JSON POST's headers (``length`` bytes of body declared)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(
+        b"POST /api/renders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {length}\r\n\r\n".encode()
+    )
+    return sock
+
+
+@pytest.mark.timeout(120)
+def test_a_body_that_falls_behind_is_cut_off_and_its_thread_freed(
+    make_app: MakeApp, serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A slow-loris POST: headers at once, then its body a byte a second.
+    monkeypatch.setattr(web_server, "BODY_GRACE_SECONDS", 1.0)
+    port = serve(make_app())  # 4 threads
+    slow = [post_head(port, 1000) for _ in range(4)]  # one for every thread
+    stop = threading.Event()
+
+    def trickle(sock: socket.socket) -> None:
+        while not stop.wait(0.5):
+            try:
+                sock.sendall(b" ")
+            except OSError:
+                return
+
+    threads = [threading.Thread(target=trickle, args=(sock,), daemon=True) for sock in slow]
+    for thread in threads:
+        thread.start()
+    try:
+        started = time.monotonic()
+        answers = [read_answer(sock) for sock in slow]
+        # Each was answered (the app saw a client gone: 400) and closed once it fell behind,
+        # within the grace and one read's timeout, not after its 1,000 seconds.
+        assert all(answer.startswith(b"HTTP/1.1 400 ") for answer in answers), answers
+        assert time.monotonic() - started < web_server.REQUEST_IO_TIMEOUT_SECONDS + 5
+        status, _ = get(port, "/healthz")
+        assert status == 200
+    finally:
+        stop.set()
+        close_all(slow)
+
+    # A body that keeps up is read whole, however it is split.
+    with post_head(port, 15_000 + 2) as sock:  # under the route's 16 KB
+        sock.sendall(b'{"')
+        for _ in range(3):
+            sock.sendall(b"x" * 5000)
+            time.sleep(0.2)
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 400 ") and b"not valid JSON" in answer, answer
+
+
+@pytest.mark.timeout(120)
+def test_large_bodies_get_a_share_of_the_threads_and_the_rest_wait_outside(
+    make_app: MakeApp, serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(web_server, "LARGE_BODY_BYTES", 1000)
+    port = serve(make_app())  # 4 threads: 2 for large bodies
+    assert web_server.large_body_slots(4) == 2
+    holding = [post_head(port, 5000) for _ in range(2)]  # their bodies still to come
+    try:
+        time.sleep(0.5)
+        with post_head(port, 5000) as third:
+            answer = read_answer(third)  # at once: not a byte of its body was read
+        assert answer.startswith(b"HTTP/1.1 503 "), answer
+        assert b"Retry-After: 10\r\n" in answer and b'"server_busy"' in answer
+        with post_head(port, 500) as small:  # small bodies are not counted
+            small.sendall(b"[" + b" " * 498 + b"]")
+            assert small.recv(4096).startswith(b"HTTP/1.1 422 ")
+        status, _ = get(port, "/healthz")
+        assert status == 200
+        holding[0].sendall(b"[" + b" " * 4998 + b"]")  # one finishes: its slot is free
+        assert holding[0].recv(4096).startswith(b"HTTP/1.1 422 ")
+        deadline = time.monotonic() + 10  # the slot is let go just after the answer is sent
+        while True:
+            with post_head(port, 5000) as next_one:
+                try:
+                    next_one.sendall(b"[" + b" " * 4998 + b"]")
+                except OSError:  # refused already: the 503 is waiting to be read
+                    pass
+                answer = next_one.recv(4096)
+            if not answer.startswith(b"HTTP/1.1 503 ") or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert answer.startswith(b"HTTP/1.1 422 "), answer
+    finally:
+        close_all(holding)
+
+
 def test_uploads_keep_their_own_limit(app: Flask) -> None:
     assert web_server.VIEW_BODY_LIMIT_ATTRIBUTE == auth.BODY_LIMIT_ATTRIBUTE
     limit = web_server.body_limits(app)
