@@ -81,7 +81,7 @@ from loopmark.errors import BadInput, LoopmarkError
 from loopmark.records.gallery import GalleryEntry
 from loopmark.renderer.templates import Template
 from loopmark.service.catalog import TemplateCatalog
-from loopmark.web import links
+from loopmark.web import i18n, links
 from loopmark.web.context import services
 from loopmark.web.errors import error_response
 
@@ -128,13 +128,16 @@ class GalleryContext:
     media_urls: Callable[[str], dict[str, str]] = links.media_urls
     template_urls: Callable[[Template], dict[str, str]] = links.template_urls
     share_url: Callable[[str], str] = _share_url
+    # The request's language: templates are named in it (their own name there, else the
+    # default language's), as the pages name them.
+    language: str | None = None
     _templates: dict[str, Template] | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def current(cls) -> GalleryContext:
         """The context for a request to the current app (needs an app and request context)."""
         site = services()
-        return cls(gallery=site.gallery, catalog=site.templates)
+        return cls(gallery=site.gallery, catalog=site.templates, language=i18n.current_language())
 
     def template(self, template_id: str) -> TemplateNode | None:
         """The entry's template if visitors may see it; None for a draft (unpublished since the
@@ -155,7 +158,7 @@ class GalleryContext:
         urls = self.template_urls(template)
         return TemplateNode(
             id=template.id,
-            name=template.name,
+            name=template.name_for(self.language),
             poster_url=urls["poster"],
             preview_url=urls["preview"],
         )

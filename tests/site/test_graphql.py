@@ -535,3 +535,14 @@ def test_execute_checked_runs_nothing_for_a_refused_document(app: Flask) -> None
     assert refused.data is None and refused.errors
     assert allowed.errors is None and allowed.data is not None
     assert counting.calls == 2
+
+
+def test_templates_are_named_in_the_requests_language(demo_client: FlaskClient) -> None:
+    query = "{ templates { id name } }"
+    names = {}
+    for language in ("en", "de"):
+        response = post(demo_client, query, headers={"Accept-Language": language})
+        assert response.status_code == 200, response.get_data(as_text=True)
+        names[language] = {t["id"]: t["name"] for t in response.get_json()["data"]["templates"]}
+    assert names["en"]["wake-up"] == "Wake up"
+    assert names["de"]["wake-up"] == "Aufwachen"
