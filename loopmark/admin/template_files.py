@@ -158,8 +158,12 @@ def parse_gif_budget(text: str) -> int:
     size = int(value.to_integral_value())
     if value != 0 and not GIF_BUDGET_MIN_BYTES <= size <= GIF_BUDGET_MAX_BYTES:
         if not match["unit"] and size < 1_000:
-            too_small = "%(size)s bytes is far too small for a GIF: did you mean %(size)s MB?"
-            raise ValueError(gettext(too_small, size=number))
+            raise ValueError(
+                gettext(
+                    "%(size)s bytes is far too small for a GIF: did you mean %(size)s MB?",
+                    size=number,
+                )
+            )
         raise ValueError(allowed)
     return size
 

@@ -139,7 +139,7 @@ def test_the_fields_speak_german(admin_client: FlaskClient) -> None:
         headers={"Accept-Language": "de"},
     )
     assert response.status_code == 422
-    assert "meinten Sie 8 MB?" in htmllib.unescape(response.get_data(as_text=True))
+    assert "meintest du 8 MB?" in htmllib.unescape(response.get_data(as_text=True))
 
 
 @pytest.mark.parametrize(
