@@ -216,7 +216,19 @@ class TemplateEditForm(FlaskForm):
     stabilise_distance = DecimalField(
         _l("Stabilise distance"),
         places=1,
-        validators=[Optional(), finite, within(STABILISE_DISTANCE)],
+        validators=[
+            Optional(),
+            finite,
+            NumberRange(
+                STABILISE_DISTANCE.lo,
+                STABILISE_DISTANCE.hi,
+                # The same sentence as template_files.check_output's.
+                message=_l(
+                    "The stabilise distance goes from %(min)g to %(max)g; leave it empty to have "
+                    "it tuned automatically."
+                ),
+            ),
+        ],
     )
     # Empty: the brand's budget; 0: none.
     max_gif_bytes = StringField(

@@ -176,9 +176,9 @@ def check_output(edits: TemplateEdits) -> dict[str, Any]:
     if distance is not None:
         if not STABILISE_DISTANCE.lo <= distance <= STABILISE_DISTANCE.hi:
             raise FieldInvalid("stabilise_distance", gettext(
-                "The stabilise distance goes from %(low)g to %(high)g; leave it empty to have it "
-                "tuned automatically.", low=STABILISE_DISTANCE.lo,
-                high=STABILISE_DISTANCE.hi))  # fmt: skip
+                "The stabilise distance goes from %(min)g to %(max)g; leave it empty to have it "
+                "tuned automatically.", min=STABILISE_DISTANCE.lo,
+                max=STABILISE_DISTANCE.hi))  # fmt: skip
         output["stabilise_distance"] = int(distance) if distance.is_integer() else distance
     if edits.max_gif_bytes is not None:
         try:

@@ -106,8 +106,8 @@ def test_stabilise_and_budget_round_trip(app: Flask, admin_client: FlaskClient) 
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("stabilise_distance", "40", "Number must be between 0 and 32."),
-        ("stabilise_distance", "-1", "Number must be between 0 and 32."),
+        ("stabilise_distance", "40", "The stabilise distance goes from 0 to 32; leave it empty"),
+        ("stabilise_distance", "-1", "The stabilise distance goes from 0 to 32; leave it empty"),
         ("stabilise_distance", "nan", "Please enter a number."),
         ("max_gif_bytes", "8", "8 bytes is far too small for a GIF: did you mean 8 MB?"),
         ("max_gif_bytes", "2 GB", "Enter a size from 0.05 MB to 1000 MB"),
