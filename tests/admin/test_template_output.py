@@ -76,7 +76,7 @@ def test_stabilise_and_budget_round_trip(app: Flask, admin_client: FlaskClient) 
     assert overridden.template.version != automatic.template.version
     assert overridden.template.max_gif_bytes == 5_000_000
     assert manifest(overridden)["stabilise_tuned"] is False
-    assert overridden.stabilise_distance == override
+    assert overridden.stabilise_distance == override and not overridden.stabilise_tuned
     budget_key = render_key(admin_client)
     assert budget_key != automatic_key
     # The form shows the override, and still names what automatic tuning chose.
