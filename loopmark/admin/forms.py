@@ -32,8 +32,10 @@ from wtforms.validators import (
     Optional,
     Regexp,
     StopValidation,
+    ValidationError,
 )
 
+from loopmark.admin.template_files import parse_gif_budget
 from loopmark.records.words import MAX_RAW_WORD_CHARS, WORD_KINDS
 from loopmark.renderer.render import KEY_CHARS
 from loopmark.renderer.templates import (
@@ -49,6 +51,7 @@ from loopmark.renderer.templates import (
     OUTPUT_FPS,
     OUTPUT_SPEED,
     OUTPUT_WIDTH,
+    STABILISE_DISTANCE,
     STROKE_WIDTH,
     TRIM_DURATION,
     TRIM_START,
@@ -81,7 +84,16 @@ def finite(form: FlaskForm, field: Field) -> None:
         raise StopValidation(gettext("Please enter a number."))
 
 
+def gif_budget_text(form: FlaskForm, field: Field) -> None:
+    """A GIF size budget as typed (``8 MB``, ``8000000``, ``0``), checked as brand.toml's is."""
+    try:
+        parse_gif_budget(field.data or "")
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+
+
 MAX_NAME_CHARS = 60
+MAX_BUDGET_CHARS = 40
 MAX_CREDIT_CHARS = 200
 MAX_CAPTIONS_CHARS = 4000
 # The word lists' names as the admin reads them (the records call them banned and allowed).
@@ -199,6 +211,29 @@ class TemplateEditForm(FlaskForm):
     )
     trim_duration = DecimalField(
         _l("Length (s)"), places=2, validators=[InputRequired(), finite, within(TRIM_DURATION)]
+    )
+    # Empty: tuned at preparation (the tuned value is the placeholder).
+    stabilise_distance = DecimalField(
+        _l("Stabilise distance"),
+        places=1,
+        validators=[
+            Optional(),
+            finite,
+            NumberRange(
+                STABILISE_DISTANCE.lo,
+                STABILISE_DISTANCE.hi,
+                # The same sentence as template_files.check_output's.
+                message=_l(
+                    "The stabilise distance goes from %(min)g to %(max)g; leave it empty to have "
+                    "it tuned automatically."
+                ),
+            ),
+        ],
+    )
+    # Empty: the brand's budget; 0: none.
+    max_gif_bytes = StringField(
+        _l("GIF size budget"),
+        validators=[Optional(), Length(max=MAX_BUDGET_CHARS), gif_budget_text],
     )
 
 

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import tempfile
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 
+from loopmark.brand import GIF_BUDGET_MAX_BYTES, GIF_BUDGET_MIN_BYTES, gif_budget
 from loopmark.errors import BadInput, TemplateInvalid
 from loopmark.renderer.caption import fonts_dir
 from loopmark.renderer.caption_policy import WordLists
@@ -22,6 +25,7 @@ from loopmark.renderer.probe import probe_video
 from loopmark.renderer.render import accept_caption
 from loopmark.renderer.templates import (
     DEFAULT_CAPTION_LANGUAGE,
+    STABILISE_DISTANCE,
     TEMPLATE_FILE,
     Template,
     parse_template,
@@ -33,6 +37,11 @@ FONT_SUFFIXES = (".ttf", ".otf")
 # Colour bitmap fonts are fallbacks for emoji, not caption fonts.
 NOT_CAPTION_FONTS = ("Emoji",)
 OWN_FONT = "@own"  # the font select's value for a font kept in the template's own folder
+# The GIF size budget as the admin types it: bytes, or kB / MB (decimal: 8 MB = 8,000,000 bytes,
+# as the README's table of share targets counts them).
+BYTES_PER_UNIT = {"": 1, "b": 1, "byte": 1, "bytes": 1, "kb": 1_000, "mb": 1_000_000}
+_BUDGET_TEXT = re.compile(r"(?P<number>[0-9][0-9.,_ ]*)\s*(?P<unit>[a-z]*)")
+_THOUSANDS = re.compile(r"[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?")
 
 
 class FieldInvalid(BadInput):
@@ -62,6 +71,10 @@ class TemplateEdits:
     speed: float
     trim_start: float
     trim_duration: float
+    # template.toml's [output] stabilise_distance; None: tuned at preparation.
+    stabilise_distance: float | None = None
+    # template.toml's [output] max_gif_bytes, in bytes (0: no budget); None: the brand's.
+    max_gif_bytes: int | None = None
     publish: bool = False  # "Save and publish"
 
 
@@ -109,7 +122,79 @@ def edits_of(template: Template, prepared: PreparedTemplate) -> TemplateEdits:
         speed=template.speed,
         trim_start=template.start_s,
         trim_duration=template.duration_s,
+        stabilise_distance=template.stabilise_distance,
+        max_gif_bytes=own_gif_budget(template),
     )
+
+
+def own_gif_budget(template: Template) -> int | None:
+    """The budget template.toml names itself (0: none), or None when the brand's applies."""
+    value = (template.raw.get("output") or {}).get("max_gif_bytes")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def format_gif_budget(size: int) -> str:
+    """A budget as the form shows it: in MB when that is exact to 10 kB (``8 MB``, ``7.5 MB``),
+    else in bytes; ``parse_gif_budget`` reads either back to the same number."""
+    if size and size % 10_000 == 0:
+        return f"{size / 1_000_000:g} MB"
+    return str(size)
+
+
+def parse_gif_budget(text: str) -> int:
+    """The bytes of a budget typed as ``8 MB``, ``7.5 MB``, ``750 kB``, ``8000000`` or
+    ``8,000,000`` (0: none). ValueError, in plain words, for anything else or out of range."""
+    allowed = budget_range()
+    match = _BUDGET_TEXT.fullmatch(text.strip().lower())
+    if match is None or match["unit"] not in BYTES_PER_UNIT:
+        raise ValueError(allowed)
+    number = match["number"].replace(" ", "").replace("_", "")
+    # 8,000,000 groups thousands; 7,5 is a decimal comma.
+    number = number.replace(",", "") if _THOUSANDS.fullmatch(number) else number.replace(",", ".")
+    try:
+        value = Decimal(number) * BYTES_PER_UNIT[match["unit"]]
+    except InvalidOperation:
+        raise ValueError(allowed) from None
+    size = int(value.to_integral_value())
+    if value != 0 and not GIF_BUDGET_MIN_BYTES <= size <= GIF_BUDGET_MAX_BYTES:
+        if not match["unit"] and size < 1_000:
+            raise ValueError(
+                gettext(
+                    "%(size)s bytes is far too small for a GIF: did you mean %(size)s MB?",
+                    size=number,
+                )
+            )
+        raise ValueError(allowed)
+    return size
+
+
+def check_output(edits: TemplateEdits) -> dict[str, Any]:
+    """[output]'s stabilise distance and GIF budget as edited (absent: automatic, the brand's),
+    or FieldInvalid on the field at fault."""
+    output: dict[str, Any] = {}
+    distance = edits.stabilise_distance
+    if distance is not None:
+        if not STABILISE_DISTANCE.lo <= distance <= STABILISE_DISTANCE.hi:
+            raise FieldInvalid("stabilise_distance", gettext(
+                "The stabilise distance goes from %(min)g to %(max)g; leave it empty to have it "
+                "tuned automatically.", min=STABILISE_DISTANCE.lo,
+                max=STABILISE_DISTANCE.hi))  # fmt: skip
+        output["stabilise_distance"] = int(distance) if distance.is_integer() else distance
+    if edits.max_gif_bytes is not None:
+        try:
+            gif_budget(edits.max_gif_bytes)
+        except ValueError:
+            raise FieldInvalid("max_gif_bytes", budget_range()) from None
+        output["max_gif_bytes"] = edits.max_gif_bytes
+    return output
+
+
+def budget_range() -> str:
+    """The GIF budgets allowed, in plain words (brand.toml's range, loopmark.brand)."""
+    return gettext(
+        "Enter a size from %(low)s to %(high)s, such as 8 MB or 8000000 (bytes), or 0 for no "
+        "budget.", low=format_gif_budget(GIF_BUDGET_MIN_BYTES),
+        high=format_gif_budget(GIF_BUDGET_MAX_BYTES))  # fmt: skip
 
 
 def check_box(box: tuple[int, int, int, int], width: int, height: int) -> None:
@@ -193,7 +278,12 @@ def apply_edits(
     data["text"] = text
     data["trim"] = {**(data.get("trim") or {}), "start": edits.trim_start,
                     "duration": edits.trim_duration}  # fmt: skip
-    data["output"] = {**(data.get("output") or {}), "loop": edits.loop, "speed": edits.speed}
+    output = {
+        key: value
+        for key, value in (data.get("output") or {}).items()
+        if key not in ("stabilise_distance", "max_gif_bytes")  # emptied: automatic, the brand's
+    }
+    data["output"] = {**output, "loop": edits.loop, "speed": edits.speed, **check_output(edits)}
     if edits.min_size > edits.max_size:
         raise FieldInvalid("min_size", gettext(
             "The smallest size is larger than the largest (%(max)d px): lower it, or raise the "

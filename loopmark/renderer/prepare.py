@@ -85,6 +85,8 @@ class PreparedTemplate:
     # What ``indices`` were stabilised with (template.toml's, or tuned; in meta.json), and what
     # renders stabilise the caption's edge with unless their settings say otherwise.
     stabilise_distance: float = STABILISE_DISTANCE
+    # Whether preparation tuned that distance (True) or template.toml set it (False).
+    stabilise_tuned: bool = True
 
     @property
     def width(self) -> int:
@@ -368,6 +370,7 @@ def _load(template: Template, folder: Path) -> PreparedTemplate:
                 loaded[name.removesuffix(".npy")] = _array(data)
         box = TextBox(*meta["box"])
         distance = float(meta["stabilise_distance"])
+        tuned = bool(meta.get("stabilise_tuned", template.stabilise_distance is None))
         shape = (int(meta["frames"]), int(meta["height"]), int(meta["width"]), 3)
     except (OSError, ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
         raise ArtifactInvalid(f"{type(exc).__name__}: {exc}") from exc
@@ -382,7 +385,20 @@ def _load(template: Template, folder: Path) -> PreparedTemplate:
         lut=loaded["lut"],
         box=box,
         stabilise_distance=distance,
+        stabilise_tuned=tuned,
     )
+
+
+def tuned_stabilise_distance(folder: Path) -> float | None:
+    """The stabilise distance preparation tuned for the version prepared in ``folder``, read from
+    its manifest; None when that version is not prepared, or its distance was set, not tuned."""
+    try:
+        meta = json.loads((folder / MANIFEST).read_text())
+        if not isinstance(meta, dict) or not meta.get("stabilise_tuned"):
+            return None
+        return float(meta["stabilise_distance"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _array(data: bytes) -> NDArray[np.uint8]:

@@ -13,6 +13,7 @@ within PREPARE_RETRY_SECONDS fails at once instead of running FFmpeg for every r
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -42,6 +43,7 @@ from loopmark.renderer.prepare import (
     prepare_template,
     prepared_folder_name,
     prepared_version_folder,
+    tuned_stabilise_distance,
 )
 from loopmark.renderer.templates import (
     TEMPLATE_FILE,
@@ -378,6 +380,19 @@ class DirectoryTemplateCatalog:
 
     def warming(self, template: Template) -> bool:
         return self._prepared.warming(template)
+
+    def tuned_stabilise_distance(self, template: Template) -> float | None:
+        """The stabilise distance preparation tuned for this template's frames (what "automatic"
+        means in the editor), from the prepared artifacts' manifest: this version's when it is
+        tuned, else (template.toml overrides it) that of the same template without the override,
+        when it was prepared before. None when it was never tuned. Never prepares anything."""
+        automatic = (
+            template
+            if template.stabilise_distance is None
+            else dataclasses.replace(template, stabilise_distance=None)
+        )
+        folder = prepared_version_folder(automatic, self.prepared_dir, self.spill_dir)
+        return tuned_stabilise_distance(folder)
 
     def warm_up(self, *, workers: int, listed: Callable[[], None] | None = None) -> list[str]:
         """Versions prepared on disk are loaded here at once; the others are prepared side by

@@ -451,3 +451,47 @@ def count_pixels(page: Page, rgb: tuple[int, int, int]) -> int:
             list(rgb),
         )
     )
+
+
+def test_the_gif_settings_refuse_beside_their_fields_and_save(
+    admin_site: LiveSite, context: BrowserContext, shots: Path
+) -> None:
+    """Issue 12: the tuned stabilise distance as the placeholder, an override out of range
+    refused next to its field, and a GIF size budget typed in MB saved to template.toml."""
+    watched = open_page(context)
+    page = watched.page
+    log_in(page, f"/admin/templates/{TEMPLATE}")
+    expect(page.locator("[data-admin-preview]")).to_be_visible(timeout=120_000)
+    services: Services = admin_site.app.extensions[EXTENSION]
+    catalog = services.templates
+    prepared = catalog.prepared(catalog.get(TEMPLATE, enabled_only=False))
+    tuned = json.loads((prepared.folder / "meta.json").read_text())["stabilise_distance"]
+    distance = page.get_by_label("Stabilise distance")
+    budget = page.get_by_label("GIF size budget")
+    expect(distance).to_have_attribute("placeholder", f"{tuned:g} (automatic)")
+    expect(budget).to_have_attribute("placeholder", "8 MB (the brand's)")
+    page.locator("fieldset.group", has=distance).scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "template-gif-settings.png"), full_page=True)
+
+    distance.fill("40")
+    budget.fill("8")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(distance).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#stabilise_distance-error")).to_contain_text(
+        "The stabilise distance goes from 0 to 32; leave it empty to have it tuned automatically."
+    )
+    expect(budget).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#max_gif_bytes-error")).to_contain_text("did you mean 8 MB?")
+    page.screenshot(path=str(shots / "template-gif-settings-refused.png"), full_page=True)
+
+    distance.fill("")
+    budget.fill("5 MB")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.locator(".flash-ok")).to_contain_text("Saved")
+    expect(budget).to_have_value("5 MB")
+    toml = (catalog.get(TEMPLATE, enabled_only=False).folder / "template.toml").read_text()
+    assert "max_gif_bytes = 5000000" in toml and "stabilise_distance" not in toml
+    page.get_by_label("GIF size budget").fill("")  # back to the brand's for the other tests
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.locator(".flash-ok")).to_contain_text("Saved")
+    watched.assert_clean(allow=("status of 422",))

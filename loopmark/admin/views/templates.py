@@ -43,6 +43,8 @@ from loopmark.admin.template_files import (
     apply_edits,
     caption_fonts,
     edits_of,
+    format_gif_budget,
+    parse_gif_budget,
     set_published,
     write_template_file,
 )
@@ -58,7 +60,12 @@ from loopmark.errors import (
 from loopmark.package_data import WEB_FONTS_DIR
 from loopmark.renderer.authoring import NewTemplate, create_template
 from loopmark.renderer.prepare import PreparedTemplate
-from loopmark.renderer.templates import Template, iter_template_ids, parse_template
+from loopmark.renderer.templates import (
+    STABILISE_DISTANCE,
+    Template,
+    iter_template_ids,
+    parse_template,
+)
 from loopmark.service.catalog import DirectoryTemplateCatalog
 from loopmark.web import assets
 from loopmark.web.context import services
@@ -363,7 +370,27 @@ def _edit_page(
         action_form=ActionForm(),
         font_urls={choice.value: font_url(choice.value) for choice in choices},  # type: ignore[union-attr]
         sample=(template.captions[0] if template.captions else gettext("Your words here")),
+        tuned_distance=_tuned_distance(template, prepared),
+        brand_budget=_brand_budget(),
+        stabilise_range=STABILISE_DISTANCE,
     ), status
+
+
+def _tuned_distance(template: Template, prepared: PreparedTemplate) -> str | None:
+    """The stabilise distance preparation tuned (the prepared artifacts' manifest, through the
+    catalog), as the editor shows it; None when it was never tuned for these frames."""
+    if prepared.stabilise_tuned:
+        distance: float | None = prepared.stabilise_distance
+    else:
+        catalog = folder_catalog()
+        distance = None if catalog is None else catalog.tuned_stabilise_distance(template)
+    return None if distance is None else f"{distance:g}"
+
+
+def _brand_budget() -> str:
+    """The brand's GIF budget, as the editor names it (a template without its own gets it)."""
+    budget = services().settings.brand.max_gif_bytes
+    return gettext("none") if budget is None else format_gif_budget(budget)
 
 
 def _mark(form: TemplateEditForm | TemplateUploadForm, problem: FieldInvalid) -> None:
@@ -402,6 +429,12 @@ def _form_data(edits: TemplateEdits) -> dict[str, object]:
         "speed": Decimal(str(edits.speed)),
         "trim_start": Decimal(str(edits.trim_start)),
         "trim_duration": Decimal(str(edits.trim_duration)),
+        "stabilise_distance": (
+            None if edits.stabilise_distance is None else Decimal(str(edits.stabilise_distance))
+        ),
+        "max_gif_bytes": (
+            "" if edits.max_gif_bytes is None else format_gif_budget(edits.max_gif_bytes)
+        ),
     }
 
 
@@ -436,8 +469,19 @@ def _edits(form: TemplateEditForm) -> TemplateEdits:
         speed=float(_given_decimal(form.speed.data)),
         trim_start=float(_given_decimal(form.trim_start.data)),
         trim_duration=float(_given_decimal(form.trim_duration.data)),
+        stabilise_distance=(
+            None if form.stabilise_distance.data is None else float(form.stabilise_distance.data)
+        ),
+        # Validated by the form (gif_budget_text); empty: the brand's.
+        max_gif_bytes=_budget_of(form.max_gif_bytes.data),
         publish=bool(request.form.get("publish")),
     )
+
+
+def _budget_of(text: str | None) -> int | None:
+    """The form's GIF budget in bytes (validated by gif_budget_text); None: empty, the brand's."""
+    text = (text or "").strip()
+    return parse_gif_budget(text) if text else None
 
 
 def _given_decimal(value: Decimal | None) -> Decimal:
