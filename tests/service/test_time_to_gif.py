@@ -7,8 +7,13 @@ from typing import Any
 
 from loopmark.dispatch.base import RenderJob
 from loopmark.renderer.caption_policy import normalize_caption
-from loopmark.renderer.render import render_key
-from loopmark.service.render_service import RenderOutcome, RenderService, media_keys
+from loopmark.renderer.render import EXTRA_KINDS, render_key
+from loopmark.service.render_service import (
+    MEDIA_FILES,
+    RenderOutcome,
+    RenderService,
+    media_keys,
+)
 from loopmark.storage.base import BlobStore
 
 
@@ -103,3 +108,10 @@ def test_a_take_down_while_the_mp4_is_made_deletes_what_lands_after(
     assert record is not None and record.status == "blocked"
     for storage_key in media_keys(key).values():
         assert not watched.inner.exists(storage_key), storage_key
+
+
+def test_the_renditions_the_renderer_makes_are_the_files_the_service_stores() -> None:
+    """Two lists of one thing, kept apart on purpose (the renderer's order after the GIF, the
+    service's file names): a rendition added to one alone would never be stored or never made."""
+    assert set(MEDIA_FILES) == {"gif", *EXTRA_KINDS}
+    assert len(EXTRA_KINDS) == len(set(EXTRA_KINDS))
