@@ -134,23 +134,39 @@ def _ink(layer: NDArray[np.uint8]) -> tuple[NDArray[np.bool_], NDArray[np.bool_]
     return alpha == 255, (alpha > 0) & (alpha < 255)
 
 
+def _positions(prepared: PreparedTemplate, mask: NDArray[np.bool_]) -> NDArray[np.intp]:
+    """Where ``mask``'s pixels (a mask of the caption box) sit in a flattened frame, in the
+    mask's own row-major order (the order ``region[:, mask]`` takes them in)."""
+    box = prepared.box
+    ys, xs = np.nonzero(mask)
+    return (ys + box.y) * prepared.width + (xs + box.x)  # type: ignore[no-any-return]
+
+
+def _channels(positions: NDArray[np.intp]) -> NDArray[np.intp]:
+    """The byte offsets of RGB pixels at ``positions`` in a flattened frame."""
+    return (positions[:, None] * 3 + np.arange(3)).ravel()  # type: ignore[no-any-return]
+
+
 def compose_frames(prepared: PreparedTemplate, layer: NDArray[np.uint8]) -> NDArray[np.uint8]:
     """The unquantised truth: every frame with the caption layer blended into its box.
 
     Only the ink is touched: an opaque pixel is the layer's colour in every frame, and only the
     semi-transparent edge is blended (in float32, as a blend of the whole box would be: the
-    same bytes, measured 26 → 4 ms for a 480 px, 36-frame render).
+    same bytes, measured 26 → 4 ms for a 480 px, 36-frame render). Both are written through
+    their offsets in the flattened frames, not boolean masks over the box's strided view (the
+    same bytes; the opaque write measured 10 → 3 ms for 50 frames).
     """
-    box = prepared.box
     frames = np.array(prepared.frames)  # the one copy of the frames (MP4, poster, card read it)
-    region = frames[:, box.y : box.y + box.h, box.x : box.x + box.w]
+    flat = frames.reshape(len(frames), -1)
     opaque, edge = _ink(layer)
-    region[:, opaque] = layer[opaque][:, :3]
+    flat[:, _channels(_positions(prepared, opaque))] = layer[opaque][:, :3].ravel()
     if edge.any():
+        at = _channels(_positions(prepared, edge))
         ink = layer[edge]
         alpha = ink[:, 3:].astype(np.float32) / 255.0
-        blended = region[:, edge].astype(np.float32) * (1 - alpha) + ink[:, :3] * alpha
-        region[:, edge] = np.rint(blended).astype(np.uint8)
+        under = flat[:, at].reshape(len(frames), -1, 3)
+        blended = under.astype(np.float32) * (1 - alpha) + ink[:, :3] * alpha
+        flat[:, at] = np.rint(blended).astype(np.uint8).reshape(len(frames), -1)
     return frames
 
 
@@ -169,24 +185,27 @@ def caption_indices(
     """
     box = prepared.box
     indices = np.array(prepared.indices)
-    rows = slice(box.y, box.y + box.h)
-    cols = slice(box.x, box.x + box.w)
-    region = indices[:, rows, cols]
+    count = len(indices)
+    flat = indices.reshape(count, -1)
     opaque, edge = _ink(layer)
-    region[:, opaque] = lookup(prepared.lut, layer[opaque][:, :3])
-    truth = composed[:, rows, cols]
+    flat[:, _positions(prepared, opaque)] = lookup(prepared.lut, layer[opaque][:, :3])
     distance = settings.stabilise_distance
     if distance is None:
         distance = prepared.stabilise_distance
     if distance != prepared.stabilise_distance:
+        rows = slice(box.y, box.y + box.h)
+        cols = slice(box.x, box.x + box.w)
+        region = indices[:, rows, cols]
+        truth = composed[:, rows, cols]
         region[:, edge] = lookup(prepared.lut, truth[:, edge])
         stabilise(region, truth, prepared.palette, distance=distance)
     elif edge.any():
         # Anti-aliased edges over moving footage flicker between near colours; steady them as
         # the template's own pixels were.
-        edge_indices = lookup(prepared.lut, truth[:, edge])
-        region[:, edge] = stabilise(edge_indices, truth[:, edge], prepared.palette,
-                                    distance=distance)  # fmt: skip
+        at = _positions(prepared, edge)
+        truth_edge = composed.reshape(count, -1, 3)[:, at]
+        edge_indices = lookup(prepared.lut, truth_edge)
+        flat[:, at] = stabilise(edge_indices, truth_edge, prepared.palette, distance=distance)
     return indices
 
 

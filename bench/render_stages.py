@@ -1,0 +1,240 @@
+"""Where a full render's CPU and memory go, stage by stage, against the floor (issue 12).
+
+``python -m bench.render_stages [--reps N] [--trees DIR ...] [TEMPLATE ...]`` prepares the
+templates once (not timed; under ``bench/.cache/stages/``), then, for each renderer tree given
+(a checkout's root; the default is this one) and each template, runs a fresh child pinned to one
+core that warms up, renders the bench's first caption ``--reps`` times, and reports the median
+CPU (the process's and its FFmpeg children's) of every stage of ``render_accepted``: layout,
+compose, indices, GIF, poster, thumbnail, MP4, card; the floor (Pillow's LZW alone on the
+render's crops + FFmpeg's MP4 alone + one copy of the frames), timed as the bench times it; and
+the render's peak RSS above the process's resident size just before it (the high-water mark
+is reset through ``/proc/self/clear_refs`` first), and FFmpeg's own peak. Trees run interleaved,
+so "before" and "after" share the machine's load. The MP4 and GIF bytes of every tree are
+compared (same frames in, same bytes out).
+
+The child is ``python -m bench.render_stages --child TREE SPEC``, run with TREE first on
+``PYTHONPATH`` (so each tree's own ``loopmark`` is the one measured; a tree without this file
+needs a copy of it in its ``bench/``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH_CORE = 0
+STAGES_DIR = Path(__file__).resolve().parent / ".cache" / "stages"
+
+
+def _cpu() -> float:
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def _reset_high_water() -> None:
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def child(tree: str, spec_path: str) -> dict[str, Any]:
+    os.sched_setaffinity(0, {BENCH_CORE})
+    import numpy as np
+    from PIL import GifImagePlugin
+
+    import loopmark
+    from bench.cases import TemplateSpec, load_bench_template
+    from loopmark.brand import demo_brand
+    from loopmark.renderer import gif as gif_module
+    from loopmark.renderer import render as r
+    from loopmark.renderer.card import share_card
+    from loopmark.renderer.gif import encode_gif, frame_delays_cs
+    from loopmark.renderer.prepare import prepare_template
+    from loopmark.renderer.video import encode_mp4
+
+    assert loopmark.__file__ is not None and loopmark.__file__.startswith(tree), loopmark.__file__
+    spec = json.loads(Path(spec_path).read_text())
+    template = TemplateSpec(**spec["template"])
+    reps = int(spec["reps"])
+    caption = spec["caption"]
+    prepared = prepare_template(load_bench_template(template), Path(template.prepared_dir))
+    normalised = r.accept_caption(prepared.template, caption)
+    key = r.normalised_render_key(prepared.template, normalised)
+    r.render(prepared, spec["warmup"])  # fonts, caches
+    brand = demo_brand()
+
+    # Peak RSS of one whole render above the resident size just before it.
+    before_kib = _status_kib("VmRSS")
+    _reset_high_water()
+    result = r.render_accepted(prepared, normalised, key, brand=brand)
+    render_peak_mib = (_status_kib("VmHWM") - before_kib) / 1024
+    tools_peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    del result
+
+    stages: dict[str, list[float]] = {}
+
+    def timed(name: str, start: float) -> float:
+        now = _cpu()
+        stages.setdefault(name, []).append(now - start)
+        return now
+
+    digests: dict[str, str] = {}
+    for _ in range(reps):
+        t0 = _cpu()
+        result = r.render_accepted(prepared, normalised, key, brand=brand)
+        timed("full render", t0)
+        digests = {k: hashlib.sha256(getattr(result, k)).hexdigest()[:16]
+                   for k in ("gif", "mp4", "poster", "thumbnail", "card")}  # fmt: skip
+        del result
+        # The same steps one by one (render_gif_stage and render_extras, unrolled).
+        t = _cpu()
+        layer = r.caption_layer(prepared, normalised)
+        t = timed("layout", t)
+        composed = r.compose_frames(prepared, layer)
+        t = timed("compose", t)
+        indices = r.caption_indices(prepared, composed, layer, r.RenderSettings())
+        t = timed("indices", t)
+        encode_gif(indices, prepared.palette, frame_delays_cs(prepared.frame_count, prepared.fps))
+        t = timed("GIF encode", t)
+        r.poster_jpeg(composed)
+        t = timed("poster", t)
+        r.thumbnail_jpeg(composed[0])
+        t = timed("thumbnail", t)
+        encode_mp4(composed, fps=prepared.fps)
+        t = timed("MP4", t)
+        share_card(composed[0], brand)
+        t = timed("card", t)
+        # The floor, as bench.competitors times it.
+        calls: list[Any] = []
+        real = GifImagePlugin.getdata
+
+        def spy(image: Any, offset: Any, **params: Any) -> Any:
+            calls.append((image.copy(), offset, params))
+            return real(image, offset, **params)
+
+        gif_module.GifImagePlugin.getdata = spy  # type: ignore[assignment]
+        try:
+            encode_gif(indices, prepared.palette,
+                       frame_delays_cs(prepared.frame_count, prepared.fps))  # fmt: skip
+        finally:
+            gif_module.GifImagePlugin.getdata = real  # type: ignore[assignment]
+        del indices
+        t = _cpu()
+        for image, offset, params in calls:
+            for _chunk in GifImagePlugin.getdata(image, offset, **params):
+                pass
+        t = timed("floor: LZW", t)
+        encode_mp4(composed, fps=prepared.fps)
+        t = timed("floor: MP4", t)
+        np.array(prepared.frames)
+        timed("floor: copy", t)
+        del composed, calls
+    medians = {name: statistics.median(values) for name, values in stages.items()}
+    medians["floor"] = medians["floor: LZW"] + medians["floor: MP4"] + medians["floor: copy"]
+    return {
+        "frames": prepared.frame_count,
+        "cpu": medians,
+        "render_peak_above_baseline_mib": render_peak_mib,
+        "baseline_mib": before_kib / 1024,
+        "ffmpeg_peak_mib": tools_peak_mib,
+        "digests": digests,
+    }
+
+
+def _specs(templates: list[str], reps: int) -> list[Path]:
+    from bench.cases import (
+        CAPTIONS,
+        CLIP_TEMPLATE_ID,
+        DEFAULT_CLIP,
+        DEMO_TEMPLATES_DIR,
+        LONG_CLIP_DURATION_SECONDS,
+        LONG_CLIP_LOOP,
+        LONG_CLIP_TEMPLATE_ID,
+        WARMUP_CAPTION,
+        TemplateSpec,
+        add_clip_template,
+        load_bench_template,
+    )
+    from loopmark.renderer.prepare import prepare_template
+
+    STAGES_DIR.mkdir(parents=True, exist_ok=True)
+    clip_dir = STAGES_DIR / "templates"
+    prepared_dir = STAGES_DIR / "prepared"
+    paths = []
+    for tid in templates:
+        if tid in (CLIP_TEMPLATE_ID, LONG_CLIP_TEMPLATE_ID):
+            clip_dir.mkdir(exist_ok=True)
+            if not (clip_dir / tid).is_dir():
+                if tid == CLIP_TEMPLATE_ID:
+                    add_clip_template(clip_dir, DEFAULT_CLIP)
+                else:
+                    add_clip_template(clip_dir, DEFAULT_CLIP, LONG_CLIP_TEMPLATE_ID,
+                                      LONG_CLIP_DURATION_SECONDS, LONG_CLIP_LOOP)  # fmt: skip
+            spec = TemplateSpec(tid, str(clip_dir), str(prepared_dir), "clip")
+        else:
+            spec = TemplateSpec(tid, str(DEMO_TEMPLATES_DIR), str(prepared_dir), "demo")
+        prepare_template(load_bench_template(spec), prepared_dir)
+        path = STAGES_DIR / f"{tid}.json"
+        path.write_text(json.dumps({"template": spec.__dict__, "reps": reps,
+                                    "caption": CAPTIONS[0][1], "warmup": WARMUP_CAPTION}))  # fmt: skip
+        paths.append(path)
+    return paths
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.render_stages")
+    parser.add_argument("--child", nargs=2, metavar=("TREE", "SPEC"))
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=1, help="children per tree and template")
+    parser.add_argument("--trees", nargs="+", default=[str(Path(__file__).resolve().parents[1])])
+    parser.add_argument("templates", nargs="*", default=["big-stretch", "wake-up", "bbb-clip-96"])
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(*args.child)))
+        return 0
+    here = str(Path(__file__).resolve().parents[1])
+    results: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for spec in _specs(args.templates, args.reps):
+        for _ in range(args.rounds):
+            for tree in args.trees:
+                proc = subprocess.run(
+                    [sys.executable, "-m", "bench.render_stages", "--child", tree, str(spec)],
+                    cwd=STAGES_DIR, capture_output=True, text=True, check=False,
+                    env={**os.environ, "PYTHONPATH": os.pathsep.join([tree, here])},
+                )  # fmt: skip
+                if proc.returncode != 0:
+                    print(proc.stderr[-3000:], file=sys.stderr)
+                    return 1
+                results.setdefault((spec.stem, tree), []).append(
+                    json.loads(proc.stdout.strip().splitlines()[-1])
+                )
+    for (tid, tree), runs in results.items():
+        cpu = {k: statistics.median(run["cpu"][k] for run in runs) for k in runs[0]["cpu"]}
+        first = runs[0]
+        print(f"\n{tid} ({first['frames']} frames) — {tree}")
+        for name, value in cpu.items():
+            print(f"  {name:<12} {value * 1000:8.1f} ms")
+        print(f"  full ÷ floor  {cpu['full render'] / cpu['floor']:.2f}")
+        peak = statistics.median(run["render_peak_above_baseline_mib"] for run in runs)
+        print(f"  render peak RSS above baseline {peak:.0f} MiB (baseline "
+              f"{first['baseline_mib']:.0f} MiB); FFmpeg peak {first['ffmpeg_peak_mib']:.0f} MiB")
+        print(f"  digests {first['digests']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
