@@ -139,12 +139,14 @@ def _positions(prepared: PreparedTemplate, mask: NDArray[np.bool_]) -> NDArray[n
     mask's own row-major order (the order ``region[:, mask]`` takes them in)."""
     box = prepared.box
     ys, xs = np.nonzero(mask)
-    return (ys + box.y) * prepared.width + (xs + box.x)  # type: ignore[no-any-return]
+    positions: NDArray[np.intp] = (ys + box.y) * prepared.width + (xs + box.x)
+    return positions
 
 
 def _channels(positions: NDArray[np.intp]) -> NDArray[np.intp]:
     """The byte offsets of RGB pixels at ``positions`` in a flattened frame."""
-    return (positions[:, None] * 3 + np.arange(3)).ravel()  # type: ignore[no-any-return]
+    offsets: NDArray[np.intp] = (positions[:, None] * 3 + np.arange(3)).ravel()
+    return offsets
 
 
 def compose_frames(prepared: PreparedTemplate, layer: NDArray[np.uint8]) -> NDArray[np.uint8]:
