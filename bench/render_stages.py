@@ -55,23 +55,23 @@ def _ffmpeg_own_peak_mib(video: Any, _frames: int, prepared: Any, normalised: st
     """FFmpeg's own peak RSS for this render's MP4: ``ru_maxrss`` of a child carries its
     parent's high-water mark across fork and exec, so FFmpeg is run once more under
     ``/usr/bin/time``, whose own small footprint is all it inherits."""
+    import tempfile
+
     from loopmark.renderer import render as r
 
-    report = STAGES_DIR / f"ffmpeg-peak-{os.getpid()}.txt"
-    wrapper = STAGES_DIR / f"ffmpeg-timed-{os.getpid()}.sh"
-    real = video.ffmpeg_exe()
-    wrapper.write_text(f'#!/bin/sh\nexec /usr/bin/time -f %M -o "{report}" "{real}" "$@"\n')
-    wrapper.chmod(0o755)
-    composed = r.compose_frames(prepared, r.caption_layer(prepared, normalised))
-    original = video.ffmpeg_exe
-    video.ffmpeg_exe = lambda: str(wrapper)
-    try:
-        video.encode_mp4(composed, fps=prepared.fps)
-    finally:
-        video.ffmpeg_exe = original
-    kib = int(report.read_text().split()[-1])
-    report.unlink()
-    wrapper.unlink()
+    with tempfile.TemporaryDirectory(prefix="render-stages-") as tmp:
+        report, wrapper = Path(tmp) / "peak.txt", Path(tmp) / "ffmpeg.sh"
+        real = video.ffmpeg_exe()
+        wrapper.write_text(f'#!/bin/sh\nexec /usr/bin/time -f %M -o "{report}" "{real}" "$@"\n')
+        wrapper.chmod(0o755)
+        composed = r.compose_frames(prepared, r.caption_layer(prepared, normalised))
+        original = video.ffmpeg_exe
+        video.ffmpeg_exe = lambda: str(wrapper)
+        try:
+            video.encode_mp4(composed, fps=prepared.fps)
+        finally:
+            video.ffmpeg_exe = original
+        kib = int(report.read_text().split()[-1])
     return kib / 1024
 
 
