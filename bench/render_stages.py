@@ -75,15 +75,17 @@ def _ffmpeg_own_peak_mib(video: Any, _frames: int, prepared: Any, normalised: st
     return kib / 1024
 
 
-def _rss_kib(status: Path) -> int:
+def _rss_kib(status: Path, *, tool: str | None = None) -> int:
+    """VmRSS from a status file; with ``tool``, 0 unless the process runs that program (a
+    child between its spawn and its exec still shares this process's memory)."""
     try:
         text = status.read_text()
     except OSError:  # the tool just exited
         return 0
-    for line in text.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    if tool is not None and fields.get("Name", "").strip() != tool:
+        return 0
+    return int(fields.get("VmRSS", "0 kB").split()[0])
 
 
 class _Sampler:
@@ -114,7 +116,9 @@ class _Sampler:
                     kids = (task / "children").read_text().split()
                 except OSError:
                     continue
-                total += sum(_rss_kib(Path("/proc") / kid / "status") for kid in kids)
+                total += sum(
+                    _rss_kib(Path("/proc") / kid / "status", tool="ffmpeg") for kid in kids
+                )
             self.peak_kib = max(self.peak_kib, total)
 
 
