@@ -92,9 +92,10 @@ class _Sampler:
     """The resident size of this process plus its children (FFmpeg), sampled every
     millisecond from a thread: the render's peak with FFmpeg's memory counted as it overlaps."""
 
-    def __init__(self) -> None:
+    def __init__(self, tool: str) -> None:
         import threading
 
+        self.tool = Path(tool).name[:15]  # the kernel's comm: the program's name, cut at 15
         self.peak_kib = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -117,7 +118,7 @@ class _Sampler:
                 except OSError:
                     continue
                 total += sum(
-                    _rss_kib(Path("/proc") / kid / "status", tool="ffmpeg") for kid in kids
+                    _rss_kib(Path("/proc") / kid / "status", tool=self.tool) for kid in kids
                 )
             self.peak_kib = max(self.peak_kib, total)
 
@@ -157,7 +158,7 @@ def child(tree: str, spec_path: str) -> dict[str, Any]:
     tools_peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     del result
     before_kib = _status_kib("VmRSS")
-    with _Sampler() as sampler:
+    with _Sampler(video.ffmpeg_exe()) as sampler:
         result = r.render_accepted(prepared, normalised, key, brand=brand)
     with_tools_mib = (sampler.peak_kib - before_kib) / 1024
     ffmpeg_own_mib = _ffmpeg_own_peak_mib(video, result.frames, prepared, normalised)
