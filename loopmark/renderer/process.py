@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sysconfig
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -84,13 +84,15 @@ def run_tool(
     what: str,
     timeout_s: float,
     memory_bytes: int,
-    stdin: bytes | memoryview | None = None,
+    stdin: bytes | memoryview | Iterable[memoryview] | None = None,
 ) -> bytes:
     """Run ``argv`` and return its stdout; raise ToolFailed (keeping stderr) on any failure.
 
-    ``stdin`` (bytes, or a memoryview over frames: no copy is made) is written from a thread in
-    one large write into a 1 MiB pipe while this thread reads the output. The child gets its own
-    process group so a timeout kills it and anything it spawned.
+    ``stdin`` (bytes, a memoryview over frames: no copy is made, or an iterable of memoryviews,
+    each made in the writer thread as the last is written) is written from a thread in large
+    writes into a 1 MiB pipe while this thread reads the output. An error making a piece is
+    raised here, after the tool is stopped. The child gets its own process group so a timeout
+    kills it and anything it spawned.
     """
     argv = list(argv)
     command, capped = _limited(argv, memory_bytes)
@@ -125,6 +127,8 @@ def run_tool(
     finally:
         if writer is not None:
             writer.join()  # ends once the data is in or the child is gone (EPIPE)
+    if writer is not None and writer.failure is not None:
+        raise writer.failure  # the input was cut short: whatever the tool made is not used
     if proc.returncode != 0:
         stderr = _tail(err)
         reason = f"{what} failed (exit status {proc.returncode})"
@@ -136,25 +140,39 @@ def run_tool(
     return out
 
 
-def _feed(pipe: IO[bytes], data: bytes | memoryview) -> threading.Thread:
-    """Write ``data`` to ``pipe`` from a thread, then close it; a child that exits early (an
-    error, a kill) ends the write with EPIPE, which its exit status reports."""
-    with contextlib.suppress(OSError):
-        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+class _Feeder(threading.Thread):
+    """Writes ``data`` (one buffer or an iterable of them) to ``pipe``, then closes it; a child
+    that exits early (an error, a kill) ends the write with EPIPE, which its exit status
+    reports. An exception making a piece is kept in ``failure`` (the pipe is closed at once,
+    so the child sees its input end) for the caller to raise."""
 
-    def write() -> None:
-        fd = pipe.fileno()
-        view = memoryview(data).cast("B")
+    def __init__(self, pipe: IO[bytes], data: bytes | memoryview | Iterable[memoryview]) -> None:
+        super().__init__(name="tool-stdin", daemon=True)
+        self.pipe, self.data = pipe, data
+        self.failure: BaseException | None = None
+
+    def run(self) -> None:
+        fd = self.pipe.fileno()
+        pieces = [self.data] if isinstance(self.data, bytes | memoryview) else self.data
         try:
-            while view:
-                view = view[os.write(fd, view) :]
+            for piece in pieces:
+                view = memoryview(piece).cast("B")
+                while view:
+                    view = view[os.write(fd, view) :]
         except OSError:
             pass
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            self.failure = exc
         finally:
             with contextlib.suppress(OSError):
-                pipe.close()
+                self.pipe.close()
 
-    thread = threading.Thread(target=write, name="tool-stdin", daemon=True)
+
+def _feed(pipe: IO[bytes], data: bytes | memoryview | Iterable[memoryview]) -> _Feeder:
+    """Start writing ``data`` to ``pipe`` from a thread (``_Feeder``)."""
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    thread = _Feeder(pipe, data)
     thread.start()
     return thread
 

@@ -8,6 +8,7 @@ involved; source paths come from the template folder and go through the hardened
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +114,12 @@ def encode_mp4(frames: Frames, *, fps: float) -> bytes:
     """H.264 yuv420p with faststart, for og:video and X. Deterministic: bitexact, no metadata,
     and one x264 thread, so the same frames give the same bytes on any machine."""
     _, height, width, _ = frames.shape
+    return encode_mp4_chunks([frames], width=width, height=height, fps=fps)
+
+
+def encode_mp4_chunks(chunks: Iterable[Frames], *, width: int, height: int, fps: float) -> bytes:
+    """``encode_mp4`` of the frames ``chunks`` give, a few at a time (each made as FFmpeg takes
+    the last one in, from the writer thread): the same bytes, without every frame in memory."""
     # faststart rewrites the file after encoding, so the MP4 muxer needs a seekable file.
     with tempfile.TemporaryDirectory(prefix="loopmark-mp4-") as tmp:
         out = Path(tmp) / "loop.mp4"
@@ -127,7 +134,7 @@ def encode_mp4(frames: Frames, *, fps: float) -> bytes:
         run_tool(
             argv,
             what="FFmpeg MP4 encode",
-            stdin=_frames_buffer(frames),
+            stdin=(_frames_buffer(chunk) for chunk in chunks),
             timeout_s=FFMPEG_TIMEOUT_SECONDS,
             memory_bytes=FFMPEG_MEMORY_BYTES,
         )

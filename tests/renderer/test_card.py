@@ -91,3 +91,44 @@ def test_the_site_card_is_drawn_from_the_brand() -> None:
     other = open_card(site_card(replace(other_brand(), card_picture=None)))
     assert colour_distance(other.getpixel((3, 3)), (0, 255, 0)) <= 6
     assert colour_distance(other.getpixel((38, 200)), (0, 0, 255)) <= 30
+
+
+def _card_drawn_in_order(frame: np.ndarray, brand: Brand, line: str) -> Image.Image:
+    """The card as drawn before its background was cached: canvas, border, frame, then line."""
+    from PIL import ImageDraw
+
+    from loopmark.renderer import card as card_module
+
+    picture = Image.fromarray(frame)
+    canvas = Image.new("RGB", (CARD_WIDTH, CARD_HEIGHT), parse_hex_colour(brand.colours.primary))
+    draw = ImageDraw.Draw(canvas)
+    margin, border = card_module.MARGIN_PX, card_module.FRAME_BORDER_PX
+    box_w = CARD_WIDTH - 2 * margin
+    box_h = CARD_HEIGHT - 2 * margin - card_module.BRAND_BAND_PX
+    scale = min((box_w - 2 * border) / picture.width, (box_h - 2 * border) / picture.height)
+    size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+    left, top = margin + (box_w - size[0]) // 2, margin + (box_h - size[1]) // 2
+    outline = (left - border, top - border, left + size[0] + border - 1, top + size[1] + border - 1)
+    draw.rectangle(outline, fill=parse_hex_colour(brand.colours.accent))
+    canvas.paste(picture.resize(size, Image.Resampling.LANCZOS), (left, top))
+    font = card_module._brand_font(card_module.BRAND_FONT_PX)
+    draw.text((CARD_WIDTH // 2, CARD_HEIGHT - margin), line, font=font,
+              fill=parse_hex_colour(brand.colours.text), anchor="ms")  # fmt: skip
+    return canvas
+
+
+@pytest.mark.parametrize("size", [(480, 270), (270, 480), (160, 90)])
+def test_the_cached_brand_line_gives_the_very_bytes_of_drawing_it_last(
+    size: tuple[int, int],
+) -> None:
+    from loopmark.renderer.card import encode_card
+
+    frame = np.random.default_rng(5).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    for brand in (demo_brand(), other_brand()):
+        for line in (brand.share.card_line, "Hecho con Loopmark — fjgqy ÄÖ", ""):
+            expected = encode_card(_card_drawn_in_order(frame, brand, line))
+            assert share_card(frame, brand, line=line) == expected
+    # Still the same after other brands and lines went through the cache.
+    assert share_card(frame, demo_brand()) == encode_card(
+        _card_drawn_in_order(frame, demo_brand(), demo_brand().share.card_line)
+    )
