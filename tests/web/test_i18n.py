@@ -99,7 +99,8 @@ def test_every_page_offers_the_switch_to_the_same_page(client: FlaskClient) -> N
     assert ">Deutsch</a>" in switch.group(1) and ">English</a>" in switch.group(1)
     # Alternates for search engines: absolute (relative ones are ignored), every language
     # including this page's own, and x-default (no lang: the visitor's Accept-Language).
-    alternates = dict(re.findall(r'<link rel="alternate" hreflang="([\w-]+)" href="([^"]+)">', html))
+    alternate = r'<link rel="alternate" hreflang="([\w-]+)" href="([^"]+)">'
+    alternates = dict(re.findall(alternate, html))
     assert {k: html_lib.unescape(v) for k, v in alternates.items()} == {
         "en": "http://localhost/credits?x=1&lang=en",
         "de": "http://localhost/credits?x=1&lang=de",
