@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint bench demo clean soak images image-base image-tools image-test synth deploy destroy translations
+.PHONY: install run test lint bench lighthouse demo clean soak images image-base image-tools image-test synth deploy destroy translations
 
 install: $(STAMP)
 
@@ -63,6 +63,17 @@ AXE := tests/browser/.cache/node_modules/axe-core/axe.min.js
 
 $(AXE):
 	npm install --prefix tests/browser/.cache --no-save --no-audit --no-fund axe-core@$(AXE_VERSION)
+
+# Lighthouse (Apache-2.0) scores the public pages on a simulated phone (bench/lighthouse.py,
+# README "Lighthouse"); from npm into bench/.cache like gifski. 12.x: 13 needs Node 22.
+LIGHTHOUSE_VERSION := 12.8.2
+LIGHTHOUSE := bench/.cache/node_modules/.bin/lighthouse
+
+$(LIGHTHOUSE):
+	npm install --prefix bench/.cache --no-save --no-audit --no-fund lighthouse@$(LIGHTHOUSE_VERSION)
+
+lighthouse: $(STAMP) $(CHROMIUM) $(LIGHTHOUSE)
+	$(PY) -m bench.lighthouse $(LIGHTHOUSE_ARGS)
 
 test: $(STAMP) $(CHROMIUM) $(GIFSKI) $(AXE)
 	$(PY) -m pytest

@@ -2,7 +2,9 @@
 
 A URL whose ``v`` matches the file's current content hash is served immutable (a year, never
 revalidated); any other static URL is served ``no-cache`` so a stale fingerprint or a bare URL
-still revalidates. Static files are package data, fixed for the life of a process: each file is
+still revalidates. Stylesheets and scripts are sent compressed (brotli, else gzip): each file
+is compressed once per process and encoding, since flask-compress leaves streamed files (all of
+static/) alone. Static files are package data, fixed for the life of a process: each file is
 hashed once per process, and its URL built once (a share page links seven assets; stat-ing and
 building each on every page was a fifth of the page's CPU). In debug (``make run``) files are
 stat-ed on every call and hashed again when their size or modification time changes, so an
@@ -12,12 +14,22 @@ edited stylesheet shows at the next reload.
 from __future__ import annotations
 
 import functools
+import gzip
 import hashlib
 import logging
 import threading
 from pathlib import Path
 
-from flask import Flask, current_app, has_app_context, has_request_context, request, url_for
+import brotli
+from flask import (
+    Flask,
+    Response,
+    current_app,
+    has_app_context,
+    has_request_context,
+    request,
+    url_for,
+)
 from werkzeug.security import safe_join
 
 from loopmark.package_data import STATIC_DIR
@@ -29,6 +41,11 @@ log = logging.getLogger(__name__)
 HASH_CHARS = 12  # hex digits of SHA-256 in the fingerprint: plenty against accidental reuse
 REVALIDATE_CACHE_CONTROL = "no-cache"
 ASSETS_EXTENSION = "loopmark.assets"
+# Text files worth compressing (fonts, images and video are compressed already).
+COMPRESSED_SUFFIXES = frozenset({".css", ".js", ".svg", ".json", ".txt"})
+COMPRESS_MIN_BYTES = 1024  # under one packet either way
+BROTLI_QUALITY = 11  # the slowest and smallest: paid once per file and process
+GZIP_LEVEL = 9
 
 
 class _Fingerprints:
@@ -56,6 +73,50 @@ class _Fingerprints:
 def init_app(app: Flask) -> None:
     app.extensions[ASSETS_EXTENSION] = _Fingerprints(restat=services(app).settings.debug)
     app.jinja_env.globals["asset_url"] = asset_url
+    # Registered after Compress and the headers hook, so it runs before both: flask-compress
+    # then sees Content-Encoding and leaves the body alone; Cache-Control is set as for any file.
+    app.after_request(_compress_static)
+
+
+def _compress_static(response: Response) -> Response:
+    """A whole static text file sent compressed in the best encoding the browser accepts."""
+    if (
+        request.endpoint != "static"
+        or request.method not in ("GET", "HEAD")
+        or response.status_code != 200
+        or "Content-Encoding" in response.headers
+    ):
+        return response
+    path = asset_path((request.view_args or {}).get("filename", ""))
+    if path is None or path.suffix not in COMPRESSED_SUFFIXES:
+        return response
+    encoding = next((e for e in ("br", "gzip") if request.accept_encodings.quality(e) > 0), None)
+    stat = path.stat()
+    if encoding is None or stat.st_size < COMPRESS_MIN_BYTES:
+        return response
+    etag = f"{_digest(str(path), stat.st_size, stat.st_mtime_ns)}-{encoding}"
+    vary = response.headers.get("Vary")
+    response.headers["Vary"] = f"{vary}, Accept-Encoding" if vary else "Accept-Encoding"
+    response.headers.pop("Accept-Ranges", None)  # ranges of the encoded body are not offered
+    response.close()  # the file send_file opened
+    response.direct_passthrough = False
+    response.set_etag(etag)
+    if request.if_none_match.contains(etag):
+        response.status_code = 304
+        response.set_data(b"")
+        response.headers.pop("Content-Length", None)
+        return response
+    response.set_data(_compressed(str(path), stat.st_size, stat.st_mtime_ns, encoding))
+    response.headers["Content-Encoding"] = encoding
+    return response
+
+
+@functools.lru_cache(maxsize=64)
+def _compressed(path: str, size: int, mtime_ns: int, encoding: str) -> bytes:
+    data = Path(path).read_bytes()
+    if encoding == "br":
+        return bytes(brotli.compress(data, quality=BROTLI_QUALITY))
+    return gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
 
 
 def asset_path(filename: str) -> Path | None:

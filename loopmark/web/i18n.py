@@ -37,6 +37,7 @@ from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
 
 from loopmark.package_data import TRANSLATIONS_DIR
+from loopmark.web import links as web_links
 
 DEFAULT_LANGUAGE = "en"
 # The languages the site ships complete, in the order the switch lists them.
@@ -171,6 +172,17 @@ def language_links() -> list[LanguageLink]:
     return links
 
 
+def language_alternates() -> list[tuple[str, str]]:
+    """``<link rel=alternate hreflang>`` targets: every language's version of this page and an
+    ``x-default`` (the page without ``lang``, which follows Accept-Language), as absolute URLs
+    (search engines ignore relative ones)."""
+    path = request.script_root + request.path
+    rest = urlencode([(k, v) for k, v in request.args.items(multi=True) if k != QUERY_PARAMETER])
+    default = f"{path}?{rest}" if rest else path
+    alternates = [(link.code, web_links.absolute(link.url)) for link in language_links()]
+    return [*alternates, ("x-default", web_links.absolute(default))]
+
+
 def _page_context() -> dict[str, Any]:
     """What every template gets: the page's language and direction, the switch, the scripts'
     strings, and gettext bound to this request's catalogue (Flask-Babel's own looks the request
@@ -184,6 +196,7 @@ def _page_context() -> dict[str, Any]:
         "page_lang": code,
         "page_dir": text_direction(code),
         "language_links": language_links,
+        "language_alternates": language_alternates,
         "js_strings": js_strings_json,
         "_": gettext_,
         "gettext": gettext_,

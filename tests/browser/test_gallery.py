@@ -132,11 +132,14 @@ def check_gallery(page: Page, curated: list[str], width: int) -> dict[str, int]:
     # The first card: its poster (the caption as alt text), then its loop, muted and playing.
     card = cards.first
     key = curated[0]
-    # Poster (alt) or loop (role img, aria-label): the caption names it either way.
-    expect(card.get_by_role("img", name="Gallery wall 0")).to_have_count(1)
+    # Poster (alt) or loop (aria-label): the caption names the card's link either way.
+    named = card.get_by_role("link", name="Gallery wall 0", exact=True)
+    expect(named).to_have_count(1)
     loop = card.locator("video.gallery-loop")
     expect(loop).to_have_count(1, timeout=60_000)
     expect(loop).to_have_attribute("aria-label", "Gallery wall 0")
+    expect(loop).not_to_have_attribute("role", "img")  # not an ARIA role a <video> may take
+    expect(named).to_have_count(1)
     expect(loop).to_have_attribute("src", LOOP)
     page.wait_for_function(
         "() => { const v = document.querySelector('.gallery-item video.gallery-loop');"

@@ -159,6 +159,16 @@ def media_bytes(web: FlaskClient, url: str) -> bytes:
         return response.get_data()
 
 
+def image_preloads(page: Page) -> list[str]:
+    """The images the page's head asks for early, at high priority (the largest paint)."""
+    return [
+        found["href"]
+        for tag, found in page.elements
+        if tag == "link" and found.get("rel") == "preload" and found.get("as") == "image"
+        if found.get("fetchpriority") == "high"
+    ]
+
+
 def looping_video(page: Page) -> tuple[dict[str, str], dict[str, str]]:
     """The page's one loop: <video autoplay muted loop playsinline poster> and its MP4 source."""
     (video,) = page.with_class("video", "media-video")
@@ -199,6 +209,7 @@ def test_home_has_a_video_hero_and_the_creator(web: FlaskClient) -> None:
         "/preview.mp4"
     )
     assert hero["poster"].endswith("/poster.jpg")
+    assert image_preloads(page) == [hero["poster"]]
     # The loop starts from script (and never with reduced motion): no autoplay attribute.
     assert "autoplay" not in hero and "muted" in hero and "playsinline" in hero
     (creator,) = page.find("section", id="create")
@@ -226,6 +237,7 @@ def test_home_renders_without_templates(workdir: Path, tmp_path: Path) -> None:
     finally:
         app.extensions[EXTENSION].close()
     assert page.with_class("video", "hero-video") == []
+    assert image_preloads(page) == []
     assert page.find("section", id="create")
 
 
@@ -322,6 +334,7 @@ def test_share_page_of_a_render_has_its_caption_and_card(web: FlaskClient, done_
     assert b"ftyp" in media_bytes(web, video)[:12]
     video_element, _ = looping_video(page)
     assert video_element["aria-label"] == CAPTION and video_element["width"] == str(width)
+    assert image_preloads(page) == [video_element["poster"]]
     # Share pages stay out of search results; the GIF is offered as a download.
     assert page.one("robots") == "noindex"
     (gif,) = page.with_class("a", "download-gif")
@@ -365,6 +378,7 @@ def test_result_page_offers_downloads_and_share_links(web: FlaskClient, done_key
     assert video["aria-label"] == CAPTION
     assert b"ftyp" in media_bytes(web, source["src"])[:12]
     assert media_bytes(web, video["poster"])[:2] == b"\xff\xd8"
+    assert image_preloads(page) == [video["poster"]]  # the poster, never the GIF
     # The GIF is never shown: it is only downloaded (the /d/ route) and shared (the file).
     assert not [a for t, a in page.elements if t == "img" and ".gif" in a.get("src", "")]
     (gif,) = page.with_class("a", "download-gif")

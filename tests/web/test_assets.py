@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
+import brotli
 import pytest
 from flask import Flask, current_app
 
+from loopmark.storage.base import IMMUTABLE_CACHE_CONTROL
 from loopmark.web import assets
 from tests.site.conftest import MakeApp
 
@@ -56,3 +59,36 @@ def test_a_debug_app_restats(make_app: MakeApp) -> None:
     app = make_app(LOOPMARK_DEBUG="1")
     with app.test_request_context():
         assert fingerprints().restat
+
+
+def test_stylesheets_and_scripts_are_sent_compressed(app: Flask) -> None:
+    client = app.test_client()
+    with app.test_request_context():
+        url = assets.asset_url("css/site.css")
+    original = (assets.STATIC_DIR / "css" / "site.css").read_bytes()
+    for encoding, decode in (("br", brotli.decompress), ("gzip", gzip.decompress)):
+        response = client.get(url, headers={"Accept-Encoding": f"{encoding}, identity"})
+        assert response.status_code == 200
+        assert response.headers["Content-Encoding"] == encoding
+        assert "Accept-Encoding" in response.headers["Vary"]
+        assert response.headers["Cache-Control"] == IMMUTABLE_CACHE_CONTROL
+        body = response.get_data()
+        assert len(body) < len(original) / 2
+        assert decode(body) == original
+        # Revalidation by the encoded body's own ETag answers 304 with no body.
+        again = client.get(
+            url,
+            headers={"Accept-Encoding": encoding, "If-None-Match": response.headers["ETag"]},
+        )
+        assert again.status_code == 304
+        assert again.get_data() == b""
+    plain = client.get(url, headers={"Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in plain.headers
+    assert plain.get_data() == original
+    plain.close()
+    # Fonts are compressed already: sent as they are.
+    font = client.get(
+        "/static/css/fonts/CherryBombOne-Regular.woff2", headers={"Accept-Encoding": "br"}
+    )
+    assert font.status_code == 200 and "Content-Encoding" not in font.headers
+    font.close()

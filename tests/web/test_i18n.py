@@ -97,7 +97,15 @@ def test_every_page_offers_the_switch_to_the_same_page(client: FlaskClient) -> N
     assert set(links.values()) == {"en", "de"}
     assert {url for url, lang in links.items() if lang == "de"} == {"/credits?x=1&lang=de"}
     assert ">Deutsch</a>" in switch.group(1) and ">English</a>" in switch.group(1)
-    assert '<link rel="alternate" hreflang="de" href="/credits?x=1&amp;lang=de">' in html
+    # Alternates for search engines: absolute (relative ones are ignored), every language
+    # including this page's own, and x-default (no lang: the visitor's Accept-Language).
+    alternate = r'<link rel="alternate" hreflang="([\w-]+)" href="([^"]+)">'
+    alternates = dict(re.findall(alternate, html))
+    assert {k: html_lib.unescape(v) for k, v in alternates.items()} == {
+        "en": "http://localhost/credits?x=1&lang=en",
+        "de": "http://localhost/credits?x=1&lang=de",
+        "x-default": "http://localhost/credits?x=1",
+    }
 
 
 def test_scripts_get_their_strings_from_the_page(client: FlaskClient) -> None:

@@ -93,7 +93,8 @@
     // The attributes, not .width: that is the rendered size once the image is laid out.
     video.setAttribute("width", img.getAttribute("width"));
     video.setAttribute("height", img.getAttribute("height"));
-    video.setAttribute("role", "img");
+    // Named by its label (no role="img": ARIA allows a <video> no such role), so the card's
+    // link keeps the caption as its name.
     video.setAttribute("aria-label", img.alt);
     card._loop = video;
     // Swapped in only once its first frame is decoded, so the poster never blinks out.
