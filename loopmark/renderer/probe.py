@@ -281,6 +281,7 @@ def _check_mp4_boxes(path: Path, size: int) -> None:
     """
     with open(path, "rb") as f:
         pos = 0
+        moov_seen = False  # a file has one index: only the first is walked
         for _ in range(MP4_MAX_TOP_LEVEL_BOXES):
             if pos >= size:
                 return
@@ -291,16 +292,17 @@ def _check_mp4_boxes(path: Path, size: int) -> None:
             box_size = int.from_bytes(header[0:4], "big")
             if box_size == 0:  # the last box runs to the end of the file
                 return
+            header_bytes = 8
             if box_size == 1:  # 64-bit size follows the type
                 if len(header) < 16:
                     raise _unsupported(N_("That MP4 file is truncated."))
-                box_size = int.from_bytes(header[8:16], "big")
-            if box_size < 8:
+                box_size, header_bytes = int.from_bytes(header[8:16], "big"), 16
+            if box_size < header_bytes:  # a box is at least its own header
                 raise _unsupported(N_("That MP4 file is corrupt."))
             if pos + box_size > size:
                 raise _unsupported(N_("That MP4 file is truncated."))
-            if header[4:8] == b"moov" and box_size <= MP4_MAX_MOOV_BYTES:
-                header_bytes = 16 if int.from_bytes(header[0:4], "big") == 1 else 8
+            if header[4:8] == b"moov" and not moov_seen and box_size <= MP4_MAX_MOOV_BYTES:
+                moov_seen = True
                 f.seek(pos + header_bytes)
                 _check_mp4_tracks(f.read(box_size - header_bytes))
             pos += box_size

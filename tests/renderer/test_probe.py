@@ -348,3 +348,17 @@ def test_zero_size_and_portrait_4k() -> None:
     assert caught.value.code == "video_dimensions"
     portrait = REPORT_HEAD + "  Stream #0:0: Video: vp9, 2160x3840, 25 fps\n"
     assert probe._parse_report(portrait).height == 3840
+
+
+@pytest.mark.parametrize("declared", [8, 12, 15, 16])
+def test_an_index_box_smaller_than_its_own_header_is_corrupt(tmp_path: Path, declared: int) -> None:
+    """A ``moov`` with a 64-bit size below its 16-byte header: refused as corrupt (it was a
+    negative read, a ValueError and a 500; 15 read the whole rest of the file)."""
+    ftyp = (24).to_bytes(4, "big") + b"ftypisom" + b"\0\0\2\0" + b"isomiso2"
+    moov = (1).to_bytes(4, "big") + b"moov" + declared.to_bytes(8, "big")
+    path = tmp_path / "tiny-index.mp4"
+    path.write_bytes(ftyp + moov + b"\0" * 40)
+    error = rejected(path)
+    assert error.code == "video_unsupported"
+    if declared < 16:
+        assert error.reason == "That MP4 file is corrupt."
