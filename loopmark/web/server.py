@@ -73,6 +73,11 @@ HEADER_DEADLINE_SECONDS = 10.0
 BODY_GRACE_SECONDS = 10.0
 MIN_BODY_BYTES_PER_SECOND = 16 * 1024
 READ_PIECE_BYTES = 64 * 1024
+READ_LINE_BYTES = 64 * 1024
+# A connection closed with a request body still coming (an early answer: a refusal, a 404) is
+# shut for writing first and what the client still sends is read and dropped for up to this
+# long (Apache's lingering close), so the client reads the answer instead of a reset.
+LINGER_SECONDS = 2.0
 # A body larger than this (an upload) holds its thread for as long as it takes to arrive: at
 # most a quarter of the threads (two at least) read such bodies at once, and a large body past
 # that is answered 503 with Retry-After before a byte of it is read, so slow uploads can never
@@ -380,10 +385,45 @@ class _PacedBody:
         return b"".join(pieces)
 
     def readline(self, size: int = -1) -> bytes:
-        self._keep_pace()
-        data: bytes = self._raw.readline(size)
-        self._received += len(data)
-        return data
+        # What has arrived (peek: one receive at most), up to the newline, checking the pace
+        # before each receive; a line is READ_LINE_BYTES at most unless the caller asks for more
+        # (a chunk-size line trickled without end would hold the thread and grow for ever).
+        limit = size if size is not None and size >= 0 else READ_LINE_BYTES
+        line = bytearray()
+        while len(line) < limit:
+            self._keep_pace()
+            arrived: bytes = self._raw.peek(1)[: limit - len(line)]
+            if not arrived:
+                break
+            end = arrived.find(b"\n")
+            taken: bytes = self._raw.read(len(arrived) if end < 0 else end + 1)  # buffered
+            self._received += len(taken)
+            line += taken
+            if end >= 0:
+                break
+        return bytes(line)
+
+    def unread(self) -> bool:
+        """Whether the body was left (partly) unread: the app answered without it."""
+        body = self._request.rfile
+        if isinstance(body, KnownLengthRFile):
+            return bool(body.remaining)
+        return isinstance(body, ChunkedRFile) and not body.closed
+
+
+def _linger(sock: socket.socket, wfile: Any) -> None:
+    """Send what is buffered, shut the connection for writing, and read and drop what the
+    client still sends, for LINGER_SECONDS at most (or until it closes)."""
+    try:
+        wfile.flush()
+        sock.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + LINGER_SECONDS
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            if not sock.recv(READ_PIECE_BYTES):
+                break
+    except OSError:  # the client went first, or the wait ran out: close all the same
+        pass
 
 
 def _connection_class(limit: BodyLimit) -> type[HTTPConnection]:
@@ -404,6 +444,7 @@ def _connection_class(limit: BodyLimit) -> type[HTTPConnection]:
             if length <= self.body_limit:
                 return True
             self.close_connection = True
+            self.conn.linger = True
             answer = error_answer(
                 "413 Request Entity Too Large",
                 "body_too_large",
@@ -417,10 +458,13 @@ def _connection_class(limit: BodyLimit) -> type[HTTPConnection]:
             # one, every body read at a pace (BODY_GRACE_SECONDS, MIN_BODY_BYTES_PER_SECOND),
             # and a large one only while a slot for it is free.
             chunked = bool(self.chunked_read)
-            length = self.body_limit if chunked else int(self.inheaders.get(b"Content-Length", 0))
-            large = length > LARGE_BODY_BYTES
+            length = int(self.inheaders.get(b"Content-Length", 0))
+            # Large by the route, not by what the client declares: bodies just under a declared
+            # threshold, trickled at the minimum pace, would otherwise take every thread.
+            large = self.body_limit > LARGE_BODY_BYTES and (chunked or length > 0)
             if large and not self.server.large_bodies.acquire(blocking=False):
                 self.close_connection = True
+                self.conn.linger = True
                 self._send_raw(
                     error_answer(
                         "503 Service Unavailable",
@@ -431,7 +475,7 @@ def _connection_class(limit: BodyLimit) -> type[HTTPConnection]:
                 )
                 return
             try:
-                paced = _PacedBody(self.conn.rfile, self)
+                paced = self.paced = _PacedBody(self.conn.rfile, self)
                 self.rfile = (
                     ChunkedRFile(paced, self.body_limit)
                     if chunked
@@ -445,6 +489,16 @@ def _connection_class(limit: BodyLimit) -> type[HTTPConnection]:
             finally:
                 if large:
                     self.server.large_bodies.release()
+
+        def send_headers(self) -> None:
+            # cheroot reads the rest of a body the app did not read before answering (to keep the
+            # connection); a client that does not send it would hold the thread, and an error
+            # there loses the answer. Close instead, lingering so the answer is read.
+            paced: _PacedBody | None = getattr(self, "paced", None)
+            if not self.close_connection and paced is not None and paced.unread():
+                self.close_connection = True
+                self.conn.linger = True
+            super().send_headers()
 
         def _send_raw(self, answer: bytes) -> None:
             try:
@@ -461,6 +515,7 @@ def _connection_class(limit: BodyLimit) -> type[HTTPConnection]:
             # Accepted with the idle timeout; a request under way reads with a shorter one.
             sock.settimeout(REQUEST_IO_TIMEOUT_SECONDS)
             self.waiting = True  # not yet seen readable
+            self.linger = False  # closing with a request body still coming (LINGER_SECONDS)
             self._counted = True
             server.counted(1)
 
@@ -472,6 +527,9 @@ def _connection_class(limit: BodyLimit) -> type[HTTPConnection]:
                 self.server.reading(self, False)
 
         def close(self) -> None:
+            if self.linger:
+                self.linger = False
+                _linger(self.socket, self.wfile)
             super().close()
             if self._counted:
                 self._counted = False
