@@ -2,12 +2,13 @@
 
 A done render's share page changes only with what its record says (caption, size, renditions,
 a take-down), the page's language and the address asked for (the language switch repeats its
-query). So its HTML is rendered once per (key, what the records said, language, query) and
-reused: about 60 % of the page's CPU was Jinja and ``url_for``. The record is still read on
-every request, before the cache is asked, so a take-down, a re-render or a records outage
-shows at once; only the HTML is reused. Headers (caching, CSP, language) and compression are
-added per response as before. Bounded (least recently used first out) and one per app, since
-two apps in one process may have other sites' addresses.
+query). So its HTML is rendered once per (key, what the records said, language) and reused; an
+address with other query arguments is made afresh and never kept (see pages.share). About 60 %
+of the page's CPU was Jinja and ``url_for``. The record is still read on every request, before
+the cache is asked, so a take-down, a re-render or a records outage shows at once; only the
+HTML is reused. Headers (caching, CSP, language) and compression are added per response as
+before. Bounded (least recently used first out) and one per app, since two apps in one process
+may have other sites' addresses.
 """
 
 from __future__ import annotations

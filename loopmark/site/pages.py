@@ -258,6 +258,10 @@ def share(key: str) -> Response | tuple[str, int]:
         if meta.found:
             response.headers["Cache-Control"] = NO_STORE
         return response
+    if set(request.args) - {i18n.QUERY_PARAMETER}:
+        # Other arguments (a campaign's utm_*, or anything at all) are repeated in the page's
+        # language links: made afresh, or cycling them would push every kept page out.
+        return make_response(page())
     inputs = (key, repr(meta), i18n.current_language(), request.script_root, request.query_string)
     return make_response(share_pages().get_or_render(inputs, page))
 
