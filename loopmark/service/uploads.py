@@ -264,10 +264,13 @@ class UploadService:
         return self._stored_bytes + sum(size for size, _ in self._announced.values())
 
     def _list_incoming(self, now: float) -> None:
+        # Sources older than an upload's lifetime are abandoned (gc deletes them; on S3 the
+        # lifecycle rule may keep them for a day): they wait for nobody and do not count.
+        oldest = time.time() - UPLOAD_TTL_SECONDS
         self._stored_bytes = sum(
             blob.size
             for blob in self.blobs.list(INCOMING_PREFIX)
-            if _SOURCE_KEY_RE.fullmatch(blob.key)
+            if _SOURCE_KEY_RE.fullmatch(blob.key) and blob.modified_at >= oldest
         )
         self._listed_at = now
 

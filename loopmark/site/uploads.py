@@ -151,7 +151,11 @@ def create_upload() -> Response:
     _admit_upload()
     upload_id = new_upload_id()
     service.reserve_incoming(upload_id, size)  # 503 uploads_full when unprocessed ones fill it
-    direct = service.direct_upload(upload_id, size=size, content_type=content_type)
+    try:
+        direct = service.direct_upload(upload_id, size=size, content_type=content_type)
+    except BaseException:
+        service.release_incoming(upload_id)  # no upload URL: nothing is on its way
+        raise
     if direct is None:
         # The signed token (upload id, declared size, issue time) is in the URL, so the body
         # is bounded by the declared size before a byte of it is read.
@@ -282,16 +286,17 @@ def convert() -> Response:
     request.max_form_memory_size = FORM_MEMORY_BYTES
     if request.mimetype != "multipart/form-data":
         raise UnsupportedMediaType(N_("Send multipart/form-data: file, start, duration, caption."))
-    start = _number(request.form, "start")
-    duration = _number(request.form, "duration")
-    caption = _caption(request.form.get("caption", ""))
     _admit_upload()
     upload_id = new_upload_id()
+    # Counted before a byte of the body is read: reading the form reads (and spools) all of it.
     service.reserve_incoming(upload_id, request.content_length or service.max_bytes)
     try:
+        start = _number(request.form, "start")
+        duration = _number(request.form, "duration")
+        caption = _caption(request.form.get("caption", ""))
         _with_file(lambda path: service.store(upload_id, path))
     except BaseException:
-        service.release_incoming(upload_id)  # no file in the form, or a body cut short
+        service.release_incoming(upload_id)  # a bad field, no file, or a body cut short
         raise
     return _render(upload_id, start, duration, caption)
 

@@ -123,3 +123,34 @@ def test_an_incoming_cap_below_one_upload_is_refused_at_start() -> None:
     with pytest.raises(ConfigInvalid, match="LOOPMARK_UPLOAD_INCOMING_MAX_BYTES"):
         Settings.from_env({"LOOPMARK_UPLOAD_INCOMING_MAX_BYTES": "1000"})
     assert Settings.from_env({}).upload_incoming_max_bytes == 1024**3
+
+
+def test_abandoned_uploads_and_refused_forms_do_not_fill_the_cap(
+    make_app: MakeApp, clip: Path
+) -> None:
+    size = clip.stat().st_size
+    app = make_app(
+        LOOPMARK_UPLOAD_MAX_BYTES=str(2 * size),
+        LOOPMARK_UPLOAD_INCOMING_MAX_BYTES=str(2 * size + size // 2),
+        LOOPMARK_RATE_LIMITS="off",
+        LOOPMARK_KEEP_UPLOADS="on",
+    )
+    client = app.test_client()
+    services = site_services(app)
+    upload(client, clip)
+    # Stored two hours ago and never rendered: abandoned (gc's to delete), not waiting.
+    two_hours_ago = time.time() - 2 * 3600
+    for blob in services.render.blobs.list("incoming/"):
+        path = services.render.blobs.local_path(blob.key)
+        assert path is not None
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    time.sleep(INCOMING_RELIST_SECONDS + 0.1)
+    assert announce(client, 2 * size).status_code == 201  # would not fit beside the old one
+    assert services.uploads.incoming_bytes() == 2 * size
+    # A /api/convert refused for a bad field holds nothing back.
+    bad = client.post(
+        "/api/convert",
+        data={"start": "soon", "duration": "1", "file": (io.BytesIO(b"x" * 99), "a.mp4")},
+    )
+    assert bad.status_code == 422, bad.get_data(as_text=True)
+    assert services.uploads.incoming_bytes() == 2 * size
