@@ -21,6 +21,7 @@ Without the file, ``state`` is derived from the prepared artifacts as before.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -247,6 +248,12 @@ class Preparations:
             path.rename(claimed)
         except FileNotFoundError:
             return Preparation("preparing")  # another process took it over just now
+        if _read_marker(claimed) != marker:
+            # Another process claimed it between our read and our rename and wrote its own
+            # marker: that is what we took. Put it back; it is that process's preparation.
+            with contextlib.suppress(OSError):
+                claimed.rename(path)
+            return Preparation("preparing")
         claimed.unlink(missing_ok=True)
         log.warning("template %s: resuming a preparation its process left", template_id)
         edit = marker.get("edit")

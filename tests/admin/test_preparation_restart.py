@@ -13,10 +13,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from loopmark.admin import preparation
 from loopmark.admin.preparation import MARKER_FILE, Preparations
+from loopmark.service.catalog import DirectoryTemplateCatalog
 from tests.admin.interrupted_preparation import TRIM_START
 from tests.admin.test_templates import templates_dir, toml_of, wait_ready
 from tests.paths import REPO
@@ -87,3 +90,29 @@ def test_a_failed_preparation_is_said_by_the_next_process(app: Flask, tmp_path: 
     failed = jobs.take_failure("small")
     assert failed is not None and failed.message_id == "This template no longer exists."
     assert jobs.take_failure("small") is None and not (folder / MARKER_FILE).exists()
+
+
+def test_of_two_processes_resuming_one_preparation_only_the_first_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes read a dead owner's marker at once; the other one claims it and writes
+    its own marker before this one renames: this one must not take (and resume) that one."""
+    catalog = DirectoryTemplateCatalog(tmp_path / "templates", tmp_path / "prepared")
+    (tmp_path / "templates" / "tiny").mkdir(parents=True)
+    path = tmp_path / "templates" / "tiny" / MARKER_FILE
+    dead = {"state": "preparing", "owner": "gone-host:1:aaaa", "started_at": 1.0}
+    theirs = {"state": "preparing", "owner": "other-host:2:bbbb", "started_at": 2.0}
+    path.write_text(json.dumps(dead))
+
+    def claimed_meanwhile(marker_path: Path, _marker: dict[str, object]) -> bool:
+        marker_path.write_text(json.dumps(theirs))  # the other process won the race
+        return False
+
+    monkeypatch.setattr(preparation, "_owner_alive", claimed_meanwhile)
+    preparations = Preparations(catalog)
+    started: list[str] = []
+    monkeypatch.setattr(preparations, "start", lambda template_id, **_: started.append(template_id))
+    state = preparations._written_state("tiny")
+    assert state is not None and state.state == "preparing"
+    assert started == []  # not resumed twice
+    assert json.loads(path.read_text()) == theirs  # their marker put back
