@@ -27,6 +27,7 @@ from loopmark.records.common import Clock, split_records_url
 # lock for well under a millisecond, so only a stuck disk or a stuck process ever reaches this;
 # a request thread must not wait longer than a few seconds for either. Readers never wait (WAL).
 BUSY_TIMEOUT_SECONDS = 5.0
+JOURNAL_MODE_RETRY_SECONDS = 0.02
 # Connections kept open between uses; a burst beyond this opens (then closes) extra ones.
 IDLE_CONNECTIONS_MAX = 8
 
@@ -256,7 +257,7 @@ class SqliteDatabase:
             conn = self._connect(create=True)
             try:
                 # WAL is a property of the file: set once here, every later connection uses it.
-                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                mode = _journal_mode_wal(conn)
                 if str(mode).lower() != "wal":
                     raise RecordsUnavailable(f"SQLite at {self.path} refused WAL mode ({mode})")
                 conn.execute("BEGIN IMMEDIATE")
@@ -288,6 +289,21 @@ class SqliteDatabase:
         if not self.path.exists():
             return RecordsUnavailable(f"no SQLite records at {self.path}: run `loopmark setup`")
         return RecordsUnavailable(f"SQLite records at {self.path}: {exc}")
+
+
+def _journal_mode_wal(conn: sqlite3.Connection) -> str:
+    """Switch the file to WAL (once; later calls find it so). The switch needs the file to
+    itself, and SQLite answers "database is locked" at once rather than wait when racing setups
+    each hold a read lock (its busy handler would deadlock there): so try again, within the busy
+    timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(JOURNAL_MODE_RETRY_SECONDS)
 
 
 def bump_counter(conn: sqlite3.Connection, name: str) -> None:
