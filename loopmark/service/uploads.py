@@ -91,6 +91,13 @@ INCOMING_RETRY_AFTER_SECONDS = 60
 INCOMING_FULL_MESSAGE = N_(
     "Too many clips are waiting to be made right now; please try again in a minute."
 )
+# Uploads one visitor may have announced and not yet sent at once: announcing costs nothing,
+# and without this one visitor could hold the whole incoming cap with announcements alone.
+MAX_PENDING_UPLOADS_PER_VISITOR = 3
+PENDING_RETRY_AFTER_SECONDS = 60
+PENDING_MESSAGE = N_(
+    "Your other clips are still on their way: send them (or wait a minute) before another."
+)
 _SOURCE_KEY_RE = re.compile(rf"{re.escape(INCOMING_PREFIX)}[0-9a-f]{{32}}/source")
 SOURCE_CONTENT_TYPE = "application/octet-stream"  # stored opaque: never served as it is
 
@@ -121,6 +128,13 @@ class IncomingFull(BackendUnavailable):
     Retry-After, before any byte of this one is sent."""
 
     code = "uploads_full"
+
+
+class UploadsPending(QueueFull):
+    """This visitor has MAX_PENDING_UPLOADS_PER_VISITOR uploads announced and not yet stored;
+    429 with Retry-After."""
+
+    code = "uploads_pending"
 
 
 class UploadsBusy(QueueFull):
@@ -208,6 +222,7 @@ class UploadService:
         self._listed_at: float | None = None
         # Uploads announced here and not stored yet: upload id → (declared bytes, when).
         self._announced: dict[str, tuple[int, float]] = {}
+        self._announced_by: dict[str, str] = {}  # upload id → the visitor who announced it
 
     # -- 1. the declaration --------------------------------------------------------------------
 
@@ -231,11 +246,20 @@ class UploadService:
                 N_("That is not a video we take: send an MP4, MOV, WebM, MKV or GIF.")
             )
 
-    def reserve_incoming(self, upload_id: str, size: int) -> None:
+    def reserve_incoming(
+        self,
+        upload_id: str,
+        size: int,
+        *,
+        visitor: str | None = None,
+        max_pending: int = MAX_PENDING_UPLOADS_PER_VISITOR,
+    ) -> None:
         """Count an announced upload of ``size`` bytes against the cap on unprocessed uploads'
         bytes (stored ones, as storage lists them, plus those announced and on their way);
-        IncomingFull when it would pass it. The reservation lasts until the file is stored, or
-        the upload URL expires. (Announcements are counted per process; storage is shared.)"""
+        IncomingFull when it would pass it, UploadsPending when ``visitor`` (who counts: a
+        visitor, or an address) has ``max_pending`` announced already. The reservation lasts
+        until the file is stored, or the upload URL expires. (Counted per process; storage is
+        shared.)"""
         if self.incoming_max_bytes is None:
             return
         with self._incoming_lock:
@@ -243,6 +267,11 @@ class UploadService:
             for announced_id, (_, at) in list(self._announced.items()):
                 if now - at > UPLOAD_URL_SECONDS:
                     del self._announced[announced_id]
+                    self._announced_by.pop(announced_id, None)
+            if visitor is not None:
+                pending = sum(1 for owner in self._announced_by.values() if owner == visitor)
+                if pending >= max_pending:
+                    raise UploadsPending(PENDING_MESSAGE, retry_after_s=PENDING_RETRY_AFTER_SECONDS)
             listed_at = self._listed_at
             if listed_at is None or now - listed_at > INCOMING_LIST_SECONDS:
                 self._list_incoming(now)
@@ -254,6 +283,8 @@ class UploadService:
                     INCOMING_FULL_MESSAGE, retry_after_s=INCOMING_RETRY_AFTER_SECONDS
                 )
             self._announced[upload_id] = (size, now)
+            if visitor is not None:
+                self._announced_by[upload_id] = visitor
 
     def incoming_bytes(self) -> int:
         """Unprocessed uploads' bytes as counted for the cap (stored and announced)."""
@@ -277,6 +308,7 @@ class UploadService:
     def _landed(self, upload_id: str, size: int) -> None:
         """An announced upload's file is in storage: counted as stored until the next listing."""
         with self._incoming_lock:
+            self._announced_by.pop(upload_id, None)
             if self._announced.pop(upload_id, None) is not None:
                 self._stored_bytes += size
 
@@ -339,6 +371,7 @@ class UploadService:
         """An announced upload that will not be stored (refused): no longer counted."""
         with self._incoming_lock:
             self._announced.pop(upload_id, None)
+            self._announced_by.pop(upload_id, None)
 
     def verify(self, upload_id: str) -> UploadInfo:
         """The upload's verified description: kept from an earlier verification, or made now

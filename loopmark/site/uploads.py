@@ -35,6 +35,7 @@ from werkzeug.wrappers import Response
 from loopmark.errors import N_, BadInput
 from loopmark.service.render_service import RenderOutcome
 from loopmark.service.uploads import (
+    MAX_PENDING_UPLOADS_PER_VISITOR,
     UPLOAD_TTL_SECONDS,
     UPLOAD_URL_SECONDS,
     UploadMissing,
@@ -150,7 +151,15 @@ def create_upload() -> Response:
     service.check_declared(filename, content_type, size)
     _admit_upload()
     upload_id = new_upload_id()
-    service.reserve_incoming(upload_id, size)  # 503 uploads_full when unprocessed ones fill it
+    # 503 uploads_full when unprocessed ones fill the cap; 429 uploads_pending when this
+    # visitor has announced uploads enough that are not sent yet (an address without a
+    # visitor's token: as many as the address's share of the limits).
+    max_pending = MAX_PENDING_UPLOADS_PER_VISITOR
+    if limits.visitor_id() is None:
+        max_pending *= int(current_app.config["ADDRESS_LIMIT_FACTOR"])
+    limited = current_app.config.get("RATELIMIT_ENABLED", True)
+    visitor = limits.visitor_key() if limited else None
+    service.reserve_incoming(upload_id, size, visitor=visitor, max_pending=max_pending)
     try:
         direct = service.direct_upload(upload_id, size=size, content_type=content_type)
     except BaseException:

@@ -15,9 +15,9 @@ from flask.testing import FlaskClient
 from loopmark.composition import run_gc
 from loopmark.config import Settings
 from loopmark.errors import ConfigInvalid
-from loopmark.service.uploads import INCOMING_RELIST_SECONDS
+from loopmark.service.uploads import INCOMING_RELIST_SECONDS, MAX_PENDING_UPLOADS_PER_VISITOR
 from tests.site.conftest import MakeApp, site_services, wait_done
-from tests.site.test_uploads import declare, error_code, render, upload
+from tests.site.test_uploads import declare, error_code, render, send, upload
 
 
 def test_upload_jobs_never_take_every_worker(make_app: MakeApp, clip: Path) -> None:
@@ -154,3 +154,29 @@ def test_abandoned_uploads_and_refused_forms_do_not_fill_the_cap(
     )
     assert bad.status_code == 422, bad.get_data(as_text=True)
     assert services.uploads.incoming_bytes() == 2 * size
+
+
+def test_a_visitor_cannot_hold_the_incoming_cap_with_announcements(
+    make_app: MakeApp, clip: Path
+) -> None:
+    """Announcing costs nothing: a visitor has at most MAX_PENDING_UPLOADS_PER_VISITOR uploads
+    announced and not sent; one sent makes room; another visitor is not held back."""
+    client = make_app(LOOPMARK_RATE_LIMIT_UPLOADS="100/minute").test_client()
+
+    def visitor() -> dict[str, str]:
+        return {"X-Loopmark-Visitor": client.get("/api/visitor").get_json()["token"]}
+
+    mine = visitor()
+    tickets = [declare(client, clip, **mine) for _ in range(MAX_PENDING_UPLOADS_PER_VISITOR)]
+    refused = client.post(
+        "/api/uploads",
+        json={"filename": "a.mp4", "content_type": "video/mp4", "size": 1000},
+        headers=mine,
+    )
+    assert refused.status_code == 429, refused.get_data(as_text=True)
+    assert error_code(refused) == "uploads_pending"
+    assert int(refused.headers["Retry-After"]) >= 1
+    declare(client, clip, **visitor())  # someone else is not held back
+    sent = send(client, tickets[0], clip.read_bytes())
+    assert sent.status_code == 201, sent.get_data(as_text=True)
+    declare(client, clip, **mine)  # one sent: room for one more
