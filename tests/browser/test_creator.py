@@ -402,8 +402,10 @@ def test_web_share_shares_the_gif_file(desktop: BrowserContext, live_site: LiveS
 
 
 def fill_to_the_brim(site: LiveSite, tag: str) -> None:
-    """Submit renders until the queue refuses one (QueueFull)."""
-    for i in range(QUEUE_SIZE + 2):
+    """Submit renders until the queue refuses one (QueueFull). The one worker renders while
+    they are submitted (a demo render takes a few tenths of a second, and the submitting thread
+    shares the interpreter with it), so more than QUEUE_SIZE may be needed to fill it."""
+    for i in range(QUEUE_SIZE * 4):
         try:
             site.render.request("big-stretch", f"Crowd {tag} {i}")
         except QueueFull:
