@@ -157,13 +157,24 @@ class RenderOutcome:
     position: int = 0
     progress: float = 0.0
     eta_seconds: float | None = None
-    # gif, mp4, poster, card: every one when done; while rendering, those stored already
-    urls: dict[str, str] = field(default_factory=dict)
     media: dict[str, Any] = field(default_factory=dict)  # width, height, frames, bytes, ...
     template_id: str = ""
     caption: str = ""
     # Which renditions are stored: the GIF lands first, while the status is still "rendering".
     renditions: dict[str, bool] = field(default_factory=lambda: renditions_of(None))
+    # A rendition's storage URL (signed on private storage), made only when ``urls`` is asked
+    # for: the site links media its own way (web.links), so a cache hit signs nothing.
+    media_url: Callable[[str], str] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def urls(self) -> dict[str, str]:
+        """Storage URLs: every rendition's when done; while rendering, those stored already."""
+        if self.media_url is None:
+            return {}
+        kinds = (
+            MEDIA_FILES if self.status == "done" else [k for k, on in self.renditions.items() if on]
+        )
+        return {kind: self.media_url(kind) for kind in kinds}
 
 
 class StatsCounter(Protocol):
@@ -316,6 +327,11 @@ class RenderService:
         """Storage URLs of a render's ``gif``, ``mp4`` and ``poster`` (signed when private)."""
         return {kind: self.blobs.url(storage_key) for kind, storage_key in media_keys(key).items()}
 
+    def _media_url_of(self, key: str) -> Callable[[str], str]:
+        """Render ``key``'s storage URL for one rendition kind (as ``media_urls`` makes them)."""
+        keys = media_keys(key)
+        return lambda kind: self.blobs.url(keys[kind])
+
     def download_url(self, key: str, kind: str, filename: str) -> str | None:
         """A short-lived URL that saves the render's ``kind`` file as ``filename``, or None when
         storage is local and the caller serves ``local_media_file`` itself (see BlobStore)."""
@@ -420,12 +436,11 @@ class RenderService:
             if record.media and record.lease_live(self.clock()):
                 # Under way with its first renditions stored (the GIF before the MP4).
                 stored = record.media
-                urls = self.media_urls(key)
                 outcome = replace(
                     outcome,
-                    urls={kind: url for kind, url in urls.items() if kind in stored},
                     media=dict(stored),
                     renditions=renditions_of(stored),
+                    media_url=self._media_url_of(key),
                 )
         return outcome
 
@@ -529,8 +544,8 @@ class RenderService:
             "done",
             progress=1.0,
             eta_seconds=0.0,
-            urls=self.media_urls(record.key),
             media=media,
+            media_url=self._media_url_of(record.key),
             template_id=record.template_id,
             caption=record.caption,
             renditions=renditions_of(media),
