@@ -19,7 +19,6 @@ from loopmark.web import assets, context, errors, headers, i18n, limits, logs, o
 # Every request body the public site takes is a small form or a JSON object; views that take
 # uploads raise ``request.max_content_length`` for themselves.
 MAX_BODY_BYTES = 16 * 1024
-COMPRESS_MIN_BYTES = 1024
 # Types worth compressing; GIF, MP4, JPEG and fonts are compressed already.
 COMPRESS_MIMETYPES = [
     "text/html",
@@ -78,13 +77,13 @@ def web_config(settings: Settings) -> dict[str, Any]:
         "MAX_CONTENT_LENGTH": MAX_BODY_BYTES,
         "MAX_FORM_MEMORY_SIZE": MAX_BODY_BYTES,
         "COMPRESS_MIMETYPES": COMPRESS_MIMETYPES,
-        "COMPRESS_ALGORITHM": ["br", "gzip"],
+        "COMPRESS_ALGORITHM": list(assets.ENCODINGS),
         # flask-compress's streaming mode leaves send_file's file open (a ResourceWarning per
         # static response); whole-body compression of our small text responses is fine.
         "COMPRESS_STREAMS": False,
         # A body under a kilobyte (an API answer, ~630 bytes for a render) fits one packet
         # either way: compressing it costs the server more than it saves anyone.
-        "COMPRESS_MIN_SIZE": COMPRESS_MIN_BYTES,
+        "COMPRESS_MIN_SIZE": assets.COMPRESS_MIN_BYTES,
         # Per visitor (limits.visitor_key); Flask-Limiter's syntax ("30/minute;300/hour").
         "RENDER_RATE_LIMIT": settings.render_rate_limit,
         "CAPTION_RATE_LIMIT": settings.caption_rate_limit,

@@ -14,6 +14,7 @@ def init_app(app: Flask) -> None:
         graphql,
         health,
         media,
+        page_cache,
         pages,
         public_files,
         reports,
@@ -22,5 +23,6 @@ def init_app(app: Flask) -> None:
 
     for module in (api, pages, media, health, public_files, brand_pages, reports):
         app.register_blueprint(module.blueprint)
+    page_cache.init_app(app)
     graphql.init_app(app)
     uploads.init_app(app)

@@ -26,6 +26,7 @@ from loopmark.renderer.colours import format_hex_colour
 from loopmark.renderer.prepare import PreparedTemplate
 from loopmark.renderer.templates import Template
 from loopmark.service.render_service import RenderOutcome, has_card, has_thumbnail
+from loopmark.site.page_cache import done_outcomes
 from loopmark.web import assets, limits, links
 from loopmark.web.context import services
 from loopmark.web.errors import error_response
@@ -222,16 +223,24 @@ def outcome_response(outcome: RenderOutcome, *, cacheable: bool) -> Response:
     """The JSON of an outcome; a finished render's GET may be cached briefly (its media are
     immutable, and a short lifetime lets a takedown take effect)."""
     g.render_key = outcome.key
-    body = outcome_json(outcome)
-    response = jsonify(body)
     if outcome.status == "done":
+        # The same JSON for the same record: made once (a crowd's cache hits ask for it).
+        inputs = (repr(outcome), request.script_root)
+        text = done_outcomes().get_or_render(inputs, lambda: _json_text(outcome_json(outcome)))
+        response = current_app.response_class(text, mimetype="application/json")
         response.status_code = 200
         response.headers["Cache-Control"] = DONE_CACHE_CONTROL if cacheable else NO_STORE
     else:
+        response = jsonify(outcome_json(outcome))
         response.status_code = 202
         response.headers["Cache-Control"] = NO_STORE
         response.headers["Location"] = url_for("api.render_status", key=outcome.key)
     return response
+
+
+def _json_text(body: dict[str, Any]) -> str:
+    """``body`` as ``jsonify`` writes it (its text, not a response)."""
+    return jsonify(body).get_data(as_text=True)
 
 
 def outcome_json(outcome: RenderOutcome) -> dict[str, Any]:

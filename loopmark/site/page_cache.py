@@ -1,4 +1,5 @@
-"""Rendered share pages, kept per process: the page a crowd opens from one shared link.
+"""Rendered answers kept per process: the share page a crowd opens from one shared link, and a
+done render's JSON that a crowd's cache hits ask for.
 
 A done render's share page changes only with what its record says (caption, size, renditions,
 a take-down), the page's language and the address asked for (the language switch repeats its
@@ -6,9 +7,11 @@ query). So its HTML is rendered once per (key, what the records said, language) 
 address with other query arguments is made afresh and never kept (see pages.share). About 60 %
 of the page's CPU was Jinja and ``url_for``. The record is still read on every request, before
 the cache is asked, so a take-down, a re-render or a records outage shows at once; only the
-HTML is reused. Headers (caching, CSP, language) and compression are added per response as
-before. Bounded (least recently used first out) and one per app, since two apps in one process
-may have other sites' addresses.
+text is reused. Headers (caching, CSP, language) are added per response as before; a kept page
+is compressed once per encoding the browsers ask for (``compress_kept_page``), at the
+encoders' best (brotli 11, gzip 9: paid once, not per request). A done render's JSON (``done
+outcomes``) is kept the same way, by what its record says. Bounded (least recently used first
+out) and one per app, since two apps in one process may have other sites' addresses.
 """
 
 from __future__ import annotations
@@ -17,43 +20,112 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
-from flask import current_app
+from flask import Flask, Response, current_app, g, request
 
-MAX_PAGES = 512  # about 12 KB each: a few MB at most
-_EXTENSION = "loopmark.page_cache"
+from loopmark.web.assets import compress_once, preferred_encoding
+
+MAX_PAGES = 512  # about 12 KB each, with their encodings: a few MB at most
+_SHARE_PAGES = "loopmark.page_cache"
+_DONE_OUTCOMES = "loopmark.outcome_cache"
+_KEPT = "kept_page"  # g: (cache, inputs) of the page this response carries
+
+
+class _Kept:
+    __slots__ = ("encoded", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.encoded: dict[str, bytes] = {}
 
 
 class PageCache:
-    """A bounded map from a page's inputs to its HTML; safe across request threads."""
+    """A bounded map from a page's inputs to its text (and that text compressed, per encoding);
+    safe across request threads."""
 
     def __init__(self, max_pages: int = MAX_PAGES) -> None:
         self.max_pages = max_pages
-        self._pages: OrderedDict[Hashable, str] = OrderedDict()
+        self._pages: OrderedDict[Hashable, _Kept] = OrderedDict()
         self._lock = threading.Lock()
 
     def get_or_render(self, inputs: Hashable, render: Callable[[], str]) -> str:
-        """The HTML for ``inputs``: kept, or made by ``render`` (outside the lock: two threads
+        """The text for ``inputs``: kept, or made by ``render`` (outside the lock: two threads
         may render the same page once each, never wait on each other) and kept."""
         with self._lock:
-            html = self._pages.get(inputs)
-            if html is not None:
+            kept = self._pages.get(inputs)
+            if kept is not None:
                 self._pages.move_to_end(inputs)
-                return html
-        html = render()
+                return kept.text
+        text = render()
         with self._lock:
-            self._pages[inputs] = html
+            self._pages[inputs] = _Kept(text)
             self._pages.move_to_end(inputs)
             while len(self._pages) > self.max_pages:
                 self._pages.popitem(last=False)
-        return html
+        return text
+
+    def encoded(self, inputs: Hashable, encoding: str) -> bytes | None:
+        """The kept text for ``inputs`` compressed with ``encoding`` (made on first ask), or
+        None when it is no longer kept."""
+        with self._lock:
+            kept = self._pages.get(inputs)
+        if kept is None:
+            return None
+        body = kept.encoded.get(encoding)
+        if body is None:
+            body = kept.encoded[encoding] = compress_once(kept.text.encode(), encoding)
+        return body
 
     def __len__(self) -> int:
         return len(self._pages)
 
 
+def _app_cache(name: str) -> PageCache:
+    cache: PageCache | None = current_app.extensions.get(name)
+    if cache is None:
+        cache = current_app.extensions.setdefault(name, PageCache())
+    return cache
+
+
 def share_pages() -> PageCache:
     """This app's cache of share pages (made on first use)."""
-    cache: PageCache | None = current_app.extensions.get(_EXTENSION)
-    if cache is None:
-        cache = current_app.extensions.setdefault(_EXTENSION, PageCache())
-    return cache
+    return _app_cache(_SHARE_PAGES)
+
+
+def done_outcomes() -> PageCache:
+    """This app's cache of done renders' JSON (made on first use)."""
+    return _app_cache(_DONE_OUTCOMES)
+
+
+def send_kept(cache: PageCache, inputs: Hashable, render: Callable[[], str]) -> str:
+    """``cache.get_or_render``, noting that this response carries a kept page, so
+    ``compress_kept_page`` sends its kept compressed form."""
+    text = cache.get_or_render(inputs, render)
+    setattr(g, _KEPT, (cache, inputs))
+    return text
+
+
+def init_app(app: Flask) -> None:
+    # Registered after Compress, so it runs before it: flask-compress then sees
+    # Content-Encoding and leaves the body alone (it still adds Vary).
+    app.after_request(compress_kept_page)
+
+
+def compress_kept_page(response: Response) -> Response:
+    """A kept page's body, compressed once per encoding, in the best one the browser accepts."""
+    kept: tuple[PageCache, Hashable] | None = g.pop(_KEPT, None)
+    if (
+        kept is None
+        or response.status_code != 200
+        or request.method != "GET"
+        or "Content-Encoding" in response.headers
+    ):
+        return response
+    encoding = preferred_encoding()
+    if encoding is None:
+        return response
+    body = kept[0].encoded(kept[1], encoding)
+    if body is None:  # pushed out meanwhile by other pages: flask-compress does it
+        return response
+    response.set_data(body)
+    response.headers["Content-Encoding"] = encoding
+    return response

@@ -43,7 +43,7 @@ from loopmark.service.render_service import (
     renditions_of,
 )
 from loopmark.site.brand_pages import current_brand, site_card_url
-from loopmark.site.page_cache import share_pages
+from loopmark.site.page_cache import send_kept, share_pages
 from loopmark.web import i18n, links
 from loopmark.web.context import services
 from loopmark.web.i18n import gettext
@@ -263,7 +263,7 @@ def share(key: str) -> Response | tuple[str, int]:
         # language links: made afresh, or cycling them would push every kept page out.
         return make_response(page())
     inputs = (key, repr(meta), i18n.current_language(), request.script_root, request.query_string)
-    return make_response(share_pages().get_or_render(inputs, page))
+    return make_response(send_kept(share_pages(), inputs, page))
 
 
 def _share_card(

@@ -44,6 +44,7 @@ ASSETS_EXTENSION = "loopmark.assets"
 # Text files worth compressing (fonts, images and video are compressed already).
 COMPRESSED_SUFFIXES = frozenset({".css", ".js", ".svg", ".json", ".txt"})
 COMPRESS_MIN_BYTES = 1024  # under one packet either way
+ENCODINGS = ("br", "gzip")  # preferred first, as the app's COMPRESS_ALGORITHM
 BROTLI_QUALITY = 11  # the slowest and smallest: paid once per file and process
 GZIP_LEVEL = 9
 
@@ -90,7 +91,7 @@ def _compress_static(response: Response) -> Response:
     path = asset_path((request.view_args or {}).get("filename", ""))
     if path is None or path.suffix not in COMPRESSED_SUFFIXES:
         return response
-    encoding = next((e for e in ("br", "gzip") if request.accept_encodings.quality(e) > 0), None)
+    encoding = preferred_encoding()
     stat = path.stat()
     if encoding is None or stat.st_size < COMPRESS_MIN_BYTES:
         return response
@@ -113,7 +114,18 @@ def _compress_static(response: Response) -> Response:
 
 @functools.lru_cache(maxsize=64)
 def _compressed(path: str, size: int, mtime_ns: int, encoding: str) -> bytes:
-    data = Path(path).read_bytes()
+    return compress_once(Path(path).read_bytes(), encoding)
+
+
+def preferred_encoding() -> str | None:
+    """The best of ENCODINGS the request's browser accepts, or None."""
+    accepted = request.accept_encodings
+    return next((e for e in ENCODINGS if accepted.quality(e) > 0), None)
+
+
+def compress_once(data: bytes, encoding: str) -> bytes:
+    """``data`` compressed with ``encoding`` ("br" or "gzip") at the encoder's best: for bodies
+    compressed once and sent many times (static files, kept pages)."""
     if encoding == "br":
         return bytes(brotli.compress(data, quality=BROTLI_QUALITY))
     return gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)

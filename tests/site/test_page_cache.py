@@ -1,13 +1,19 @@
 """Share pages rendered once and reused (site.page_cache): the same bytes for the same inputs,
-yet a take-down, another language or another address shows at once; bounded."""
+yet a take-down, another language or another address shows at once; bounded; compressed once
+per encoding. A done render's JSON is kept the same way."""
 
 from __future__ import annotations
 
+import gzip
 from typing import Any
 
+import brotli
+import pytest
 from flask import Flask
 
-from loopmark.site.page_cache import PageCache, share_pages
+from loopmark.site import page_cache
+from loopmark.site.page_cache import PageCache, done_outcomes, share_pages
+from loopmark.web.assets import compress_once
 from tests.site.conftest import render_service
 
 
@@ -77,3 +83,67 @@ def test_the_cache_is_bounded_least_recently_used_first_out() -> None:
     cache.get_or_render("b", lambda: page("b"))
     assert made == ["a", "b", "c", "b"]
     assert len(cache) == 2
+
+
+def test_a_kept_page_is_sent_compressed_once_per_encoding(
+    app: Flask, done: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compressed: list[str] = []
+
+    def counted(data: bytes, encoding: str) -> bytes:
+        compressed.append(encoding)
+        return compress_once(data, encoding)
+
+    monkeypatch.setattr(page_cache, "compress_once", counted)
+    client = app.test_client()
+    url = f"/s/{done['key']}"
+    plain = client.get(url)
+    assert "Content-Encoding" not in plain.headers
+    html = plain.get_data()
+    for encoding, decode in (("br", brotli.decompress), ("gzip", gzip.decompress)):
+        first = client.get(url, headers={"Accept-Encoding": f"{encoding}, identity"})
+        again = client.get(url, headers={"Accept-Encoding": f"{encoding}, identity"})
+        assert first.headers["Content-Encoding"] == encoding
+        assert "Accept-Encoding" in first.headers["Vary"]
+        assert decode(first.get_data()) == html
+        assert again.get_data() == first.get_data()
+        assert int(first.headers["Content-Length"]) == len(first.get_data())
+    assert compressed == ["br", "gzip"]  # once each, for both requests
+    # A browser taking both gets brotli, the smaller.
+    both = client.get(url, headers={"Accept-Encoding": "gzip, deflate, br"})
+    assert both.headers["Content-Encoding"] == "br"
+    # A page made afresh (other arguments) is still compressed, per response.
+    tagged = client.get(f"{url}?utm_source=qr", headers={"Accept-Encoding": "gzip"})
+    assert tagged.headers["Content-Encoding"] == "gzip"
+    assert b"utm_source=qr" in gzip.decompress(tagged.get_data())
+
+
+def test_a_kept_page_pushed_out_meanwhile_is_still_compressed() -> None:
+    cache = PageCache(max_pages=1)
+    cache.get_or_render("a", lambda: "<p>a</p>" * 200)
+    assert brotli.decompress(cache.encoded("a", "br") or b"") == b"<p>a</p>" * 200
+    cache.get_or_render("b", lambda: "<p>b</p>")
+    assert cache.encoded("a", "br") is None  # not kept: flask-compress compresses it instead
+
+
+def test_a_done_renders_json_is_made_once_per_record(app: Flask, done: dict[str, Any]) -> None:
+    client = app.test_client()
+    url = f"/api/renders/{done['key']}"
+    with app.app_context():
+        kept = done_outcomes()
+        before = len(kept)
+    first = client.get(url)
+    again = client.get(url)
+    assert first.status_code == again.status_code == 200
+    assert again.get_data() == first.get_data()
+    assert first.get_json() == done
+    assert first.mimetype == "application/json"
+    assert len(kept) == before  # the API's own render already kept it
+    # The POST that finds it done answers the very same JSON.
+    hit = client.post("/api/renders", json={"template": done["template"], "caption": "Media"})
+    assert hit.status_code == 200 and hit.get_data() == first.get_data()
+    assert hit.headers["Cache-Control"] == "no-store"
+    assert "no-store" not in first.headers["Cache-Control"]
+    # A take-down shows at once: the record is read on every request, before the cache.
+    render_service(app).take_down(done["key"], reason="test")
+    assert client.get(url).status_code == 410
