@@ -60,6 +60,7 @@ PREPARED_CACHE_SIZE = 16
 PREPARE_RETRY_SECONDS = 60.0
 INDEX_KEY = "templates/index.json"
 INDEX_REFRESH_SECONDS = 30.0  # a pushed template reaches warm renderers within this bound
+FILES_RECHECK_SECONDS = 1.0  # a template file edited in place is seen within this bound
 # A render of a template the start's warm-up is still preparing waits at most this long for it
 # (then prepares it itself).
 WARM_UP_WAIT_SECONDS = 300.0
@@ -351,7 +352,7 @@ class DirectoryTemplateCatalog:
         self.spill_dir = spill_dir  # where versions missing from a read-only prepared_dir go
         self.max_gif_bytes = max_gif_bytes  # the brand's GIF budget, unless a template has one
         self._lock = threading.Lock()
-        self._templates: dict[str, tuple[tuple[tuple[str, int, int], ...], Template]] = {}
+        self._templates: dict[str, _Loaded] = {}
         self._prepared = _PreparedCache()
 
     def get(self, template_id: str, *, enabled_only: bool = True) -> Template:
@@ -419,8 +420,23 @@ class DirectoryTemplateCatalog:
         if not TEMPLATE_ID_PATTERN.match(template_id):
             raise UnknownTemplate(template_id)
         folder = self.templates_dir / template_id
-        # Any file of the folder changing (toml, source, frame) makes a new Template, and so a new
-        # version; a handful of stat calls is cheap next to a render and keeps cache hits honest.
+        # Any file of the folder changing (toml, source, frame) makes a new Template, and so a
+        # new version, which keeps cache hits honest. The folder's own stat is checked on every
+        # call (a file renamed in, as every writer here does, changes it); its files', a scan,
+        # when that changed or at most once a second (a file edited in place, by hand).
+        try:
+            folder_mtime = os.stat(folder).st_mtime_ns
+        except (FileNotFoundError, NotADirectoryError):
+            raise UnknownTemplate(template_id) from None
+        now = time.monotonic()
+        with self._lock:
+            cached = self._templates.get(template_id)
+        if (
+            cached is not None
+            and cached.folder_mtime == folder_mtime
+            and now - cached.scanned < FILES_RECHECK_SECONDS
+        ):
+            return cached.template
         try:
             stamp = tuple(
                 sorted((e.name, e.stat().st_mtime_ns, e.stat().st_size) for e in os.scandir(folder))
@@ -429,16 +445,25 @@ class DirectoryTemplateCatalog:
             raise UnknownTemplate(template_id) from None
         if not any(name == TEMPLATE_FILE for name, _, _ in stamp):
             raise UnknownTemplate(template_id)
+        if cached is not None and cached.stamp == stamp:
+            template = cached.template
+        else:
+            template = load_template(
+                self.templates_dir, template_id, default_max_gif_bytes=self.max_gif_bytes
+            )
         with self._lock:
-            cached = self._templates.get(template_id)
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
-        template = load_template(
-            self.templates_dir, template_id, default_max_gif_bytes=self.max_gif_bytes
-        )
-        with self._lock:
-            self._templates[template_id] = (stamp, template)
+            self._templates[template_id] = _Loaded(template, stamp, folder_mtime, now)
         return template
+
+
+@dataclasses.dataclass(frozen=True)
+class _Loaded:
+    """A template as loaded, and what its folder looked like then."""
+
+    template: Template
+    stamp: tuple[tuple[str, int, int], ...]  # (name, mtime, size) of every file
+    folder_mtime: int
+    scanned: float  # time.monotonic() of that scan
 
 
 def _files(folder: Path) -> list[Path]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -91,6 +91,7 @@ class RequestMetrics:
     """Request counters for /metrics, in a registry of their own (one per app)."""
 
     def __init__(self) -> None:
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "loopmark_http_requests",
@@ -105,6 +106,18 @@ class RequestMetrics:
             buckets=REQUEST_SECONDS_BUCKETS,
             registry=self.registry,
         )
+
+    def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        """Count one request and its time (each label set's children looked up once)."""
+        children = self._children.get((endpoint, method, status))
+        if children is None:
+            children = (
+                self.requests.labels(endpoint, method, str(status)),
+                self.seconds.labels(endpoint),
+            )
+            self._children[(endpoint, method, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -153,32 +166,35 @@ def request_id() -> str:
 
 def _start() -> None:
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    g.request_id = incoming if _REQUEST_ID_RE.fullmatch(incoming) else uuid.uuid4().hex
-    g.request_started = time.perf_counter()
+    ctx = g._get_current_object()  # each proxy access costs a lookup
+    ctx.request_id = incoming if _REQUEST_ID_RE.fullmatch(incoming) else os.urandom(16).hex()
+    ctx.request_started = time.perf_counter()
 
 
 def _finish(response: Response) -> Response:
     # Runs last among the after_request hooks, so the status is the one sent (304, 429, ...).
-    request_id = g.get("request_id") or uuid.uuid4().hex
+    ctx = g._get_current_object()
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    request_id = ctx.get("request_id") or os.urandom(16).hex()
     response.headers[REQUEST_ID_HEADER] = request_id
-    started = g.get("request_started")
+    started = ctx.get("request_started")
     seconds = time.perf_counter() - started if started is not None else 0.0
-    endpoint = request.endpoint or "none"
+    method, path, status = req.method, req.path, response.status_code
     metrics: RequestMetrics | None = current_app.extensions.get(METRICS_EXTENSION)
     if metrics is not None:
-        metrics.requests.labels(endpoint, request.method, str(response.status_code)).inc()
-        metrics.seconds.labels(endpoint).observe(seconds)
+        metrics.observe(req.endpoint or "none", method, status, seconds)
     fields: dict[str, Any] = {
         "request_id": request_id,
-        "method": request.method,
-        "path": request.path,
-        "status": response.status_code,
+        "method": method,
+        "path": path,
+        "status": status,
         "duration_ms": round(seconds * 1000, 1),
     }
-    render_key = g.get("render_key")
+    render_key = ctx.get("render_key")
     if render_key:
         fields["render_key"] = render_key
-    logging.getLogger(ACCESS_LOGGER).info(
-        "%s %s %s", request.method, request.path, response.status_code, extra=fields
-    )
+    _access_log.info("%s %s %s", method, path, status, extra=fields)
     return response
+
+
+_access_log = logging.getLogger(ACCESS_LOGGER)

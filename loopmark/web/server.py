@@ -18,6 +18,7 @@ exits 0.
 
 from __future__ import annotations
 
+import email.utils
 import json
 import logging
 import os
@@ -411,6 +412,29 @@ class _PacedBody:
         return isinstance(body, ChunkedRFile) and not body.closed
 
 
+class _Held:
+    """Stands in for a connection's writer while cheroot writes an answer's headers."""
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def write(self, data: bytes) -> int:
+        self.data += data
+        return len(data)
+
+
+_date_now: tuple[int, bytes] = (-1, b"")
+
+
+def _http_date() -> bytes:
+    """The Date header's value, made once a second (a race only makes it twice)."""
+    global _date_now
+    second = int(time.time())
+    if _date_now[0] != second:
+        _date_now = (second, email.utils.formatdate(second, usegmt=True).encode("latin-1"))
+    return _date_now[1]
+
+
 def _linger(sock: socket.socket, wfile: Any) -> None:
     """Send what is buffered, shut the connection for writing, and read and drop what the
     client still sends, for LINGER_SECONDS at most (or until it closes)."""
@@ -431,6 +455,7 @@ def _connection_class(limit: BodyLimit) -> type[HTTPConnection]:
 
     class RouteBoundRequest(HTTPRequest):
         body_limit = MAX_REQUEST_BODY_BYTES
+        held = b""  # the answer's status line and headers, until its body's first piece
 
         def read_request_headers(self) -> bool:
             complete = super().read_request_headers()  # type: ignore[no-untyped-call]
@@ -481,9 +506,12 @@ def _connection_class(limit: BodyLimit) -> type[HTTPConnection]:
                     if chunked
                     else KnownLengthRFile(paced, length)
                 )
-                self.server.gateway(self).respond()
-                if self.ready:
-                    self.ensure_headers_sent()
+                try:
+                    self.server.gateway(self).respond()
+                    if self.ready:
+                        self.ensure_headers_sent()
+                finally:
+                    self._send_held()
                 if self.chunked_write:
                     self.conn.wfile.write(b"0\r\n\r\n")
             finally:
@@ -498,7 +526,30 @@ def _connection_class(limit: BodyLimit) -> type[HTTPConnection]:
             if not self.close_connection and paced is not None and paced.unread():
                 self.close_connection = True
                 self.conn.linger = True
-            super().send_headers()
+            if not any(name.lower() == b"date" for name, _ in self.outheaders):
+                self.outheaders.append((b"Date", _http_date()))  # cheroot's is slow Python
+            # Held, and sent with the body's first piece: one send, not two, per answer.
+            wfile, self.conn.wfile = self.conn.wfile, _Held()
+            try:
+                super().send_headers()
+            finally:
+                held, self.conn.wfile = self.conn.wfile, wfile
+            self.held = held.data
+
+        def write(self, chunk: bytes) -> None:
+            held = self.held
+            if held and not self.chunked_write:
+                self.held = b""
+                self.conn.wfile.write(held + chunk)
+                return
+            self._send_held()
+            super().write(chunk)
+
+        def _send_held(self) -> None:
+            held = self.held
+            if held:
+                self.held = b""
+                self.conn.wfile.write(held)
 
         def _send_raw(self, answer: bytes) -> None:
             try:

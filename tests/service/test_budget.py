@@ -11,6 +11,7 @@ from pathlib import Path
 from loopmark.composition import build_render_service, setup_backends
 from loopmark.renderer.prepare import PreparedTemplate
 from loopmark.service.render_service import RenderOutcome, RenderService
+from tests.paths import replace_file
 from tests.service.conftest import make_settings
 
 WAIT_S = 60.0
@@ -43,7 +44,7 @@ def test_a_budget_edited_in_template_toml_applies_at_once(
 
         toml = templates / "small" / "template.toml"
         text = toml.read_text()
-        toml.write_text(text.replace("fps = 8\n", f"fps = 8\nmax_gif_bytes = {BUDGET}\n"))
+        replace_file(toml, text.replace("fps = 8\n", f"fps = 8\nmax_gif_bytes = {BUDGET}\n"))
         template = service.catalog.get("small")
         assert (template.max_gif_bytes, template.version) == (BUDGET, version)  # not prepared again
 

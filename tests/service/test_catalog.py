@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from loopmark.app import create_app
 from loopmark.errors import TemplateInvalid, UnknownTemplate
 from loopmark.renderer.prepare import PreparedTemplate
+from loopmark.service import catalog as catalog_module
 from loopmark.service.catalog import (
     INDEX_KEY,
     DirectoryTemplateCatalog,
@@ -24,6 +26,7 @@ from loopmark.storage import open_blob_store
 from loopmark.storage.base import BlobStore
 from loopmark.web.context import EXTENSION
 from loopmark.web.server import warm_up
+from tests.paths import replace_file
 
 
 def make_blobs(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
@@ -99,10 +102,22 @@ def test_pushed_templates_are_downloaded_not_prepared_again(
 def test_directory_catalog_sees_edits(folder_catalog: DirectoryTemplateCatalog) -> None:
     before = folder_catalog.get("small")
     toml = folder_catalog.templates_dir / "small" / "template.toml"
-    toml.write_text(toml.read_text().replace('name = "Small"', 'name = "Renamed"'))
+    # Renamed in, as every writer here does (the admin, the CLI): seen at once.
+    replace_file(toml, toml.read_text().replace('name = "Small"', 'name = "Renamed"'))
     after = folder_catalog.get("small")
     assert after.name == "Renamed"
     assert after.version == before.version  # the name does not change the frames
+
+
+def test_directory_catalog_sees_a_file_edited_in_place(
+    folder_catalog: DirectoryTemplateCatalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(catalog_module, "FILES_RECHECK_SECONDS", 0.05)
+    assert folder_catalog.get("small").name == "Small"
+    toml = folder_catalog.templates_dir / "small" / "template.toml"
+    toml.write_text(toml.read_text().replace('name = "Small"', 'name = "Edited"'))
+    time.sleep(0.06)
+    assert folder_catalog.get("small").name == "Edited"
 
 
 def tree(folder: Path) -> dict[str, int]:
@@ -184,7 +199,7 @@ def test_start_up_rebuilds_bad_artifacts_and_leaves_out_what_cannot_be_prepared(
             catalog.prepared(catalog.get("broken"))  # at once: not tried again for a while
         assert "cannot be prepared" not in caplog.text
         # A folder whose settings do not even load is left out of the listing too.
-        (templates / "broken" / "template.toml").write_text("not = [toml")
+        replace_file(templates / "broken" / "template.toml", "not = [toml")
         assert [t.id for t in catalog.all()] == ["small"]
         assert "template broken left out" in caplog.text
     finally:

@@ -406,3 +406,43 @@ def test_an_untrusted_peer_cannot_forward(make_app: MakeApp, serve: Serve) -> No
 def test_no_proxy_hops_ignores_forwarding_headers(make_app: MakeApp, serve: Serve) -> None:
     port = serve(make_app())
     assert "Strict-Transport-Security" not in head(port, "/healthz", FORWARDED)
+
+
+def test_an_answer_goes_out_in_one_send_headers_with_its_body(
+    make_app: MakeApp, serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app()
+    key = render_via_api(app.test_client(), "One send")["key"]
+    port = serve(app)
+    sent: list[bytes] = []
+    real_write = socket.SocketIO.write
+
+    def write(self: socket.SocketIO, data: Any) -> int | None:
+        sent.append(bytes(data))
+        return real_write(self, data)
+
+    monkeypatch.setattr(socket.SocketIO, "write", write)
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        for method, path in (("GET", f"/s/{key}"), ("GET", f"/api/renders/{key}")):
+            sent.clear()
+            connection.request(method, path)
+            response = connection.getresponse()
+            body = response.read()
+            assert response.status == 200 and body
+            # cheroot sent the status line and headers, then the body: two sends an answer.
+            assert len(sent) == 1, [s[:40] for s in sent]
+            assert sent[0].startswith(b"HTTP/1.1 200 OK\r\n") and sent[0].endswith(body)
+            assert response.getheader("Date", "").endswith(" GMT")
+        # An answer without a body still gets its headers (and the connection stays usable).
+        sent.clear()
+        connection.request("HEAD", f"/s/{key}")
+        response = connection.getresponse()
+        assert response.status == 200 and response.read() == b""
+        assert len(sent) == 1 and sent[0].endswith(b"\r\n\r\n")
+        connection.request("GET", "/healthz")
+        assert connection.getresponse().status == 200
+    finally:
+        connection.close()
