@@ -21,12 +21,14 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
 from flask import Flask, Response, current_app, g, request
+from werkzeug.http import generate_etag
 
 from loopmark.web.assets import compress_once, preferred_encoding
 
 MAX_PAGES = 512  # about 12 KB each, with their encodings: a few MB at most
 _SHARE_PAGES = "loopmark.page_cache"
 _DONE_OUTCOMES = "loopmark.outcome_cache"
+IDENTITY = "identity"
 _KEPT = "kept_page"  # g: (cache, inputs) of the page this response carries
 
 
@@ -35,7 +37,7 @@ class _Kept:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.encoded: dict[str, bytes] = {}
+        self.encoded: dict[str, tuple[bytes, str]] = {}  # encoding → (body, its ETag)
 
 
 class PageCache:
@@ -63,17 +65,20 @@ class PageCache:
                 self._pages.popitem(last=False)
         return text
 
-    def encoded(self, inputs: Hashable, encoding: str) -> bytes | None:
-        """The kept text for ``inputs`` compressed with ``encoding`` (made on first ask), or
-        None when it is no longer kept."""
+    def encoded(self, inputs: Hashable, encoding: str) -> tuple[bytes, str] | None:
+        """The kept text for ``inputs`` as sent with ``encoding`` ("identity", "br", "gzip"),
+        and its ETag, both made on first ask; None when it is no longer kept."""
         with self._lock:
             kept = self._pages.get(inputs)
         if kept is None:
             return None
-        body = kept.encoded.get(encoding)
-        if body is None:
-            body = kept.encoded[encoding] = compress_once(kept.text.encode(), encoding)
-        return body
+        sent = kept.encoded.get(encoding)
+        if sent is None:
+            body = kept.text.encode()
+            if encoding != IDENTITY:
+                body = compress_once(body, encoding)
+            sent = kept.encoded[encoding] = (body, generate_etag(body))
+        return sent
 
     def __len__(self) -> int:
         return len(self._pages)
@@ -111,7 +116,8 @@ def init_app(app: Flask) -> None:
 
 
 def compress_kept_page(response: Response) -> Response:
-    """A kept page's body, compressed once per encoding, in the best one the browser accepts."""
+    """A kept page's body, compressed once per encoding, in the best one the browser accepts,
+    with its ETag (made once too: the headers hook then leaves it)."""
     kept: tuple[PageCache, Hashable] | None = g.pop(_KEPT, None)
     if (
         kept is None
@@ -120,12 +126,13 @@ def compress_kept_page(response: Response) -> Response:
         or "Content-Encoding" in response.headers
     ):
         return response
-    encoding = preferred_encoding()
-    if encoding is None:
+    encoding = preferred_encoding() or IDENTITY
+    sent = kept[0].encoded(kept[1], encoding)
+    if sent is None:  # pushed out meanwhile by other pages: made per response, as others are
         return response
-    body = kept[0].encoded(kept[1], encoding)
-    if body is None:  # pushed out meanwhile by other pages: flask-compress does it
-        return response
+    body, etag = sent
     response.set_data(body)
-    response.headers["Content-Encoding"] = encoding
+    response.set_etag(etag)
+    if encoding != IDENTITY:
+        response.headers["Content-Encoding"] = encoding
     return response

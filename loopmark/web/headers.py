@@ -14,6 +14,9 @@ A view with special needs (the debug GraphiQL page) may set its own Content-Secu
 
 from __future__ import annotations
 
+import email.utils
+import time
+
 from flask import Flask, Request, Response, current_app, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 
@@ -118,10 +121,24 @@ def _cache_headers(response: Response) -> None:
         if response.status_code == 200:
             response.headers["Cache-Control"] = HTML_CACHE_CONTROL
             if not response.is_streamed:
-                response.add_etag()
+                response.add_etag()  # unless the view set one (a kept page has its own)
+                response.headers.setdefault("Date", http_date_now())  # else werkzeug's, slower
                 response.make_conditional(request)
             return
         if response.status_code == 404:
             response.headers["Cache-Control"] = NOT_FOUND_CACHE_CONTROL
             return
     response.headers["Cache-Control"] = NO_STORE
+
+
+_date_now: tuple[int, str] = (-1, "")
+
+
+def http_date_now() -> str:
+    """The Date header's value for now, made once a second (email.utils.formatdate is slow
+    Python; a race only makes it twice)."""
+    global _date_now
+    second = int(time.time())
+    if _date_now[0] != second:
+        _date_now = (second, email.utils.formatdate(second, usegmt=True))
+    return _date_now[1]

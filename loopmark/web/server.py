@@ -18,7 +18,6 @@ exits 0.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import os
@@ -42,6 +41,7 @@ from werkzeug.exceptions import HTTPException
 from loopmark.errors import LoopmarkError
 from loopmark.service.render_service import RenderService
 from loopmark.web.context import services as app_services
+from loopmark.web.headers import http_date_now
 from loopmark.web.logs import configure_logging
 
 log = logging.getLogger(__name__)
@@ -423,18 +423,6 @@ class _Held:
         return len(data)
 
 
-_date_now: tuple[int, bytes] = (-1, b"")
-
-
-def _http_date() -> bytes:
-    """The Date header's value, made once a second (a race only makes it twice)."""
-    global _date_now
-    second = int(time.time())
-    if _date_now[0] != second:
-        _date_now = (second, email.utils.formatdate(second, usegmt=True).encode("latin-1"))
-    return _date_now[1]
-
-
 def _linger(sock: socket.socket, wfile: Any) -> None:
     """Send what is buffered, shut the connection for writing, and read and drop what the
     client still sends, for LINGER_SECONDS at most (or until it closes)."""
@@ -527,7 +515,7 @@ def _connection_class(limit: BodyLimit) -> type[HTTPConnection]:
                 self.close_connection = True
                 self.conn.linger = True
             if not any(name.lower() == b"date" for name, _ in self.outheaders):
-                self.outheaders.append((b"Date", _http_date()))  # cheroot's is slow Python
+                self.outheaders.append((b"Date", http_date_now().encode("latin-1")))
             # Held, and sent with the body's first piece: one send, not two, per answer.
             wfile, self.conn.wfile = self.conn.wfile, _Held()
             try:

@@ -108,6 +108,11 @@ def test_a_kept_page_is_sent_compressed_once_per_encoding(
         assert decode(first.get_data()) == html
         assert again.get_data() == first.get_data()
         assert int(first.headers["Content-Length"]) == len(first.get_data())
+        # Its own ETag (another encoding's body is another entity): a match is answered 304.
+        etag = first.headers["ETag"]
+        assert etag != plain.headers["ETag"]
+        match = {"Accept-Encoding": encoding, "If-None-Match": etag}
+        assert client.get(url, headers=match).status_code == 304
     assert compressed == ["br", "gzip"]  # once each, for both requests
     # A browser taking both gets brotli, the smaller.
     both = client.get(url, headers={"Accept-Encoding": "gzip, deflate, br"})
@@ -121,7 +126,8 @@ def test_a_kept_page_is_sent_compressed_once_per_encoding(
 def test_a_kept_page_pushed_out_meanwhile_is_still_compressed() -> None:
     cache = PageCache(max_pages=1)
     cache.get_or_render("a", lambda: "<p>a</p>" * 200)
-    assert brotli.decompress(cache.encoded("a", "br") or b"") == b"<p>a</p>" * 200
+    sent = cache.encoded("a", "br")
+    assert sent is not None and brotli.decompress(sent[0]) == b"<p>a</p>" * 200
     cache.get_or_render("b", lambda: "<p>b</p>")
     assert cache.encoded("a", "br") is None  # not kept: flask-compress compresses it instead
 
