@@ -62,6 +62,23 @@ NEVER_GUARDED = frozenset({"close", "setup"})
 
 State = Literal["closed", "open", "half_open"]
 
+# Calls each thread sent to each backend through a breaker (refused ones are not sent): the access
+# log's per-request count (web.logs), so the records' load can be told by endpoint.
+_sent = threading.local()
+
+
+def calls_sent_by_this_thread() -> dict[str, int]:
+    """How many calls this thread has sent through each breaker (by its name), so far."""
+    counts: dict[str, int] | None = getattr(_sent, "counts", None)
+    return dict(counts) if counts else {}
+
+
+def _count_sent(name: str) -> None:
+    counts: dict[str, int] | None = getattr(_sent, "counts", None)
+    if counts is None:
+        counts = _sent.counts = {}
+    counts[name] = counts.get(name, 0) + 1
+
 
 class CircuitBreaker:
     """Counts a backend's recent failures and refuses calls while it is deemed down.
@@ -126,6 +143,7 @@ class CircuitBreaker:
 
     def _run(self, fn: Callable[P, T], probe: bool, /, *args: P.args, **kwargs: P.kwargs) -> T:
         answered = False
+        _count_sent(self.name)
         try:
             result = fn(*args, **kwargs)
             answered = True

@@ -2,7 +2,8 @@
 
 The request id comes from a well-formed ``X-Request-Id`` header (a load balancer's) or is made
 here; it is echoed back and stamped on every log record written while the request runs. A view
-that works on a render sets ``g.render_key`` and the access line carries it.
+that works on a render sets ``g.render_key`` and the access line carries it, with the calls the
+request sent to each backend through its circuit breaker (``records_calls``, ``storage_calls``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 
 from flask import Flask, Response, current_app, g, has_request_context, request
 from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from loopmark.service.breaker import calls_sent_by_this_thread
 
 PACKAGE_LOGGER = "loopmark"
 ACCESS_LOGGER = "loopmark.site.access"
@@ -155,6 +158,7 @@ def _start() -> None:
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
     g.request_id = incoming if _REQUEST_ID_RE.fullmatch(incoming) else uuid.uuid4().hex
     g.request_started = time.perf_counter()
+    g.backend_calls_before = calls_sent_by_this_thread()
 
 
 def _finish(response: Response) -> Response:
@@ -178,6 +182,10 @@ def _finish(response: Response) -> Response:
     render_key = g.get("render_key")
     if render_key:
         fields["render_key"] = render_key
+    before: dict[str, int] = g.get("backend_calls_before") or {}
+    for backend, sent in calls_sent_by_this_thread().items():
+        if sent > before.get(backend, 0):  # "records_calls": 2, the calls this request sent
+            fields[f"{backend}_calls"] = sent - before.get(backend, 0)
     logging.getLogger(ACCESS_LOGGER).info(
         "%s %s %s", request.method, request.path, response.status_code, extra=fields
     )
