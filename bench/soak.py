@@ -676,6 +676,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if ok else 1
 
 
+def table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    """A Markdown table after a blank line: the first column left-aligned, the rest right."""
+    rule = "|---|" + "---:|" * (len(header) - 1)
+    return ["", "| " + " | ".join(header) + " |", rule] + [
+        "| " + " | ".join(str(cell) for cell in row) + " |" for row in rows
+    ]
+
+
 def write_markdown(report: dict[str, Any], *, quick: bool) -> None:
     lines = [
         "# Soak: a trade-show morning against `loopmark serve`",
@@ -699,33 +707,23 @@ def write_markdown(report: dict[str, Any], *, quick: bool) -> None:
         f"({report['records_breaker_opened_outside_freeze']}) |",
         f"| records breaker closed after the thaw | {report['breaker_closed_after_thaw_s']} s |",
         f"| load and server niceness above moto's | {report['load_niceness_over_moto']} |",
-        "",
-        "| asked while the records were frozen | n | answers | p50 ms | max ms "
-        "| 503 with Retry-After | 503 within 2 s | 503 p50 / max ms |",
-        "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
-    for kind, f in report["frozen_asks"].items():
-        lines.append(
-            f"| {kind} | {f['n']} | {f['statuses']} | {f['p50_ms']} | {f['max_ms']} "
-            f"| {f['503_with_retry_after']} | {f['503_within_2s']} "
-            f"| {f['503_p50_ms']} / {f['503_max_ms']} |"
-        )
-    lines += [
-        "",
-        "| records calls by endpoint | requests | records calls | per request |",
-        "|---|---:|---:|---:|",
-    ]
-    for endpoint, f in report["records_calls"].items():
-        lines.append(
-            f"| {endpoint} | {f['requests']} | {f['records_calls']} | {f['per_request']:.2f} |"
-        )
-    lines += [
-        "",
-        "| share pages, by phase | n | p50 ms | p99 ms |",
-        "|---|---:|---:|---:|",
-    ]
-    for phase, figures in report["share_ms"].items():
-        lines.append(f"| {phase} | {figures['n']} | {figures['p50']} | {figures['p99']} |")
+    lines += table(
+        ["asked while the records were frozen", "n", "answers", "p50 ms", "max ms",
+         "503 with Retry-After", "503 within 2 s", "503 p50 / max ms"],
+        [[kind, f["n"], f["statuses"], f["p50_ms"], f["max_ms"], f["503_with_retry_after"],
+          f["503_within_2s"], f"{f['503_p50_ms']} / {f['503_max_ms']}"]
+         for kind, f in report["frozen_asks"].items()],
+    )  # fmt: skip
+    lines += table(
+        ["records calls by endpoint", "requests", "records calls", "per request"],
+        [[endpoint, f["requests"], f["records_calls"], f"{f['per_request']:.2f}"]
+         for endpoint, f in report["records_calls"].items()],
+    )  # fmt: skip
+    lines += table(
+        ["share pages, by phase", "n", "p50 ms", "p99 ms"],
+        [[phase, f["n"], f["p50"], f["p99"]] for phase, f in report["share_ms"].items()],
+    )
     previous = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else ""
     notes = previous[previous.index(NOTES_MARKER) :] if NOTES_MARKER in previous else NOTES_MARKER
     RESULTS.write_text("\n".join(lines) + "\n\n" + notes.rstrip("\n") + "\n", encoding="utf-8")
