@@ -9,13 +9,21 @@ loopback, and in about ten minutes (``--quick``: about three):
    with the visitor token its page gave it), then as many behind a trusted proxy
    (X-Forwarded-For);
 3. kills the server with SIGKILL in the middle of the spike and starts it again;
-4. freezes the records backend (SIGSTOP of moto's server) for FREEZE_SECONDS;
-5. polls every accepted render until it is done.
+4. freezes the records backend (SIGSTOP of moto's server) for FREEZE_SECONDS, while visitors
+   ask for what needs the records (a finished render's status, a cache hit) and for a static
+   file: the first must answer 503 + Retry-After within 2 s, the second keep answering;
+5. polls every accepted render until it is done (honouring Retry-After, as the page does).
 
-Share pages are sampled all along. It reports requests served, 5xx answers (503s while the
-backend is frozen are expected and counted apart), renders accepted against finished, share-page
-p50/p99 by phase, the server's peak RSS and open descriptors, and writes bench/soak.md. Every
-loop is bounded in count and time; only 127.0.0.1 is contacted.
+Share pages are sampled all along. It reports requests served, 5xx answers (503s to requests
+sent while the backend is frozen are expected and counted apart, with how long they took),
+renders accepted against finished, share-page p50/p99 by phase, how long after the thaw the
+records breaker closed, the server's peak RSS and open descriptors, and writes bench/soak.md.
+Every loop is bounded in count and time; only 127.0.0.1 is contacted.
+
+Fairness: the records backend here is moto's server on the same two cores as the load, the web
+server and its renders, which a real DynamoDB is not. Once moto has started, the soak lowers its
+own priority by LOAD_NICENESS (``--no-nice`` to leave it), so the load generator, the server and
+the render processes it starts run below moto, which keeps the priority it was started with.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +64,18 @@ SAMPLE_INTERVAL_SECONDS = 0.05
 VISITOR_HEADER = "X-Loopmark-Visitor"
 # A visitor asks again after a 429/503 as long as Retry-After says (as the page does), for so long.
 VISITOR_PATIENCE_SECONDS = 180.0
+# While frozen: what a stalled backend must answer within (503 + Retry-After); how often a new
+# visitor arrives asking for something that needs the records (each kind), and how often the
+# static-file visitor asks.
+FROZEN_ANSWER_SECONDS = 2.0
+FREEZE_ARRIVAL_SECONDS = 0.5
+FREEZE_ASK_INTERVAL_SECONDS = 0.2
+# A breaker opening this soon after the thaw is the freeze's doing: calls sent while frozen time
+# out (two 1 s tries) after it.
+THAW_SLACK_SECONDS = 3.0
+STATIC_FILE = "/static/css/site.css"
+# os.nice increment of the soak (and so of the server and its renders) below moto's server.
+LOAD_NICENESS = 5
 # Ports the soak may listen on (the server, moto); SOAK_PORTS=18100-18999 to choose others.
 SOAK_PORTS = range(
     *(int(n) + i for i, n in enumerate(os.environ.get("SOAK_PORTS", "18100-18999").split("-")))
@@ -106,16 +127,17 @@ class Tally:
     phase: str = "warm"
     freezing: bool = False
 
-    def answer(self, status: int) -> None:
+    def answer(self, status: int, frozen: bool) -> None:
+        """``frozen``: the request was sent while the records were frozen."""
         with self.lock:
-            if status == 503 and self.freezing:
+            if status == 503 and frozen:
                 self.frozen_503 += 1
             else:
                 self.statuses[status] += 1
 
-    def code_5xx(self, status: int, code: str) -> None:
+    def code_5xx(self, status: int, code: str, frozen: bool) -> None:
         with self.lock:
-            if not (status == 503 and self.freezing):
+            if not (status == 503 and frozen):
                 self.codes_5xx[f"{status} {code}"] += 1
 
     def error(self, what: str) -> None:
@@ -214,6 +236,7 @@ def request(
     timeout: float = 30.0,
 ) -> tuple[int, dict[str, Any] | str]:
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
+    frozen = tally.freezing  # when it was sent
     try:
         payload = json.dumps(body).encode() if body is not None else None
         sent = {"Content-Type": "application/json"} if payload else {}
@@ -225,7 +248,7 @@ def request(
         return 0, ""
     finally:
         conn.close()
-    tally.answer(response.status)
+    tally.answer(response.status, frozen)
     _last.retry_after = response.getheader("Retry-After")
     text = data.decode("utf-8", "replace")
     answer: dict[str, Any] | str = text
@@ -236,7 +259,8 @@ def request(
             pass
     if response.status >= 500:
         error = answer.get("error") if isinstance(answer, dict) else None
-        tally.code_5xx(response.status, str(error.get("code")) if isinstance(error, dict) else "-")
+        code = str(error.get("code")) if isinstance(error, dict) else "-"
+        tally.code_5xx(response.status, code, frozen)
     return response.status, answer
 
 
@@ -349,15 +373,138 @@ def wait_finished(server: Server, tally: Tally, keys: set[str]) -> tuple[int, Co
     last: Counter[str] = Counter()
     while pending and time.monotonic() < deadline:
         last = Counter()
+        pause = 1.0
         for key in sorted(pending):
+            _last.retry_after = None
             status, answer = request(server, tally, "GET", f"/api/renders/{key}")
             if status == 200:
                 pending.discard(key)
             else:
                 last[str(status)] += 1
+            if status in (429, 503):  # told to come back later: the rest of the pass waits too
+                pause = last_retry_after(2.0)
+                break
         if pending:
-            time.sleep(1.0)
+            time.sleep(pause)
     return len(keys) - len(pending), last
+
+
+@dataclass
+class FrozenAsks:
+    """What the freeze visitors asked and got: by kind, (status, seconds, Retry-After given)."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    answers: dict[str, list[tuple[int, float, bool]]] = field(default_factory=dict)
+
+    def add(self, kind: str, status: int, seconds: float, retry_after: bool) -> None:
+        with self.lock:
+            self.answers.setdefault(kind, []).append((status, seconds, retry_after))
+
+    def report(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for kind, answers in self.answers.items():
+            times = [seconds for _, seconds, _ in answers]
+            refused = [(seconds, ra) for status, seconds, ra in answers if status == 503]
+            out[kind] = {
+                "n": len(answers),
+                "statuses": dict(sorted(Counter(status for status, _, _ in answers).items())),
+                "p50_ms": round(statistics.median(times) * 1000, 1) if times else None,
+                "max_ms": round(max(times) * 1000, 1) if times else None,
+                "503_with_retry_after": sum(1 for _, ra in refused if ra),
+                "503_within_2s": sum(1 for t, _ in refused if t <= FROZEN_ANSWER_SECONDS),
+                "503_p50_ms": (
+                    round(statistics.median(t for t, _ in refused) * 1000, 1) if refused else None
+                ),
+                "503_max_ms": round(max(t for t, _ in refused) * 1000, 1) if refused else None,
+            }
+        return out
+
+
+def ask_while_frozen(
+    server: Server, tally: Tally, kind: str, asks: FrozenAsks, stop: threading.Event,
+    method: str, path: str, body: dict[str, Any] | None = None,
+) -> None:  # fmt: skip
+    """Ask for ``path`` again and again while the records are frozen, as a visitor would (after
+    a 503, as long as its Retry-After says), recording each answer and how long it took."""
+    while not stop.is_set():
+        _last.retry_after = None
+        started = time.perf_counter()
+        status, _ = request(server, tally, method, path, body, timeout=30)
+        seconds = time.perf_counter() - started
+        retry_after = getattr(_last, "retry_after", None) is not None
+        if status:
+            asks.add(kind, status, seconds, retry_after)
+        pause = last_retry_after(1.0) if status == 503 else FREEZE_ASK_INTERVAL_SECONDS
+        stop.wait(pause)
+
+
+def arrivals(
+    server: Server, tally: Tally, kind: str, asks: FrozenAsks, stop: threading.Event,
+    method: str, path: str, body: dict[str, Any] | None = None,
+) -> None:  # fmt: skip
+    """A new visitor every FREEZE_ARRIVAL_SECONDS until ``stop``, each asking as
+    :func:`ask_while_frozen` does (a crowd arriving, not one client hammering)."""
+    visitors: list[threading.Thread] = []
+    while not stop.is_set():
+        visitor = threading.Thread(
+            target=ask_while_frozen,
+            args=(server, tally, kind, asks, stop, method, path, body),
+            daemon=True,
+        )
+        visitor.start()
+        visitors.append(visitor)
+        stop.wait(FREEZE_ARRIVAL_SECONDS)
+    for visitor in visitors:
+        visitor.join(60)
+
+
+def breaker_events(log: Path, since: float) -> tuple[list[float], list[float]]:
+    """Wall-clock times (epoch seconds) of the records breaker opening and closing after
+    ``since``, from the server's JSON log."""
+    opened: list[float] = []
+    closed: list[float] = []
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        if '"loopmark.service.breaker"' not in line or "records backend" not in line:
+            continue
+        try:
+            entry = json.loads(line)
+            when = datetime.fromisoformat(entry["time"]).timestamp()
+        except (ValueError, KeyError, TypeError):
+            continue
+        if when < since:
+            continue
+        if "circuit open" in entry.get("message", ""):
+            opened.append(when)
+        elif "circuit closed" in entry.get("message", ""):
+            closed.append(when)
+    return opened, closed
+
+
+def records_calls_by_endpoint(log: Path) -> dict[str, dict[str, float]]:
+    """From the server's access lines: requests by endpoint (keys folded), and the calls they
+    sent to the records in all and per request (``records_calls``, see loopmark.web.logs)."""
+    requests: Counter[str] = Counter()
+    calls: Counter[str] = Counter()
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        if '"loopmark.site.access"' not in line:
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        path = re.sub(r"^/(api/renders|s|r|m|media)/[^/]+", r"/\1/KEY", str(entry.get("path")))
+        endpoint = f"{entry.get('method')} {path}"
+        requests[endpoint] += 1
+        calls[endpoint] += int(entry.get("records_calls", 0))
+    return {
+        endpoint: {
+            "requests": n,
+            "records_calls": calls[endpoint],
+            "per_request": calls[endpoint] / n,
+        }
+        for endpoint, n in requests.most_common()
+        if calls[endpoint]
+    }
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -383,6 +530,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="about three minutes, smaller")
     parser.add_argument("--idle", type=int, default=None, help="idle connections to hold")
+    parser.add_argument(
+        "--no-nice", action="store_true", help="leave the load and the server at moto's priority"
+    )
     args = parser.parse_args(argv)
     idle = args.idle or (1500 if args.quick else IDLE_CONNECTIONS)
     visitors = 40 if args.quick else VISITORS
@@ -393,7 +543,12 @@ def main(argv: list[str] | None = None) -> int:
     data = Path(tempfile.mkdtemp(prefix="loopmark-soak-"))
     report: dict[str, Any] = {"idle_target": idle, "visitors_per_spike": visitors}
     started = time.monotonic()
+    soak_started = time.time()
     with moto(data) as (endpoint, moto_proc):
+        if not args.no_nice:
+            # Before any thread or server starts: they (and the renders) inherit it; moto not.
+            os.nice(LOAD_NICENESS)
+        report["load_niceness_over_moto"] = 0 if args.no_nice else LOAD_NICENESS
         port = free_port()
         env = {
             **os.environ,
@@ -447,11 +602,33 @@ def main(argv: list[str] | None = None) -> int:
         report["spike_behind_proxy"] = dict(behind_proxy)
 
         tally.phase = "records frozen"
+        # What needs the records (a finished render's status, a cache hit) and what must not
+        # (a static file; share pages are sampled all along), asked while frozen.
+        asks, thawed = FrozenAsks(), threading.Event()
+        warm_key = shares[0] if shares else "0" * 24
+        askers = [
+            threading.Thread(target=target, args=args_, daemon=True)
+            for target, args_ in (
+                (arrivals, (server, tally, "render status", asks, thawed, "GET",
+                            f"/api/renders/{warm_key}")),
+                (arrivals, (server, tally, "cache hit", asks, thawed, "POST", "/api/renders",
+                            {"template": TEMPLATE_ID, "caption": "warm visitor 0"})),
+                (ask_while_frozen, (server, tally, "static file", asks, thawed, "GET",
+                                    STATIC_FILE)),
+            )
+        ]  # fmt: skip
         tally.freezing = True
         moto_proc.send_signal(signal.SIGSTOP)
+        for asker in askers:
+            asker.start()
         time.sleep(freeze_s)
+        tally.freezing = False  # before SIGCONT: what is sent from now on counts as outside
+        thawed.set()
         moto_proc.send_signal(signal.SIGCONT)
-        tally.freezing = False
+        thaw_at = time.time()
+        for asker in askers:
+            asker.join(60)
+        report["frozen_asks"] = asks.report()
         time.sleep(5)
 
         tally.phase = "recovery"
@@ -483,10 +660,28 @@ def main(argv: list[str] | None = None) -> int:
             seconds=round(time.monotonic() - started, 1),
         )
         server.stop()
+        opened, closed = breaker_events(server.log, soak_started)
+        report["records_calls"] = records_calls_by_endpoint(server.log)
+        report["records_breaker_opened"] = len(opened)
+        report["records_breaker_opened_outside_freeze"] = sum(
+            1 for t in opened if not thaw_at - freeze_s - 1 <= t <= thaw_at + THAW_SLACK_SECONDS
+        )
+        after_thaw = [t for t in closed if t >= thaw_at]
+        report["breaker_closed_after_thaw_s"] = (
+            round(after_thaw[0] - thaw_at, 1) if after_thaw else None
+        )
     print(json.dumps(report, indent=2))
     write_markdown(report, quick=args.quick)
     ok = report["accepted"] == report["finished"] and report["answers_5xx"] == 0
     return 0 if ok else 1
+
+
+def table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    """A Markdown table after a blank line: the first column left-aligned, the rest right."""
+    rule = "|---|" + "---:|" * (len(header) - 1)
+    return ["", "| " + " | ".join(header) + " |", rule] + [
+        "| " + " | ".join(str(cell) for cell in row) + " |" for row in rows
+    ]
 
 
 def write_markdown(report: dict[str, Any], *, quick: bool) -> None:
@@ -508,12 +703,27 @@ def write_markdown(report: dict[str, Any], *, quick: bool) -> None:
         f"| connection errors | {report['connection_errors'] or 'none'} |",
         f"| server peak RSS | {report['peak_rss_mb']} MB |",
         f"| server peak open descriptors | {report['peak_fds']} |",
-        "",
-        "| share pages, by phase | n | p50 ms | p99 ms |",
-        "|---|---:|---:|---:|",
+        f"| records breaker opened (outside the freeze) | {report['records_breaker_opened']} "
+        f"({report['records_breaker_opened_outside_freeze']}) |",
+        f"| records breaker closed after the thaw | {report['breaker_closed_after_thaw_s']} s |",
+        f"| load and server niceness above moto's | {report['load_niceness_over_moto']} |",
     ]
-    for phase, figures in report["share_ms"].items():
-        lines.append(f"| {phase} | {figures['n']} | {figures['p50']} | {figures['p99']} |")
+    lines += table(
+        ["asked while the records were frozen", "n", "answers", "p50 ms", "max ms",
+         "503 with Retry-After", "503 within 2 s", "503 p50 / max ms"],
+        [[kind, f["n"], f["statuses"], f["p50_ms"], f["max_ms"], f["503_with_retry_after"],
+          f["503_within_2s"], f"{f['503_p50_ms']} / {f['503_max_ms']}"]
+         for kind, f in report["frozen_asks"].items()],
+    )  # fmt: skip
+    lines += table(
+        ["records calls by endpoint", "requests", "records calls", "per request"],
+        [[endpoint, f["requests"], f["records_calls"], f"{f['per_request']:.2f}"]
+         for endpoint, f in report["records_calls"].items()],
+    )  # fmt: skip
+    lines += table(
+        ["share pages, by phase", "n", "p50 ms", "p99 ms"],
+        [[phase, f["n"], f["p50"], f["p99"]] for phase, f in report["share_ms"].items()],
+    )
     previous = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else ""
     notes = previous[previous.index(NOTES_MARKER) :] if NOTES_MARKER in previous else NOTES_MARKER
     RESULTS.write_text("\n".join(lines) + "\n\n" + notes.rstrip("\n") + "\n", encoding="utf-8")

@@ -24,7 +24,7 @@ from loopmark.records.users import open_user_records
 from loopmark.records.words import open_word_records
 from loopmark.service.admin_access import AdminSessions, LoginLimits, parse_limits
 from loopmark.service.blocklist import Blocklist, marked_keys, reapply
-from loopmark.service.breaker import CircuitBreaker, guarded
+from loopmark.service.breaker import DEFAULT_WINDOW_CALLS, CircuitBreaker, guarded
 from loopmark.service.catalog import (
     DirectoryTemplateCatalog,
     StoredTemplateCatalog,
@@ -99,6 +99,7 @@ class Breakers:
                 name,
                 error=error,
                 failures=settings.breaker_failures,
+                window_calls=max(DEFAULT_WINDOW_CALLS, 2 * settings.breaker_failures),
                 cooldown_s=settings.breaker_cooldown_seconds,
             )
 

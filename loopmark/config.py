@@ -90,9 +90,10 @@ class Settings:
     gallery_version_check_seconds: float = 5.0
     # SIGTERM: how long running renders may take to finish before they are handed back.
     shutdown_grace_seconds: float = 20.0
-    # Circuit breakers (records, storage): consecutive failures that open one, and for how long.
+    # Circuit breakers (records, storage): failures among the last calls that open one (when
+    # they are half of them at least, see service.breaker), and for how long before a probe.
     breaker_failures: int = 5
-    breaker_cooldown_seconds: int = 10
+    breaker_cooldown_seconds: int = 2
     # The brand (LOOPMARK_BRAND_FILE, else the demo brand shipped in loopmark/brand), with
     # LOOPMARK_BRAND_SLUG and LOOPMARK_TWITTER_SITE applied over its slug and handle.
     brand: Brand = field(default_factory=demo_brand)
@@ -186,7 +187,7 @@ class Settings:
             ),
             breaker_failures=_positive_int(env, "LOOPMARK_BREAKER_FAILURES", 5) or 5,
             breaker_cooldown_seconds=(
-                _positive_int(env, "LOOPMARK_BREAKER_COOLDOWN_SECONDS", 10) or 10
+                _positive_int(env, "LOOPMARK_BREAKER_COOLDOWN_SECONDS", 2) or 2
             ),
             brand=_brand(env),
             uploads=env.get("LOOPMARK_UPLOADS", "on").lower() not in _FALSE,

@@ -2,11 +2,18 @@
 immediate 503 with Retry-After instead of waiting out its timeouts one request thread at a time.
 
 One :class:`CircuitBreaker` per backend (records, storage). It is *closed* while the backend
-answers; after ``failures`` consecutive failures (the backend's ``*Unavailable`` error: a
-timeout, a refused connection, an AWS error) it *opens* for ``cooldown_s``, and every call fails
-at once with that error, carrying the remaining cool-down as ``retry_after_s``. Once the
-cool-down is over one call goes through as a probe (*half-open*) while the others are still
-refused: its answer closes the breaker, its failure opens it again for another cool-down.
+answers. It keeps the outcomes of the last ``window_calls`` calls (those of the last ``window_s``
+seconds) and *opens* when at least ``failures`` of them failed (the backend's ``*Unavailable``
+error: a timeout, a refused connection, an AWS error) and they are at least ``failure_rate`` of
+them: a frozen backend (every call failing) opens it after a handful of calls, while a slow
+moment in which a few calls among many time out costs those calls only, not everybody's.
+Open, every call fails at once with that error, carrying the remaining cool-down as
+``retry_after_s``. The cool-down is short (``cooldown_s``, 2 s by default), after which one call
+goes through as a probe (*half-open*) while the others are still refused: its answer closes the
+breaker, its failure opens it again for another cool-down. So a backend that comes back is used
+again within a cool-down and a probe, instead of every request being refused for a long fixed
+time (with 10 s before, the soak's frozen DynamoDB kept the site refusing for up to 10 s after
+it answered again).
 
 :func:`guarded` wraps a port (any object: a BlobStore, a kind of records) in the breaker without
 knowing its methods, so a method added to a port later is guarded too. Some methods are never
@@ -23,6 +30,7 @@ import logging
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Literal, ParamSpec, TypeVar, cast
 
@@ -33,10 +41,20 @@ log = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
 
-# Consecutive failures that open a breaker: one stalled call is a blip, five in a row an outage.
+# Failed calls within the window that may open a breaker (with the failure rate below): a frozen
+# backend opens it after this many, one stalled call among many is a blip.
 DEFAULT_FAILURES = 5
-# How long an open breaker refuses calls before one probe may try the backend again.
-DEFAULT_COOLDOWN_SECONDS = 10.0
+# The share of the window's calls that must have failed: a slow moment in which some calls time
+# out while most answer is not an outage.
+DEFAULT_FAILURE_RATE = 0.5
+# The window: the outcomes of the last so many calls, and none older than so many seconds. A
+# count, so that under heavy traffic a backend that stops answering still opens the breaker after
+# a few calls' timeouts (10 of 20), not after as many failures as the answers of the seconds before.
+DEFAULT_WINDOW_CALLS = 20
+DEFAULT_WINDOW_SECONDS = 10.0
+# How long an open breaker refuses calls before one probe may try the backend again: short, so
+# a backend that answers again is used again at once (the probe costs one call's timeouts).
+DEFAULT_COOLDOWN_SECONDS = 2.0
 # Retry-After while the probe is out: it answers within the backends' short timeouts.
 PROBE_RETRY_AFTER_SECONDS = 1
 # Methods no port guards: they reach no backend, or run from the command line.
@@ -44,9 +62,32 @@ NEVER_GUARDED = frozenset({"close", "setup"})
 
 State = Literal["closed", "open", "half_open"]
 
+# Calls each thread sent to each backend through a breaker (refused ones are not sent): the access
+# log's per-request count (web.logs), so the records' load can be told by endpoint.
+_sent = threading.local()
+
+
+def count_calls_sent() -> None:
+    """Count this thread's calls through every breaker from zero (a request begins)."""
+    _sent.counts = {}
+
+
+def calls_sent() -> dict[str, int]:
+    """How many calls this thread has sent through each breaker (by its name) since
+    ``count_calls_sent`` (or since it began); the thread's own counts, not a copy."""
+    counts: dict[str, int] | None = getattr(_sent, "counts", None)
+    if counts is None:
+        counts = _sent.counts = {}
+    return counts
+
+
+def _count_sent(name: str) -> None:
+    counts = calls_sent()
+    counts[name] = counts.get(name, 0) + 1
+
 
 class CircuitBreaker:
-    """Counts a backend's consecutive failures and refuses calls while it is deemed down.
+    """Counts a backend's recent failures and refuses calls while it is deemed down.
 
     ``error`` is the backend's unavailable error: raised when a call is refused, and the only
     exception counted as a failure (any other outcome, a missing file included, means the
@@ -59,21 +100,38 @@ class CircuitBreaker:
         *,
         error: type[BackendUnavailable],
         failures: int = DEFAULT_FAILURES,
+        failure_rate: float = DEFAULT_FAILURE_RATE,
+        window_calls: int = DEFAULT_WINDOW_CALLS,
+        window_s: float = DEFAULT_WINDOW_SECONDS,
         cooldown_s: float = DEFAULT_COOLDOWN_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if failures < 1 or cooldown_s <= 0:
-            raise ValueError("a breaker needs failures >= 1 and a positive cool-down")
+        if (
+            not 1 <= failures <= window_calls
+            or not 0 < failure_rate <= 1
+            or cooldown_s <= 0
+            or window_s <= 0
+        ):
+            raise ValueError(
+                "a breaker needs 1 <= failures <= window_calls, a failure rate in (0, 1], a "
+                "positive window and a positive cool-down"
+            )
         self.name = name
         self.error = error
         self.failures = failures
+        self.failure_rate = failure_rate
+        self.window_calls = window_calls
+        self.window_s = window_s
         self.cooldown_s = cooldown_s
         self.clock = clock
         self._lock = threading.Lock()
         self._state: State = "closed"
-        self._consecutive = 0
+        # The window's outcomes, oldest first: (when, failed), and how many of them failed.
+        self._outcomes: deque[tuple[float, bool]] = deque()
+        self._failed_in_window = 0
         self._opened_at = 0.0
         self._probing = False
+        self.opened = 0  # times it opened (a probe's failure included): logs, the soak
 
     @property
     def state(self) -> State:
@@ -91,6 +149,7 @@ class CircuitBreaker:
 
     def _run(self, fn: Callable[P, T], probe: bool, /, *args: P.args, **kwargs: P.kwargs) -> T:
         answered = False
+        _count_sent(self.name)
         try:
             result = fn(*args, **kwargs)
             answered = True
@@ -122,33 +181,60 @@ class CircuitBreaker:
             else:
                 retry_after_s = PROBE_RETRY_AFTER_SECONDS
         raise self.error(
-            f"{self.name} backend unavailable (circuit open after {self.failures} failures in "
-            f"a row); retry in {retry_after_s} s",
+            f"{self.name} backend unavailable (circuit open: too many calls failed); "
+            f"retry in {retry_after_s} s",
             retry_after_s=retry_after_s,
         )
 
+    def _record(self, now: float, failed: bool) -> None:
+        """Add an outcome to the window and drop those older than it (under the lock)."""
+        outcomes = self._outcomes
+        outcomes.append((now, failed))
+        self._failed_in_window += failed
+        while outcomes and (
+            len(outcomes) > self.window_calls or outcomes[0][0] <= now - self.window_s
+        ):
+            self._failed_in_window -= outcomes.popleft()[1]
+
+    def _forget(self) -> None:
+        self._outcomes.clear()
+        self._failed_in_window = 0
+
     def _answered(self, probe: bool) -> None:
         with self._lock:
-            self._consecutive = 0
             if probe:
                 self._probing = False
             if self._state != "closed":
+                # The backend answers again: what failed before it closed is history.
                 self._state = "closed"
+                self._forget()
                 log.warning("%s backend answers again: circuit closed", self.name)
+            else:
+                self._record(self.clock(), False)
 
     def _failed(self, probe: bool) -> None:
         with self._lock:
-            self._consecutive += 1
+            now = self.clock()
             if probe:
                 self._probing = False
-            reopen = probe or (self._state == "closed" and self._consecutive >= self.failures)
+            failed, calls = 0, 0
+            if self._state == "closed":
+                self._record(now, True)
+                failed, calls = self._failed_in_window, len(self._outcomes)
+            reopen = probe or (
+                self._state == "closed"
+                and failed >= self.failures
+                and failed >= self.failure_rate * calls
+            )
             if reopen:
-                self._state, self._opened_at = "open", self.clock()
+                self._state, self._opened_at = "open", now
+                self._forget()
+                self.opened += 1
         if reopen:
             log.error(
-                "%s backend failing (%d in a row): circuit open for %.0f s",
+                "%s backend failing (%s): circuit open for %.0f s",
                 self.name,
-                self._consecutive,
+                "its probe failed" if probe else f"{failed} of its last {calls} calls",
                 self.cooldown_s,
             )
 

@@ -2,7 +2,8 @@
 
 The request id comes from a well-formed ``X-Request-Id`` header (a load balancer's) or is made
 here; it is echoed back and stamped on every log record written while the request runs. A view
-that works on a render sets ``g.render_key`` and the access line carries it.
+that works on a render sets ``g.render_key`` and the access line carries it, with the calls the
+request sent to each backend through its circuit breaker (``records_calls``, ``storage_calls``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 
 from flask import Flask, Response, current_app, g, has_request_context, request
 from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from loopmark.service.breaker import calls_sent, count_calls_sent
 
 PACKAGE_LOGGER = "loopmark"
 ACCESS_LOGGER = "loopmark.site.access"
@@ -169,6 +172,7 @@ def _start() -> None:
     ctx = g._get_current_object()  # each proxy access costs a lookup
     ctx.request_id = incoming if _REQUEST_ID_RE.fullmatch(incoming) else os.urandom(16).hex()
     ctx.request_started = time.perf_counter()
+    count_calls_sent()  # from zero, for this request's thread
 
 
 def _finish(response: Response) -> Response:
@@ -193,6 +197,8 @@ def _finish(response: Response) -> Response:
     render_key = ctx.get("render_key")
     if render_key:
         fields["render_key"] = render_key
+    for backend, sent in calls_sent().items():  # "records_calls": 2, this request's calls
+        fields[f"{backend}_calls"] = sent
     _access_log.info("%s %s %s", method, path, status, extra=fields)
     return response
 

@@ -1,14 +1,25 @@
-"""The circuit breaker on a fake clock, and the guard that puts a port behind it."""
+"""The circuit breaker on a fake clock, and the guard that puts a port behind it.
+
+It opens on a failure *rate* among the last calls, not on a few timeouts in a row, and its
+cool-down is short with one half-open probe: the simulations at the end replay a slow moment and
+a frozen backend under steady traffic and count what each costs."""
 
 from __future__ import annotations
 
 import threading
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from loopmark.errors import RecordsUnavailable, StorageUnavailable
-from loopmark.service.breaker import PROBE_RETRY_AFTER_SECONDS, CircuitBreaker, guarded
+from loopmark.service.breaker import (
+    DEFAULT_COOLDOWN_SECONDS,
+    PROBE_RETRY_AFTER_SECONDS,
+    CircuitBreaker,
+    guarded,
+)
 from loopmark.storage.base import BlobStore
 from loopmark.storage.local import LocalBlobStore
 
@@ -77,7 +88,7 @@ def opened(breaker: CircuitBreaker) -> tuple[Backend, Backend]:
     return backend, port
 
 
-def test_opens_after_consecutive_failures_and_refuses_at_once(
+def test_a_failing_backend_opens_it_and_calls_are_refused_at_once(
     breaker: CircuitBreaker, clock: FakeClock
 ) -> None:
     backend = Backend()
@@ -87,6 +98,7 @@ def test_opens_after_consecutive_failures_and_refuses_at_once(
     assert breaker.state == "closed"
     fail_times(port, 1)
     assert breaker.state == "open"
+    assert breaker.opened == 1
     clock.now += 3.2
     with pytest.raises(RecordsUnavailable, match="circuit open") as refused:
         port.get("k")
@@ -94,20 +106,63 @@ def test_opens_after_consecutive_failures_and_refuses_at_once(
     assert backend.calls == 3  # refused without reaching the backend
 
 
-def test_an_answer_resets_the_count(breaker: CircuitBreaker) -> None:
+def test_a_few_failures_among_answers_do_not_open_it(breaker: CircuitBreaker) -> None:
+    """Three timeouts in a row opened the old breaker (then 10 s of refusals for everybody);
+    among answers they are a slow moment, and cost just those three calls."""
+    backend = Backend()
+    port = guarded(backend, breaker)
+    for _ in range(4):
+        assert port.get("k") == "K"
+    backend.down = True
+    fail_times(port, 3)  # 3 of 7: under half
+    assert breaker.state == "closed"
+    backend.down = False
+    assert port.get("k") == "K"
+    # A missing file is the backend answering, not failing.
+    with pytest.raises(FileNotFoundError):
+        port.missing()
+    assert breaker.state == "closed"
+    backend.down = True
+    fail_times(port, 2)  # 5 of 11 failed: still under half
+    assert breaker.state == "closed"
+    fail_times(port, 1)  # 6 of 12: half of the window
+    assert breaker.state == "open"
+
+
+def test_failures_leave_the_window_by_age_and_by_count(clock: FakeClock) -> None:
+    breaker = CircuitBreaker(
+        "records", error=RecordsUnavailable, failures=3, window_calls=6, window_s=10, clock=clock
+    )
     backend = Backend()
     port = guarded(backend, breaker)
     backend.down = True
     fail_times(port, 2)
-    backend.down = False
-    assert port.get("k") == "K"
-    backend.down = True
+    clock.now += 10  # those two are too old to count
     fail_times(port, 2)
     assert breaker.state == "closed"
-    # A missing file is the backend answering, not failing.
-    with pytest.raises(FileNotFoundError):
-        port.missing()
-    fail_times(port, 2)
+    backend.down = False
+    for _ in range(5):  # pushes the two failures out of the last six calls
+        assert port.get("k") == "K"
+    backend.down = True
+    fail_times(port, 2)  # 2 in the window: not enough
+    assert breaker.state == "closed"
+    fail_times(port, 1)  # 3 of the last 6
+    assert breaker.state == "open"
+
+
+def test_the_default_cooldown_is_short(clock: FakeClock) -> None:
+    breaker = CircuitBreaker("records", error=RecordsUnavailable, clock=clock)
+    backend = Backend()
+    port = guarded(backend, breaker)
+    backend.down = True
+    fail_times(port, 5)
+    assert breaker.state == "open"
+    with pytest.raises(RecordsUnavailable, match="circuit open") as refused:
+        port.get("k")
+    assert refused.value.retry_after_s == DEFAULT_COOLDOWN_SECONDS == 2
+    backend.down = False
+    clock.now += DEFAULT_COOLDOWN_SECONDS
+    assert port.get("k") == "K"  # the probe
     assert breaker.state == "closed"
 
 
@@ -210,3 +265,92 @@ def test_refuses_nonsense_limits() -> None:
         CircuitBreaker("x", error=RecordsUnavailable, failures=0)
     with pytest.raises(ValueError):
         CircuitBreaker("x", error=RecordsUnavailable, cooldown_s=0)
+    with pytest.raises(ValueError):
+        CircuitBreaker("x", error=RecordsUnavailable, failures=21, window_calls=20)
+    with pytest.raises(ValueError):
+        CircuitBreaker("x", error=RecordsUnavailable, failure_rate=0)
+    with pytest.raises(ValueError):
+        CircuitBreaker("x", error=RecordsUnavailable, window_s=0)
+
+
+# -- what a slow moment and a frozen backend cost, under steady traffic ------------------------
+
+CALLS_PER_SECOND = 50
+TICK = 1 / CALLS_PER_SECOND
+
+
+def replay(
+    breaker: CircuitBreaker, clock: FakeClock, seconds: float, fails: Callable[[int, float], bool]
+) -> Counter[str]:
+    """``seconds`` of traffic, CALLS_PER_SECOND calls a second through ``breaker``; call ``n`` at
+    ``t`` seconds times out when ``fails(n, t)``. Counts answered, timed out and refused calls
+    (each refused one a 503 a visitor saw without its call even being tried)."""
+    outcomes: Counter[str] = Counter()
+    backend = Backend()
+    port = guarded(backend, breaker)
+    start = clock.now
+    for n in range(int(seconds * CALLS_PER_SECOND)):
+        t = n * TICK
+        clock.now = start + t
+        backend.down = fails(n, t)
+        calls = backend.calls
+        try:
+            port.get("k")
+            outcomes["answered"] += 1
+        except RecordsUnavailable:
+            outcomes["timed out" if backend.calls > calls else "refused"] += 1
+    return outcomes
+
+
+def test_a_slow_moment_costs_only_the_calls_that_timed_out(clock: FakeClock) -> None:
+    """Two seconds in which one call in four times out, with one run of five in a row (moto on
+    a loaded machine): this breaker never opens, and the calls that timed out are the whole
+    cost. The old one (five in a row, then 10 s open) refused 10 s of everybody's calls."""
+
+    def slow_moment(n: int, t: float) -> bool:
+        return 10 <= t < 12 and (n % 4 == 0 or 10.5 <= t < 10.6)
+
+    timed_out = sum(slow_moment(n, n * TICK) for n in range(30 * CALLS_PER_SECOND))
+    breaker = CircuitBreaker("records", error=RecordsUnavailable, clock=clock)
+    outcomes = replay(breaker, clock, 30, slow_moment)
+    assert outcomes["refused"] == 0
+    assert outcomes["timed out"] == timed_out
+    assert breaker.opened == 0
+
+    five_in_a_row = CircuitBreaker(
+        "records",
+        error=RecordsUnavailable,
+        failures=5,
+        window_calls=5,
+        failure_rate=1.0,
+        cooldown_s=10,
+        clock=clock,
+    )
+    before = replay(five_in_a_row, clock, 30, slow_moment)
+    assert before["refused"] >= 9 * CALLS_PER_SECOND
+
+
+def test_a_frozen_backend_is_refused_fast_and_used_again_soon_after(clock: FakeClock) -> None:
+    """Frozen from 10 s to 20 s: a handful of calls time out, the rest are refused at once; after
+    the thaw calls are refused for at most a cool-down (and the probe), not 10 s."""
+    breaker = CircuitBreaker("records", error=RecordsUnavailable, clock=clock)
+    thaw = 20.0
+    refused_after_thaw: list[float] = []
+    first_answer_after_thaw: list[float] = []
+
+    def frozen(n: int, t: float) -> bool:
+        if t >= thaw and breaker.state != "closed":
+            refused_after_thaw.append(t)
+        elif t >= thaw and not first_answer_after_thaw:
+            first_answer_after_thaw.append(t)
+        return 10 <= t < thaw
+
+    outcomes = replay(breaker, clock, 30, frozen)
+    # Timed out: the calls that opened it (10 of the last 20) and one probe per cool-down.
+    probes = int((thaw - 10) / DEFAULT_COOLDOWN_SECONDS) + 1
+    assert outcomes["timed out"] <= 10 + probes
+    assert outcomes["refused"] >= (thaw - 10 - 1) * CALLS_PER_SECOND - outcomes["timed out"]
+    assert first_answer_after_thaw and first_answer_after_thaw[0] - thaw <= (
+        DEFAULT_COOLDOWN_SECONDS + TICK
+    )
+    assert len(refused_after_thaw) <= DEFAULT_COOLDOWN_SECONDS * CALLS_PER_SECOND + 1

@@ -280,3 +280,17 @@ def test_the_session_is_read_only_from_its_cookie(app: Flask) -> None:
     forged = f"{app.config['SESSION_COOKIE_NAME']}={signed[:-2]}xx"
     with app.test_request_context(headers={"Cookie": forged}):
         assert dict(interface.open_session(app, request) or {}) == {}
+
+
+def test_the_access_line_counts_the_calls_sent_to_each_backend(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each line says how many calls its request sent to the records (through the breaker), so
+    the records' load can be told by endpoint (bench.soak counts them)."""
+    key = render_via_api(client, "Counted")["key"]
+    with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER):
+        client.get(f"/api/renders/{key}")
+        client.get("/static/css/site.css").close()
+    status, static = [r for r in caplog.records if r.name == ACCESS_LOGGER]
+    assert json.loads(JsonFormatter().format(status))["records_calls"] == 1  # one GetItem
+    assert "records_calls" not in json.loads(JsonFormatter().format(static))
