@@ -11,8 +11,9 @@ import pytest
 from flask import Flask, Response, request, session
 from flask.testing import FlaskClient
 
+from loopmark.web import logs
 from loopmark.web.assets import asset_url, fingerprint
-from loopmark.web.logs import ACCESS_LOGGER, JsonFormatter
+from loopmark.web.logs import ACCESS_LOGGER, PACKAGE_LOGGER, JsonFormatter, configure_logging
 from tests.site.conftest import MakeApp, render_via_api
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -294,3 +295,39 @@ def test_the_access_line_counts_the_calls_sent_to_each_backend(
     status, static = [r for r in caplog.records if r.name == ACCESS_LOGGER]
     assert json.loads(JsonFormatter().format(status))["records_calls"] == 1  # one GetItem
     assert "records_calls" not in json.loads(JsonFormatter().format(static))
+
+
+def test_the_access_line_written_straight_is_the_line_logging_writes(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With nothing but our JSON handler listening (production), the access line skips the
+    logging machinery; it must be the very line that machinery writes."""
+    configure_logging()
+    package = logging.getLogger(PACKAGE_LOGGER)
+    monkeypatch.setattr(package, "level", logging.INFO)
+    key = render_via_api(client, "Straight")["key"]
+    headers = {"X-Request-Id": "req-7"}
+
+    def access_lines() -> list[dict[str, object]]:
+        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+        return [line for line in lines if line["logger"] == ACCESS_LOGGER]
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the access line went through logging")
+
+    capsys.readouterr()
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])  # pytest's own, set aside
+    with monkeypatch.context() as straight:
+        straight.setattr(logs._access_log, "info", refused)
+        client.get(f"/api/renders/{key}", headers=headers)
+    [fast] = access_lines()
+    # Another handler listening (an embedding application's): through logging, as before.
+    monkeypatch.setattr(logging.getLogger(), "handlers", [logging.NullHandler()])
+    client.get(f"/api/renders/{key}", headers=headers)
+    [slow] = access_lines()
+    assert list(fast) == list(slow)  # the same fields, in the same order
+    for field in ("time", "duration_ms"):
+        fast.pop(field), slow.pop(field)
+    assert fast == slow
+    assert fast["message"] == f"GET /api/renders/{key} 200"
+    assert fast["render_key"] == key and fast["request_id"] == "req-7"
