@@ -18,6 +18,7 @@ exits 0.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -87,6 +88,8 @@ LARGE_BODY_BYTES = 1024 * 1024
 LARGE_BODY_RETRY_AFTER_SECONDS = 10
 # Connections the kernel queues while the server is busy accepting (capped by somaxconn).
 LISTEN_BACKLOG = 2048
+# Body limits looked up by (method, path), kept for the most recent ones (a route match each).
+BODY_LIMITS_KEPT = 1024
 # The request line and headers together (cookies included).
 MAX_REQUEST_HEADER_BYTES = 64 * 1024
 # The most any route may take (a visitor's upload: LOOPMARK_UPLOAD_MAX_BYTES, at most 120 MB,
@@ -185,6 +188,7 @@ def body_limits(app: Flask) -> BodyLimit:
     default = int(app.config["MAX_CONTENT_LENGTH"] or MAX_REQUEST_BODY_BYTES)
     adapter = app.url_map.bind("localhost")
 
+    @functools.lru_cache(maxsize=BODY_LIMITS_KEPT)
     def limit(method: str, path: str) -> int:
         try:
             endpoint, _ = adapter.match(path, method=method)
@@ -450,10 +454,12 @@ def _connection_class(limit: BodyLimit) -> type[HTTPConnection]:
             self.server.reading(self.conn, False)
             if not complete:
                 return False
+            length = int(self.inheaders.get(b"Content-Length", 0))  # checked by cheroot
+            if not length and not self.chunked_read:
+                return True  # no body (a page, a poll): no limit to look up
             method = bytes(self.method).decode("latin-1")
             path = unquote(bytes(self.path).decode("latin-1"))
             self.body_limit = limit(method, path)
-            length = int(self.inheaders.get(b"Content-Length", 0))  # checked by cheroot
             if length <= self.body_limit:
                 return True
             self.close_connection = True
