@@ -27,10 +27,12 @@ render rate, but sustained cache hits beyond it would need the day items sharded
 
 from __future__ import annotations
 
+import functools
+import math
 import re
 import time
 from collections import Counter
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any, Protocol
 
 from loopmark.errors import BadInput
@@ -143,7 +145,13 @@ def check_limit(limit: int) -> None:
 
 
 def utc_day(epoch_seconds: float) -> str:
-    return datetime.fromtimestamp(epoch_seconds, UTC).date().isoformat()
+    """The UTC day of a time, as YYYY-MM-DD."""
+    return _day_text(math.floor(epoch_seconds / SECONDS_PER_DAY))
+
+
+@functools.lru_cache(maxsize=8)  # asked for on every cache hit (its statistics), today's mostly
+def _day_text(day_number: int) -> str:
+    return (date(1970, 1, 1) + timedelta(days=day_number)).isoformat()
 
 
 def day_start(day: str) -> int:

@@ -419,7 +419,7 @@ class DirectoryTemplateCatalog:
     def _load(self, template_id: str) -> Template:
         if not TEMPLATE_ID_PATTERN.match(template_id):
             raise UnknownTemplate(template_id)
-        folder = self.templates_dir / template_id
+        folder = os.path.join(self.templates_dir, template_id)
         # Any file of the folder changing (toml, source, frame) makes a new Template, and so a
         # new version, which keeps cache hits honest. The folder's own stat is checked on every
         # call (a file renamed in, as every writer here does, changes it); its files', a scan,

@@ -6,6 +6,7 @@ Also :func:`loopmark.records.setup_all`, which the statistics' DynamoDB index de
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from loopmark.records.stats import (
     MAX_STATS_DAYS,
     MAX_TOP_CAPTIONS,
     day_start,
+    utc_day,
 )
 from tests.records.conftest import FakeClock, assert_opening_connects_to_nothing, race, set_up
 
@@ -250,3 +252,10 @@ def test_a_count_can_add_several_at_once(stats: StatsRecords) -> None:
     assert stats.top_captions(days=1) == [("hi", 4)]
     with pytest.raises(BadInput):
         stats.count(template_id="wake-up", event="render", amount=0)
+
+
+@pytest.mark.parametrize(
+    "epoch", [0.0, 86_399.999, 86_400.0, -0.5, -86_400.0, 1_764_633_599.9999, 1_764_633_600.0]
+)
+def test_utc_day_is_the_calendar_day_in_utc(epoch: float) -> None:
+    assert utc_day(epoch) == datetime.fromtimestamp(epoch, UTC).date().isoformat()
