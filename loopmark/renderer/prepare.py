@@ -54,7 +54,7 @@ FRAME_ASPECT_TOLERANCE = 0.02
 FRAME_CORNER_SHARE = 0.45
 # 5: k-means sample with replacement; 6: stabilise distance per template; 7: the emoji colours
 # reserved in the palette, FFmpeg's palettegen over the k-means sample instead of every pixel.
-PREPARE_VERSION = 7
+PREPARE_VERSION = 8
 # meta.json's format: 2 added "checksums" (a SHA-256 per file); a folder without them is
 # prepared again (same folder name, same bytes, same render keys).
 MANIFEST_VERSION = 2
@@ -307,9 +307,10 @@ def _build(template: Template, folder: Path) -> None:
     # FFmpeg's median cut and the k-means both see the same fixed sample of the frames.
     sample = palette_sample(frames)
     clip_colours = refine_palette(
-        sample,
-        generate_palette(sample, colours=255 - len(reserved), fps=template.fps),
+        sample.image,
+        generate_palette(sample.image, colours=255 - len(reserved), fps=template.fps),
         fixed=reserved,
+        weights=sample.weights,
     )
     del sample
     palette = build_palette(clip_colours, reserved)

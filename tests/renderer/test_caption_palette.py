@@ -29,8 +29,9 @@ def palette_with(
 ) -> NDArray[np.uint8]:
     """The template's palette as prepare.py builds it, with ``reserved`` kept."""
     sample = palette_sample(np.asarray(prepared.frames))
-    colours = generate_palette(sample, colours=255 - len(reserved), fps=prepared.fps)
-    return build_palette(refine_palette(sample, colours, fixed=reserved), reserved)
+    colours = generate_palette(sample.image, colours=255 - len(reserved), fps=prepared.fps)
+    clip_colours = refine_palette(sample.image, colours, fixed=reserved, weights=sample.weights)
+    return build_palette(clip_colours, reserved)
 
 
 def flame_core(layer: NDArray[np.uint8]) -> NDArray[np.bool_]:
