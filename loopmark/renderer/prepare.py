@@ -53,7 +53,8 @@ from loopmark.renderer.video import decode_frames, encode_mp4, generate_palette
 FRAME_ASPECT_TOLERANCE = 0.02
 FRAME_CORNER_SHARE = 0.45
 # 5: k-means sample with replacement; 6: stabilise distance per template; 7: the emoji colours
-# reserved in the palette, FFmpeg's palettegen over the k-means sample instead of every pixel.
+# reserved in the palette, FFmpeg's palettegen over the k-means sample instead of every pixel;
+# 8: the k-means weights pixels by their SSIM cost, the sample drawn from 16 frames.
 PREPARE_VERSION = 8
 # meta.json's format: 2 added "checksums" (a SHA-256 per file); a folder without them is
 # prepared again (same folder name, same bytes, same render keys).

@@ -52,9 +52,7 @@ class PaletteSample(NamedTuple):
     weights: NDArray[np.float32]
 
 
-def palette_sample(
-    frames: NDArray[np.uint8], pixels: int = REFINE_SAMPLE_PIXELS
-) -> PaletteSample:
+def palette_sample(frames: NDArray[np.uint8], pixels: int = REFINE_SAMPLE_PIXELS) -> PaletteSample:
     """A fixed-seed sample of about ``pixels`` pixels, drawn with replacement from at most
     ``_SAMPLE_FRAMES`` frames spread evenly over the clip; all their pixels when they hold no
     more than that. Each pixel carries its SSIM error weight (``quality.error_weights``).
@@ -94,6 +92,10 @@ def refine_palette(
     templates, bytes within ±0.6 %). Only the moving colours are returned.
 
     Measured on the Big stretch template against gifski: SSIM 0.9428 → 0.9506 at the same bytes.
+    ``weights`` (one a pixel of ``frames``; ``palette_sample``'s SSIM weights) replace the plain
+    count: the palette then spends its entries where an error costs SSIM most. Measured on the
+    prepared frames alone (no caption, no stabilising): SSIM +0.0011 to +0.0018 on Head scratch,
+    Big stretch and the real clip; the renders' figures are in bench/results.md.
     The sample is drawn with a fixed seed (deterministic), with replacement: drawing without it
     shuffled every pixel's position (52 MB and a second for 6.5 M pixels) for no better palette.
     """
