@@ -54,7 +54,8 @@ FRAME_ASPECT_TOLERANCE = 0.02
 FRAME_CORNER_SHARE = 0.45
 # 5: k-means sample with replacement; 6: stabilise distance per template; 7: the emoji colours
 # reserved in the palette, FFmpeg's palettegen over the k-means sample instead of every pixel;
-# 8: the k-means weights pixels by their SSIM cost, the sample drawn from 16 frames.
+# 8: the k-means weights pixels by their SSIM cost, the sample drawn from 16 frames; no emoji
+# colours for a template whose captions are presets without emoji.
 PREPARE_VERSION = 8
 # meta.json's format: 2 added "checksums" (a SHA-256 per file); a folder without them is
 # prepared again (same folder name, same bytes, same render keys).
@@ -304,7 +305,8 @@ def _build(template: Template, folder: Path) -> None:
     frames = np.ascontiguousarray(frames)
     # The caption's colours (fill, stroke, the emoji's) keep entries of their own: a clip
     # rarely holds them, and caption pixels are only ever mapped onto this palette.
-    reserved = caption_reserved_colours(template.style)
+    # (The emoji's only when the template's captions can hold any.)
+    reserved = caption_reserved_colours(template.style, emoji=template.draws_emoji)
     # FFmpeg's median cut and the k-means both see the same fixed sample of the frames.
     sample = palette_sample(frames)
     clip_colours = refine_palette(
