@@ -126,13 +126,12 @@ def template_specs(args: argparse.Namespace, work: Path) -> list[TemplateSpec]:
 
 
 def prepare_once(spec: TemplateSpec, work: Path) -> PrepareResult:
-    from bench.cases import load_bench_template
-    from loopmark.renderer.prepare import prepare_template
+    from bench.cases import prepare_bench_template
 
     spec_path = work / f"template-{spec.id}.json"
     spec_path.write_text(json.dumps(dataclasses.asdict(spec)))
     run = run_child(PREPARE, spec_path, work / "prepare" / spec.id)
-    prepared = prepare_template(load_bench_template(spec), Path(spec.prepared_dir))  # cached now
+    prepared = prepare_bench_template(spec)  # cached now
     return PrepareResult(
         template=spec.id,
         origin=spec.origin,

@@ -177,14 +177,25 @@ def add_clip_template(
 
 
 def load_bench_template(spec: TemplateSpec) -> Any:
-    """The template with free captions: a preset-only template must still take the bench's captions.
-
-    ``caption_mode`` is not part of the template version, so the prepared cache is the same.
-    """
+    """The template with free captions: a preset-only template must still take the bench's
+    captions. Prepare it with ``prepare_bench_template``, not as it is: free captions may hold
+    emoji, which changes its palette (and its version)."""
     from loopmark.renderer.templates import load_template
 
     template = load_template(Path(spec.templates_dir), spec.id)
     return dataclasses.replace(template, caption_mode="free")
+
+
+def prepare_bench_template(spec: TemplateSpec) -> Any:
+    """The template prepared as the site prepares it (a preset-only template whose captions
+    hold no emoji keeps no palette entries for them), then given free captions
+    (``load_bench_template``) to take the bench's, none of which has an emoji."""
+    from loopmark.renderer.prepare import prepare_template
+    from loopmark.renderer.templates import load_template
+
+    served = load_template(Path(spec.templates_dir), spec.id)
+    prepared = prepare_template(served, Path(spec.prepared_dir))
+    return dataclasses.replace(prepared, template=load_bench_template(spec))
 
 
 def build_case(
@@ -194,11 +205,10 @@ def build_case(
     import numpy as np
     from PIL import Image
 
-    from loopmark.renderer.prepare import prepare_template
     from loopmark.renderer.render import caption_layer, compose_frames
 
-    template = load_bench_template(template_spec)
-    prepared = prepare_template(template, Path(template_spec.prepared_dir))
+    prepared = prepare_bench_template(template_spec)
+    template = prepared.template
     layer = caption_layer(prepared, caption)
     truth = compose_frames(prepared, layer)
     folder.mkdir(parents=True, exist_ok=True)

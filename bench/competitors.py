@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypedDict
 
-from bench.cases import CaseSpec, TemplateSpec, load_bench_template
+from bench.cases import CaseSpec, TemplateSpec, prepare_bench_template
 
 OURS_FULL = "ours: full render"
 OURS_GIF = "ours: GIF only"
@@ -75,9 +75,7 @@ def _run(argv: list[str], stdin: bytes | None = None) -> None:
 
 
 def _prepared(case: CaseSpec) -> Any:
-    from loopmark.renderer.prepare import prepare_template
-
-    return prepare_template(load_bench_template(case.template), Path(case.template.prepared_dir))
+    return prepare_bench_template(case.template)
 
 
 def _ours_gif(prepared: Any, caption: str, gifsicle_level: str) -> bytes:
@@ -182,11 +180,8 @@ def ours(case: CaseSpec, out_dir: Path) -> dict[str, Row]:
 
 def prepare(spec: TemplateSpec, out_dir: Path) -> dict[str, Row]:
     """A template's one-off preparation (decode, brand, palette, map, stabilise, preview MP4)."""
-    from loopmark.renderer.prepare import prepare_template
-
-    template = load_bench_template(spec)
     clock = Clock()
-    prepared = prepare_template(template, Path(spec.prepared_dir))
+    prepared = prepare_bench_template(spec)
     return {PREPARE: clock.row(prepared.folder)}
 
 

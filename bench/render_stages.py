@@ -129,14 +129,13 @@ def child(tree: str, spec_path: str) -> dict[str, Any]:
     from PIL import GifImagePlugin
 
     import loopmark
-    from bench.cases import TemplateSpec, load_bench_template
+    from bench.cases import TemplateSpec, prepare_bench_template
     from bench.competitors import _lzw_images
     from loopmark.brand import demo_brand
     from loopmark.renderer import render as r
     from loopmark.renderer import video
     from loopmark.renderer.card import share_card
     from loopmark.renderer.gif import encode_gif, frame_delays_cs
-    from loopmark.renderer.prepare import prepare_template
     from loopmark.renderer.video import encode_mp4
 
     assert loopmark.__file__ is not None and loopmark.__file__.startswith(tree), loopmark.__file__
@@ -144,7 +143,7 @@ def child(tree: str, spec_path: str) -> dict[str, Any]:
     template = TemplateSpec(**spec["template"])
     reps = int(spec["reps"])
     caption = spec["caption"]
-    prepared = prepare_template(load_bench_template(template), Path(template.prepared_dir))
+    prepared = prepare_bench_template(template)
     normalised = r.accept_caption(prepared.template, caption)
     key = r.normalised_render_key(prepared.template, normalised)
     r.render(prepared, spec["warmup"])  # fonts, caches
@@ -236,9 +235,8 @@ def _specs(templates: list[str], reps: int) -> list[Path]:
         WARMUP_CAPTION,
         TemplateSpec,
         add_clip_template,
-        load_bench_template,
+        prepare_bench_template,
     )
-    from loopmark.renderer.prepare import prepare_template
 
     STAGES_DIR.mkdir(parents=True, exist_ok=True)
     clip_dir = STAGES_DIR / "templates"
@@ -256,7 +254,7 @@ def _specs(templates: list[str], reps: int) -> list[Path]:
             spec = TemplateSpec(tid, str(clip_dir), str(prepared_dir), "clip")
         else:
             spec = TemplateSpec(tid, str(DEMO_TEMPLATES_DIR), str(prepared_dir), "demo")
-        prepare_template(load_bench_template(spec), prepared_dir)
+        prepare_bench_template(spec)
         path = STAGES_DIR / f"{tid}.json"
         case = {"template": spec.__dict__, "reps": reps, "caption": CAPTIONS[0][1],
                 "warmup": WARMUP_CAPTION}  # fmt: skip

@@ -9,11 +9,18 @@ off on average. Keeping EMOJI_COLOURS in the palette as well brings the core to 
 pixels to 16 on average, for 0.16 dB of the clip's PSNR (35.30 → 35.14 dB, 16 fewer entries for
 the clip); measured with tools/emoji_palette.py's colours on Wake up.
 
-Pure data and one function; prepare.py passes ``caption_reserved_colours(template.style)`` as
-``build_palette``'s reserved colours (that changes prepared bytes: PREPARE_VERSION).
+Pure data and two functions; prepare.py passes ``caption_reserved_colours(template.style,
+emoji=template.draws_emoji)`` as ``build_palette``'s reserved colours (that changes prepared
+bytes: PREPARE_VERSION). A template whose captions are presets without emoji never draws one, so
+its clip keeps those 16 entries: measured on *Head scratch* (prepared frames alone), SSIM 0.9601
+→ 0.9621, about what 8 % more palette is worth.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+
+import regex
 
 from loopmark.renderer.caption import TextStyle
 from loopmark.renderer.colours import Rgb
@@ -41,10 +48,24 @@ EMOJI_COLOURS: tuple[Rgb, ...] = (
 )
 
 
-def caption_reserved_colours(style: TextStyle) -> list[Rgb]:
-    """The palette entries kept for captions: fill, stroke, then the emoji colours (each once)."""
+# Anything a caption font might draw as a colour glyph (wider than the layout's own test, on
+# purpose: a pictograph that stays text costs the clip 16 entries, nothing worse).
+_EMOJI_RE = regex.compile(
+    r"[\p{Extended_Pictographic}\p{Emoji_Presentation}\p{Regional_Indicator}\uFE0F\u20E3]"
+)
+
+
+def may_draw_emoji(caption_mode: str, captions: Iterable[str]) -> bool:
+    """Whether a template's captions can hold emoji: a visitor's own words always can; a
+    presets-only template's only when one of its predefined captions has one."""
+    return caption_mode != "presets" or any(_EMOJI_RE.search(caption) for caption in captions)
+
+
+def caption_reserved_colours(style: TextStyle, *, emoji: bool = True) -> list[Rgb]:
+    """The palette entries kept for captions: fill, stroke, then (with ``emoji``) the emoji
+    colours, each once."""
     reserved: list[Rgb] = []
-    for colour in (style.fill, style.stroke, *EMOJI_COLOURS):
+    for colour in (style.fill, style.stroke, *(EMOJI_COLOURS if emoji else ())):
         if colour not in reserved:
             reserved.append(colour)
     return reserved

@@ -53,8 +53,10 @@ from loopmark.renderer.video import decode_frames, encode_mp4, generate_palette
 FRAME_ASPECT_TOLERANCE = 0.02
 FRAME_CORNER_SHARE = 0.45
 # 5: k-means sample with replacement; 6: stabilise distance per template; 7: the emoji colours
-# reserved in the palette, FFmpeg's palettegen over the k-means sample instead of every pixel.
-PREPARE_VERSION = 7
+# reserved in the palette, FFmpeg's palettegen over the k-means sample instead of every pixel;
+# 8: the k-means weights pixels by their SSIM cost, the sample drawn from 16 frames; no emoji
+# colours for a template whose captions are presets without emoji.
+PREPARE_VERSION = 8
 # meta.json's format: 2 added "checksums" (a SHA-256 per file); a folder without them is
 # prepared again (same folder name, same bytes, same render keys).
 MANIFEST_VERSION = 2
@@ -303,13 +305,15 @@ def _build(template: Template, folder: Path) -> None:
     frames = np.ascontiguousarray(frames)
     # The caption's colours (fill, stroke, the emoji's) keep entries of their own: a clip
     # rarely holds them, and caption pixels are only ever mapped onto this palette.
-    reserved = caption_reserved_colours(template.style)
+    # (The emoji's only when the template's captions can hold any.)
+    reserved = caption_reserved_colours(template.style, emoji=template.draws_emoji)
     # FFmpeg's median cut and the k-means both see the same fixed sample of the frames.
     sample = palette_sample(frames)
     clip_colours = refine_palette(
-        sample,
-        generate_palette(sample, colours=255 - len(reserved), fps=template.fps),
+        sample.image,
+        generate_palette(sample.image, colours=255 - len(reserved), fps=template.fps),
         fixed=reserved,
+        weights=sample.weights,
     )
     del sample
     palette = build_palette(clip_colours, reserved)

@@ -73,6 +73,25 @@ class Reference:
         return float(score.mean())
 
 
+def error_weights(rgb: NDArray[np.uint8]) -> NDArray[np.float32]:
+    """How much a colour error at each pixel of an (h, w, 3) image costs its SSIM, relative to
+    a flat area's: ``C2 / (2σ² + C2)``, σ² the variance of the 7×7 window centred on the pixel
+    (of the channels' mean; the border takes its nearest full window's).
+
+    To first order, an error of variance σₑ² in a window lowers SSIM's contrast-structure term
+    by σₑ² / (2σ² + C2): the same error costs little in busy texture and much where the image is
+    smooth. The palette's k-means weights its pixels by this (quantize.palette_sample).
+    """
+    grey = rgb.astype(np.int64).sum(axis=-1)  # 3 × the channels' mean: exact integers
+    n = WINDOW * WINDOW
+    mean = _window_sums(grey) / n
+    variance = (_window_sums(grey * grey) / n - mean * mean) / 9
+    weights = (_C2 / (2 * variance + _C2)).astype(np.float32)
+    pad = WINDOW // 2
+    padded: NDArray[np.float32] = np.pad(weights, pad, mode="edge")
+    return padded
+
+
 def ssim(truth: NDArray[np.uint8], candidate: NDArray[np.uint8]) -> float:
     """Mean SSIM of one RGB image (h, w, 3) against another, as scikit-image computes it."""
     return Reference(truth).ssim(candidate)

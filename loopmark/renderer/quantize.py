@@ -7,12 +7,13 @@ one slot kept for GIF transparency (``TRANSPARENT_INDEX``), which no pixel ever 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
 from loopmark.renderer.colours import Rgb
-from loopmark.renderer.quality import Reference
+from loopmark.renderer.quality import Reference, error_weights
 
 TRANSPARENT_INDEX = 255
 LUT_BITS = 6  # 64 levels a channel: 262,144 entries, 256 KiB; error at most 2 levels a channel
@@ -40,26 +41,38 @@ REFINE_SAMPLE_PIXELS = 300_000
 # two busy cores) in threads waking and waiting; pinned or not, 256 costs the same as 1,024.
 _NEAREST_BLOCK = 256
 _NEAREST_FRAMES = 8  # frames matched together: bounds preparation memory
+_SAMPLE_FRAMES = 16  # frames the palette's pixel sample is drawn from
 
 
-def palette_sample(
-    frames: NDArray[np.uint8], pixels: int = REFINE_SAMPLE_PIXELS
-) -> NDArray[np.uint8]:
-    """A fixed-seed sample of about ``pixels`` pixels as one image (1, rows, width, 3), drawn
-    with replacement; ``frames`` themselves when they hold no more than that.
+class PaletteSample(NamedTuple):
+    """The pixels the palette is built from, as one image (1, rows, width, 3) for FFmpeg's
+    palettegen (or the frames themselves when few), and each pixel's SSIM weight (flat)."""
+
+    image: NDArray[np.uint8]
+    weights: NDArray[np.float32]
+
+
+def palette_sample(frames: NDArray[np.uint8], pixels: int = REFINE_SAMPLE_PIXELS) -> PaletteSample:
+    """A fixed-seed sample of about ``pixels`` pixels, drawn with replacement from at most
+    ``_SAMPLE_FRAMES`` frames spread evenly over the clip; all their pixels when they hold no
+    more than that. Each pixel carries its SSIM error weight (``quality.error_weights``).
 
     The palette is built from it: FFmpeg's palettegen over every pixel was the largest part of
     a preparation (0.55–1.4 s of CPU at 480 px, hashing millions of pixels), over this sample
-    0.12–0.24 s; after the k-means, the prepared frames' SSIM was the same or higher on all five
-    bench templates (+0.0001 to +0.0024) at −0.6 to +0.5 % of their GIF bytes.
+    0.12–0.24 s. Drawing from 16 frames rather than all of them lets the weights be computed
+    for those frames alone (about 5 ms a frame); neighbouring frames of a clip share colours
+    (a boomerang's second half repeats its first).
     """
     count, height, width, _ = frames.shape
-    if count * height * width <= pixels:
-        return frames
+    chosen = np.unique(np.linspace(0, count - 1, min(count, _SAMPLE_FRAMES)).round())
+    picked = frames if len(chosen) == count else frames[chosen.astype(np.intp)]
+    weights = np.concatenate([error_weights(frame).reshape(-1) for frame in picked])
+    if len(picked) * height * width <= pixels:
+        return PaletteSample(picked, weights)
     rows = max(1, pixels // width)
-    chosen = np.random.default_rng(0).integers(0, count * height * width, rows * width)
-    sample: NDArray[np.uint8] = frames.reshape(-1, 3)[chosen]
-    return sample.reshape(1, rows, width, 3)
+    at = np.random.default_rng(0).integers(0, len(picked) * height * width, rows * width)
+    sample: NDArray[np.uint8] = picked.reshape(-1, 3)[at]
+    return PaletteSample(sample.reshape(1, rows, width, 3), weights[at])
 
 
 def refine_palette(
@@ -69,6 +82,7 @@ def refine_palette(
     iterations: int = REFINE_ITERATIONS,
     sample: int = REFINE_SAMPLE_PIXELS,
     fixed: Sequence[Rgb] = (),
+    weights: NDArray[np.float32] | None = None,
 ) -> NDArray[np.uint8]:
     """Lloyd (k-means) iterations from FFmpeg's median-cut palette over a fixed pixel sample.
 
@@ -78,17 +92,27 @@ def refine_palette(
     templates, bytes within ±0.6 %). Only the moving colours are returned.
 
     Measured on the Big stretch template against gifski: SSIM 0.9428 → 0.9506 at the same bytes.
+    ``weights`` (one a pixel of ``frames``; ``palette_sample``'s SSIM weights) replace the plain
+    count: the palette then spends its entries where an error costs SSIM most. Measured on the
+    prepared frames alone (no caption, no stabilising): SSIM +0.0011 to +0.0018 on Head scratch,
+    Big stretch and the real clip; the renders' figures are in bench/results.md.
     The sample is drawn with a fixed seed (deterministic), with replacement: drawing without it
     shuffled every pixel's position (52 MB and a second for 6.5 M pixels) for no better palette.
     """
     pixels = frames.reshape(-1, 3)
     if len(pixels) > sample:
-        pixels = pixels[np.random.default_rng(0).integers(0, len(pixels), sample)]
-    # Footage repeats colours: each distinct colour is matched once and weighted by its count
-    # (the sums are of integers, exact in float64: the same centres as point by point).
-    packed, weights = np.unique(_packed(pixels), return_counts=True)
+        at = np.random.default_rng(0).integers(0, len(pixels), sample)
+        pixels = pixels[at]
+        weights = None if weights is None else weights[at]
+    # Footage repeats colours: each distinct colour is matched once and weighted by its count,
+    # or by the sum of its pixels' ``weights`` (the same centres as point by point).
+    if weights is None:
+        packed, totals = np.unique(_packed(pixels), return_counts=True)
+    else:
+        packed, inverse = np.unique(_packed(pixels), return_inverse=True)
+        totals = np.bincount(inverse.reshape(-1), weights=weights)
     points = _unpacked(packed).astype(np.float32)
-    weighted = [points[:, channel] * weights for channel in range(3)]
+    weighted = [points[:, channel] * totals for channel in range(3)]
     moving = len(colours)
     centres = np.concatenate([colours, np.array(fixed, dtype=np.uint8).reshape(-1, 3)])
     centres = centres.astype(np.float32)
@@ -98,7 +122,7 @@ def refine_palette(
         if previous is not None and np.array_equal(nearest, previous):
             break  # the same assignment gives the same centres: every further pass is a no-op
         previous = nearest
-        counts = np.bincount(nearest, weights=weights, minlength=len(centres))
+        counts = np.bincount(nearest, weights=totals, minlength=len(centres))
         used = counts > 0
         used[moving:] = False
         for channel in range(3):

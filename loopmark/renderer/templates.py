@@ -1,8 +1,8 @@
 """Video templates: a folder per template with its source loop, branding frame and template.toml.
 
 A template's *version* is a hash of everything that shapes its prepared frames (settings, source
-bytes, frame bytes, font bytes), so editing any of them invalidates the prepared cache and every
-render key made from it.
+bytes, frame bytes, font bytes, whether its captions can hold emoji), so editing any of them
+invalidates the prepared cache and every render key made from it.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 from loopmark.brand import gif_budget
 from loopmark.errors import TemplateInvalid, UnknownTemplate
 from loopmark.renderer.caption import DEFAULT_FONT, TextStyle, fonts_dir
+from loopmark.renderer.caption_palette import may_draw_emoji
 from loopmark.renderer.caption_policy import normalize_caption
 from loopmark.renderer.colours import Rgb, parse_hex_colour
 from loopmark.renderer.probe import SOURCE_MAX_BYTES
@@ -139,6 +140,12 @@ class Template:
         return None
 
     @functools.cached_property
+    def draws_emoji(self) -> bool:
+        """Whether its captions can hold emoji: preparation keeps palette entries for their
+        colours only then (caption_palette)."""
+        return may_draw_emoji(self.caption_mode, self.captions)
+
+    @functools.cached_property
     def version(self) -> str:
         """Hash of every input of the prepared frames; changes whenever one of them changes."""
         digest = hashlib.sha256()
@@ -149,6 +156,8 @@ class Template:
         text = repr(settings)
         if self.stabilise_distance is not None:  # only then: other versions stay as they were
             text += repr(("stabilise", self.stabilise_distance))
+        if not self.draws_emoji:  # the same: a palette without the emoji colours
+            text += repr(("emoji", False))
         digest.update(text.encode())
         for path in (self.source, self.frame, self.style.font):
             digest.update(b"\0" if path is None else _file_digest(path).encode())

@@ -25,6 +25,7 @@ from bench.cases import (
     build_case,
     find_tools,
     load_truth,
+    prepare_bench_template,
 )
 from bench.child import peak_rss_mb
 from bench.competitors import (
@@ -197,3 +198,22 @@ def test_every_candidate_makes_the_same_frames_on_one_core(
     source_ssim = result.rows[RECIPE_SOURCE].ssim
     assert frames_ssim is not None and source_ssim is not None
     assert source_ssim > frames_ssim - 0.1
+
+
+def test_a_presets_template_is_prepared_as_served_and_takes_free_captions(
+    tiny_template: TemplateSpec,
+) -> None:
+    """The bench measures the palette the site serves: a template of presets without emoji keeps
+    no emoji colours (another version than in free mode), yet takes the bench's own captions."""
+    from loopmark.renderer.caption_palette import EMOJI_COLOURS
+    from loopmark.renderer.templates import load_template
+
+    toml = Path(tiny_template.templates_dir) / "tiny" / "template.toml"
+    toml.write_text('caption_mode = "presets"\ncaptions = ["Plot twist"]\n' + toml.read_text())
+    served = load_template(Path(tiny_template.templates_dir), "tiny")
+    assert served.caption_mode == "presets" and not served.draws_emoji
+    prepared = prepare_bench_template(tiny_template)
+    assert prepared.template.caption_mode == "free"
+    assert prepared.folder.name.startswith(served.version)
+    assert prepared.template.version != served.version
+    assert not {tuple(c) for c in prepared.palette.tolist()} >= set(EMOJI_COLOURS)

@@ -3,14 +3,20 @@ clip that has no such yellow (it came out pale green), and the clip loses little
 
 from __future__ import annotations
 
+import dataclasses
 import io
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from loopmark.renderer.caption_palette import EMOJI_COLOURS, caption_reserved_colours
-from loopmark.renderer.prepare import PreparedTemplate
+from loopmark.renderer.caption_palette import (
+    EMOJI_COLOURS,
+    caption_reserved_colours,
+    may_draw_emoji,
+)
+from loopmark.renderer.prepare import PreparedTemplate, prepare_template
 from loopmark.renderer.quantize import (
     build_lut,
     build_palette,
@@ -29,8 +35,9 @@ def palette_with(
 ) -> NDArray[np.uint8]:
     """The template's palette as prepare.py builds it, with ``reserved`` kept."""
     sample = palette_sample(np.asarray(prepared.frames))
-    colours = generate_palette(sample, colours=255 - len(reserved), fps=prepared.fps)
-    return build_palette(refine_palette(sample, colours, fixed=reserved), reserved)
+    colours = generate_palette(sample.image, colours=255 - len(reserved), fps=prepared.fps)
+    clip_colours = refine_palette(sample.image, colours, fixed=reserved, weights=sample.weights)
+    return build_palette(clip_colours, reserved)
 
 
 def flame_core(layer: NDArray[np.uint8]) -> NDArray[np.bool_]:
@@ -81,3 +88,30 @@ def test_a_rendered_fire_keeps_its_yellow_core(small: PreparedTemplate) -> None:
     # Yellow, not green: red stays above green and well above blue, and the colour is close.
     assert error < 35, error  # measured on this clip: 52 without the emoji colours, 26 with
     assert (shown[:, 0] >= shown[:, 1]).all() and (shown[:, 1] > shown[:, 2] + 80).all(), shown
+
+
+def test_only_presets_without_emoji_draw_none() -> None:
+    assert may_draw_emoji("free", [])  # a visitor may type any
+    assert not may_draw_emoji("presets", ["Plot twist", "Hmm… one more cup?", "Привет 你好"])
+    for preset in ("Hop 🐰", "Number 1\ufe0f\u20e3", "Go 🇩🇪", "Snow ❄\ufe0f"):
+        assert may_draw_emoji("presets", ["Plot twist", preset]), preset
+
+
+def test_a_template_without_emoji_gives_their_entries_to_the_clip(
+    small: PreparedTemplate, tmp_path: Path
+) -> None:
+    """A presets-only template whose captions hold no emoji keeps fill and stroke alone: the
+    clip takes the 16 entries (another version, so another prepared folder)."""
+    style = small.template.style
+    free = small.template
+    presets = dataclasses.replace(free, caption_mode="presets", captions=("Plot twist",))
+    assert free.draws_emoji and not presets.draws_emoji
+    assert presets.version != free.version
+    reserved = caption_reserved_colours(style)
+    assert [tuple(c) for c in small.palette[255 - len(reserved) : 255]] == reserved
+    plain = prepare_template(presets, tmp_path / "prepared")
+    assert [tuple(c) for c in plain.palette[253:255]] == [style.fill, style.stroke]
+    clip_entries = {tuple(int(v) for v in c) for c in plain.palette[:253]}
+    assert len(clip_entries) > 255 - len(reserved)  # more clip colours than the free template's
+    emoji = dataclasses.replace(presets, captions=("Plot twist 🔥",))
+    assert emoji.draws_emoji and emoji.version == free.version  # prepared as the free one

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from loopmark.renderer.prepare import PreparedTemplate
-from loopmark.renderer.quality import ssim
+from loopmark.renderer.quality import error_weights, ssim
 from loopmark.renderer.quantize import (
     STABILISE_CANDIDATES,
     TRANSPARENT_INDEX,
@@ -142,12 +142,49 @@ def test_the_tuned_distance_is_the_largest_that_keeps_the_floor(small: PreparedT
 def test_the_palette_sample_is_fixed_drawn_from_the_frames_and_shaped_as_an_image() -> None:
     rng = np.random.default_rng(6)
     frames = rng.integers(0, 256, (5, 30, 40, 3), dtype=np.uint8)
-    assert palette_sample(frames, pixels=6_000) is frames  # 6,000 pixels: all of them
+    whole = palette_sample(frames, pixels=6_000)  # 6,000 pixels: all of them
+    assert whole.image is frames
+    assert whole.weights.shape == (6_000,)
     sample = palette_sample(frames, pixels=1_000)
-    assert sample.shape == (1, 25, 40, 3)  # whole rows of the frames' width
-    assert np.array_equal(sample, palette_sample(frames, pixels=1_000))
+    assert sample.image.shape == (1, 25, 40, 3)  # whole rows of the frames' width
+    assert sample.weights.shape == (1_000,)
+    again = palette_sample(frames, pixels=1_000)
+    assert np.array_equal(sample.image, again.image)
+    assert np.array_equal(sample.weights, again.weights)
     seen = {tuple(p) for p in frames.reshape(-1, 3).tolist()}
-    assert {tuple(p) for p in sample.reshape(-1, 3).tolist()} <= seen
+    assert {tuple(p) for p in sample.image.reshape(-1, 3).tolist()} <= seen
+
+
+def test_the_palette_sample_comes_from_sixteen_frames_spread_over_the_clip() -> None:
+    frames = np.zeros((40, 8, 10, 3), np.uint8)
+    frames[:] = np.arange(40, dtype=np.uint8)[:, None, None, None]  # frame i is grey i
+    sample = palette_sample(frames, pixels=100_000)
+    greys = np.unique(sample.image[..., 0])
+    assert len(greys) == 16
+    assert greys[0] == 0 and greys[-1] == 39  # the first and the last frame among them
+
+
+def test_error_weights_favour_smooth_areas_over_texture() -> None:
+    rng = np.random.default_rng(8)
+    image = np.full((20, 40, 3), 120, np.uint8)
+    image[:, 20:] = rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)  # noise on the right
+    weights = error_weights(image)
+    assert weights.shape == (20, 40)
+    assert np.allclose(weights[:, :10], 1.0)  # flat: a full weight
+    assert weights[:, 30:].max() < 0.05  # busy: errors there cost SSIM little
+
+
+def test_weighted_k_means_moves_an_entry_towards_its_heavier_pixels() -> None:
+    frames = np.zeros((1, 2, 50, 3), np.uint8)
+    frames[0, 0] = 20
+    frames[0, 1] = 60  # one entry owns both rows
+    start = np.array([[40, 40, 40], [250, 250, 250]], np.uint8)
+    even = refine_palette(frames, start)
+    assert (even[0] == 40).all()
+    weights = np.ones(100, np.float32)
+    weights[:50] = 3.0  # the dark row counts three times
+    heavy = refine_palette(frames, start, weights=weights)
+    assert (heavy[0] == 30).all()  # (3 × 20 + 60) / 4
 
 
 def test_stabilise_writes_through_a_view_of_a_larger_array() -> None:
