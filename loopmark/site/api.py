@@ -225,7 +225,7 @@ def outcome_response(outcome: RenderOutcome, *, cacheable: bool) -> Response:
     g.render_key = outcome.key
     if outcome.status == "done":
         # The same JSON for the same record: made once (a crowd's cache hits ask for it).
-        inputs = (repr(outcome), request.script_root)
+        inputs = (repr(outcome), links.site_origin(), request.script_root)
         text = done_outcomes().get_or_render(inputs, lambda: _json_text(outcome_json(outcome)))
         response = current_app.response_class(text, mimetype="application/json")
         response.status_code = 200

@@ -262,7 +262,14 @@ def share(key: str) -> Response | tuple[str, int]:
         # Other arguments (a campaign's utm_*, or anything at all) are repeated in the page's
         # language links: made afresh, or cycling them would push every kept page out.
         return make_response(page())
-    inputs = (key, repr(meta), i18n.current_language(), request.script_root, request.query_string)
+    inputs = (
+        key,
+        repr(meta),
+        i18n.current_language(),
+        links.site_origin(),  # its absolute links: the request's host when no SITE_URL is set
+        request.script_root,
+        request.query_string,
+    )
     return make_response(send_kept(share_pages(), inputs, page))
 
 

@@ -73,8 +73,12 @@ def absolute(url: str) -> str:
     else the request's scheme and host. Absolute URLs are returned unchanged."""
     if url.startswith(("https://", "http://")):
         return url
-    base = current_app.config.get("SITE_URL") or request.host_url.rstrip("/")
-    return base + ("" if url.startswith("/") else "/") + url
+    return site_origin() + ("" if url.startswith("/") else "/") + url
+
+
+def site_origin() -> str:
+    """The origin absolute URLs start with: LOOPMARK_SITE_URL, else the request's (debug)."""
+    return str(current_app.config.get("SITE_URL") or request.host_url.rstrip("/"))
 
 
 def media_origins() -> list[str]:

@@ -153,3 +153,15 @@ def test_a_done_renders_json_is_made_once_per_record(app: Flask, done: dict[str,
     # A take-down shows at once: the record is read on every request, before the cache.
     render_service(app).take_down(done["key"], reason="test")
     assert client.get(url).status_code == 410
+
+
+def test_without_a_site_url_each_host_gets_its_own_links(app: Flask, done: dict[str, Any]) -> None:
+    """Debug, no LOOPMARK_SITE_URL: absolute links follow the request's host, so the kept JSON
+    and page are kept per host (in production they all use the site URL)."""
+    assert not app.config.get("SITE_URL")
+    client = app.test_client()
+    for host in ("http://one.example", "http://two.example", "http://one.example"):
+        answer = client.get(f"/api/renders/{done['key']}", base_url=host).get_json()
+        assert answer["share_url"] == f"{host}/s/{done['key']}"
+        page = client.get(f"/s/{done['key']}", base_url=host).get_data(as_text=True)
+        assert f'href="{host}/s/{done["key"]}"' in page
