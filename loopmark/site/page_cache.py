@@ -122,7 +122,7 @@ def compress_kept_page(response: Response) -> Response:
     if (
         kept is None
         or response.status_code != 200
-        or request.method != "GET"
+        or request.method not in ("GET", "HEAD")
         or "Content-Encoding" in response.headers
     ):
         return response
