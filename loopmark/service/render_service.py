@@ -59,6 +59,7 @@ from loopmark.service.catalog import TemplateCatalog
 from loopmark.service.languages import translate
 from loopmark.service.metrics import Metrics
 from loopmark.service.purge import CdnPurge, NoPurge
+from loopmark.service.record_cache import KeptDoneRecords
 from loopmark.service.render_times import SEED_RECORDS as RENDER_TIMES_SEED_RECORDS
 from loopmark.service.render_times import RenderTimes
 from loopmark.service.words import CachedWordLists
@@ -222,7 +223,8 @@ class RenderService:
         self.catalog = catalog
         self.brand = brand  # dresses the share cards (None: the demo brand)
         self.blobs = blobs
-        self.records = records
+        # Done records kept a second: the reads a crowd's cache hits and share pages repeat.
+        self.records = KeptDoneRecords(records)
         self.metrics = metrics or Metrics()
         self.words = words
         self.stats = stats

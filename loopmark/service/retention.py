@@ -173,6 +173,7 @@ def collect_garbage(
                 record.key, updated_at=record.updated_at
             ):
                 continue  # taken down or rendered again meanwhile
+            render.records.forget(record.key)  # changed beside the render service's port
             report.renders += 1
             _delete_media(render, record.key, report)
     _collect_orphans(render, gallery_keys, cutoff, report)

@@ -31,6 +31,7 @@ from loopmark.records.renders import (
     SqliteRenderRecords,
 )
 from loopmark.records.sqlite import SqliteDatabase
+from loopmark.service.record_cache import KeptDoneRecords
 from tests.records.conftest import START, FakeClock, race, set_up
 
 LEASE = 90.0
@@ -46,9 +47,17 @@ MEDIA: dict[str, Any] = {
 }
 
 
-@pytest.fixture
-def records(records_url: str, clock: FakeClock) -> Iterator[RenderRecords]:
-    yield from set_up(open_render_records(records_url, clock=clock))
+@pytest.fixture(params=["adapter", "kept"])
+def records(
+    records_url: str, clock: FakeClock, request: pytest.FixtureRequest
+) -> Iterator[RenderRecords]:
+    """Each adapter, and each behind the render service's kept done records (the contract
+    must hold through it too: service.record_cache)."""
+    adapter = open_render_records(records_url, clock=clock)
+    if request.param == "adapter":
+        yield from set_up(adapter)
+    else:
+        yield from set_up(KeptDoneRecords(adapter))
 
 
 def claim(

@@ -1,0 +1,136 @@
+"""Done render records kept a moment (service.record_cache): a crowd's repeated reads of a done
+record reach the records once a second, a change made here shows at once, and nothing but done
+records is kept. The RenderRecords contract through it runs in tests/records/test_renders.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loopmark.records import RenderRecord, RenderRecords, RenderStatus, open_render_records
+from loopmark.service.record_cache import KeptDoneRecords
+
+KEY = "a" * 24
+OWNER = "worker-1"
+MEDIA = {"gif": "r/aa/k/loop.gif", "width": 480, "height": 270}
+
+
+class Counted:
+    """A real SQLite adapter that counts the reads reaching it."""
+
+    def __init__(self, records: RenderRecords) -> None:
+        self.records = records
+        self.reads = 0
+
+    def get(self, key: str) -> RenderRecord | None:
+        self.reads += 1
+        return self.records.get(key)
+
+    def purge_everything(self) -> int:  # an adapter's own extra (as retention's deletes are)
+        return 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.records, name)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def counted(tmp_path: Path) -> Iterator[Counted]:
+    records = open_render_records(f"sqlite:///{tmp_path / 'loopmark.db'}")
+    records.setup()
+    yield Counted(records)
+    records.close()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def kept(counted: Counted, clock: Clock) -> KeptDoneRecords:
+    return KeptDoneRecords(counted, keep_s=1.0, clock=clock)  # type: ignore[arg-type]
+
+
+def render_to_done(kept: KeptDoneRecords) -> None:
+    kept.enqueue(KEY, template_id="small", caption="Hi", words_version=None)
+    kept.claim_lease(KEY, owner=OWNER, template_id="small", caption="Hi", lease_seconds=60)
+    assert kept.complete(KEY, owner=OWNER, media=MEDIA)
+
+
+def test_a_done_record_is_read_once_a_second(
+    kept: KeptDoneRecords, counted: Counted, clock: Clock
+) -> None:
+    render_to_done(kept)
+    first = kept.get(KEY)
+    assert first is not None and first.status == RenderStatus.DONE
+    for _ in range(50):
+        assert kept.get(KEY) == first
+    assert counted.reads == 1
+    clock.now += 1.0
+    assert kept.get(KEY) == first
+    assert counted.reads == 2
+
+
+def test_a_record_not_done_is_read_every_time(kept: KeptDoneRecords, counted: Counted) -> None:
+    assert kept.get(KEY) is None and kept.get(KEY) is None  # unknown
+    kept.enqueue(KEY, template_id="small", caption="Hi", words_version=None)
+    queued = [kept.get(KEY) for _ in range(3)]
+    assert {r.status for r in queued if r is not None} == {RenderStatus.QUEUED}
+    assert counted.reads == 5
+
+
+def test_a_change_made_here_shows_at_once(kept: KeptDoneRecords, counted: Counted) -> None:
+    render_to_done(kept)
+    assert kept.get(KEY).status == RenderStatus.DONE  # type: ignore[union-attr]
+    kept.block(KEY, reason="take-down")
+    assert kept.get(KEY).status == RenderStatus.BLOCKED  # type: ignore[union-attr]
+    assert counted.reads == 2
+
+
+def test_another_ports_change_shows_within_a_second_or_when_forgotten(
+    kept: KeptDoneRecords, counted: Counted, clock: Clock
+) -> None:
+    render_to_done(kept)
+    assert kept.get(KEY).status == RenderStatus.DONE  # type: ignore[union-attr]
+    counted.records.block(KEY, reason="from the command line")  # another process
+    assert kept.get(KEY).status == RenderStatus.DONE  # type: ignore[union-attr]  # kept
+    clock.now += 1.0
+    assert kept.get(KEY).status == RenderStatus.BLOCKED  # type: ignore[union-attr]
+
+
+def test_forget_and_an_adapters_own_methods_drop_what_is_kept(
+    kept: KeptDoneRecords, counted: Counted
+) -> None:
+    render_to_done(kept)
+    kept.get(KEY)
+    kept.forget(KEY)
+    kept.get(KEY)
+    assert counted.reads == 2
+    assert kept.purge_everything() == 0  # passed through...
+    kept.get(KEY)
+    assert counted.reads == 3  # ...and everything kept forgotten
+
+
+def test_at_most_max_kept_records(counted: Counted, clock: Clock) -> None:
+    kept = KeptDoneRecords(counted, keep_s=60, max_kept=2, clock=clock)  # type: ignore[arg-type]
+    keys = [c * 24 for c in "bcd"]
+    for key in keys:
+        kept.enqueue(key, template_id="small", caption=key, words_version=None)
+        kept.claim_lease(key, owner=OWNER, template_id="small", caption=key, lease_seconds=60)
+        kept.complete(key, owner=OWNER, media=MEDIA)
+        kept.get(key)
+    assert counted.reads == 3
+    kept.get(keys[0])  # the oldest went out
+    kept.get(keys[2])
+    assert counted.reads == 4
