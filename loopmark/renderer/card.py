@@ -143,11 +143,17 @@ def _lined_background(primary: str, colour: str, text: str) -> tuple[Image.Image
 
 
 def encode_card(canvas: Image.Image) -> bytes:
-    """The card as a progressive JPEG under CARD_MAX_BYTES (quality lowered until it fits)."""
+    """The card as a baseline JPEG with optimised Huffman tables under CARD_MAX_BYTES (quality
+    lowered until it fits).
+
+    Not progressive: a progressive file decodes to the very same pixels (the same DCT and
+    quantisation, only the scans differ) and is about 4.7 % smaller, but its encode took 12 ms
+    of a render against 5 ms (1200×630, measured on the demo templates); link previews are
+    fetched whole by the networks' crawlers, so the scans' early preview buys nothing."""
     data = b""
     for quality in CARD_QUALITIES:
         out = io.BytesIO()
-        canvas.save(out, "JPEG", quality=quality, optimize=True, progressive=True)
+        canvas.save(out, "JPEG", quality=quality, optimize=True)
         data = out.getvalue()
         if len(data) < CARD_MAX_BYTES:
             break

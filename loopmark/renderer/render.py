@@ -154,6 +154,7 @@ class _Ink:
     """A caption layer's ink as offsets into a flattened frame: opaque pixels with their
     colours, and the semi-transparent edge with its colours and alphas."""
 
+    opaque_pixels: NDArray[np.intp]  # pixel offsets of the opaque ink
     opaque: NDArray[np.intp]  # byte offsets (three a pixel)
     colours: NDArray[np.uint8]  # their bytes
     edge_pixels: NDArray[np.intp]  # pixel offsets of the edge
@@ -164,10 +165,12 @@ class _Ink:
 
 def _ink_of(prepared: PreparedTemplate, layer: NDArray[np.uint8]) -> _Ink:
     opaque, edge = _ink(layer)
+    opaque_pixels = _positions(prepared, opaque)
     edge_pixels = _positions(prepared, edge)
     ink = layer[edge]
     return _Ink(
-        opaque=_channels(_positions(prepared, opaque)),
+        opaque_pixels=opaque_pixels,
+        opaque=_channels(opaque_pixels),
         colours=layer[opaque][:, :3].ravel(),
         edge_pixels=edge_pixels,
         edge=_channels(edge_pixels),
@@ -198,12 +201,18 @@ MP4_CHUNK_FRAMES = 8
 
 
 def composed_chunks(
-    prepared: PreparedTemplate, layer: NDArray[np.uint8], frames: int | None = None
+    prepared: PreparedTemplate,
+    layer: NDArray[np.uint8],
+    frames: int | None = None,
+    *,
+    ink: _Ink | None = None,
 ) -> Iterator[NDArray[np.uint8]]:
     """The composed frames, ``frames`` (MP4_CHUNK_FRAMES) at a time: ``compose_frames``'s very
-    bytes without all of them in memory at once (the MP4's input)."""
+    bytes without all of them in memory at once (the MP4's input). ``ink``: ``layer``'s, when
+    the caller already has it."""
     frames = frames or MP4_CHUNK_FRAMES
-    ink = _ink_of(prepared, layer)
+    if ink is None:
+        ink = _ink_of(prepared, layer)
     for start in range(0, prepared.frame_count, frames):
         yield _compose(prepared, ink, start, min(start + frames, prepared.frame_count))
 
@@ -225,9 +234,12 @@ def caption_indices(
     composed: NDArray[np.uint8] | None,
     layer: NDArray[np.uint8],
     settings: RenderSettings,
+    *,
+    ink: _Ink | None = None,
 ) -> NDArray[np.uint8]:
     """The template's indices with the caption's pixels mapped into the box (``composed``:
-    ``compose_frames``'s result, or None to compose only what is needed).
+    ``compose_frames``'s result, or None to compose only what is needed; ``ink``: ``layer``'s
+    ``_ink_of``, when the caller already has it).
 
     An opaque ink pixel is looked up once (it is the same colour in every frame) and never
     flickers; only the semi-transparent edge is looked up per frame and stabilised. Pixels the
@@ -238,8 +250,9 @@ def caption_indices(
     indices = np.array(prepared.indices)
     count = len(indices)
     flat = indices.reshape(count, -1)
-    opaque, edge = _ink(layer)
-    flat[:, _positions(prepared, opaque)] = lookup(prepared.lut, layer[opaque][:, :3])
+    if ink is None:
+        ink = _ink_of(prepared, layer)
+    flat[:, ink.opaque_pixels] = lookup(prepared.lut, ink.colours.reshape(-1, 3))
     distance = settings.stabilise_distance
     if distance is None:
         distance = prepared.stabilise_distance
@@ -250,14 +263,14 @@ def caption_indices(
         cols = slice(box.x, box.x + box.w)
         region = indices[:, rows, cols]
         truth = composed[:, rows, cols]
+        _opaque, edge = _ink(layer)
         region[:, edge] = lookup(prepared.lut, truth[:, edge])
         stabilise(region, truth, prepared.palette, distance=distance)
-    elif edge.any():
+    elif ink.edge_pixels.size:
         # Anti-aliased edges over moving footage flicker between near colours; steady them as
         # the template's own pixels were.
-        at = _positions(prepared, edge)
+        at = ink.edge_pixels
         if composed is None:  # the edge's truth alone, blended as compose_frames blends it
-            ink = _ink_of(prepared, layer)
             truth_edge = _blend(prepared.frames.reshape(count, -1, 3)[:, at], ink)
         else:
             truth_edge = composed.reshape(count, -1, 3)[:, at]
@@ -331,6 +344,9 @@ class GifStage:
     height: int
     seconds: float
     budget: BudgetOutcome | None = None  # what the GIF size budget did (None: no budget)
+    # The layer's ink as frame offsets (made once for the indices, reused by the extras; None:
+    # made again from ``layer``).
+    ink: _Ink | None = None
 
 
 # Where the stages' progress reports sit in 0..1: the GIF's frames are most of the CPU up to
@@ -359,7 +375,8 @@ def render_gif_stage(
     layer = caption_layer(prepared, normalised)
     # Not every frame composed: the GIF needs only the edge's truth, the MP4 composes its
     # input a few frames at a time (render_extras), so no full copy of the frames is held.
-    indices = caption_indices(prepared, None, layer, settings)
+    ink = _ink_of(prepared, layer)
+    indices = caption_indices(prepared, None, layer, settings, ink=ink)
     count = prepared.frame_count
     report(GIF_PROGRESS_START)
     span = GIF_PROGRESS_END - GIF_PROGRESS_START
@@ -402,6 +419,7 @@ def render_gif_stage(
         height=prepared.height,
         seconds=round(prepared.seconds, 3),
         budget=outcome,
+        ink=ink,
     )
 
 
@@ -425,7 +443,8 @@ def render_extras(
     store each rendition as it lands. ``card_line``: the card's brand line in the render's
     language (the brand's ``share.card_line`` as written by default)."""
     report = progress or (lambda _fraction: None)
-    first = _compose(prepared, _ink_of(prepared, stage.layer), 0, 1)
+    ink = stage.ink if stage.ink is not None else _ink_of(prepared, stage.layer)
+    first = _compose(prepared, ink, 0, 1)
     for kind in EXTRA_KINDS:
         if kind == "poster":
             payload = poster_jpeg(first)
@@ -433,7 +452,7 @@ def render_extras(
             payload = thumbnail_jpeg(first[0])
         elif kind == "mp4":
             payload = encode_mp4_chunks(
-                composed_chunks(prepared, stage.layer),
+                composed_chunks(prepared, stage.layer, ink=ink),
                 width=prepared.width,
                 height=prepared.height,
                 fps=prepared.fps,
