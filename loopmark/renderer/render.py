@@ -11,6 +11,7 @@ import base64
 import hashlib
 import io
 import json
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -23,7 +24,7 @@ from loopmark.errors import N_, CaptionRejected
 from loopmark.renderer.budget import BudgetOutcome, fit_gif_budget
 from loopmark.renderer.caption import render_caption_layer
 from loopmark.renderer.caption_policy import WordLists, check_caption, normalize_caption
-from loopmark.renderer.card import share_card
+from loopmark.renderer.card import card_frame_size, share_card, stretch_across
 from loopmark.renderer.gif import encode_gif, frame_delays_cs, gifsicle_optimise
 from loopmark.renderer.prepare import POSTER_JPEG_QUALITY, PREPARE_VERSION, PreparedTemplate
 from loopmark.renderer.quantize import lookup, stabilise
@@ -458,9 +459,46 @@ def render_extras(
                 fps=prepared.fps,
             )
         else:
-            payload = share_card(first[0], brand or demo_brand(), line=card_line)
+            payload = card_jpeg(prepared, first[0], brand or demo_brand(), line=card_line)
         report(EXTRA_PROGRESS[kind])
         yield kind, payload
+
+
+# The template's first frame scaled across to its width on the share card, by the id of the
+# prepared frames it was made from, held weakly: a template dropped or reloaded takes its entry
+# with it (a frozen dataclass of arrays has no hash, so no WeakKeyDictionary).
+_CARD_ACROSS: dict[int, tuple[weakref.ref[NDArray[np.uint8]], NDArray[np.uint8]]] = {}
+
+
+def card_jpeg(
+    prepared: PreparedTemplate,
+    first: NDArray[np.uint8],
+    brand: Brand,
+    *,
+    line: str | None = None,
+) -> bytes:
+    """The share card of a render of ``prepared`` whose first composed frame is ``first``:
+    ``share_card(first, brand, line=line)``'s very bytes, with the template's first frame
+    scaled across once per template (``_card_across``)."""
+    return share_card(first, brand, line=line, across=_card_across(prepared, first))
+
+
+def _card_across(prepared: PreparedTemplate, first: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """``stretch_across`` of the composed first frame ``first`` for the share card: the
+    template's own first frame's, made once per template, with the caption box's rows (the only
+    ones a caption changes) scaled again. Two renders racing make it twice, harmlessly."""
+    width, _ = card_frame_size(prepared.width, prepared.height)
+    frames = prepared.frames
+    key = id(frames)
+    entry = _CARD_ACROSS.get(key)
+    if entry is None or entry[0]() is not frames or entry[1].shape[1] != width:
+        base = stretch_across(np.ascontiguousarray(frames[0]), width)
+        gone = weakref.ref(frames, lambda _ref: _CARD_ACROSS.pop(key, None))
+        _CARD_ACROSS[key] = entry = (gone, base)
+    rows = slice(prepared.box.y, prepared.box.y + prepared.box.h)
+    across = entry[1].copy()
+    across[rows] = stretch_across(np.ascontiguousarray(first[rows]), width)
+    return across
 
 
 def poster_jpeg(composed: NDArray[np.uint8]) -> bytes:
