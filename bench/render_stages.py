@@ -190,7 +190,7 @@ def child(tree: str, spec_path: str) -> dict[str, Any]:
         t = timed("GIF encode", t)
         r.poster_jpeg(composed)
         t = timed("poster", t)
-        r.thumbnail_jpeg(composed[0])
+        r.render_thumbnail(prepared, composed[0])
         t = timed("thumbnail", t)
         encode_mp4(composed, fps=prepared.fps)
         t = timed("MP4", t)

@@ -40,13 +40,13 @@ def share_card(
     brand: Brand,
     *,
     line: str | None = None,
-    across: NDArray[np.uint8] | None = None,
+    scaled: NDArray[np.uint8] | None = None,
 ) -> bytes:
     """The 1200×630 JPEG share card of ``frame`` (an RGB image of any size): the frame scaled to
     fit above a brand line (``line``, by default the brand's ``share.card_line``), on the
-    brand's primary colour. ``across``: ``stretch_across(frame, card_frame_size(...)[0])``,
-    when the caller has it (the same card, a pass of the scaling fewer)."""
-    canvas = card_image(frame, brand, line=line, across=across)
+    brand's primary colour. ``scaled``: the frame already Lanczos-scaled to
+    ``card_frame_size`` (``renderer.rescale``), when the caller has it."""
+    canvas = card_image(frame, brand, line=line, scaled=scaled)
     return encode_card(canvas)
 
 
@@ -62,19 +62,6 @@ def _frame_box(headline: bool) -> tuple[int, int]:
     if headline:
         box_w = box_w * 3 // 5
     return box_w, CARD_HEIGHT - 2 * MARGIN_PX - BRAND_BAND_PX
-
-
-def stretch_across(rows: NDArray[np.uint8], width: int) -> NDArray[np.uint8]:
-    """RGB ``rows`` (all of a frame's, or some) Lanczos-resized across only, to ``width``.
-
-    Pillow scales a frame in two passes, across then down, each rounded to 8 bits, and a row's
-    pass across depends on that row alone: so the frame's scaling is this of all its rows
-    scaled down (``card_image(across=)``), to the byte, and a caller that keeps it for a
-    template's first frame redoes only the rows a caption touched (about 3 of the card's
-    10 ms at 480×270)."""
-    height = rows.shape[0]
-    stretched = Image.fromarray(rows).resize((width, height), Image.Resampling.LANCZOS)
-    return np.asarray(stretched)
 
 
 def site_card(
@@ -104,11 +91,12 @@ def card_image(
     *,
     line: str | None = None,
     headline: str | None = None,
-    across: NDArray[np.uint8] | None = None,
+    scaled: NDArray[np.uint8] | None = None,
 ) -> Image.Image:
     """The card as an RGB image (``share_card`` before encoding). A ``headline`` (the site's own
     card) is set large beside the frame instead of the frame taking the whole width.
-    ``across``: the frame already scaled across (``stretch_across``), only scaled down here."""
+    ``scaled``: the frame already scaled to ``card_frame_size`` (the very pixels of the
+    Lanczos scaling here: ``renderer.rescale`` redoes only the rows a caption changed)."""
     picture = frame if isinstance(frame, Image.Image) else Image.fromarray(frame)
     if picture.mode != "RGB":
         picture = picture.convert("RGB")
@@ -121,12 +109,12 @@ def card_image(
     draw = ImageDraw.Draw(canvas)
     box_w, box_h = _frame_box(bool(headline))
     size = card_frame_size(picture.width, picture.height, headline=bool(headline))
-    if across is None:
-        scaled = picture.resize(size, Image.Resampling.LANCZOS)
+    if scaled is None:
+        resized = picture.resize(size, Image.Resampling.LANCZOS)
+    elif scaled.shape[:2] != (size[1], size[0]):
+        raise ValueError(f"scaled is {scaled.shape[:2]}, not {(size[1], size[0])}")
     else:
-        if across.shape[:2] != (picture.height, size[0]):
-            raise ValueError(f"across is {across.shape[:2]}, not {(picture.height, size[0])}")
-        scaled = Image.fromarray(across).resize(size, Image.Resampling.LANCZOS)
+        resized = Image.fromarray(scaled)
     left = MARGIN_PX + (box_w - size[0]) // 2 if not headline else MARGIN_PX + FRAME_BORDER_PX
     top = MARGIN_PX + (box_h - size[1]) // 2
     draw.rectangle(
@@ -138,7 +126,7 @@ def card_image(
         ),
         fill=_rgb(brand.colours.accent),
     )
-    canvas.paste(scaled, (left, top))
+    canvas.paste(resized, (left, top))
     if text_top is None or text_top <= top + size[1] + FRAME_BORDER_PX:
         # The line was not drawn yet, or it reaches the frame (never at 1200×630 and 40 px;
         # drawn over it again, the same bytes as before the background was cached).

@@ -24,10 +24,11 @@ from loopmark.errors import N_, CaptionRejected
 from loopmark.renderer.budget import BudgetOutcome, fit_gif_budget
 from loopmark.renderer.caption import render_caption_layer
 from loopmark.renderer.caption_policy import WordLists, check_caption, normalize_caption
-from loopmark.renderer.card import card_frame_size, share_card, stretch_across
+from loopmark.renderer.card import card_frame_size, share_card
 from loopmark.renderer.gif import encode_gif, frame_delays_cs, gifsicle_optimise
 from loopmark.renderer.prepare import POSTER_JPEG_QUALITY, PREPARE_VERSION, PreparedTemplate
 from loopmark.renderer.quantize import lookup, stabilise
+from loopmark.renderer.rescale import KeptRescale
 from loopmark.renderer.templates import Template
 from loopmark.renderer.video import encode_mp4_chunks
 
@@ -450,7 +451,7 @@ def render_extras(
         if kind == "poster":
             payload = poster_jpeg(first)
         elif kind == "thumbnail":
-            payload = thumbnail_jpeg(first[0])
+            payload = render_thumbnail(prepared, first[0])
         elif kind == "mp4":
             payload = encode_mp4_chunks(
                 composed_chunks(prepared, stage.layer, ink=ink),
@@ -478,27 +479,42 @@ def card_jpeg(
     line: str | None = None,
 ) -> bytes:
     """The share card of a render of ``prepared`` whose first composed frame is ``first``:
-    ``share_card(first, brand, line=line)``'s very bytes, with the template's first frame
-    scaled across once per template (``_card_across``)."""
-    return share_card(first, brand, line=line, across=_card_across(prepared, first))
+    ``share_card(first, brand, line=line)``'s very bytes, the frame's scaling redone only
+    where the caption box reaches (``_kept``)."""
+    size = card_frame_size(prepared.width, prepared.height)
+    return share_card(first, brand, line=line, scaled=_kept(prepared, "card", size)(first))
 
 
-def _card_across(prepared: PreparedTemplate, first: NDArray[np.uint8]) -> NDArray[np.uint8]:
-    """``stretch_across`` of the composed first frame ``first`` for the share card: the
-    template's own first frame's, made once per template, with the caption box's rows (the only
-    ones a caption changes) scaled again. Two renders racing make it twice, harmlessly."""
-    width, _ = card_frame_size(prepared.width, prepared.height)
+def render_thumbnail(prepared: PreparedTemplate, first: NDArray[np.uint8]) -> bytes:
+    """``thumbnail_jpeg(first)``'s very bytes for a render of ``prepared`` (``first``: its first
+    composed frame), the scaling redone only where the caption box reaches (``_kept``)."""
+    size = thumbnail_size(prepared.width, prepared.height)
+    if size == (prepared.width, prepared.height):
+        return thumbnail_jpeg(first)
+    return thumbnail_jpeg(first, scaled=_kept(prepared, "thumbnail", size)(first))
+
+
+# Per prepared template, the Lanczos scalings of its first frame the card and the thumbnail
+# start from (renderer.rescale): by the id of its frames, held weakly, so a template dropped or
+# reloaded takes its entries with it (a frozen dataclass of arrays has no hash for a
+# WeakKeyDictionary). Two renders racing make one twice, harmlessly.
+_KEPT: dict[int, tuple[weakref.ref[NDArray[np.uint8]], dict[str, KeptRescale]]] = {}
+
+
+def _kept(prepared: PreparedTemplate, purpose: str, size: tuple[int, int]) -> KeptRescale:
+    """The template's first frame kept scaled to ``size`` for ``purpose``; a render's first
+    frame differs from it only in the caption box's rows."""
     frames = prepared.frames
     key = id(frames)
-    entry = _CARD_ACROSS.get(key)
-    if entry is None or entry[0]() is not frames or entry[1].shape[1] != width:
-        base = stretch_across(np.ascontiguousarray(frames[0]), width)
-        gone = weakref.ref(frames, lambda _ref: _CARD_ACROSS.pop(key, None))
-        _CARD_ACROSS[key] = entry = (gone, base)
-    rows = slice(prepared.box.y, prepared.box.y + prepared.box.h)
-    across = entry[1].copy()
-    across[rows] = stretch_across(np.ascontiguousarray(first[rows]), width)
-    return across
+    entry = _KEPT.get(key)
+    if entry is None or entry[0]() is not frames:
+        gone = weakref.ref(frames, lambda _ref: _KEPT.pop(key, None))
+        _KEPT[key] = entry = (gone, {})
+    kept = entry[1].get(purpose)
+    if kept is None or kept.size != size:
+        rows = slice(prepared.box.y, prepared.box.y + prepared.box.h)
+        kept = entry[1][purpose] = KeptRescale(np.ascontiguousarray(frames[0]), size, rows)
+    return kept
 
 
 def poster_jpeg(composed: NDArray[np.uint8]) -> bytes:
@@ -508,12 +524,22 @@ def poster_jpeg(composed: NDArray[np.uint8]) -> bytes:
     return poster.getvalue()
 
 
-def thumbnail_jpeg(frame: NDArray[np.uint8]) -> bytes:
-    """A THUMBNAIL_WIDTH px wide JPEG of a composed frame (never wider than the frame)."""
+def thumbnail_size(width: int, height: int) -> tuple[int, int]:
+    """A thumbnail's size: THUMBNAIL_WIDTH px wide (never wider than the frame)."""
+    thumb_width = min(THUMBNAIL_WIDTH, width)
+    return thumb_width, max(1, round(height * thumb_width / width))
+
+
+def thumbnail_jpeg(frame: NDArray[np.uint8], *, scaled: NDArray[np.uint8] | None = None) -> bytes:
+    """A THUMBNAIL_WIDTH px wide JPEG of a composed frame (never wider than the frame).
+    ``scaled``: the frame already Lanczos-scaled to ``thumbnail_size`` (renderer.rescale)."""
     image = Image.fromarray(frame)
-    width = min(THUMBNAIL_WIDTH, image.width)
-    height = max(1, round(image.height * width / image.width))
-    if width != image.width:
+    width, height = thumbnail_size(image.width, image.height)
+    if scaled is not None:
+        if scaled.shape[:2] != (height, width):
+            raise ValueError(f"scaled is {scaled.shape[:2]}, not {(height, width)}")
+        image = Image.fromarray(scaled)
+    elif width != image.width:
         image = image.resize((width, height), Image.Resampling.LANCZOS)
     out = io.BytesIO()
     image.save(out, "JPEG", quality=THUMBNAIL_JPEG_QUALITY)

@@ -134,34 +134,31 @@ def test_the_cached_brand_line_gives_the_very_bytes_of_drawing_it_last(
     )
 
 
-@pytest.mark.parametrize("size", [(480, 270), (270, 480), (300, 300), (160, 90), (1920, 1080)])
-def test_a_frame_scaled_across_first_gives_the_very_card(size: tuple[int, int]) -> None:
-    # Pillow scales across, then down, each pass rounded to 8 bits: the card made from the
-    # pass across (all rows, or some rows redone on a kept one) is the card made in one go.
-    from loopmark.renderer.card import card_frame_size, stretch_across
+def test_a_card_given_its_frame_scaled_is_the_very_card() -> None:
+    from loopmark.renderer.card import card_frame_size
+    from loopmark.renderer.rescale import rescale
 
-    rng = np.random.default_rng(11)
-    frame = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-    width, _ = card_frame_size(size[0], size[1])
-    across = stretch_across(frame, width)
-    assert share_card(frame, demo_brand(), across=across) == share_card(frame, demo_brand())
-    changed = frame.copy()
-    rows = slice(size[1] // 3, size[1] // 2)
-    changed[rows] = rng.integers(0, 256, changed[rows].shape, dtype=np.uint8)
-    patched = across.copy()
-    patched[rows] = stretch_across(changed[rows], width)
-    assert share_card(changed, demo_brand(), across=patched) == share_card(changed, demo_brand())
-    with pytest.raises(ValueError, match="across"):
-        share_card(frame, demo_brand(), across=across[:, 1:])
+    frame = np.random.default_rng(11).integers(0, 256, (270, 480, 3), dtype=np.uint8)
+    scaled = rescale(frame, card_frame_size(480, 270))
+    assert share_card(frame, demo_brand(), scaled=scaled) == share_card(frame, demo_brand())
+    with pytest.raises(ValueError, match="scaled"):
+        share_card(frame, demo_brand(), scaled=scaled[:, 1:])
 
 
-def test_renders_carry_the_very_card_of_their_first_frame(small: PreparedTemplate) -> None:
-    # The render keeps the template's first frame scaled across and redoes the caption's rows:
-    # the card's bytes are those of the composed first frame's card, render after render.
+def test_renders_carry_the_very_card_and_thumbnail_of_their_first_frame(
+    small: PreparedTemplate,
+) -> None:
+    # The render keeps the template's first frame scaled and redoes only what the caption box
+    # reaches: the card's and thumbnail's bytes are the composed first frame's, render after
+    # render.
+    from loopmark.renderer.render import thumbnail_jpeg
+
     brand = demo_brand()
     for caption in ("Card me", "Hop on", "Card me"):
         first = compose_frames(small, caption_layer(small, caption))[0]
-        assert render(small, caption, brand=brand).card == share_card(first, brand)
+        result = render(small, caption, brand=brand)
+        assert result.card == share_card(first, brand)
+        assert result.thumbnail == thumbnail_jpeg(first)
 
 
 def test_the_card_is_a_baseline_jpeg_with_the_progressive_ones_pixels() -> None:
