@@ -14,6 +14,7 @@ import json
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -24,7 +25,7 @@ from loopmark.errors import N_, CaptionRejected
 from loopmark.renderer.budget import BudgetOutcome, fit_gif_budget
 from loopmark.renderer.caption import render_caption_layer
 from loopmark.renderer.caption_policy import WordLists, check_caption, normalize_caption
-from loopmark.renderer.card import card_frame_size, share_card
+from loopmark.renderer.card import KeptCard
 from loopmark.renderer.gif import encode_gif, frame_delays_cs, gifsicle_optimise
 from loopmark.renderer.prepare import POSTER_JPEG_QUALITY, PREPARE_VERSION, PreparedTemplate
 from loopmark.renderer.quantize import lookup, stabilise
@@ -479,10 +480,12 @@ def card_jpeg(
     line: str | None = None,
 ) -> bytes:
     """The share card of a render of ``prepared`` whose first composed frame is ``first``:
-    ``share_card(first, brand, line=line)``'s very bytes, the frame's scaling redone only
-    where the caption box reaches (``_kept``)."""
-    size = card_frame_size(prepared.width, prepared.height)
-    return share_card(first, brand, line=line, scaled=_kept(prepared, "card", size)(first))
+    ``share_card(first, brand, line=line)``'s very bytes, from the template's own card
+    composed once per brand and line (``KeptCard``)."""
+    colours = brand.colours
+    purpose = ("card", colours.primary, colours.accent, colours.text, line, brand.share.card_line)
+    kept = _kept(prepared, purpose, lambda base, rows: KeptCard(base, rows, brand, line=line))
+    return kept(first)
 
 
 def render_thumbnail(prepared: PreparedTemplate, first: NDArray[np.uint8]) -> bytes:
@@ -491,19 +494,26 @@ def render_thumbnail(prepared: PreparedTemplate, first: NDArray[np.uint8]) -> by
     size = thumbnail_size(prepared.width, prepared.height)
     if size == (prepared.width, prepared.height):
         return thumbnail_jpeg(first)
-    return thumbnail_jpeg(first, scaled=_kept(prepared, "thumbnail", size)(first))
+    kept = _kept(prepared, ("thumbnail",), lambda base, rows: KeptRescale(base, size, rows))
+    return thumbnail_jpeg(first, scaled=kept(first))
 
 
 # Per prepared template, the Lanczos scalings of its first frame the card and the thumbnail
 # start from (renderer.rescale): by the id of its frames, held weakly, so a template dropped or
 # reloaded takes its entries with it (a frozen dataclass of arrays has no hash for a
 # WeakKeyDictionary). Two renders racing make one twice, harmlessly.
-_KEPT: dict[int, tuple[weakref.ref[NDArray[np.uint8]], dict[str, KeptRescale]]] = {}
+_Kept = TypeVar("_Kept")
+_KEPT: dict[int, tuple[weakref.ref[NDArray[np.uint8]], dict[tuple[str | None, ...], object]]] = {}
+_KEPT_PER_TEMPLATE = 16  # card brands × languages, and the thumbnail
 
 
-def _kept(prepared: PreparedTemplate, purpose: str, size: tuple[int, int]) -> KeptRescale:
-    """The template's first frame kept scaled to ``size`` for ``purpose``; a render's first
-    frame differs from it only in the caption box's rows."""
+def _kept(
+    prepared: PreparedTemplate,
+    purpose: tuple[str | None, ...],
+    make: Callable[[NDArray[np.uint8], slice], _Kept],
+) -> _Kept:
+    """``make(first frame, caption box rows)`` for the template, made once per ``purpose``: a
+    render's first frame differs from the template's own only in the caption box's rows."""
     frames = prepared.frames
     key = id(frames)
     entry = _KEPT.get(key)
@@ -511,10 +521,12 @@ def _kept(prepared: PreparedTemplate, purpose: str, size: tuple[int, int]) -> Ke
         gone = weakref.ref(frames, lambda _ref: _KEPT.pop(key, None))
         _KEPT[key] = entry = (gone, {})
     kept = entry[1].get(purpose)
-    if kept is None or kept.size != size:
+    if kept is None:
+        if len(entry[1]) >= _KEPT_PER_TEMPLATE:
+            entry[1].clear()
         rows = slice(prepared.box.y, prepared.box.y + prepared.box.h)
-        kept = entry[1][purpose] = KeptRescale(np.ascontiguousarray(frames[0]), size, rows)
-    return kept
+        kept = entry[1][purpose] = make(np.ascontiguousarray(frames[0]), rows)
+    return cast(_Kept, kept)
 
 
 def poster_jpeg(composed: NDArray[np.uint8]) -> bytes:

@@ -31,9 +31,9 @@ def rescale(frame: NDArray[np.uint8], size: tuple[int, int]) -> NDArray[np.uint8
     return np.asarray(Image.fromarray(frame).resize(size, LANCZOS))
 
 
-def _across(rows: NDArray[np.uint8], width: int) -> NDArray[np.uint8]:
+def _across(rows: NDArray[np.uint8], width: int) -> Image.Image:
     """RGB ``rows`` Lanczos-resized across only (Pillow's first pass, to the byte)."""
-    return rescale(np.ascontiguousarray(rows), (width, rows.shape[0]))
+    return Image.fromarray(np.ascontiguousarray(rows)).resize((width, rows.shape[0]), LANCZOS)
 
 
 class KeptRescale:
@@ -45,21 +45,26 @@ class KeptRescale:
         self.size = size
         self.rows = slice(*changed.indices(height)[:2])
         self.across = _across(base, size[0])
-        self.scaled = rescale(self.across, size)
+        self.scaled = np.asarray(self.across.resize(size, LANCZOS))
         self.band = _band(height, size[1], self.rows.start, self.rows.stop)
 
     def __call__(self, frame: NDArray[np.uint8]) -> NDArray[np.uint8]:
         """``rescale(frame, size)``, for a ``frame`` equal to ``base`` outside ``changed``."""
-        across = self.across.copy()
-        across[self.rows] = _across(frame[self.rows], self.size[0])
-        if self.band is None:
-            return rescale(across, self.size)
-        out0, out1, in0, in1 = self.band
+        top, rows = self.changed_rows(frame)
         scaled = self.scaled.copy()
-        box = (0, in0, self.size[0], in1)
-        image = Image.fromarray(across).resize((self.size[0], out1 - out0), LANCZOS, box=box)
-        scaled[out0:out1] = np.asarray(image)
+        scaled[top : top + rows.height] = np.asarray(rows)
         return scaled
+
+    def changed_rows(self, frame: NDArray[np.uint8]) -> tuple[int, Image.Image]:
+        """The output rows of ``rescale(frame, size)`` that differ from ``base``'s (an image
+        as wide as the output), and the first one's index: the rest are ``scaled``'s."""
+        across = self.across.copy()
+        across.paste(_across(frame[self.rows], self.size[0]), (0, self.rows.start))
+        if self.band is None:
+            return 0, across.resize(self.size, LANCZOS)
+        out0, out1, in0, in1 = self.band
+        box = (0, in0, self.size[0], in1)
+        return out0, across.resize((self.size[0], out1 - out0), LANCZOS, box=box)
 
 
 @functools.lru_cache(maxsize=64)

@@ -161,6 +161,19 @@ def test_renders_carry_the_very_card_and_thumbnail_of_their_first_frame(
         assert result.thumbnail == thumbnail_jpeg(first)
 
 
+def test_a_templates_kept_card_serves_each_brand_and_line_with_its_own_bytes(
+    small: PreparedTemplate,
+) -> None:
+    from loopmark.renderer.render import card_jpeg
+
+    for caption in ("Card me", "Hop on"):
+        first = compose_frames(small, caption_layer(small, caption))[0]
+        for brand in (demo_brand(), other_brand(), demo_brand()):
+            for line in (None, "Hecho con Loopmark — fjgqy ÄÖ", ""):
+                expected = share_card(first, brand, line=line)
+                assert card_jpeg(small, first, brand, line=line) == expected
+
+
 def test_the_card_is_a_baseline_jpeg_with_the_progressive_ones_pixels() -> None:
     # Progressive scans cost 12 ms of a render against 5: the baseline file decodes to the very
     # pixels the progressive one did (same DCT, same quantisation), for a few % more bytes.
