@@ -197,3 +197,14 @@ def test_every_candidate_makes_the_same_frames_on_one_core(
     source_ssim = result.rows[RECIPE_SOURCE].ssim
     assert frames_ssim is not None and source_ssim is not None
     assert source_ssim > frames_ssim - 0.1
+
+
+def test_named_templates_run_the_clip_templates_only_when_named(tmp_path: Path) -> None:
+    from bench.__main__ import parse_args, template_specs
+
+    missing = str(tmp_path / "no-clip.mp4")
+    args = parse_args(["--templates", "big-stretch", "bbb-clip", "--clip", missing])
+    assert [spec.id for spec in template_specs(args, tmp_path)] == ["big-stretch"]
+    assert not (tmp_path / "templates").exists()  # no clip template is made when none runs
+    args = parse_args(["--templates", "wake-up", "big-stretch"])
+    assert [spec.id for spec in template_specs(args, tmp_path)] == ["wake-up", "big-stretch"]
