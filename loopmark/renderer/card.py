@@ -67,19 +67,27 @@ def _frame_origin(size: tuple[int, int], *, headline: bool = False) -> tuple[int
 
 class KeptCard:
     """``share_card(frame, brand, line=line)`` of frames that differ from ``base`` (a template's
-    first frame) only in rows ``changed`` (its caption box): the card of ``base`` is composed
-    at its size once, and a frame's card is a copy of it with only the output rows ``changed``
-    reaches scaled again (``KeptRescale``) and pasted over; the very bytes, measured on a
-    480×270 frame as 15 → 8 ms with the encode (cold caches, as in a render)."""
+    first frame) only in the rows ``rescale`` (its scaling to ``card_frame_size``) redoes: the
+    card of ``base`` is composed at its size once, and a frame's card is a copy of it with only
+    the output rows its caption reaches scaled again and pasted over; the very bytes, measured
+    on a 480×270 frame as 15 → 8 ms with the encode (cold caches, as in a render). Holds the
+    card (3 MB at 1200×630); ``rescale`` may serve several brands and lines."""
 
     def __init__(
-        self, base: NDArray[np.uint8], changed: slice, brand: Brand, *, line: str | None = None
+        self,
+        base: NDArray[np.uint8],
+        rescale: KeptRescale,
+        brand: Brand,
+        *,
+        line: str | None = None,
     ) -> None:
         self.brand, self.line = brand, line
         height, width = base.shape[:2]
         size = card_frame_size(width, height)
-        self.rescale = KeptRescale(base, size, changed)
-        self.canvas = card_image(base, brand, line=line, scaled=self.rescale.scaled)
+        if rescale.size != size:
+            raise ValueError(f"the card's frame is {size}, not {rescale.size}")
+        self.rescale = rescale
+        self.canvas = card_image(base, brand, line=line, scaled=rescale.scaled)
         self.origin = _frame_origin(size)
         text = line if line is not None else brand.share.card_line
         colours = brand.colours

@@ -25,7 +25,7 @@ from loopmark.errors import N_, CaptionRejected
 from loopmark.renderer.budget import BudgetOutcome, fit_gif_budget
 from loopmark.renderer.caption import render_caption_layer
 from loopmark.renderer.caption_policy import WordLists, check_caption, normalize_caption
-from loopmark.renderer.card import KeptCard
+from loopmark.renderer.card import KeptCard, card_frame_size
 from loopmark.renderer.gif import encode_gif, frame_delays_cs, gifsicle_optimise
 from loopmark.renderer.prepare import POSTER_JPEG_QUALITY, PREPARE_VERSION, PreparedTemplate
 from loopmark.renderer.quantize import lookup, stabilise
@@ -501,9 +501,11 @@ def card_jpeg(
     """The share card of a render of ``prepared`` whose first composed frame is ``first``:
     ``share_card(first, brand, line=line)``'s very bytes, from the template's own card
     composed once per brand and line (``KeptCard``)."""
+    size = card_frame_size(prepared.width, prepared.height)
+    scale = _kept(prepared, ("card scale",), lambda base, rows: KeptRescale(base, size, rows))
     colours = brand.colours
     purpose = ("card", colours.primary, colours.accent, colours.text, line, brand.share.card_line)
-    kept = _kept(prepared, purpose, lambda base, rows: KeptCard(base, rows, brand, line=line))
+    kept = _kept(prepared, purpose, lambda base, _rows: KeptCard(base, scale, brand, line=line))
     return kept(first)
 
 
@@ -523,7 +525,9 @@ def render_thumbnail(prepared: PreparedTemplate, first: NDArray[np.uint8]) -> by
 # WeakKeyDictionary). Two renders racing make one twice, harmlessly.
 _Kept = TypeVar("_Kept")
 _KEPT: dict[int, tuple[weakref.ref[NDArray[np.uint8]], dict[tuple[str | None, ...], object]]] = {}
-_KEPT_PER_TEMPLATE = 16  # card brands × languages, and the thumbnail
+# The scalings (about 2 MB for the card's, 0.3 MB for the thumbnail's at 480×270) and a 3 MB card
+# per brand and card line in use; past this many a template's entries are made afresh.
+_KEPT_PER_TEMPLATE = 8
 
 
 def _kept(
