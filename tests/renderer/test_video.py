@@ -44,10 +44,6 @@ def test_the_render_streams_the_mp4_in_chunks_and_gets_the_very_bytes(
     chunks = list(composed_chunks(small, layer, frames=5))
     assert [len(c) for c in chunks][:-1] == [5] * (len(chunks) - 1)
     assert (np.concatenate(chunks) == frames).all()
-    # Reused, one buffer serves every chunk: each is right when it comes, as FFmpeg takes it.
-    reused = [chunk.copy() for chunk in composed_chunks(small, layer, frames=3, reuse=True)]
-    assert [len(c) for c in reused] == [3, 3, 2]
-    assert (np.concatenate(reused) == frames).all()
     assert render(small, "Chunked").mp4 == encode_mp4(frames, fps=small.fps)
 
 
