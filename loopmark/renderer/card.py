@@ -154,7 +154,7 @@ def card_image(
         lined, text_top = _lined_background(brand.colours.primary, brand.colours.text, text)
         canvas = lined.copy()
     draw = ImageDraw.Draw(canvas)
-    box_w, box_h = _frame_box(bool(headline))
+    _box_w, box_h = _frame_box(bool(headline))
     size = card_frame_size(picture.width, picture.height, headline=bool(headline))
     if scaled is None:
         resized = picture.resize(size, Image.Resampling.LANCZOS)

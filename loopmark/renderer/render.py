@@ -466,12 +466,6 @@ def render_extras(
         yield kind, payload
 
 
-# The template's first frame scaled across to its width on the share card, by the id of the
-# prepared frames it was made from, held weakly: a template dropped or reloaded takes its entry
-# with it (a frozen dataclass of arrays has no hash, so no WeakKeyDictionary).
-_CARD_ACROSS: dict[int, tuple[weakref.ref[NDArray[np.uint8]], NDArray[np.uint8]]] = {}
-
-
 def card_jpeg(
     prepared: PreparedTemplate,
     first: NDArray[np.uint8],
