@@ -47,7 +47,9 @@ from bench.report import (
     service_hits_table,
     service_section,
     service_verdicts,
+    split_notes,
     targets_table,
+    with_notes,
     with_service_section,
 )
 from bench.service import (
@@ -77,7 +79,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--captions", type=int, choices=range(1, len(CAPTIONS) + 1),
                         help=f"captions per template (default {DEFAULT_CAPTIONS})")  # fmt: skip
     parser.add_argument("--templates", nargs="+", metavar="ID",
-                        help="demo template ids (default: all)")  # fmt: skip
+                        help=f"template ids (default: every demo template, {CLIP_TEMPLATE_ID} and "
+                             f"{LONG_CLIP_TEMPLATE_ID}); given, the clip templates run only when "
+                             "named")  # fmt: skip
     parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP,
                         help="real clip for the extra template (skipped if missing)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS_MD, help="markdown results file")
@@ -103,15 +107,26 @@ def template_specs(args: argparse.Namespace, work: Path) -> list[TemplateSpec]:
     from loopmark.renderer.templates import iter_template_ids
 
     prepared_dir = str(work / "prepared")  # fresh, so preparation is measured cold
-    ids = args.templates or list(iter_template_ids(DEMO_TEMPLATES_DIR))
-    specs = [TemplateSpec(tid, str(DEMO_TEMPLATES_DIR), prepared_dir, "demo") for tid in ids]
+    clips = (CLIP_TEMPLATE_ID, LONG_CLIP_TEMPLATE_ID)
+    ids = list(args.templates or iter_template_ids(DEMO_TEMPLATES_DIR))
+    specs = [
+        TemplateSpec(tid, str(DEMO_TEMPLATES_DIR), prepared_dir, "demo")
+        for tid in ids
+        if tid not in clips
+    ]
     if args.quick:
         return specs[:1]
-    if args.clip.is_file():
+    wanted = [tid for tid in clips if args.templates is None or tid in args.templates]
+    if wanted and not args.clip.is_file():
+        log(f"no clip at {args.clip}: the real-clip template is skipped")
+        wanted = []
+    if wanted:
         templates_dir = work / "templates"
         templates_dir.mkdir(parents=True)
+    if CLIP_TEMPLATE_ID in wanted:
         origin = add_clip_template(templates_dir, args.clip)
         specs.append(TemplateSpec(CLIP_TEMPLATE_ID, str(templates_dir), prepared_dir, origin))
+    if LONG_CLIP_TEMPLATE_ID in wanted:
         origin = add_clip_template(
             templates_dir,
             args.clip,
@@ -120,8 +135,6 @@ def template_specs(args: argparse.Namespace, work: Path) -> list[TemplateSpec]:
             LONG_CLIP_LOOP,
         )
         specs.append(TemplateSpec(LONG_CLIP_TEMPLATE_ID, str(templates_dir), prepared_dir, origin))
-    else:
-        log(f"no clip at {args.clip}: the real-clip template is skipped")
     return specs
 
 
@@ -254,7 +267,8 @@ def run_render_bench(args: argparse.Namespace, argv: list[str]) -> int:
               prepare_table(prepared))  # fmt: skip
     for table in tables:
         print("\n".join(table), end="\n\n")
-    args.out.write_text(markdown)
+    previous = args.out.read_text() if args.out.is_file() else ""
+    args.out.write_text(with_notes(markdown, split_notes(previous)[1]))
     log(f"wrote {args.out}")
     if changed:
         log("the renderer changed during the run: these numbers mix two versions; run it again")

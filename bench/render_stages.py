@@ -134,7 +134,6 @@ def child(tree: str, spec_path: str) -> dict[str, Any]:
     from loopmark.brand import demo_brand
     from loopmark.renderer import render as r
     from loopmark.renderer import video
-    from loopmark.renderer.card import share_card
     from loopmark.renderer.gif import encode_gif, frame_delays_cs
     from loopmark.renderer.video import encode_mp4
 
@@ -190,11 +189,11 @@ def child(tree: str, spec_path: str) -> dict[str, Any]:
         t = timed("GIF encode", t)
         r.poster_jpeg(composed)
         t = timed("poster", t)
-        r.thumbnail_jpeg(composed[0])
+        r.render_thumbnail(prepared, composed[0])
         t = timed("thumbnail", t)
         encode_mp4(composed, fps=prepared.fps)
         t = timed("MP4", t)
-        share_card(composed[0], brand)
+        r.card_jpeg(prepared, composed[0], brand)
         t = timed("card", t)
         # The floor, as bench.competitors times it (the crops caught from an untimed encode).
         del indices

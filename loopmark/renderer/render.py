@@ -11,8 +11,10 @@ import base64
 import hashlib
 import io
 import json
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -23,10 +25,11 @@ from loopmark.errors import N_, CaptionRejected
 from loopmark.renderer.budget import BudgetOutcome, fit_gif_budget
 from loopmark.renderer.caption import render_caption_layer
 from loopmark.renderer.caption_policy import WordLists, check_caption, normalize_caption
-from loopmark.renderer.card import share_card
+from loopmark.renderer.card import KeptCard, card_frame_size
 from loopmark.renderer.gif import encode_gif, frame_delays_cs, gifsicle_optimise
 from loopmark.renderer.prepare import POSTER_JPEG_QUALITY, PREPARE_VERSION, PreparedTemplate
 from loopmark.renderer.quantize import lookup, stabilise
+from loopmark.renderer.rescale import KeptRescale
 from loopmark.renderer.templates import Template
 from loopmark.renderer.video import encode_mp4_chunks
 
@@ -154,6 +157,7 @@ class _Ink:
     """A caption layer's ink as offsets into a flattened frame: opaque pixels with their
     colours, and the semi-transparent edge with its colours and alphas."""
 
+    opaque_pixels: NDArray[np.intp]  # pixel offsets of the opaque ink
     opaque: NDArray[np.intp]  # byte offsets (three a pixel)
     colours: NDArray[np.uint8]  # their bytes
     edge_pixels: NDArray[np.intp]  # pixel offsets of the edge
@@ -164,10 +168,12 @@ class _Ink:
 
 def _ink_of(prepared: PreparedTemplate, layer: NDArray[np.uint8]) -> _Ink:
     opaque, edge = _ink(layer)
+    opaque_pixels = _positions(prepared, opaque)
     edge_pixels = _positions(prepared, edge)
     ink = layer[edge]
     return _Ink(
-        opaque=_channels(_positions(prepared, opaque)),
+        opaque_pixels=opaque_pixels,
+        opaque=_channels(opaque_pixels),
         colours=layer[opaque][:, :3].ravel(),
         edge_pixels=edge_pixels,
         edge=_channels(edge_pixels),
@@ -198,12 +204,18 @@ MP4_CHUNK_FRAMES = 8
 
 
 def composed_chunks(
-    prepared: PreparedTemplate, layer: NDArray[np.uint8], frames: int | None = None
+    prepared: PreparedTemplate,
+    layer: NDArray[np.uint8],
+    frames: int | None = None,
+    *,
+    ink: _Ink | None = None,
 ) -> Iterator[NDArray[np.uint8]]:
     """The composed frames, ``frames`` (MP4_CHUNK_FRAMES) at a time: ``compose_frames``'s very
-    bytes without all of them in memory at once (the MP4's input)."""
+    bytes without all of them in memory at once (the MP4's input). ``ink``: ``layer``'s, when
+    the caller already has it."""
     frames = frames or MP4_CHUNK_FRAMES
-    ink = _ink_of(prepared, layer)
+    if ink is None:
+        ink = _ink_of(prepared, layer)
     for start in range(0, prepared.frame_count, frames):
         yield _compose(prepared, ink, start, min(start + frames, prepared.frame_count))
 
@@ -225,9 +237,12 @@ def caption_indices(
     composed: NDArray[np.uint8] | None,
     layer: NDArray[np.uint8],
     settings: RenderSettings,
+    *,
+    ink: _Ink | None = None,
 ) -> NDArray[np.uint8]:
     """The template's indices with the caption's pixels mapped into the box (``composed``:
-    ``compose_frames``'s result, or None to compose only what is needed).
+    ``compose_frames``'s result, or None to compose only what is needed; ``ink``: ``layer``'s
+    ``_ink_of``, when the caller already has it).
 
     An opaque ink pixel is looked up once (it is the same colour in every frame) and never
     flickers; only the semi-transparent edge is looked up per frame and stabilised. Pixels the
@@ -238,8 +253,9 @@ def caption_indices(
     indices = np.array(prepared.indices)
     count = len(indices)
     flat = indices.reshape(count, -1)
-    opaque, edge = _ink(layer)
-    flat[:, _positions(prepared, opaque)] = lookup(prepared.lut, layer[opaque][:, :3])
+    if ink is None:
+        ink = _ink_of(prepared, layer)
+    flat[:, ink.opaque_pixels] = lookup(prepared.lut, ink.colours.reshape(-1, 3))
     distance = settings.stabilise_distance
     if distance is None:
         distance = prepared.stabilise_distance
@@ -250,14 +266,14 @@ def caption_indices(
         cols = slice(box.x, box.x + box.w)
         region = indices[:, rows, cols]
         truth = composed[:, rows, cols]
+        _opaque, edge = _ink(layer)
         region[:, edge] = lookup(prepared.lut, truth[:, edge])
         stabilise(region, truth, prepared.palette, distance=distance)
-    elif edge.any():
+    elif ink.edge_pixels.size:
         # Anti-aliased edges over moving footage flicker between near colours; steady them as
         # the template's own pixels were.
-        at = _positions(prepared, edge)
+        at = ink.edge_pixels
         if composed is None:  # the edge's truth alone, blended as compose_frames blends it
-            ink = _ink_of(prepared, layer)
             truth_edge = _blend(prepared.frames.reshape(count, -1, 3)[:, at], ink)
         else:
             truth_edge = composed.reshape(count, -1, 3)[:, at]
@@ -331,6 +347,9 @@ class GifStage:
     height: int
     seconds: float
     budget: BudgetOutcome | None = None  # what the GIF size budget did (None: no budget)
+    # The layer's ink as frame offsets (made once for the indices, reused by the extras; None:
+    # made again from ``layer``).
+    ink: _Ink | None = None
 
 
 # Where the stages' progress reports sit in 0..1: the GIF's frames are most of the CPU up to
@@ -359,7 +378,8 @@ def render_gif_stage(
     layer = caption_layer(prepared, normalised)
     # Not every frame composed: the GIF needs only the edge's truth, the MP4 composes its
     # input a few frames at a time (render_extras), so no full copy of the frames is held.
-    indices = caption_indices(prepared, None, layer, settings)
+    ink = _ink_of(prepared, layer)
+    indices = caption_indices(prepared, None, layer, settings, ink=ink)
     count = prepared.frame_count
     report(GIF_PROGRESS_START)
     span = GIF_PROGRESS_END - GIF_PROGRESS_START
@@ -402,6 +422,7 @@ def render_gif_stage(
         height=prepared.height,
         seconds=round(prepared.seconds, 3),
         budget=outcome,
+        ink=ink,
     )
 
 
@@ -425,23 +446,85 @@ def render_extras(
     store each rendition as it lands. ``card_line``: the card's brand line in the render's
     language (the brand's ``share.card_line`` as written by default)."""
     report = progress or (lambda _fraction: None)
-    first = _compose(prepared, _ink_of(prepared, stage.layer), 0, 1)
+    ink = stage.ink if stage.ink is not None else _ink_of(prepared, stage.layer)
+    first = _compose(prepared, ink, 0, 1)
     for kind in EXTRA_KINDS:
         if kind == "poster":
             payload = poster_jpeg(first)
         elif kind == "thumbnail":
-            payload = thumbnail_jpeg(first[0])
+            payload = render_thumbnail(prepared, first[0])
         elif kind == "mp4":
             payload = encode_mp4_chunks(
-                composed_chunks(prepared, stage.layer),
+                composed_chunks(prepared, stage.layer, ink=ink),
                 width=prepared.width,
                 height=prepared.height,
                 fps=prepared.fps,
             )
         else:
-            payload = share_card(first[0], brand or demo_brand(), line=card_line)
+            payload = card_jpeg(prepared, first[0], brand or demo_brand(), line=card_line)
         report(EXTRA_PROGRESS[kind])
         yield kind, payload
+
+
+def card_jpeg(
+    prepared: PreparedTemplate,
+    first: NDArray[np.uint8],
+    brand: Brand,
+    *,
+    line: str | None = None,
+) -> bytes:
+    """The share card of a render of ``prepared`` whose first composed frame is ``first``:
+    ``share_card(first, brand, line=line)``'s very bytes, from the template's own card
+    composed once per brand and line (``KeptCard``)."""
+    size = card_frame_size(prepared.width, prepared.height)
+    scale = _kept(prepared, ("card scale",), lambda base, rows: KeptRescale(base, size, rows))
+    colours = brand.colours
+    purpose = ("card", colours.primary, colours.accent, colours.text, line, brand.share.card_line)
+    kept = _kept(prepared, purpose, lambda base, _rows: KeptCard(base, scale, brand, line=line))
+    return kept(first)
+
+
+def render_thumbnail(prepared: PreparedTemplate, first: NDArray[np.uint8]) -> bytes:
+    """``thumbnail_jpeg(first)``'s very bytes for a render of ``prepared`` (``first``: its first
+    composed frame), the scaling redone only where the caption box reaches (``_kept``)."""
+    size = thumbnail_size(prepared.width, prepared.height)
+    if size == (prepared.width, prepared.height):
+        return thumbnail_jpeg(first)
+    kept = _kept(prepared, ("thumbnail",), lambda base, rows: KeptRescale(base, size, rows))
+    return thumbnail_jpeg(first, scaled=kept(first))
+
+
+# Per prepared template, the Lanczos scalings of its first frame the card and the thumbnail
+# start from (renderer.rescale): by the id of its frames, held weakly, so a template dropped or
+# reloaded takes its entries with it (a frozen dataclass of arrays has no hash for a
+# WeakKeyDictionary). Two renders racing make one twice, harmlessly.
+_Kept = TypeVar("_Kept")
+_KEPT: dict[int, tuple[weakref.ref[NDArray[np.uint8]], dict[tuple[str | None, ...], object]]] = {}
+# The scalings (about 2 MB for the card's, 0.3 MB for the thumbnail's at 480×270) and a 3 MB card
+# per brand and card line in use; past this many a template's entries are made afresh.
+_KEPT_PER_TEMPLATE = 8
+
+
+def _kept(
+    prepared: PreparedTemplate,
+    purpose: tuple[str | None, ...],
+    make: Callable[[NDArray[np.uint8], slice], _Kept],
+) -> _Kept:
+    """``make(first frame, caption box rows)`` for the template, made once per ``purpose``: a
+    render's first frame differs from the template's own only in the caption box's rows."""
+    frames = prepared.frames
+    key = id(frames)
+    entry = _KEPT.get(key)
+    if entry is None or entry[0]() is not frames:
+        gone = weakref.ref(frames, lambda _ref: _KEPT.pop(key, None))
+        _KEPT[key] = entry = (gone, {})
+    kept = entry[1].get(purpose)
+    if kept is None:
+        if len(entry[1]) >= _KEPT_PER_TEMPLATE:
+            entry[1].clear()
+        rows = slice(prepared.box.y, prepared.box.y + prepared.box.h)
+        kept = entry[1][purpose] = make(np.ascontiguousarray(frames[0]), rows)
+    return cast(_Kept, kept)
 
 
 def poster_jpeg(composed: NDArray[np.uint8]) -> bytes:
@@ -451,12 +534,22 @@ def poster_jpeg(composed: NDArray[np.uint8]) -> bytes:
     return poster.getvalue()
 
 
-def thumbnail_jpeg(frame: NDArray[np.uint8]) -> bytes:
-    """A THUMBNAIL_WIDTH px wide JPEG of a composed frame (never wider than the frame)."""
+def thumbnail_size(width: int, height: int) -> tuple[int, int]:
+    """A thumbnail's size: THUMBNAIL_WIDTH px wide (never wider than the frame)."""
+    thumb_width = min(THUMBNAIL_WIDTH, width)
+    return thumb_width, max(1, round(height * thumb_width / width))
+
+
+def thumbnail_jpeg(frame: NDArray[np.uint8], *, scaled: NDArray[np.uint8] | None = None) -> bytes:
+    """A THUMBNAIL_WIDTH px wide JPEG of a composed frame (never wider than the frame).
+    ``scaled``: the frame already Lanczos-scaled to ``thumbnail_size`` (renderer.rescale)."""
     image = Image.fromarray(frame)
-    width = min(THUMBNAIL_WIDTH, image.width)
-    height = max(1, round(image.height * width / image.width))
-    if width != image.width:
+    width, height = thumbnail_size(image.width, image.height)
+    if scaled is not None:
+        if scaled.shape[:2] != (height, width):
+            raise ValueError(f"scaled is {scaled.shape[:2]}, not {(height, width)}")
+        image = Image.fromarray(scaled)
+    elif width != image.width:
         image = image.resize((width, height), Image.Resampling.LANCZOS)
     out = io.BytesIO()
     image.save(out, "JPEG", quality=THUMBNAIL_JPEG_QUALITY)

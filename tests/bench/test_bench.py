@@ -217,3 +217,14 @@ def test_a_presets_template_is_prepared_as_served_and_takes_free_captions(
     assert prepared.folder.name.startswith(served.version)
     assert prepared.template.version != served.version
     assert not {tuple(c) for c in prepared.palette.tolist()} >= set(EMOJI_COLOURS)
+
+
+def test_named_templates_run_the_clip_templates_only_when_named(tmp_path: Path) -> None:
+    from bench.__main__ import parse_args, template_specs
+
+    missing = str(tmp_path / "no-clip.mp4")
+    args = parse_args(["--templates", "big-stretch", "bbb-clip", "--clip", missing])
+    assert [spec.id for spec in template_specs(args, tmp_path)] == ["big-stretch"]
+    assert not (tmp_path / "templates").exists()  # no clip template is made when none runs
+    args = parse_args(["--templates", "wake-up", "big-stretch"])
+    assert [spec.id for spec in template_specs(args, tmp_path)] == ["wake-up", "big-stretch"]

@@ -12,12 +12,15 @@ import pytest
 
 from bench.__main__ import parse_args
 from bench.report import (
+    NOTES_MARKER,
     SERVICE_HEADING,
     service_burst_table,
     service_eta_table,
     service_hits_table,
     service_section,
     service_verdicts,
+    split_notes,
+    with_notes,
     with_service_section,
 )
 from bench.service import (
@@ -148,6 +151,16 @@ def test_service_section_replaces_an_old_one_and_keeps_the_render_tables() -> No
     assert "new numbers" in second and "old numbers" not in second
     assert second.count(SERVICE_HEADING) == 1
     assert with_service_section("", ["x"]) == "x"
+
+
+def test_notes_added_by_hand_are_kept_last_across_runs() -> None:
+    notes = f"{NOTES_MARKER}\n\n## Measured by hand\n\nkept\n"
+    page = with_notes("# Render benchmark\n\nnew tables\n", notes)
+    assert split_notes(page) == ("# Render benchmark\n\nnew tables\n", notes)
+    with_service = with_service_section(page, [SERVICE_HEADING, "", "service numbers"])
+    body, kept = split_notes(with_service)
+    assert kept == notes and "service numbers" in body and body.startswith("# Render benchmark")
+    assert split_notes("no notes") == ("no notes", "") and with_notes("x", "") == "x"
 
 
 def test_service_flags_are_exclusive() -> None:
