@@ -43,10 +43,11 @@ MIN_GROUP_FRAMES = 12
 # of that, or the template keeps one palette and its bytes.
 MULTI_PALETTE_SSIM_PER_BYTE = 0.05
 MULTI_PALETTE_MIN_NET_GAIN = 0.001
-# Spans are given palettes of their own only when one palette's SSIM differs between them by
-# this much (its frames scored anyway): measured on Head scratch, whose spans score alike
-# (spread 0.0013), two palettes gained +0.0008 for +12.6 % bytes and cost 1.3 s of CPU.
-MULTI_PALETTE_MIN_SPREAD = 0.004
+# Spans are given palettes of their own only when they share at most this much of the one
+# palette's use (the intersection of their entries' histograms): measured on Head scratch, a
+# boomerang whose spans show the same scene, two palettes gained +0.0008 SSIM for +12.6 % bytes
+# and cost 1.3 s of CPU.
+MULTI_PALETTE_MAX_OVERLAP = 0.75
 _SCORED_FRAMES = 8  # frames spread over the clip whose SSIM decides
 _DECISION_DELAY_CS = 10  # delays do not change the bytes of a frame's data
 
@@ -136,33 +137,27 @@ def choose_palettes(
     """
     count = len(frames)
     single = _option(frames, np.zeros(count, dtype=np.intp), distance, reserved, fps)
-    scored = [
-        int(i) for i in np.unique(np.linspace(0, count - 1, min(count, _SCORED_FRAMES)).round())
-    ]
-    # One reference frame at a time (each holds ~6 MB of window statistics at 480 px).
-    frame_ssim = {
-        i: Reference(frames[i]).ssim(single.palettes[0][single.indices[i]]) for i in scored
-    }
-    single.ssim = float(np.mean(list(frame_ssim.values())))
     options = [single]
-    spreads = {}
+    overlaps = {}
     for groups in candidates:
         if groups < 2 or count < groups * MIN_GROUP_FRAMES:
             continue
         ids = frame_palettes(count, groups, loop)
-        # Where one palette serves some span of the clip worse than another, that span's own
-        # palette may pay; where it serves them alike, another palette is not even built.
-        means = [np.mean([frame_ssim[i] for i in scored if ids[i] == g]) for g in range(groups)]
-        spreads[groups] = round(float(max(means) - min(means)), 5)
-        if spreads[groups] >= MULTI_PALETTE_MIN_SPREAD:
+        # Where the spans use the one palette's entries alike, their own palettes would hold
+        # the same colours: another palette is built only where they use it differently.
+        overlaps[groups] = round(_usage_overlap(single.indices, ids, groups), 4)
+        if overlaps[groups] <= MULTI_PALETTE_MAX_OVERLAP:
             options.append(_option(frames, ids, distance, reserved, fps))
+    spread = np.linspace(0, count - 1, min(count, _SCORED_FRAMES)).round()
+    scored = [int(i) for i in np.unique(spread)]
     if len(options) > 1:
-        shown = [displayed(o.indices, o.palettes, o.frame_palettes) for o in options[1:]]
+        # One reference frame at a time (each holds ~6 MB of window statistics at 480 px).
+        shown = [displayed(o.indices, o.palettes, o.frame_palettes) for o in options]
         for i in range(count):
             rgbs = [next(frames_shown) for frames_shown in shown]
-            if i in frame_ssim:
+            if i in scored:
                 reference = Reference(frames[i])
-                for option, rgb in zip(options[1:], rgbs, strict=True):
+                for option, rgb in zip(options, rgbs, strict=True):
                     option.ssim += reference.ssim(rgb) / len(scored)
     single = options[0]
     best = max(options, key=lambda option: _net_gain(option, single))
@@ -170,7 +165,7 @@ def choose_palettes(
         best = single
     record = {
         "palettes": len(best.palettes),
-        "ssim_spread": spreads,
+        "usage_overlap": overlaps,
         "tried": [option.summary() for option in options],
     }
     return PaletteChoice(
@@ -180,6 +175,17 @@ def choose_palettes(
         best.distance,
         record,
     )
+
+
+def _usage_overlap(indices: NDArray[np.uint8], ids: NDArray[np.intp], groups: int) -> float:
+    """How alike the spans use one palette: the smallest intersection, over the spans, of a
+    span's entry histogram with the rest of the clip's (1: the same entries as often)."""
+    shares = [
+        np.bincount(indices[ids == g].reshape(-1), minlength=256) / indices[ids == g].size
+        for g in range(groups)
+    ]
+    rest = [np.mean([h for k, h in enumerate(shares) if k != g], axis=0) for g in range(groups)]
+    return float(min(np.minimum(shares[g], rest[g]).sum() for g in range(groups)))
 
 
 def _net_gain(option: _Option, single: _Option) -> float:
