@@ -1,14 +1,16 @@
-"""Palettes per group of consecutive frames: one palette for the whole clip, or one for each of
-a few groups (the GIF's global colour table for the first, a local colour table on every frame
-of the others), chosen at preparation by measured SSIM and bytes.
+"""Palettes per span of the clip's time: one palette for every frame, or the clip's palette
+for the first span and one of its own for each later span (the GIF's global colour table, then a
+local colour table on every frame of a later span), chosen at preparation by SSIM and bytes.
 
-One 255-colour palette for every frame is the limit on a clip whose colours drift (*Head
-scratch*: gifski's per-frame palettes score 0.9701 on its last frame against our 0.9615). A
-palette per group costs bytes: a local colour table (768 bytes) on every frame of a later group,
-and the frame where the palette changes is stored whole where its displayed colours change (the
-encoder compares displayed RGB there, not indices). So preparation measures both, each
-stabilised as a render is, and keeps the groups only when their SSIM gain is worth their bytes
-(``MULTI_PALETTE_SSIM_PER_BYTE``); the figures are written into the prepared manifest.
+One 255-colour palette for every frame is the limit on *Head scratch* (gifski's per-frame
+palettes score 0.9701 on its last frame against our 0.9615). Where the palette changes, a pixel
+keeps the colour shown while that colour is within the stabilise distance of the truth, or no
+worse than what would be drawn (``keep_across``: displayed colours compared, never indices), so
+a later palette draws what moves over what the first drew, and the display holds the colours of
+both, as gifski's accumulate. It costs bytes: 768 a frame for the local tables, and the pixels
+redrawn at each change. So preparation makes both, each stabilised and GIF-encoded as a render's
+template frames would be, scores them by SSIM, and keeps the spans only when their gain is worth
+their bytes (``MULTI_PALETTE_SSIM_PER_BYTE``); what it measured goes into the manifest.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from loopmark.renderer.colours import Rgb
 from loopmark.renderer.gif import encode_gif
 from loopmark.renderer.quality import Reference
 from loopmark.renderer.quantize import (
+    REFINE_SAMPLE_PIXELS,
     SAMPLE_FRAMES,
     TRANSPARENT_INDEX,
     build_palette,
@@ -38,16 +41,15 @@ from loopmark.renderer.video import generate_palette
 # Group counts tried besides one palette. A group needs frames enough to pay for its tables.
 PALETTE_GROUP_CANDIDATES = (2,)
 MIN_GROUP_FRAMES = 12
-# The SSIM a split must gain for each unit of relative byte growth (0.0005 a 1 %: about what the
-# stabiliser trades, bytes −11 % to −22 % for −0.003 to −0.008 SSIM), and at least this much net
-# of that, or the template keeps one palette and its bytes.
-MULTI_PALETTE_SSIM_PER_BYTE = 0.05
-MULTI_PALETTE_MIN_NET_GAIN = 0.001
-# Spans are given palettes of their own only when they share at most this much of the one
-# palette's use (the intersection of their entries' histograms): measured on Head scratch, a
-# boomerang whose spans show the same scene, two palettes gained +0.0008 SSIM for +12.6 % bytes
-# and cost 1.3 s of CPU.
-MULTI_PALETTE_MAX_OVERLAP = 0.75
+# The SSIM a split must gain for each unit of relative byte growth (0.0003 a 1 %: within what
+# the stabiliser trades on the demo templates, 0.00013 a 1 % on Head scratch from distance 4 to 8,
+# 0.0005–0.0007 on Wake up and Big stretch), and at least this much net of that, or the template
+# keeps one palette and its bytes. Measured, template frames alone, two palettes against one:
+# Head scratch at distance 7 +0.0019 for +2.9 % bytes (two); Wake up +0.0003 for +0.8 % and
+# Big stretch −0.0003 for +1.1 % (one).
+MULTI_PALETTE_SSIM_PER_BYTE = 0.03
+MULTI_PALETTE_MIN_NET_GAIN = 0.0005
+SPAN_SAMPLE_MIN_PIXELS = 100_000
 _SCORED_FRAMES = 8  # frames spread over the clip whose SSIM decides
 _DECISION_DELAY_CS = 10  # delays do not change the bytes of a frame's data
 
@@ -78,16 +80,24 @@ def palette_runs(palettes: Sequence[int] | NDArray[np.intp]) -> list[tuple[slice
     return runs
 
 
-def clip_palette(frames: NDArray[np.uint8], reserved: list[Rgb], fps: int) -> NDArray[np.uint8]:
-    """One palette for ``frames``: FFmpeg's median cut over a weighted sample, refined by
-    k-means, with the caption's ``reserved`` colours and the transparency slot."""
-    sample = palette_sample(frames)
+def clip_palette(
+    frames: NDArray[np.uint8],
+    reserved: list[Rgb],
+    fps: int,
+    *,
+    pixels: int = REFINE_SAMPLE_PIXELS,
+) -> NDArray[np.uint8]:
+    """One palette for ``frames``: FFmpeg's median cut over a weighted sample of about
+    ``pixels`` pixels, refined by k-means, with the caption's ``reserved`` colours and the
+    transparency slot."""
+    sample = palette_sample(frames, pixels)
     del frames
     clip_colours = refine_palette(
         sample.image,
         generate_palette(sample.image, colours=255 - len(reserved), fps=fps),
         fixed=reserved,
         weights=sample.weights,
+        sample=pixels,
     )
     return build_palette(clip_colours, reserved)
 
@@ -107,16 +117,14 @@ class _Option:
     frame_palettes: NDArray[np.intp]
     indices: NDArray[np.uint8]
     distance: float
-    bytes: int
+    bytes: int = 0  # measured only when there is a choice
     ssim: float = 0.0
 
     def summary(self) -> dict[str, Any]:
-        return {
-            "palettes": len(self.palettes),
-            "ssim": round(self.ssim, 5),
-            "bytes": self.bytes,
-            "distance": self.distance,
-        }
+        summary: dict[str, Any] = {"palettes": len(self.palettes), "distance": self.distance}
+        if self.bytes:
+            summary.update(ssim=round(self.ssim, 5), bytes=self.bytes)
+        return summary
 
 
 def choose_palettes(
@@ -136,21 +144,17 @@ def choose_palettes(
     and scored by SSIM on ``_SCORED_FRAMES`` frames spread over the clip.
     """
     count = len(frames)
-    single = _option(frames, np.zeros(count, dtype=np.intp), distance, reserved, fps)
+    single = _single(frames, distance, reserved, fps)
     options = [single]
-    overlaps = {}
     for groups in candidates:
-        if groups < 2 or count < groups * MIN_GROUP_FRAMES:
-            continue
-        ids = frame_palettes(count, groups, loop)
-        # Where the spans use the one palette's entries alike, their own palettes would hold
-        # the same colours: another palette is built only where they use it differently.
-        overlaps[groups] = round(_usage_overlap(single.indices, ids, groups), 4)
-        if overlaps[groups] <= MULTI_PALETTE_MAX_OVERLAP:
-            options.append(_option(frames, ids, distance, reserved, fps))
+        if groups >= 2 and count >= groups * MIN_GROUP_FRAMES:
+            ids = frame_palettes(count, groups, loop)
+            options.append(_spans(frames, ids, single, reserved, fps))
     spread = np.linspace(0, count - 1, min(count, _SCORED_FRAMES)).round()
     scored = [int(i) for i in np.unique(spread)]
     if len(options) > 1:
+        for option in options:
+            option.bytes = _gif_bytes(option)
         # One reference frame at a time (each holds ~6 MB of window statistics at 480 px).
         shown = [displayed(o.indices, o.palettes, o.frame_palettes) for o in options]
         for i in range(count):
@@ -159,13 +163,11 @@ def choose_palettes(
                 reference = Reference(frames[i])
                 for option, rgb in zip(options, rgbs, strict=True):
                     option.ssim += reference.ssim(rgb) / len(scored)
-    single = options[0]
     best = max(options, key=lambda option: _net_gain(option, single))
-    if best is not single and _net_gain(best, single) < MULTI_PALETTE_MIN_NET_GAIN:
+    if _net_gain(best, single) < MULTI_PALETTE_MIN_NET_GAIN:
         best = single
     record = {
         "palettes": len(best.palettes),
-        "usage_overlap": overlaps,
         "tried": [option.summary() for option in options],
     }
     return PaletteChoice(
@@ -177,53 +179,61 @@ def choose_palettes(
     )
 
 
-def _usage_overlap(indices: NDArray[np.uint8], ids: NDArray[np.intp], groups: int) -> float:
-    """How alike the spans use one palette: the smallest intersection, over the spans, of a
-    span's entry histogram with the rest of the clip's (1: the same entries as often)."""
-    shares = [
-        np.bincount(indices[ids == g].reshape(-1), minlength=256) / indices[ids == g].size
-        for g in range(groups)
-    ]
-    rest = [np.mean([h for k, h in enumerate(shares) if k != g], axis=0) for g in range(groups)]
-    return float(min(np.minimum(shares[g], rest[g]).sum() for g in range(groups)))
-
-
 def _net_gain(option: _Option, single: _Option) -> float:
     """SSIM gained over one palette, less what its extra bytes are worth."""
+    if option is single:
+        return 0.0
     growth = option.bytes / single.bytes - 1
     return option.ssim - single.ssim - MULTI_PALETTE_SSIM_PER_BYTE * growth
 
 
-def _option(
+def _single(
+    frames: NDArray[np.uint8], distance: float | None, reserved: list[Rgb], fps: int
+) -> _Option:
+    """One palette for the clip, every frame mapped onto it and stabilised (prepare 8's)."""
+    palette = clip_palette(frames, reserved, fps)
+    indices = nearest_indices(frames, palette)
+    if distance is None:
+        distance = tune_stabilise_distance(frames, indices, palette)
+    stabilise(indices, frames, palette, distance=distance)
+    return _Option(palette[None], np.zeros(len(frames), dtype=np.intp), indices, distance)
+
+
+def _spans(
     frames: NDArray[np.uint8],
     ids: NDArray[np.intp],
-    distance: float | None,
+    single: _Option,
     reserved: list[Rgb],
     fps: int,
 ) -> _Option:
-    """The frames on a palette per id in ``ids`` (each from its frames), stabilised run by
-    run, and the bytes of their GIF."""
-    palettes = np.stack(
-        [clip_palette(_spread(frames, np.flatnonzero(ids == g)), reserved, fps) for g in
-         range(int(ids.max()) + 1)]
-    )  # fmt: skip
+    """A palette per id in ``ids``: the first is the clip's one (``single``'s: its first run's
+    indices are the same), each other from its own frames; each run stabilised on its palette
+    from its first frame, then held across palette changes (``keep_across``)."""
+    others = []
+    for g in range(1, int(ids.max()) + 1):
+        chosen = np.flatnonzero(ids == g)
+        # A sample the span's share of the clip's: the span's own frames are fewer.
+        pixels = max(SPAN_SAMPLE_MIN_PIXELS, REFINE_SAMPLE_PIXELS * len(chosen) // len(ids))
+        others.append(clip_palette(_spread(frames, chosen), reserved, fps, pixels=pixels))
+    palettes = np.stack([single.palettes[0], *others])
     runs = palette_runs(ids)
     indices = np.empty(frames.shape[:-1], dtype=np.uint8)
-    for s, g in runs:
+    for k, (s, g) in enumerate(runs):
+        if k == 0:
+            indices[s] = single.indices[s]
+            continue
         indices[s] = nearest_indices(frames[s], palettes[g])
-    if distance is None:  # tuned on the first run's frames, as one palette's on the clip's
-        first, g = runs[0]
-        distance = tune_stabilise_distance(frames[first], indices[first], palettes[g])
-    for s, g in runs:
-        stabilise(indices[s], frames[s], palettes[g], distance=distance)
-    if len(runs) > 1:
-        keep_across(indices, frames, palettes, ids, distance=distance)
-    delays = [_DECISION_DELAY_CS] * len(frames)
-    if len(palettes) == 1:
-        encoded = encode_gif(indices, palettes[0], delays)
-    else:
-        encoded = encode_gif(indices, palettes[0], delays, palettes=palettes, groups=ids)
-    return _Option(palettes, ids, indices, distance, len(encoded))
+        stabilise(indices[s], frames[s], palettes[g], distance=single.distance)
+    keep_across(indices, frames, palettes, ids, distance=single.distance)
+    return _Option(palettes, ids, indices, single.distance)
+
+
+def _gif_bytes(option: _Option) -> int:
+    delays = [_DECISION_DELAY_CS] * len(option.indices)
+    if len(option.palettes) == 1:
+        return len(encode_gif(option.indices, option.palettes[0], delays))
+    palettes, ids = option.palettes, option.frame_palettes
+    return len(encode_gif(option.indices, palettes[0], delays, palettes=palettes, groups=ids))
 
 
 def keep_across(
@@ -248,17 +258,25 @@ def keep_across(
     count = len(indices)
     flat = indices.reshape(count, -1)
     truth = frames.reshape(count, -1, 3)
-    shown = palettes[ids[0]][flat[0]].astype(np.int32)
-    kept = np.zeros(flat.shape[1], dtype=bool)  # pixels showing an older frame's colour
+    colours = palettes.astype(np.int32)
+    # The pixels showing an older frame's colour, and that colour: within a run only they are
+    # checked; where the palette changes, every pixel is.
+    held_at = np.empty(0, dtype=np.intp)
+    held = np.empty((0, 3), dtype=np.int32)
     for f in range(1, count):
-        check = np.arange(flat.shape[1]) if ids[f] != ids[f - 1] else np.flatnonzero(kept)
-        error = ((shown[check] - truth[f][check]) ** 2).sum(axis=1)
-        hold = check[error <= limit]
-        kept[:] = False
-        kept[hold] = True
-        flat[f][hold] = TRANSPARENT_INDEX
-        drawn = np.flatnonzero(~kept)
-        shown[drawn] = palettes[ids[f]][flat[f][drawn]]
+        if ids[f] != ids[f - 1]:
+            candidates = colours[ids[f - 1]][flat[f - 1]]
+            candidates[held_at] = held
+            check = np.arange(flat.shape[1])
+        else:
+            candidates, check = held, held_at
+        wanted = truth[f][check].astype(np.int32)  # a frame at a time: bounded memory
+        error = ((candidates - wanted) ** 2).sum(axis=1)
+        # Held while within the distance, or no worse than what would be drawn instead.
+        drawn_error = ((colours[ids[f]][flat[f][check]] - wanted) ** 2).sum(axis=1)
+        hold = (error <= limit) | (error <= drawn_error)
+        held_at, held = check[hold], candidates[hold]
+        flat[f][held_at] = TRANSPARENT_INDEX
     return indices
 
 
