@@ -43,9 +43,8 @@ BUDGET_WIDTH_STEPS = 5  # 0.8⁵ ≈ 0.33: a 480 px template goes down to 156 px
 # the same bytes on every case as making each width).
 BUDGET_SKIP_FACTOR = 1.3
 
-# Encodes (frames, height, width) palette indices with one delay (centiseconds) a frame, and
-# each frame's palette group (None: every frame on the first group's palette).
-GifEncoder = Callable[[NDArray[np.uint8], Sequence[int], NDArray[np.intp] | None], bytes]
+# Encodes (frames, height, width) palette indices with one delay (centiseconds) a frame.
+GifEncoder = Callable[[NDArray[np.uint8], Sequence[int]], bytes]
 
 
 @dataclass(frozen=True)
@@ -125,16 +124,16 @@ def fit_gif_budget(
     delays_cs: Sequence[int],
     fps: float,
     encode: GifEncoder,
-    groups: NDArray[np.intp] | None = None,
+    remap: bool = False,
 ) -> tuple[bytes, BudgetOutcome]:
     """The render's GIF within ``max_bytes`` if a step gets it there, else its smallest step.
 
     ``gif`` is the full GIF, made from ``indices`` (the render's palette indices) with
     ``delays_cs``; ``composed`` are the unquantised frames they stand for (or a function that makes
     them, called only when the GIF is over budget); ``encode`` makes a GIF
-    the way the render made ``gif`` (the same encoder and optimiser). ``groups``: each frame's
-    palette group, for a template with a palette per group (``palette``, ``lut``: the first
-    group's, which a narrower step is mapped onto)."""
+    the way the render made ``gif`` (the same encoder and optimiser). ``remap``: every step is
+    mapped afresh onto ``palette`` (a template with a palette per span, whose ``indices`` hold
+    "leave what is shown" pixels that mean nothing once frames are dropped)."""
     count, height, width = indices.shape
     outcome = BudgetOutcome(
         max_bytes=max_bytes,
@@ -160,18 +159,18 @@ def fit_gif_budget(
         if narrower and step is not steps[-1] and predicted > max_bytes * BUDGET_SKIP_FACTOR:
             continue  # far over: the next width, without making this one
         kept = slice(None, None, step.frame_step)
-        step_groups = None
-        if step.width == width:
+        if step.width == width and not remap:
             step_indices = indices[kept]
             step_height = height
-            step_groups = None if groups is None else groups[kept]
         else:
             step_height = scaled_height(width, height, step.width)
-            truth = _scaled(composed[kept], step.width, step_height)
+            truth = composed[kept]
+            if step.width != width:
+                truth = _scaled(truth, step.width, step_height)
             step_indices = stabilise(
                 lookup(lut, truth), truth, palette, distance=stabilise_distance
             )
-        gif = encode(step_indices, stepped_delays(delays_cs, step.frame_step), step_groups)
+        gif = encode(step_indices, stepped_delays(delays_cs, step.frame_step))
         attempts += 1
         outcome = BudgetOutcome(
             max_bytes=max_bytes,

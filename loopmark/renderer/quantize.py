@@ -268,7 +268,8 @@ def stabilise(
         error = (entries[:, 0] - pixels[:, 0]) ** 2
         error += (entries[:, 1] - pixels[:, 1]) ** 2
         error += (entries[:, 2] - pixels[:, 2]) ** 2
-        keep = error <= limit
+        # Never a "leave what is shown" (palette_groups.keep_across): it is no colour of its own.
+        keep = (error <= limit) & (kept != TRANSPARENT_INDEX)
         current[changed[keep]] = kept[keep]
     if work is not indices:
         indices[...] = work

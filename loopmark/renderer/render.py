@@ -419,12 +419,8 @@ def render_gif_stage(
     outcome = None
     if budget is not None:
 
-        def encode(
-            step_indices: NDArray[np.uint8],
-            step_delays: Sequence[int],
-            step_groups: NDArray[np.intp] | None,
-        ) -> bytes:
-            stepped = encode_prepared_gif(prepared, step_indices, step_delays, groups=step_groups)
+        def encode(step_indices: NDArray[np.uint8], step_delays: Sequence[int]) -> bytes:
+            stepped = encode_gif(step_indices, prepared.palette, step_delays)
             return gifsicle_optimise(stepped, settings.gifsicle_level)
 
         gif, outcome = fit_gif_budget(
@@ -438,7 +434,7 @@ def render_gif_stage(
             delays_cs=delays,
             fps=prepared.fps,
             encode=encode,
-            groups=groups,
+            remap=prepared.grouped,
         )
     report(GIF_DONE_PROGRESS)
     return GifStage(

@@ -20,7 +20,7 @@ from loopmark.renderer.palette_groups import (
 )
 from loopmark.renderer.prepare import PreparedTemplate
 from loopmark.renderer.quantize import TRANSPARENT_INDEX, build_lut, nearest_indices, stabilise
-from loopmark.renderer.render import compose_frames, render
+from loopmark.renderer.render import RenderSettings, caption_layer, compose_frames, render
 
 
 def decoded(data: bytes) -> list[np.ndarray]:
@@ -136,9 +136,8 @@ def test_a_clip_whose_colours_drift_gets_a_palette_per_span_and_a_still_one_keep
     assert [t["palettes"] for t in same.record["tried"]] == [1, 2]  # tried, not worth it
 
 
-def test_a_template_with_two_palettes_renders_each_frame_on_its_own(
-    small: PreparedTemplate,
-) -> None:
+def two_palettes(small: PreparedTemplate) -> PreparedTemplate:
+    """The small template with a palette of its own for the second half of its frames."""
     count = small.frame_count
     ids = frame_palettes(count, 2)
     palettes = np.stack(
@@ -149,7 +148,8 @@ def test_a_template_with_two_palettes_renders_each_frame_on_its_own(
         indices[s] = nearest_indices(small.frames[s], palettes[g])
         stabilise(indices[s], small.frames[s], palettes[g], distance=small.stabilise_distance)
     keep_across(indices, small.frames, palettes, ids, distance=small.stabilise_distance)
-    grouped = dataclasses.replace(
+    assert (indices == TRANSPARENT_INDEX).any()  # some pixels hold the first palette's colour
+    return dataclasses.replace(
         small,
         indices=indices,
         palette=palettes[0],
@@ -158,17 +158,32 @@ def test_a_template_with_two_palettes_renders_each_frame_on_its_own(
         palettes=palettes,
         luts=np.stack([build_lut(p) for p in palettes]),
     )
+
+
+def test_a_template_with_two_palettes_renders_each_frame_on_its_own(
+    small: PreparedTemplate,
+) -> None:
+    grouped = two_palettes(small)
     result = render(grouped, "Hello, world!")
-    flags = local_tables(result.gif)
-    assert flags == [bool(g) for g in ids]
-    truth = compose_frames(grouped, np.asarray(result_layer(grouped, "Hello, world!")))
+    assert local_tables(result.gif) == [bool(g) for g in grouped.frame_groups()]
+    truth = compose_frames(grouped, caption_layer(grouped, "Hello, world!"))
     for got, want in zip(decoded(result.gif), truth, strict=True):
         assert np.abs(got.astype(int) - want).mean() < 6  # each frame decodes near its truth
     # The same template on one palette: no local tables.
     assert not any(local_tables(render(small, "Hello, world!").gif))
 
 
-def result_layer(prepared: PreparedTemplate, caption: str) -> np.ndarray:
-    from loopmark.renderer.render import caption_layer
-
-    return caption_layer(prepared, caption)
+def test_a_budget_step_maps_a_two_palette_template_afresh_onto_one(
+    small: PreparedTemplate,
+) -> None:
+    grouped = two_palettes(small)
+    full = render(grouped, "Hello, world!").gif
+    settings = RenderSettings(max_gif_bytes=len(full) * 2 // 3)
+    result = render(grouped, "Hello, world!", settings=settings)
+    step = result.budget
+    assert step is not None and step.fits and (step.frame_step, step.width) != (1, grouped.width)
+    assert not any(local_tables(result.gif))  # every frame on the first palette
+    truth = compose_frames(grouped, caption_layer(grouped, "Hello, world!"))[:: step.frame_step]
+    for got, want in zip(decoded(result.gif), truth, strict=True):
+        scaled = Image.fromarray(want).resize((step.width, step.height), Image.Resampling.LANCZOS)
+        assert np.abs(got.astype(int) - np.asarray(scaled)).mean() < 6
