@@ -156,13 +156,11 @@ def choose_palettes(
         for option in options:
             option.bytes = _gif_bytes(option)
         # One reference frame at a time (each holds ~6 MB of window statistics at 480 px).
-        shown = [displayed(o.indices, o.palettes, o.frame_palettes) for o in options]
-        for i in range(count):
-            rgbs = [next(frames_shown) for frames_shown in shown]
-            if i in scored:
-                reference = Reference(frames[i])
-                for option, rgb in zip(options, rgbs, strict=True):
-                    option.ssim += reference.ssim(rgb) / len(scored)
+        shown = [displayed(o.indices, o.palettes, o.frame_palettes, scored) for o in options]
+        for i in scored:
+            reference = Reference(frames[i])
+            for option, frames_shown in zip(options, shown, strict=True):
+                option.ssim += reference.ssim(next(frames_shown)) / len(scored)
     best = max(options, key=lambda option: _net_gain(option, single))
     if _net_gain(best, single) < MULTI_PALETTE_MIN_NET_GAIN:
         best = single
@@ -206,9 +204,9 @@ def _spans(
     reserved: list[Rgb],
     fps: int,
 ) -> _Option:
-    """A palette per id in ``ids``: the first is the clip's one (``single``'s: its first run's
-    indices are the same), each other from its own frames; each run stabilised on its palette
-    from its first frame, then held across palette changes (``keep_across``)."""
+    """A palette per id in ``ids``: the first is the clip's one (its runs take ``single``'s
+    indices), each other from its own frames, its runs stabilised on it from their first frame;
+    then pixels are held across palette changes (``keep_across``)."""
     others = []
     for g in range(1, int(ids.max()) + 1):
         chosen = np.flatnonzero(ids == g)
@@ -218,8 +216,8 @@ def _spans(
     palettes = np.stack([single.palettes[0], *others])
     runs = palette_runs(ids)
     indices = np.empty(frames.shape[:-1], dtype=np.uint8)
-    for k, (s, g) in enumerate(runs):
-        if k == 0:
+    for s, g in runs:
+        if g == 0:  # each of single's indices is its colour's nearest or within the distance
             indices[s] = single.indices[s]
             continue
         indices[s] = nearest_indices(frames[s], palettes[g])
@@ -281,17 +279,27 @@ def keep_across(
 
 
 def displayed(
-    indices: NDArray[np.uint8], palettes: NDArray[np.uint8], ids: NDArray[np.intp]
+    indices: NDArray[np.uint8],
+    palettes: NDArray[np.uint8],
+    ids: NDArray[np.intp],
+    at: Sequence[int] | None = None,
 ) -> Iterator[NDArray[np.uint8]]:
-    """The frames as a GIF of ``indices`` shows them (``TRANSPARENT_INDEX``: what was shown)."""
-    shown: NDArray[np.uint8] | None = None
-    for i in range(len(indices)):
-        rgb = palettes[ids[i]][indices[i]]
-        if shown is not None:
-            held = indices[i] == TRANSPARENT_INDEX
-            rgb[held] = shown[held]
-        shown = rgb
-        yield rgb
+    """The frames (those ``at``, in order; every one by default) as a GIF of ``indices`` shows
+    them (``TRANSPARENT_INDEX``: what was shown), kept up to date pixel by pixel where the
+    indices change (all of them where the palette does)."""
+    wanted = set(range(len(indices)) if at is None else at)
+    count = len(indices)
+    flat = indices.reshape(count, -1)
+    shown = palettes[ids[0]][flat[0]]
+    for i in range(count):
+        if i and ids[i] != ids[i - 1]:
+            drawn = np.flatnonzero(flat[i] != TRANSPARENT_INDEX)
+        elif i:
+            drawn = np.flatnonzero((flat[i] != flat[i - 1]) & (flat[i] != TRANSPARENT_INDEX))
+        if i:
+            shown[drawn] = palettes[ids[i]][flat[i][drawn]]
+        if i in wanted:
+            yield shown.reshape(*indices.shape[1:], 3).copy()
 
 
 def _spread(frames: NDArray[np.uint8], chosen: NDArray[np.intp]) -> NDArray[np.uint8]:
