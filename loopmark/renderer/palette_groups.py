@@ -50,7 +50,7 @@ MIN_GROUP_FRAMES = 12
 MULTI_PALETTE_SSIM_PER_BYTE = 0.03
 MULTI_PALETTE_MIN_NET_GAIN = 0.0005
 SPAN_SAMPLE_MIN_PIXELS = 100_000
-_SCORED_FRAMES = 8  # frames spread over the clip whose SSIM decides
+_SCORED_FRAMES = 6  # frames spread over those after the first run, whose SSIM decides
 _DECISION_DELAY_CS = 10  # delays do not change the bytes of a frame's data
 
 
@@ -118,12 +118,13 @@ class _Option:
     indices: NDArray[np.uint8]
     distance: float
     bytes: int = 0  # measured only when there is a choice
-    ssim: float = 0.0
+    ssim: float = 0.0  # mean SSIM of the scored frames (those after the first run)
+    share: float = 1.0  # the share of the clip's frames those stand for
 
     def summary(self) -> dict[str, Any]:
         summary: dict[str, Any] = {"palettes": len(self.palettes), "distance": self.distance}
         if self.bytes:
-            summary.update(ssim=round(self.ssim, 5), bytes=self.bytes)
+            summary.update(ssim=round(self.ssim, 5), share=round(self.share, 3), bytes=self.bytes)
         return summary
 
 
@@ -141,7 +142,8 @@ def choose_palettes(
 
     ``distance``: the stabilise distance (template.toml's), or None to tune it per option.
     Each option's frames are stabilised and GIF-encoded as a render's would be (template alone)
-    and scored by SSIM on ``_SCORED_FRAMES`` frames spread over the clip.
+    and scored by SSIM on ``_SCORED_FRAMES`` frames spread over those after the first run (the
+    first is the same in every option).
     """
     count = len(frames)
     single = _single(frames, distance, reserved, fps)
@@ -150,11 +152,15 @@ def choose_palettes(
         if groups >= 2 and count >= groups * MIN_GROUP_FRAMES:
             ids = frame_palettes(count, groups, loop)
             options.append(_spans(frames, ids, single, reserved, fps))
-    spread = np.linspace(0, count - 1, min(count, _SCORED_FRAMES)).round()
-    scored = [int(i) for i in np.unique(spread)]
     if len(options) > 1:
+        # Every option shows the first palette's first run as one palette does (the same
+        # indices): only the frames after it are scored, and their gain counts for their share.
+        start = min(palette_runs(o.frame_palettes)[0][0].stop for o in options[1:])
+        spread = np.linspace(start, count - 1, min(count - start, _SCORED_FRAMES)).round()
+        scored = [int(i) for i in np.unique(spread)]
         for option in options:
             option.bytes = _gif_bytes(option)
+            option.share = (count - start) / count
         # One reference frame at a time (each holds ~6 MB of window statistics at 480 px).
         shown = [displayed(o.indices, o.palettes, o.frame_palettes, scored) for o in options]
         for i in scored:
@@ -182,7 +188,8 @@ def _net_gain(option: _Option, single: _Option) -> float:
     if option is single:
         return 0.0
     growth = option.bytes / single.bytes - 1
-    return option.ssim - single.ssim - MULTI_PALETTE_SSIM_PER_BYTE * growth
+    gain = (option.ssim - single.ssim) * option.share
+    return gain - MULTI_PALETTE_SSIM_PER_BYTE * growth
 
 
 def _single(
