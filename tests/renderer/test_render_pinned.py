@@ -1,8 +1,9 @@
 """Pinned output: a render's key and GIF bytes must not change when code is reorganised.
 
 Keys taken again for prepare 9 (a palette per span of the clip's time where that measures
-better per byte: ``palette_groups``): every pinned template keeps one palette, so every GIF's
-bytes are the same as prepare 8's; only the keys, which hold PREPARE_VERSION, changed.
+better per byte: ``palette_groups``): the templates pinned before keep one palette, so their GIFs'
+bytes are the same as prepare 8's; only the keys, which hold PREPARE_VERSION, changed. *Head
+scratch*, which takes two palettes, is pinned anew.
 
 Taken again for renderer 4, prepare 8: the palette's k-means weights each sampled pixel by what
 an error there costs SSIM (``quality.error_weights``: smooth areas more than busy texture), over
@@ -16,6 +17,7 @@ behaviour: it needs a new RENDERER_VERSION or PREPARE_VERSION, not a new pin.
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 
@@ -86,6 +88,14 @@ DEMO_PINNED = [
         "q5ptz753xi62nqz2xfazeavs",
         "abb5ad45e73569887e03a4f123790595eb8065879b99fe1a7c8165ded3d6d0c4",
     ),
+    # The slow boomerang takes a second palette (palette_groups): local colour tables, pixels
+    # held across the palette changes, captions mapped run by run.
+    (
+        "head-scratch",
+        "Plot twist",
+        "uilrm4sav7cc2b3h3swhvo3t",
+        "b09f98a5ae2f6772162f6efb0f193db0988a5a68693905a70ad741e3e55ff839",
+    ),
 ]
 
 
@@ -108,3 +118,20 @@ def test_demo_template_renders_are_pinned(
 ) -> None:
     result = render(demo_prepared[template_id], caption)
     assert (result.key, hashlib.sha256(result.gif).hexdigest()) == (key, gif_sha256)
+
+
+def test_only_head_scratch_takes_a_palette_per_span(
+    demo_prepared: dict[str, PreparedTemplate],
+) -> None:
+    for template_id, prepared in demo_prepared.items():
+        meta = json.loads((prepared.folder / "meta.json").read_text())
+        two = template_id == "head-scratch"
+        assert meta["palette_choice"]["palettes"] == (2 if two else 1)
+        assert [option["palettes"] for option in meta["palette_choice"]["tried"]] == [1, 2]
+        assert prepared.grouped == two
+        assert len(set(meta["frame_palettes"])) == (2 if two else 1)
+    scratch = demo_prepared["head-scratch"]
+    assert scratch.palettes is not None and scratch.palettes.shape == (2, 256, 3)
+    # A boomerang's way back takes its way out's palette: the ends on the first.
+    assert scratch.frame_palettes is not None
+    assert scratch.frame_palettes[0] == scratch.frame_palettes[-1] == 0
