@@ -66,11 +66,14 @@ def encode_gif(
     out = io.BytesIO()
     out.write(_header(width, height, palette))
     previous: NDArray[np.uint8] | None = None
-    canvas = np.zeros((height, width), dtype=np.int64)  # displayed colours (with palettes)
+    grouped = palettes is not None and groups is not None
+    # The displayed colours, 24-bit RGB, for frames on palettes of their own.
+    canvas = np.zeros((height, width) if grouped else (0, 0), dtype=np.int64)
     for i in range(count):
         frame = indices[i]
         table = None
-        if palettes is not None and groups is not None:
+        if grouped:
+            assert palettes is not None and groups is not None
             table, previous = _group_frame(palette, palettes, groups, i, indices, canvas)
         if previous is None:
             x0, y0, crop, transparency = 0, 0, frame, None
