@@ -83,13 +83,14 @@ def _ours_gif(prepared: Any, caption: str, gifsicle_level: str) -> bytes:
 
     Built from render.py's own steps; ``ours`` checks it gives render()'s very bytes.
     """
-    from loopmark.renderer.gif import encode_gif, frame_delays_cs, gifsicle_optimise
+    from loopmark.renderer.gif import frame_delays_cs, gifsicle_optimise
     from loopmark.renderer.render import (
         RenderSettings,
         accept_caption,
         caption_indices,
         caption_layer,
         compose_frames,
+        encode_prepared_gif,
     )
 
     settings = RenderSettings(gifsicle_level=gifsicle_level)
@@ -98,7 +99,9 @@ def _ours_gif(prepared: Any, caption: str, gifsicle_level: str) -> bytes:
     composed = compose_frames(prepared, layer)
     indices = caption_indices(prepared, composed, layer, settings)
     delays = frame_delays_cs(prepared.frame_count, prepared.fps)
-    return gifsicle_optimise(encode_gif(indices, prepared.palette, delays), settings.gifsicle_level)
+    groups = prepared.frame_groups() if prepared.grouped else None
+    gif = encode_prepared_gif(prepared, indices, delays, groups=groups)
+    return gifsicle_optimise(gif, settings.gifsicle_level)
 
 
 def _lzw_images(prepared: Any, caption: str) -> list[tuple[Any, tuple[int, int], dict[str, Any]]]:

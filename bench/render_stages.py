@@ -134,7 +134,7 @@ def child(tree: str, spec_path: str) -> dict[str, Any]:
     from loopmark.brand import demo_brand
     from loopmark.renderer import render as r
     from loopmark.renderer import video
-    from loopmark.renderer.gif import encode_gif, frame_delays_cs
+    from loopmark.renderer.gif import frame_delays_cs
     from loopmark.renderer.video import encode_mp4
 
     assert loopmark.__file__ is not None and loopmark.__file__.startswith(tree), loopmark.__file__
@@ -185,7 +185,12 @@ def child(tree: str, spec_path: str) -> dict[str, Any]:
         t = timed("compose", t)
         indices = r.caption_indices(prepared, composed, layer, r.RenderSettings())
         t = timed("indices", t)
-        encode_gif(indices, prepared.palette, frame_delays_cs(prepared.frame_count, prepared.fps))
+        r.encode_prepared_gif(
+            prepared,
+            indices,
+            frame_delays_cs(prepared.frame_count, prepared.fps),
+            groups=prepared.frame_groups() if prepared.grouped else None,
+        )
         t = timed("GIF encode", t)
         r.poster_jpeg(composed)
         t = timed("poster", t)

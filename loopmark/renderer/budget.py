@@ -124,13 +124,16 @@ def fit_gif_budget(
     delays_cs: Sequence[int],
     fps: float,
     encode: GifEncoder,
+    remap: bool = False,
 ) -> tuple[bytes, BudgetOutcome]:
     """The render's GIF within ``max_bytes`` if a step gets it there, else its smallest step.
 
     ``gif`` is the full GIF, made from ``indices`` (the render's palette indices) with
     ``delays_cs``; ``composed`` are the unquantised frames they stand for (or a function that makes
     them, called only when the GIF is over budget); ``encode`` makes a GIF
-    the way the render made ``gif`` (the same encoder and optimiser)."""
+    the way the render made ``gif`` (the same encoder and optimiser). ``remap``: every step is
+    mapped afresh onto ``palette`` (a template with a palette per span, whose ``indices`` hold
+    "leave what is shown" pixels that mean nothing once frames are dropped)."""
     count, height, width = indices.shape
     outcome = BudgetOutcome(
         max_bytes=max_bytes,
@@ -156,12 +159,14 @@ def fit_gif_budget(
         if narrower and step is not steps[-1] and predicted > max_bytes * BUDGET_SKIP_FACTOR:
             continue  # far over: the next width, without making this one
         kept = slice(None, None, step.frame_step)
-        if step.width == width:
+        if step.width == width and not remap:
             step_indices = indices[kept]
             step_height = height
         else:
             step_height = scaled_height(width, height, step.width)
-            truth = _scaled(composed[kept], step.width, step_height)
+            truth = composed[kept]
+            if step.width != width:
+                truth = _scaled(truth, step.width, step_height)
             step_indices = stabilise(
                 lookup(lut, truth), truth, palette, distance=stabilise_distance
             )

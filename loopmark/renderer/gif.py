@@ -52,14 +52,28 @@ def encode_gif(
     delays_cs: Sequence[int],
     *,
     on_frame: Callable[[int], None] | None = None,
+    palettes: NDArray[np.uint8] | None = None,
+    groups: NDArray[np.intp] | None = None,
 ) -> bytes:
-    """Encode (frames, height, width) palette indices; ``on_frame(i)`` reports progress."""
+    """Encode (frames, height, width) palette indices; ``on_frame(i)`` reports progress.
+
+    ``palettes`` (g, 256, 3) and ``groups`` (a palette index a frame): frames whose palette is
+    not ``palette`` (the global colour table) carry it as a local colour table, and a pixel is
+    drawn where its colour is not the one displayed (``_group_frame``).
+    """
     count, height, width = indices.shape
     # The pieces are joined once at the end: one copy of the GIF, not a growing buffer's.
     parts = [_header(width, height, palette)]
     previous: NDArray[np.uint8] | None = None
+    grouped = palettes is not None and groups is not None
+    # The displayed colours, 24-bit RGB, for frames on palettes of their own.
+    canvas = np.zeros((height, width) if grouped else (0, 0), dtype=np.int64)
     for i in range(count):
         frame = indices[i]
+        table = None
+        if grouped:
+            assert palettes is not None and groups is not None
+            table, previous = _group_frame(palette, palettes, groups, i, indices, canvas)
         if previous is None:
             x0, y0, crop, transparency = 0, 0, frame, None
         else:
@@ -78,6 +92,9 @@ def encode_gif(
         # bytes, measured 3.4 → 2.3 ms of a 36-frame encode's own work.
         image = Image.frombuffer("P", (crop.shape[1], crop.shape[0]), crop, "raw", "P", 0, 1)
         params = {"duration": delays_cs[i] * 10, "disposal": DISPOSE_NONE, "interlace": 0}
+        if table is not None:
+            image.putpalette(table.tobytes())
+            params["include_color_table"] = True
         if transparency is not None:
             params["transparency"] = transparency
         parts.extend(GifImagePlugin.getdata(image, (int(x0), int(y0)), **params))
@@ -86,6 +103,39 @@ def encode_gif(
             on_frame(i)
     parts.append(b";")
     return b"".join(parts)
+
+
+def _group_frame(
+    palette: NDArray[np.uint8],
+    palettes: NDArray[np.uint8],
+    groups: NDArray[np.intp],
+    i: int,
+    indices: NDArray[np.uint8],
+    canvas: NDArray[np.int64],
+) -> tuple[NDArray[np.uint8] | None, NDArray[np.uint8] | None]:
+    """Frame ``i``'s local colour table (None: the global one), and indices to compare it with
+    that differ from it exactly where a pixel must be drawn: where the colour it stands for is
+    not the one displayed (``canvas``, 24-bit RGB, updated). Displayed colours, never indices,
+    since indices mean other colours on either side of a palette change; ``TRANSPARENT_INDEX``
+    in ``indices`` means "leave what is shown" (``palette_groups.keep_across``)."""
+    table = palettes[groups[i]]
+    local = None if np.array_equal(table, palette) else table
+    frame = indices[i]
+    colours = _rgb24(table)[frame]
+    if i == 0:
+        canvas[...] = colours
+        return local, None
+    draw = (frame != TRANSPARENT_INDEX) & (colours != canvas)
+    canvas[draw] = colours[draw]
+    compared = frame.copy()
+    compared[draw] = TRANSPARENT_INDEX  # differs from the frame there (drawn pixels never are)
+    return local, compared
+
+
+def _rgb24(table: NDArray[np.uint8]) -> NDArray[np.int64]:
+    wide = table.astype(np.int64)
+    packed: NDArray[np.int64] = (wide[:, 0] << 16) | (wide[:, 1] << 8) | wide[:, 2]
+    return packed
 
 
 def _keep_changed(crop: NDArray[np.uint8], changed: NDArray[np.bool_]) -> NDArray[np.uint8]:

@@ -14,6 +14,7 @@ that cannot be deleted (a read-only, baked-in folder) is prepared again in the s
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -31,19 +32,11 @@ from PIL import Image
 
 from loopmark.errors import TemplateInvalid
 from loopmark.renderer.caption_palette import caption_reserved_colours
+from loopmark.renderer.palette_groups import choose_palettes, palette_runs
 from loopmark.renderer.probe import probe_video
-from loopmark.renderer.quantize import (
-    STABILISE_DISTANCE,
-    build_lut,
-    build_palette,
-    nearest_indices,
-    palette_sample,
-    refine_palette,
-    stabilise,
-    tune_stabilise_distance,
-)
+from loopmark.renderer.quantize import STABILISE_DISTANCE, build_lut
 from loopmark.renderer.templates import OUTPUT_MAX_FRAMES, Template, TextBox
-from loopmark.renderer.video import decode_frames, encode_mp4, generate_palette
+from loopmark.renderer.video import decode_frames, encode_mp4
 
 # Bump when this module's output changes for the same template. Render keys include it, so a
 # bump renders every caption afresh: the manifest's format has its own version (below).
@@ -55,8 +48,9 @@ FRAME_CORNER_SHARE = 0.45
 # 5: k-means sample with replacement; 6: stabilise distance per template; 7: the emoji colours
 # reserved in the palette, FFmpeg's palettegen over the k-means sample instead of every pixel;
 # 8: the k-means weights pixels by their SSIM cost, the sample drawn from 16 frames; no emoji
-# colours for a template whose captions are presets without emoji.
-PREPARE_VERSION = 8
+# colours for a template whose captions are presets without emoji; 9: a palette per group of
+# frames where that measures better per byte (palette_groups), palette.npy and lut.npy one a group.
+PREPARE_VERSION = 9
 # meta.json's format: 2 added "checksums" (a SHA-256 per file); a folder without them is
 # prepared again (same folder name, same bytes, same render keys).
 MANIFEST_VERSION = 2
@@ -81,14 +75,52 @@ class PreparedTemplate:
     folder: Path
     frames: NDArray[np.uint8]  # (n, h, w, 3) RGB with branding: the unquantised truth
     indices: NDArray[np.uint8]  # (n, h, w) palette indices, stabilised
-    palette: NDArray[np.uint8]  # (256, 3)
-    lut: NDArray[np.uint8]  # RGB at LUT_BITS → palette index
+    palette: NDArray[np.uint8]  # (256, 3): the first group's (the GIF's global colour table)
+    lut: NDArray[np.uint8]  # RGB at LUT_BITS → palette index (the first group's)
     box: TextBox  # the text box, resolved against the output height
     # What ``indices`` were stabilised with (template.toml's, or tuned; in meta.json), and what
     # renders stabilise the caption's edge with unless their settings say otherwise.
     stabilise_distance: float = STABILISE_DISTANCE
     # Whether preparation tuned that distance (True) or template.toml set it (False).
     stabilise_tuned: bool = True
+    # A palette per span of the clip's time (palette_groups): each frame's palette, and the
+    # palettes (p, 256, 3) and their LUTs; None for one palette (``palette``, ``lut``).
+    frame_palettes: tuple[int, ...] | None = None
+    palettes: NDArray[np.uint8] | None = None
+    luts: NDArray[np.uint8] | None = None
+
+    @property
+    def grouped(self) -> bool:
+        """Whether frames have palettes of their own (GIF local colour tables)."""
+        return self.frame_palettes is not None
+
+    def frame_groups(self) -> NDArray[np.intp]:
+        """Each frame's palette (all 0 for one palette)."""
+        if self.frame_palettes is None:
+            return np.zeros(self.frame_count, dtype=np.intp)
+        return np.array(self.frame_palettes, dtype=np.intp)
+
+    def group_views(self) -> list[tuple[slice, PreparedTemplate]]:
+        """Each run of consecutive frames on one palette as a one-palette template of its own
+        (views of the same arrays)."""
+        if self.frame_palettes is None or self.palettes is None or self.luts is None:
+            return [(slice(0, self.frame_count), self)]
+        return [
+            (
+                s,
+                dataclasses.replace(
+                    self,
+                    frames=self.frames[s],
+                    indices=self.indices[s],
+                    palette=self.palettes[g],
+                    lut=self.luts[g],
+                    frame_palettes=None,
+                    palettes=None,
+                    luts=None,
+                ),
+            )
+            for s, g in palette_runs(self.frame_palettes)
+        ]
 
     @property
     def width(self) -> int:
@@ -305,24 +337,23 @@ def _build(template: Template, folder: Path) -> None:
     frames = np.ascontiguousarray(frames)
     # The caption's colours (fill, stroke, the emoji's) keep entries of their own: a clip
     # rarely holds them, and caption pixels are only ever mapped onto this palette.
-    # (The emoji's only when the template's captions can hold any.)
+    # (The emoji's only when the template's captions can hold any.) One palette, or one per
+    # group of consecutive frames where that measures better per byte (palette_groups).
     reserved = caption_reserved_colours(template.style, emoji=template.draws_emoji)
-    # FFmpeg's median cut and the k-means both see the same fixed sample of the frames.
-    sample = palette_sample(frames)
-    clip_colours = refine_palette(
-        sample.image,
-        generate_palette(sample.image, colours=255 - len(reserved), fps=template.fps),
-        fixed=reserved,
-        weights=sample.weights,
+    choice = choose_palettes(
+        frames,
+        reserved,
+        template.fps,
+        distance=template.stabilise_distance,
+        loop=template.loop,
     )
-    del sample
-    palette = build_palette(clip_colours, reserved)
-    nearest = nearest_indices(frames, palette)
-    distance = template.stabilise_distance
-    if distance is None:
-        distance = tune_stabilise_distance(frames, nearest, palette)
-    indices = stabilise(nearest, frames, palette, distance=distance)
-    arrays = {"frames": frames, "indices": indices, "palette": palette, "lut": build_lut(palette)}
+    distance = choice.distance
+    arrays = {
+        "frames": frames,
+        "indices": choice.indices,
+        "palette": choice.palettes,
+        "lut": np.stack([build_lut(palette) for palette in choice.palettes]),
+    }
     meta = {
         "template": template.id,
         "version": template.version,
@@ -333,6 +364,8 @@ def _build(template: Template, folder: Path) -> None:
         "box": [box.x, box.y, box.w, box.h],
         "stabilise_distance": distance,
         "stabilise_tuned": template.stabilise_distance is None,
+        "frame_palettes": list(choice.frame_palettes),
+        "palette_choice": choice.record,
         "source": {"width": info.width, "height": info.height, "seconds": info.duration_s},
     }
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -374,22 +407,35 @@ def _load(template: Template, folder: Path) -> PreparedTemplate:
                 loaded[name.removesuffix(".npy")] = _array(data)
         box = TextBox(*meta["box"])
         distance = float(meta["stabilise_distance"])
+        frame_palettes = tuple(int(p) for p in meta["frame_palettes"])
         tuned = bool(meta.get("stabilise_tuned", template.stabilise_distance is None))
         shape = (int(meta["frames"]), int(meta["height"]), int(meta["width"]), 3)
     except (OSError, ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
         raise ArtifactInvalid(f"{type(exc).__name__}: {exc}") from exc
     if loaded["frames"].shape != shape or loaded["indices"].shape != shape[:3]:
         raise ArtifactInvalid(f"frames are {loaded['frames'].shape}, the manifest says {shape}")
+    palettes, luts = loaded["palette"], loaded["lut"]
+    used = set(frame_palettes)
+    if (
+        len(frame_palettes) != shape[0]
+        or used != set(range(len(palettes)))
+        or len(luts) != len(palettes)
+    ):
+        raise ArtifactInvalid(f"{len(palettes)} palettes, {len(luts)} LUTs for {sorted(used)}")
+    grouped = len(palettes) > 1
     return PreparedTemplate(
         template=template,
         folder=folder,
         frames=loaded["frames"],
         indices=loaded["indices"],
-        palette=loaded["palette"],
-        lut=loaded["lut"],
+        palette=palettes[0],
+        lut=luts[0],
         box=box,
         stabilise_distance=distance,
         stabilise_tuned=tuned,
+        frame_palettes=frame_palettes if grouped else None,
+        palettes=palettes if grouped else None,
+        luts=luts if grouped else None,
     )
 
 

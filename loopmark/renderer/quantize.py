@@ -41,7 +41,7 @@ REFINE_SAMPLE_PIXELS = 300_000
 # two busy cores) in threads waking and waiting; pinned or not, 256 costs the same as 1,024.
 _NEAREST_BLOCK = 256
 _NEAREST_FRAMES = 8  # frames matched together: bounds preparation memory
-_SAMPLE_FRAMES = 16  # frames the palette's pixel sample is drawn from
+SAMPLE_FRAMES = 16  # frames the palette's pixel sample is drawn from
 
 
 class PaletteSample(NamedTuple):
@@ -54,7 +54,7 @@ class PaletteSample(NamedTuple):
 
 def palette_sample(frames: NDArray[np.uint8], pixels: int = REFINE_SAMPLE_PIXELS) -> PaletteSample:
     """A fixed-seed sample of about ``pixels`` pixels, drawn with replacement from at most
-    ``_SAMPLE_FRAMES`` frames spread evenly over the clip; all their pixels when they hold no
+    ``SAMPLE_FRAMES`` frames spread evenly over the clip; all their pixels when they hold no
     more than that. Each pixel carries its SSIM error weight (``quality.error_weights``).
 
     The palette is built from it: FFmpeg's palettegen over every pixel was the largest part of
@@ -64,7 +64,7 @@ def palette_sample(frames: NDArray[np.uint8], pixels: int = REFINE_SAMPLE_PIXELS
     (a boomerang's second half repeats its first).
     """
     count, height, width, _ = frames.shape
-    chosen = np.unique(np.linspace(0, count - 1, min(count, _SAMPLE_FRAMES)).round())
+    chosen = np.unique(np.linspace(0, count - 1, min(count, SAMPLE_FRAMES)).round())
     picked = frames if len(chosen) == count else frames[chosen.astype(np.intp)]
     weights = np.concatenate([error_weights(frame).reshape(-1) for frame in picked])
     if len(picked) * height * width <= pixels:
@@ -268,7 +268,8 @@ def stabilise(
         error = (entries[:, 0] - pixels[:, 0]) ** 2
         error += (entries[:, 1] - pixels[:, 1]) ** 2
         error += (entries[:, 2] - pixels[:, 2]) ** 2
-        keep = error <= limit
+        # Never a "leave what is shown" (palette_groups.keep_across): it is no colour of its own.
+        keep = (error <= limit) & (kept != TRANSPARENT_INDEX)
         current[changed[keep]] = kept[keep]
     if work is not indices:
         indices[...] = work

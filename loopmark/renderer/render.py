@@ -249,6 +249,8 @@ def caption_indices(
     caption does not touch were stabilised at preparation; they are stabilised again here only
     when the render asks for another distance than the template was prepared with.
     """
+    if prepared.grouped:
+        return _grouped_caption_indices(prepared, composed, layer, settings)
     box = prepared.box
     indices = np.array(prepared.indices)
     count = len(indices)
@@ -280,6 +282,45 @@ def caption_indices(
         edge_indices = lookup(prepared.lut, truth_edge)
         flat[:, at] = stabilise(edge_indices, truth_edge, prepared.palette, distance=distance)
     return indices
+
+
+def _grouped_caption_indices(
+    prepared: PreparedTemplate,
+    composed: NDArray[np.uint8] | None,
+    layer: NDArray[np.uint8],
+    settings: RenderSettings,
+) -> NDArray[np.uint8]:
+    """``caption_indices`` of a template with a palette per group of frames: each group's on its
+    own palette, its edge stabilised from the group's first frame (an index kept across a
+    palette change would mean another colour; the encoder compares displayed colours there)."""
+    return np.concatenate(
+        [
+            caption_indices(view, None if composed is None else composed[s], layer, settings)
+            for s, view in prepared.group_views()
+        ]
+    )
+
+
+def encode_prepared_gif(
+    prepared: PreparedTemplate,
+    indices: NDArray[np.uint8],
+    delays: Sequence[int],
+    *,
+    on_frame: Callable[[int], None] | None = None,
+    groups: NDArray[np.intp] | None = None,
+) -> bytes:
+    """``encode_gif`` on the template's palettes: ``groups`` (``prepared.frame_groups()`` for
+    the template's own frames) picks each frame's; None: every frame on the global one."""
+    if groups is None or prepared.palettes is None:
+        return encode_gif(indices, prepared.palette, delays, on_frame=on_frame)
+    return encode_gif(
+        indices,
+        prepared.palette,
+        delays,
+        on_frame=on_frame,
+        palettes=prepared.palettes,
+        groups=groups,
+    )
 
 
 def render(
@@ -385,11 +426,13 @@ def render_gif_stage(
     span = GIF_PROGRESS_END - GIF_PROGRESS_START
     delays = frame_delays_cs(count, prepared.fps)
     # Progress is real: GIF frames encoded, then the extras.
-    gif = encode_gif(
+    groups = prepared.frame_groups() if prepared.grouped else None
+    gif = encode_prepared_gif(
+        prepared,
         indices,
-        prepared.palette,
         delays,
         on_frame=lambda i: report(GIF_PROGRESS_START + span * (i + 1) / count),
+        groups=groups,
     )
     gif = gifsicle_optimise(gif, settings.gifsicle_level)
     budget = gif_budget_of(prepared.template, settings)
@@ -411,6 +454,7 @@ def render_gif_stage(
             delays_cs=delays,
             fps=prepared.fps,
             encode=encode,
+            remap=prepared.grouped,
         )
     report(GIF_DONE_PROGRESS)
     return GifStage(
