@@ -32,7 +32,11 @@ from PIL import Image
 
 from loopmark.errors import TemplateInvalid
 from loopmark.renderer.caption_palette import caption_reserved_colours
-from loopmark.renderer.palette_groups import choose_palettes, palette_runs
+from loopmark.renderer.palette_groups import (
+    PALETTE_GROUP_CANDIDATES,
+    choose_palettes,
+    palette_runs,
+)
 from loopmark.renderer.probe import probe_video
 from loopmark.renderer.quantize import STABILISE_DISTANCE, build_lut
 from loopmark.renderer.templates import OUTPUT_MAX_FRAMES, Template, TextBox
@@ -346,6 +350,7 @@ def _build(template: Template, folder: Path) -> None:
         template.fps,
         distance=template.stabilise_distance,
         loop=template.loop,
+        candidates=PALETTE_GROUP_CANDIDATES if template.palette_spans else (),
     )
     distance = choice.distance
     arrays = {

@@ -69,6 +69,7 @@ def test_unknown_or_malformed_ids_are_unknown(template_id: str) -> None:
         ("speed = 1.0", "speed = 1.0\nmax_gif_bytes = 2_000_000_000", "max_gif_bytes"),
         ("speed = 1.0", "speed = 1.0\nmax_gif_bytes = 5.5e6", "max_gif_bytes"),
         ("speed = 1.0", "speed = 1.0\nmax_gif_bytes = true", "max_gif_bytes"),
+        ("speed = 1.0", 'speed = 1.0\npalette_spans = "yes"', "palette_spans must be true"),
     ],
 )
 def test_invalid_settings_say_what_is_wrong(copy: Path, old: str, new: str, message: str) -> None:
@@ -95,6 +96,15 @@ def test_a_stabilise_distance_override_is_read_and_versioned(copy: Path) -> None
     fixed = load_template(copy, "wake-up")
     assert fixed.stabilise_distance == 4.0
     assert fixed.version != tuned.version  # prepared again with it
+
+
+def test_palette_spans_are_asked_for_and_versioned(copy: Path) -> None:
+    one = load_template(copy, "wake-up")
+    assert one.palette_spans is False  # not tried unless asked: about a second of preparation
+    edit(copy / "wake-up", "speed = 1.0", "speed = 1.0\npalette_spans = true")
+    spans = load_template(copy, "wake-up")
+    assert spans.palette_spans is True
+    assert spans.version != one.version  # prepared again, trying them
 
 
 def test_a_gif_budget_is_the_templates_own_else_the_brands(copy: Path) -> None:
