@@ -46,16 +46,22 @@ class KeptDoneRecords:
         self.clock = clock
         self._kept: OrderedDict[str, tuple[float, RenderRecord]] = OrderedDict()
         self._lock = threading.Lock()
+        # Counts forgets: a read that began before one (and may have seen the record before a
+        # write made here) is returned but not kept.
+        self._forgets = 0
 
     def get(self, key: str) -> RenderRecord | None:
         now = self.clock()
         with self._lock:
             kept = self._kept.get(key)
+            forgets = self._forgets
         if kept is not None and now - kept[0] < self.keep_s:
             return kept[1]
         record = self.records.get(key)
         with self._lock:
-            if record is not None and record.status == RenderStatus.DONE:
+            if forgets != self._forgets:
+                pass  # a write raced this read: its record may be from before it
+            elif record is not None and record.status == RenderStatus.DONE:
                 self._kept[key] = (now, record)
                 self._kept.move_to_end(key)
                 while len(self._kept) > self.max_kept:
@@ -67,8 +73,10 @@ class KeptDoneRecords:
     def forget(self, key: str) -> None:
         with self._lock:
             self._kept.pop(key, None)
+            self._forgets += 1
 
-    # -- writes: the key is forgotten before and after (a read racing the write is not kept) --
+    # -- writes: the key is forgotten before and after, and a read racing the write is not kept
+    # (``_forgets``): else a read begun before a take-down could keep "done" a second after it
 
     def enqueue(
         self, key: str, *, template_id: str, caption: str, words_version: int | None
@@ -151,6 +159,7 @@ class KeptDoneRecords:
     def close(self) -> None:
         with self._lock:
             self._kept.clear()
+            self._forgets += 1
         self.records.close()
 
     def __getattr__(self, name: str) -> Any:
@@ -166,5 +175,6 @@ class KeptDoneRecords:
             finally:
                 with self._lock:
                     self._kept.clear()
+                    self._forgets += 1
 
         return call

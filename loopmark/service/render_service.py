@@ -59,7 +59,7 @@ from loopmark.service.catalog import TemplateCatalog
 from loopmark.service.languages import translate
 from loopmark.service.metrics import Metrics
 from loopmark.service.purge import CdnPurge, NoPurge
-from loopmark.service.record_cache import KeptDoneRecords
+from loopmark.service.record_cache import KEEP_SECONDS, KeptDoneRecords
 from loopmark.service.render_times import SEED_RECORDS as RENDER_TIMES_SEED_RECORDS
 from loopmark.service.render_times import RenderTimes
 from loopmark.service.words import CachedWordLists
@@ -85,6 +85,8 @@ RETRY_COOLDOWN_SECONDS = 2.0
 REDISPATCH_AFTER_LEASES = 1.0
 # A render of a template the start is still preparing is asked for again after this long.
 WARM_UP_RETRY_SECONDS = 5
+# The second CDN purge of a take-down comes this long after a done record may last be kept.
+REPURGE_MARGIN_SECONDS = 0.5
 # Failures of the infrastructure, not of the render: they give the attempt back.
 TRANSIENT_ERRORS = (StorageUnavailable, RecordsUnavailable, DispatchUnavailable)
 MEDIA_TYPES = {
@@ -238,6 +240,7 @@ class RenderService:
         # Keys this process's workers hold the lease of: what ``stop`` hands back.
         self._running: set[str] = set()
         self._running_lock = threading.Lock()
+        self._repurges: list[threading.Timer] = []  # second CDN purges due (see _delete_media)
         # ETAs of renders that run elsewhere (Lambda, another process), from measured times.
         self.render_times = RenderTimes(
             seed=lambda: self.records.list_recent(limit=RENDER_TIMES_SEED_RECORDS)
@@ -257,6 +260,10 @@ class RenderService:
     def close(self) -> None:
         """Stop the workers, write the last statistics, release the records (shutdown, tests)."""
         self.stop(grace_s=0.0)
+        with self._running_lock:
+            repurges = list(self._repurges)
+        for timer in repurges:
+            timer.join()  # due within KEEP_SECONDS + REPURGE_MARGIN_SECONDS
         close_stats = getattr(self.stats, "close", None)
         if close_stats is not None:
             close_stats()
@@ -735,6 +742,24 @@ class RenderService:
         pages = [f"s/{key}", f"r/{key}", f"api/renders/{key}"]
         pages += [f"m/{key}.{ext}" for ext in ("gif", "mp4", "jpg", "card.jpg", "thumb.jpg")]
         self.purge(media + pages)
+        if not isinstance(self.purge, NoPurge):
+            # Another server (or Lambda instance) may keep the done record it read just before
+            # the block for a second more (service.record_cache), and the CDN may cache what it
+            # answers after this purge: purge again once that second is over.
+            self._purge_later(media + pages)
+
+    def _purge_later(self, paths: list[str]) -> None:
+        def again() -> None:
+            try:
+                self.purge(paths)
+            except LoopmarkError as exc:
+                log.warning("second CDN purge failed: %s", exc.reason)
+
+        timer = threading.Timer(KEEP_SECONDS + REPURGE_MARGIN_SECONDS, again)
+        timer.daemon = False  # a command-line take-down waits for it before exiting
+        with self._running_lock:
+            self._repurges = [t for t in self._repurges if t.is_alive()] + [timer]
+        timer.start()
 
     def _prepared(self, job: RenderJob) -> PreparedTemplate:
         """The prepared template of a job the site already checked: its caption is trusted as

@@ -268,8 +268,7 @@ def share(key: str) -> Response | tuple[str, int]:
         i18n.current_language(),
         links.site_origin(),  # its absolute links: the request's host when no SITE_URL is set
         request.script_root,
-        request.query_string,
-    )
+    )  # not the query: with only ``lang`` in it, the page is the same for any value of it
     return make_response(send_kept(share_pages(), inputs, page))
 
 

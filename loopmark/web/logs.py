@@ -47,8 +47,7 @@ class JsonFormatter(logging.Formatter):
 
     def __init__(self) -> None:
         super().__init__()
-        self._second = -1
-        self._second_text = ""
+        self._second: tuple[int, str] = (-1, "")  # a second and its text, swapped as one
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -70,10 +69,11 @@ class JsonFormatter(logging.Formatter):
         micros = round((created - second) * 1e6)  # datetime's rounding, then truncation
         if micros >= 1_000_000:
             second, micros = second + 1, micros - 1_000_000
-        if second != self._second:  # a race here only computes the same text twice
+        cached = self._second  # one read: threads format lines outside any lock
+        if cached[0] != second:
             text = datetime.fromtimestamp(second, UTC).isoformat(timespec="seconds")
-            self._second_text, self._second = text.removesuffix("+00:00"), second
-        return f"{self._second_text}.{micros // 1000:03d}+00:00"
+            cached = self._second = (second, text.removesuffix("+00:00"))
+        return f"{cached[1]}.{micros // 1000:03d}+00:00"
 
 
 class RequestContextFilter(logging.Filter):

@@ -4,6 +4,7 @@ records is kept. The RenderRecords contract through it runs in tests/records/tes
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -134,3 +135,29 @@ def test_at_most_max_kept_records(counted: Counted, clock: Clock) -> None:
     kept.get(keys[0])  # the oldest went out
     kept.get(keys[2])
     assert counted.reads == 4
+
+
+def test_a_read_racing_a_take_down_is_not_kept(kept: KeptDoneRecords, counted: Counted) -> None:
+    """A read that began before the block and returns after it holds the old "done": it is
+    answered (it was true when read) but never kept, so the next read sees the block."""
+    render_to_done(kept)
+    read, release = threading.Event(), threading.Event()
+    real_get = counted.get
+
+    def slow_get(key: str) -> RenderRecord | None:
+        record = real_get(key)
+        read.set()
+        release.wait(10)
+        return record
+
+    counted.get = slow_get  # type: ignore[method-assign]
+    racing: list[RenderRecord | None] = []
+    reader = threading.Thread(target=lambda: racing.append(kept.get(KEY)))
+    reader.start()
+    assert read.wait(10)
+    kept.block(KEY, reason="take-down")
+    release.set()
+    reader.join(10)
+    counted.get = real_get  # type: ignore[method-assign]
+    assert racing[0] is not None and racing[0].status == RenderStatus.DONE
+    assert kept.get(KEY).status == RenderStatus.BLOCKED  # type: ignore[union-attr]

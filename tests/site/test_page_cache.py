@@ -41,6 +41,11 @@ def test_language_and_address_are_part_of_the_page(app: Flask, done: dict[str, A
     german = client.get(f"/s/{done['key']}?lang=de").get_data(as_text=True)
     assert 'lang="de"' in german and 'lang="de"' not in english.split(">", 2)[1]
     assert len(cache_of(app)) == 2
+    # Any value of lang gives one of the pages kept already: a stream of ?lang=<random> misses
+    # no cache (each miss would cost a page and its brotli 11).
+    for junk in ("xx", "zz-ZZ", "EN", "en-GB", ""):
+        client.get(f"/s/{done['key']}?lang={junk}")
+    assert len(cache_of(app)) == 2
     # Other arguments are repeated in the language links: made afresh, never kept (or cycling
     # them would push every kept page out).
     for n in range(3):
