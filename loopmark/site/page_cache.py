@@ -2,12 +2,13 @@
 done render's JSON that a crowd's cache hits ask for.
 
 A done render's share page changes only with what its record says (caption, size, renditions,
-a take-down), the page's language and the address asked for (the language switch repeats its
-query). So its HTML is rendered once per (key, what the records said, language) and reused; an
-address with other query arguments is made afresh and never kept (see pages.share). About 60 %
-of the page's CPU was Jinja and ``url_for``. The record is still read on every request, before
-the cache is asked, so a take-down, a re-render or a records outage shows at once; only the
-text is reused. Headers (caching, CSP, language) are added per response as before; a kept page
+a take-down), the page's language, the site's origin (its absolute links) and the query (the
+language switch repeats it). So its HTML is rendered once per (key, what the records said,
+language, origin) and reused; an address with query arguments other than ``lang`` is made afresh
+and never kept (see pages.share), and ``lang`` alone changes nothing but the language. About
+60 % of the page's CPU was Jinja and ``url_for``. The record is still read on every request
+(kept a second at most: service.record_cache), before the cache is asked, so a take-down, a
+re-render or a records outage shows; only the text is reused. Headers (caching, CSP, language) are added per response as before; a kept page
 is compressed once per encoding the browsers ask for (``compress_kept_page``), at the
 encoders' best (brotli 11, gzip 9: paid once, not per request). A done render's JSON (``done
 outcomes``) is kept the same way, by what its record says. Bounded (least recently used first
