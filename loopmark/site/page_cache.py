@@ -8,10 +8,11 @@ language, origin) and reused; an address with query arguments other than ``lang`
 and never kept (see pages.share), and ``lang`` alone changes nothing but the language. About
 60 % of the page's CPU was Jinja and ``url_for``. The record is still read on every request
 (kept a second at most: service.record_cache), before the cache is asked, so a take-down, a
-re-render or a records outage shows; only the text is reused. Headers (caching, CSP, language) are added per response as before; a kept page
-is compressed once per encoding the browsers ask for (``compress_kept_page``), at the
-encoders' best (brotli 11, gzip 9: paid once, not per request). A done render's JSON (``done
-outcomes``) is kept the same way, by what its record says. Bounded (least recently used first
+re-render or a records outage shows; only the text is reused. Headers (caching, CSP,
+language) are added per response as before; a kept page is compressed once per encoding the
+browsers ask for (``compress_kept_page``), at the encoders' best (brotli 11, gzip 9: paid once,
+not per request). A done render's JSON (``done_outcomes``) is kept the same way, by what its
+record says. Bounded (least recently used first
 out) and one per app, since two apps in one process may have other sites' addresses.
 """
 
