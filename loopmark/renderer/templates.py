@@ -102,7 +102,8 @@ class Template:
     stabilise_distance: float | None = None  # None: tuned at preparation
     # [output] palette_spans: preparation also tries a palette per span of the clip's time
     # (renderer.palette_groups) and keeps it where it measures better per byte. Off by default:
-    # the trial costs about a second of preparation, and one clip in five gained from it.
+    # the trial costs about a second of preparation, and one of the five benchmark templates
+    # gained from it.
     palette_spans: bool = False
     # The largest GIF its renders may give (renderer.budget): template.toml's [output]
     # max_gif_bytes, else the brand's (given by the catalog); None: no budget. Not part of the
