@@ -5,6 +5,7 @@ Two kinds: moto's own threaded ``moto_server``, and a serial one for tests that 
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
@@ -58,10 +59,28 @@ def serial_moto_server() -> AbstractContextManager[str]:
 
 
 @contextmanager
-def _serving(argv: list[str], port: int, name: str) -> Iterator[str]:
-    """Run ``argv`` (a server listening on ``port``), yield its endpoint once it answers, then stop
-    it."""
+def freezable_moto_server() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A serial moto server of the test's own, with its process: SIGSTOP freezes it as a hung
+    endpoint is frozen (connections still accepted by the kernel, nothing answered), SIGCONT
+    thaws it. Yields (endpoint, process); it is thawed before it is stopped."""
+    port = free_port()
+    argv = [sys.executable, "-c", SERIAL_MOTO_SERVER, str(port)]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with _serving(argv, port, "freezable moto server", proc=proc) as endpoint:
+        try:
+            yield endpoint, proc
+        finally:
+            proc.send_signal(signal.SIGCONT)
+
+
+@contextmanager
+def _serving(
+    argv: list[str], port: int, name: str, *, proc: subprocess.Popen[bytes] | None = None
+) -> Iterator[str]:
+    """Run ``argv`` (a server listening on ``port``; ``proc`` if already started), yield its
+    endpoint once it answers, then stop it."""
+    if proc is None:
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
