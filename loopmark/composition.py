@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import TypeVar
 
+from loopmark import prompt_calls
 from loopmark.config import Settings
 from loopmark.dispatch import open_dispatcher
 from loopmark.errors import RecordsUnavailable, StorageUnavailable
@@ -75,6 +76,8 @@ class Services:
 
 R = TypeVar("R")
 
+# Backends reached over a network (DynamoDB, S3), whose calls are bounded by prompt_calls.
+REMOTE_SCHEMES = ("dynamodb://", "s3://")
 # Calls that finish a render already under way are never refused by an open breaker (only
 # counted): its media and its "done" are work that can still be saved.
 RECORDS_ALWAYS = frozenset({"extend_lease", "record_renditions", "complete", "fail", "release"})
@@ -93,7 +96,7 @@ class Breakers:
     @classmethod
     def from_settings(cls, settings: Settings) -> Breakers:
         def breaker(
-            name: str, error: type[RecordsUnavailable | StorageUnavailable]
+            name: str, error: type[RecordsUnavailable | StorageUnavailable], url: str
         ) -> CircuitBreaker:
             return CircuitBreaker(
                 name,
@@ -101,9 +104,16 @@ class Breakers:
                 failures=settings.breaker_failures,
                 window_calls=max(DEFAULT_WINDOW_CALLS, 2 * settings.breaker_failures),
                 cooldown_s=settings.breaker_cooldown_seconds,
+                # A remote backend that leaves a call unanswered for a read timeout, answering
+                # nothing else meanwhile, is stalled; a local one (SQLite waiting for its write
+                # lock, a disk) is only busy.
+                stall_s=prompt_calls.READ_SECONDS if url.startswith(REMOTE_SCHEMES) else None,
             )
 
-        return cls(breaker("records", RecordsUnavailable), breaker("storage", StorageUnavailable))
+        return cls(
+            breaker("records", RecordsUnavailable, settings.records_url),
+            breaker("storage", StorageUnavailable, settings.storage_url),
+        )
 
     def records_port(self, port: R) -> R:
         """A kind of records behind the records breaker."""

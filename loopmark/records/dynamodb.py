@@ -23,27 +23,23 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from loopmark import prompt_calls
 from loopmark.errors import ConfigInvalid, RecordsUnavailable
 from loopmark.records.common import Clock, split_records_url
 
 # botocore settings of the two clients. Reads are on the request path (a cache hit is one
-# GetItem): a stalled endpoint must cost a request about two seconds (1 s, one retry), not
-# 5 s x 4 tries, and the circuit breaker (service.breaker) then answers for it at once.
-# DynamoDB answers in milliseconds, so a second is ample. Writes (a lease, a render's "done",
-# setup) get a more patient client of their own, so a render that took seconds is not lost to
-# one slow answer. Attempts include the first try: "total_max_attempts" (botocore's
-# "max_attempts" counts retries only, so the 3 before meant four tries: 20 s on a stall).
-READ_CLIENT: dict[str, Any] = {
-    "connect_timeout": 1.0,
-    "read_timeout": 1.0,
-    "retries": {"total_max_attempts": 2, "mode": "standard"},
-}
+# GetItem), and so is the "queued" record written before a 202: they go through the prompt client
+# (prompt_calls: one short try, one retry at once, 1.5 s in all), so a stalled endpoint costs a
+# request well under two seconds, and the circuit breaker (service.breaker) then answers for it at
+# once. Other writes (a lease, a render's "done", setup, the admin's) get a more patient client
+# of their own, so a render that took seconds is not lost to one slow answer. Attempts include the
+# first try: "total_max_attempts" (botocore's "max_attempts" counts retries only).
 WRITE_CLIENT: dict[str, Any] = {
     "connect_timeout": 1.0,
     "read_timeout": 2.0,
     "retries": {"total_max_attempts": 3, "mode": "standard"},
 }
-# Operations that only read: they go through the impatient client.
+# Operations that only read: they go through the prompt client.
 READ_OPERATIONS = frozenset(
     {"get_item", "batch_get_item", "query", "scan", "describe_table", "describe_time_to_live"}
 )
@@ -123,23 +119,24 @@ class DynamoTable:
         self._clients: dict[bool, Any] = {}
         self._lock = threading.Lock()
 
-    def client(self, *, reads: bool = False) -> Any:
-        """The client for reads (short timeouts, one retry) or for writes (more patient)."""
-        client = self._clients.get(reads)
+    def client(self, *, prompt: bool = False) -> Any:
+        """The prompt client (one short try: see prompt_calls) or the patient one (writes)."""
+        client = self._clients.get(prompt)
         if client is None:
             with self._lock:
-                client = self._clients.get(reads)
+                client = self._clients.get(prompt)
                 if client is None:
-                    client = self._clients[reads] = self._make_client(reads)
+                    client = self._clients[prompt] = self._make_client(prompt)
         return client
 
-    def _make_client(self, reads: bool) -> Any:
+    def _make_client(self, prompt: bool) -> Any:
         import boto3
         from botocore.config import Config
         from botocore.exceptions import BotoCoreError
 
         config = Config(
-            **(READ_CLIENT if reads else WRITE_CLIENT), max_pool_connections=MAX_POOL_CONNECTIONS
+            **(prompt_calls.CLIENT if prompt else WRITE_CLIENT),
+            max_pool_connections=MAX_POOL_CONNECTIONS,
         )
         try:
             # A session of our own (boto3's default one is not safe to share across threads),
@@ -151,15 +148,26 @@ class DynamoTable:
             raise RecordsUnavailable(f"DynamoDB table {self.name}: {exc}") from exc
 
     def call(
-        self, operation: str, *, tolerate: frozenset[str] = frozenset(), **params: Any
+        self,
+        operation: str,
+        *,
+        tolerate: frozenset[str] = frozenset(),
+        prompt: bool = False,
+        **params: Any,
     ) -> dict[str, Any]:
         """Run one API operation. A failed condition → ConditionFailed; an error code named in
-        ``tolerate`` → an empty answer; any other AWS or network error → RecordsUnavailable."""
+        ``tolerate`` → an empty answer; any other AWS or network error → RecordsUnavailable.
+
+        Reads, and writes made with ``prompt`` (those a request waits on), are bounded as
+        prompt_calls says (a short try and one retry at once); other writes are patient."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        client = self.client(reads=operation in READ_OPERATIONS)
+        prompt = prompt or operation in READ_OPERATIONS
+        method = getattr(self.client(prompt=prompt), operation)
         try:
-            response: dict[str, Any] = getattr(client, operation)(**params)
+            response: dict[str, Any] = (
+                prompt_calls.prompt_call(lambda: method(**params)) if prompt else method(**params)
+            )
         except ClientError as exc:
             error = exc.response.get("Error", {})
             code = error.get("Code", "")
@@ -189,9 +197,12 @@ class DynamoTable:
         item: dict[str, Any] | None = response.get("Item")
         return item
 
-    def update_item(self, key: str, **params: Any) -> dict[str, Any]:
-        """UpdateItem on the item under ``key`` (errors as :meth:`call` has them)."""
-        return self.call("update_item", TableName=self.name, Key={"key": {"S": key}}, **params)
+    def update_item(self, key: str, *, prompt: bool = False, **params: Any) -> dict[str, Any]:
+        """UpdateItem on the item under ``key`` (errors, and ``prompt``, as :meth:`call` has
+        them)."""
+        return self.call(
+            "update_item", TableName=self.name, Key={"key": {"S": key}}, prompt=prompt, **params
+        )
 
     def retry_lost_races(self, attempt: Callable[[], T], *, what: str) -> T:
         """``attempt()``, run again after a short random pause each time it loses a race

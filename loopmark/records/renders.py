@@ -580,7 +580,8 @@ class DynamoRenderRecords(DynamoAdapter):
         else:
             update += ", words_version = :words_version REMOVE #owner, #error, media, expires_at"
             values[":words_version"] = number(words_version)
-        return self._update_if(key, update, _ENQUEUEABLE, values)
+        # Written before the 202 that accepts a render: the request waits on it (prompt).
+        return self._update_if(key, update, _ENQUEUEABLE, values, prompt=True)
 
     def claim_lease(
         self, key: str, *, owner: str, template_id: str, caption: str, lease_seconds: float
@@ -794,11 +795,21 @@ class DynamoRenderRecords(DynamoAdapter):
         held = {":rendering": {"S": RenderStatus.RENDERING.value}, ":owner": {"S": owner}}
         return self._update_if(key, update, _HELD_BY_OWNER, {**values, **held})
 
-    def _update_if(self, key: str, update: str, condition: str, values: dict[str, Any]) -> bool:
-        """Apply ``update`` as one conditional write; False when ``condition`` does not hold."""
+    def _update_if(
+        self,
+        key: str,
+        update: str,
+        condition: str,
+        values: dict[str, Any],
+        *,
+        prompt: bool = False,
+    ) -> bool:
+        """Apply ``update`` as one conditional write; False when ``condition`` does not hold.
+        ``prompt``: a request waits on it (see DynamoTable.call)."""
         try:
             self.table.update_item(
                 key,
+                prompt=prompt,
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=attribute_names(update, condition),

@@ -21,6 +21,24 @@ refused, only counted (``always``): the writes that finish a render already unde
 outage of the request path does not throw away work that can still be saved. Some are not
 guarded at all (``exempt``): those that touch no backend (``close``, presigning a URL) or run
 outside requests (``setup``).
+
+Within one request (between :func:`request_begins` and :func:`request_ends`, which the web app
+calls), a backend that failed a call is not asked again: the request's later calls to it are
+refused at once, with a Retry-After of 1 s (or the open breaker's), and neither counted nor
+sent. A request may make several calls to one backend (a cache hit: the word lists' version
+check, which falls back to the lists it has, then the render's record); each waits at most a
+prompt call's 1.5 s on a stalled backend (loopmark.prompt_calls), so without this a request
+could wait that long twice or more. With it, a request waits on a stalled backend once, and is
+answered within 2 s. Outside requests (a render worker, the command line) nothing is remembered.
+
+A breaker over a remote backend (DynamoDB, S3: ``stall_s`` given) also refuses a call at once,
+without counting it, while the backend is *stalled*: a call has been waiting ``stall_s`` (a read
+timeout) and nothing has answered since that call was sent. The failure count needs the stuck
+calls to fail before it opens, and when a burst fills every request thread, the requests
+queued behind them are handed threads as the first of those calls fail, before it opens: each
+such request then waited for a thread and for its own call (2.4 s, measured). A slow moment in
+which answers keep coming is not a stall; once the stuck calls have failed, the next call goes
+through.
 """
 
 from __future__ import annotations
@@ -62,19 +80,33 @@ NEVER_GUARDED = frozenset({"close", "setup"})
 
 State = Literal["closed", "open", "half_open"]
 
-# Calls each thread sent to each backend through a breaker (refused ones are not sent): the access
-# log's per-request count (web.logs), so the records' load can be told by endpoint.
+# Per thread: the calls it sent to each backend through a breaker (refused ones are not sent),
+# the access log's per-request count (web.logs), so the records' load can be told by endpoint;
+# and, while it serves a request, the backends that failed that request.
 _sent = threading.local()
 
 
-def count_calls_sent() -> None:
-    """Count this thread's calls through every breaker from zero (a request begins)."""
+def request_begins() -> None:
+    """A request begins on this thread: count its calls through every breaker from zero, and
+    remember until :func:`request_ends` which backends fail it (they are not asked again)."""
     _sent.counts = {}
+    _sent.failed = set()
+
+
+def request_ends() -> None:
+    """The request this thread served has ended: what failed it is forgotten."""
+    _sent.failed = None
+
+
+def _failed_this_request() -> set[str] | None:
+    """The names of the backends that failed the request this thread serves (None: none)."""
+    failed: set[str] | None = getattr(_sent, "failed", None)
+    return failed
 
 
 def calls_sent() -> dict[str, int]:
     """How many calls this thread has sent through each breaker (by its name) since
-    ``count_calls_sent`` (or since it began); the thread's own counts, not a copy."""
+    ``request_begins`` (or since it began); the thread's own counts, not a copy."""
     counts: dict[str, int] | None = getattr(_sent, "counts", None)
     if counts is None:
         counts = _sent.counts = {}
@@ -104,6 +136,7 @@ class CircuitBreaker:
         window_calls: int = DEFAULT_WINDOW_CALLS,
         window_s: float = DEFAULT_WINDOW_SECONDS,
         cooldown_s: float = DEFAULT_COOLDOWN_SECONDS,
+        stall_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if (
@@ -123,6 +156,7 @@ class CircuitBreaker:
         self.window_calls = window_calls
         self.window_s = window_s
         self.cooldown_s = cooldown_s
+        self.stall_s = stall_s
         self.clock = clock
         self._lock = threading.Lock()
         self._state: State = "closed"
@@ -132,6 +166,11 @@ class CircuitBreaker:
         self._opened_at = 0.0
         self._probing = False
         self.opened = 0  # times it opened (a probe's failure included): logs, the soak
+        # With stall_s: when each call in flight was sent (by a token of its own), and when the
+        # backend last answered a call.
+        self._in_flight: dict[int, float] = {}
+        self._tokens = 0
+        self._answered_at = -math.inf
 
     @property
     def state(self) -> State:
@@ -150,39 +189,75 @@ class CircuitBreaker:
     def _run(self, fn: Callable[P, T], probe: bool, /, *args: P.args, **kwargs: P.kwargs) -> T:
         answered = False
         _count_sent(self.name)
+        token = self._sent() if self.stall_s is not None else None
         try:
             result = fn(*args, **kwargs)
             answered = True
             return result
         except self.error:
             self._failed(probe)
+            failed_here = _failed_this_request()
+            if failed_here is not None:
+                failed_here.add(self.name)
             raise
         except Exception:
             answered = True  # the backend answered (no such file, a failed condition...)
             raise
         finally:
+            if token is not None:
+                self._returned(token, answered)
             if answered:
                 self._answered(probe)
             elif probe:
                 with self._lock:  # interrupted (KeyboardInterrupt...): let another probe go
                     self._probing = False
 
+    def _sent(self) -> int:
+        """Note a call sent now (stall_s); its token."""
+        with self._lock:
+            self._tokens += 1
+            self._in_flight[self._tokens] = self.clock()
+            return self._tokens
+
+    def _returned(self, token: int, answered: bool) -> None:
+        with self._lock:
+            del self._in_flight[token]
+            if answered:
+                self._answered_at = self.clock()
+
+    def _stalled(self, now: float) -> float | None:
+        """How long the backend has left a call unanswered, answering nothing since it was
+        sent, if at least ``stall_s`` (under the lock); else None."""
+        if self.stall_s is None or not self._in_flight:
+            return None
+        unanswered = [sent for sent in self._in_flight.values() if sent >= self._answered_at]
+        waited = now - min(unanswered, default=now)
+        return waited if waited >= self.stall_s else None
+
     def _admit(self) -> bool:
         """Whether this call is the half-open probe; raises ``error`` when it is refused."""
+        failed_here = self.name in (_failed_this_request() or ())
+        why = "circuit open: too many calls failed"
         with self._lock:
-            if self._state == "closed":
-                return False
-            remaining = self._opened_at + self.cooldown_s - self.clock()
+            now = self.clock()
+            remaining = self._opened_at + self.cooldown_s - now
             if self._state == "open" and remaining > 0:
                 retry_after_s = max(1, math.ceil(remaining))
+            elif failed_here:
+                retry_after_s, why = PROBE_RETRY_AFTER_SECONDS, "it failed this request already"
+            elif self._state == "closed":
+                stalled = self._stalled(now)
+                if stalled is None:
+                    return False
+                retry_after_s = PROBE_RETRY_AFTER_SECONDS
+                why = f"stalled: a call unanswered for {stalled:.1f} s, nothing answered since"
             elif not self._probing:
                 self._state, self._probing = "half_open", True
                 return True
             else:
                 retry_after_s = PROBE_RETRY_AFTER_SECONDS
         raise self.error(
-            f"{self.name} backend unavailable (circuit open: too many calls failed); "
-            f"retry in {retry_after_s} s",
+            f"{self.name} backend unavailable ({why}); retry in {retry_after_s} s",
             retry_after_s=retry_after_s,
         )
 

@@ -13,6 +13,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from loopmark import prompt_calls
 from loopmark.errors import ConfigInvalid, StorageUnavailable
 from loopmark.storage.base import (
     IMMUTABLE_CACHE_CONTROL,
@@ -29,18 +30,14 @@ if TYPE_CHECKING:
 S3_SCHEME = "s3://"
 # A signed media URL is handed to one browser for one page view: minutes, not days.
 SIGNED_URL_SECONDS = 300
-# botocore settings of the two clients. Short timeouts and one retry for reads, which are on
-# the request path: a request thread waiting on a dead endpoint is worse than a prompt 503 with
-# Retry-After (and the circuit breaker, service.breaker, answers for it once it stays dead).
-# Writes (a render's media, a take-down's deletes) get a more patient client, so finished work
-# is not lost to one slow answer. A read timeout bounds each socket read, not a whole transfer.
-# Attempts include the first try ("total_max_attempts"); SigV4 everywhere, presigned URLs included.
-READ_CLIENT: dict[str, Any] = {
-    "connect_timeout": 1.0,
-    "read_timeout": 1.0,
-    "retries": {"total_max_attempts": 2, "mode": "standard"},
-    "signature_version": "s3v4",
-}
+# botocore settings of the two clients. Reads are on the request path: they make one short try
+# and one retry at once (loopmark.prompt_calls: 1.5 s in all), since a request thread waiting on
+# a dead endpoint is worse than a prompt 503 with Retry-After (and the circuit breaker,
+# service.breaker, answers for it once it stays dead). Writes (a render's media, a take-down's
+# deletes) get a more patient client, so finished work is not lost to one slow answer. A read
+# timeout bounds each socket read, not a whole transfer. Attempts include the first try
+# ("total_max_attempts"); SigV4 everywhere, presigned URLs included.
+READ_CLIENT: dict[str, Any] = {**prompt_calls.CLIENT, "signature_version": "s3v4"}
 WRITE_CLIENT: dict[str, Any] = {
     "connect_timeout": 2.0,
     "read_timeout": 10.0,
@@ -106,7 +103,7 @@ class S3BlobStore:
 
     @property
     def client(self) -> S3Client:
-        """The client for reads and URLs (short timeouts, one retry)."""
+        """The client for reads and URLs (one short try: reads go through prompt_call)."""
         return self._client_for(reads=True)
 
     @property
@@ -174,10 +171,15 @@ class S3BlobStore:
 
     def get_file(self, key: str, target: Path) -> None:
         object_key = self.object_key(key)
-        with self._translate("get_object", key), open(target, "wb") as out:
-            response = self.client.get_object(Bucket=self.bucket, Key=object_key)
-            for chunk in response["Body"].iter_chunks(1024 * 1024):
-                out.write(chunk)
+
+        def download() -> None:
+            with open(target, "wb") as out:  # a retry starts the file again
+                response = self.client.get_object(Bucket=self.bucket, Key=object_key)
+                for chunk in response["Body"].iter_chunks(1024 * 1024):
+                    out.write(chunk)
+
+        with self._translate("get_object", key):
+            prompt_calls.prompt_call(download)
 
     def presigned_post(
         self, key: str, *, max_bytes: int, content_type: str, expires_s: int
@@ -199,15 +201,20 @@ class S3BlobStore:
 
     def get(self, key: str) -> bytes:
         object_key = self.object_key(key)
+
+        def read() -> bytes:
+            return self.client.get_object(Bucket=self.bucket, Key=object_key)["Body"].read()
+
         with self._translate("get_object", key):
-            response = self.client.get_object(Bucket=self.bucket, Key=object_key)
-            return response["Body"].read()
+            return prompt_calls.prompt_call(read)
 
     def exists(self, key: str) -> bool:
         object_key = self.object_key(key)
         try:
             with self._translate("head_object", key):
-                self.client.head_object(Bucket=self.bucket, Key=object_key)
+                prompt_calls.prompt_call(
+                    lambda: self.client.head_object(Bucket=self.bucket, Key=object_key)
+                )
         except FileNotFoundError:
             return False
         return True
@@ -259,17 +266,19 @@ class S3BlobStore:
     def list(self, prefix: str) -> Iterator[StoredBlob]:
         if prefix:
             validate_key(prefix.rstrip("/"))
-        with self._translate("list_objects_v2"):
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=self.prefix + prefix
-            )
-            for page in pages:
-                for item in page.get("Contents", []):
-                    yield StoredBlob(
-                        item["Key"].removeprefix(self.prefix),
-                        item["LastModified"].timestamp(),
-                        item["Size"],
-                    )
+        params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix + prefix}
+        while True:  # page by page, each a prompt call of its own
+            with self._translate("list_objects_v2"):
+                page = prompt_calls.prompt_call(lambda: self.client.list_objects_v2(**params))
+            for item in page.get("Contents", []):
+                yield StoredBlob(
+                    item["Key"].removeprefix(self.prefix),
+                    item["LastModified"].timestamp(),
+                    item["Size"],
+                )
+            if not page.get("IsTruncated"):
+                return
+            params["ContinuationToken"] = page["NextContinuationToken"]
 
     def setup(self) -> None:
         with self._translate("create_bucket"):
@@ -286,4 +295,4 @@ class S3BlobStore:
 
     def check(self) -> None:
         with self._translate("head_bucket"):
-            self.client.head_bucket(Bucket=self.bucket)
+            prompt_calls.prompt_call(lambda: self.client.head_bucket(Bucket=self.bucket))

@@ -20,7 +20,7 @@ from typing import Any, cast
 from flask import Flask, Response, current_app, g, has_request_context, request
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from loopmark.service.breaker import calls_sent, count_calls_sent
+from loopmark.service.breaker import calls_sent, request_begins, request_ends
 
 PACKAGE_LOGGER = "loopmark"
 ACCESS_LOGGER = "loopmark.site.access"
@@ -156,6 +156,7 @@ def init_app(app: Flask) -> None:
     app.extensions[METRICS_EXTENSION] = RequestMetrics()
     app.before_request(_start)
     app.after_request(_finish)
+    app.teardown_request(_end)
 
 
 def configure_logging(name: str = PACKAGE_LOGGER) -> None:
@@ -183,7 +184,7 @@ def _start() -> None:
     ctx = g._get_current_object()  # each proxy access costs a lookup
     ctx.request_id = incoming if _REQUEST_ID_RE.fullmatch(incoming) else os.urandom(16).hex()
     ctx.request_started = time.perf_counter()
-    count_calls_sent()  # from zero, for this request's thread
+    request_begins()  # calls counted from zero, for this request's thread (service.breaker)
 
 
 def _finish(response: Response) -> Response:
@@ -212,6 +213,10 @@ def _finish(response: Response) -> Response:
         fields[f"{backend}_calls"] = sent
     _log_access(method, path, status, fields)
     return response
+
+
+def _end(_exc: BaseException | None) -> None:
+    request_ends()  # a backend that failed this request may be asked by the thread's next one
 
 
 _access_log = logging.getLogger(ACCESS_LOGGER)

@@ -4,11 +4,13 @@ TTL, and errors as values, seen through the render records' adapter."""
 from __future__ import annotations
 
 import socket
+import threading
 import time
 
 import boto3
 import pytest
 
+from loopmark import prompt_calls
 from loopmark.errors import ConfigInvalid, RecordsUnavailable
 from loopmark.records import open_render_records
 from loopmark.records.dynamodb import (
@@ -91,21 +93,56 @@ def test_an_unreachable_endpoint_is_unavailable(aws: str, monkeypatch: pytest.Mo
         records.get("k")
 
 
-# Before: 5 s reads, four tries (botocore's "max_attempts" counts retries): 20 s per stalled read.
-STALLED_READ_BOUND_SECONDS = 10.0
+# Before: 5 s reads, four tries (botocore's "max_attempts" counts retries): 20 s per stalled read;
+# then two 1 s tries with botocore's random pause of up to 1 s between them: up to 3 s.
+class StalledEndpoint:
+    """Listens on loopback, takes every connection and request, answers nothing."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.connections: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                self.connections.append(self.listener.accept()[0])
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.listener.close()
+        for connection in self.connections:
+            connection.close()
 
 
-def test_a_stalled_endpoint_fails_a_read_within_two_short_tries(
-    aws: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("write", [False, True], ids=["read", "enqueue"])
+def test_a_stalled_endpoint_fails_a_request_path_call_within_two_prompt_tries(
+    aws: str, monkeypatch: pytest.MonkeyPatch, write: bool
 ) -> None:
-    with socket.create_server(("127.0.0.1", 0)) as stalled:  # listens, never answers
-        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{stalled.getsockname()[1]}")
-        table = DynamoTable(TABLE)
+    stalled = StalledEndpoint()
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", stalled.url)
+        records = make_records()
+        records.table.client(prompt=True)  # made once a process (its model loaded): not timed
         started = time.monotonic()
         with pytest.raises(RecordsUnavailable, match="[Tt]imeout"):
-            table.get_item("k")
-        assert time.monotonic() - started < STALLED_READ_BOUND_SECONDS
-    reads, writes = table.client(reads=True).meta.config, table.client().meta.config
-    assert (reads.connect_timeout, reads.read_timeout) == (1.0, 1.0)
-    assert reads.retries["total_max_attempts"] == 2  # one retry
+            if write:  # the "queued" record a 202 waits on
+                records.enqueue("k", template_id="t", caption="c", words_version=None)
+            else:
+                records.get("k")
+        seconds = time.monotonic() - started
+    finally:
+        stalled.close()
+    # Two tries (one retry), each given up after the read timeout, with no pause between them.
+    assert len(stalled.connections) == 2
+    assert 2 * prompt_calls.READ_SECONDS <= seconds < prompt_calls.CALL_SECONDS + 0.2
+    table = records.table
+    reads, writes = table.client(prompt=True).meta.config, table.client().meta.config
+    assert (reads.connect_timeout, reads.read_timeout) == (
+        prompt_calls.CONNECT_SECONDS,
+        prompt_calls.READ_SECONDS,
+    )
+    assert reads.retries["total_max_attempts"] == 1  # the retry is prompt_call's
     assert writes.read_timeout > reads.read_timeout  # a render's last writes may take longer

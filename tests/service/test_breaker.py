@@ -19,6 +19,8 @@ from loopmark.service.breaker import (
     PROBE_RETRY_AFTER_SECONDS,
     CircuitBreaker,
     guarded,
+    request_begins,
+    request_ends,
 )
 from loopmark.storage.base import BlobStore
 from loopmark.storage.local import LocalBlobStore
@@ -354,3 +356,101 @@ def test_a_frozen_backend_is_refused_fast_and_used_again_soon_after(clock: FakeC
         DEFAULT_COOLDOWN_SECONDS + TICK
     )
     assert len(refused_after_thaw) <= DEFAULT_COOLDOWN_SECONDS * CALLS_PER_SECOND + 1
+
+
+# -- a request waits on a failing backend once; a stalled one is not asked -------------------
+
+
+def test_a_backend_that_failed_a_request_is_not_asked_again_in_that_request(
+    breaker: CircuitBreaker,
+) -> None:
+    """A cache hit asks the records twice (the word lists' version check, which falls back to
+    the lists it has, then the render's record): on a stalled backend each would wait its
+    timeouts. Within a request, the second is refused at once and not counted; the next
+    request, and anything outside requests, asks again."""
+    backend = Backend()
+    port = guarded(backend, breaker)
+    request_begins()
+    try:
+        backend.down = True
+        fail_times(port, 1)
+        backend.down = False  # answers again: this request still does not wait on it
+        with pytest.raises(RecordsUnavailable, match="failed this request") as refused:
+            port.get("k")
+        assert refused.value.retry_after_s == PROBE_RETRY_AFTER_SECONDS
+        assert backend.calls == 1
+    finally:
+        request_ends()
+    assert port.get("k") == "K"  # outside a request: asked
+    request_begins()
+    try:
+        assert port.get("k") == "K"  # the next request: asked
+    finally:
+        request_ends()
+    assert breaker.state == "closed"
+
+
+class Stuck:
+    """A port whose ``get`` waits until released (a call a stalled backend leaves unanswered),
+    then fails; ``answer`` answers at once."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.sent = threading.Event()
+
+    def get(self, key: str) -> str:
+        self.sent.set()
+        self.release.wait(10)
+        raise RecordsUnavailable("read timeout")
+
+    def answer(self) -> str:
+        return "answer"
+
+
+def test_a_remote_backend_that_leaves_a_call_unanswered_is_refused_at_once(
+    clock: FakeClock,
+) -> None:
+    """While a call has waited a read timeout with nothing answered since it was sent, new
+    calls are refused at once, not counted: the requests of a burst queued for a thread are not
+    sent to wait out timeouts of their own once the first ones fail. An answer after a call was
+    sent means a slow call, not a stall; once the stuck calls return, the next call is sent."""
+    breaker = CircuitBreaker("records", error=RecordsUnavailable, stall_s=0.6, clock=clock)
+    stuck = Stuck()
+    port = guarded(stuck, breaker)
+    waiting = threading.Thread(target=lambda: pytest.raises(RecordsUnavailable, port.get, "k"))
+    waiting.start()
+    try:
+        assert stuck.sent.wait(10)
+        clock.now += 0.5
+        assert port.answer() == "answer"  # within a read timeout: sent (and it answers)
+        clock.now += 0.2  # 0.7 s since the stuck call, but an answer came after it was sent
+        assert port.answer() == "answer"
+        second = threading.Thread(target=lambda: pytest.raises(RecordsUnavailable, port.get, "k"))
+        stuck.sent.clear()
+        second.start()
+        assert stuck.sent.wait(10)
+        clock.now += 0.6  # a call unanswered for a read timeout, nothing answered since
+        with pytest.raises(RecordsUnavailable, match="stalled") as refused:
+            port.answer()
+        assert refused.value.retry_after_s == PROBE_RETRY_AFTER_SECONDS
+        assert breaker.state == "closed"  # refusals are not failures
+    finally:
+        stuck.release.set()
+        waiting.join(10)
+    second.join(10)
+    assert port.answer() == "answer"  # nothing in flight: sent again
+
+
+def test_a_local_backend_is_never_stalled(breaker: CircuitBreaker, clock: FakeClock) -> None:
+    """SQLite waiting for its write lock, a disk: busy, not stalled (no ``stall_s``)."""
+    stuck = Stuck()
+    port = guarded(stuck, breaker)
+    waiting = threading.Thread(target=lambda: pytest.raises(RecordsUnavailable, port.get, "k"))
+    waiting.start()
+    try:
+        assert stuck.sent.wait(10)
+        clock.now += 5
+        assert port.answer() == "answer"
+    finally:
+        stuck.release.set()
+        waiting.join(10)

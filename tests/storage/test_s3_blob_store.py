@@ -11,6 +11,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from loopmark import prompt_calls
 from loopmark.errors import StorageUnavailable
 from loopmark.storage import open_blob_store
 from loopmark.storage.s3 import SIGNED_URL_SECONDS, S3BlobStore
@@ -138,11 +139,17 @@ def test_a_stalled_endpoint_fails_a_read_within_two_short_tries(
     with socket.create_server(("127.0.0.1", 0)) as stalled:  # listens, never answers
         monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{stalled.getsockname()[1]}")
         blob_store = S3BlobStore.from_url(f"s3://{BUCKET}")
+        reads, writes = blob_store.client.meta.config, blob_store.writer.meta.config
         started = time.monotonic()
         with pytest.raises(StorageUnavailable, match="[Tt]imeout"):
             blob_store.get(KEY)
-        assert time.monotonic() - started < 10.0  # before: 10 s reads, four tries
-    reads, writes = blob_store.client.meta.config, blob_store.writer.meta.config
-    assert (reads.connect_timeout, reads.read_timeout) == (1.0, 1.0)
-    assert reads.retries["total_max_attempts"] == 2  # one retry
+        # Before: 10 s reads, four tries; then two 1 s tries and botocore's pause (up to 3 s).
+        # Now two prompt tries with no pause (loopmark.prompt_calls).
+        seconds = time.monotonic() - started
+        assert 2 * prompt_calls.READ_SECONDS <= seconds < prompt_calls.CALL_SECONDS + 0.2
+    assert (reads.connect_timeout, reads.read_timeout) == (
+        prompt_calls.CONNECT_SECONDS,
+        prompt_calls.READ_SECONDS,
+    )
+    assert reads.retries["total_max_attempts"] == 1  # the one retry is prompt_call's
     assert writes.read_timeout > reads.read_timeout  # media uploads may take longer
