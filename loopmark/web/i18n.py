@@ -25,7 +25,7 @@ import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 from babel import Locale
 from babel.support import NullTranslations, Translations
@@ -35,6 +35,8 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
+from werkzeug.datastructures import LanguageAccept
+from werkzeug.http import parse_accept_header, parse_cookie
 
 from loopmark.package_data import TRANSLATIONS_DIR
 from loopmark.web import links as web_links
@@ -98,13 +100,34 @@ def select_language() -> str:
     remembered = supported(request.cookies.get(COOKIE_NAME))
     if remembered:
         return remembered
-    # The visitor's most preferred language we ship, by quality then order ("en-GB, de;q=0.5"
-    # is English: werkzeug's best_match would prefer an exact "de" to a regional "en").
-    for asked_language, quality in request.accept_languages:
+    return _preferred(request.accept_languages)
+
+
+def _preferred(accepted: LanguageAccept) -> str:
+    """The visitor's most preferred language we ship, by quality then order ("en-GB, de;q=0.5"
+    is English: werkzeug's best_match would prefer an exact "de" to a regional "en")."""
+    for asked_language, quality in accepted:
         found = supported(asked_language)
         if found and quality > 0:
             return found
     return DEFAULT_LANGUAGE
+
+
+def language_outside_app(*, query: str = "", cookie: str = "", accept_language: str = "") -> str:
+    """The language :func:`select_language` would pick from a request's query string, Cookie
+    and Accept-Language headers, for an answer given before the request reaches the app (the
+    server's own: loopmark.web.server). No page has a language of its own there."""
+    asked = parse_qs(query).get(QUERY_PARAMETER)
+    chosen = supported(asked[0] if asked else None)
+    remembered = supported(parse_cookie(cookie).get(COOKIE_NAME)) if cookie else None
+    return chosen or remembered or _preferred(parse_accept_header(accept_language, LanguageAccept))
+
+
+@functools.lru_cache(maxsize=len(LANGUAGES))
+def catalogue(code: str) -> Translations | NullTranslations:
+    """``code``'s catalogue, from the files Flask-Babel reads, for text made without an app
+    context (the server's own answers); English has none (NullTranslations)."""
+    return Translations.load(str(TRANSLATIONS_DIR), [code])
 
 
 def use_language(code: str | None) -> bool:

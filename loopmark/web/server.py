@@ -39,8 +39,9 @@ from cheroot.wsgi import Server as WSGIServer
 from flask import Flask
 from werkzeug.exceptions import HTTPException
 
-from loopmark.errors import LoopmarkError
+from loopmark.errors import N_, LoopmarkError
 from loopmark.service.render_service import RenderService
+from loopmark.web import i18n
 from loopmark.web.context import services as app_services
 from loopmark.web.headers import http_date_now
 from loopmark.web.logs import configure_logging
@@ -201,23 +202,49 @@ def body_limits(app: Flask) -> BodyLimit:
     return limit
 
 
+def answer_language(request: HTTPRequest) -> str:
+    """The language the app would answer ``request`` in (its ``?lang=``, its cookie, its
+    Accept-Language: web.i18n), read from cheroot's parsed request line and headers."""
+    headers = request.inheaders
+    return i18n.language_outside_app(
+        query=bytes(request.qs or b"").decode("latin-1"),
+        cookie=bytes(headers.get(b"Cookie", b"")).decode("latin-1"),
+        accept_language=bytes(headers.get(b"Accept-Language", b"")).decode("latin-1"),
+    )
+
+
 def large_body_slots(threads: int) -> int:
     """How many request threads may read a large body (LARGE_BODY_BYTES) at once."""
     return max(2, threads // 4)
 
 
 def error_answer(
-    status: str, code: str, message: str, *, retry_after_s: int | None = None
+    status: str,
+    code: str,
+    message: str,
+    *,
+    language: str = i18n.DEFAULT_LANGUAGE,
+    retry_after_s: int | None = None,
+    **variables: object,
 ) -> bytes:
     """A whole HTTP/1.1 answer in the site's JSON error form, closing the connection (for the
-    answers the server gives before the app sees the request)."""
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    answers the server gives before the app sees the request). ``message`` (marked with N_ for
+    the catalogues, ``%(name)s`` filled from ``variables``) is said in ``language`` (see
+    :func:`answer_language`), as the app's own errors are."""
+    text = i18n.catalogue(language).gettext(message)
+    body = json.dumps(
+        {"error": {"code": code, "message": text % variables if variables else text}}
+    ).encode()
     headers = [
         f"HTTP/1.1 {status}",
         "Content-Type: application/json",
         f"Content-Length: {len(body)}",
         "Connection: close",
         f"Server: {IDENT}",
+        f"Content-Language: {language}",
+        # As the app's answers whose words the visitor's headers chose: no cache (a CDN keeps
+        # error answers a moment) gives one visitor's language to another.
+        f"Vary: {', '.join(i18n.VARY_HEADERS)}",
     ]
     if retry_after_s is not None:
         headers.append(f"Retry-After: {retry_after_s}")
@@ -467,7 +494,9 @@ def _connection_class(limit: BodyLimit) -> type[HTTPConnection]:
             answer = error_answer(
                 "413 Request Entity Too Large",
                 "body_too_large",
-                f"The request body is too large: at most {self.body_limit} bytes here.",
+                N_("The request body is too large: at most %(max)s bytes here."),
+                language=answer_language(self),
+                max=self.body_limit,
             )
             self._send_raw(answer)
             return False
@@ -488,7 +517,8 @@ def _connection_class(limit: BodyLimit) -> type[HTTPConnection]:
                     error_answer(
                         "503 Service Unavailable",
                         "server_busy",
-                        "The server is taking in other uploads; try again in a few seconds.",
+                        N_("The server is taking in other uploads; try again in a few seconds."),
+                        language=answer_language(self),
                         retry_after_s=LARGE_BODY_RETRY_AFTER_SECONDS,
                     )
                 )

@@ -55,6 +55,34 @@ def test_the_page_follows_accept_language(client: FlaskClient, header: str, expe
     assert {"Accept-Language", "Cookie"} <= set(response.vary)
 
 
+@pytest.mark.parametrize(
+    ("query", "cookie", "accept_language"),
+    [
+        ("", "", GERMAN_BROWSER),
+        ("", "", "de-CH;q=0.8, fr;q=0.9"),
+        ("", "", "en-GB,de;q=0.5"),
+        ("", "", "de;q=0, en;q=0.1"),
+        ("", "", "*"),
+        ("", "", ""),
+        ("lang=de", "", "en"),
+        ("lang=xx", "", GERMAN_BROWSER),
+        ("", "loopmark_lang=de", "en"),
+        ("lang=en", "loopmark_lang=de", GERMAN_BROWSER),
+        ("", "other=1; loopmark_lang=xx", GERMAN_BROWSER),
+    ],
+)
+def test_outside_the_app_the_language_is_the_one_the_app_picks(
+    app: Flask, query: str, cookie: str, accept_language: str
+) -> None:
+    """The server's own answers (given before the app sees a request) pick the language as the
+    app does, from the same parts of the request."""
+    headers = {"Accept-Language": accept_language, "Cookie": cookie}
+    with app.test_request_context(f"/api/renders?{query}", headers=headers):
+        expected = i18n.select_language()
+    found = i18n.language_outside_app(query=query, cookie=cookie, accept_language=accept_language)
+    assert found == expected
+
+
 def test_german_pages_are_german(client: FlaskClient) -> None:
     german = client.get("/gallery", headers={"Accept-Language": GERMAN_BROWSER})
     english = client.get("/gallery", headers={"Accept-Language": "en"})

@@ -3,6 +3,7 @@ connection limit and idle timeout, body bounds, trusted proxies."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -165,6 +166,57 @@ def test_a_body_over_the_route_limit_is_refused_before_it_is_sent(
     assert status == 200
 
 
+def json_of(answer: bytes) -> dict[str, Any]:
+    """The JSON body of a whole answer."""
+    body: dict[str, Any] = json.loads(answer.partition(b"\r\n\r\n")[2])
+    return body
+
+
+@pytest.mark.parametrize(
+    ("target", "extra", "language", "message"),
+    [
+        ("/api/renders", b"", "en", "The request body is too large: at most 16384 bytes here."),
+        (
+            "/api/renders",
+            b"Accept-Language: de-DE,de;q=0.9,en;q=0.5\r\n",
+            "de",
+            "Die Anfrage ist zu gro\u00df: hier sind h\u00f6chstens 16384 Bytes erlaubt.",
+        ),
+        ("/api/renders", b"Accept-Language: en-GB, de;q=0.5\r\n", "en", None),
+        ("/api/renders", b"Accept-Language: fr\r\n", "en", None),  # not shipped: English
+        ("/api/renders", b"Cookie: loopmark_lang=de\r\nAccept-Language: en\r\n", "de", None),
+        ("/api/renders?lang=de", b"Accept-Language: en\r\n", "de", None),
+    ],
+    ids=["default", "accept-language", "english first", "unshipped", "cookie", "query"],
+)
+def test_the_servers_own_answers_speak_the_visitors_language(
+    make_app: MakeApp,
+    serve: Serve,
+    target: str,
+    extra: bytes,
+    language: str,
+    message: str | None,
+) -> None:
+    """The 413 the server gives before the app sees the request, in the language the app
+    would answer in (web.i18n: ?lang=, the cookie, Accept-Language), its code unchanged."""
+    port = serve(make_app())
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(
+            f"POST {target} HTTP/1.1\r\nHost: x\r\n".encode()
+            + extra
+            + b"Content-Type: application/json\r\nContent-Length: 10000000\r\n\r\n"
+        )
+        answer = read_answer(sock)
+    assert answer.startswith(b"HTTP/1.1 413 "), answer
+    assert f"\r\nContent-Language: {language}\r\n".encode() in answer
+    assert b"\r\nVary: Accept-Language, Cookie\r\n" in answer
+    error = json_of(answer)["error"]
+    assert error["code"] == "body_too_large"
+    assert ("zu gro\u00df" in error["message"]) == (language == "de"), error
+    if message is not None:
+        assert error["message"] == message
+
+
 def read_answer(sock: socket.socket) -> bytes:
     """Everything the server sends until it closes the connection."""
     sock.settimeout(30)
@@ -174,11 +226,13 @@ def read_answer(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
-def post_head(port: int, length: int) -> socket.socket:
-    """A connection that has sent a JSON POST's headers (``length`` bytes of body declared)."""
+def post_head(port: int, length: int, extra: bytes = b"") -> socket.socket:
+    """A connection that has sent a JSON POST's headers (``length`` bytes of body declared,
+    ``extra`` header lines)."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
     sock.sendall(
         b"POST /api/renders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + extra
         + f"Content-Length: {length}\r\n\r\n".encode()
     )
     return sock
@@ -242,6 +296,15 @@ def test_large_bodies_get_a_share_of_the_threads_and_the_rest_wait_outside(
             answer = read_answer(third)  # at once: not a byte of its body was read
         assert answer.startswith(b"HTTP/1.1 503 "), answer
         assert b"Retry-After: 10\r\n" in answer and b'"server_busy"' in answer
+        assert "other uploads" in json_of(answer)["error"]["message"]
+        with post_head(port, 5000, b"Accept-Language: de\r\n") as german:
+            answer = read_answer(german)  # in the visitor's language, the code unchanged
+        assert answer.startswith(b"HTTP/1.1 503 "), answer
+        assert json_of(answer)["error"] == {
+            "code": "server_busy",
+            "message": "Der Server nimmt gerade andere Uploads entgegen; versuch es bitte in "
+            "ein paar Sekunden noch einmal.",
+        }
         status, _ = get(port, "/healthz")  # requests without a body are not counted
         assert status == 200
         holding[0].sendall(b"[" + b" " * 4998 + b"]")  # one finishes: its slot is free
