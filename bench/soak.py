@@ -71,7 +71,7 @@ FROZEN_ANSWER_SECONDS = 2.0
 FREEZE_ARRIVAL_SECONDS = 0.5
 FREEZE_ASK_INTERVAL_SECONDS = 0.2
 # A breaker opening this soon after the thaw is the freeze's doing: calls sent while frozen time
-# out (two 1 s tries) after it.
+# out (a prompt call: 1.7 s at most, loopmark.prompt_calls) after it.
 THAW_SLACK_SECONDS = 3.0
 STATIC_FILE = "/static/css/site.css"
 # os.nice increment of the soak (and so of the server and its renders) below moto's server.

@@ -8,15 +8,17 @@ clients make a single try each (botocore's retries off, ``CLIENT``) and :func:`p
 makes the one retry itself, with no pause, and only while a whole second try still fits in
 ``CALL_SECONDS``:
 
-- a try takes at most ``TRY_SECONDS``: a new connection that connects at the last moment, then
+- a try waits at most ``TRY_SECONDS``: a new connection that connects at the last moment, then
   an answer that never comes (a frozen or dead endpoint sends nothing, so the read timeout,
   which bounds each socket read, bounds the try);
-- the retry starts only if at most ``CALL_SECONDS - TRY_SECONDS`` have passed (a read timeout
-  on a connection already open is ``READ_SECONDS`` and a little, so it is retried; a try that
-  first waited to connect and then to read is not);
-- so a call takes at most ``CALL_SECONDS`` (1.5 s) and a few milliseconds of our own, and a
-  request that gives up on its backend after one such call (service.breaker keeps a request
-  from waiting on a backend that already failed it) answers well within 2 s.
+- the retry starts only if at most ``CALL_SECONDS - TRY_SECONDS`` (0.9 s) have passed: a read
+  timeout is ``READ_SECONDS`` plus the try's own CPU time (signing, parsing: milliseconds, but
+  up to 0.3 s on a starved machine: the quick soak's first run, with 0.05 s of slack here,
+  skipped two retries that way), so it is retried; a try that also waited to connect is not;
+- so a call takes at most ``CALL_SECONDS`` (1.7 s) and the retry's own CPU time, and a request
+  that gives up on its backend after one such call (service.breaker keeps a request from
+  waiting on a backend that already failed it, or that is stalled) answers within 2 s; on a
+  frozen endpoint, two read timeouts: 1.2 s.
 
 The timeouts are far above what a backend that answers takes: DynamoDB answers in single-digit
 milliseconds, and the tests' moto server (one request at a time) answered a GetItem in 6 ms
@@ -35,10 +37,10 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-CONNECT_SECONDS = 0.25
+CONNECT_SECONDS = 0.2
 READ_SECONDS = 0.6
 TRY_SECONDS = CONNECT_SECONDS + READ_SECONDS
-CALL_SECONDS = 1.5
+CALL_SECONDS = 1.7
 # botocore settings of a request path's client: one try, the retry is prompt_call's.
 CLIENT: dict[str, Any] = {
     "connect_timeout": CONNECT_SECONDS,

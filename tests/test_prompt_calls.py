@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
-from loopmark.prompt_calls import CALL_SECONDS, TRY_SECONDS, prompt_call, retried
+from loopmark.prompt_calls import CALL_SECONDS, READ_SECONDS, TRY_SECONDS, prompt_call, retried
 
 
 class Clock:
@@ -26,10 +26,10 @@ def client_error(code: str, status: int) -> ClientError:
 
 
 def test_the_bound_leaves_room_for_a_retry_after_a_read_timeout() -> None:
-    # A read timeout on an open connection is READ_SECONDS and a little: retried; the two tries
-    # and the request around them stay under the 2 s.
-    assert CALL_SECONDS - TRY_SECONDS >= 0.6
-    assert CALL_SECONDS <= 1.5
+    # A read timeout is READ_SECONDS plus the try's own CPU time (0.3 s allowed for a starved
+    # machine): retried; the two tries and the request around them stay under the 2 s.
+    assert CALL_SECONDS - TRY_SECONDS >= READ_SECONDS + 0.3
+    assert CALL_SECONDS <= 1.7
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ from loopmark.records.common import Clock, split_records_url
 
 # botocore settings of the two clients. Reads are on the request path (a cache hit is one
 # GetItem), and so is the "queued" record written before a 202: they go through the prompt client
-# (prompt_calls: one short try, one retry at once, 1.5 s in all), so a stalled endpoint costs a
+# (prompt_calls: one short try, one retry at once, 1.7 s at most), so a stalled endpoint costs a
 # request well under two seconds, and the circuit breaker (service.breaker) then answers for it at
 # once. Other writes (a lease, a render's "done", setup, the admin's) get a more patient client
 # of their own, so a render that took seconds is not lost to one slow answer. Attempts include the

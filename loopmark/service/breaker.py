@@ -27,7 +27,7 @@ calls), a backend that failed a call is not asked again: the request's later cal
 refused at once, with a Retry-After of 1 s (or the open breaker's), and neither counted nor
 sent. A request may make several calls to one backend (a cache hit: the word lists' version
 check, which falls back to the lists it has, then the render's record); each waits at most a
-prompt call's 1.5 s on a stalled backend (loopmark.prompt_calls), so without this a request
+prompt call's 1.7 s on a stalled backend (loopmark.prompt_calls), so without this a request
 could wait that long twice or more. With it, a request waits on a stalled backend once, and is
 answered within 2 s. Outside requests (a render worker, the command line) nothing is remembered.
 

@@ -31,7 +31,7 @@ S3_SCHEME = "s3://"
 # A signed media URL is handed to one browser for one page view: minutes, not days.
 SIGNED_URL_SECONDS = 300
 # botocore settings of the two clients. Reads are on the request path: they make one short try
-# and one retry at once (loopmark.prompt_calls: 1.5 s in all), since a request thread waiting on
+# and one retry at once (loopmark.prompt_calls: 1.7 s at most), since a request thread waiting on
 # a dead endpoint is worse than a prompt 503 with Retry-After (and the circuit breaker,
 # service.breaker, answers for it once it stays dead). Writes (a render's media, a take-down's
 # deletes) get a more patient client, so finished work is not lost to one slow answer. A read
