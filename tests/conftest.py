@@ -27,12 +27,17 @@ def moto_endpoint() -> Iterator[str]:
 def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A clean moto server and the environment boto3 reads to reach it. Yields the endpoint."""
     reset(moto_endpoint)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    use_aws_endpoint(monkeypatch, moto_endpoint)
+    return moto_endpoint
+
+
+def use_aws_endpoint(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
+    """The environment boto3 reads, pointed at ``endpoint`` (a moto server) with test keys."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    return moto_endpoint
 
 
 @pytest.fixture(scope="session")

@@ -406,6 +406,14 @@ class Stuck:
     def answer(self) -> str:
         return "answer"
 
+    def call_from_another_thread(self, port: Stuck) -> threading.Thread:
+        """``port.get`` (this port behind a breaker) started in a thread, once it is sent."""
+        self.sent.clear()
+        thread = threading.Thread(target=lambda: pytest.raises(RecordsUnavailable, port.get, "k"))
+        thread.start()
+        assert self.sent.wait(10)
+        return thread
+
 
 def test_a_remote_backend_that_leaves_a_call_unanswered_is_refused_at_once(
     clock: FakeClock,
@@ -417,18 +425,13 @@ def test_a_remote_backend_that_leaves_a_call_unanswered_is_refused_at_once(
     breaker = CircuitBreaker("records", error=RecordsUnavailable, stall_s=0.6, clock=clock)
     stuck = Stuck()
     port = guarded(stuck, breaker)
-    waiting = threading.Thread(target=lambda: pytest.raises(RecordsUnavailable, port.get, "k"))
-    waiting.start()
+    waiting = stuck.call_from_another_thread(port)
     try:
-        assert stuck.sent.wait(10)
         clock.now += 0.5
         assert port.answer() == "answer"  # within a read timeout: sent (and it answers)
         clock.now += 0.2  # 0.7 s since the stuck call, but an answer came after it was sent
         assert port.answer() == "answer"
-        second = threading.Thread(target=lambda: pytest.raises(RecordsUnavailable, port.get, "k"))
-        stuck.sent.clear()
-        second.start()
-        assert stuck.sent.wait(10)
+        second = stuck.call_from_another_thread(port)
         clock.now += 0.6  # a call unanswered for a read timeout, nothing answered since
         with pytest.raises(RecordsUnavailable, match="stalled") as refused:
             port.answer()
@@ -445,10 +448,8 @@ def test_a_local_backend_is_never_stalled(breaker: CircuitBreaker, clock: FakeCl
     """SQLite waiting for its write lock, a disk: busy, not stalled (no ``stall_s``)."""
     stuck = Stuck()
     port = guarded(stuck, breaker)
-    waiting = threading.Thread(target=lambda: pytest.raises(RecordsUnavailable, port.get, "k"))
-    waiting.start()
+    waiting = stuck.call_from_another_thread(port)
     try:
-        assert stuck.sent.wait(10)
         clock.now += 5
         assert port.answer() == "answer"
     finally:

@@ -14,12 +14,9 @@ up to 3 s a call, 6 s a request.
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -35,14 +32,16 @@ from loopmark.service.record_cache import KEEP_SECONDS
 from loopmark.service.words import VERSION_CHECK_SECONDS
 from loopmark.web.context import EXTENSION
 from loopmark.web.server import DEFAULT_THREADS, create_server
+from tests.conftest import use_aws_endpoint
 from tests.moto_server import freezable_moto_server
+from tests.service import test_fail_fast as fail_fast
 from tests.site.conftest import site_config
 
 BURST = 24  # more than the server's threads: some wait for one
 STREAM_SECONDS = 5.0  # past two of the breaker's 2 s cool-downs, so its probes are in it
 STREAM_EVERY_SECONDS = 0.25
 ANSWER_WITHIN_SECONDS = 2.0  # what the issue asks of a stalled backend: the max, not a median
-CLIENT_TIMEOUT_SECONDS = 30.0  # a hang fails the test, never blocks it
+CLIENT_TIMEOUT_SECONDS = fail_fast.CLIENT_TIMEOUT_SECONDS  # a hang fails the test
 RENDER_DONE_SECONDS = 120.0
 THAW_SECONDS = 20.0
 
@@ -50,26 +49,13 @@ Answer = tuple[str, int, float, str | None]  # (what, status, seconds, Retry-Aft
 
 
 def fetch(what: str, url: str, payload: dict[str, Any] | None = None) -> Answer:
-    data = None if payload is None else json.dumps(payload).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    started = time.monotonic()
-    try:
-        with urllib.request.urlopen(request, timeout=CLIENT_TIMEOUT_SECONDS) as response:
-            response.read()
-            status, retry_after = response.status, response.headers.get("Retry-After")
-    except urllib.error.HTTPError as exc:
-        status, retry_after = exc.code, exc.headers.get("Retry-After")
-    return what, status, time.monotonic() - started, retry_after
+    return (what, *fail_fast.fetch(url, payload))
 
 
 @pytest.fixture
 def frozen_moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[Popen[bytes]]:
     with freezable_moto_server() as (endpoint, proc):
-        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        monkeypatch.delenv("AWS_PROFILE", raising=False)
+        use_aws_endpoint(monkeypatch, endpoint)
         yield proc
 
 
