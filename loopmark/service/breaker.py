@@ -33,7 +33,8 @@ answered within 2 s. Outside requests (a render worker, the command line) nothin
 
 A breaker over a remote backend (DynamoDB, S3: ``stall_s`` given) also refuses a call at once,
 without counting it, while the backend is *stalled*: a call has been waiting ``stall_s`` (a read
-timeout) and nothing has answered since that call was sent. The failure count needs the stuck
+timeout) and nothing has answered since that call was sent (calls only counted, ``always``, are
+not watched: a render's last writes go through a patient client and may wait longer). The failure count needs the stuck
 calls to fail before it opens, and when a burst fills every request thread, the requests
 queued behind them are handed threads as the first of those calls fail, before it opens: each
 such request then waited for a thread and for its own call (2.4 s, measured). A slow moment in
@@ -180,16 +181,20 @@ class CircuitBreaker:
     def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """``fn(*args, **kwargs)`` unless the breaker is open (then ``error`` at once)."""
         probe = self._admit()
-        return self._run(fn, probe, *args, **kwargs)
+        return self._run(fn, probe, True, *args, **kwargs)
 
     def count(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """``fn(*args, **kwargs)`` whatever the state, its outcome counted like a call's."""
-        return self._run(fn, False, *args, **kwargs)
+        return self._run(fn, False, False, *args, **kwargs)
 
-    def _run(self, fn: Callable[P, T], probe: bool, /, *args: P.args, **kwargs: P.kwargs) -> T:
+    def _run(
+        self, fn: Callable[P, T], probe: bool, watched: bool, /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """``fn`` run and its outcome counted; ``watched``: a call whose wait tells a stall (not
+        the counted ones: a render's last writes, on a patient client, may wait longer)."""
         answered = False
         _count_sent(self.name)
-        token = self._sent() if self.stall_s is not None else None
+        token = self._sent() if watched and self.stall_s is not None else None
         try:
             result = fn(*args, **kwargs)
             answered = True
@@ -204,7 +209,7 @@ class CircuitBreaker:
             answered = True  # the backend answered (no such file, a failed condition...)
             raise
         finally:
-            if token is not None:
+            if self.stall_s is not None:
                 self._returned(token, answered)
             if answered:
                 self._answered(probe)
@@ -219,9 +224,11 @@ class CircuitBreaker:
             self._in_flight[self._tokens] = self.clock()
             return self._tokens
 
-    def _returned(self, token: int, answered: bool) -> None:
+    def _returned(self, token: int | None, answered: bool) -> None:
+        """Note a call returned (stall_s): ``token`` if it was watched; any answer counts."""
         with self._lock:
-            del self._in_flight[token]
+            if token is not None:
+                del self._in_flight[token]
             if answered:
                 self._answered_at = self.clock()
 

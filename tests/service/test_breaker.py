@@ -455,3 +455,17 @@ def test_a_local_backend_is_never_stalled(breaker: CircuitBreaker, clock: FakeCl
     finally:
         stuck.release.set()
         waiting.join(10)
+
+
+def test_a_render_finishing_on_a_patient_client_is_no_stall(clock: FakeClock) -> None:
+    """The calls only counted (a render's "done" and its media, on the patient write client)
+    may wait longer than a read timeout: that alone refuses nobody."""
+    breaker = CircuitBreaker("records", error=RecordsUnavailable, stall_s=0.6, clock=clock)
+    stuck = Stuck()
+    waiting = stuck.call_from_another_thread(guarded(stuck, breaker, always=frozenset({"get"})))
+    try:
+        clock.now += 5
+        assert guarded(stuck, breaker).answer() == "answer"
+    finally:
+        stuck.release.set()
+        waiting.join(10)
