@@ -7,7 +7,7 @@ from pathlib import Path
 
 import brotli
 import pytest
-from flask import Flask, Response, current_app
+from flask import Flask, Response, current_app, request
 from flask_compress import Compress
 
 from loopmark.storage.base import IMMUTABLE_CACHE_CONTROL
@@ -129,3 +129,31 @@ def test_compression_decides_at_once_as_flask_compress_would(app: Flask) -> None
     assert ours[0].headers["Vary"] == "Accept-Encoding"
     assert ours[1].headers["Vary"] == "Cookie, Accept-Encoding"
     assert ours[3].headers["Content-Encoding"] == "br"  # the big one is compressed still
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "gzip, deflate, br",
+        "gzip",
+        "br;q=0, gzip;q=0.5",
+        "identity",
+        "",
+        "*",
+        "br;q=0, *;q=0.1",
+        "gzip;q=0, br;q=0",
+        "x" * 300 + ", gzip",  # longer than any browser's: answered, not kept
+    ],
+)
+def test_the_preferred_encoding_is_werkzeugs_choice(app: Flask, header: str) -> None:
+    assets._preferred_encoding.cache_clear()
+    with app.test_request_context(headers={"Accept-Encoding": header} if header else {}):
+        accepted = request.accept_encodings
+        expected = next((e for e in assets.ENCODINGS if accepted.quality(e) > 0), None)
+        assert assets.preferred_encoding() == expected
+        assert assets.preferred_encoding() == expected
+    kept = assets._preferred_encoding.cache_info()
+    if len(header) <= assets.ACCEPT_ENCODING_KEPT_CHARS:
+        assert (kept.currsize, kept.hits) == (1, 1)  # parsed once, then found
+    else:
+        assert kept.currsize == 0
