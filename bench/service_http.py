@@ -186,6 +186,16 @@ def summary(rows: list[dict[str, Any]], requests: int) -> dict[str, Any]:
     }
 
 
+def ratio(this: list[dict[str, Any]], against: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each round's CPU per request here over the other tree's, measured moments apart (the
+    figure the machine's load moves least): their median and range."""
+    ratios = [a["server_cpu_ms"] / b["server_cpu_ms"] for a, b in zip(this, against, strict=True)]
+    return {
+        "median": round(statistics.median(ratios), 3),
+        "range": [round(min(ratios), 3), round(max(ratios), 3)],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tree", type=Path, default=Path.cwd())
@@ -235,17 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.against:
         # Each round's this ÷ against, measured moments apart: the figure the load moves least.
         results["this_over_against"] = {
-            case: {
-                "median": round(statistics.median(ratios), 3),
-                "range": [round(min(ratios), 3), round(max(ratios), 3)],
-            }
-            for case, _, _ in CASES
-            for ratios in [
-                [
-                    a["server_cpu_ms"] / b["server_cpu_ms"]
-                    for a, b in zip(rows["this"][case], rows["against"][case], strict=True)
-                ]
-            ]
+            case: ratio(rows["this"][case], rows["against"][case]) for case, _, _ in CASES
         }
     else:
         results = results["this"]
