@@ -78,8 +78,10 @@ lighthouse: $(STAMP) $(CHROMIUM) $(LIGHTHOUSE)
 test: $(STAMP) $(CHROMIUM) $(GIFSKI) $(AXE)
 	$(PY) -m pytest
 
-# ruff (lint and format), mypy --strict over the package, and the import contracts (layers point
-# one way; the renderer imports nothing of HTTP, AWS or the backends): see pyproject.toml.
+# ruff (lint and format), mypy --strict over the package, bench/ and deploy/ (not tests/ yet), and
+# the import contracts (layers point one way; the renderer imports nothing of HTTP, AWS or the
+# backends): see pyproject.toml. mypy keeps a cache in .mypy_cache/: with it, a second run takes
+# about a second; without it, the AWS CDK's types make deploy/ cost about two minutes.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check loopmark tests bench deploy
 	$(VENV)/bin/ruff format --check loopmark tests bench deploy

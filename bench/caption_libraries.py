@@ -102,7 +102,7 @@ def random_captions(count: int, seed: int = 8) -> list[str]:
 
 def corpus(random_count: int) -> list[list[str]]:
     """Grapheme clusters of every paragraph of every caption the policy accepts."""
-    result = []
+    result: list[list[str]] = []
     for caption in [*TEST_CAPTIONS, *SCRIPT_CAPTIONS, *random_captions(random_count)]:
         try:
             accepted = check_caption(caption)

@@ -107,22 +107,21 @@ def _ours_gif(prepared: Any, caption: str, gifsicle_level: str) -> bytes:
 def _lzw_images(prepared: Any, caption: str) -> list[tuple[Any, tuple[int, int], dict[str, Any]]]:
     """The frame crops our encoder hands Pillow's LZW, with their offsets and options (caught
     from one untimed encode), so the floor times the LZW alone on exactly those crops."""
-    from PIL import GifImagePlugin
-
-    from loopmark.renderer import gif as gif_module
+    from PIL import GifImagePlugin, Image
 
     calls: list[tuple[Any, tuple[int, int], dict[str, Any]]] = []
     real = GifImagePlugin.getdata
 
-    def spy(image: Any, offset: tuple[int, int], **params: Any) -> Any:
-        calls.append((image.copy(), offset, params))
-        return real(image, offset, **params)
+    def spy(im: Image.Image, offset: tuple[int, int] = (0, 0), **params: Any) -> list[bytes]:
+        calls.append((im.copy(), offset, params))
+        return real(im, offset, **params)
 
-    gif_module.GifImagePlugin.getdata = spy  # type: ignore[assignment]
+    # Our encoder (loopmark.renderer.gif) calls it through the module: the same module object.
+    GifImagePlugin.getdata = spy
     try:
         _ours_gif(prepared, caption, "")
     finally:
-        gif_module.GifImagePlugin.getdata = real  # type: ignore[assignment]
+        GifImagePlugin.getdata = real
     return calls
 
 

@@ -135,6 +135,7 @@ def child(tree: str, spec_path: str) -> dict[str, Any]:
     from loopmark.renderer import render as r
     from loopmark.renderer import video
     from loopmark.renderer.gif import frame_delays_cs
+    from loopmark.renderer.process import ffmpeg_exe
     from loopmark.renderer.video import encode_mp4
 
     assert loopmark.__file__ is not None and loopmark.__file__.startswith(tree), loopmark.__file__
@@ -156,7 +157,7 @@ def child(tree: str, spec_path: str) -> dict[str, Any]:
     tools_peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     del result
     before_kib = _status_kib("VmRSS")
-    with _Sampler(video.ffmpeg_exe()) as sampler:
+    with _Sampler(ffmpeg_exe()) as sampler:
         result = r.render_accepted(prepared, normalised, key, brand=brand)
     with_tools_mib = (sampler.peak_kib - before_kib) / 1024
     ffmpeg_own_mib = _ffmpeg_own_peak_mib(video, result.frames, prepared, normalised)

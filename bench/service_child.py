@@ -38,7 +38,7 @@ from bench.service import (
 
 if TYPE_CHECKING:
     from loopmark.config import Settings
-    from loopmark.service.render_service import RenderService
+    from loopmark.service.render_service import RenderOutcome, RenderService
 
 # A single render (the first one, with font loading) finishes well within this; it bounds hangs.
 RENDER_WAIT_SECONDS = 120.0
@@ -171,7 +171,7 @@ class _Visitor(threading.Thread):
         self.submitted_at = time.perf_counter()
         first = self.service.request(self.template_id, self.caption, wait_s=0)
         deadline = self.submitted_at + BURST_DEADLINE_SECONDS
-        outcome = first
+        outcome: RenderOutcome | None = first
         while outcome is None or outcome.status != "done":
             if time.perf_counter() > deadline:
                 raise ServiceBenchFailed(f"{self.caption!r} not done in {BURST_DEADLINE_SECONDS}s")

@@ -1,13 +1,16 @@
 """Requests per second through the real server: cache-hit ``POST /api/renders`` and share pages.
 
-``python -m bench.service_http [--requests N] [--port P]`` starts ``python -m loopmark serve``
-from this tree, pinned to one core (``taskset -c 1``), with production settings (no debug),
-over a fresh data folder whose prepared templates are copied from ``--prepared`` (so nothing is
-prepared while it measures), renders one caption, and then drives it with ``hey`` (Debian's
-package, pinned to the other core) at concurrency 1 (latency: p50, p99) and at concurrency 8
-(throughput of the one server core), and reads the server's own CPU per request from /proc
-(requests per second per core = 1 / that: the figure the shared machine's load moves least).
-Prints one JSON object.
+``python -m bench.service_http [--against TREE] [--rounds R] [--requests N] [--port P]`` starts
+``python -m loopmark serve`` from this tree, pinned to one core (``taskset -c 1``), with
+production settings (no debug), over a fresh data folder whose prepared templates are copied
+from ``--prepared`` (so nothing is prepared while it measures), renders one caption, and then
+drives it with ``hey`` (Debian's package, pinned to the other core) at concurrency 1 (latency:
+p50, p99) and at concurrency 8 (throughput of the one server core), and reads the server's own
+CPU per request from /proc (requests per second per core = 1 / that: the figure the shared
+machine's load moves least), in R rounds of N requests per case: the median and the best round.
+With ``--against``, a second checkout (main before a change) is served beside it on the next
+port and measured batch by batch in turn with it, and each round's ratio is reported too. Prints
+one JSON object.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,7 +33,9 @@ from typing import Any
 SERVER_CORE = "1"
 CLIENT_CORE = "0"
 DEFAULT_PORT = 18200
-DEFAULT_REQUESTS = 3000
+DEFAULT_REQUESTS = 2000
+DEFAULT_ROUNDS = 5
+WARM_REQUESTS = 200
 CONCURRENCIES = (1, 8)
 READY_TIMEOUT_S = 120.0
 RENDER_TIMEOUT_S = 60.0
@@ -122,46 +128,127 @@ def hey(url: str, requests: int, concurrency: int, *, post: bytes | None = None)
     }
 
 
+CASES = tuple(
+    (f"{name}_c{concurrency}", name, concurrency)
+    for concurrency in CONCURRENCIES
+    for name in ("cache_hit", "share_page")
+)
+
+
+class Served:
+    """One tree's server, started over a fresh data folder, with a render done: the URLs and
+    bodies of its cases."""
+
+    def __init__(self, tree: Path, prepared: Path, port: int, data: Path) -> None:
+        copied = data / "prepared"
+        if prepared.is_dir():
+            shutil.copytree(prepared, copied)
+        self.base = f"http://127.0.0.1:{port}"
+        started = time.monotonic()
+        self.process = start_server(tree.resolve(), data, copied, port)
+        self.ready_s = wait_ready(self.base, started)
+        key = render_once(self.base)
+        payload = json.dumps({"template": TEMPLATE_ID, "caption": CAPTION}).encode()
+        self.targets: dict[str, tuple[str, bytes | None]] = {
+            "cache_hit": (f"{self.base}/api/renders", payload),
+            "share_page": (f"{self.base}/s/{key}", None),
+        }
+
+    def measure(self, name: str, concurrency: int, requests: int) -> dict[str, Any]:
+        """One batch: hey's figures and the server's own CPU per request."""
+        url, body = self.targets[name]
+        before = server_cpu_s(self.process.pid)
+        row = hey(url, requests, concurrency, post=body)
+        row["server_cpu_ms"] = (server_cpu_s(self.process.pid) - before) * MS_PER_SECOND / requests
+        return row
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def summary(rows: list[dict[str, Any]], requests: int) -> dict[str, Any]:
+    """A case's batches: the median and best CPU per request (per core: one over them), the
+    median p50 and the median and worst p99."""
+    cpu = sorted(r["server_cpu_ms"] for r in rows)
+    p99 = [r["p99_ms"] for r in rows]
+    return {
+        "rounds": len(rows),
+        "requests_per_round": requests,
+        "server_cpu_ms": round(statistics.median(cpu), 3),
+        "server_cpu_ms_best": round(cpu[0], 3),
+        "per_core_per_second": round(MS_PER_SECOND / statistics.median(cpu)),
+        "per_core_per_second_best": round(MS_PER_SECOND / cpu[0]),
+        "p50_ms": round(statistics.median(r["p50_ms"] for r in rows), 2),
+        "p99_ms": round(statistics.median(p99), 2),
+        "p99_ms_worst": round(max(p99), 2),
+        "status_codes": rows[-1]["status_codes"],
+    }
+
+
+def ratio(this: list[dict[str, Any]], against: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each round's CPU per request here over the other tree's, measured moments apart (the
+    figure the machine's load moves least): their median and range."""
+    ratios = [a["server_cpu_ms"] / b["server_cpu_ms"] for a, b in zip(this, against, strict=True)]
+    return {
+        "median": round(statistics.median(ratios), 3),
+        "range": [round(min(ratios), 3), round(max(ratios), 3)],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tree", type=Path, default=Path.cwd())
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="another checkout, served beside this one and measured in turn with it",
+    )
     parser.add_argument("--prepared", type=Path, default=Path("var/prepared"))
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    parser.add_argument("--requests", type=int, default=DEFAULT_REQUESTS)
+    parser.add_argument("--requests", type=int, default=DEFAULT_REQUESTS, help="per batch")
+    parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS)
     args = parser.parse_args(argv)
     if shutil.which("hey") is None:
         raise SystemExit("needs hey (apt-get install hey)")
+    trees = {"this": args.tree, **({"against": args.against} if args.against else {})}
+    served: dict[str, Served] = {}
+    rows: dict[str, dict[str, list[dict[str, Any]]]] = {t: {c[0]: [] for c in CASES} for t in trees}
     with tempfile.TemporaryDirectory(prefix="loopmark-http-bench-") as tmp:
-        data = Path(tmp)
-        prepared = data / "prepared"
-        if args.prepared.is_dir():
-            shutil.copytree(args.prepared, prepared)
-        base = f"http://127.0.0.1:{args.port}"
-        started = time.monotonic()
-        server = start_server(args.tree.resolve(), data, prepared, args.port)
         try:
-            ready_s = wait_ready(base, started)
-            key = render_once(base)
-            payload = json.dumps({"template": TEMPLATE_ID, "caption": CAPTION}).encode()
-            results: dict[str, Any] = {"ready_seconds": round(ready_s, 2)}
-            for concurrency in CONCURRENCIES:
-                # A short untimed run first: connections, caches, the word lists' first read.
-                for name, url, body in (
-                    ("cache_hit", f"{base}/api/renders", payload),
-                    ("share_page", f"{base}/s/{key}", None),
-                ):
-                    hey(url, 200, concurrency, post=body)
-                    before = server_cpu_s(server.pid)
-                    row = hey(url, args.requests, concurrency, post=body)
-                    cpu_s = server_cpu_s(server.pid) - before
-                    # The server's own CPU per request: what one core can answer, whatever
-                    # else the machine was doing (the shared machine's load moves wall times).
-                    row["server_cpu_ms"] = round(cpu_s * MS_PER_SECOND / args.requests, 3)
-                    row["per_core_per_second"] = round(args.requests / cpu_s) if cpu_s else None
-                    results[f"{name}_c{concurrency}"] = row
+            for offset, (which, tree) in enumerate(trees.items()):
+                data = Path(tmp) / which
+                data.mkdir()
+                served[which] = Served(tree, args.prepared, args.port + offset, data)
+            for server in served.values():  # untimed: connections, caches, first reads
+                for _, name, concurrency in CASES:
+                    server.measure(name, concurrency, WARM_REQUESTS)
+            # Batch by batch, each case on each tree in turn, who goes first alternating: both
+            # see the same moments of the shared machine's load.
+            for round_ in range(args.rounds):
+                order = list(served.items())
+                if round_ % 2:
+                    order.reverse()
+                for case, name, concurrency in CASES:
+                    for which, server in order:
+                        rows[which][case].append(server.measure(name, concurrency, args.requests))
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            for server in served.values():
+                server.stop()
+    results: dict[str, Any] = {
+        which: {
+            "ready_seconds": round(served[which].ready_s, 2),
+            **{case: summary(rows[which][case], args.requests) for case, _, _ in CASES},
+        }
+        for which in trees
+    }
+    if args.against:
+        # Each round's this ÷ against, measured moments apart: the figure the load moves least.
+        results["this_over_against"] = {
+            case: ratio(rows["this"][case], rows["against"][case]) for case, _, _ in CASES
+        }
+    else:
+        results = results["this"]
     print(json.dumps(results, indent=2))
     return 0
 

@@ -595,7 +595,12 @@ def main(argv: list[str] | None = None) -> int:
         report["spike_one_address"] = dict(one_address)
 
         tally.phase = "spike, behind a proxy (killed midway)"
-        killer = threading.Timer(4.0, lambda: (server.kill(), server.start()))
+
+        def restart() -> None:
+            server.kill()
+            server.start()
+
+        killer = threading.Timer(4.0, restart)
         killer.start()
         behind_proxy = spike(server, tally, "proxy", visitors, True, accepted)
         killer.join()

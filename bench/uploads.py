@@ -33,7 +33,7 @@ def phone_clip(folder: Path) -> Path:
     return path
 
 
-def _child_upload(path: str, workdir: str) -> dict[str, float]:
+def _child_upload(path: str, workdir: str) -> dict[str, float | str]:
     from loopmark.composition import build_services, setup_backends
     from loopmark.config import Settings
     from loopmark.dispatch.base import RenderJob
@@ -71,7 +71,7 @@ def _child_upload(path: str, workdir: str) -> dict[str, float]:
     return {
         "probe_hash_store_s": round(stored - started, 2),
         "upload_to_gif_s": round(done - started, 2),
-        "status": record.status if record else "missing",  # type: ignore[dict-item]
+        "status": record.status if record else "missing",
         "python_peak_rss_mb": round(own, 1),
         "ffmpeg_peak_rss_mb": round(kids, 1),
         "gif_bytes": (record.media or {}).get("bytes", 0) if record else 0,

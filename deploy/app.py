@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-if __package__:
+# Imported as deploy.app (the tests; mypy reads this branch, deploy/ being a package), or run as
+# a script from deploy/ (cdk.json), with deploy/ on the path.
+if TYPE_CHECKING or __package__:
     from .loopmark_stack.config import CONTAINERFILE, ConfigError, StackConfig
     from .loopmark_stack.stack import LoopmarkStack
-else:  # run as a script from deploy/ (cdk.json)
+else:
     from loopmark_stack.config import CONTAINERFILE, ConfigError, StackConfig
     from loopmark_stack.stack import LoopmarkStack
 

@@ -22,10 +22,14 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loopmark_stack import names  # noqa: E402  (plain constants; no CDK import)
+# Plain constants, no CDK import. Imported as deploy.tasks (the tests; mypy reads this branch),
+# or run as a script (make deploy), with its folder on the path.
+if TYPE_CHECKING or __package__:
+    from .loopmark_stack import names
+else:
+    from loopmark_stack import names
 
 SECRET_BYTES = 32  # 64 hex characters; the app wants at least 32
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
@@ -35,7 +39,7 @@ class TaskFailed(Exception):
     """One line for the operator; exit status 1."""
 
 
-def _client(service: str) -> Any:
+def _client(service: Literal["cloudformation", "s3", "ssm"]) -> Any:
     import boto3
 
     return boto3.session.Session().client(service)

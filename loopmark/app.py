@@ -3,11 +3,10 @@ root), then the shared web shell, the public site and the admin as sibling bluep
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Flask
-from flask_compress import Compress
 
 from loopmark import admin, site
 from loopmark.composition import build_services
@@ -30,6 +29,26 @@ COMPRESS_MIMETYPES = [
     "application/graphql-response+json",
     "image/svg+xml",
 ]
+# Views and hooks whose coroutine check is kept (far more than the app has: a bound, not a size).
+SYNC_CHECKS_KEPT = 1024
+
+
+class LoopmarkFlask(Flask):
+    """Flask, checking once whether each view and hook is a coroutine function: Flask asks
+    ``inspect.iscoroutinefunction`` of every hook and the view on each request (a dozen calls,
+    a twentieth of a cache hit's app time), and the answer never changes."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sync: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        found = self._sync.get(func)
+        if found is None:
+            found = super().ensure_sync(func)
+            if len(self._sync) < SYNC_CHECKS_KEPT:
+                self._sync[func] = found
+        return found
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -40,7 +59,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings = Settings.from_env(
         overrides={k: str(v) for k, v in config.items() if k.startswith("LOOPMARK_")}
     )
-    app = Flask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
+    app = LoopmarkFlask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
     app.config.update(web_config(settings))
     app.config.update({k: v for k, v in config.items() if not k.startswith("LOOPMARK_")})
 
@@ -51,7 +70,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # Before anything else runs for a request: behind a CDN, only what it forwards is served.
     origin.init_app(app, settings.origin_verify)
     context.init_app(app, build_services(settings))
-    Compress(app)
+    assets.Compression(app)
     headers.init_app(app)
     # After the headers hook, so it runs before it: the language cookie makes an answer private.
     i18n.init_app(app)

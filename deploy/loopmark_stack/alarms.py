@@ -90,11 +90,11 @@ class Alarms(Construct):
             ),
         }
         action = actions.SnsAction(self.topic)
-        for name, (metric, threshold, description) in watched.items():
+        for name, (watched_metric, threshold, description) in watched.items():
             alarm = cloudwatch.Alarm(
                 self,
                 name,
-                metric=metric,
+                metric=watched_metric,
                 threshold=threshold,
                 evaluation_periods=1,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

@@ -76,12 +76,21 @@ KEY_PATTERN = rf"^[a-z2-7]{{{KEY_CHARS}}}$"
 COLOUR_PATTERN = r"^#[0-9a-fA-F]{6}$"
 MAX_REASON_CHARS = 200
 MAX_SEARCH_CHARS = 80
+# What a ticked checkbox may post: WTForms' own "y", and what browsers and scripts send.
+CHECKED_VALUES = ("y", "on", "true", "1")
 
 
 def finite(form: FlaskForm, field: Field) -> None:
     """Refuse NaN and infinities before NumberRange sees them (a signalling NaN makes it raise)."""
     if field.data is not None and not field.data.is_finite():
         raise StopValidation(gettext("Please enter a number."))
+
+
+def on_or_off(form: FlaskForm, field: BooleanField) -> None:
+    """A checkbox posts its value ("y") or nothing: refuse any other, rather than read it as on."""
+    posted = field.raw_data[0] if field.raw_data else ""
+    if posted not in (*CHECKED_VALUES, *field.false_values):
+        raise StopValidation(gettext("Tick the box, or leave it empty."))
 
 
 def gif_budget_text(form: FlaskForm, field: Field) -> None:
@@ -235,6 +244,8 @@ class TemplateEditForm(FlaskForm):
         _l("GIF size budget"),
         validators=[Optional(), Length(max=MAX_BUDGET_CHARS), gif_budget_text],
     )
+    # Off: one palette for every frame (no trial at preparation).
+    palette_spans = BooleanField(_l("Try a palette per span of frames"), validators=[on_or_off])
 
 
 class TemplateUploadForm(FlaskForm):

@@ -75,6 +75,9 @@ class TemplateEdits:
     stabilise_distance: float | None = None
     # template.toml's [output] max_gif_bytes, in bytes (0: no budget); None: the brand's.
     max_gif_bytes: int | None = None
+    # template.toml's [output] palette_spans: preparation also tries a palette per span of the
+    # clip's time (written only when on: off is the default, and the version of old).
+    palette_spans: bool = False
     publish: bool = False  # "Save and publish"
 
 
@@ -124,6 +127,7 @@ def edits_of(template: Template, prepared: PreparedTemplate) -> TemplateEdits:
         trim_duration=template.duration_s,
         stabilise_distance=template.stabilise_distance,
         max_gif_bytes=own_gif_budget(template),
+        palette_spans=template.palette_spans,
     )
 
 
@@ -169,8 +173,8 @@ def parse_gif_budget(text: str) -> int:
 
 
 def check_output(edits: TemplateEdits) -> dict[str, Any]:
-    """[output]'s stabilise distance and GIF budget as edited (absent: automatic, the brand's),
-    or FieldInvalid on the field at fault."""
+    """[output]'s stabilise distance, GIF budget and palette spans as edited (absent: automatic,
+    the brand's, one palette), or FieldInvalid on the field at fault."""
     output: dict[str, Any] = {}
     distance = edits.stabilise_distance
     if distance is not None:
@@ -186,6 +190,8 @@ def check_output(edits: TemplateEdits) -> dict[str, Any]:
         except ValueError:
             raise FieldInvalid("max_gif_bytes", budget_range()) from None
         output["max_gif_bytes"] = edits.max_gif_bytes
+    if edits.palette_spans:
+        output["palette_spans"] = True
     return output
 
 
@@ -281,7 +287,8 @@ def apply_edits(
     output = {
         key: value
         for key, value in (data.get("output") or {}).items()
-        if key not in ("stabilise_distance", "max_gif_bytes")  # emptied: automatic, the brand's
+        # Emptied: automatic, the brand's, one palette.
+        if key not in ("stabilise_distance", "max_gif_bytes", "palette_spans")
     }
     data["output"] = {**output, "loop": edits.loop, "speed": edits.speed, **check_output(edits)}
     if edits.min_size > edits.max_size:

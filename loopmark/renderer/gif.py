@@ -67,17 +67,19 @@ def encode_gif(
     previous: NDArray[np.uint8] | None = None
     grouped = palettes is not None and groups is not None
     # The displayed colours, 24-bit RGB, for frames on palettes of their own.
-    canvas = np.zeros((height, width) if grouped else (0, 0), dtype=np.int64)
+    canvas = np.zeros((height, width) if grouped else (0, 0), dtype=np.uint32)
     for i in range(count):
         frame = indices[i]
         table = None
+        changed: NDArray[np.bool_] | None = None
         if grouped:
             assert palettes is not None and groups is not None
-            table, previous = _group_frame(palette, palettes, groups, i, indices, canvas)
-        if previous is None:
+            table, changed = _group_frame(palette, palettes, groups, i, indices, canvas)
+        elif previous is not None:
+            changed = frame != previous
+        if changed is None:
             x0, y0, crop, transparency = 0, 0, frame, None
         else:
-            changed = frame != previous
             rows = np.flatnonzero(changed.any(axis=1))
             if len(rows) == 0:
                 # Nothing moved: a 1×1 transparent pixel keeps the frame's timing.
@@ -111,13 +113,15 @@ def _group_frame(
     groups: NDArray[np.intp],
     i: int,
     indices: NDArray[np.uint8],
-    canvas: NDArray[np.int64],
-) -> tuple[NDArray[np.uint8] | None, NDArray[np.uint8] | None]:
-    """Frame ``i``'s local colour table (None: the global one), and indices to compare it with
-    that differ from it exactly where a pixel must be drawn: where the colour it stands for is
-    not the one displayed (``canvas``, 24-bit RGB, updated). Displayed colours, never indices,
-    since indices mean other colours on either side of a palette change; ``TRANSPARENT_INDEX``
-    in ``indices`` means "leave what is shown" (``palette_groups.keep_across``)."""
+    canvas: NDArray[np.uint32],
+) -> tuple[NDArray[np.uint8] | None, NDArray[np.bool_] | None]:
+    """Frame ``i``'s local colour table (None: the global one), and where a pixel must be drawn
+    (None for the first frame: all of it): where the colour it stands for is not the one
+    displayed (``canvas``, 24-bit RGB, updated). Displayed colours, never indices, since indices
+    mean other colours on either side of a palette change; ``TRANSPARENT_INDEX`` in ``indices``
+    means "leave what is shown" (``palette_groups.keep_across``). In 32-bit colours, updated in
+    place (``copyto``): 64-bit colours and boolean-mask assignments were 45 ms of a 46-frame
+    GIF's encode on top of its LZW."""
     table = palettes[groups[i]]
     local = None if np.array_equal(table, palette) else table
     frame = indices[i]
@@ -125,16 +129,15 @@ def _group_frame(
     if i == 0:
         canvas[...] = colours
         return local, None
-    draw = (frame != TRANSPARENT_INDEX) & (colours != canvas)
-    canvas[draw] = colours[draw]
-    compared = frame.copy()
-    compared[draw] = TRANSPARENT_INDEX  # differs from the frame there (drawn pixels never are)
-    return local, compared
+    draw = colours != canvas
+    draw &= frame != TRANSPARENT_INDEX
+    np.copyto(canvas, colours, where=draw)
+    return local, draw
 
 
-def _rgb24(table: NDArray[np.uint8]) -> NDArray[np.int64]:
-    wide = table.astype(np.int64)
-    packed: NDArray[np.int64] = (wide[:, 0] << 16) | (wide[:, 1] << 8) | wide[:, 2]
+def _rgb24(table: NDArray[np.uint8]) -> NDArray[np.uint32]:
+    wide = table.astype(np.uint32)
+    packed: NDArray[np.uint32] = (wide[:, 0] << 16) | (wide[:, 1] << 8) | wide[:, 2]  # type: ignore[assignment]  # numpy types shifts of unsigned arrays as signed
     return packed
 
 

@@ -41,6 +41,8 @@ from loopmark.renderer.video import generate_palette
 # Group counts tried besides one palette. A group needs frames enough to pay for its tables.
 PALETTE_GROUP_CANDIDATES = (2,)
 MIN_GROUP_FRAMES = 12
+# The fewest frames a template needs for the trial to run at all (shorter: one palette, untried).
+MIN_TRIAL_FRAMES = min(PALETTE_GROUP_CANDIDATES) * MIN_GROUP_FRAMES
 # The SSIM a split must gain for each unit of relative byte growth (0.0003 a 1 %: within what
 # the stabiliser trades on the demo templates, 0.00013 a 1 % on Head scratch from distance 4 to 8,
 # 0.0005–0.0007 on Wake up and Big stretch), and at least this much net of that, or the template
@@ -181,6 +183,40 @@ def choose_palettes(
         best.distance,
         record,
     )
+
+
+@dataclass(frozen=True)
+class PaletteTrial:
+    """What preparation measured of a palette per span (the manifest's ``palette_choice``),
+    as the admin's editor shows it: the palettes kept, and the best split's SSIM and bytes
+    against one palette (template frames alone, the frames after the first run); both None when
+    the frames were too few to try it (``MIN_TRIAL_FRAMES``)."""
+
+    palettes: int
+    ssim_change: float | None = None
+    bytes_change: float | None = None  # relative: 0.032 is 3.2 % more bytes
+
+    @classmethod
+    def of_record(cls, record: object) -> PaletteTrial | None:
+        """The trial a manifest's ``palette_choice`` records (``choose_palettes``' record);
+        None for anything else (an older or altered manifest)."""
+        if not isinstance(record, dict):
+            return None
+        try:
+            kept = int(record["palettes"])
+            tried = [dict(option) for option in record["tried"]]
+            single, *splits = tried
+            if not splits or "ssim" not in single:
+                return cls(kept)
+            # The one kept when spans won; else the one that came closest.
+            best = max(splits, key=lambda o: (int(o["palettes"]) == kept, float(o["ssim"])))
+            return cls(
+                kept,
+                ssim_change=float(best["ssim"]) - float(single["ssim"]),
+                bytes_change=int(best["bytes"]) / int(single["bytes"]) - 1,
+            )
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            return None
 
 
 def _net_gain(option: _Option, single: _Option) -> float:

@@ -34,6 +34,7 @@ from loopmark.errors import TemplateInvalid
 from loopmark.renderer.caption_palette import caption_reserved_colours
 from loopmark.renderer.palette_groups import (
     PALETTE_GROUP_CANDIDATES,
+    PaletteTrial,
     choose_palettes,
     palette_runs,
 )
@@ -454,6 +455,16 @@ def tuned_stabilise_distance(folder: Path) -> float | None:
         return float(meta["stabilise_distance"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def recorded_palette_trial(folder: Path) -> PaletteTrial | None:
+    """What preparation measured of a palette per span for the version prepared in ``folder``
+    (its manifest's ``palette_choice``); None when that version is not prepared."""
+    try:
+        meta = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return PaletteTrial.of_record(meta.get("palette_choice") if isinstance(meta, dict) else None)
 
 
 def _array(data: bytes) -> NDArray[np.uint8]:

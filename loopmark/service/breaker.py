@@ -34,10 +34,11 @@ answered within 2 s. Outside requests (a render worker, the command line) nothin
 A breaker over a remote backend (DynamoDB, S3: ``stall_s`` given) also refuses a call at once,
 without counting it, while the backend is *stalled*: a call has been waiting ``stall_s`` (a read
 timeout) and nothing has answered since that call was sent (calls only counted, ``always``, are
-not watched: a render's last writes go through a patient client and may wait longer). The failure count needs the stuck
-calls to fail before it opens, and when a burst fills every request thread, the requests
-queued behind them are handed threads as the first of those calls fail, before it opens: each
-such request then waited for a thread and for its own call (2.4 s, measured). A slow moment in
+not watched: a render's last writes go through a patient client and may wait longer). The
+failure count needs the stuck calls to fail before it opens, and when a burst fills every
+request thread, the requests queued behind them are handed threads as the first of those calls
+fail, before it opens: each such request then waited for a thread and for its own call (2.4 s,
+measured). A slow moment in
 which answers keep coming is not a stall; once the stuck calls have failed, the next call goes
 through.
 """

@@ -37,12 +37,14 @@ from loopmark.errors import (
     TemplateInvalid,
     UnknownTemplate,
 )
+from loopmark.renderer.palette_groups import PaletteTrial
 from loopmark.renderer.prepare import (
     PreparedTemplate,
     is_prepared,
     prepare_template,
     prepared_folder_name,
     prepared_version_folder,
+    recorded_palette_trial,
     tuned_stabilise_distance,
 )
 from loopmark.renderer.templates import (
@@ -394,6 +396,19 @@ class DirectoryTemplateCatalog:
         )
         folder = prepared_version_folder(automatic, self.prepared_dir, self.spill_dir)
         return tuned_stabilise_distance(folder)
+
+    def palette_trial(self, template: Template) -> PaletteTrial | None:
+        """What preparation measured of a palette per span for this template's frames, from the
+        prepared artifacts' manifest: this version's when it asks for spans, else (spans off)
+        that of the same template with them on, when it was prepared before, so the editor shows
+        what switching them on gives. None when never tried. Never prepares anything."""
+        trial = (
+            template
+            if template.palette_spans
+            else dataclasses.replace(template, palette_spans=True)
+        )
+        folder = prepared_version_folder(trial, self.prepared_dir, self.spill_dir)
+        return recorded_palette_trial(folder)
 
     def warm_up(self, *, workers: int, listed: Callable[[], None] | None = None) -> list[str]:
         """Versions prepared on disk are loaded here at once; the others are prepared side by

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import email.utils
 import time
+from typing import Any
 
 from flask import Flask, Request, Response, current_app, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
@@ -27,6 +28,13 @@ NOT_FOUND_CACHE_CONTROL = "public, max-age=60"
 PRIVATE_CACHE_CONTROL = "private, no-store"
 NO_STORE = "no-store"
 SECURITY_HEADERS_KEY = "loopmark.security_headers"
+# The request headers that can make a page's answer a 304 or a 412 (RFC 9110, section 13.1).
+CONDITIONAL_HEADERS = (
+    "HTTP_IF_NONE_MATCH",
+    "HTTP_IF_MODIFIED_SINCE",
+    "HTTP_IF_MATCH",
+    "HTTP_IF_UNMODIFIED_SINCE",
+)
 HSTS_SECONDS = 31536000  # one year; the site is HTTPS-only once deployed behind TLS
 
 
@@ -126,12 +134,18 @@ def _cache_headers(response: Response) -> None:
             if not response.is_streamed:
                 response.add_etag()  # unless the view set one (a kept page has its own)
                 response.headers.setdefault("Date", http_date_now())  # else werkzeug's, slower
-                response.make_conditional(request)
+                if _conditional(request.environ) or "Content-Length" not in response.headers:
+                    response.make_conditional(request)  # with neither, it would change nothing
             return
         if response.status_code == 404:
             response.headers["Cache-Control"] = NOT_FOUND_CACHE_CONTROL
             return
     response.headers["Cache-Control"] = NO_STORE
+
+
+def _conditional(environ: dict[str, Any]) -> bool:
+    """Whether a request asks for a 304 (or a 412) by any validator."""
+    return any(name in environ for name in CONDITIONAL_HEADERS)
 
 
 _date_now: tuple[int, str] = (-1, "")

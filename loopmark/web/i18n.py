@@ -70,7 +70,7 @@ class LanguageLink:
 def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LANGUAGE)
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS_DIR))
-    Babel(app, locale_selector=select_language)
+    Babel(app, locale_selector=_selected_locale)
     app.context_processor(_page_context)
     app.after_request(_language_headers)
 
@@ -81,6 +81,17 @@ def supported(code: str | None) -> str | None:
         return None
     base = code.strip().replace("_", "-").split("-", 1)[0].lower()
     return base if base in LANGUAGES else None
+
+
+def _selected_locale() -> Locale:
+    """``select_language``'s choice as the Locale Flask-Babel would parse from it each time."""
+    return _locale(select_language())
+
+
+@functools.lru_cache(maxsize=64)
+def _locale(code: str) -> Locale:
+    # One per language the site ships (select_language picks only those): parsed once.
+    return Locale.parse(code)
 
 
 def select_language() -> str:

@@ -19,6 +19,7 @@ exits 0.
 from __future__ import annotations
 
 import functools
+import io
 import json
 import logging
 import os
@@ -443,6 +444,32 @@ class _PacedBody:
         return isinstance(body, ChunkedRFile) and not body.closed
 
 
+class SocketReader(io.BufferedReader):
+    """A connection's reader: the C ``io.BufferedReader``, where cheroot's is the pure-Python
+    ``_pyio`` one (its readline, called for the request line and for each header, took a
+    quarter of a cache hit's CPU). ``has_data`` as cheroot asks it, once a request is
+    answered: whether the next one is here already (pipelined), found without waiting."""
+
+    bytes_read = 0  # cheroot's statistics (off) read it
+
+    def __init__(self, sock: socket.socket, bufsize: int = io.DEFAULT_BUFFER_SIZE) -> None:
+        super().__init__(socket.SocketIO(sock, "rb"), bufsize)
+        self._sock = sock
+
+    def has_data(self) -> bool:
+        # A peek returns what is buffered; with the buffer empty it receives once, and on a
+        # socket that may not wait that is what has arrived already, or nothing.
+        try:
+            timeout = self._sock.gettimeout()
+            self._sock.settimeout(0)
+            try:
+                return bool(self.peek(1))
+            finally:
+                self._sock.settimeout(timeout)
+        except (OSError, ValueError):  # reset, or closed meanwhile: the selector sees to it
+            return False
+
+
 class _Held:
     """Stands in for a connection's writer while cheroot writes an answer's headers."""
 
@@ -586,7 +613,10 @@ def _connection_class(limit: BodyLimit) -> type[HTTPConnection]:
         RequestHandlerClass = RouteBoundRequest
 
         def __init__(self, server: _HTTPServer, sock: socket.socket, makefile: Any) -> None:
-            super().__init__(server, sock, makefile)
+            def files(sock: socket.socket, mode: str, bufsize: int) -> Any:
+                return SocketReader(sock, bufsize) if "r" in mode else makefile(sock, mode, bufsize)
+
+            super().__init__(server, sock, files)
             # Accepted with the idle timeout; a request under way reads with a shorter one.
             sock.settimeout(REQUEST_IO_TIMEOUT_SECONDS)
             self.waiting = True  # not yet seen readable

@@ -151,6 +151,15 @@ def test_floor_table_shows_issue_12s_ratios() -> None:
     assert "0.900 FAIL" in worse and "-0.0100 FAIL" in worse and "0.150 FAIL" in worse
 
 
+def test_full_over_floor_pairs_the_repetitions() -> None:
+    # Each repetition's two sides are timed together; the medians' ratio (1.2 here) would pair
+    # the second repetition's quick full render with the third's quick floor.
+    full, floor = [1.1, 1.2, 3.0], [1.0, 2.6, 1.0]
+    assert report.paired_ratio(full, floor) == pytest.approx(1.1)
+    with pytest.raises(ValueError):
+        report.paired_ratio([1.0], [1.0, 2.0])
+
+
 @pytest.fixture
 def tiny_template(tmp_path: Path) -> TemplateSpec:
     """A real template folder: a 2 s FFmpeg test pattern, a branding frame, a boomerang loop."""

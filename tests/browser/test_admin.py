@@ -470,6 +470,11 @@ def test_the_gif_settings_refuse_beside_their_fields_and_save(
     budget = page.get_by_label("GIF size budget")
     expect(distance).to_have_attribute("placeholder", f"{tuned:g} (automatic)")
     expect(budget).to_have_attribute("placeholder", "8 MB (the brand's)")
+    # Palette spans: a checkbox named by its label, off for this template, its trade described.
+    spans = page.get_by_label("Try a palette per span of frames")
+    expect(spans).not_to_be_checked()
+    expect(spans).to_have_attribute("aria-describedby", "palette_spans-hint palette_spans-error")
+    expect(page.locator("#palette_spans-hint")).to_contain_text("a second or two longer")
     page.locator("fieldset.group", has=distance).scroll_into_view_if_needed()
     page.screenshot(path=str(shots / "template-gif-settings.png"), full_page=True)
 

@@ -7,10 +7,12 @@ import dataclasses
 import io
 
 import numpy as np
+import pytest
 from PIL import Image, ImageSequence
 
 from loopmark.renderer.gif import encode_gif
 from loopmark.renderer.palette_groups import (
+    PaletteTrial,
     choose_palettes,
     clip_palette,
     displayed,
@@ -187,3 +189,27 @@ def test_a_budget_step_maps_a_two_palette_template_afresh_onto_one(
     for got, want in zip(decoded(result.gif), truth, strict=True):
         scaled = Image.fromarray(want).resize((step.width, step.height), Image.Resampling.LANCZOS)
         assert np.abs(got.astype(int) - np.asarray(scaled)).mean() < 6
+
+
+def test_the_trial_is_read_back_from_the_record_or_not_at_all() -> None:
+    one = {"palettes": 1, "distance": 7.0, "ssim": 0.9646, "share": 0.5, "bytes": 1_000_000}
+    two = {"palettes": 2, "distance": 7.0, "ssim": 0.9665, "share": 0.5, "bytes": 1_032_000}
+    kept = PaletteTrial.of_record({"palettes": 2, "tried": [one, two]})
+    assert kept is not None and kept.palettes == 2
+    assert kept.ssim_change == pytest.approx(0.0019) and kept.bytes_change == pytest.approx(0.032)
+    # Too few frames to try: one option, nothing measured.
+    assert PaletteTrial.of_record({"palettes": 1, "tried": [{"palettes": 1, "distance": 7.0}]}) == (
+        PaletteTrial(1)
+    )
+    # An older or altered manifest shows nothing rather than failing the page.
+    broken = [
+        None,
+        [],
+        {"palettes": 1},
+        {"palettes": 1, "tried": []},
+        {"palettes": "x", "tried": [one]},
+        {"palettes": 2, "tried": [one, {**two, "bytes": "x"}]},
+        {"palettes": 2, "tried": [{**one, "bytes": 0}, two]},
+    ]
+    for record in broken:
+        assert PaletteTrial.of_record(record) is None

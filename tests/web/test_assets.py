@@ -7,7 +7,8 @@ from pathlib import Path
 
 import brotli
 import pytest
-from flask import Flask, current_app
+from flask import Flask, Response, current_app, request
+from flask_compress import Compress
 
 from loopmark.storage.base import IMMUTABLE_CACHE_CONTROL
 from loopmark.web import assets
@@ -92,3 +93,67 @@ def test_stylesheets_and_scripts_are_sent_compressed(app: Flask) -> None:
     )
     assert font.status_code == 200 and "Content-Encoding" not in font.headers
     font.close()
+
+
+def test_compression_decides_at_once_as_flask_compress_would(app: Flask) -> None:
+    # Compression answers small and encoded bodies before flask-compress's checks; every answer
+    # must come out exactly as flask-compress alone would leave it.
+    (compression,) = [
+        hook.__self__
+        for hook in app.after_request_funcs[None]
+        if isinstance(getattr(hook, "__self__", None), Compress)
+    ]
+    assert isinstance(compression, assets.Compression)
+    big = "x" * (assets.COMPRESS_MIN_BYTES * 4)
+
+    def made() -> list[Response]:
+        encoded = Response(b"\x1f\x8b...", mimetype="text/html")
+        encoded.headers["Content-Encoding"] = "gzip"
+        encoded.headers["Vary"] = "Cookie"
+        varied = Response('{"a": 1}', mimetype="application/json")
+        varied.headers["Vary"] = "Accept-Encoding, Cookie"
+        return [
+            Response('{"a": 1}', mimetype="application/json"),
+            encoded,
+            varied,
+            Response(big, mimetype="application/json"),
+            Response(big, mimetype="image/gif"),
+        ]
+
+    with app.test_request_context(headers={"Accept-Encoding": "gzip, br"}):
+        ours = [compression.after_request(r) for r in made()]
+        theirs = [Compress.after_request(compression, r) for r in made()]
+    for mine, plain in zip(ours, theirs, strict=True):
+        assert sorted(mine.headers.items()) == sorted(plain.headers.items())
+        assert mine.get_data() == plain.get_data()
+    assert ours[0].headers["Vary"] == "Accept-Encoding"
+    assert ours[1].headers["Vary"] == "Cookie, Accept-Encoding"
+    assert ours[3].headers["Content-Encoding"] == "br"  # the big one is compressed still
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "gzip, deflate, br",
+        "gzip",
+        "br;q=0, gzip;q=0.5",
+        "identity",
+        "",
+        "*",
+        "br;q=0, *;q=0.1",
+        "gzip;q=0, br;q=0",
+        "x" * 300 + ", gzip",  # longer than any browser's: answered, not kept
+    ],
+)
+def test_the_preferred_encoding_is_werkzeugs_choice(app: Flask, header: str) -> None:
+    assets._preferred_encoding.cache_clear()
+    with app.test_request_context(headers={"Accept-Encoding": header} if header else {}):
+        accepted = request.accept_encodings
+        expected = next((e for e in assets.ENCODINGS if accepted.quality(e) > 0), None)
+        assert assets.preferred_encoding() == expected
+        assert assets.preferred_encoding() == expected
+    kept = assets._preferred_encoding.cache_info()
+    if len(header) <= assets.ACCEPT_ENCODING_KEPT_CHARS:
+        assert (kept.currsize, kept.hits) == (1, 1)  # parsed once, then found
+    else:
+        assert kept.currsize == 0

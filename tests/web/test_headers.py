@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+from typing import Any
 
 import pytest
 from flask import Flask, Response, request, session
@@ -124,6 +125,30 @@ def test_html_is_briefly_public_with_etag_and_304(html_client: FlaskClient) -> N
     assert again.status_code == 304
     assert again.data == b""
     assert html_client.get("/test/page", headers={"If-None-Match": '"other"'}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "validator", ["If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since"]
+)
+def test_every_validator_still_reaches_make_conditional(
+    html_client: FlaskClient, monkeypatch: pytest.MonkeyPatch, validator: str
+) -> None:
+    # A page asked without any validator skips werkzeug's make_conditional (it would change
+    # nothing); one asked with any validator goes through it, as before.
+    calls: list[str] = []
+    real = Response.make_conditional
+
+    def counting(self: Response, *args: Any, **kwargs: Any) -> Response:
+        calls.append(validator)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Response, "make_conditional", counting)
+    first = html_client.get("/test/page")
+    assert first.status_code == 200 and calls == []
+    value = first.headers["ETag"] if "Match" in validator else first.headers["Date"]
+    answer = html_client.get("/test/page", headers={validator: value})
+    assert calls == [validator]
+    assert answer.status_code == (304 if validator == "If-None-Match" else 200)
 
 
 def test_html_with_compression_still_revalidates(html_client: FlaskClient) -> None:

@@ -83,6 +83,27 @@ def test_outside_the_app_the_language_is_the_one_the_app_picks(
     assert found == expected
 
 
+def test_each_language_is_parsed_once_and_still_chosen_per_request(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed: list[str] = []
+    real = i18n.Locale.parse
+
+    def counting(identifier: object, *args: object, **kwargs: object) -> i18n.Locale:
+        if isinstance(identifier, str):  # a Locale is taken as it is
+            parsed.append(identifier)
+        return real(identifier, *args, **kwargs)  # type: ignore[arg-type]
+
+    i18n._locale.cache_clear()
+    monkeypatch.setattr(i18n.Locale, "parse", counting)
+    seen = []
+    for header in ("de", "en", "de", "de-AT, en;q=0.5", "en"):
+        with app.test_request_context(headers={"Accept-Language": header}):
+            seen.append(i18n.current_language())
+    assert seen == ["de", "en", "de", "de", "en"]
+    assert sorted(parsed) == ["de", "en"]
+
+
 def test_german_pages_are_german(client: FlaskClient) -> None:
     german = client.get("/gallery", headers={"Accept-Language": GERMAN_BROWSER})
     english = client.get("/gallery", headers={"Accept-Language": "en"})

@@ -509,3 +509,68 @@ def test_an_answer_goes_out_in_one_send_headers_with_its_body(
         assert connection.getresponse().status == 200
     finally:
         connection.close()
+
+
+def read_answers(sock: socket.socket, count: int) -> list[bytes]:
+    """``count`` whole answers (each with a Content-Length) read from a kept-alive connection."""
+    sock.settimeout(30)
+    data, answers = b"", []
+    while len(answers) < count:
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        length = next(
+            (
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            ),
+            None,
+        )
+        if sep and length is not None and len(rest) >= length:
+            answers.append(head + sep + rest[:length])
+            data = rest[length:]
+            continue
+        chunk = sock.recv(65536)
+        assert chunk, f"closed after {len(answers)} answers"
+        data += chunk
+    return answers
+
+
+@pytest.mark.timeout(60)
+def test_pipelined_requests_and_later_ones_on_a_kept_connection_are_answered(
+    make_app: MakeApp, serve: Serve
+) -> None:
+    # The connection's reader is the C BufferedReader (web_server.SocketReader): once an answer
+    # is out, a request already buffered behind it (pipelined) is served at once, and with none
+    # there the connection waits in the selector for the next one (a peek that never waits).
+    port = serve(make_app())
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(request * 3)
+        answers = read_answers(sock, 3)
+        assert all(a.startswith(b"HTTP/1.1 200 ") for a in answers), answers
+        time.sleep(0.3)  # idle in the selector now: the next request arrives later
+        sock.sendall(request)
+        assert read_answers(sock, 1)[0].startswith(b"HTTP/1.1 200 ")
+        # Half a request, then the rest: the reader waits for it, as cheroot's did.
+        sock.sendall(request[:10])
+        time.sleep(0.3)
+        sock.sendall(request[10:])
+        assert read_answers(sock, 1)[0].startswith(b"HTTP/1.1 200 ")
+
+
+def test_the_socket_reader_says_whether_a_request_is_here_without_waiting() -> None:
+    left, right = socket.socketpair()
+    with left, right:
+        left.settimeout(5)
+        reader = web_server.SocketReader(left)
+        started = time.monotonic()
+        assert not reader.has_data()  # nothing sent: answered at once, not after the timeout
+        assert time.monotonic() - started < 1
+        assert left.gettimeout() == 5  # the socket's timeout is left as it was
+        right.sendall(b"GET / HTTP/1.1\r\n")
+        time.sleep(0.05)
+        assert reader.has_data()
+        assert reader.readline() == b"GET / HTTP/1.1\r\n"  # nothing lost to the peek
+        assert not reader.has_data()
+        right.close()
+        assert not reader.has_data()  # the peer gone: the selector finds it

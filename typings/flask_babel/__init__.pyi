@@ -6,6 +6,9 @@ from babel import Locale
 from babel.support import NullTranslations, Translations
 from flask import Flask
 
+# What it returns goes through babel's Locale.parse, which takes a Locale as it is.
+LocaleSelector = Callable[[], str | Locale | None]
+
 class LazyString:
     def __str__(self) -> str: ...
     def __html__(self) -> str: ...
@@ -17,7 +20,7 @@ class Babel:
         date_formats: dict[str, str | None] | None = ...,
         configure_jinja: bool = ...,
         *,
-        locale_selector: Callable[[], str | None] | None = ...,
+        locale_selector: LocaleSelector | None = ...,
         default_locale: str = ...,
         default_translation_directories: str = ...,
     ) -> None: ...
@@ -28,7 +31,7 @@ class Babel:
         default_domain: str = ...,
         default_translation_directories: str = ...,
         default_timezone: str = ...,
-        locale_selector: Callable[[], str | None] | None = ...,
+        locale_selector: LocaleSelector | None = ...,
         timezone_selector: Callable[[], str | None] | None = ...,
     ) -> None: ...
 
@@ -41,3 +44,5 @@ def gettext(string: str, **variables: object) -> str: ...
 def ngettext(singular: str, plural: str, num: int, **variables: object) -> str: ...
 def lazy_gettext(string: str, **variables: object) -> LazyString: ...
 def lazy_ngettext(singular: str, plural: str, num: int, **variables: object) -> LazyString: ...
+def format_decimal(number: float, format: str | None = ...) -> str: ...
+def format_percent(number: float, format: str | None = ...) -> str: ...

@@ -28,7 +28,7 @@ from flask import (
     send_file,
     url_for,
 )
-from flask_babel import gettext
+from flask_babel import format_decimal, format_percent, gettext
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # not in types-WTForms 3.2
 
@@ -59,7 +59,8 @@ from loopmark.errors import (
 )
 from loopmark.package_data import WEB_FONTS_DIR
 from loopmark.renderer.authoring import NewTemplate, create_template
-from loopmark.renderer.prepare import PreparedTemplate
+from loopmark.renderer.palette_groups import MIN_TRIAL_FRAMES, PaletteTrial
+from loopmark.renderer.prepare import PreparedTemplate, recorded_palette_trial
 from loopmark.renderer.templates import (
     STABILISE_DISTANCE,
     Template,
@@ -373,6 +374,7 @@ def _edit_page(
         tuned_distance=_tuned_distance(template, prepared),
         brand_budget=_brand_budget(),
         stabilise_range=STABILISE_DISTANCE,
+        palette_trial=_palette_trial_text(template, prepared),
     ), status
 
 
@@ -385,6 +387,55 @@ def _tuned_distance(template: Template, prepared: PreparedTemplate) -> str | Non
         catalog = folder_catalog()
         distance = None if catalog is None else catalog.tuned_stabilise_distance(template)
     return None if distance is None else f"{distance:g}"
+
+
+def _palette_trial_text(template: Template, prepared: PreparedTemplate) -> str | None:
+    """What preparation measured of a palette per span on these frames, in the page's words:
+    this version's (spans on), else the same template's with spans on when it was prepared
+    (the catalog's); None when it was never measured."""
+    if template.palette_spans:
+        trial: PaletteTrial | None = recorded_palette_trial(prepared.folder)
+    else:
+        catalog = folder_catalog()
+        trial = None if catalog is None else catalog.palette_trial(template)
+    if trial is None:
+        return None
+    if trial.ssim_change is None or trial.bytes_change is None:
+        return gettext(
+            "These frames are too few to try it (it takes %(needed)d; this loop has %(count)d): "
+            "they keep one palette.",
+            needed=MIN_TRIAL_FRAMES,
+            count=prepared.frame_count,
+        )
+    effect = {
+        "ssim": format_decimal(trial.ssim_change, format="+0.0000;-0.0000"),
+        "bytes": format_percent(trial.bytes_change, format="+0.0 %;-0.0 %"),
+    }
+    kept = trial.palettes > 1
+    if template.palette_spans and kept:
+        return gettext(
+            "Measured on these frames (without a caption): a palette per span gave %(ssim)s SSIM "
+            "for %(bytes)s bytes against one palette, so they use it.",
+            **effect,
+        )
+    if template.palette_spans:
+        return gettext(
+            "Measured on these frames (without a caption): a palette per span gave %(ssim)s SSIM "
+            "for %(bytes)s bytes against one palette, not worth its bytes, so they keep one "
+            "palette.",
+            **effect,
+        )
+    if kept:
+        return gettext(
+            "Measured when it was last on for these frames (without a caption): a palette per "
+            "span gave %(ssim)s SSIM for %(bytes)s bytes against one palette, and they used it.",
+            **effect,
+        )
+    return gettext(
+        "Measured when it was last on for these frames (without a caption): a palette per span "
+        "gave %(ssim)s SSIM for %(bytes)s bytes against one palette, not worth its bytes.",
+        **effect,
+    )
 
 
 def _brand_budget() -> str:
@@ -435,6 +486,7 @@ def _form_data(edits: TemplateEdits) -> dict[str, object]:
         "max_gif_bytes": (
             "" if edits.max_gif_bytes is None else format_gif_budget(edits.max_gif_bytes)
         ),
+        "palette_spans": edits.palette_spans,
     }
 
 
@@ -474,6 +526,7 @@ def _edits(form: TemplateEditForm) -> TemplateEdits:
         ),
         # Validated by the form (gif_budget_text); empty: the brand's.
         max_gif_bytes=_budget_of(form.max_gif_bytes.data),
+        palette_spans=bool(form.palette_spans.data),
         publish=bool(request.form.get("publish")),
     )
 
