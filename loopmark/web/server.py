@@ -44,6 +44,7 @@ from loopmark.service.render_service import RenderService
 from loopmark.web.context import services as app_services
 from loopmark.web.headers import http_date_now
 from loopmark.web.logs import configure_logging
+from loopmark.web.sending import Sender, SendingGateway, Transfer
 
 log = logging.getLogger(__name__)
 
@@ -262,6 +263,10 @@ class _HTTPServer(WSGIServer):
         self._reading: dict[Any, float] = {}  # connection → when a thread began reading it
         self._open_lock = threading.Lock()
         self.large_bodies = threading.BoundedSemaphore(large_body_slots(threads))
+        # Files and large bodies are written by the Sender's thread once a socket stops taking
+        # them (loopmark.web.sending): a slow download holds no request thread.
+        self.gateway = SendingGateway
+        self.sender: Sender | None = None
 
     @property
     def open_connections(self) -> int:
@@ -282,6 +287,27 @@ class _HTTPServer(WSGIServer):
         plain = self._connections
         self._connections = _ConnectionManager(self)
         plain._selector.close()
+        self.sender = Sender(
+            super().put_conn,
+            capacity=self.connection_limit,
+            stall_s=REQUEST_IO_TIMEOUT_SECONDS,
+        )
+
+    def put_conn(self, conn: Any) -> None:
+        """A request thread is done with a connection: one whose answer is still being sent
+        goes to the Sender (which puts it back, or closes it, when the answer is out)."""
+        transfer: Transfer | None = getattr(conn, "pending", None)
+        if transfer is not None and self.sender is not None:
+            conn.pending = None
+            self.sender.submit(transfer)
+            return
+        super().put_conn(conn)
+
+    def stop(self) -> None:
+        """Downloads under way end (their connections closed), then cheroot stops."""
+        if self.sender is not None:
+            self.sender.close()
+        super().stop()
 
     def counted(self, delta: int) -> None:
         """Count a connection opened (+1, in the selector's thread, as it is accepted) or closed
@@ -561,17 +587,25 @@ def _connection_class(limit: BodyLimit) -> type[HTTPConnection]:
             sock.settimeout(REQUEST_IO_TIMEOUT_SECONDS)
             self.waiting = True  # not yet seen readable
             self.linger = False  # closing with a request body still coming (LINGER_SECONDS)
+            self.pending: Transfer | None = None  # the answer's rest, for the Sender
             self._counted = True
             server.counted(1)
 
         def communicate(self) -> bool:
             self.server.reading(self, True)
             try:
-                return bool(super().communicate())  # type: ignore[no-untyped-call]
+                keep = bool(super().communicate())  # type: ignore[no-untyped-call]
             finally:
                 self.server.reading(self, False)
+            if self.pending is not None:
+                self.pending.keep = keep
+                return True  # to the server's put_conn, which hands it to the Sender
+            return keep
 
         def close(self) -> None:
+            transfer, self.pending = self.pending, None
+            if transfer is not None and self.server.sender is not None:
+                self.server.sender.abandon(transfer)
             if self.linger:
                 self.linger = False
                 _linger(self.socket, self.wfile)
