@@ -13,16 +13,20 @@ A phone reading a 3 MB GIF at 128 kbit/s used to hold a request thread for its w
 (each write waiting up to REQUEST_IO_TIMEOUT_SECONDS for the window to open): sixteen of them
 took every thread, and pages, polls and static files stopped answering. Bounds, so a hostile
 reader cannot hold a descriptor for ever: a transfer that makes no progress for ``stall_s``, or
-falls behind ``grace_s`` plus a second per ``min_bytes_per_s`` sent, is dropped and its
-connection closed; past ``capacity`` transfers, the request thread writes as before.
+falls behind ``grace_s`` plus a second per ``min_bytes_per_s`` the reader has taken, is dropped
+and its connection reset; past ``capacity`` transfers, the request thread writes as before.
 """
 
 from __future__ import annotations
 
 import collections
+import fcntl
 import logging
 import os
 import selectors
+import socket
+import struct
+import termios
 import threading
 import time
 from typing import IO, Any, Protocol
@@ -41,10 +45,13 @@ TURN_BYTES = 512 * 1024
 # How often the Sender looks for transfers that stalled or fell behind.
 CHECK_EVERY_SECONDS = 0.5
 # A download must keep up (like a request body, more gently): GRACE_SECONDS plus a second for
-# every MIN_BYTES_PER_SECOND sent. 4 KB/s is 32 kbit/s, below any phone that can show a GIF; a
-# reader that trickles an 11 MB file at a byte a second is cut off after a few seconds.
+# every MIN_BYTES_PER_SECOND the reader has taken. 4 KB/s is 32 kbit/s, below any phone that can
+# show a GIF; a reader that trickles a file at a byte a second is cut off after the grace.
 GRACE_SECONDS = 10.0
 MIN_BYTES_PER_SECOND = 4 * 1024
+# SO_LINGER on, zero seconds: closing resets the connection and drops what is unsent.
+RESET = struct.pack("ii", 1, 0)
+QUEUED = struct.pack("i", 0)  # the ioctl's buffer: bytes in a socket's send queue (SIOCOUTQ)
 
 
 class Connection(Protocol):
@@ -127,9 +134,20 @@ class Transfer:
         """Why the transfer should be dropped now ('' if it should not)."""
         if now - self.progressed > stall_s:
             return f"no progress for {stall_s:.0f} s"
-        if now - self.started > grace_s + self.sent / min_bytes_per_s:
-            return f"{self.sent} bytes in {now - self.started:.0f} s"
+        if now - self.started > grace_s:
+            delivered = self.delivered()
+            if now - self.started > grace_s + delivered / min_bytes_per_s:
+                return f"{delivered} bytes read in {now - self.started:.0f} s"
         return ""
+
+    def delivered(self) -> int:
+        """Bytes the peer has taken: those sent less those still in the socket's queue (the
+        first send fills a buffer of megabytes, which says nothing of the reader)."""
+        try:
+            queued = struct.unpack("i", fcntl.ioctl(self.fd, termios.TIOCOUTQ, QUEUED))[0]
+        except OSError:
+            queued = 0
+        return max(0, self.sent - int(queued))
 
 
 class Sender:
@@ -262,6 +280,12 @@ class Sender:
             reason = transfer.late(now, self.stall_s, self.grace_s, self.min_bytes_per_s)
             if reason:
                 self._forget(transfers, transfer)
+                # Reset, not closed: the kernel would otherwise keep sending what the socket
+                # holds (up to its send buffer, megabytes) to a reader that does not read.
+                try:
+                    transfer.conn.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET)
+                except OSError:
+                    pass
                 self._drop(transfer, reason)
 
     def _forget(self, transfers: dict[int, Transfer], transfer: Transfer) -> None:

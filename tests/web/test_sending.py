@@ -10,18 +10,20 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 
+import loopmark
 from loopmark.web.server import create_server
 from tests.site.conftest import MakeApp
-from tests.web.idle_connections import get
+from tests.web.idle_connections import close_all, get
 
 # A real static file larger than loopback's send buffer (~1.3 MB at a connection's start).
 BIG_STATIC = "/static/fonts/DroidSansFallback.ttf"
-THREADS = int(os.environ.get("T", 4))
+THREADS = 4
 SLOW_READERS = 2 * THREADS
 # A phone on a poor network, or a hostile reader: its window stays small, its reads few.
 SLOW_RECEIVE_BUFFER_BYTES = 4096
@@ -97,6 +99,25 @@ class SlowReaders:
                 return
             self.received[n] += len(piece)
 
+    def drain(self, seconds: float = 10.0) -> list[int]:
+        """Stop reading slowly, read what is left as fast as it comes until the server closes
+        each connection; the bytes each received in all (-1: still open after ``seconds``)."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(5)
+        totals = []
+        for n, sock in enumerate(self.sockets):
+            sock.settimeout(seconds)
+            try:
+                while piece := sock.recv(1 << 20):
+                    self.received[n] += len(piece)
+                totals.append(self.received[n])
+            except ConnectionResetError:
+                totals.append(self.received[n])
+            except TimeoutError:
+                totals.append(-1)
+        return totals
+
     def stop(self) -> None:
         self._stop.set()
         for thread in self._threads:
@@ -127,3 +148,222 @@ def test_slow_readers_hold_no_request_thread(make_app: MakeApp, serve: Any) -> N
         assert not any(readers.closed)  # still downloading, none cut off
     finally:
         readers.stop()
+
+
+# -- what arrives ------------------------------------------------------------------------------
+
+STATIC_DIR = Path(loopmark.__file__).parent / "static"
+BIG_STATIC_BYTES = (STATIC_DIR / BIG_STATIC.removeprefix("/static/")).read_bytes()
+
+
+class Client:
+    """Answers read one by one from a keep-alive connection, by their Content-Length."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = b""
+
+    def _more(self) -> None:
+        piece = self.sock.recv(1 << 20)
+        if not piece:
+            raise ConnectionError(f"closed, {len(self.buffer)} bytes unread")
+        self.buffer += piece
+
+    def head(self) -> tuple[bytes, dict[str, str]]:
+        """An answer's status line and headers (lower-case names)."""
+        while b"\r\n\r\n" not in self.buffer:
+            self._more()
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        status, *lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        return status.encode(), headers
+
+    def body(self, length: int) -> bytes:
+        while len(self.buffer) < length:
+            self._more()
+        body, self.buffer = self.buffer[:length], self.buffer[length:]
+        return body
+
+    def answer(self, *, pause_s: float = 0.0) -> tuple[bytes, dict[str, str], bytes]:
+        """One whole answer; ``pause_s`` without reading after its headers, so the server's
+        socket fills and the rest goes to the Sender."""
+        status, headers = self.head()
+        time.sleep(pause_s)
+        return status, headers, self.body(int(headers["content-length"]))
+
+
+def held_transfers(running: Running) -> int:
+    return int(running.server.http.sender.transfers)
+
+
+def wait_for(condition: Any, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.timeout(120)
+def test_a_handed_off_file_arrives_whole_and_the_connection_is_used_again(
+    make_app: MakeApp, serve: Any
+) -> None:
+    running = serve(make_app())
+    with slow_socket(running.port) as sock:
+        client = Client(sock)
+        sock.sendall(request(BIG_STATIC))
+        status, headers = client.head()
+        assert status == b"HTTP/1.1 200 OK"
+        # The socket stopped taking it: the Sender holds the rest, no request thread does.
+        assert wait_for(lambda: held_transfers(running) == 1)
+        sock.sendall(request(BIG_STATIC))  # pipelined: answered once the first is out
+        assert client.body(int(headers["content-length"])) == BIG_STATIC_BYTES
+        status, _, body = client.answer(pause_s=0.5)
+        assert status == b"HTTP/1.1 200 OK" and body == BIG_STATIC_BYTES
+        # Kept alive: the same connection answers again.
+        sock.sendall(request("/healthz"))
+        assert client.answer()[0] == b"HTTP/1.1 200 OK"
+    assert wait_for(lambda: held_transfers(running) == 0)
+
+
+@pytest.mark.timeout(120)
+def test_a_range_of_a_file_arrives_whole(make_app: MakeApp, serve: Any) -> None:
+    running = serve(make_app())
+    with slow_socket(running.port) as sock:
+        client = Client(sock)
+        start, end = 1000, 2_999_999
+        sock.sendall(request(BIG_STATIC, headers=f"Range: bytes={start}-{end}\r\n"))
+        status, headers = client.head()
+        assert wait_for(lambda: held_transfers(running) == 1)  # handed off, from its offset
+        body = client.body(int(headers["content-length"]))
+        assert status == b"HTTP/1.1 206 PARTIAL CONTENT", status
+        assert headers["content-range"] == f"bytes {start}-{end}/{len(BIG_STATIC_BYTES)}"
+        assert body == BIG_STATIC_BYTES[start : end + 1]
+        # A HEAD sends the headers alone, and the connection goes on.
+        sock.sendall(request(BIG_STATIC, method="HEAD"))
+        status, headers = client.head()
+        assert status == b"HTTP/1.1 200 OK" and int(headers["content-length"]) == len(
+            BIG_STATIC_BYTES
+        )
+        sock.sendall(request(BIG_STATIC, headers="Range: bytes=-100\r\n"))
+        status, _, body = client.answer()
+        assert status.startswith(b"HTTP/1.1 206 ") and body == BIG_STATIC_BYTES[-100:]
+        assert client.buffer == b""
+
+
+# -- bounds ------------------------------------------------------------------------------------
+
+
+def closed_by_server(sock: socket.socket, seconds: float) -> bool:
+    """Whether the server closes the connection within ``seconds`` (what it sent is drained)."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            if not sock.recv(1 << 20):
+                return True
+        except TimeoutError:
+            return False
+        except ConnectionResetError:
+            return True
+    return False
+
+
+@pytest.mark.timeout(120)
+def test_a_reader_that_stalls_is_dropped_and_nothing_leaks(make_app: MakeApp, serve: Any) -> None:
+    app = make_app()
+    before_server = open_descriptors()
+    running = serve(app)
+    sender = running.server.http.sender
+    sender.stall_s = 1.0  # REQUEST_IO_TIMEOUT_SECONDS in service
+    serving = open_descriptors()
+    stalled = [slow_socket(running.port) for _ in range(3)]
+    for sock in stalled:
+        sock.sendall(request(BIG_STATIC))
+        sock.recv(100)  # the answer has begun; then nothing more is read
+    assert wait_for(lambda: held_transfers(running) == 3)
+    assert open_descriptors() == serving + 3 * 3  # the client's socket, the server's, the file
+    started = time.monotonic()
+    assert wait_for(lambda: held_transfers(running) == 0)
+    assert time.monotonic() - started < 1.0 + 2.0  # the stall, and the Sender's next check
+    assert all(closed_by_server(sock, 10) for sock in stalled)
+    assert wait_for(lambda: running.server.open_connections == 0)
+    close_all(stalled)
+    assert open_descriptors() == serving  # files and server sockets closed
+    assert get(running.port, "/static/img/logo.svg")[0] == 200  # (/healthz opens SQLite)
+    running.server.close()
+    running.thread.join(10)
+    assert open_descriptors() == before_server  # the Sender's selector and pipe too
+
+
+@pytest.mark.timeout(120)
+def test_a_reader_that_falls_behind_the_minimum_rate_is_dropped(
+    make_app: MakeApp, serve: Any
+) -> None:
+    running = serve(make_app())
+    sender = running.server.http.sender
+    sender.grace_s, sender.min_bytes_per_s = 1.0, 100_000.0
+    readers = SlowReaders(running.port, BIG_STATIC, 2)  # 2 KB/s: progress, but too little
+    try:
+        assert wait_for(lambda: held_transfers(running) == 2)
+        assert wait_for(lambda: held_transfers(running) == 0, 10)
+        assert all(0 < total < len(BIG_STATIC_BYTES) for total in readers.drain())
+    finally:
+        readers.stop()
+
+
+@pytest.mark.timeout(120)
+def test_stopping_the_server_ends_the_transfers(make_app: MakeApp, serve: Any) -> None:
+    app = make_app()
+    before_server = open_descriptors()
+    running = serve(app)
+    readers = SlowReaders(running.port, BIG_STATIC, SLOW_READERS)
+    try:
+        assert wait_for(lambda: held_transfers(running) == SLOW_READERS)
+        started = time.monotonic()
+        running.server.close()
+        running.thread.join(10)
+        assert time.monotonic() - started < 5
+        assert all(0 < total < len(BIG_STATIC_BYTES) for total in readers.drain())
+    finally:
+        readers.stop()
+    assert open_descriptors() == before_server
+
+
+@pytest.mark.timeout(120)
+def test_past_the_senders_capacity_the_thread_writes_as_before(
+    make_app: MakeApp, serve: Any
+) -> None:
+    running = serve(make_app())
+    running.server.http.sender.capacity = 0
+    with slow_socket(running.port) as sock:
+        client = Client(sock)
+        sock.sendall(request(BIG_STATIC))
+        status, _, body = client.answer(pause_s=0.5)
+        assert status == b"HTTP/1.1 200 OK" and body == BIG_STATIC_BYTES
+        assert held_transfers(running) == 0
+
+
+@pytest.mark.timeout(120)
+def test_a_large_body_of_bytes_is_handed_off_too(make_app: MakeApp, serve: Any) -> None:
+    app = make_app()
+    big = os.urandom(3 * 1024 * 1024)
+    app.add_url_rule("/test-big-bytes", "test_big_bytes", lambda: big)
+    running = serve(app)
+    with slow_socket(running.port) as sock:
+        client = Client(sock)
+        sock.sendall(request("/test-big-bytes"))
+        status, headers = client.head()
+        assert wait_for(lambda: held_transfers(running) == 1)
+        assert status == b"HTTP/1.1 200 OK"
+        assert client.body(int(headers["content-length"])) == big
+        sock.sendall(request("/healthz"))
+        assert client.answer()[0] == b"HTTP/1.1 200 OK"
