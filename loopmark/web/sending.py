@@ -36,8 +36,9 @@ from werkzeug.wsgi import FileWrapper
 
 log = logging.getLogger(__name__)
 
-# A last piece of body up to this size goes out as it always has (one blocking send with the
-# held headers): a socket's send buffer takes it at once, even on a fresh connection.
+# An answer (a file, or a body's one piece) up to this size goes out as it always has (one
+# blocking send with the held headers): a socket's send buffer takes it at once, even on a
+# fresh connection.
 SMALL_ANSWER_BYTES = 64 * 1024
 # The most one transfer sends per turn of the Sender's loop, so a fast reader of a large file
 # does not keep the others waiting.
@@ -323,9 +324,10 @@ class Sender:
 
 def file_part(response: Any, length: int | None) -> tuple[IO[bytes], int] | None:
     """The file and the offset an answer's body starts at, when the body is a SendableFile
-    (whole, or a Range of one that nothing has read yet) with a real descriptor holding at
-    least ``length`` bytes from there; else None (the body is iterated as usual)."""
-    if length is None or length <= 0:
+    (whole, or a Range of one that nothing has read yet) of more than SMALL_ANSWER_BYTES, with a
+    real descriptor holding at least ``length`` bytes from there; else None (the body is
+    iterated as usual)."""
+    if length is None or length <= SMALL_ANSWER_BYTES:
         return None
     offset: int | None = None
     wrapper: Any = response

@@ -144,8 +144,10 @@ def create_server(app: Flask, host: str, port: int, *, threads: int = DEFAULT_TH
     is bounded by its route before it is read. Proxy headers pass through untouched: the app
     decides whom to trust (``loopmark.web.proxies``), so the test client and the real server
     behave alike."""
-    connection_limit = connection_limit_for(raise_descriptor_limit())
+    descriptors = raise_descriptor_limit()
+    connection_limit = connection_limit_for(descriptors)
     http = _HTTPServer(app, host, port, threads, connection_limit, body_limits(app))
+    http.transfer_limit = transfer_limit_for(descriptors, connection_limit)
     http.prepare()
     return Server(http)
 
@@ -181,6 +183,14 @@ def connection_limit_for(descriptors: int) -> int:
         CONNECTION_LIMIT,
     )
     return limit
+
+
+def transfer_limit_for(descriptors: int, connection_limit: int) -> int:
+    """How many answers the Sender may hold at once: one per connection, so long as each can
+    have its file open beside its socket (past it, request threads write as before)."""
+    if descriptors == resource.RLIM_INFINITY:
+        return connection_limit
+    return max(0, min(connection_limit, descriptors - RESERVED_DESCRIPTORS - connection_limit))
 
 
 def body_limits(app: Flask) -> BodyLimit:
@@ -267,6 +277,7 @@ class _HTTPServer(WSGIServer):
         # them (loopmark.web.sending): a slow download holds no request thread.
         self.gateway = SendingGateway
         self.sender: Sender | None = None
+        self.transfer_limit = connection_limit  # set by create_server (transfer_limit_for)
 
     @property
     def open_connections(self) -> int:
@@ -289,7 +300,7 @@ class _HTTPServer(WSGIServer):
         plain._selector.close()
         self.sender = Sender(
             super().put_conn,
-            capacity=self.connection_limit,
+            capacity=self.transfer_limit,
             stall_s=REQUEST_IO_TIMEOUT_SECONDS,
         )
 

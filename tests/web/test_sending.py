@@ -17,6 +17,7 @@ import pytest
 from flask import Flask
 
 import loopmark
+from loopmark.web import server as web_server
 from loopmark.web.server import create_server
 from tests.site.conftest import MakeApp
 from tests.web.idle_connections import close_all, get
@@ -367,3 +368,36 @@ def test_a_large_body_of_bytes_is_handed_off_too(make_app: MakeApp, serve: Any) 
         assert client.body(int(headers["content-length"])) == big
         sock.sendall(request("/healthz"))
         assert client.answer()[0] == b"HTTP/1.1 200 OK"
+
+
+def test_the_sender_holds_no_more_than_the_descriptors_allow() -> None:
+    # Each transfer may hold a file open beside its socket.
+    limit = web_server.CONNECTION_LIMIT
+    assert web_server.transfer_limit_for(65536, limit) == limit
+    assert web_server.transfer_limit_for(20000, limit) == 20000 - 200 - limit
+    low = web_server.connection_limit_for(1024)  # every descriptor is for connections
+    assert web_server.transfer_limit_for(1024, low) == 0
+
+
+def test_a_small_file_goes_out_as_before(
+    make_app: MakeApp, serve: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    running = serve(make_app())
+    sent: list[bytes] = []
+    real_write = socket.SocketIO.write
+
+    def write(self: socket.SocketIO, data: Any) -> int | None:
+        sent.append(bytes(data))
+        return real_write(self, data)
+
+    monkeypatch.setattr(socket.SocketIO, "write", write)
+    small = (STATIC_DIR / "img/icon-512.png").read_bytes()  # 28 KB
+    with slow_socket(running.port) as sock:
+        client = Client(sock)
+        sock.sendall(request("/static/img/icon-512.png"))
+        status, _, body = client.answer()
+    assert status == b"HTTP/1.1 200 OK" and body == small
+    # As before: Werkzeug's 8 KB pieces, the first one with the headers; no transfer.
+    assert sent[0].startswith(b"HTTP/1.1 200 OK\r\n") and sent[0].endswith(small[:8192])
+    assert b"".join(sent).endswith(small)
+    assert held_transfers(running) == 0
