@@ -12,8 +12,8 @@ selector for its next request; otherwise closed.
 A phone reading a 3 MB GIF at 128 kbit/s used to hold a request thread for its whole download
 (each write waiting up to REQUEST_IO_TIMEOUT_SECONDS for the window to open): sixteen of them
 took every thread, and pages, polls and static files stopped answering. Bounds, so a hostile
-reader cannot hold a descriptor for ever: a transfer that makes no progress for ``stall_s``, or
-falls behind ``grace_s`` plus a second per ``min_bytes_per_s`` the reader has taken, is dropped
+reader cannot hold a descriptor for ever: a transfer whose reader takes nothing for ``stall_s``,
+or falls behind ``grace_s`` plus a second per ``min_bytes_per_s`` the reader has taken, is dropped
 and its connection reset; past ``capacity`` transfers, the request thread writes as before.
 """
 
@@ -91,7 +91,8 @@ class Transfer:
         self.body = body
         self.keep = False  # the connection is kept alive once the answer is sent
         self.started = self.progressed = time.monotonic()
-        self.sent = 0
+        self.sent = 0  # bytes the socket took (some still in its queue)
+        self.taken = 0  # bytes the reader had taken when last looked at (``late``)
 
     @property
     def done(self) -> bool:
@@ -116,9 +117,7 @@ class Transfer:
                 sent += n
         except BlockingIOError:
             pass
-        if sent:
-            self.sent += sent
-            self.progressed = time.monotonic()
+        self.sent += sent
         return self.done
 
     def close_body(self) -> None:
@@ -132,18 +131,20 @@ class Transfer:
                 log.exception("closing an answer's body failed")
 
     def late(self, now: float, stall_s: float, grace_s: float, min_bytes_per_s: float) -> str:
-        """Why the transfer should be dropped now ('' if it should not)."""
+        """Why the transfer should be dropped now ('' if it should not). Progress is what the
+        reader takes, not what we send: a send fills a buffer of megabytes at once, and the
+        socket is writable again only once a third of it has drained (at 16 KB/s, a minute)."""
+        delivered = self.delivered()
+        if delivered > self.taken:
+            self.taken, self.progressed = delivered, now
         if now - self.progressed > stall_s:
-            return f"no progress for {stall_s:.0f} s"
-        if now - self.started > grace_s:
-            delivered = self.delivered()
-            if now - self.started > grace_s + delivered / min_bytes_per_s:
-                return f"{delivered} bytes read in {now - self.started:.0f} s"
+            return f"nothing read for {stall_s:.0f} s"
+        if now - self.started > grace_s + delivered / min_bytes_per_s:
+            return f"{delivered} bytes read in {now - self.started:.0f} s"
         return ""
 
     def delivered(self) -> int:
-        """Bytes the peer has taken: those sent less those still in the socket's queue (the
-        first send fills a buffer of megabytes, which says nothing of the reader)."""
+        """Bytes the peer has taken: those sent less those still in the socket's queue."""
         try:
             queued = struct.unpack("i", fcntl.ioctl(self.fd, termios.TIOCOUTQ, QUEUED))[0]
         except OSError:

@@ -113,24 +113,24 @@ def server_descriptors(pid: int) -> list[int]:
         return []
 
 
-def free_port() -> int:
-    for port in PORTS:
+def free_port(ports: range = PORTS) -> int:
+    for port in ports:
         with socket.socket() as sock:
             try:
                 sock.bind((HOST, port))
             except OSError:
                 continue
             return port
-    raise RuntimeError(f"no free port in {PORTS}")
+    raise RuntimeError(f"no free port in {ports}")
 
 
 @contextmanager
 def served(
-    env: dict[str, str], log: Path, tree: Path = REPO
+    env: dict[str, str], log: Path, tree: Path = REPO, ports: range = PORTS
 ) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    """``loopmark serve`` (from ``tree``) in a child process on a free loopback port, stopped at
-    the end."""
-    port = free_port()
+    """``loopmark serve`` (from ``tree``) in a child process on a free loopback port (one of
+    ``ports``), stopped at the end."""
+    port = free_port(ports)
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "loopmark", "serve", "--host", HOST, "--port", str(port)],

@@ -75,7 +75,16 @@ class SlowReaders:
     """``count`` clients each asking for ``path`` and reading SLOW_READ_BYTES every
     SLOW_READ_EVERY_SECONDS until stopped (or the server closes the connection)."""
 
-    def __init__(self, port: int, path: str, count: int) -> None:
+    def __init__(
+        self,
+        port: int,
+        path: str,
+        count: int,
+        *,
+        read_bytes: int = SLOW_READ_BYTES,
+        every_s: float = SLOW_READ_EVERY_SECONDS,
+    ) -> None:
+        self.read_bytes, self.every_s = read_bytes, every_s
         self.sockets = [slow_socket(port) for _ in range(count)]
         self.received = [0] * count
         self.closed = [False] * count
@@ -90,9 +99,9 @@ class SlowReaders:
 
     def _read(self, n: int) -> None:
         sock = self.sockets[n]
-        while not self._stop.wait(SLOW_READ_EVERY_SECONDS):
+        while not self._stop.wait(self.every_s):
             try:
-                piece = sock.recv(SLOW_READ_BYTES)
+                piece = sock.recv(self.read_bytes)
             except OSError:
                 piece = b""
             if not piece:
@@ -303,6 +312,21 @@ def test_a_reader_that_stalls_is_dropped_and_nothing_leaks(make_app: MakeApp, se
     running.server.close()
     running.thread.join(10)
     assert open_descriptors() == before_server  # the Sender's selector and pipe too
+
+
+@pytest.mark.timeout(120)
+def test_a_reader_that_keeps_reading_is_not_dropped(make_app: MakeApp, serve: Any) -> None:
+    # What a reader takes is progress, though the socket stays full: the first send filled a
+    # buffer of megabytes, and it is writable again only once a third of it has drained.
+    running = serve(make_app())
+    running.server.http.sender.stall_s = 1.0
+    readers = SlowReaders(running.port, BIG_STATIC, 2, read_bytes=4096, every_s=0.1)
+    try:
+        assert wait_for(lambda: held_transfers(running) == 2)
+        time.sleep(4.0)
+        assert held_transfers(running) == 2 and not any(readers.closed)
+    finally:
+        readers.stop()
 
 
 @pytest.mark.timeout(120)
