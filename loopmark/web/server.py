@@ -8,6 +8,8 @@ descriptor on each pass, and 1,500 idle keep-alive connections cut a static file
 requests/s. A connection is handed to a request thread only once it has bytes to read (cheroot
 hands a fresh one over at once, where a thread would wait for a request that may never come),
 and a request's headers must be in within HEADER_DEADLINE_SECONDS of a thread taking them up.
+A file, or a large body, that the socket does not take at once is finished by one sender thread
+(``loopmark.web.sending``), so a slow download holds no request thread.
 Before listening, every enabled template is prepared, so the first visitors do not pay for it, and
 the renders a previous run accepted but did not finish are dispatched again; while serving, a
 sweep every lease does it again (a render killed mid-way is found once its lease lapses).
