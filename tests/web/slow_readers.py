@@ -9,7 +9,7 @@ a 4 KB receive buffer and read ``--rate`` bytes a second, and then for ``--load`
 fetches /healthz, a small static file and the home page from LOAD_CLIENTS keep-alive clients
 beside them. It prints a JSON line per path (requests/s, p50/p99 ms, failures) and one for the
 readers (bytes received, connections the server closed or reset, other failures such as a
-read that timed out) and the server (descriptors, RSS).
+read that timed out) and the server (descriptors while they read and after, RSS).
 Loopback only; every socket has a timeout and the whole run is bounded.
 """
 
@@ -103,6 +103,7 @@ def main() -> int:
             for thread in threads:
                 thread.start()
             time.sleep(2.0)  # every reader's answer under way
+            reading_descriptors = len(server_descriptors(process.pid))
             for path in PROBES:
                 print(json.dumps({"path": path, "readers": readers, **load(port, path, seconds)}))
             stop.set()
@@ -116,7 +117,8 @@ def main() -> int:
                         "closed_by_server": tally["closed"],
                         "reset_by_server": tally["reset"],
                         "reader_failures": tally["failed"],
-                        "server_descriptors": len(server_descriptors(process.pid)),
+                        "server_descriptors_while_reading": reading_descriptors,
+                        "server_descriptors_after": len(server_descriptors(process.pid)),
                         "server_rss_mb": server_rss_mb(process.pid),
                     }
                 ),
