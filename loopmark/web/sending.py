@@ -9,9 +9,10 @@ Sender's one thread drives every such transfer with an epoll selector (EVENT_WRI
 by ``os.sendfile`` (zero copy), and then gives the connection back: kept alive, to the server's
 selector for its next request; otherwise closed.
 
-A phone reading a 3 MB GIF at 128 kbit/s used to hold a request thread for its whole download
-(each write waiting up to REQUEST_IO_TIMEOUT_SECONDS for the window to open): sixteen of them
-took every thread, and pages, polls and static files stopped answering. Bounds, so a hostile
+A phone reading a 3 MB GIF at 128 kbit/s used to hold a request thread for as long as the
+kernel's send buffer could not take the rest (each write waiting up to REQUEST_IO_TIMEOUT_SECONDS
+for room): sixteen of them took every thread, and pages, polls and static files stopped
+answering. Bounds, so a hostile
 reader cannot hold a descriptor for ever: a transfer whose reader takes nothing for ``stall_s``,
 or falls behind ``grace_s`` plus a second per ``min_bytes_per_s`` the reader has taken, is dropped
 and its connection reset; past ``capacity`` transfers, the request thread writes as before.
@@ -29,6 +30,7 @@ import struct
 import termios
 import threading
 import time
+from collections.abc import Callable
 from typing import IO, Any, Protocol
 
 from cheroot.wsgi import Gateway_10
@@ -161,7 +163,7 @@ class Sender:
 
     def __init__(
         self,
-        put_back: Any,
+        put_back: Callable[[Any], None],
         *,
         capacity: int,
         stall_s: float,
