@@ -153,7 +153,8 @@ def test_slow_readers_hold_no_request_thread(make_app: MakeApp, serve: Any) -> N
         time.sleep(2.0)  # every reader has its answer under way
         answers = {path: timed_get(running.port, path) for path in PROBES}
         print(f"beside {SLOW_READERS} slow readers, {THREADS} threads: {answers}")
-        assert all(status == 200 and seconds < 1.0 for status, seconds in answers.values())
+        # Before: no answer within the client's 10 s; now milliseconds (3 s on a loaded machine).
+        assert all(status == 200 and seconds < 3.0 for status, seconds in answers.values())
         assert all(received > 0 for received in readers.received), readers.received
         assert not any(readers.closed)  # still downloading, none cut off
     finally:
@@ -303,7 +304,7 @@ def test_a_reader_that_stalls_is_dropped_and_nothing_leaks(make_app: MakeApp, se
     assert open_descriptors() == serving + 3 * 3  # the client's socket, the server's, the file
     started = time.monotonic()
     assert wait_for(lambda: held_transfers(running) == 0)
-    assert time.monotonic() - started < 1.0 + 2.0  # the stall, and the Sender's next check
+    assert time.monotonic() - started < 1.0 + 4.0  # the stall, the Sender's next check, slack
     assert all(closed_by_server(sock, 10) for sock in stalled)
     assert wait_for(lambda: running.server.open_connections == 0)
     close_all(stalled)
@@ -319,11 +320,11 @@ def test_a_reader_that_keeps_reading_is_not_dropped(make_app: MakeApp, serve: An
     # What a reader takes is progress, though the socket stays full: the first send filled a
     # buffer of megabytes, and it is writable again only once a third of it has drained.
     running = serve(make_app())
-    running.server.http.sender.stall_s = 1.0
+    running.server.http.sender.stall_s = 2.0
     readers = SlowReaders(running.port, BIG_STATIC, 2, read_bytes=4096, every_s=0.1)
     try:
         assert wait_for(lambda: held_transfers(running) == 2)
-        time.sleep(4.0)
+        time.sleep(5.0)  # counting what was sent, both were dropped here (no room for ~20 s)
         assert held_transfers(running) == 2 and not any(readers.closed)
     finally:
         readers.stop()
