@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import socket
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from tests.web.idle_connections import (
     raise_descriptor_limit,
     served,
     server_descriptors,
+    server_env,
     server_rss_mb,
 )
 
@@ -79,17 +79,7 @@ def main() -> int:
     first, last = (int(n) for n in args.ports.split("-"))
     raise_descriptor_limit(readers + 200)
     with tempfile.TemporaryDirectory(prefix="loopmark-slow-") as tmp:
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("LOOPMARK_")},
-            "LOOPMARK_DATA_DIR": tmp,
-            "LOOPMARK_TEMPLATES_DIR": str(Path(tmp) / "templates"),
-            "LOOPMARK_SITE_URL": "http://127.0.0.1",
-            "LOOPMARK_SECRET_KEY": "slow-readers-" + "k" * 32,
-            "LOOPMARK_RATE_LIMITS": "off",
-            "LOOPMARK_JSON_LOGS": "on",
-            "PYTHONDONTWRITEBYTECODE": "1",
-        }
-        (Path(tmp) / "templates").mkdir()
+        env = server_env(Path(tmp), "slow-readers")
         log = Path(tmp) / "server.log"
         with served(env, log, args.tree.resolve(), range(first, last + 1)) as (process, port):
             stop = threading.Event()

@@ -405,17 +405,10 @@ def test_the_sender_holds_no_more_than_the_descriptors_allow() -> None:
 
 
 def test_a_small_file_goes_out_as_before(
-    make_app: MakeApp, serve: Any, monkeypatch: pytest.MonkeyPatch
+    make_app: MakeApp, serve: Any, socket_writes: list[bytes]
 ) -> None:
     running = serve(make_app())
-    sent: list[bytes] = []
-    real_write = socket.SocketIO.write
-
-    def write(self: socket.SocketIO, data: Any) -> int | None:
-        sent.append(bytes(data))
-        return real_write(self, data)
-
-    monkeypatch.setattr(socket.SocketIO, "write", write)
+    sent = socket_writes
     small = (STATIC_DIR / "img/icon-512.png").read_bytes()  # 28 KB
     with slow_socket(running.port) as sock:
         client = Client(sock)
