@@ -419,3 +419,19 @@ def test_a_small_file_goes_out_as_before(
     assert sent[0].startswith(b"HTTP/1.1 200 OK\r\n") and sent[0].endswith(small[:8192])
     assert b"".join(sent).endswith(small)
     assert held_transfers(running) == 0
+
+
+@pytest.mark.timeout(120)
+def test_a_handed_off_answer_to_close_ends_with_the_connection(
+    make_app: MakeApp, serve: Any
+) -> None:
+    running = serve(make_app())
+    with slow_socket(running.port) as sock:
+        client = Client(sock)
+        sock.sendall(request(BIG_STATIC, headers="Connection: close\r\n"))
+        status, headers = client.head()
+        assert wait_for(lambda: held_transfers(running) == 1)
+        assert client.body(int(headers["content-length"])) == BIG_STATIC_BYTES
+        assert closed_by_server(sock, 10) and client.buffer == b""
+    assert wait_for(lambda: running.server.open_connections == 0)
+    assert held_transfers(running) == 0
