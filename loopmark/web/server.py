@@ -148,8 +148,10 @@ def create_server(app: Flask, host: str, port: int, *, threads: int = DEFAULT_TH
     behave alike."""
     descriptors = raise_descriptor_limit()
     connection_limit = connection_limit_for(descriptors)
-    http = _HTTPServer(app, host, port, threads, connection_limit, body_limits(app))
-    http.transfer_limit = transfer_limit_for(descriptors, connection_limit)
+    transfer_limit = transfer_limit_for(descriptors, connection_limit)
+    http = _HTTPServer(
+        app, host, port, threads, connection_limit, body_limits(app), transfer_limit=transfer_limit
+    )
     http.prepare()
     return Server(http)
 
@@ -252,6 +254,8 @@ class _HTTPServer(WSGIServer):
         threads: int,
         connection_limit: int,
         limit: BodyLimit,
+        *,
+        transfer_limit: int,
     ) -> None:
         super().__init__(
             (host, port),
@@ -279,7 +283,7 @@ class _HTTPServer(WSGIServer):
         # them (loopmark.web.sending): a slow download holds no request thread.
         self.gateway = SendingGateway
         self.sender: Sender | None = None
-        self.transfer_limit = connection_limit  # set by create_server (transfer_limit_for)
+        self.transfer_limit = transfer_limit
 
     @property
     def open_connections(self) -> int:
