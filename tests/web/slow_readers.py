@@ -1,7 +1,7 @@
 """Slow downloads against a real server: a bounded loopback tool for reproducing by hand.
 
     python -m tests.web.slow_readers --readers 32 [--rate 2048] [--load 10] [--tree DIR]
-        [--ports 18100-18999]
+        [--ports 18100-18999] [--downloads 40]
 
 starts `loopmark serve` (from ``--tree``, this checkout by default: point it at an older checkout
 to compare), opens ``--readers`` connections that each ask for a large static file (3.4 MB) with
@@ -9,14 +9,18 @@ a 4 KB receive buffer and read ``--rate`` bytes a second, and then for ``--load`
 fetches /healthz, a small static file and the home page from LOAD_CLIENTS keep-alive clients
 beside them. It prints a JSON line per path (requests/s, p50/p99 ms, failures) and one for the
 readers (bytes received, connections the server closed or reset, other failures such as a
-read that timed out) and the server (descriptors while they read and after, RSS).
+read that timed out) and the server (descriptors while they read and after, RSS). First, with
+``--downloads N``, it fetches each of DOWNLOADS N times over one keep-alive connection as fast as
+loopback takes them and prints the server's CPU seconds per download.
 Loopback only; every socket has a timeout and the whole run is bounded.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
+import os
 import socket
 import sys
 import tempfile
@@ -37,6 +41,12 @@ from tests.web.idle_connections import (
 )
 
 BIG_FILE = "/static/fonts/DroidSansFallback.ttf"
+# 28 KB (the path it always had), 515 KB and 11 MB (handed to the sender).
+DOWNLOADS = (
+    "/static/img/icon-512.png",
+    "/static/fonts/NotoSans-Bold.ttf",
+    "/static/fonts/NotoColorEmoji.ttf",
+)
 PROBES = ("/healthz", "/static/img/logo.svg", "/")
 RECEIVE_BUFFER_BYTES = 4096
 READS_PER_SECOND = 2
@@ -66,6 +76,35 @@ def slow_reader(
         sock.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """A process's user and system CPU time so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def download_cpu(pid: int, port: int, path: str, count: int) -> dict[str, object]:
+    """``count`` downloads of ``path``, one after another on one connection: the server's CPU."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=SOCKET_TIMEOUT_SECONDS)
+    try:
+        connection.request("GET", path)
+        size = len(connection.getresponse().read())  # and the connection is open
+        used, started = cpu_seconds(pid), time.monotonic()
+        for _ in range(count):
+            connection.request("GET", path)
+            if len(connection.getresponse().read()) != size:
+                raise RuntimeError(f"{path}: a short answer")
+        seconds, used = time.monotonic() - started, cpu_seconds(pid) - used
+    finally:
+        connection.close()
+    return {
+        "path": path,
+        "bytes": size,
+        "downloads": count,
+        "server_cpu_ms_each": round(used / count * 1000, 2),
+        "wall_ms_each": round(seconds / count * 1000, 2),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readers", type=int, default=32)
@@ -73,6 +112,7 @@ def main() -> int:
     parser.add_argument("--load", type=float, default=10.0, help="seconds of probes")
     parser.add_argument("--tree", type=Path, default=REPO, help="the checkout to serve from")
     parser.add_argument("--ports", default=f"{PORTS.start}-{PORTS.stop - 1}")
+    parser.add_argument("--downloads", type=int, default=0, help="fast downloads of each file")
     args = parser.parse_args()
     readers = min(max(args.readers, 0), 2000)  # bounded
     seconds = min(max(args.load, 1.0), 60.0)
@@ -82,6 +122,9 @@ def main() -> int:
         env = server_env(Path(tmp), "slow-readers")
         log = Path(tmp) / "server.log"
         with served(env, log, args.tree.resolve(), range(first, last + 1)) as (process, port):
+            for path in DOWNLOADS if args.downloads > 0 else ():
+                count = min(args.downloads, 1000)  # bounded
+                print(json.dumps(download_cpu(process.pid, port, path, count)), flush=True)
             stop = threading.Event()
             tally = {"bytes": 0, "closed": 0, "reset": 0, "failed": 0}
             threads = [
