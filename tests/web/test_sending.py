@@ -347,7 +347,9 @@ def test_a_reader_that_falls_behind_the_minimum_rate_is_dropped(
 
 
 @pytest.mark.timeout(120)
-def test_stopping_the_server_ends_the_transfers(make_app: MakeApp, serve: Any) -> None:
+@pytest.mark.parametrize("how", ["close", "leave"])
+def test_stopping_the_server_ends_the_transfers(make_app: MakeApp, serve: Any, how: str) -> None:
+    # close: from another thread; leave: the serving loop returns (SIGTERM's graceful stop).
     app = make_app()
     before_server = open_descriptors()
     running = serve(app)
@@ -355,8 +357,9 @@ def test_stopping_the_server_ends_the_transfers(make_app: MakeApp, serve: Any) -
     try:
         assert wait_for(lambda: held_transfers(running) == SLOW_READERS)
         started = time.monotonic()
-        running.server.close()
+        getattr(running.server, how)()
         running.thread.join(10)
+        assert not running.thread.is_alive()
         assert time.monotonic() - started < 5
         assert all(0 < total < len(BIG_STATIC_BYTES) for total in readers.drain())
     finally:
