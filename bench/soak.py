@@ -6,8 +6,9 @@ loopback, and in about ten minutes (``--quick``: about three):
 
 1. holds IDLE_CONNECTIONS idle keep-alive connections open while share pages are fetched;
 2. sends a spike of unique renders from VISITORS simulated visitors behind one address (each
-   with the visitor token its page gave it), then as many behind a trusted proxy
-   (X-Forwarded-For);
+   with the visitor token its page gave it), while SLOW_READERS phones download slowly (half a
+   render's GIF, half a 3.4 MB file: more than loopback's send buffer takes at once), then as
+   many visitors behind a trusted proxy (X-Forwarded-For);
 3. kills the server with SIGKILL in the middle of the spike and starts it again;
 4. freezes the records backend (SIGSTOP of moto's server) for FREEZE_SECONDS, while visitors
    ask for what needs the records (a finished render's status, a cache hit) and for a static
@@ -42,6 +43,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -74,6 +76,14 @@ FREEZE_ASK_INTERVAL_SECONDS = 0.2
 # out (a prompt call: 1.7 s at most, loopmark.prompt_calls) after it.
 THAW_SLACK_SECONDS = 3.0
 STATIC_FILE = "/static/css/site.css"
+# Phones on the venue's Wi-Fi downloading slowly during the first spike: each reads
+# SLOW_READ_BYTES every SLOW_READ_EVERY_SECONDS (16 KB/s, 128 kbit/s) through a small window.
+SLOW_READERS = 200
+SLOW_READER_FILE = "/static/fonts/DroidSansFallback.ttf"
+SLOW_RECEIVE_BUFFER_BYTES = 16 * 1024
+SLOW_READ_BYTES = 8 * 1024
+SLOW_READ_EVERY_SECONDS = 0.5
+SLOW_READING_SECONDS = 30.0  # the least time the first spike's phase lasts (and they read)
 # os.nice increment of the soak (and so of the server and its renders) below moto's server.
 LOAD_NICENESS = 5
 # Ports the soak may listen on (the server, moto); SOAK_PORTS=18100-18999 to choose others.
@@ -317,6 +327,79 @@ def sample_shares(server: Server, tally: Tally, keys: list[str], stop: threading
         stop.wait(SAMPLE_INTERVAL_SECONDS)
 
 
+@dataclass
+class SlowReads:
+    """What the slow readers got, thread-safe."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def add(self, **counts: int) -> None:
+        with self.lock:
+            self.counts.update(counts)
+
+
+def slow_reader(server: Server, path: str, stop: threading.Event, reads: SlowReads) -> None:
+    """One phone downloading ``path`` at 16 KB/s until it has it all or ``stop``."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SLOW_RECEIVE_BUFFER_BYTES)
+    sock.settimeout(15)
+    head, length, received = b"", None, 0
+    try:
+        sock.connect(("127.0.0.1", server.port))
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: soak\r\nConnection: close\r\n\r\n".encode())
+        reads.add(started=1)
+        while not stop.wait(SLOW_READ_EVERY_SECONDS):
+            piece = sock.recv(SLOW_READ_BYTES)
+            if not piece:
+                reads.add(closed_early=1)
+                return
+            if length is None:
+                head += piece
+                if b"\r\n\r\n" not in head:
+                    continue
+                head, _, piece = head.partition(b"\r\n\r\n")
+                if not head.startswith(b"HTTP/1.1 200 "):
+                    reads.add(**{f"status {head[9:12].decode()}": 1})
+                    return
+                found = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+                length = int(found[1]) if found else -1
+            received += len(piece)
+            reads.add(bytes=len(piece))
+            if received >= length >= 0:
+                reads.add(completed=1)
+                return
+        reads.add(still_reading=1)
+    except ConnectionResetError:  # the server resets a reader below its minimum rate
+        reads.add(reset_by_server=1)
+    except OSError as exc:
+        reads.add(**{type(exc).__name__: 1})
+    finally:
+        sock.close()
+
+
+def start_slow_readers(
+    server: Server, tally: Tally, count: int, key: str | None, stop: threading.Event
+) -> tuple[list[threading.Thread], SlowReads, list[str]]:
+    """``count`` slow readers, half of them of render ``key``'s GIF, half of SLOW_READER_FILE."""
+    paths = [SLOW_READER_FILE]
+    if key:
+        _, answer = request(server, tally, "GET", f"/api/renders/{key}")
+        gif = answer.get("gif_url") if isinstance(answer, dict) else None
+        if isinstance(gif, str):
+            paths.insert(0, urllib.parse.urlsplit(gif).path)
+    reads = SlowReads()
+    threads = [
+        threading.Thread(
+            target=slow_reader, args=(server, paths[n % len(paths)], stop, reads), daemon=True
+        )
+        for n in range(count)
+    ]
+    for thread in threads:
+        thread.start()
+    return threads, reads, paths
+
+
 def visitor_token(server: Server, tally: Tally, forwarded_for: str | None) -> str | None:
     """The token a visitor's page asks for (GET /api/visitor), as the page's script does."""
     headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
@@ -531,14 +614,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="about three minutes, smaller")
     parser.add_argument("--idle", type=int, default=None, help="idle connections to hold")
     parser.add_argument(
+        "--slow-readers", type=int, default=SLOW_READERS, help="slow downloads in the spike"
+    )
+    parser.add_argument(
         "--no-nice", action="store_true", help="leave the load and the server at moto's priority"
     )
     args = parser.parse_args(argv)
     idle = args.idle or (1500 if args.quick else IDLE_CONNECTIONS)
     visitors = 40 if args.quick else VISITORS
+    readers = min(max(args.slow_readers, 0), 1000)
     freeze_s = 8.0 if args.quick else FREEZE_SECONDS
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, idle * 2 + 1024)), hard))
+    wanted = idle * 2 + readers + 1024
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, wanted)), hard))
 
     data = Path(tempfile.mkdtemp(prefix="loopmark-soak-"))
     report: dict[str, Any] = {"idle_target": idle, "visitors_per_spike": visitors}
@@ -591,8 +679,19 @@ def main(argv: list[str] | None = None) -> int:
         report["idle_held_at_start"] = max(held) if held else 0
 
         tally.phase = "spike, one address"
+        reading, reading_since = threading.Event(), time.monotonic()
+        slow, reads, read_paths = start_slow_readers(
+            server, tally, readers, shares[0] if shares else None, reading
+        )
         one_address = spike(server, tally, "one-address", visitors, False, accepted)
         report["spike_one_address"] = dict(one_address)
+        # Share pages sampled beside the readers for a while, however short the spike (with
+        # --slow-readers 0 too, so the phase compares).
+        time.sleep(max(0.0, SLOW_READING_SECONDS - (time.monotonic() - reading_since)))
+        reading.set()
+        for reader in slow:
+            reader.join(30)
+        report["slow_readers"] = {"count": readers, "paths": read_paths, **reads.counts}
 
         tally.phase = "spike, behind a proxy (killed midway)"
 
@@ -689,6 +788,15 @@ def table(header: list[str], rows: list[list[Any]]) -> list[str]:
     ]
 
 
+def slow_readers(report: dict[str, Any]) -> str:
+    reads = dict(report.get("slow_readers") or {})
+    if not reads.get("count"):
+        return "none"
+    count, paths = reads.pop("count"), reads.pop("paths")
+    megabytes = round(reads.pop("bytes", 0) / 1e6, 1)
+    return f"{count} of {', '.join(f'`{p}`' for p in paths)}: {megabytes} MB read, {reads}"
+
+
 def write_markdown(report: dict[str, Any], *, quick: bool) -> None:
     lines = [
         "# Soak: a trade-show morning against `loopmark serve`",
@@ -712,6 +820,7 @@ def write_markdown(report: dict[str, Any], *, quick: bool) -> None:
         f"({report['records_breaker_opened_outside_freeze']}) |",
         f"| records breaker closed after the thaw | {report['breaker_closed_after_thaw_s']} s |",
         f"| load and server niceness above moto's | {report['load_niceness_over_moto']} |",
+        f"| slow readers during the first spike (16 KB/s each) | {slow_readers(report)} |",
     ]
     lines += table(
         ["asked while the records were frozen", "n", "answers", "p50 ms", "max ms",

@@ -8,6 +8,8 @@ descriptor on each pass, and 1,500 idle keep-alive connections cut a static file
 requests/s. A connection is handed to a request thread only once it has bytes to read (cheroot
 hands a fresh one over at once, where a thread would wait for a request that may never come),
 and a request's headers must be in within HEADER_DEADLINE_SECONDS of a thread taking them up.
+A file, or a large body, that the socket does not take at once is finished by one sender thread
+(``loopmark.web.sending``), so a slow download holds no request thread.
 Before listening, every enabled template is prepared, so the first visitors do not pay for it, and
 the renders a previous run accepted but did not finish are dispatched again; while serving, a
 sweep every lease does it again (a render killed mid-way is found once its lease lapses).
@@ -46,6 +48,7 @@ from loopmark.web import i18n
 from loopmark.web.context import services as app_services
 from loopmark.web.headers import http_date_now
 from loopmark.web.logs import configure_logging
+from loopmark.web.sending import Sender, SendingGateway, Transfer
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +148,12 @@ def create_server(app: Flask, host: str, port: int, *, threads: int = DEFAULT_TH
     is bounded by its route before it is read. Proxy headers pass through untouched: the app
     decides whom to trust (``loopmark.web.proxies``), so the test client and the real server
     behave alike."""
-    connection_limit = connection_limit_for(raise_descriptor_limit())
-    http = _HTTPServer(app, host, port, threads, connection_limit, body_limits(app))
+    descriptors = raise_descriptor_limit()
+    connection_limit = connection_limit_for(descriptors)
+    transfer_limit = transfer_limit_for(descriptors, connection_limit)
+    http = _HTTPServer(
+        app, host, port, threads, connection_limit, body_limits(app), transfer_limit=transfer_limit
+    )
     http.prepare()
     return Server(http)
 
@@ -182,6 +189,14 @@ def connection_limit_for(descriptors: int) -> int:
         CONNECTION_LIMIT,
     )
     return limit
+
+
+def transfer_limit_for(descriptors: int, connection_limit: int) -> int:
+    """How many answers the Sender may hold at once: one per connection, so long as each can
+    have its file open beside its socket (past it, request threads write as before)."""
+    if descriptors == resource.RLIM_INFINITY:
+        return connection_limit
+    return max(0, min(connection_limit, descriptors - RESERVED_DESCRIPTORS - connection_limit))
 
 
 def body_limits(app: Flask) -> BodyLimit:
@@ -267,6 +282,8 @@ class _HTTPServer(WSGIServer):
         threads: int,
         connection_limit: int,
         limit: BodyLimit,
+        *,
+        transfer_limit: int,
     ) -> None:
         super().__init__(
             (host, port),
@@ -290,6 +307,11 @@ class _HTTPServer(WSGIServer):
         self._reading: dict[Any, float] = {}  # connection → when a thread began reading it
         self._open_lock = threading.Lock()
         self.large_bodies = threading.BoundedSemaphore(large_body_slots(threads))
+        # Files and large bodies are written by the Sender's thread once a socket stops taking
+        # them (loopmark.web.sending): a slow download holds no request thread.
+        self.gateway = SendingGateway
+        self.sender: Sender | None = None
+        self.transfer_limit = transfer_limit
 
     @property
     def open_connections(self) -> int:
@@ -310,6 +332,27 @@ class _HTTPServer(WSGIServer):
         plain = self._connections
         self._connections = _ConnectionManager(self)
         plain._selector.close()
+        self.sender = Sender(
+            super().put_conn,
+            capacity=self.transfer_limit,
+            stall_s=REQUEST_IO_TIMEOUT_SECONDS,
+        )
+
+    def put_conn(self, conn: Any) -> None:
+        """A request thread is done with a connection: one whose answer is still being sent
+        goes to the Sender (which puts it back, or closes it, when the answer is out)."""
+        transfer: Transfer | None = getattr(conn, "pending", None)
+        if transfer is not None and self.sender is not None:
+            conn.pending = None
+            self.sender.submit(transfer)
+            return
+        super().put_conn(conn)
+
+    def stop(self) -> None:
+        """Downloads under way end (their connections closed), then cheroot stops."""
+        if self.sender is not None:
+            self.sender.close()
+        super().stop()
 
     def counted(self, delta: int) -> None:
         """Count a connection opened (+1, in the selector's thread, as it is accepted) or closed
@@ -621,17 +664,25 @@ def _connection_class(limit: BodyLimit) -> type[HTTPConnection]:
             sock.settimeout(REQUEST_IO_TIMEOUT_SECONDS)
             self.waiting = True  # not yet seen readable
             self.linger = False  # closing with a request body still coming (LINGER_SECONDS)
+            self.pending: Transfer | None = None  # the answer's rest, for the Sender
             self._counted = True
             server.counted(1)
 
         def communicate(self) -> bool:
             self.server.reading(self, True)
             try:
-                return bool(super().communicate())  # type: ignore[no-untyped-call]
+                keep = bool(super().communicate())  # type: ignore[no-untyped-call]
             finally:
                 self.server.reading(self, False)
+            if self.pending is not None:
+                self.pending.keep = keep
+                return True  # to the server's put_conn, which hands it to the Sender
+            return keep
 
         def close(self) -> None:
+            transfer, self.pending = self.pending, None
+            if transfer is not None and self.server.sender is not None:
+                self.server.sender.abandon(transfer)
             if self.linger:
                 self.linger = False
                 _linger(self.socket, self.wfile)

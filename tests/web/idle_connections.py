@@ -113,24 +113,40 @@ def server_descriptors(pid: int) -> list[int]:
         return []
 
 
-def free_port() -> int:
-    for port in PORTS:
+def free_port(ports: range = PORTS) -> int:
+    for port in ports:
         with socket.socket() as sock:
             try:
                 sock.bind((HOST, port))
             except OSError:
                 continue
             return port
-    raise RuntimeError(f"no free port in {PORTS}")
+    raise RuntimeError(f"no free port in {ports}")
+
+
+def server_env(tmp: Path, name: str) -> dict[str, str]:
+    """The environment of a server whose data (and an empty templates folder) live in ``tmp``:
+    production-like, rate limits off, JSON logs; no bytecode written into another ``--tree``."""
+    (tmp / "templates").mkdir()
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("LOOPMARK_")},
+        "LOOPMARK_DATA_DIR": str(tmp),
+        "LOOPMARK_TEMPLATES_DIR": str(tmp / "templates"),
+        "LOOPMARK_SITE_URL": "http://127.0.0.1",
+        "LOOPMARK_SECRET_KEY": f"{name}-" + "k" * 32,
+        "LOOPMARK_RATE_LIMITS": "off",
+        "LOOPMARK_JSON_LOGS": "on",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
 
 
 @contextmanager
 def served(
-    env: dict[str, str], log: Path, tree: Path = REPO
+    env: dict[str, str], log: Path, tree: Path = REPO, ports: range = PORTS
 ) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    """``loopmark serve`` (from ``tree``) in a child process on a free loopback port, stopped at
-    the end."""
-    port = free_port()
+    """``loopmark serve`` (from ``tree``) in a child process on a free loopback port (one of
+    ``ports``), stopped at the end."""
+    port = free_port(ports)
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "loopmark", "serve", "--host", HOST, "--port", str(port)],
@@ -260,16 +276,7 @@ def main() -> int:
     raise_descriptor_limit(max(counts) + 200)
     alive = True
     with tempfile.TemporaryDirectory(prefix="loopmark-idle-") as tmp:
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("LOOPMARK_")},
-            "LOOPMARK_DATA_DIR": tmp,
-            "LOOPMARK_TEMPLATES_DIR": str(Path(tmp) / "templates"),
-            "LOOPMARK_SITE_URL": "http://127.0.0.1",
-            "LOOPMARK_SECRET_KEY": "idle-connections-" + "k" * 32,
-            "LOOPMARK_RATE_LIMITS": "off",
-            "LOOPMARK_JSON_LOGS": "on",
-        }
-        (Path(tmp) / "templates").mkdir()
+        env = server_env(Path(tmp), "idle-connections")
         if seconds:
             add_template(env, tree)
         log = Path(tmp) / "server.log"

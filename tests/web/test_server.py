@@ -472,19 +472,12 @@ def test_no_proxy_hops_ignores_forwarding_headers(make_app: MakeApp, serve: Serv
 
 
 def test_an_answer_goes_out_in_one_send_headers_with_its_body(
-    make_app: MakeApp, serve: Serve, monkeypatch: pytest.MonkeyPatch
+    make_app: MakeApp, serve: Serve, socket_writes: list[bytes]
 ) -> None:
     app = make_app()
     key = render_via_api(app.test_client(), "One send")["key"]
     port = serve(app)
-    sent: list[bytes] = []
-    real_write = socket.SocketIO.write
-
-    def write(self: socket.SocketIO, data: Any) -> int | None:
-        sent.append(bytes(data))
-        return real_write(self, data)
-
-    monkeypatch.setattr(socket.SocketIO, "write", write)
+    sent = socket_writes
     import http.client
 
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
