@@ -38,15 +38,23 @@ UNAVAILABLE_RETRY_AFTER_SECONDS = 5
 # A render that failed in a tool may pass on a retry; past MAX_ATTEMPTS it is refused for good.
 RENDER_RETRY_AFTER_SECONDS = 2
 JSON_PATH_PREFIXES = ("/api/", "/graphql")
-_HTTP_CODES = {
+INTERNAL_MESSAGE = N_("Something went wrong on our side.")
+# The error code and message of each HTTP error, whether the app gives it or the server does
+# before the app sees the request (loopmark.web.server: a request it cannot read).
+HTTP_CODES = {
     400: ("bad_request", N_("The request could not be understood.")),
     404: ("not_found", N_("There is nothing here.")),
     405: ("method_not_allowed", N_("This address does not take that method.")),
+    408: ("request_timeout", N_("The request took too long to arrive; please try again.")),
     413: ("body_too_large", N_("The request body is too large.")),
+    414: ("request_uri_too_large", N_("The address is too long.")),
     415: ("unsupported_media_type", N_("Send the request body as application/json.")),
     429: ("rate_limited", N_("Too many requests; please wait a moment.")),
+    431: ("request_header_fields_too_large", N_("The request's headers are too large.")),
+    500: ("internal_error", INTERNAL_MESSAGE),
+    501: ("not_implemented", N_("The request asks for something this server does not do.")),
+    505: ("http_version_not_supported", N_("This HTTP version is not supported.")),
 }
-INTERNAL_MESSAGE = N_("Something went wrong on our side.")
 UNAVAILABLE_MESSAGE = N_("The service is busy or briefly unavailable; please try again shortly.")
 TOOL_FAILED_MESSAGE = N_("This GIF could not be made just now; please try again.")
 
@@ -131,7 +139,7 @@ def _domain_error(exc: LoopmarkError) -> Response:
 
 def _http_error(exc: HTTPException) -> Response:
     status = exc.code or 500
-    known = _HTTP_CODES.get(status)
+    known = HTTP_CODES.get(status)
     if known is not None:
         code, message = known[0], gettext(known[1])
     else:

@@ -44,7 +44,7 @@ from werkzeug.exceptions import HTTPException
 
 from loopmark.errors import N_, LoopmarkError
 from loopmark.service.render_service import RenderService
-from loopmark.web import i18n
+from loopmark.web import errors, i18n
 from loopmark.web.context import services as app_services
 from loopmark.web.headers import http_date_now
 from loopmark.web.logs import configure_logging
@@ -223,7 +223,7 @@ def answer_language(request: HTTPRequest) -> str:
     Accept-Language: web.i18n), read from cheroot's parsed request line and headers."""
     headers = request.inheaders
     return i18n.language_outside_app(
-        query=bytes(request.qs or b"").decode("latin-1"),
+        query=bytes(getattr(request, "qs", b"") or b"").decode("latin-1"),  # none: unread
         cookie=bytes(headers.get(b"Cookie", b"")).decode("latin-1"),
         accept_language=bytes(headers.get(b"Accept-Language", b"")).decode("latin-1"),
     )
@@ -644,6 +644,22 @@ def _connection_class(limit: BodyLimit) -> type[HTTPConnection]:
             if held:
                 self.held = b""
                 self.conn.wfile.write(held)
+
+        def simple_response(self, status: Any, msg: Any = "") -> None:
+            # cheroot's own answers to a request it cannot take (a malformed request line,
+            # headers past MAX_REQUEST_HEADER_BYTES, a timeout mid-request, an error of its own)
+            # in the site's JSON error form and the visitor's language, as the app's are.
+            text = str(status)
+            number = int(text[:3]) if text[:3].isdigit() else 0
+            if number == 413 and "header" in str(msg).lower():
+                number, text = 431, "431 Request Header Fields Too Large"  # RFC 6585's status
+            known = errors.HTTP_CODES.get(number)
+            if known is None:  # "100 Continue", and whatever cheroot may add
+                super().simple_response(status, msg)
+                return
+            self.close_connection = True
+            code, message = known
+            self._send_raw(error_answer(text, code, message, language=answer_language(self)))
 
         def _send_raw(self, answer: bytes) -> None:
             try:

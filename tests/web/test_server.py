@@ -567,3 +567,67 @@ def test_the_socket_reader_says_whether_a_request_is_here_without_waiting() -> N
         assert not reader.has_data()
         right.close()
         assert not reader.has_data()  # the peer gone: the selector finds it
+
+
+def _raw(port: int, request: bytes) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """Send ``request`` as it is; the answer's status line, headers and JSON body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(request)
+        answer = read_answer(sock)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    return status, headers, json.loads(body)
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "code"),
+    [
+        (b"NOT A REQUEST LINE\r\n\r\n", "400 Bad Request", "bad_request"),
+        (
+            b"GET / HTTP/2.7\r\nHost: x\r\n\r\n",
+            "505 HTTP Version Not Supported",
+            "http_version_not_supported",
+        ),  # fmt: skip
+        (
+            b"GET /" + b"a" * (70 * 1024) + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+            "414 Request-URI Too Long",
+            "request_uri_too_large",
+        ),  # fmt: skip
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * (70 * 1024) + b"\r\n\r\n",
+            "431 Request Header Fields Too Large",
+            "request_header_fields_too_large",
+        ),  # fmt: skip
+        (
+            b"POST /api/renders HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+            "501 Unimplemented",
+            "not_implemented",
+        ),  # fmt: skip
+    ],
+    ids=["malformed", "version", "long-address", "big-headers", "encoding"],
+)
+def test_requests_the_server_cannot_read_get_the_sites_json_errors(
+    make_app: MakeApp, serve: Serve, request_bytes: bytes, status: str, code: str
+) -> None:
+    # cheroot answered these in English plain text; the site's JSON error form now, as the app's.
+    port = serve(make_app())
+    got, headers, body = _raw(port, request_bytes)
+    assert got == f"HTTP/1.1 {status}"
+    assert headers["content-type"] == "application/json"
+    assert headers["connection"] == "close"
+    assert body["error"]["code"] == code and body["error"]["message"]
+    assert get(port, "/healthz")[0] == 200  # and the server goes on
+
+
+def test_a_request_the_server_cannot_read_is_answered_in_the_visitors_language(
+    make_app: MakeApp, serve: Serve
+) -> None:
+    port = serve(make_app())
+    bad = b"GET / HTTP/1.1\r\nHost: x\r\nAccept-Language: de\r\nno colon here\r\n\r\n"
+    status, headers, body = _raw(port, bad)
+    assert status == "HTTP/1.1 400 Bad Request"
+    assert headers["content-language"] == "de"
+    english = _raw(port, bad.replace(b"Accept-Language: de", b"Accept-Language: en"))[2]
+    assert body["error"]["code"] == english["error"]["code"] == "bad_request"
+    assert body["error"]["message"] != english["error"]["message"]
