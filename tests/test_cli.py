@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -148,7 +149,9 @@ def test_usage_errors_exit_2_in_one_line(env: dict[str, str]) -> None:
         hostile_videos.gif_screen_bomb,
     ],
 )
-def test_hostile_videos_exit_2_with_a_reason(make, env: dict[str, str], tmp_path: Path) -> None:  # noqa: ANN001
+def test_hostile_videos_exit_2_with_a_reason(
+    make: Callable[[Path], Path], env: dict[str, str], tmp_path: Path
+) -> None:
     video = make(tmp_path)
     line = assert_one_line_error(run("templates", "add", "bad", "--video", str(video), env=env))
     assert line.startswith("loopmark: ")

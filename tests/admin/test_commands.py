@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import getpass
 import io
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from loopmark.admin import commands
+from loopmark.errors import BadInput
 from loopmark.records import setup_all
 from loopmark.records.users import open_user_records
 from loopmark.service.passwords import verify_password
@@ -97,7 +99,7 @@ class FakeTerminal(io.StringIO):
 
 def test_a_terminal_prompts_twice(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     answers = iter(["a long passphrase", "a long passphrase"])
-    monkeypatch.setattr(commands.getpass, "getpass", lambda prompt: next(answers))
+    monkeypatch.setattr(getpass, "getpass", lambda prompt: next(answers))
     with users_of(env) as users:
         line = commands.run_create_user("bo", users, FakeTerminal())
     assert line == "admin user bo created"
@@ -108,7 +110,7 @@ def test_a_terminal_mismatch_is_refused(
     env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     answers = iter(["a long passphrase", "a long passfrase"])
-    monkeypatch.setattr(commands.getpass, "getpass", lambda prompt: next(answers))
-    with pytest.raises(commands.BadInput, match="do not match"), users_of(env) as users:
+    monkeypatch.setattr(getpass, "getpass", lambda prompt: next(answers))
+    with pytest.raises(BadInput, match="do not match"), users_of(env) as users:
         commands.run_create_user("bo", users, FakeTerminal())
     assert stored_hash(env, "bo") is None

@@ -77,8 +77,8 @@ def test_stabilise_and_budget_round_trip(app: Flask, admin_client: FlaskClient) 
     override = 14 if tuned != "14" else 12
     save(admin_client, stabilise_distance=str(override), max_gif_bytes="5 MB")
     output = toml_of(app)["output"]
-    assert output["stabilise_distance"] == override  # type: ignore[index]
-    assert output["max_gif_bytes"] == 5_000_000  # type: ignore[index]
+    assert output["stabilise_distance"] == override
+    assert output["max_gif_bytes"] == 5_000_000
     overridden = prepared_now(app)
     assert overridden.template.version != automatic.template.version
     assert overridden.template.max_gif_bytes == 5_000_000
@@ -94,7 +94,7 @@ def test_stabilise_and_budget_round_trip(app: Flask, admin_client: FlaskClient) 
 
     # No budget at all (0) keeps the version, yet changes the render key.
     save(admin_client, stabilise_distance=str(override), max_gif_bytes="0")
-    assert toml_of(app)["output"]["max_gif_bytes"] == 0  # type: ignore[index]
+    assert toml_of(app)["output"]["max_gif_bytes"] == 0
     template = site(app).templates.get("small", enabled_only=False)
     assert template.version == overridden.template.version and template.max_gif_bytes is None
     assert render_key(admin_client) not in (budget_key, automatic_key)
@@ -105,7 +105,7 @@ def test_stabilise_and_budget_round_trip(app: Flask, admin_client: FlaskClient) 
     # Emptied: automatic again, the brand's budget; the keys are back where they were.
     save(admin_client, stabilise_distance="", max_gif_bytes="")
     output = toml_of(app)["output"]
-    assert "stabilise_distance" not in output and "max_gif_bytes" not in output  # type: ignore[operator]
+    assert "stabilise_distance" not in output and "max_gif_bytes" not in output
     assert prepared_now(app).template.version == automatic.template.version
     assert render_key(admin_client) == automatic_key
 
@@ -151,7 +151,7 @@ def test_palette_spans_round_trip(app: Flask, admin_client: FlaskClient) -> None
 
     # On: written to template.toml, a new version whose preparation tries it; new render keys.
     save(admin_client, palette_spans="y")
-    assert toml_of(app)["output"]["palette_spans"] is True  # type: ignore[index]
+    assert toml_of(app)["output"]["palette_spans"] is True
     short = prepared_now(app)
     assert short.template.palette_spans and short.template.version != one.template.version
     assert [o["palettes"] for o in manifest(short)["palette_choice"]["tried"]] == [1]  # type: ignore[index]
@@ -178,7 +178,7 @@ def test_palette_spans_round_trip(app: Flask, admin_client: FlaskClient) -> None
 
     # Off again: the key is gone, and the editor still says what it measured with it on.
     save(admin_client, trim_start="0", trim_duration="3")
-    assert "palette_spans" not in toml_of(app)["output"]  # type: ignore[operator]
+    assert "palette_spans" not in toml_of(app)["output"]
     off = prepared_now(app)
     assert not off.template.palette_spans and off.template.version != tried.template.version
     page = page_of(admin_client)
@@ -205,7 +205,7 @@ def test_the_next_render_takes_the_setting(app: Flask, admin_client: FlaskClient
     assert response.status_code == 303, response.get_data(as_text=True)
     assert wait_ready(admin_client, "head-scratch")["state"] == "ready"
     output = toml_of(app, "head-scratch")["output"]
-    assert "palette_spans" not in output and output["stabilise_distance"] == 7  # type: ignore[index,operator]
+    assert "palette_spans" not in output and output["stabilise_distance"] == 7
     assert not any(local_tables(gif_of(admin_client)))
     page = page_of(admin_client, "head-scratch")
     assert not ticked(page)

@@ -8,6 +8,7 @@ import re
 import time
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -29,7 +30,7 @@ def templates_dir(app: Flask) -> Path:
     return site(app).settings.templates_dir
 
 
-def toml_of(app: Flask, template_id: str = "small") -> dict[str, object]:
+def toml_of(app: Flask, template_id: str = "small") -> dict[str, Any]:
     return tomllib.loads((templates_dir(app) / template_id / "template.toml").read_text())
 
 
@@ -126,9 +127,9 @@ def test_edit_writes_template_toml_and_the_catalog_follows(
     data = toml_of(app)
     assert data["name"] == "Small"
     assert data["captions"] == ["Hello", "Hop on"]
-    assert data["text"]["box"] == [8, 50, 144, 36]  # type: ignore[index]
-    assert data["text"]["fill"] == "#ffcc00"  # type: ignore[index]
-    assert data["text"]["font"] == "NotoSans-Bold.ttf"  # type: ignore[index]
+    assert data["text"]["box"] == [8, 50, 144, 36]
+    assert data["text"]["fill"] == "#ffcc00"
+    assert data["text"]["font"] == "NotoSans-Bold.ttf"
     assert data["trim"] == before["trim"] and data["source"] == before["source"]
     listed = admin_client.get("/api/templates").get_json()[0]
     assert listed["name"] == "Small"
@@ -279,7 +280,7 @@ def test_visitors_keep_the_current_version_until_the_edit_is_prepared(
         assert toml_of(app) == before
         assert admin_client.get("/api/templates").get_json()[0] == listed
     assert wait_ready(admin_client, "small")["state"] == "ready"
-    assert toml_of(app)["output"]["loop"] == "boomerang"  # type: ignore[index]
+    assert toml_of(app)["output"]["loop"] == "boomerang"
     assert admin_client.get("/api/templates").get_json()[0]["preview_url"] != listed["preview_url"]
 
 
@@ -294,7 +295,7 @@ def test_reverse_speed_and_trim_are_edited_and_prepared_again(
     assert response.status_code == 303, response.get_data(as_text=True)
     # Written once the new frames are ready; visitors keep the old version meanwhile.
     assert wait_ready(admin_client, "small")["state"] == "ready"
-    assert toml_of(app)["output"]["loop"] == "reverse"  # type: ignore[index]
+    assert toml_of(app)["output"]["loop"] == "reverse"
     new = catalog.prepared(catalog.get("small"))
     assert new.template.version != old.template.version
     assert np.array_equal(new.frames[0], old.frames[-1])
@@ -307,7 +308,7 @@ def test_reverse_speed_and_trim_are_edited_and_prepared_again(
     assert response.status_code == 303, response.get_data(as_text=True)
     assert wait_ready(admin_client, "small")["state"] == "ready"
     data = toml_of(app)
-    assert data["output"]["speed"] == 2.0  # type: ignore[index]
+    assert data["output"]["speed"] == 2.0
     assert data["trim"] == {"start": 0.5, "duration": 0.5}
     faster = catalog.prepared(catalog.get("small"))
     assert faster.frame_count == 4  # 0.5 s at 8 fps

@@ -24,7 +24,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expec
 from loopmark import create_app
 from loopmark.composition import setup_backends
 from loopmark.service.render_service import RenderService
-from loopmark.web.context import EXTENSION
+from loopmark.web.context import services
 from loopmark.web.server import create_server
 from tests.paths import DEMO_TEMPLATES, REPO
 
@@ -63,7 +63,7 @@ class LiveSite:
 
     @property
     def render(self) -> RenderService:
-        return self.app.extensions[EXTENSION].render
+        return services(self.app).render
 
 
 def live_site_config(data: Path) -> dict[str, Any]:
@@ -93,7 +93,7 @@ def live_site_config(data: Path) -> dict[str, Any]:
 def live_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSite]:
     data = tmp_path_factory.mktemp("browser-site")
     app = create_app(live_site_config(data))
-    setup_backends(app.extensions[EXTENSION].settings)
+    setup_backends(services(app).settings)
     server = create_server(app, "127.0.0.1", 0, threads=8)
     thread = threading.Thread(target=server.run, name="live-site", daemon=True)
     thread.start()
@@ -106,7 +106,7 @@ def live_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSite]:
     finally:
         server.close()
         thread.join(SERVER_STOP_SECONDS)
-        app.extensions[EXTENSION].close()
+        services(app).close()
 
 
 @pytest.fixture(scope="session")

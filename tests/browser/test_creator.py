@@ -52,7 +52,8 @@ def shot(page: Page, artifacts: Path, name: str) -> None:
 
 def caption_pixels(page: Page) -> int:
     """Non-transparent pixels the live preview drew on its canvas."""
-    return page.evaluate(
+    # What the script returns: Playwright types every evaluation as Any.
+    pixels: int = page.evaluate(
         """() => {
             const c = document.getElementById('preview-canvas');
             const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
@@ -61,6 +62,7 @@ def caption_pixels(page: Page) -> int:
             return n;
         }"""
     )
+    return pixels
 
 
 def pick(page: Page, name: str) -> None:
@@ -81,10 +83,11 @@ def check_result(page: Page, site: LiveSite, caption: str, artifacts: Path, name
 
     share_url = f"{site.url}/s/{key}"
     assert len(urlsplit(share_url).path) <= 32
-    links = {
-        kind: page.locator(f"a.share-{kind}").get_attribute("href")
-        for kind in ("facebook", "x", "whatsapp", "email")
-    }
+    links: dict[str, str] = {}
+    for kind in ("facebook", "x", "whatsapp", "email"):
+        href = page.locator(f"a.share-{kind}").get_attribute("href")
+        assert href is not None, kind
+        links[kind] = href
     assert parse_qs(urlsplit(links["facebook"]).query)["u"] == [share_url]
     assert parse_qs(urlsplit(links["x"]).query)["url"] == [share_url]
     assert share_url in parse_qs(urlsplit(links["whatsapp"]).query)["text"][0]

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import BrowserContext, Page, Request, expect
 
+from loopmark.web.context import services
 from tests.browser.conftest import QUEUE_SIZE, LiveSite, open_page
 
 # More than a desktop loads before the visitor scrolls (a screenful and a row more, then one
@@ -38,7 +39,7 @@ def curated(live_site: LiveSite) -> list[str]:
             outcome = live_site.render.request(template, caption, wait_s=RENDER_SECONDS)
             assert outcome.status == "done", outcome
             keys.append(outcome.key)
-    gallery = live_site.app.extensions["loopmark"].gallery
+    gallery = services(live_site.app).gallery
     for entry in gallery.entries():
         if entry.key not in keys:
             gallery.remove(entry.key)
@@ -58,7 +59,9 @@ def graphql_requests(page: Page) -> list[dict[str, object]]:
     def seen(request: Request) -> None:
         if request.url.endswith("/graphql"):
             assert request.method == "POST"
-            sent.append(request.post_data_json["variables"])
+            body = request.post_data_json
+            assert body is not None
+            sent.append(body["variables"])
 
     page.on("request", seen)
     return sent
@@ -81,11 +84,16 @@ def media_order(page: Page) -> list[tuple[str, str]]:
 
 
 def card_keys(page: Page) -> list[str]:
-    return page.eval_on_selector_all(".gallery-item", "cards => cards.map(c => c.dataset.key)")
+    # What the script returns: Playwright types every evaluation as Any.
+    keys: list[str] = page.eval_on_selector_all(
+        ".gallery-item", "cards => cards.map(c => c.dataset.key)"
+    )
+    return keys
 
 
 def batch_facts(page: Page) -> dict[str, int]:
-    return page.evaluate(
+    # What the script returns: Playwright types every evaluation as Any.
+    facts: dict[str, int] = page.evaluate(
         """() => {
             const grid = document.getElementById('gallery-grid');
             const tracks = getComputedStyle(grid).gridTemplateColumns.trim().split(/\\s+/);
@@ -93,6 +101,7 @@ def batch_facts(page: Page) -> dict[str, int]:
                     cards: grid.querySelectorAll('.gallery-item').length};
         }"""
     )
+    return facts
 
 
 def scroll_to_the_end(page: Page) -> None:

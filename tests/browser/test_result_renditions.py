@@ -27,7 +27,7 @@ def test_the_result_page_plays_the_mp4_when_it_lands(
     assert service.records.claim_lease(
         key, owner="slow-worker", template_id="wake-up", caption=caption, lease_seconds=LEASE_S
     )
-    media = {"width": 480, "height": 270, "frames": 26, "bytes": 1}
+    media: dict[str, object] = {"width": 480, "height": 270, "frames": 26, "bytes": 1}
 
     def land(kind: str) -> None:
         payload = service.blobs.get(media_keys(source.key)[kind])

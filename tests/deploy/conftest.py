@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ STAND_IN_CONTAINERFILE = (
 class Synth:
     stack: LoopmarkStack
     template: Template
-    json: dict[str, Any]
+    json: Mapping[str, Any]
     outdir: Path
     seconds: float
 

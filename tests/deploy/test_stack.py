@@ -54,7 +54,11 @@ def functions(synth: Synth) -> dict[str, dict[str, Any]]:
 
 
 def function(synth: Synth, contains: str) -> dict[str, Any]:
-    return functions(synth)[logical_id(synth, "AWS::Lambda::Function", contains)]["Properties"]
+    # CloudFormation JSON: a resource's Properties are an object.
+    properties: dict[str, Any] = functions(synth)[
+        logical_id(synth, "AWS::Lambda::Function", contains)
+    ]["Properties"]
+    return properties
 
 
 # -- media bucket ------------------------------------------------------------------------------

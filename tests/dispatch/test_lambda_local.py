@@ -9,21 +9,23 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
-from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
 from loopmark.dispatch.lambda_local import MAX_PAYLOAD_BYTES
 from tests.dispatch.conftest import REPO_ROOT, LambdaLocal
 
+if TYPE_CHECKING:
+    from mypy_boto3_lambda import LambdaClient
+
 INVOKE = "/2015-03-31/functions/fn/invocations"
 
 
 @pytest.fixture
-def client(lambda_env: LambdaLocal) -> Iterator[BaseClient]:
+def client(lambda_env: LambdaLocal) -> Iterator[LambdaClient]:
     lambda_client = boto3.session.Session().client("lambda")
     yield lambda_client
     lambda_client.close()
@@ -45,15 +47,17 @@ def _raw(
         connection.close()
 
 
-def test_request_response_returns_the_handlers_result(client: BaseClient) -> None:
+def test_request_response_returns_the_handlers_result(client: LambdaClient) -> None:
     event = {"greeting": "héllo 👋", "n": [1, 2, 3]}
     response = client.invoke(FunctionName="my-fn", Payload=json.dumps(event).encode())
     assert response["StatusCode"] == 200
-    assert "FunctionError" not in response
+    # keys(): boto3-stubs mark every key of the answer required, so mypy would take the key as
+    # always there; Lambda leaves FunctionError out when the function did not fail.
+    assert "FunctionError" not in response.keys()
     assert json.loads(response["Payload"].read()) == {"echo": event, "function": "my-fn"}
 
 
-def test_a_handler_exception_is_a_function_error(client: BaseClient) -> None:
+def test_a_handler_exception_is_a_function_error(client: LambdaClient) -> None:
     response = client.invoke(FunctionName="fn", Payload=b'{"raise": "boom"}')
     assert response["StatusCode"] == 200
     assert response["FunctionError"] == "Unhandled"
@@ -62,7 +66,7 @@ def test_a_handler_exception_is_a_function_error(client: BaseClient) -> None:
 
 
 def test_an_event_invocation_is_accepted_before_it_runs(
-    client: BaseClient, lambda_env: LambdaLocal, tmp_path: Path
+    client: LambdaClient, lambda_env: LambdaLocal, tmp_path: Path
 ) -> None:
     gate = tmp_path / "gate"
     marker = uuid.uuid4().hex
@@ -81,7 +85,9 @@ def test_an_event_invocation_is_accepted_before_it_runs(
     lambda_env.wait_for(lambda e: e["event"].get("id") == marker, "the gated event")
 
 
-def test_dry_run_answers_204_and_runs_nothing(client: BaseClient, lambda_env: LambdaLocal) -> None:
+def test_dry_run_answers_204_and_runs_nothing(
+    client: LambdaClient, lambda_env: LambdaLocal
+) -> None:
     marker = uuid.uuid4().hex
     response = client.invoke(
         FunctionName="fn", InvocationType="DryRun", Payload=json.dumps({"id": marker}).encode()
@@ -90,7 +96,7 @@ def test_dry_run_answers_204_and_runs_nothing(client: BaseClient, lambda_env: La
     assert not any(e["event"].get("id") == marker for e in lambda_env.drain())
 
 
-def test_malformed_json_is_400(client: BaseClient, lambda_local: LambdaLocal) -> None:
+def test_malformed_json_is_400(client: LambdaClient, lambda_local: LambdaLocal) -> None:
     status, headers, body = _raw(lambda_local, "POST", INVOKE, b"{not json")
     assert status == 400
     assert headers["x-amzn-ErrorType"] == "InvalidRequestContentException"
@@ -131,12 +137,12 @@ def test_unknown_routes_are_404(lambda_local: LambdaLocal, method: str, path: st
     assert status == 404
 
 
-def test_an_empty_body_is_an_empty_event(client: BaseClient) -> None:
+def test_an_empty_body_is_an_empty_event(client: LambdaClient) -> None:
     response = client.invoke(FunctionName="fn", Payload=b"")
     assert json.loads(response["Payload"].read())["echo"] == {}
 
 
-def test_one_log_line_per_invocation(client: BaseClient, lambda_local: LambdaLocal) -> None:
+def test_one_log_line_per_invocation(client: LambdaClient, lambda_local: LambdaLocal) -> None:
     response = client.invoke(FunctionName="logged-fn", Payload=b"{}")
     request_id = response["ResponseMetadata"]["RequestId"]
     assert request_id

@@ -35,7 +35,7 @@ import boto3
 import boto3.session
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import GifImagePlugin, Image
 
 from loopmark.brand import demo_brand
 from loopmark.renderer.prepare import prepared_version_folder
@@ -308,7 +308,9 @@ def test_renderer_lambda_renders_an_arabic_and_emoji_caption(
     s3 = session.client("s3", endpoint_url=aws["AWS_ENDPOINT_URL"])
     gif = s3.get_object(Bucket=BUCKET, Key=f"media/{media_keys(key)['gif']}")["Body"].read()
     with Image.open(io.BytesIO(gif)) as decoded:
-        assert decoded.format == "GIF" and decoded.n_frames > 1
+        # The GIF plugin's image type is the one that counts its frames.
+        assert decoded.format == "GIF" and isinstance(decoded, GifImagePlugin.GifImageFile)
+        assert decoded.n_frames > 1
         first = np.asarray(decoded.convert("RGB"), dtype=np.int16)
 
     # The caption-free first frame, from the artifacts the image carries.

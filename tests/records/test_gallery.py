@@ -16,6 +16,7 @@ from loopmark.records import (
     GalleryEntry,
     GalleryRecords,
     RenderRecord,
+    RenderStatus,
     open_gallery_records,
     open_render_records,
 )
@@ -31,7 +32,9 @@ from tests.records.conftest import (
 )
 
 
-def render(key: str, *, status: str = "done", caption: str = "Hello", **media: Any) -> RenderRecord:
+def render(
+    key: str, *, status: RenderStatus = RenderStatus.DONE, caption: str = "Hello", **media: Any
+) -> RenderRecord:
     return RenderRecord(
         key=key,
         status=status,
@@ -102,8 +105,10 @@ def test_adding_twice_changes_nothing(gallery: GalleryRecords, clock: FakeClock)
     assert gallery.version() == version
 
 
-@pytest.mark.parametrize("status", ["rendering", "failed", "blocked"])
-def test_only_a_done_render_can_be_added(gallery: GalleryRecords, status: str) -> None:
+@pytest.mark.parametrize(
+    "status", [RenderStatus.RENDERING, RenderStatus.FAILED, RenderStatus.BLOCKED]
+)
+def test_only_a_done_render_can_be_added(gallery: GalleryRecords, status: RenderStatus) -> None:
     with pytest.raises(BadInput, match="done"):
         gallery.add(render("k1", status=status))
     assert gallery.entries() == [] and gallery.version() == 0

@@ -8,7 +8,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +78,7 @@ def test_claim_on_an_empty_key_is_held_by_the_owner(
     held = claim(records, "k1", "alice")
     assert held == RenderRecord(
         key="k1",
-        status="rendering",
+        status=RenderStatus.RENDERING,
         template_id="bunny",
         caption="Hello",
         owner="alice",
@@ -244,7 +244,7 @@ def test_an_accepted_render_is_recorded_queued_before_any_worker_claims_it(
     queued = records.get("k1")
     assert queued == RenderRecord(
         key="k1",
-        status="queued",
+        status=RenderStatus.QUEUED,
         template_id="bunny",
         caption="Hello",
         owner=None,
@@ -578,11 +578,8 @@ def dynamo_records(aws: str) -> Iterator[DynamoRenderRecords]:
     yield from set_up(DynamoRenderRecords(DynamoTable(TABLE), clock=lambda: START))
 
 
-def raw_item(key: str) -> dict[str, object]:
-    item: dict[str, object] = boto3.client("dynamodb").get_item(
-        TableName=TABLE, Key={"key": {"S": key}}
-    )["Item"]
-    return item
+def raw_item(key: str) -> Mapping[str, object]:
+    return boto3.client("dynamodb").get_item(TableName=TABLE, Key={"key": {"S": key}})["Item"]
 
 
 def test_ttl_is_set_only_on_failed_records(dynamo_records: DynamoRenderRecords) -> None:

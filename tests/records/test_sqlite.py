@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -81,7 +81,8 @@ def test_setup_makes_a_wal_database_at_the_current_schema_version(
 
 def test_without_setup_every_call_is_unavailable_and_no_file_appears(tmp_path: Path) -> None:
     adapter = SqliteRenderRecords(SqliteDatabase(tmp_path / "missing.db"))
-    for call in (adapter.check, lambda: adapter.get("k")):
+    calls: tuple[Callable[[], object], ...] = (adapter.check, lambda: adapter.get("k"))
+    for call in calls:
         with pytest.raises(RecordsUnavailable, match="loopmark setup"):
             call()
     assert not (tmp_path / "missing.db").exists()

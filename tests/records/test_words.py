@@ -136,7 +136,7 @@ def test_a_bad_word_in_an_import_changes_nothing_and_is_named(words: WordListRec
     with pytest.raises(BadInput, match="word 3"):
         words.replace("banned", ["three", "four", "fi\u202eve", "six"])
     with pytest.raises(BadInput):
-        words.replace("banned", "one text, not a list")  # type: ignore[arg-type]
+        words.replace("banned", "one text, not a list")
     assert words.lists().banned == {"one", "two"} and words.version() == 1
 
 

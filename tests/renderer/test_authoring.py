@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -58,7 +60,9 @@ def test_branding_frame_is_composited(clip: Path, tmp_path: Path) -> None:
         hostile_videos.text_file,
     ],
 )
-def test_hostile_videos_are_refused_and_leave_nothing(make, tmp_path: Path) -> None:  # noqa: ANN001
+def test_hostile_videos_are_refused_and_leave_nothing(
+    make: Callable[[Path], Path], tmp_path: Path
+) -> None:
     video = make(tmp_path)
     with pytest.raises(VideoRejected):
         add_template(NewTemplate("bad", video), tmp_path / "t", tmp_path / "p")
@@ -75,8 +79,11 @@ def test_hostile_videos_are_refused_and_leave_nothing(make, tmp_path: Path) -> N
         ({"duration_s": 30.0}, "--duration"),
     ],
 )
-def test_bad_options_are_refused(clip: Path, tmp_path: Path, changes: dict, message: str) -> None:
-    fields = {"template_id": "ok", "video": clip, **changes}
+def test_bad_options_are_refused(
+    clip: Path, tmp_path: Path, changes: dict[str, Any], message: str
+) -> None:
+    # Any: each case sets one field, of that field's own type, to a value it refuses.
+    fields: dict[str, Any] = {"template_id": "ok", "video": clip, **changes}
     with pytest.raises(BadInput, match=message):
         add_template(NewTemplate(**fields), tmp_path / "t", tmp_path / "p")
 

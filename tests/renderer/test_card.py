@@ -22,6 +22,7 @@ from loopmark.renderer.card import (
 from loopmark.renderer.colours import parse_hex_colour
 from loopmark.renderer.prepare import PreparedTemplate
 from loopmark.renderer.render import caption_layer, compose_frames, render
+from tests.pixels import pixel
 
 
 def other_brand() -> Brand:
@@ -49,9 +50,9 @@ def test_card_is_1200_by_630_under_300_kb_for_any_frame_shape(size: tuple[int, i
     card = open_card(share_card(frame, demo_brand()))
     # The corners are the brand's colour, the centre is the frame's.
     background = parse_hex_colour(demo_brand().colours.primary)
-    assert colour_distance(card.getpixel((3, 3)), background) <= 6
-    assert colour_distance(card.getpixel((1196, 626)), background) <= 6
-    assert colour_distance(card.getpixel((600, 280)), (10, 200, 30)) <= 8
+    assert colour_distance(pixel(card, (3, 3)), background) <= 6
+    assert colour_distance(pixel(card, (1196, 626)), background) <= 6
+    assert colour_distance(pixel(card, (600, 280)), (10, 200, 30)) <= 8
 
 
 def test_worst_case_noise_still_fits_under_300_kb() -> None:
@@ -64,7 +65,7 @@ def test_brand_colours_and_line_come_from_the_brand() -> None:
     frame = np.zeros((90, 160, 3), dtype=np.uint8)
     brand = other_brand()
     card = open_card(share_card(frame, brand))
-    assert colour_distance(card.getpixel((3, 3)), (0, 255, 0)) <= 6
+    assert colour_distance(pixel(card, (3, 3)), (0, 255, 0)) <= 6
     bottom = np.asarray(card)[CARD_HEIGHT - 80 :]
     red = (bottom[..., 0] > 200) & (bottom[..., 1] < 80) & (bottom[..., 2] < 80)
     assert red.sum() > 200  # the brand line is drawn in the brand's text colour
@@ -80,17 +81,17 @@ def test_render_carries_the_card_of_its_first_frame(small: PreparedTemplate) -> 
     expected = open_card(share_card(first, brand))
     difference = np.abs(np.asarray(card, dtype=int) - np.asarray(expected, dtype=int))
     assert difference.mean() < 1.0
-    assert colour_distance(card.getpixel((3, 3)), (0, 255, 0)) <= 6  # the brand handed in
+    assert colour_distance(pixel(card, (3, 3)), (0, 255, 0)) <= 6  # the brand handed in
 
 
 def test_the_site_card_is_drawn_from_the_brand() -> None:
     demo = open_card(site_card(demo_brand()))
-    assert colour_distance(demo.getpixel((3, 3)), parse_hex_colour("#5b2e91")) <= 6
+    assert colour_distance(pixel(demo, (3, 3)), parse_hex_colour("#5b2e91")) <= 6
     # The card picture sits left of the headline, inside the accent's border.
-    assert colour_distance(demo.getpixel((38, 200)), parse_hex_colour("#ff7a1a")) <= 30
+    assert colour_distance(pixel(demo, (38, 200)), parse_hex_colour("#ff7a1a")) <= 30
     other = open_card(site_card(replace(other_brand(), card_picture=None)))
-    assert colour_distance(other.getpixel((3, 3)), (0, 255, 0)) <= 6
-    assert colour_distance(other.getpixel((38, 200)), (0, 0, 255)) <= 30
+    assert colour_distance(pixel(other, (3, 3)), (0, 255, 0)) <= 6
+    assert colour_distance(pixel(other, (38, 200)), (0, 0, 255)) <= 30
 
 
 def _card_drawn_in_order(frame: np.ndarray, brand: Brand, line: str) -> Image.Image:

@@ -202,7 +202,7 @@ def test_the_trial_is_read_back_from_the_record_or_not_at_all() -> None:
         PaletteTrial(1)
     )
     # An older or altered manifest shows nothing rather than failing the page.
-    broken = [
+    broken: list[object] = [
         None,
         [],
         {"palettes": 1},

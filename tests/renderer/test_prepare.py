@@ -29,6 +29,7 @@ from loopmark.renderer.prepare import (
 )
 from loopmark.renderer.render import RenderSettings, render
 from loopmark.renderer.templates import load_template
+from tests.pixels import pixel
 
 
 def test_the_folder_name_joins_template_and_preparation_versions() -> None:
@@ -206,8 +207,8 @@ def test_a_frame_keeps_its_corners_on_a_clip_of_another_shape() -> None:
     bottom_right = bottom_right.resize((out, out), Image.Resampling.LANCZOS)
     assert portrait.crop((180 - out, 320 - out, 180, 320)).tobytes() == bottom_right.tobytes()
     # The middle stays see-through, the border goes all round.
-    assert portrait.getpixel((90, 160))[3] == 0
-    assert all(portrait.getpixel(xy)[3] == 255 for xy in ((0, 160), (179, 160), (90, 319)))
+    assert pixel(portrait, (90, 160))[3] == 0
+    assert all(pixel(portrait, xy)[3] == 255 for xy in ((0, 160), (179, 160), (90, 319)))
     # The frame's own shape (a template's case, or a landscape clip): plainly scaled.
     stretched = frame.resize((480, 270), Image.Resampling.LANCZOS)
     for keep in (False, True):

@@ -72,7 +72,8 @@ def brute_force_nearest(colours: np.ndarray, palette: np.ndarray) -> np.ndarray:
     """Integer squared distances to every usable entry; the lowest index wins a tie."""
     usable = palette[:TRANSPARENT_INDEX].astype(np.int64)
     distances = ((colours[:, None, :].astype(np.int64) - usable[None, :, :]) ** 2).sum(axis=2)
-    return distances.argmin(axis=1)
+    nearest: np.ndarray = distances.argmin(axis=1)
+    return nearest
 
 
 def random_palette(seed: int) -> np.ndarray:

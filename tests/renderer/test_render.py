@@ -215,11 +215,12 @@ def whole_box(
 def test_composing_only_the_ink_gives_the_whole_box_result(
     small: PreparedTemplate, caption: str, distance: float | None
 ) -> None:
-    settings = RenderSettings(stabilise_distance=distance or small.stabilise_distance)
+    stabilise_distance = distance or small.stabilise_distance
+    settings = RenderSettings(stabilise_distance=stabilise_distance)
     layer = caption_layer(small, caption)
     assert ((layer[..., 3] > 0) & (layer[..., 3] < 255)).any()  # an anti-aliased edge
     composed = compose_frames(small, layer)
     indices = caption_indices(small, composed, layer, settings)
-    frames, expected = whole_box(small, layer, settings.stabilise_distance)
+    frames, expected = whole_box(small, layer, stabilise_distance)
     assert np.array_equal(composed, frames)
     assert np.array_equal(indices, expected)

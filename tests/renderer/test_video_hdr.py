@@ -6,6 +6,7 @@ so the SDR original is the reference a good decode should come back to."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import pytest
@@ -15,8 +16,22 @@ from loopmark.renderer.probe import probe_video
 from loopmark.renderer.video import decode_frames
 from tests import phone_clips
 
-DECODE = {"start_s": 0.2, "duration_s": 0.5, "width": 160, "height": 90, "fps": 4, "speed": 1.0,
-          "max_frames": 3}  # fmt: skip
+
+class DecodeArgs(TypedDict):
+    """decode_frames' keyword arguments shared by every decode here."""
+
+    start_s: float
+    duration_s: float
+    width: int
+    height: int
+    fps: int
+    speed: float
+    max_frames: int
+
+
+DECODE = DecodeArgs(
+    start_s=0.2, duration_s=0.5, width=160, height=90, fps=4, speed=1.0, max_frames=3
+)
 
 
 def saturation(frames: NDArray[np.uint8]) -> float:

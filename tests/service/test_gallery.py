@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from loopmark.errors import RecordsUnavailable
-from loopmark.records import RenderRecord
+from loopmark.records import RenderRecord, RenderStatus
 from loopmark.records.gallery import GalleryEntry, SqliteGalleryRecords
 from loopmark.records.sqlite import SqliteDatabase
 from loopmark.service.gallery import (
@@ -54,7 +54,7 @@ class CountingRecords(SqliteGalleryRecords):
 def done(key: str, caption: str = "Hello") -> RenderRecord:
     return RenderRecord(
         key=key,
-        status="done",
+        status=RenderStatus.DONE,
         template_id="small",
         caption=caption,
         owner=None,

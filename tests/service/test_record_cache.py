@@ -60,7 +60,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def kept(counted: Counted, clock: Clock) -> KeptDoneRecords:
-    return KeptDoneRecords(counted, keep_s=1.0, clock=clock)  # type: ignore[arg-type]
+    return KeptDoneRecords(counted, keep_s=1.0, clock=clock)
 
 
 def render_to_done(kept: KeptDoneRecords) -> None:
@@ -124,7 +124,7 @@ def test_forget_and_an_adapters_own_methods_drop_what_is_kept(
 
 
 def test_at_most_max_kept_records(counted: Counted, clock: Clock) -> None:
-    kept = KeptDoneRecords(counted, keep_s=60, max_kept=2, clock=clock)  # type: ignore[arg-type]
+    kept = KeptDoneRecords(counted, keep_s=60, max_kept=2, clock=clock)
     keys = [c * 24 for c in "bcd"]
     for key in keys:
         kept.enqueue(key, template_id="small", caption=key, words_version=None)

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypedDict
 
 import boto3
 import pytest
@@ -36,6 +37,14 @@ from tests.service.conftest import make_settings
 WAIT_S = 60.0  # generous: a bound against hangs, not a timing assertion
 
 
+class Claim(TypedDict):
+    """claim_lease's keywords besides the owner."""
+
+    template_id: str
+    caption: str
+    lease_seconds: float
+
+
 def done(service: RenderService, caption: str) -> RenderOutcome:
     outcome = service.request("small", caption, wait_s=WAIT_S)
     assert outcome.status == "done", outcome
@@ -43,7 +52,7 @@ def done(service: RenderService, caption: str) -> RenderOutcome:
 
 
 def renders_done(service: RenderService) -> float:
-    return service.metrics.renders.labels(result="done")._value.get()
+    return float(service.metrics.renders.labels(result="done")._value.get())
 
 
 def test_first_request_renders_then_the_cache_answers(service: RenderService) -> None:
@@ -269,12 +278,13 @@ def test_outages_never_use_up_a_captions_attempts(aws: str, tmp_path: Path, work
 
 def test_a_take_down_during_storing_leaves_no_media(service: RenderService) -> None:
     real_put = service.blobs.put
-    key = render_key(service.catalog.get("small"), "Racing the admin")
+    racing_key = render_key(service.catalog.get("small"), "Racing the admin")
 
-    def put_then_take_down(storage_key: str, data: bytes, *, content_type: str) -> None:
-        if storage_key.endswith("loop.gif"):
-            service.take_down(key, reason="admin, mid-render")
-        real_put(storage_key, data, content_type=content_type)
+    # Named as BlobStore.put names them, so it may stand in for the method.
+    def put_then_take_down(key: str, data: bytes, *, content_type: str) -> None:
+        if key.endswith("loop.gif"):
+            service.take_down(racing_key, reason="admin, mid-render")
+        real_put(key, data, content_type=content_type)
 
     service.blobs.put = put_then_take_down  # type: ignore[method-assign]
     with pytest.raises(RenderBlocked):
@@ -282,10 +292,10 @@ def test_a_take_down_during_storing_leaves_no_media(service: RenderService) -> N
     # The request learns of the block while the worker may still be storing the other media;
     # once it finds its "done" refused it deletes them all (seen racing on a loaded machine).
     deadline = time.monotonic() + WAIT_S
-    while any(service.blobs.exists(k) for k in media_keys(key).values()):
+    while any(service.blobs.exists(k) for k in media_keys(racing_key).values()):
         assert time.monotonic() < deadline, "the taken-down render's media stayed"
         time.sleep(0.05)
-    record = service.records.get(key)
+    record = service.records.get(racing_key)
     assert record is not None and record.status == "blocked"
 
 
@@ -339,7 +349,7 @@ def test_a_heartbeat_keeps_a_quiet_render_leased_and_stops_with_it(
     """No progress for several leases (a template being prepared, media being stored): the
     heartbeat renews the lease, so nobody takes over; once the render ends, it lapses."""
     service, key = short_lease, "b" * 24
-    claim = {"template_id": "small", "caption": "Quiet", "lease_seconds": 1.0}
+    claim = Claim(template_id="small", caption="Quiet", lease_seconds=1.0)
     assert service.records.claim_lease(key, owner=service.owner, **claim) is not None
     with _LeaseKeeper(service, key, lambda _fraction: None):
         time.sleep(2.5)
@@ -350,7 +360,7 @@ def test_a_heartbeat_keeps_a_quiet_render_leased_and_stops_with_it(
 
 def test_a_lost_lease_is_noticed_at_the_next_report(short_lease: RenderService) -> None:
     service, key = short_lease, "c" * 24
-    claim = {"template_id": "small", "caption": "Lost", "lease_seconds": 1.0}
+    claim = Claim(template_id="small", caption="Lost", lease_seconds=1.0)
     assert service.records.claim_lease(key, owner=service.owner, **claim) is not None
     # The records say another worker holds it now (ours lapsed and was taken over).
     service.records.fail(key, owner=service.owner, error="test", retryable=True)

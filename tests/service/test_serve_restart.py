@@ -230,7 +230,7 @@ def test_sigterm_refuses_new_renders_with_retry_after_hands_back_and_exits_0(
             time.sleep(0.05)
 
         server.proc.send_signal(signal.SIGTERM)
-        answers = []
+        answers: list[tuple[int, str | None]] = []
         deadline = time.monotonic() + DRAIN_GRACE_SECONDS
         while time.monotonic() < deadline:
             answers.append(post_render(server.port, f"During the stop {len(answers)}"))

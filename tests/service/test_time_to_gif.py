@@ -29,7 +29,8 @@ class WatchedBlobs:
     def put(self, key: str, data: bytes, *, content_type: str) -> None:
         kind = next(k for k, v in media_keys(key.split("/")[2]).items() if v == key)
         record = self.service.records.get(key.split("/")[2])
-        stored = sorted(
+        assert record is not None  # claimed before any media is stored
+        stored: list[str] = sorted(
             k for k in ("gif", "poster", "thumbnail", "mp4", "card") if k in (record.media or {})
         )
         self.seen.append((kind, stored, self.service.status(key.split("/")[2])))
@@ -43,7 +44,7 @@ def test_the_gif_is_stored_and_recorded_before_the_mp4(service: RenderService) -
     caption = normalize_caption("GIF first")
     key = render_key(service.catalog.get("small"), caption)
     watched = WatchedBlobs(service.blobs, service)
-    service.blobs = watched  # type: ignore[assignment]
+    service.blobs = watched
     progress: list[float] = []
     service.execute(RenderJob(key, "small", caption), progress.append)
 
@@ -101,7 +102,7 @@ def test_a_take_down_while_the_mp4_is_made_deletes_what_lands_after(
             self.inner.put(storage_key, data, content_type=content_type)
 
     watched = TakeDownAtMp4(service.blobs, service)
-    service.blobs = watched  # type: ignore[assignment]
+    service.blobs = watched
     service.execute(RenderJob(key, "small", caption), lambda _f: None)
 
     record = service.records.get(key)

@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from loopmark.app import create_app
 from loopmark.composition import Services, setup_backends
 from loopmark.renderer.prepare import PreparedTemplate
 from loopmark.service.render_service import RenderService
-from loopmark.web.context import EXTENSION
+from loopmark.web.context import services
 from tests.paths import DEMO_TEMPLATES
 
 # Generous: the machine is shared. A test polling for a render fails only past this bound.
@@ -49,11 +50,18 @@ def site_config(tmp_path: Path, workdir: Path, **overrides: Any) -> dict[str, An
 
 
 def site_services(app: Flask) -> Services:
-    return app.extensions[EXTENSION]
+    return services(app)
 
 
 def render_service(app: Flask) -> RenderService:
     return site_services(app).render
+
+
+def json_object(response: TestResponse) -> dict[str, Any]:
+    """The response's JSON body, which is an object (Flask types every JSON body as Any)."""
+    body = response.get_json()
+    assert isinstance(body, dict), response.get_data(as_text=True)
+    return body
 
 
 def wait_done(client: FlaskClient, key: str) -> dict[str, Any]:
@@ -63,7 +71,7 @@ def wait_done(client: FlaskClient, key: str) -> dict[str, Any]:
         response = client.get(f"/api/renders/{key}")
         assert response.status_code in (200, 202), response.get_data(as_text=True)
         if response.status_code == 200:
-            return response.get_json()
+            return json_object(response)
         assert time.monotonic() < deadline, f"render {key} not done: {response.get_json()}"
         time.sleep(POLL_SECONDS)
 

@@ -18,7 +18,13 @@ from werkzeug.test import TestResponse
 from loopmark.errors import ConfigInvalid
 from loopmark.renderer.render import KEY_CHARS
 from loopmark.web.limits import client_address
-from tests.site.conftest import MakeApp, render_service, render_via_api, wait_done
+from tests.site.conftest import (
+    MakeApp,
+    json_object,
+    render_service,
+    render_via_api,
+    wait_done,
+)
 
 UNKNOWN_KEY = "a" * KEY_CHARS
 
@@ -27,7 +33,8 @@ def assert_error(response: TestResponse, status: int, code: str | None = None) -
     """A JSON error with a code and a human message, and no traceback anywhere."""
     assert response.status_code == status, response.get_data(as_text=True)
     assert response.mimetype == "application/json"
-    error = response.get_json()["error"]
+    error = json_object(response)["error"]
+    assert isinstance(error, dict), error
     assert isinstance(error["code"], str) and error["code"]
     assert isinstance(error["message"], str) and error["message"]
     if code is not None:

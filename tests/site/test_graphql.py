@@ -13,8 +13,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from graphql import build_schema as build_sdl_schema
 from graphql_server.exceptions import GraphQLValidationError
+from werkzeug.test import TestResponse
 
 from loopmark.records.gallery import GalleryEntry
+from loopmark.service.gallery import InMemoryGallery
 from loopmark.site.graphql import (
     MAX_ALIASES,
     MAX_BODY_BYTES,
@@ -29,7 +31,13 @@ from loopmark.site.graphql import (
     execute_checked,
 )
 from loopmark.web import links
-from tests.site.conftest import MakeApp, render_service, render_via_api, site_services
+from tests.site.conftest import (
+    MakeApp,
+    json_object,
+    render_service,
+    render_via_api,
+    site_services,
+)
 
 PAGE_QUERY = """
 query Page($first: Int, $after: String) {
@@ -58,7 +66,9 @@ def curate(app: Flask, captions: list[str]) -> list[str]:
     return keys
 
 
-def post(client: FlaskClient, query: str, variables: dict[str, Any] | None = None, **kw: Any):
+def post(
+    client: FlaskClient, query: str, variables: dict[str, Any] | None = None, **kw: Any
+) -> TestResponse:
     body: dict[str, Any] = {"query": query}
     if variables is not None:
         body["variables"] = variables
@@ -76,7 +86,7 @@ def gallery_keys(client: FlaskClient, first: int = MAX_PAGE_SIZE) -> list[str]:
 class CountingGallery:
     """The app's real gallery, counting how often a resolver reads it."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: InMemoryGallery) -> None:
         self.inner = inner
         self.calls = 0
 
@@ -107,11 +117,12 @@ def debug_client(make_app: MakeApp) -> FlaskClient:
     return make_app(LOOPMARK_DEBUG="1").test_client()
 
 
-def errors_of(response: Any) -> list[dict[str, Any]]:
+def errors_of(response: TestResponse) -> list[dict[str, Any]]:
     assert response.status_code == 200, response.get_data(as_text=True)
-    body = response.get_json()
+    body = json_object(response)
     assert body.get("data") is None, body
-    return body["errors"]
+    errors: list[dict[str, Any]] = body["errors"]  # GraphQL's response format
+    return errors
 
 
 def codes(response: Any) -> set[str]:

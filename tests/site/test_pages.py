@@ -20,7 +20,7 @@ from loopmark.errors import RecordsUnavailable
 from loopmark.renderer.prepare import PreparedTemplate
 from loopmark.service.render_service import RenderService
 from loopmark.site.pages import BBB_CREDIT, share_links
-from loopmark.web.context import EXTENSION
+from loopmark.web.context import services
 from loopmark.web.links import media_urls
 
 CAPTION = "Hello from the pages"
@@ -100,7 +100,7 @@ def site_config(workdir: Path, tmp: Path, **overrides: str) -> dict[str, Any]:
 
 
 def render_service(app: Flask) -> RenderService:
-    return app.extensions[EXTENSION].render
+    return services(app).render
 
 
 def render_done(service: RenderService, template_id: str, caption: str) -> str:
@@ -115,9 +115,9 @@ def site(
 ) -> Iterator[Flask]:
     """A site over the session's small template, with real SQLite records and local media."""
     app = create_app(site_config(workdir, tmp_path_factory.mktemp("pages")))
-    setup_backends(app.extensions[EXTENSION].settings)
+    setup_backends(services(app).settings)
     yield app
-    app.extensions[EXTENSION].close()
+    services(app).close()
 
 
 @pytest.fixture(scope="module")
@@ -235,7 +235,7 @@ def test_home_renders_without_templates(workdir: Path, tmp_path: Path) -> None:
     try:
         page = get_page(app.test_client(), "/")
     finally:
-        app.extensions[EXTENSION].close()
+        services(app).close()
     assert page.with_class("video", "hero-video") == []
     assert image_preloads(page) == []
     assert page.find("section", id="create")
@@ -351,7 +351,7 @@ def test_share_page_renders_when_records_are_down(workdir: Path, tmp_path: Path)
                 render_service(app).records.get(UNKNOWN_KEY)
         page = get_page(app.test_client(), f"/s/{UNKNOWN_KEY}")
     finally:
-        app.extensions[EXTENSION].close()
+        services(app).close()
     # From the key alone: the card (its size is fixed), the MP4 without a size claimed.
     assert page.one("og:title") == demo_brand().share.render_title == "A GIF made with Hop & Co."
     image = page.one("og:image")

@@ -19,8 +19,9 @@ from urllib3 import encode_multipart_formdata
 from loopmark.brand import DEMO_BRAND_FILE
 from loopmark.renderer.clip import is_clip_id
 from loopmark.service.uploads import source_key
+from tests.pixels import pixel
 from tests.renderer import hostile_videos as hv
-from tests.site.conftest import MakeApp, site_services, wait_done
+from tests.site.conftest import MakeApp, json_object, site_services, wait_done
 
 VISITOR = "X-Loopmark-Visitor"
 
@@ -32,7 +33,7 @@ def declare(client: FlaskClient, path: Path, **headers: str) -> dict[str, Any]:
         headers=headers,
     )
     assert response.status_code == 201, response.get_data(as_text=True)
-    return response.get_json()
+    return json_object(response)
 
 
 def multipart(fields: dict[str, str], data: bytes, name: str = "clip.mp4") -> dict[str, Any]:
@@ -235,7 +236,7 @@ def declare_bytes(client: FlaskClient, size: int) -> dict[str, Any]:
     response = client.post(
         "/api/uploads", json={"filename": "x.mp4", "content_type": "video/mp4", "size": size}
     )
-    return response.get_json()
+    return json_object(response)
 
 
 @pytest.mark.parametrize(
@@ -363,7 +364,7 @@ def test_an_upload_gets_the_brands_default_frame_and_it_is_in_the_key(
         status, gif = fetch(client, done[name]["gif_url"])
         assert status == 200
         with Image.open(io.BytesIO(gif)) as image:
-            edge = image.convert("RGB").getpixel((2, image.height // 2))
+            edge = pixel(image.convert("RGB"), (2, image.height // 2))
         expected = (255, 0, 0) if name == "red" else (255, 122, 26)
         assert all(abs(a - b) <= 24 for a, b in zip(edge, expected, strict=True)), (name, edge)
     # The same clip, trim and caption under another frame is another render.

@@ -10,6 +10,7 @@ import pytest
 from flask import Flask, Response, current_app, request
 from flask_compress import Compress
 
+from loopmark.package_data import STATIC_DIR
 from loopmark.storage.base import IMMUTABLE_CACHE_CONTROL
 from loopmark.web import assets
 from tests.site.conftest import MakeApp
@@ -66,7 +67,7 @@ def test_stylesheets_and_scripts_are_sent_compressed(app: Flask) -> None:
     client = app.test_client()
     with app.test_request_context():
         url = assets.asset_url("css/site.css")
-    original = (assets.STATIC_DIR / "css" / "site.css").read_bytes()
+    original = (STATIC_DIR / "css" / "site.css").read_bytes()
     for encoding, decode in (("br", brotli.decompress), ("gzip", gzip.decompress)):
         response = client.get(url, headers={"Accept-Encoding": f"{encoding}, identity"})
         assert response.status_code == 200
@@ -99,9 +100,9 @@ def test_compression_decides_at_once_as_flask_compress_would(app: Flask) -> None
     # Compression answers small and encoded bodies before flask-compress's checks; every answer
     # must come out exactly as flask-compress alone would leave it.
     (compression,) = [
-        hook.__self__
+        owner
         for hook in app.after_request_funcs[None]
-        if isinstance(getattr(hook, "__self__", None), Compress)
+        if isinstance(owner := getattr(hook, "__self__", None), Compress)
     ]
     assert isinstance(compression, assets.Compression)
     big = "x" * (assets.COMPRESS_MIN_BYTES * 4)

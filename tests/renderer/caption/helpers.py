@@ -52,6 +52,13 @@ def ink_bands(image: Image.Image) -> int:
     return int(np.count_nonzero(rows[1:] & ~rows[:-1]) + rows[0])
 
 
+def ink_box(image: Image.Image) -> tuple[int, int, int, int]:
+    """The bounding box of the ink (left, top, right, bottom); fails when there is none."""
+    box = image.getbbox()
+    assert box is not None, "the layer has no ink"
+    return box
+
+
 def save(name: str, layer: Image.Image) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     background = Image.new("RGBA", layer.size, (70, 110, 160, 255))

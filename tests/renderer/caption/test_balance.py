@@ -14,7 +14,7 @@ from loopmark.renderer.caption import (
     fonts_dir,
     render_caption_layer,
 )
-from tests.renderer.caption.helpers import BOX, save, style
+from tests.renderer.caption.helpers import BOX, ink_box, save, style
 
 HEAD_SCRATCH_BOX = (284, 80)  # templates_video/head-scratch: Lobster, stroke 4, right-aligned
 
@@ -56,7 +56,7 @@ def test_the_widowed_caption_of_a_real_template_is_balanced() -> None:
     # "Wait, what" / "day is it?" would be more even, but moving the descender of "day" to the
     # last line needs more height than the box has at this size: the best split that fits wins.
     assert fit.lines == ("Wait, what day", "is it?")
-    left, top, right, bottom = render_caption_layer(text, HEAD_SCRATCH_BOX, st).getbbox()
+    left, top, right, bottom = ink_box(render_caption_layer(text, HEAD_SCRATCH_BOX, st))
     assert left > 0 and top > 0 and right < HEAD_SCRATCH_BOX[0] and bottom < HEAD_SCRATCH_BOX[1]
 
 

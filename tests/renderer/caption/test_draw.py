@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from loopmark.renderer.caption import fonts_dir, render_caption_layer
-from tests.renderer.caption.helpers import BOX, WHITE, alpha, ink_columns, save, style
+from tests.renderer.caption.helpers import BOX, WHITE, alpha, ink_box, ink_columns, save, style
 
 
 def test_arabic_differs_from_unshaped_basic_layout() -> None:
@@ -41,8 +41,8 @@ def test_emoji_are_drawn_in_colour_at_text_size() -> None:
     chroma = rgba[..., :3].max(axis=2) - rgba[..., :3].min(axis=2)
     assert np.count_nonzero(opaque & (chroma > 80)) > 100
     # Comparable to the text: taller than a capital, not twice as tall.
-    emoji_box = layer.getbbox()
-    cap_box = render_caption_layer("H", BOX, st).getbbox()
+    emoji_box = ink_box(layer)
+    cap_box = ink_box(render_caption_layer("H", BOX, st))
     ratio = (emoji_box[3] - emoji_box[1]) / (cap_box[3] - cap_box[1])
     assert 1.0 < ratio < 1.7
 

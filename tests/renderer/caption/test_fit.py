@@ -6,7 +6,7 @@ import pytest
 
 from loopmark.errors import CaptionRejected
 from loopmark.renderer.caption import fit_caption, render_caption_layer
-from tests.renderer.caption.helpers import BOX, ink_bands, save, style
+from tests.renderer.caption.helpers import BOX, ink_bands, ink_box, save, style
 
 
 def test_long_caption_wraps_into_max_lines_inside_the_box() -> None:
@@ -19,7 +19,7 @@ def test_long_caption_wraps_into_max_lines_inside_the_box() -> None:
     assert len(fit.lines) == 2
     assert " ".join(fit.lines) == text
     assert ink_bands(layer) == 2
-    left, top, right, bottom = layer.getbbox()
+    left, top, right, bottom = ink_box(layer)
     # Nothing clipped: the stroke keeps the ink off the box's edges.
     assert left > 0 and top > 0 and right < BOX[0] and bottom < BOX[1]
 
@@ -34,7 +34,7 @@ def test_auto_fit_shrinks_longer_text_and_keeps_ink_inside() -> None:
     ):
         fit = fit_caption(text.strip(), BOX, st)
         layer = render_caption_layer(text.strip(), BOX, st)
-        left, top, right, bottom = layer.getbbox()
+        left, top, right, bottom = ink_box(layer)
         assert left > 0 and top > 0 and right < BOX[0] and bottom < BOX[1], text
         sizes.append(fit.size)
     assert sizes[0] == 48
@@ -42,8 +42,8 @@ def test_auto_fit_shrinks_longer_text_and_keeps_ink_inside() -> None:
     # The ink of the fitted long caption really is smaller: compare glyph heights.
     short = render_caption_layer("H", BOX, st)
     long = render_caption_layer("H " + "word " * 20 + "H", BOX, st)
-    short_h = short.getbbox()[3] - short.getbbox()[1]
-    long_h = long.getbbox()[3] - long.getbbox()[1]
+    short_h = ink_box(short)[3] - ink_box(short)[1]
+    long_h = ink_box(long)[3] - ink_box(long)[1]
     assert ink_bands(long) == 2
     assert long_h < 2 * short_h
 
@@ -74,7 +74,7 @@ def test_alignment_moves_the_ink() -> None:
     left = render_caption_layer(text, BOX, style(size=40, stroke_width=3, align="left"))
     center = render_caption_layer(text, BOX, style(size=40, stroke_width=3, align="center"))
     right = render_caption_layer(text, BOX, style(size=40, stroke_width=3, align="right"))
-    lbox, cbox, rbox = left.getbbox(), center.getbbox(), right.getbbox()
+    lbox, cbox, rbox = ink_box(left), ink_box(center), ink_box(right)
     assert lbox[0] < 10
     assert rbox[2] > BOX[0] - 10
     assert lbox[0] < cbox[0] < rbox[0]
@@ -85,7 +85,7 @@ def test_alignment_moves_the_ink() -> None:
 
 def test_text_is_centred_vertically() -> None:
     layer = render_caption_layer("Centred", BOX, style(size=40))
-    _, top, _, bottom = layer.getbbox()
+    _, top, _, bottom = ink_box(layer)
     assert abs(top - (BOX[1] - bottom)) <= 2
 
 
