@@ -17,7 +17,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from subprocess import Popen
@@ -85,7 +85,7 @@ def test_every_request_needing_frozen_records_gets_a_503_within_2_s(
             assert time.monotonic() < deadline, "the render never finished"
             time.sleep(0.1)
         key = services.render.recent(limit=1)[0].key
-        asks = {
+        asks: dict[str, Callable[[], Answer]] = {
             "cache hit": lambda: fetch("cache hit", f"{base}/api/renders", hit),
             "status": lambda: fetch("status", f"{base}/api/renders/{key}"),
         }

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
+from babel import Locale
 from flask import Flask, render_template_string
 from flask.testing import FlaskClient
 from PIL import Image
@@ -87,15 +88,15 @@ def test_each_language_is_parsed_once_and_still_chosen_per_request(
     app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     parsed: list[str] = []
-    real = i18n.Locale.parse
+    real = Locale.parse
 
-    def counting(identifier: object, *args: object, **kwargs: object) -> i18n.Locale:
+    def counting(identifier: object, *args: object, **kwargs: object) -> Locale:
         if isinstance(identifier, str):  # a Locale is taken as it is
             parsed.append(identifier)
         return real(identifier, *args, **kwargs)  # type: ignore[arg-type]
 
     i18n._locale.cache_clear()
-    monkeypatch.setattr(i18n.Locale, "parse", counting)
+    monkeypatch.setattr(Locale, "parse", counting)
     seen = []
     for header in ("de", "en", "de", "de-AT, en;q=0.5", "en"):
         with app.test_request_context(headers={"Accept-Language": header}):

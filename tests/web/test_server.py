@@ -507,7 +507,7 @@ def test_an_answer_goes_out_in_one_send_headers_with_its_body(
 def read_answers(sock: socket.socket, count: int) -> list[bytes]:
     """``count`` whole answers (each with a Content-Length) read from a kept-alive connection."""
     sock.settimeout(30)
-    data, answers = b"", []
+    data, answers = b"", list[bytes]()
     while len(answers) < count:
         head, sep, rest = data.partition(b"\r\n\r\n")
         length = next(
