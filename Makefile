@@ -78,7 +78,7 @@ lighthouse: $(STAMP) $(CHROMIUM) $(LIGHTHOUSE)
 test: $(STAMP) $(CHROMIUM) $(GIFSKI) $(AXE)
 	$(PY) -m pytest
 
-# ruff (lint and format), mypy --strict over the package, bench/ and deploy/ (not tests/ yet), and
+# ruff (lint and format), mypy --strict over the package, bench/, deploy/ and tests/, and
 # the import contracts (layers point one way; the renderer imports nothing of HTTP, AWS or the
 # backends): see pyproject.toml. mypy keeps a cache in .mypy_cache/: with it, a second run takes
 # about a second; without it, the AWS CDK's types make deploy/ cost about two minutes.
