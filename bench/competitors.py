@@ -13,6 +13,7 @@ Competitors import nothing from Loopmark or numpy, so their peak memory is their
 from __future__ import annotations
 
 import resource
+import statistics
 import subprocess
 import tempfile
 import time
@@ -30,6 +31,12 @@ RECIPE_SOURCE = "recipe from source"
 GIFSKI = "gifski 1.7.1"
 FLOOR = "floor: LZW + MP4 + one copy"
 PREPARE = "prepare"
+
+
+# The full render and the floor are each timed this many times in a repetition, in turn, and
+# their medians kept: one render's CPU scatters by a tenth or more (FFmpeg's start-up, caches),
+# and full ÷ floor, a ratio of two such single readings, moved by 0.3 from run to run.
+FULL_AND_FLOOR_TIMES = 3
 
 
 class Row(TypedDict):
@@ -151,17 +158,28 @@ def _floor(prepared: Any, caption: str, gif: Path) -> Row:
             "gif": str(gif)}  # fmt: skip
 
 
+def median_row(rows: list[Row]) -> Row:
+    """The median wall and CPU seconds of rows timing the same work (the first one's GIF)."""
+    return {"seconds": statistics.median(r["seconds"] for r in rows),
+            "cpu": statistics.median(r["cpu"] for r in rows), "gif": rows[0]["gif"]}  # fmt: skip
+
+
 def ours(case: CaseSpec, out_dir: Path) -> dict[str, Row]:
-    """Warm up, then time the whole render, its GIF-only part, that part with gifsicle -O3, and
-    the floor (LZW + MP4 + one copy of the frames)."""
+    """Warm up, then time the whole render and the floor (LZW + MP4 + one copy of the frames)
+    in turn FULL_AND_FLOOR_TIMES times (their medians), the GIF-only part, and that part with
+    gifsicle -O3."""
     from loopmark.renderer.render import render
 
     prepared = _prepared(case)
     render(prepared, case.warmup_caption)
-    clock = Clock()
-    result = render(prepared, case.caption)
     plain_path, optimised_path = out_dir / "ours.gif", out_dir / "ours-O3.gif"
-    full = clock.row(plain_path)
+    fulls, floors = [], []
+    for _ in range(FULL_AND_FLOOR_TIMES):  # in turn, so both see the same moments
+        clock = Clock()
+        result = render(prepared, case.caption)
+        fulls.append(clock.row(plain_path))
+        floors.append(_floor(prepared, case.caption, plain_path))
+    full = median_row(fulls)
     clock = Clock()
     gif = _ours_gif(prepared, case.caption, "")
     gif_only = clock.row(plain_path)
@@ -176,7 +194,7 @@ def ours(case: CaseSpec, out_dir: Path) -> dict[str, Row]:
         OURS_FULL: full,
         OURS_GIF: gif_only,
         OURS_GIFSICLE: gifsicle,
-        FLOOR: _floor(prepared, case.caption, plain_path),
+        FLOOR: median_row(floors),
     }
 
 

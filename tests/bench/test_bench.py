@@ -36,6 +36,8 @@ from bench.competitors import (
     RECIPE_FRAMES,
     RECIPE_SOURCE,
     ROWS,
+    Row,
+    median_row,
     source_filtergraph,
 )
 from bench.measure import gif_ssim
@@ -158,6 +160,15 @@ def test_full_over_floor_pairs_the_repetitions() -> None:
     assert report.paired_ratio(full, floor) == pytest.approx(1.1)
     with pytest.raises(ValueError):
         report.paired_ratio([1.0], [1.0, 2.0])
+
+
+def test_a_median_row_takes_each_measure_s_median() -> None:
+    rows: list[Row] = [
+        {"seconds": 3.0, "cpu": 0.2, "gif": "a.gif"},
+        {"seconds": 1.0, "cpu": 0.9, "gif": "b.gif"},
+        {"seconds": 2.0, "cpu": 0.3, "gif": "c.gif"},
+    ]
+    assert median_row(rows) == {"seconds": 2.0, "cpu": 0.3, "gif": "a.gif"}
 
 
 @pytest.fixture
