@@ -82,6 +82,11 @@ REMOTE_SCHEMES = ("dynamodb://", "s3://")
 # counted): its media and its "done" are work that can still be saved.
 RECORDS_ALWAYS = frozenset({"extend_lease", "record_renditions", "complete", "fail", "release"})
 STORAGE_ALWAYS = frozenset({"put"})
+# Port methods that may rightly take longer than a read timeout, answered all along (a file
+# streamed, a listing read page by page): refused while the breaker is open, but their wait is
+# not taken for a stalled backend (service.breaker), which would refuse everyone else's calls.
+RECORDS_PATIENT = frozenset({"list_unfinished", "list_recent"})
+STORAGE_PATIENT = frozenset({"get_file", "put_file", "list"})
 # BlobStore methods that reach no backend: a URL (presigning is local), a local file's path.
 STORAGE_EXEMPT = frozenset({"url", "local_path", "urls_are_public", "presigned_post"})
 
@@ -117,11 +122,17 @@ class Breakers:
 
     def records_port(self, port: R) -> R:
         """A kind of records behind the records breaker."""
-        return guarded(port, self.records, always=RECORDS_ALWAYS)
+        return guarded(port, self.records, always=RECORDS_ALWAYS, patient=RECORDS_PATIENT)
 
     def blob_store(self, port: BlobStore) -> BlobStore:
         """The media storage behind the storage breaker."""
-        return guarded(port, self.storage, always=STORAGE_ALWAYS, exempt=STORAGE_EXEMPT)
+        return guarded(
+            port,
+            self.storage,
+            always=STORAGE_ALWAYS,
+            exempt=STORAGE_EXEMPT,
+            patient=STORAGE_PATIENT,
+        )
 
 
 def build_services(settings: Settings, *, with_dispatcher: bool = True) -> Services:

@@ -31,6 +31,8 @@ the requeue sweep) uses the adapters' more patient clients.
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -41,6 +43,9 @@ CONNECT_SECONDS = 0.2
 READ_SECONDS = 0.6
 TRY_SECONDS = CONNECT_SECONDS + READ_SECONDS
 CALL_SECONDS = 1.7
+# What a request's tries may wait in all, whatever the calls they belong to: a try is not sent
+# that could end past it. Under the issue's 2 s, with room for the request's own work.
+REQUEST_SECONDS = 1.8
 # botocore settings of a request path's client: one try, the retry is prompt_call's.
 CLIENT: dict[str, Any] = {
     "connect_timeout": CONNECT_SECONDS,
@@ -85,6 +90,46 @@ def retried(exc: BaseException) -> bool:
     return False
 
 
+class _Budget:
+    """The time a request has waited on its backends' tries so far."""
+
+    def __init__(self, limit_s: float) -> None:
+        self.limit_s = limit_s
+        self.spent_s = 0.0
+
+    def allows(self, try_s: float) -> bool:
+        return self.spent_s + try_s <= self.limit_s
+
+
+_request = threading.local()
+
+
+def request_begins(budget_s: float = REQUEST_SECONDS) -> None:
+    """A request begins on this thread: its prompt calls' tries may wait ``budget_s`` in all."""
+    _request.budget = _Budget(budget_s)
+
+
+def request_ends() -> None:
+    _request.budget = None
+
+
+def _budget() -> _Budget | None:
+    budget: _Budget | None = getattr(_request, "budget", None)
+    return budget
+
+
+@functools.cache
+def _budget_spent() -> Callable[..., Exception]:
+    """The error of a try not sent for want of the request's time: a BotoCoreError, so the
+    adapters report it as they report a timeout (their backend unavailable, a 503)."""
+    from botocore.exceptions import BotoCoreError
+
+    class RequestBudgetSpent(BotoCoreError):
+        fmt = "not sent: the request has waited {spent:.2f} s of its {limit:.1f} s on backends"
+
+    return RequestBudgetSpent
+
+
 def prompt_call(
     fn: Callable[[], T],
     *,
@@ -94,11 +139,32 @@ def prompt_call(
 ) -> T:
     """``fn()`` (one try of a client made with ``CLIENT``), tried once more at once after a
     failure :func:`retried` names, if a whole try (``try_s``) still fits within ``call_s`` of
-    the start; otherwise, and after a second failure, the error as it came."""
+    the start; otherwise, and after a second failure, the error as it came. Within a request
+    (:func:`request_begins`), no try is sent that could take the request's tries past its
+    budget: its several calls (a cache hit's word-list check, then its record) on a backend
+    that answers slowly, after a retry each, wait REQUEST_SECONDS in all, not twice CALL_SECONDS.
+    """
+    budget = _budget()
+
+    def attempt() -> T:
+        if budget is None:
+            return fn()
+        if not budget.allows(try_s):
+            raise _budget_spent()(spent=budget.spent_s, limit=budget.limit_s)
+        sent = clock()
+        try:
+            return fn()
+        finally:
+            budget.spent_s += clock() - sent
+
     started = clock()
     try:
-        return fn()
+        return attempt()
     except Exception as exc:
-        if not retried(exc) or clock() - started + try_s > call_s:
+        if (
+            not retried(exc)
+            or clock() - started + try_s > call_s
+            or (budget is not None and not budget.allows(try_s))
+        ):
             raise
-    return fn()
+    return attempt()

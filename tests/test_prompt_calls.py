@@ -7,9 +7,22 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
-from loopmark.prompt_calls import CALL_SECONDS, READ_SECONDS, TRY_SECONDS, prompt_call, retried
+from loopmark import prompt_calls
+from loopmark.prompt_calls import (
+    CALL_SECONDS,
+    READ_SECONDS,
+    REQUEST_SECONDS,
+    TRY_SECONDS,
+    prompt_call,
+    retried,
+)
 
 
 class Clock:
@@ -102,3 +115,61 @@ def test_what_a_retry_cannot_change_is_not_retried(error: Exception) -> None:
         prompt_call(call)
     assert len(tries) == 1
     assert not retried(error)
+
+
+def test_a_requests_calls_wait_its_budget_in_all_not_a_call_s_each() -> None:
+    # Review: a cache hit makes two records calls; on a backend that answers only a retry,
+    # each took up to 1.7 s, 3.4 s in all. Within a request, no try is sent that could take
+    # the request's tries past REQUEST_SECONDS: the second call is refused before it is sent.
+    clock, tries = Clock(), []
+
+    def slow_then_answers() -> str:
+        tries.append(clock.now)
+        clock.now += READ_SECONDS + 0.05
+        if len(tries) % 2:
+            raise ReadTimeoutError(endpoint_url="http://x")
+        return "answer"
+
+    prompt_calls.request_begins()
+    try:
+        assert prompt_call(slow_then_answers, clock=clock) == "answer"  # 1.3 s, one retry
+        with pytest.raises(BotoCoreError, match="not sent: the request has waited 1.30 s"):
+            prompt_call(slow_then_answers, clock=clock)
+        assert len(tries) == 2
+        assert clock.now <= REQUEST_SECONDS
+    finally:
+        prompt_calls.request_ends()
+    assert prompt_call(slow_then_answers, clock=clock) == "answer"  # outside a request: sent
+    assert len(tries) == 4
+
+
+def test_a_retry_past_the_budget_is_not_sent_and_the_first_error_is_raised() -> None:
+    clock, tries = Clock(), []
+
+    def times_out() -> str:
+        tries.append(clock.now)
+        clock.now += 0.7
+        raise ReadTimeoutError(endpoint_url="http://x")
+
+    prompt_calls.request_begins(budget_s=1.0)
+    try:
+        with pytest.raises(ReadTimeoutError):
+            prompt_call(times_out, clock=clock)
+    finally:
+        prompt_calls.request_ends()
+    assert len(tries) == 1  # 0.7 s spent: a second 0.8 s try would pass 1.0 s
+
+
+def test_a_budget_error_reads_as_the_backend_unavailable(aws: str) -> None:
+    # The adapters turn a BotoCoreError into their backend's Unavailable (a 503 with
+    # Retry-After): so does a try not sent for want of the request's time.
+    from loopmark.errors import RecordsUnavailable
+    from loopmark.records.dynamodb import DynamoTable
+
+    table = DynamoTable("loopmark-budget-test")
+    prompt_calls.request_begins(budget_s=0.0)
+    try:
+        with pytest.raises(RecordsUnavailable, match="not sent"):
+            table.get_item("k")
+    finally:
+        prompt_calls.request_ends()

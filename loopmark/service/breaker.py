@@ -34,7 +34,9 @@ answered within 2 s. Outside requests (a render worker, the command line) nothin
 A breaker over a remote backend (DynamoDB, S3: ``stall_s`` given) also refuses a call at once,
 without counting it, while the backend is *stalled*: a call has been waiting ``stall_s`` (a read
 timeout) and nothing has answered since that call was sent (calls only counted, ``always``, are
-not watched: a render's last writes go through a patient client and may wait longer). The
+not watched: a render's last writes go through a patient client and may wait longer; nor are
+the port methods that may rightly take long, ``patient``: a file streamed from S3, a listing
+read page by page, whose wait would otherwise refuse everyone else's calls). The
 failure count needs the stuck calls to fail before it opens, and when a burst fills every
 request thread, the requests queued behind them are handed threads as the first of those calls
 fail, before it opens: each such request then waited for a thread and for its own call (2.4 s,
@@ -54,6 +56,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Literal, ParamSpec, TypeVar, cast
 
+from loopmark import prompt_calls
 from loopmark.errors import BackendUnavailable
 
 log = logging.getLogger(__name__)
@@ -89,15 +92,18 @@ _sent = threading.local()
 
 
 def request_begins() -> None:
-    """A request begins on this thread: count its calls through every breaker from zero, and
-    remember until :func:`request_ends` which backends fail it (they are not asked again)."""
+    """A request begins on this thread: count its calls through every breaker from zero,
+    remember until :func:`request_ends` which backends fail it (they are not asked again), and
+    bound what its prompt calls may wait in all (loopmark.prompt_calls)."""
     _sent.counts = {}
     _sent.failed = set()
+    prompt_calls.request_begins()
 
 
 def request_ends() -> None:
     """The request this thread served has ended: what failed it is forgotten."""
     _sent.failed = None
+    prompt_calls.request_ends()
 
 
 def _failed_this_request() -> set[str] | None:
@@ -183,6 +189,12 @@ class CircuitBreaker:
         """``fn(*args, **kwargs)`` unless the breaker is open (then ``error`` at once)."""
         probe = self._admit()
         return self._run(fn, probe, True, *args, **kwargs)
+
+    def call_patient(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """As :meth:`call`, for a call that may rightly take long (a file streamed, pages of a
+        listing, each answered in turn): its wait is not read as a stall."""
+        probe = self._admit()
+        return self._run(fn, probe, False, *args, **kwargs)
 
     def count(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """``fn(*args, **kwargs)`` whatever the state, its outcome counted like a call's."""
@@ -326,18 +338,29 @@ class _Guarded:
     """Delegates every attribute to ``port``; its methods run through ``breaker``."""
 
     def __init__(
-        self, port: object, breaker: CircuitBreaker, always: frozenset[str], exempt: frozenset[str]
+        self,
+        port: object,
+        breaker: CircuitBreaker,
+        always: frozenset[str],
+        exempt: frozenset[str],
+        patient: frozenset[str],
     ) -> None:
         self._port = port
         self._breaker = breaker
         self._always = always
         self._exempt = exempt | NEVER_GUARDED
+        self._patient = patient
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._port, name)
         if name.startswith("_") or name in self._exempt or not callable(value):
             return value
-        run = self._breaker.count if name in self._always else self._breaker.call
+        if name in self._always:
+            run = self._breaker.count
+        elif name in self._patient:
+            run = self._breaker.call_patient
+        else:
+            run = self._breaker.call
         return functools.wraps(value)(functools.partial(run, value))
 
     def __repr__(self) -> str:
@@ -350,8 +373,10 @@ def guarded(
     *,
     always: frozenset[str] = frozenset(),
     exempt: frozenset[str] = frozenset(),
+    patient: frozenset[str] = frozenset(),
 ) -> T:
     """``port`` behind ``breaker``: the same port (same methods, same errors), whose calls are
     refused at once while the breaker is open. Methods in ``always`` are never refused, only
-    counted; those in ``exempt`` (and ``close``, ``setup``) go straight to the port."""
-    return cast(T, _Guarded(port, breaker, always, exempt))
+    counted; those in ``patient`` may rightly take long (their wait is no stall); those in
+    ``exempt`` (and ``close``, ``setup``) go straight to the port."""
+    return cast(T, _Guarded(port, breaker, always, exempt, patient))

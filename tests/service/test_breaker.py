@@ -474,3 +474,34 @@ def test_a_render_finishing_on_a_patient_client_is_no_stall(clock: FakeClock) ->
     finally:
         stuck.release.set()
         waiting.join(10)
+
+
+def test_a_long_call_of_a_patient_method_is_no_stall_but_is_refused_while_open(
+    clock: FakeClock,
+) -> None:
+    """A file streamed from S3 or a listing read page by page may rightly take longer than a
+    read timeout: it refuses nobody else's calls (review: a 120 MB upload's download gave every
+    other visitor 503 for its length). It is still refused while the breaker is open."""
+    breaker = CircuitBreaker(
+        "storage", error=RecordsUnavailable, failures=1, stall_s=0.6, clock=clock
+    )
+    stuck = Stuck()
+    waiting = stuck.call_from_another_thread(guarded(stuck, breaker, patient=frozenset({"get"})))
+    try:
+        clock.now += 5
+        assert guarded(stuck, breaker).answer() == "answer"
+    finally:
+        stuck.release.set()
+        waiting.join(10)
+    assert state_of(breaker) == "open"  # its failure counted: with failures=1, open
+    with pytest.raises(RecordsUnavailable, match="circuit open"):
+        guarded(stuck, breaker, patient=frozenset({"get"})).get("k")
+
+
+def test_the_site_names_its_long_port_methods_patient() -> None:
+    from loopmark.composition import RECORDS_PATIENT, STORAGE_PATIENT
+    from loopmark.records.renders import RenderRecords
+    from loopmark.storage.base import BlobStore
+
+    assert RECORDS_PATIENT <= set(dir(RenderRecords))  # a renamed method is no silent miss
+    assert STORAGE_PATIENT <= set(dir(BlobStore))
