@@ -52,6 +52,8 @@ CHECK_EVERY_SECONDS = 0.5
 # show a GIF; a reader that trickles a file at a byte a second is cut off after the grace.
 GRACE_SECONDS = 10.0
 MIN_BYTES_PER_SECOND = 4 * 1024
+# How often a stopping Sender looks whether its transfers have ended.
+DRAIN_POLL_SECONDS = 0.05
 # SO_LINGER on, zero seconds: closing resets the connection and drops what is unsent.
 RESET = struct.pack("ii", 1, 0)
 QUEUED = struct.pack("i", 0)  # the ioctl's buffer: bytes in a socket's send queue (SIOCOUTQ)
@@ -181,6 +183,7 @@ class Sender:
         self._closed = False
         self._selector = selectors.DefaultSelector()  # epoll on Linux
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._pipe_closed = False
         self._selector.register(self._wake_read, selectors.EVENT_READ)
         self._thread = threading.Thread(target=self._run, name="loopmark-sender", daemon=True)
         self._thread.start()
@@ -212,7 +215,12 @@ class Sender:
             return
         self._wake()
 
-    def close(self, timeout_s: float = 10.0) -> None:
+    def close(self, timeout_s: float = 10.0, *, drain_s: float = 0.0) -> None:
+        """End every transfer and the thread; those under way first get ``drain_s`` to end
+        by themselves (a download nearly done is not cut at a graceful stop)."""
+        deadline = time.monotonic() + drain_s
+        while self._held and not self._closed and time.monotonic() < deadline:
+            time.sleep(DRAIN_POLL_SECONDS)
         with self._lock:
             if self._closed:
                 return
@@ -221,10 +229,15 @@ class Sender:
         self._thread.join(timeout_s)
 
     def _wake(self) -> None:
-        try:
-            os.write(self._wake_write, b"x")
-        except BlockingIOError:  # woken already
-            pass
+        # Under the lock, against the pipe's closing: a descriptor closed and reused meanwhile
+        # would take the byte into somebody else's socket (review).
+        with self._lock:
+            if self._pipe_closed:
+                return
+            try:
+                os.write(self._wake_write, b"x")
+            except BlockingIOError:  # woken already
+                pass
 
     def _run(self) -> None:
         transfers: dict[int, Transfer] = {}
@@ -251,8 +264,10 @@ class Sender:
             for transfer in [*transfers.values(), *waiting]:
                 self._drop(transfer, "the server is stopping", quiet=True)
             self._selector.close()
-            os.close(self._wake_read)
-            os.close(self._wake_write)
+            with self._lock:
+                self._pipe_closed = True
+                os.close(self._wake_read)
+                os.close(self._wake_write)
 
     def _take_incoming(self, transfers: dict[int, Transfer]) -> None:
         try:

@@ -91,6 +91,8 @@ LINGER_SECONDS = 2.0
 # take every thread from the pages and polls.
 LARGE_BODY_BYTES = 1024 * 1024
 LARGE_BODY_RETRY_AFTER_SECONDS = 10
+# At a stop, downloads under way get this long to end before their connections are closed.
+STOP_DRAIN_SECONDS = 3.0
 # Connections the kernel queues while the server is busy accepting (capped by somaxconn).
 LISTEN_BACKLOG = 2048
 # Body limits looked up by (method, path), kept for the most recent ones (a route match each).
@@ -148,9 +150,7 @@ def create_server(app: Flask, host: str, port: int, *, threads: int = DEFAULT_TH
     is bounded by its route before it is read. Proxy headers pass through untouched: the app
     decides whom to trust (``loopmark.web.proxies``), so the test client and the real server
     behave alike."""
-    descriptors = raise_descriptor_limit()
-    connection_limit = connection_limit_for(descriptors)
-    transfer_limit = transfer_limit_for(descriptors, connection_limit)
+    connection_limit, transfer_limit = descriptor_limits(raise_descriptor_limit())
     http = _HTTPServer(
         app, host, port, threads, connection_limit, body_limits(app), transfer_limit=transfer_limit
     )
@@ -173,30 +173,30 @@ def raise_descriptor_limit() -> int:
     return soft
 
 
-def connection_limit_for(descriptors: int) -> int:
-    """CONNECTION_LIMIT, or less when the descriptor limit cannot hold it (logged)."""
+def descriptor_limits(descriptors: int) -> tuple[int, int]:
+    """How many connections the server keeps, and how many answers the Sender may hold (each
+    a file open beside its connection's socket), within the descriptor limit: CONNECTION_LIMIT
+    and as many transfers when it can, else a third of the room left for the transfers, the
+    rest for connections (logged: a Sender with no room would leave slow downloads holding
+    request threads again)."""
     if descriptors == resource.RLIM_INFINITY:
-        return CONNECTION_LIMIT
-    room = descriptors - RESERVED_DESCRIPTORS
-    if room >= CONNECTION_LIMIT:
-        return CONNECTION_LIMIT
-    limit = max(room, 1)
-    log.warning(
-        "the open-file limit (%d) holds only %d connections, not %d: raise it "
-        "(LimitNOFILE=65536 in the systemd unit, --ulimit nofile=65536 for a container)",
-        descriptors,
-        limit,
-        CONNECTION_LIMIT,
-    )
-    return limit
-
-
-def transfer_limit_for(descriptors: int, connection_limit: int) -> int:
-    """How many answers the Sender may hold at once: one per connection, so long as each can
-    have its file open beside its socket (past it, request threads write as before)."""
-    if descriptors == resource.RLIM_INFINITY:
-        return connection_limit
-    return max(0, min(connection_limit, descriptors - RESERVED_DESCRIPTORS - connection_limit))
+        return CONNECTION_LIMIT, CONNECTION_LIMIT
+    room = max(descriptors - RESERVED_DESCRIPTORS, 3)
+    connections = min(CONNECTION_LIMIT, room * 2 // 3)
+    if room - CONNECTION_LIMIT >= CONNECTION_LIMIT // 2:
+        connections = CONNECTION_LIMIT  # room for these and half as many transfers at least
+    transfers = min(connections, room - connections)
+    if connections < CONNECTION_LIMIT:
+        log.warning(
+            "the open-file limit (%d) holds only %d connections and %d downloads under way, "
+            "not %d: raise it (LimitNOFILE=65536 in the systemd unit, --ulimit nofile=65536 "
+            "for a container)",
+            descriptors,
+            connections,
+            transfers,
+            CONNECTION_LIMIT,
+        )
+    return connections, transfers
 
 
 def body_limits(app: Flask) -> BodyLimit:
@@ -241,16 +241,19 @@ def error_answer(
     *,
     language: str = i18n.DEFAULT_LANGUAGE,
     retry_after_s: int | None = None,
+    detail: str | None = None,
     **variables: object,
 ) -> bytes:
     """A whole HTTP/1.1 answer in the site's JSON error form, closing the connection (for the
     answers the server gives before the app sees the request). ``message`` (marked with N_ for
     the catalogues, ``%(name)s`` filled from ``variables``) is said in ``language`` (see
-    :func:`answer_language`), as the app's own errors are."""
+    :func:`answer_language`), as the app's own errors are; ``detail``, when given, says what
+    exactly was wrong, as the HTTP parser found it."""
     text = i18n.catalogue(language).gettext(message)
-    body = json.dumps(
-        {"error": {"code": code, "message": text % variables if variables else text}}
-    ).encode()
+    error = {"code": code, "message": text % variables if variables else text}
+    if detail:
+        error["detail"] = detail  # the parser's own words (English), for a developer
+    body = json.dumps({"error": error}).encode()
     headers = [
         f"HTTP/1.1 {status}",
         "Content-Type: application/json",
@@ -349,9 +352,10 @@ class _HTTPServer(WSGIServer):
         super().put_conn(conn)
 
     def stop(self) -> None:
-        """Downloads under way end (their connections closed), then cheroot stops."""
+        """Downloads under way get STOP_DRAIN_SECONDS to end, the rest are closed; then
+        cheroot stops."""
         if self.sender is not None:
-            self.sender.close()
+            self.sender.close(drain_s=STOP_DRAIN_SECONDS)
         super().stop()
 
     def counted(self, delta: int) -> None:
@@ -659,7 +663,11 @@ def _connection_class(limit: BodyLimit) -> type[HTTPConnection]:
                 return
             self.close_connection = True
             code, message = known
-            self._send_raw(error_answer(text, code, message, language=answer_language(self)))
+            detail = msg.decode("latin-1") if isinstance(msg, bytes) else str(msg or "")
+            answer = error_answer(
+                text, code, message, language=answer_language(self), detail=detail or None
+            )
+            self._send_raw(answer)
 
         def _send_raw(self, answer: bytes) -> None:
             try:
