@@ -462,18 +462,27 @@ def test_a_local_backend_is_never_stalled(breaker: CircuitBreaker, clock: FakeCl
         waiting.join(10)
 
 
+def answered_beside_a_long_call(
+    breaker: CircuitBreaker, clock: FakeClock, stuck: Stuck, **options: frozenset[str]
+) -> str:
+    """Another call's answer once ``stuck.get`` (guarded with ``options``) has waited 5 s."""
+    waiting = stuck.call_from_another_thread(guarded(stuck, breaker, **options))
+    try:
+        clock.now += 5
+        return guarded(stuck, breaker).answer()
+    finally:
+        stuck.release.set()
+        waiting.join(10)
+
+
 def test_a_render_finishing_on_a_patient_client_is_no_stall(clock: FakeClock) -> None:
     """The calls only counted (a render's "done" and its media, on the patient write client)
     may wait longer than a read timeout: that alone refuses nobody."""
     breaker = CircuitBreaker("records", error=RecordsUnavailable, stall_s=0.6, clock=clock)
     stuck = Stuck()
-    waiting = stuck.call_from_another_thread(guarded(stuck, breaker, always=frozenset({"get"})))
-    try:
-        clock.now += 5
-        assert guarded(stuck, breaker).answer() == "answer"
-    finally:
-        stuck.release.set()
-        waiting.join(10)
+    assert answered_beside_a_long_call(breaker, clock, stuck, always=frozenset({"get"})) == (
+        "answer"
+    )
 
 
 def test_a_long_call_of_a_patient_method_is_no_stall_but_is_refused_while_open(
@@ -486,16 +495,11 @@ def test_a_long_call_of_a_patient_method_is_no_stall_but_is_refused_while_open(
         "storage", error=RecordsUnavailable, failures=1, stall_s=0.6, clock=clock
     )
     stuck = Stuck()
-    waiting = stuck.call_from_another_thread(guarded(stuck, breaker, patient=frozenset({"get"})))
-    try:
-        clock.now += 5
-        assert guarded(stuck, breaker).answer() == "answer"
-    finally:
-        stuck.release.set()
-        waiting.join(10)
+    patient = frozenset({"get"})
+    assert answered_beside_a_long_call(breaker, clock, stuck, patient=patient) == "answer"
     assert state_of(breaker) == "open"  # its failure counted: with failures=1, open
     with pytest.raises(RecordsUnavailable, match="circuit open"):
-        guarded(stuck, breaker, patient=frozenset({"get"})).get("k")
+        guarded(stuck, breaker, patient=patient).get("k")
 
 
 def test_the_site_names_its_long_port_methods_patient() -> None:
