@@ -10,6 +10,7 @@ on the same 16 threads; once DynamoDB answers again, the next cache hit after th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -22,14 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
 
 from loopmark.app import create_app
-from loopmark.composition import setup_backends
+from loopmark.composition import Services, setup_backends
 from loopmark.renderer.prepare import PreparedTemplate
 from loopmark.service.record_cache import KEEP_SECONDS
-from loopmark.web.context import EXTENSION
 from loopmark.web.server import DEFAULT_THREADS, create_server
-from tests.site.conftest import site_config
+from tests.site.conftest import site_config, site_services
 
 STUCK_REQUESTS = 24  # more than the server's threads
 COOLDOWN_SECONDS = 5
@@ -110,6 +111,31 @@ def fetch(url: str, payload: dict[str, Any] | None = None) -> tuple[int, float, 
     return status, time.monotonic() - started, retry_after
 
 
+@contextlib.contextmanager
+def serving(app: Flask) -> Iterator[tuple[str, Services]]:
+    """``app`` on the real server (port 0), its backends set up: its base URL and services.
+    Stopped, and its services closed, after."""
+    services = site_services(app)
+    setup_backends(services.settings)
+    server = create_server(app, "127.0.0.1", 0)
+    runner = threading.Thread(target=server.run, daemon=True)
+    runner.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}", services
+    finally:
+        server.close()
+        runner.join(CLIENT_TIMEOUT_SECONDS)
+        services.close()
+
+
+def wait_rendered(base: str, hit: dict[str, Any]) -> None:
+    """Ask for ``hit``'s render until it is done (200)."""
+    deadline = time.monotonic() + RENDER_DONE_SECONDS
+    while fetch(f"{base}/api/renders", hit)[0] != 200:
+        assert time.monotonic() < deadline, "the render never finished"
+        time.sleep(0.1)
+
+
 @pytest.fixture
 def proxy(aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FreezableProxy]:
     host, port = aws.removeprefix("http://").split(":")
@@ -132,58 +158,52 @@ def test_a_stalled_dynamodb_gives_prompt_503s_and_the_rest_keeps_answering(
             LOOPMARK_BREAKER_COOLDOWN_SECONDS=str(COOLDOWN_SECONDS),
         )
     )
-    services = app.extensions[EXTENSION]
-    setup_backends(services.settings)
-    server = create_server(app, "127.0.0.1", 0)
     assert DEFAULT_THREADS < STUCK_REQUESTS
-    runner = threading.Thread(target=server.run, daemon=True)
-    runner.start()
-    base = f"http://127.0.0.1:{server.effective_port}"
     hit = {"template": small.template.id, "caption": "frozen backends"}
-    try:
-        deadline = time.monotonic() + RENDER_DONE_SECONDS
-        while fetch(f"{base}/api/renders", hit)[0] != 200:
-            assert time.monotonic() < deadline, "the render never finished"
-            time.sleep(0.1)
-        key = services.render.recent(limit=1)[0].key
-        assert fetch(f"{base}/s/{key}")[0] == 200
-        time.sleep(KEEP_SECONDS)  # the done record just read is kept that long (records not asked)
+    with serving(app) as (base, services):
+        try:
+            wait_rendered(base, hit)
+            key = services.render.recent(limit=1)[0].key
+            assert fetch(f"{base}/s/{key}")[0] == 200
+            # The done record just read is kept that long (the records not asked).
+            time.sleep(KEEP_SECONDS)
 
-        proxy.freeze()
-        with ThreadPoolExecutor(STUCK_REQUESTS + 2) as pool:
-            stuck = [pool.submit(fetch, f"{base}/api/renders", hit) for _ in range(STUCK_REQUESTS)]
-            time.sleep(0.2)  # every thread is now waiting on DynamoDB
-            css = pool.submit(fetch, f"{base}/static/css/site.css")
-            first_wave = [future.result() for future in stuck]
-            css_status, css_seconds, _ = css.result()
-        assert {status for status, _, _ in first_wave} == {503}
-        assert all(retry_after for _, _, retry_after in first_wave)
-        assert max(seconds for _, seconds, _ in first_wave) < FIRST_WAVE_SECONDS
-        assert css_status == 200 and css_seconds < FIRST_WAVE_SECONDS
+            proxy.freeze()
+            with ThreadPoolExecutor(STUCK_REQUESTS + 2) as pool:
+                stuck = [
+                    pool.submit(fetch, f"{base}/api/renders", hit) for _ in range(STUCK_REQUESTS)
+                ]
+                time.sleep(0.2)  # every thread is now waiting on DynamoDB
+                css = pool.submit(fetch, f"{base}/static/css/site.css")
+                first_wave = [future.result() for future in stuck]
+                css_status, css_seconds, _ = css.result()
+            assert {status for status, _, _ in first_wave} == {503}
+            assert all(retry_after for _, _, retry_after in first_wave)
+            assert max(seconds for _, seconds, _ in first_wave) < FIRST_WAVE_SECONDS
+            assert css_status == 200 and css_seconds < FIRST_WAVE_SECONDS
 
-        # The breaker is open: answers come at once, without a request to DynamoDB.
-        reached = proxy.requests
-        with ThreadPoolExecutor(STUCK_REQUESTS + 2) as pool:
-            hits = [pool.submit(fetch, f"{base}/api/renders", hit) for _ in range(STUCK_REQUESTS)]
-            page = pool.submit(fetch, f"{base}/s/{key}")
-            css = pool.submit(fetch, f"{base}/static/css/site.css")
-            open_wave = [future.result() for future in hits]
-            others = [page.result(), css.result()]
-        assert {status for status, _, _ in open_wave} == {503}
-        assert all(seconds < OPEN_ANSWER_SECONDS for _, seconds, _ in open_wave + others)
-        assert all(1 <= int(ra or 0) <= COOLDOWN_SECONDS for _, _, ra in open_wave)
-        assert [status for status, _, _ in others] == [200, 200]
-        # None of the stuck requests reached DynamoDB; at most the breaker's one half-open probe,
-        # should the cool-down have run out on a slow machine.
-        assert proxy.requests - reached <= 1
+            # The breaker is open: answers come at once, without a request to DynamoDB.
+            reached = proxy.requests
+            with ThreadPoolExecutor(STUCK_REQUESTS + 2) as pool:
+                hits = [
+                    pool.submit(fetch, f"{base}/api/renders", hit) for _ in range(STUCK_REQUESTS)
+                ]
+                page = pool.submit(fetch, f"{base}/s/{key}")
+                css = pool.submit(fetch, f"{base}/static/css/site.css")
+                open_wave = [future.result() for future in hits]
+                others = [page.result(), css.result()]
+            assert {status for status, _, _ in open_wave} == {503}
+            assert all(seconds < OPEN_ANSWER_SECONDS for _, seconds, _ in open_wave + others)
+            assert all(1 <= int(ra or 0) <= COOLDOWN_SECONDS for _, _, ra in open_wave)
+            assert [status for status, _, _ in others] == [200, 200]
+            # None of the stuck requests reached DynamoDB; at most the breaker's one half-open
+            # probe, should the cool-down have run out on a slow machine.
+            assert proxy.requests - reached <= 1
 
-        proxy.thaw()
-        deadline = time.monotonic() + COOLDOWN_SECONDS + CLIENT_TIMEOUT_SECONDS
-        while (status := fetch(f"{base}/api/renders", hit)[0]) != 200:
-            assert status == 503 and time.monotonic() < deadline
-            time.sleep(0.5)
-    finally:
-        proxy.thaw()
-        server.close()
-        runner.join(CLIENT_TIMEOUT_SECONDS)
-        services.close()
+            proxy.thaw()
+            deadline = time.monotonic() + COOLDOWN_SECONDS + CLIENT_TIMEOUT_SECONDS
+            while (status := fetch(f"{base}/api/renders", hit)[0]) != 200:
+                assert status == 503 and time.monotonic() < deadline
+                time.sleep(0.5)
+        finally:
+            proxy.thaw()
