@@ -31,10 +31,11 @@ the requeue sweep) uses the adapters' more patient clients.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -91,14 +92,18 @@ def retried(exc: BaseException) -> bool:
 
 
 class _Budget:
-    """The time a request has waited on its backends' tries so far."""
+    """The time a request has waited on its backends' tries so far, and whether one of them
+    failed as a stalled or overloaded backend fails (:func:`retried`). Only then does the limit
+    hold: a request whose every try is answered (an admin page's many quick reads) is never
+    refused for their number."""
 
     def __init__(self, limit_s: float) -> None:
         self.limit_s = limit_s
         self.spent_s = 0.0
+        self.strained = False
 
     def allows(self, try_s: float) -> bool:
-        return self.spent_s + try_s <= self.limit_s
+        return not self.strained or self.spent_s + try_s <= self.limit_s
 
 
 _request = threading.local()
@@ -111,6 +116,18 @@ def request_begins(budget_s: float = REQUEST_SECONDS) -> None:
 
 def request_ends() -> None:
     _request.budget = None
+
+
+@contextlib.contextmanager
+def unbudgeted() -> Iterator[None]:
+    """Within it, this thread's prompt calls are not bounded by its request's budget (nor
+    counted against it): a call that may rightly take long, a listing read page by page."""
+    budget = _budget()
+    _request.budget = None
+    try:
+        yield
+    finally:
+        _request.budget = budget
 
 
 def _budget() -> _Budget | None:
@@ -140,9 +157,10 @@ def prompt_call(
     """``fn()`` (one try of a client made with ``CLIENT``), tried once more at once after a
     failure :func:`retried` names, if a whole try (``try_s``) still fits within ``call_s`` of
     the start; otherwise, and after a second failure, the error as it came. Within a request
-    (:func:`request_begins`), no try is sent that could take the request's tries past its
-    budget: its several calls (a cache hit's word-list check, then its record) on a backend
-    that answers slowly, after a retry each, wait REQUEST_SECONDS in all, not twice CALL_SECONDS.
+    (:func:`request_begins`), once one of its tries has failed, no try is sent that could take
+    the request's tries past its budget: its several calls (a cache hit's word-list check, then
+    its record) on a backend that answers only after a retry each wait REQUEST_SECONDS in all,
+    not twice CALL_SECONDS.
     """
     budget = _budget()
 
@@ -154,6 +172,9 @@ def prompt_call(
         sent = clock()
         try:
             return fn()
+        except Exception as exc:
+            budget.strained = budget.strained or retried(exc)
+            raise
         finally:
             budget.spent_s += clock() - sent
 

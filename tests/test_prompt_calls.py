@@ -169,7 +169,50 @@ def test_a_budget_error_reads_as_the_backend_unavailable(aws: str) -> None:
     table = DynamoTable("loopmark-budget-test")
     prompt_calls.request_begins(budget_s=0.0)
     try:
+        with pytest.raises(ReadTimeoutError):
+            prompt_call(timed_out)  # a try failed: the budget now holds
         with pytest.raises(RecordsUnavailable, match="not sent"):
             table.get_item("k")
     finally:
         prompt_calls.request_ends()
+
+
+def test_a_patient_call_is_not_bounded_by_the_requests_budget() -> None:
+    # A listing read page by page (a patient port method: service.breaker.call_patient) may
+    # rightly take longer than the request's budget; it neither waits on it nor spends it.
+    clock = Clock()
+
+    def page() -> str:
+        clock.now += 0.5
+        return "page"
+
+    prompt_calls.request_begins(budget_s=1.0)
+    try:
+        with pytest.raises(ReadTimeoutError):
+            prompt_call(timed_out, clock=clock, call_s=0.0)  # strained, nothing spent
+        with prompt_calls.unbudgeted():
+            assert [prompt_call(page, clock=clock) for _ in range(6)] == ["page"] * 6
+        assert prompt_call(page, clock=clock) == "page"  # the budget is back, unspent
+        with pytest.raises(BotoCoreError, match="waited 0.50 s of its 1.0 s"):
+            prompt_call(page, clock=clock)
+    finally:
+        prompt_calls.request_ends()
+
+
+def test_many_quick_answers_are_never_refused_for_their_number() -> None:
+    # The budget holds only once a try has failed: an admin page's many quick reads all go.
+    clock = Clock()
+
+    def quick() -> str:
+        clock.now += 0.05
+        return "answer"
+
+    prompt_calls.request_begins(budget_s=1.0)
+    try:
+        assert [prompt_call(quick, clock=clock) for _ in range(100)] == ["answer"] * 100
+    finally:
+        prompt_calls.request_ends()
+
+
+def timed_out() -> str:
+    raise ReadTimeoutError(endpoint_url="http://x")

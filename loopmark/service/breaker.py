@@ -192,9 +192,11 @@ class CircuitBreaker:
 
     def call_patient(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """As :meth:`call`, for a call that may rightly take long (a file streamed, pages of a
-        listing, each answered in turn): its wait is not read as a stall."""
+        listing, each answered in turn): its wait is not read as a stall, nor bounded by its
+        request's time for backends (prompt_calls: each of its tries still is)."""
         probe = self._admit()
-        return self._run(fn, probe, False, *args, **kwargs)
+        with prompt_calls.unbudgeted():
+            return self._run(fn, probe, False, *args, **kwargs)
 
     def count(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """``fn(*args, **kwargs)`` whatever the state, its outcome counted like a call's."""
