@@ -4,6 +4,8 @@ endpoint, tests/service/test_frozen_records.py through the real server)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -31,6 +33,16 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+@contextlib.contextmanager
+def in_request(budget_s: float = REQUEST_SECONDS) -> Iterator[None]:
+    """Within it, this thread serves a request (its prompt calls' budget: ``budget_s``)."""
+    prompt_calls.request_begins(budget_s)
+    try:
+        yield
+    finally:
+        prompt_calls.request_ends()
 
 
 def client_error(code: str, status: int) -> ClientError:
@@ -130,15 +142,12 @@ def test_a_requests_calls_wait_its_budget_in_all_not_a_call_s_each() -> None:
             raise ReadTimeoutError(endpoint_url="http://x")
         return "answer"
 
-    prompt_calls.request_begins()
-    try:
+    with in_request():
         assert prompt_call(slow_then_answers, clock=clock) == "answer"  # 1.3 s, one retry
         with pytest.raises(BotoCoreError, match="not sent: the request has waited 1.30 s"):
             prompt_call(slow_then_answers, clock=clock)
         assert len(tries) == 2
         assert clock.now <= REQUEST_SECONDS
-    finally:
-        prompt_calls.request_ends()
     assert prompt_call(slow_then_answers, clock=clock) == "answer"  # outside a request: sent
     assert len(tries) == 4
 
@@ -151,12 +160,9 @@ def test_a_retry_past_the_budget_is_not_sent_and_the_first_error_is_raised() -> 
         clock.now += 0.7
         raise ReadTimeoutError(endpoint_url="http://x")
 
-    prompt_calls.request_begins(budget_s=1.0)
-    try:
+    with in_request(budget_s=1.0):
         with pytest.raises(ReadTimeoutError):
             prompt_call(times_out, clock=clock)
-    finally:
-        prompt_calls.request_ends()
     assert len(tries) == 1  # 0.7 s spent: a second 0.8 s try would pass 1.0 s
 
 
@@ -167,14 +173,11 @@ def test_a_budget_error_reads_as_the_backend_unavailable(aws: str) -> None:
     from loopmark.records.dynamodb import DynamoTable
 
     table = DynamoTable("loopmark-budget-test")
-    prompt_calls.request_begins(budget_s=0.0)
-    try:
+    with in_request(budget_s=0.0):
         with pytest.raises(ReadTimeoutError):
             prompt_call(timed_out)  # a try failed: the budget now holds
         with pytest.raises(RecordsUnavailable, match="not sent"):
             table.get_item("k")
-    finally:
-        prompt_calls.request_ends()
 
 
 def test_a_patient_call_is_not_bounded_by_the_requests_budget() -> None:
@@ -186,8 +189,7 @@ def test_a_patient_call_is_not_bounded_by_the_requests_budget() -> None:
         clock.now += 0.5
         return "page"
 
-    prompt_calls.request_begins(budget_s=1.0)
-    try:
+    with in_request(budget_s=1.0):
         with pytest.raises(ReadTimeoutError):
             prompt_call(timed_out, clock=clock, call_s=0.0)  # strained, nothing spent
         with prompt_calls.unbudgeted():
@@ -195,8 +197,6 @@ def test_a_patient_call_is_not_bounded_by_the_requests_budget() -> None:
         assert prompt_call(page, clock=clock) == "page"  # the budget is back, unspent
         with pytest.raises(BotoCoreError, match="waited 0.50 s of its 1.0 s"):
             prompt_call(page, clock=clock)
-    finally:
-        prompt_calls.request_ends()
 
 
 def test_many_quick_answers_are_never_refused_for_their_number() -> None:
@@ -207,11 +207,8 @@ def test_many_quick_answers_are_never_refused_for_their_number() -> None:
         clock.now += 0.05
         return "answer"
 
-    prompt_calls.request_begins(budget_s=1.0)
-    try:
+    with in_request(budget_s=1.0):
         assert [prompt_call(quick, clock=clock) for _ in range(100)] == ["answer"] * 100
-    finally:
-        prompt_calls.request_ends()
 
 
 def timed_out() -> str:
